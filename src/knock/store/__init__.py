@@ -1,0 +1,5 @@
+"""Persistent state: SQLite by default, PostgreSQL when several ACS processes share the work."""
+
+from knock.store.store import Store
+
+__all__ = ["Store"]

@@ -1,0 +1,81 @@
+"""What the store hands out and takes in: plain dataclasses, no SQLAlchemy types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ParamValue:
+    """One parameter as the store keeps it. A path ending in "." is an object node."""
+
+    path: str
+    value: str | None
+    type: str | None  # "xsd:string", "xsd:unsignedInt", ...; None for object nodes
+    writable: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    id: str
+    manufacturer: str
+    oui: str
+    product_class: str
+    serial_number: str
+    registered: datetime
+    last_inform: datetime | None
+    last_boot: datetime | None
+    last_bootstrap: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredParam:
+    path: str
+    value: str | None
+    type: str | None
+    writable: bool | None
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InformRecord:
+    """Everything an accepted Inform changes in the store, written in one transaction."""
+
+    device_id: str
+    manufacturer: str
+    oui: str
+    product_class: str
+    serial_number: str
+    events: list[str]
+    parameters: list[ParamValue]
+    cwmp_version: str
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    id: int
+    device_id: str
+    name: str
+    spec: dict[str, Any]
+    status: str  # knock.vocab.TaskStatus
+    created: datetime
+    finished: datetime | None = None
+    session_id: int | None = None
+    fault_code: str | None = None
+    fault_string: str | None = None
+    fault_detail: Any = None
+    result: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    id: int
+    device_id: str
+    started: datetime
+    ended: datetime | None
+    events: list[str] = field(default_factory=list)
+    cwmp_version: str = ""
+    outcome: str | None = None

@@ -1,0 +1,126 @@
+"""The store's tables (SQLAlchemy Core). Portable SQL only: SQLite by default, PostgreSQL at scale."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import DateTime, TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always read back timezone-aware.
+
+    SQLite keeps no offset; without this a naive datetime would come back and compare wrongly
+    against aware ones.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, nullable=False),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    # OUI-ProductClass-SerialNumber, escaped as PROTOCOLS.md §1 says.
+    Column("id", String(512), primary_key=True),
+    Column("manufacturer", String(256), nullable=False, default=""),
+    Column("oui", String(16), nullable=False, default=""),
+    Column("product_class", String(256), nullable=False, default=""),
+    Column("serial_number", String(256), nullable=False, default=""),
+    Column("registered", UtcDateTime, nullable=False),
+    Column("last_inform", UtcDateTime, nullable=True),
+    Column("last_boot", UtcDateTime, nullable=True),
+    Column("last_bootstrap", UtcDateTime, nullable=True),
+)
+
+parameters = Table(
+    "parameters",
+    metadata,
+    Column("device_id", String(512), ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    # A path ending in "." is an object node (from GetParameterNames); its value and type are NULL.
+    Column("path", String(1024), primary_key=True),
+    Column("value", Text, nullable=True),
+    Column("type", String(32), nullable=True),  # xsd type, e.g. "xsd:string"
+    Column("writable", Boolean, nullable=True),
+    Column("timestamp", UtcDateTime, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(512), ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    Column("started", UtcDateTime, nullable=False),
+    Column("ended", UtcDateTime, nullable=True),
+    Column("events", JSON, nullable=False),  # list of event codes, e.g. ["1 BOOT", "M Reboot"]
+    Column("cwmp_version", String(32), nullable=False, default=""),  # namespace the CPE used
+    Column("outcome", String(32), nullable=True),  # "ok", "timeout", "fault", "error"
+    Index("ix_sessions_device", "device_id", "started"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(512), ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),  # GenieACS task name, e.g. "getParameterValues"
+    Column("spec", JSON, nullable=False),  # the task document as the NBI received it
+    Column("status", String(16), nullable=False),  # knock.vocab.TaskStatus
+    Column("created", UtcDateTime, nullable=False),
+    Column("finished", UtcDateTime, nullable=True),
+    Column("session_id", Integer, nullable=True),
+    Column("fault_code", String(16), nullable=True),
+    Column("fault_string", Text, nullable=True),
+    Column("fault_detail", JSON, nullable=True),
+    Column("result", JSON, nullable=True),
+    Index("ix_tasks_device_status", "device_id", "status", "id"),
+)
+
+cr_attempts = Table(
+    "cr_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(512), ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    Column("method", String(8), nullable=False),  # knock.vocab.CrMethod
+    Column("started", UtcDateTime, nullable=False),
+    Column("ended", UtcDateTime, nullable=True),
+    Column("outcome", String(32), nullable=True),  # knock.vocab.CrOutcome
+    Column("detail", Text, nullable=True),
+    Index("ix_cr_attempts_device", "device_id", "started"),
+)

@@ -1,0 +1,54 @@
+"""The one vocabulary shared by the ACS, the simulator, the checker, the NBI and the dashboard."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class CrMethod(StrEnum):
+    """Ways to make a device open a session now."""
+
+    HTTP = "http"
+    UDP = "udp"
+    XMPP = "xmpp"
+
+
+class CrOutcome(StrEnum):
+    """How a connection-request attempt ended."""
+
+    DELIVERED = "delivered"
+    UNREACHABLE = "unreachable"
+    REFUSED = "refused"
+    BAD_CREDENTIALS = "bad-credentials"
+    RATE_LIMITED = "rate-limited"
+    TIMEOUT = "timeout"
+    NO_SESSION = "no-session"
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAULTED = "faulted"
+
+
+class Event(StrEnum):
+    """Inform event codes (TR-069 §3.7.1.5)."""
+
+    BOOTSTRAP = "0 BOOTSTRAP"
+    BOOT = "1 BOOT"
+    PERIODIC = "2 PERIODIC"
+    SCHEDULED = "3 SCHEDULED"
+    VALUE_CHANGE = "4 VALUE CHANGE"
+    KICKED = "5 KICKED"
+    CONNECTION_REQUEST = "6 CONNECTION REQUEST"
+    TRANSFER_COMPLETE = "7 TRANSFER COMPLETE"
+    DIAGNOSTICS_COMPLETE = "8 DIAGNOSTICS COMPLETE"
+    REQUEST_DOWNLOAD = "9 REQUEST DOWNLOAD"
+    AUTONOMOUS_TRANSFER_COMPLETE = "10 AUTONOMOUS TRANSFER COMPLETE"
+    DU_STATE_CHANGE_COMPLETE = "11 DU STATE CHANGE COMPLETE"
+    AUTONOMOUS_DU_STATE_CHANGE_COMPLETE = "12 AUTONOMOUS DU STATE CHANGE COMPLETE"
+    WAKEUP = "13 WAKEUP"
+    M_REBOOT = "M Reboot"
+    M_DOWNLOAD = "M Download"
+    M_SCHEDULE_INFORM = "M ScheduleInform"
