@@ -1,0 +1,168 @@
+"""From a stored task (GenieACS task JSON) to the RPCs that carry it out, and back to store updates.
+
+Pure: the plan gets the task spec and the stored types of the device's parameters, hands out
+RPCs one at a time and, after the last response, says what to write to the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from knock.cwmp.rpcs import (
+    AddObject,
+    AddObjectResponse,
+    DeleteObject,
+    Download,
+    FactoryReset,
+    GetParameterNames,
+    GetParameterNamesResponse,
+    GetParameterValues,
+    GetParameterValuesResponse,
+    ParameterValueStruct,
+    Reboot,
+    Rpc,
+    SetParameterValues,
+)
+from knock.cwmp.values import from_python
+from knock.store.rows import ParamValue
+
+_R = TypeVar("_R")
+
+
+class TaskSpecError(ValueError):
+    """The task cannot be carried out as written; the message says which field to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    result: Any
+    put: list[ParamValue] = field(default_factory=list)
+    delete_under: list[str] = field(default_factory=list)
+
+
+class TaskPlan:
+    def __init__(self, spec: Mapping[str, Any], stored_types: Mapping[str, str | None]) -> None:
+        self._spec = spec
+        self._types = stored_types
+        self._name = str(spec.get("name", ""))
+        self._instance: int | None = None  # addObject: the instance the CPE created
+        self._sent_values: list[ParameterValueStruct] = []
+
+    def first(self) -> Rpc:
+        spec, name = self._spec, self._name
+        if name == "getParameterValues":
+            return GetParameterValues(list(_strings(spec, "parameterNames")))
+        if name == "setParameterValues":
+            return self._set_values(spec.get("parameterValues"), prefix="")
+        if name in ("getParameterNames", "refreshObject"):
+            path = str(spec.get("objectName") or spec.get("parameterName") or "")
+            return GetParameterNames(path, next_level=False)
+        if name == "addObject":
+            return AddObject(_object_path(spec), parameter_key="")
+        if name == "deleteObject":
+            return DeleteObject(_object_path(spec), parameter_key="")
+        if name == "reboot":
+            return Reboot(command_key=str(spec.get("commandKey", "")))
+        if name == "factoryReset":
+            return FactoryReset()
+        if name == "download":
+            return Download(
+                command_key=str(spec.get("commandKey", "")),
+                file_type=str(spec.get("fileType", "")),
+                url=str(spec.get("url") or spec.get("fileName") or ""),
+                username=str(spec.get("username", "")),
+                password=str(spec.get("password", "")),
+                file_size=int(spec.get("fileSize", 0)),
+                target_file_name=str(spec.get("targetFileName", "")),
+            )
+        raise TaskSpecError(f"unknown task name {name!r}")
+
+    def on_response(self, rpc: Rpc) -> Rpc | TaskOutcome:
+        """The next RPC of this task, or its outcome after the last response."""
+        name = self._name
+        if name == "getParameterValues":
+            values = _expect(rpc, GetParameterValuesResponse).parameter_list
+            return TaskOutcome(
+                result=[[p.name, p.value, p.type] for p in values],
+                put=[ParamValue(p.name, p.value, p.type) for p in values],
+            )
+        if name in ("getParameterNames", "refreshObject"):
+            infos = _expect(rpc, GetParameterNamesResponse).parameter_list
+            return TaskOutcome(
+                result=[[i.name, i.writable] for i in infos],
+                put=[ParamValue(i.name, None, None, writable=i.writable) for i in infos],
+            )
+        if name == "addObject" and self._instance is None:
+            added = _expect(rpc, AddObjectResponse)
+            self._instance = added.instance_number
+            initial = self._spec.get("parameterValues")
+            if initial:
+                return self._set_values(initial, prefix=self._instance_path)
+        if name in ("setParameterValues", "addObject"):
+            # The CPE accepted every value: the store now holds what was sent.
+            put = [ParamValue(p.name, p.value, p.type) for p in self._sent_values]
+            if self._instance is None:
+                return TaskOutcome(result={"status": getattr(rpc, "status", 0)}, put=put)
+            return TaskOutcome(
+                result={"instanceNumber": self._instance},
+                put=[ParamValue(self._instance_path, None, None), *put],
+            )
+        if name == "deleteObject":
+            return TaskOutcome(
+                result={"status": getattr(rpc, "status", 0)},
+                delete_under=[_object_path(self._spec)],
+            )
+        return TaskOutcome(result={})
+
+    @property
+    def _instance_path(self) -> str:
+        return f"{_object_path(self._spec)}{self._instance}."
+
+    def _set_values(self, raw: Any, prefix: str) -> SetParameterValues:
+        if not isinstance(raw, list) or not raw:
+            raise TaskSpecError("parameterValues must be a non-empty list of [path, value, type?]")
+        structs = []
+        for item in raw:
+            if not isinstance(item, list | tuple) or len(item) not in (2, 3):
+                raise TaskSpecError(f"parameterValues entry {item!r} is not [path, value, type?]")
+            path = prefix + str(item[0])
+            xsd_type = str(item[2]) if len(item) == 3 else self._guess_type(path, item[1])
+            try:
+                text = from_python(item[1], xsd_type)
+            except ValueError as exc:
+                raise TaskSpecError(f"{path}: {exc}") from None
+            structs.append(ParameterValueStruct(path, text, xsd_type))
+        self._sent_values = structs
+        return SetParameterValues(structs, parameter_key="")
+
+    def _guess_type(self, path: str, value: Any) -> str:
+        stored = self._types.get(path)
+        if stored:
+            return stored
+        if isinstance(value, bool):
+            return "xsd:boolean"
+        if isinstance(value, int):
+            return "xsd:int"
+        return "xsd:string"
+
+
+def _strings(spec: Mapping[str, Any], key: str) -> list[str]:
+    value = spec.get(key)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TaskSpecError(f"{key} must be a list of parameter paths")
+    return value
+
+
+def _object_path(spec: Mapping[str, Any]) -> str:
+    path = str(spec.get("objectName", ""))
+    if not path:
+        raise TaskSpecError("objectName is required")
+    return path if path.endswith(".") else path + "."
+
+
+def _expect(rpc: Rpc, kind: type[_R]) -> _R:
+    if not isinstance(rpc, kind):
+        raise TaskSpecError(f"expected {kind.__name__}, the CPE sent {type(rpc).__name__}")
+    return rpc

@@ -1,0 +1,161 @@
+"""The ACS side of one CWMP session, sans-IO.
+
+Bytes of each CPE POST go in through `receive`, which returns one event saying what the CPE
+did; the caller decides and asks for the bytes of the HTTP reply (`reply_inform`, `reply`,
+`reply_fault`, `request`) or ends the session with `finish` (an empty 204 reply). The object
+tracks whose turn it is, so an out-of-order message becomes a `ProtocolViolation` event rather
+than a confused session.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from knock.cwmp.envelope import CwmpError, UnknownMethod, build_envelope, parse_envelope
+from knock.cwmp.faults import AcsFault, acs_fault
+from knock.cwmp.rpcs import Fault, Inform, InformResponse, Rpc
+from knock.xmlsafe import DEFAULT_MAX_BYTES, XmlError, XmlTooLarge
+
+
+class State(enum.Enum):
+    AWAIT_INFORM = "await-inform"
+    CPE_TURN = "cpe-turn"  # the CPE may send its own requests until its empty POST
+    ACS_TURN = "acs-turn"  # the ACS sends requests, one per HTTP response
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class InformReceived:
+    inform: Inform
+    cwmp_ns: str
+
+
+@dataclass(frozen=True, slots=True)
+class CpeRequest:
+    """A CPE-to-ACS request other than Inform (TransferComplete, GetRPCMethods, ...)."""
+
+    rpc: Rpc
+
+
+@dataclass(frozen=True, slots=True)
+class CpeDone:
+    """The CPE has nothing more to send: it is the ACS's turn (or, if it was, the end)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CpeResponse:
+    """The CPE's answer to the ACS's outstanding request: a response RPC or a Fault."""
+
+    rpc: Rpc
+
+    @property
+    def is_fault(self) -> bool:
+        return isinstance(self.rpc, Fault)
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolViolation:
+    """Bad input: the caller answers `reply_fault(fault_code, message)` or drops the session."""
+
+    fault_code: int
+    message: str
+    http_status: int = 500  # SOAP 1.1 carries faults with 500
+
+
+SessionEvent = InformReceived | CpeRequest | CpeDone | CpeResponse | ProtocolViolation
+
+
+class AcsSession:
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.state = State.AWAIT_INFORM
+        self.cwmp_ns = ""
+        self._max_bytes = max_bytes
+        self._last_id: str | None = None  # ID of the CPE message being answered
+        self._outstanding: str | None = None  # ID of the ACS request awaiting its response
+        self._next_id = 1
+
+    @property
+    def awaiting_response(self) -> bool:
+        return self._outstanding is not None
+
+    def receive(self, body: bytes) -> SessionEvent:
+        if self.state is State.DONE:
+            return ProtocolViolation(
+                AcsFault.REQUEST_DENIED, "the session has ended; send an Inform"
+            )
+        if not body.strip():
+            return self._receive_empty()
+        try:
+            envelope = parse_envelope(body, self._max_bytes)
+        except XmlTooLarge as exc:
+            return ProtocolViolation(AcsFault.RESOURCES_EXCEEDED, str(exc), http_status=413)
+        except XmlError as exc:
+            return ProtocolViolation(AcsFault.INVALID_ARGUMENTS, str(exc), http_status=400)
+        except CwmpError as exc:
+            # Answer in the CPE's namespace and echo its ID even when its message is unusable.
+            self._last_id = exc.envelope_id
+            self.cwmp_ns = self.cwmp_ns or exc.cwmp_ns or ""
+            if isinstance(exc, UnknownMethod):
+                return ProtocolViolation(AcsFault.METHOD_NOT_SUPPORTED, str(exc))
+            return ProtocolViolation(AcsFault.INVALID_ARGUMENTS, str(exc), http_status=400)
+        self._last_id = envelope.id
+        rpc = envelope.body
+        if self.state is State.AWAIT_INFORM:
+            if not isinstance(rpc, Inform):
+                return ProtocolViolation(
+                    AcsFault.REQUEST_DENIED,
+                    f"a session starts with Inform, not {type(rpc).__name__}",
+                )
+            self.cwmp_ns = envelope.cwmp_ns
+            return InformReceived(rpc, envelope.cwmp_ns)
+        if isinstance(rpc, Inform):
+            return ProtocolViolation(AcsFault.REQUEST_DENIED, "Inform sent twice in one session")
+        if self.state is State.ACS_TURN and self._outstanding is not None:
+            self._outstanding = None
+            return CpeResponse(rpc)
+        if self.state is State.CPE_TURN:
+            return CpeRequest(rpc)
+        return ProtocolViolation(
+            AcsFault.REQUEST_DENIED,
+            f"{type(rpc).__name__} arrived while no request was outstanding",
+        )
+
+    def _receive_empty(self) -> SessionEvent:
+        if self.state is State.AWAIT_INFORM:
+            return ProtocolViolation(AcsFault.REQUEST_DENIED, "empty POST before Inform", 400)
+        # An empty POST while a request is outstanding means the CPE dropped it; the caller
+        # learns that from `awaiting_response` before it is cleared here.
+        self.state = State.ACS_TURN
+        return CpeDone()
+
+    def reply_inform(self) -> bytes:
+        self.state = State.CPE_TURN
+        return self._envelope(InformResponse(max_envelopes=1), self._last_id)
+
+    def reply(self, rpc: Rpc) -> bytes:
+        """Answer a `CpeRequest` with its response."""
+        return self._envelope(rpc, self._last_id)
+
+    def reply_fault(self, fault_code: int, message: str) -> bytes:
+        return self._envelope(acs_fault(fault_code, message), self._last_id)
+
+    def request(self, rpc: Rpc) -> bytes:
+        """Send an ACS request; its answer comes back as `CpeResponse`."""
+        if self.state is not State.ACS_TURN:
+            raise RuntimeError(f"ACS request sent in state {self.state.value}")
+        request_id = f"knock-{self._next_id}"
+        self._next_id += 1
+        self._outstanding = request_id
+        return self._envelope(rpc, request_id)
+
+    def finish(self) -> None:
+        """The ACS has nothing more: the caller sends 204 No Content."""
+        self._outstanding = None
+        self.state = State.DONE
+
+    def _envelope(self, rpc: Rpc, request_id: str | None) -> bytes:
+        return build_envelope(rpc, cwmp_ns=self.cwmp_ns or _DEFAULT_NS, id=request_id)
+
+
+_DEFAULT_NS = "urn:dslforum-org:cwmp-1-0"

@@ -1,0 +1,131 @@
+"""From GenieACS task JSON to RPCs and back to store updates."""
+
+from __future__ import annotations
+
+import pytest
+
+from knock.acs.taskplan import TaskOutcome, TaskPlan, TaskSpecError
+from knock.cwmp.rpcs import (
+    AddObject,
+    AddObjectResponse,
+    DeleteObject,
+    DeleteObjectResponse,
+    Download,
+    GetParameterNames,
+    GetParameterNamesResponse,
+    GetParameterValues,
+    GetParameterValuesResponse,
+    ParameterInfoStruct,
+    ParameterValueStruct,
+    Reboot,
+    RebootResponse,
+    SetParameterValues,
+    SetParameterValuesResponse,
+)
+from knock.store.rows import ParamValue
+
+INTERVAL = "Device.ManagementServer.PeriodicInformInterval"
+
+
+def test_get_parameter_values() -> None:
+    plan = TaskPlan({"name": "getParameterValues", "parameterNames": [INTERVAL]}, {})
+    assert plan.first() == GetParameterValues([INTERVAL])
+    outcome = plan.on_response(
+        GetParameterValuesResponse([ParameterValueStruct(INTERVAL, "300", "xsd:unsignedInt")])
+    )
+    assert outcome == TaskOutcome(
+        result=[[INTERVAL, "300", "xsd:unsignedInt"]],
+        put=[ParamValue(INTERVAL, "300", "xsd:unsignedInt")],
+    )
+
+
+def test_set_parameter_values_takes_stored_type_then_json_type() -> None:
+    plan = TaskPlan(
+        {
+            "name": "setParameterValues",
+            "parameterValues": [
+                [INTERVAL, 60],
+                ["Device.X.Flag", True],
+                ["Device.X.S", "a", "xsd:string"],
+            ],
+        },
+        {INTERVAL: "xsd:unsignedInt"},
+    )
+    assert plan.first() == SetParameterValues(
+        [
+            ParameterValueStruct(INTERVAL, "60", "xsd:unsignedInt"),
+            ParameterValueStruct("Device.X.Flag", "1", "xsd:boolean"),
+            ParameterValueStruct("Device.X.S", "a", "xsd:string"),
+        ]
+    )
+    outcome = plan.on_response(SetParameterValuesResponse(0))
+    assert isinstance(outcome, TaskOutcome)
+    assert outcome.put[0] == ParamValue(INTERVAL, "60", "xsd:unsignedInt")
+
+
+def test_set_parameter_values_refuses_a_bad_value() -> None:
+    plan = TaskPlan(
+        {"name": "setParameterValues", "parameterValues": [[INTERVAL, "soon"]]},
+        {INTERVAL: "xsd:unsignedInt"},
+    )
+    with pytest.raises(TaskSpecError, match=INTERVAL):
+        plan.first()
+
+
+def test_add_object_with_values_then_delete() -> None:
+    spec = {
+        "name": "addObject",
+        "objectName": "Device.Hosts.Host",
+        "parameterValues": [["HostName", "pc"]],
+    }
+    plan = TaskPlan(spec, {})
+    assert plan.first() == AddObject("Device.Hosts.Host.")
+    assert plan.on_response(AddObjectResponse(3, 0)) == SetParameterValues(
+        [ParameterValueStruct("Device.Hosts.Host.3.HostName", "pc", "xsd:string")]
+    )
+    outcome = plan.on_response(SetParameterValuesResponse(0))
+    assert outcome == TaskOutcome(
+        result={"instanceNumber": 3},
+        put=[
+            ParamValue("Device.Hosts.Host.3.", None, None),
+            ParamValue("Device.Hosts.Host.3.HostName", "pc", "xsd:string"),
+        ],
+    )
+    delete = TaskPlan({"name": "deleteObject", "objectName": "Device.Hosts.Host.3."}, {})
+    assert delete.first() == DeleteObject("Device.Hosts.Host.3.")
+    assert delete.on_response(DeleteObjectResponse(0)) == TaskOutcome(
+        result={"status": 0}, delete_under=["Device.Hosts.Host.3."]
+    )
+
+
+def test_refresh_object_stores_names_and_writability() -> None:
+    plan = TaskPlan({"name": "refreshObject", "objectName": "Device.DeviceInfo."}, {})
+    assert plan.first() == GetParameterNames("Device.DeviceInfo.", next_level=False)
+    outcome = plan.on_response(
+        GetParameterNamesResponse([ParameterInfoStruct("Device.DeviceInfo.UpTime", False)])
+    )
+    assert isinstance(outcome, TaskOutcome)
+    assert outcome.put == [ParamValue("Device.DeviceInfo.UpTime", None, None, writable=False)]
+
+
+def test_reboot_and_download() -> None:
+    plan = TaskPlan({"name": "reboot"}, {})
+    assert plan.first() == Reboot("")
+    assert plan.on_response(RebootResponse()) == TaskOutcome(result={})
+    download = TaskPlan(
+        {"name": "download", "fileType": "1 Firmware Upgrade Image", "url": "http://f/x.bin"}, {}
+    )
+    first = download.first()
+    assert isinstance(first, Download) and first.url == "http://f/x.bin"
+
+
+def test_response_of_the_wrong_kind_is_a_task_error() -> None:
+    plan = TaskPlan({"name": "getParameterValues", "parameterNames": [INTERVAL]}, {})
+    plan.first()
+    with pytest.raises(TaskSpecError, match="expected GetParameterValuesResponse"):
+        plan.on_response(RebootResponse())
+
+
+def test_unknown_task() -> None:
+    with pytest.raises(TaskSpecError, match="unknown task name"):
+        TaskPlan({"name": "frobnicate"}, {}).first()
