@@ -79,3 +79,16 @@ class SessionRow:
     events: list[str] = field(default_factory=list)
     cwmp_version: str = ""
     outcome: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CrAttemptRow:
+    """One try at making a device open a session (a connection request)."""
+
+    id: int
+    device_id: str
+    method: str  # knock.vocab.CrMethod
+    started: datetime
+    ended: datetime | None
+    outcome: str | None  # knock.vocab.CrOutcome; None while the attempt is under way
+    detail: str | None

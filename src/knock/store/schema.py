@@ -1,9 +1,11 @@
-"""The store's tables (SQLAlchemy Core). Portable SQL only: SQLite by default, PostgreSQL at scale."""
+"""The store's tables (SQLAlchemy Core).
+
+Portable SQL only: SQLite by default, PostgreSQL at scale.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -38,7 +40,7 @@ class UtcDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime given to the store; use datetime.now(UTC)")
         return value.astimezone(UTC)
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -72,7 +74,9 @@ devices = Table(
 parameters = Table(
     "parameters",
     metadata,
-    Column("device_id", String(512), ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "device_id", String(512), ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    ),
     # A path ending in "." is an object node (from GetParameterNames); its value and type are NULL.
     Column("path", String(1024), primary_key=True),
     Column("value", Text, nullable=True),

@@ -1,18 +1,27 @@
 """The store: every read and write of persistent state goes through `Store`.
 
-STUB: signatures fixed, bodies to be written. Callers (ACS session service, NBI) rely on the
-signatures and docstrings below.
+Callers (ACS session service, NBI) rely on the signatures and docstrings below. Each method is
+one transaction, written as a plain function of a Connection and run by `database.Database`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection, Executable, Row, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
+from knock.store import statements
+from knock.store.database import Database
+from knock.store.engine import open_database
+from knock.store.errors import UnknownDeviceError
+from knock.store.migrations import migrate
 from knock.store.rows import (
+    CrAttemptRow,
     DeviceRow,
     InformRecord,
     ParamValue,
@@ -20,31 +29,93 @@ from knock.store.rows import (
     StoredParam,
     TaskRow,
 )
+from knock.store.schema import cr_attempts, devices, parameters, sessions, tasks
+from knock.vocab import Event, TaskStatus
+
+# SQLite takes at most 32766 bound values per statement; device lists are sent in slices.
+_IN_CHUNK = 1000
 
 
 class Store:
+    def __init__(self, db: Database) -> None:
+        """Use `Store.open`; this takes a database that is already migrated."""
+        self._db = db
+        self._device_upsert = statements.device_upsert(db.dialect_name)
+        self._parameter_upsert = statements.parameter_upsert(db.dialect_name)
+
     @classmethod
     async def open(cls, url: str) -> Store:
         """Connect and migrate. `url` is "sqlite:///path.db", "sqlite:///:memory:" or a
-        "postgresql://user:pw@host/db" URL; the async driver (aiosqlite / asyncpg) is chosen here."""
-        raise NotImplementedError
+        "postgresql://user:pw@host/db" URL; the driver (sqlite3 in worker threads / asyncpg) is
+        chosen here."""
+        db = open_database(url)
+        try:
+            await migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
 
     async def close(self) -> None:
-        raise NotImplementedError
+        await self._db.close()
 
     # --- sessions (the ACS) -------------------------------------------------------------------
     async def record_inform(self, rec: InformRecord) -> int:
         """Upsert the device, store the Inform's parameters, open a session row; return its id.
         With "0 BOOTSTRAP" among the events, the device's stored parameters are dropped first
         (tasks are kept). "1 BOOT" sets last_boot, "0 BOOTSTRAP" last_bootstrap."""
-        raise NotImplementedError
+        return await self._db.run(self._record_inform, rec)
+
+    def _record_inform(self, conn: Connection, rec: InformRecord) -> int:
+        bootstrap = Event.BOOTSTRAP in rec.events
+        # A write comes first, so that SQLite takes the write lock before anything is read: a
+        # transaction that reads first cannot wait for the lock, only fail.
+        conn.execute(
+            self._device_upsert,
+            {
+                "id": rec.device_id,
+                "manufacturer": rec.manufacturer,
+                "oui": rec.oui,
+                "product_class": rec.product_class,
+                "serial_number": rec.serial_number,
+                "registered": rec.now,
+                "last_inform": rec.now,
+                "last_boot": rec.now if Event.BOOT in rec.events else None,
+                "last_bootstrap": rec.now if bootstrap else None,
+            },
+        )
+        if bootstrap:
+            conn.execute(statements.DROP_PARAMETERS, {"device_id": rec.device_id})
+        if rec.parameters:
+            conn.execute(
+                self._parameter_upsert, _parameter_rows(rec.device_id, rec.parameters, rec.now)
+            )
+        session_id = conn.execute(
+            statements.OPEN_SESSION,
+            {
+                "device_id": rec.device_id,
+                "started": rec.now,
+                "events": list(rec.events),
+                "cwmp_version": rec.cwmp_version,
+            },
+        ).scalar_one()
+        return int(session_id)
 
     async def end_session(self, session_id: int, outcome: str, now: datetime) -> None:
-        raise NotImplementedError
+        await self._db.run(
+            _rowcount,
+            statements.END_SESSION,
+            {"session_id": session_id, "ended_at": now, "session_outcome": outcome},
+        )
 
     async def claim_next_task(self, device_id: str, session_id: int) -> TaskRow | None:
         """The oldest queued task of the device, atomically marked running in this session."""
-        raise NotImplementedError
+        row = await self._db.run(
+            _first,
+            statements.CLAIM_TASK,
+            {"claiming_device": device_id, "claiming_session": session_id},
+        )
+        return None if row is None else TaskRow(**row._mapping)
 
     async def finish_task(
         self,
@@ -58,27 +129,65 @@ class Store:
         fault_detail: Any = None,
     ) -> None:
         """Mark a running task done or faulted."""
-        raise NotImplementedError
+        if status not in (TaskStatus.DONE, TaskStatus.FAULTED):
+            raise ValueError(
+                f"task {task_id} can finish as {TaskStatus.DONE.value!r} or "
+                f"{TaskStatus.FAULTED.value!r} only, not {status!r}; to retry it, use "
+                "requeue_running"
+            )
+        # A task no longer running (deleted through the NBI, or finished already) stays as it is.
+        await self._db.run(
+            _rowcount,
+            update(tasks)
+            .where(tasks.c.id == task_id, tasks.c.status == TaskStatus.RUNNING)
+            .values(
+                status=status,
+                finished=now,
+                result=result,
+                fault_code=fault_code,
+                fault_string=fault_string,
+                fault_detail=fault_detail,
+            ),
+        )
 
     async def requeue_running(self, device_id: str | None = None) -> int:
         """Put tasks left running (a session died, or the process did) back in the queue.
         None means every device (used at start-up). Returns how many."""
-        raise NotImplementedError
+        stmt = (
+            update(tasks)
+            .where(tasks.c.status == TaskStatus.RUNNING)
+            .values(status=TaskStatus.QUEUED, session_id=None)
+        )
+        if device_id is not None:
+            stmt = stmt.where(tasks.c.device_id == device_id)
+        return await self._db.run(_rowcount, stmt)
 
     async def put_parameters(
         self, device_id: str, params: Sequence[ParamValue], now: datetime
     ) -> None:
         """Insert or update parameters. A field given as None keeps the stored one, except that
         value and type are always written together when `type` is not None."""
-        raise NotImplementedError
+        if not params:
+            return
+        with _known_device(device_id, "store parameters"):
+            await self._db.run(
+                _rowcount, self._parameter_upsert, _parameter_rows(device_id, params, now)
+            )
 
     async def delete_parameters_under(self, device_id: str, prefix: str) -> int:
         """Remove every parameter whose path starts with `prefix` (an object path ending in ".")."""
-        raise NotImplementedError
+        return await self._db.run(
+            _rowcount,
+            delete(parameters).where(
+                parameters.c.device_id == device_id,
+                parameters.c.path.startswith(prefix, autoescape=True),
+            ),
+        )
 
     # --- devices (the NBI) --------------------------------------------------------------------
     async def get_device(self, device_id: str) -> DeviceRow | None:
-        raise NotImplementedError
+        row = await self._db.run(_first, select(devices).where(devices.c.id == device_id))
+        return None if row is None else DeviceRow(**row._mapping)
 
     async def find_devices(
         self,
@@ -89,35 +198,173 @@ class Store:
     ) -> list[DeviceRow]:
         """Devices matching `where`, an SQLAlchemy expression over `schema.devices` (and
         correlated EXISTS subqueries over `schema.parameters`), built by the NBI."""
-        raise NotImplementedError
+        stmt = select(devices)
+        if where is not None:
+            stmt = stmt.where(where)
+        # The id breaks ties, so that pages cut by skip and limit neither overlap nor miss rows.
+        stmt = stmt.order_by(*order_by, devices.c.id).offset(skip).limit(limit)
+        return [DeviceRow(**row._mapping) for row in await self._db.run(_all, stmt)]
 
     async def get_parameters(
         self, device_ids: Sequence[str], prefixes: Sequence[str] = ()
     ) -> dict[str, list[StoredParam]]:
         """Parameters of each device, optionally only those under the given path prefixes."""
-        raise NotImplementedError
+        return await self._db.run(_parameters_of, device_ids, prefixes)
 
     async def delete_device(self, device_id: str) -> bool:
         """Remove the device with its parameters, sessions, tasks and attempts."""
-        raise NotImplementedError
+        deleted = await self._db.run(_rowcount, delete(devices).where(devices.c.id == device_id))
+        return deleted > 0
 
     async def list_sessions(self, device_id: str, limit: int = 50) -> list[SessionRow]:
-        raise NotImplementedError
+        """The device's latest sessions, newest first."""
+        rows = await self._db.run(
+            _all,
+            select(sessions)
+            .where(sessions.c.device_id == device_id)
+            .order_by(sessions.c.started.desc(), sessions.c.id.desc())
+            .limit(limit),
+        )
+        return [SessionRow(**row._mapping) for row in rows]
+
+    # --- connection requests (the ACS) --------------------------------------------------------
+    async def add_cr_attempt(self, device_id: str, method: str, now: datetime) -> int:
+        """Record that a connection request (knock.vocab.CrMethod) is under way; return its id."""
+        with _known_device(device_id, "record a connection request"):
+            row = await self._db.run(
+                _first,
+                insert(cr_attempts)
+                .values(device_id=device_id, method=method, started=now)
+                .returning(cr_attempts.c.id),
+            )
+        assert row is not None  # INSERT ... RETURNING returns the row it inserted
+        return int(row.id)
+
+    async def finish_cr_attempt(
+        self, attempt_id: int, outcome: str, now: datetime, detail: str | None = None
+    ) -> None:
+        """Record how the attempt ended (knock.vocab.CrOutcome), with what was seen."""
+        await self._db.run(
+            _rowcount,
+            update(cr_attempts)
+            .where(cr_attempts.c.id == attempt_id)
+            .values(ended=now, outcome=outcome, detail=detail),
+        )
+
+    async def list_cr_attempts(self, device_id: str, limit: int = 50) -> list[CrAttemptRow]:
+        """The device's latest connection-request attempts, newest first."""
+        rows = await self._db.run(
+            _all,
+            select(cr_attempts)
+            .where(cr_attempts.c.device_id == device_id)
+            .order_by(cr_attempts.c.started.desc(), cr_attempts.c.id.desc())
+            .limit(limit),
+        )
+        return [CrAttemptRow(**row._mapping) for row in rows]
 
     # --- tasks (the NBI) ----------------------------------------------------------------------
     async def add_task(
         self, device_id: str, name: str, spec: dict[str, Any], now: datetime
     ) -> TaskRow:
-        raise NotImplementedError
+        with _known_device(device_id, f"queue task {name!r}"):
+            row = await self._db.run(
+                _first,
+                insert(tasks)
+                .values(
+                    device_id=device_id,
+                    name=name,
+                    spec=spec,
+                    status=TaskStatus.QUEUED,
+                    created=now,
+                )
+                .returning(*tasks.c),
+            )
+        assert row is not None  # INSERT ... RETURNING returns the row it inserted
+        return TaskRow(**row._mapping)
 
     async def get_task(self, task_id: int) -> TaskRow | None:
-        raise NotImplementedError
+        row = await self._db.run(_first, select(tasks).where(tasks.c.id == task_id))
+        return None if row is None else TaskRow(**row._mapping)
 
     async def find_tasks(
         self, where: ColumnElement[bool] | None, skip: int = 0, limit: int | None = None
     ) -> list[TaskRow]:
         """Tasks matching `where`, an SQLAlchemy expression over `schema.tasks`, oldest first."""
-        raise NotImplementedError
+        stmt = select(tasks)
+        if where is not None:
+            stmt = stmt.where(where)
+        stmt = stmt.order_by(tasks.c.id).offset(skip).limit(limit)
+        return [TaskRow(**row._mapping) for row in await self._db.run(_all, stmt)]
 
     async def delete_task(self, task_id: int) -> bool:
-        raise NotImplementedError
+        deleted = await self._db.run(_rowcount, delete(tasks).where(tasks.c.id == task_id))
+        return deleted > 0
+
+
+# --- transactions of one statement ------------------------------------------------------------
+Params = dict[str, Any] | list[dict[str, Any]] | None
+
+
+def _rowcount(conn: Connection, stmt: Executable, params: Params = None) -> int:
+    return conn.execute(stmt, params).rowcount
+
+
+def _first(conn: Connection, stmt: Executable, params: Params = None) -> Row[Any] | None:
+    return conn.execute(stmt, params).first()
+
+
+def _all(conn: Connection, stmt: Executable) -> Sequence[Row[Any]]:
+    return conn.execute(stmt).all()
+
+
+def _parameters_of(
+    conn: Connection, device_ids: Sequence[str], prefixes: Sequence[str]
+) -> dict[str, list[StoredParam]]:
+    found: dict[str, list[StoredParam]] = {device_id: [] for device_id in device_ids}
+    ids = list(found)
+    for start in range(0, len(ids), _IN_CHUNK):
+        stmt = select(
+            parameters.c.device_id,
+            parameters.c.path,
+            parameters.c.value,
+            parameters.c.type,
+            parameters.c.writable,
+            parameters.c.timestamp,
+        ).where(parameters.c.device_id.in_(ids[start : start + _IN_CHUNK]))
+        if prefixes:
+            stmt = stmt.where(
+                or_(*(parameters.c.path.startswith(p, autoescape=True) for p in prefixes))
+            )
+        for row in conn.execute(stmt.order_by(parameters.c.device_id, parameters.c.path)):
+            found[row.device_id].append(
+                StoredParam(row.path, row.value, row.type, row.writable, row.timestamp)
+            )
+    return found
+
+
+def _parameter_rows(
+    device_id: str, params: Sequence[ParamValue], now: datetime
+) -> list[dict[str, Any]]:
+    # One row per path, the last given winning: PostgreSQL refuses an upsert batch that touches
+    # a row twice.
+    latest = {p.path: p for p in params}
+    return [
+        {
+            "device_id": device_id,
+            "path": p.path,
+            "value": p.value,
+            "type": p.type,
+            "writable": p.writable,
+            "timestamp": now,
+        }
+        for p in latest.values()
+    ]
+
+
+@contextmanager
+def _known_device(device_id: str, action: str) -> Iterator[None]:
+    """Turn the foreign-key failure of a write for a missing device into UnknownDeviceError."""
+    try:
+        yield
+    except IntegrityError as e:
+        raise UnknownDeviceError(device_id, action) from e

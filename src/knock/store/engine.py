@@ -1,0 +1,111 @@
+"""Which driver and connection pool a store URL gets, and how SQLite connections start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import URL, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
+
+from knock.store.database import AsyncDatabase, Database, ThreadedDatabase
+
+SUPPORTED_URLS = (
+    "sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite:///:memory:, "
+    "postgresql://user:password@host/dbname (or postgres://...)"
+)
+
+# "sqlite+aiosqlite" runs SQLite the way PostgreSQL runs, on an async driver, so that the tests
+# cover that path without a PostgreSQL server; for service it is the slower choice (database.py).
+_DRIVERS = {
+    "sqlite": "sqlite+pysqlite",
+    "sqlite+pysqlite": "sqlite+pysqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+# Writers on one SQLite file queue for its lock; waiting this long beats failing a session at once.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+_SQLITE_PRAGMAS = (
+    # Off by default in every new SQLite connection; ON DELETE CASCADE needs it.
+    "PRAGMA foreign_keys = ON",
+    # Readers (the NBI, the dashboard) then never wait for the ACS's writes, nor it for them.
+    "PRAGMA journal_mode = WAL",
+    # In WAL mode this cannot corrupt the file; it saves an fsync per commit and risks only the
+    # last few commits on power loss, which the devices' next Informs restore.
+    "PRAGMA synchronous = NORMAL",
+    f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
+    # LIKE as PostgreSQL has it: case-sensitive, like parameter paths; it also lets
+    # "path LIKE 'prefix%'" use the (device_id, path) key.
+    "PRAGMA case_sensitive_like = ON",
+)
+
+# SQLite writes one transaction at a time however many connections there are (measured: 1 to 8
+# give the Inform path the same throughput); the spare ones let the NBI read alongside.
+_SQLITE_POOL_SIZE = 4
+_POSTGRES_POOL_SIZE = 10
+_POSTGRES_MAX_OVERFLOW = 20
+
+
+def driver_url(url: str) -> URL:
+    """`url` with the driver the store uses for it; ValueError names the accepted forms."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # The text may hold a password, so it is not repeated.
+        raise ValueError(f"the store URL cannot be parsed; use one of: {SUPPORTED_URLS}") from None
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ValueError(
+            f"store URLs starting {parsed.drivername}:// are not supported; "
+            f"use one of: {SUPPORTED_URLS}"
+        )
+    return parsed.set(drivername=driver)
+
+
+def open_database(url: str) -> Database:
+    target = driver_url(url)
+    if target.get_backend_name() == "sqlite":
+        return _sqlite(target)
+    return AsyncDatabase(
+        create_async_engine(
+            target,
+            pool_size=_POSTGRES_POOL_SIZE,
+            max_overflow=_POSTGRES_MAX_OVERFLOW,
+            # A restarted server or a dropped connection is then noticed before a session uses it.
+            pool_pre_ping=True,
+        )
+    )
+
+
+def _sqlite(url: URL) -> Database:
+    # Each connection to ":memory:" would open a new, empty database: the one connection is kept
+    # for good and lent to one transaction at a time.
+    size = 1 if url.database in (None, "", ":memory:") else _SQLITE_POOL_SIZE
+    if url.get_driver_name() == "aiosqlite":
+        async_engine = create_async_engine(
+            url, poolclass=AsyncAdaptedQueuePool, pool_size=size, max_overflow=0
+        )
+        event.listen(async_engine.sync_engine, "connect", _configure_sqlite)
+        return AsyncDatabase(async_engine)
+    # Connections move between the worker threads, one thread at a time.
+    engine = create_engine(
+        url,
+        poolclass=QueuePool,
+        pool_size=size,
+        max_overflow=0,
+        connect_args={"check_same_thread": False},
+    )
+    event.listen(engine, "connect", _configure_sqlite)
+    return ThreadedDatabase(engine, workers=size)
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in _SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()

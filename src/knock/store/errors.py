@@ -1,0 +1,31 @@
+"""What the store raises when a caller or an operator has something to fix."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base of the store's own errors."""
+
+
+class UnknownDeviceError(StoreError, LookupError):
+    """The device id names no stored device."""
+
+    def __init__(self, device_id: str, action: str) -> None:
+        super().__init__(
+            f"cannot {action}: device {device_id!r} is not in the store. Devices are added by "
+            "their first Inform; check the id, or wait until the device has contacted the ACS."
+        )
+        self.device_id = device_id
+
+
+class SchemaTooNewError(StoreError):
+    """The database was migrated by a newer Knock than this one."""
+
+    def __init__(self, found: int, latest: int) -> None:
+        super().__init__(
+            f"the database is at schema version {found}, but this Knock knows versions up to "
+            f"{latest} only. Upgrade Knock to the release that last wrote this database "
+            "(or a newer one), or point it at another database."
+        )
+        self.found = found
+        self.latest = latest

@@ -1,0 +1,73 @@
+"""Bring a database's schema to the version this code was written for.
+
+`schema_version` holds one row: the version of the last step applied. The steps below run in
+order, in one transaction, so a failed upgrade leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, func, insert, inspect, select
+
+from knock.store import schema
+from knock.store.database import Database
+from knock.store.errors import SchemaTooNewError
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    summary: str
+    apply: Callable[[Connection], None]
+
+
+def _create_tables(conn: Connection) -> None:
+    schema.metadata.create_all(conn)
+
+
+# Version 1 builds every table from schema.metadata, which always describes the newest schema,
+# so a new database goes straight to LATEST. Whoever changes schema.py appends a step that
+# brings existing databases to the same shape.
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create the tables", _create_tables),)
+LATEST = MIGRATIONS[-1].version
+
+# Any fixed number: PostgreSQL advisory locks are named by integers.
+_PG_MIGRATION_LOCK = 0x4B4E4F43
+
+
+async def migrate(db: Database) -> int:
+    """Apply the steps the database lacks; return the version it is at afterwards."""
+    return await db.run(_upgrade)
+
+
+def _upgrade(conn: Connection) -> int:
+    _lock_against_other_migrators(conn)
+    current = _stored_version(conn)
+    if current > LATEST:
+        raise SchemaTooNewError(current, LATEST)
+    if current == LATEST:
+        return current
+    for step in MIGRATIONS[:1] if current == 0 else MIGRATIONS[current:]:
+        step.apply(conn)
+    conn.execute(delete(schema.schema_version))
+    conn.execute(insert(schema.schema_version).values(version=LATEST))
+    return LATEST
+
+
+def _lock_against_other_migrators(conn: Connection) -> None:
+    """Two processes starting on one database must not both create its tables."""
+    if conn.dialect.name == "sqlite":
+        # Take the write lock now: a deferred transaction that reads first and writes later
+        # fails at once, without waiting, when another writer got in between.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
+
+
+def _stored_version(conn: Connection) -> int:
+    if not inspect(conn).has_table(schema.schema_version.name):
+        return 0
+    version = conn.execute(select(func.max(schema.schema_version.c.version))).scalar()
+    return int(version or 0)

@@ -1,0 +1,96 @@
+"""The statements of the ACS's per-session path, built once.
+
+Building an SQLAlchemy statement costs more CPU than SQLite takes to run it (measured: 730 against
+290 microseconds per Inform session), so these are made once and take their values as execute()
+parameters. The upserts use INSERT ... ON CONFLICT, which SQLite and PostgreSQL share but
+SQLAlchemy builds per dialect.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Insert, Table, bindparam, case, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from knock.store.schema import devices, parameters, sessions, tasks
+from knock.vocab import TaskStatus
+
+# Takes device_id.
+DROP_PARAMETERS = delete(parameters).where(parameters.c.device_id == bindparam("device_id"))
+
+# Takes the sessions columns.
+OPEN_SESSION = insert(sessions).returning(sessions.c.id)
+
+END_SESSION = (
+    update(sessions)
+    .where(sessions.c.id == bindparam("session_id"))
+    .values(ended=bindparam("ended_at"), outcome=bindparam("session_outcome"))
+)
+
+# The alias makes the subquery scan tasks on its own rather than correlate with the row the
+# UPDATE looks at. PostgreSQL skips a task another claimer has locked; the outer status test
+# turns a claim that lost a race into a no-op, so one task never goes to two sessions.
+_queued = tasks.alias("queued")
+CLAIM_TASK = (
+    update(tasks)
+    .where(
+        tasks.c.id
+        == select(_queued.c.id)
+        .where(
+            _queued.c.device_id == bindparam("claiming_device"),
+            _queued.c.status == TaskStatus.QUEUED,
+        )
+        .order_by(_queued.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery(),
+        tasks.c.status == TaskStatus.QUEUED,
+    )
+    .values(status=TaskStatus.RUNNING, session_id=bindparam("claiming_session"))
+    .returning(*tasks.c)
+)
+
+
+def _insert(dialect_name: str, table: Table) -> sqlite.Insert | postgresql.Insert:
+    if dialect_name == "sqlite":
+        return sqlite.insert(table)
+    if dialect_name == "postgresql":
+        return postgresql.insert(table)
+    raise ValueError(f"the store cannot upsert on {dialect_name!r}; use SQLite or PostgreSQL")
+
+
+def device_upsert(dialect_name: str) -> Insert:
+    """Takes every devices column; `registered` counts only when the device is new."""
+    stmt = _insert(dialect_name, devices)
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[devices.c.id],
+        set_={
+            "manufacturer": new.manufacturer,
+            "oui": new.oui,
+            "product_class": new.product_class,
+            "serial_number": new.serial_number,
+            "last_inform": new.last_inform,
+            # NULL means this Inform had no such event, and the earlier time still holds.
+            "last_boot": func.coalesce(new.last_boot, devices.c.last_boot),
+            "last_bootstrap": func.coalesce(new.last_bootstrap, devices.c.last_bootstrap),
+        },
+    )
+
+
+def parameter_upsert(dialect_name: str) -> Insert:
+    """Takes every parameters column; see Store.put_parameters for how NULLs merge."""
+    stmt = _insert(dialect_name, parameters)
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[parameters.c.device_id, parameters.c.path],
+        set_={
+            # A typed value replaces value and type together, so a NULL value is then written.
+            "value": case(
+                (new.type.is_not(None), new.value),
+                else_=func.coalesce(new.value, parameters.c.value),
+            ),
+            "type": func.coalesce(new.type, parameters.c.type),
+            "writable": func.coalesce(new.writable, parameters.c.writable),
+            "timestamp": new.timestamp,
+        },
+    )

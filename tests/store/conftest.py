@@ -1,0 +1,81 @@
+"""Fixtures for the store tests: every test runs against each database in `db_url`.
+
+"sqlite+aiosqlite" takes the async-driver path that PostgreSQL takes, so that path is tested even
+without a PostgreSQL server. PostgreSQL itself runs when KNOCK_TEST_PG_URL names a scratch
+database (its tables are dropped before each test).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from knock.store import Store
+from knock.store.engine import open_database
+from knock.store.rows import InformRecord, ParamValue
+from knock.store.schema import metadata
+
+from .helpers import DEVICE, Record
+
+PG_URL = os.environ.get("KNOCK_TEST_PG_URL")
+
+
+@pytest.fixture(params=["sqlite", "sqlite+aiosqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database."""
+    if request.param != "postgresql":
+        return f"{request.param}:///{tmp_path / 'knock.db'}"
+    if PG_URL is None:
+        pytest.skip("set KNOCK_TEST_PG_URL=postgresql://... to run against PostgreSQL")
+    db = open_database(PG_URL)
+    try:
+        await db.run(metadata.drop_all)
+    finally:
+        await db.close()
+    return PG_URL
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    opened = await Store.open(db_url)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime(2025, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+def record(store: Store, now: datetime) -> Record:
+    """Record an Inform the way the ACS does; returns the session id."""
+
+    async def record(
+        device_id: str = DEVICE,
+        events: Sequence[str] = ("2 PERIODIC",),
+        params: Sequence[ParamValue] = (),
+        at: datetime | None = None,
+        manufacturer: str = "Huawei",
+        product_class: str = "HG8245",
+        serial_number: str = "SN0001",
+    ) -> int:
+        return await store.record_inform(
+            InformRecord(
+                device_id=device_id,
+                manufacturer=manufacturer,
+                oui="00D09E",
+                product_class=product_class,
+                serial_number=serial_number,
+                events=list(events),
+                parameters=list(params),
+                cwmp_version="urn:dslforum-org:cwmp-1-0",
+                now=at or now,
+            )
+        )
+
+    return record

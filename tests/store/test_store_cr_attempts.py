@@ -1,0 +1,47 @@
+"""Connection-request attempts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from knock.store import Store
+from knock.store.errors import UnknownDeviceError
+from knock.store.rows import CrAttemptRow
+from knock.vocab import CrMethod, CrOutcome
+
+from .helpers import DEVICE, Record
+
+
+async def test_attempt_is_recorded_then_finished(
+    store: Store, record: Record, now: datetime
+) -> None:
+    await record()
+    attempt_id = await store.add_cr_attempt(DEVICE, CrMethod.UDP, now)
+    assert await store.list_cr_attempts(DEVICE) == [
+        CrAttemptRow(attempt_id, DEVICE, "udp", now, None, None, None)
+    ]
+
+    ended = now + timedelta(seconds=30)
+    await store.finish_cr_attempt(attempt_id, CrOutcome.NO_SESSION, ended, "no Inform in 30 s")
+    assert await store.list_cr_attempts(DEVICE) == [
+        CrAttemptRow(attempt_id, DEVICE, "udp", now, ended, "no-session", "no Inform in 30 s")
+    ]
+
+
+async def test_attempts_are_listed_newest_first_up_to_the_limit(
+    store: Store, record: Record, now: datetime
+) -> None:
+    await record()
+    ids = [
+        await store.add_cr_attempt(DEVICE, CrMethod.HTTP, now + timedelta(minutes=n))
+        for n in range(4)
+    ]
+    assert [a.id for a in await store.list_cr_attempts(DEVICE, limit=3)] == ids[:0:-1]
+    assert await store.list_cr_attempts("no-such-device") == []
+
+
+async def test_attempt_for_an_unknown_device_says_which(store: Store, now: datetime) -> None:
+    with pytest.raises(UnknownDeviceError, match="no-such-device"):
+        await store.add_cr_attempt("no-such-device", CrMethod.XMPP, now)

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from sqlalchemy import Connection, func, insert, make_url, select, update
+
+from knock.store import Store, migrations
+from knock.store.engine import driver_url, open_database
+from knock.store.errors import SchemaTooNewError
+from knock.store.migrations import LATEST, MIGRATIONS, Migration
+from knock.store.rows import InformRecord
+from knock.store.schema import devices, schema_version
+
+T = TypeVar("T")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///relative.db", "sqlite+pysqlite:///relative.db"),
+        ("sqlite:////abs/path.db", "sqlite+pysqlite:////abs/path.db"),
+        ("sqlite:///:memory:", "sqlite+pysqlite:///:memory:"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("postgresql://u:pw@db.example/knock", "postgresql+asyncpg://u:pw@db.example/knock"),
+        ("postgres://u:pw@db.example/knock", "postgresql+asyncpg://u:pw@db.example/knock"),
+    ],
+)
+def test_urls_get_the_store_drivers(url: str, expected: str) -> None:
+    assert driver_url(url) == make_url(expected)
+
+
+@pytest.mark.parametrize("url", ["mysql://root:hunter2@db/knock", "no url at all"])
+def test_unsupported_url_names_the_working_ones_without_the_password(url: str) -> None:
+    with pytest.raises(ValueError, match=r"sqlite:///.*postgresql://") as caught:
+        driver_url(url)
+    assert "hunter2" not in str(caught.value)
+
+
+async def test_open_refuses_an_unsupported_url() -> None:
+    with pytest.raises(ValueError, match="not supported"):
+        await Store.open("oracle://db/knock")
+
+
+async def test_memory_database_keeps_its_data_between_calls() -> None:
+    store = await Store.open("sqlite:///:memory:")
+    try:
+        await store.record_inform(_inform("dev-1"))
+        assert (await store.get_device("dev-1")) is not None
+    finally:
+        await store.close()
+
+
+async def test_relative_path_is_taken_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = await Store.open("sqlite:///relative.db")
+    await store.close()
+    assert (tmp_path / "relative.db").exists()
+
+
+async def test_sqlite_file_is_in_wal_mode(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path / 'k.db'}")
+    await store.close()
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_migration_versions_count_up_from_one() -> None:
+    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+
+
+async def test_fresh_database_gets_the_latest_version(db_url: str) -> None:
+    await (await Store.open(db_url)).close()
+    assert await _versions(db_url) == [LATEST]
+
+
+async def test_reopening_changes_nothing(db_url: str) -> None:
+    store = await Store.open(db_url)
+    await store.record_inform(_inform("dev-1"))
+    await store.close()
+
+    store = await Store.open(db_url)
+    try:
+        assert await _versions(db_url) == [LATEST]
+        assert (await store.get_device("dev-1")) is not None
+    finally:
+        await store.close()
+
+
+async def test_database_newer_than_the_code_is_refused(db_url: str) -> None:
+    await (await Store.open(db_url)).close()
+    await _run(db_url, lambda conn: conn.execute(update(schema_version).values(version=999)))
+
+    with pytest.raises(SchemaTooNewError, match=r"version 999.*Upgrade Knock") as caught:
+        await Store.open(db_url)
+    assert (caught.value.found, caught.value.latest) == (999, LATEST)
+    assert await _versions(db_url) == [999]
+
+
+async def test_failed_step_leaves_the_database_as_it_was(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await (await Store.open(db_url)).close()
+
+    def half_done(conn: Connection) -> None:
+        conn.execute(
+            insert(devices).values(id="written-by-a-failed-step", registered=datetime.now(UTC))
+        )
+        raise RuntimeError("step failed")
+
+    later = Migration(LATEST + 1, "fails halfway", half_done)
+    monkeypatch.setattr(migrations, "MIGRATIONS", (*MIGRATIONS, later))
+    monkeypatch.setattr(migrations, "LATEST", later.version)
+
+    with pytest.raises(RuntimeError, match="step failed"):
+        await Store.open(db_url)
+    assert await _versions(db_url) == [LATEST]
+    count = await _run(db_url, lambda conn: conn.execute(select(func.count(devices.c.id))).scalar())
+    assert count == 0
+
+
+async def _versions(db_url: str) -> list[int]:
+    return await _run(
+        db_url, lambda conn: list(conn.execute(select(schema_version.c.version)).scalars())
+    )
+
+
+async def _run(db_url: str, fn: Callable[[Connection], T]) -> T:
+    """`fn` in a transaction on the database behind `db_url`, without the Store."""
+    db = open_database(db_url)
+    try:
+        return await db.run(fn)
+    finally:
+        await db.close()
+
+
+def _inform(device_id: str) -> InformRecord:
+    return InformRecord(device_id, "M", "OUI", "PC", "SN", [], [], "", datetime.now(UTC))

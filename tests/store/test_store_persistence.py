@@ -1,0 +1,74 @@
+"""What comes back out: times in UTC, and everything after a restart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from knock.store import Store
+from knock.store.rows import ParamValue
+from knock.vocab import CrMethod, Event
+
+from .helpers import DEVICE, Record
+
+PARIS_SUMMER = timezone(timedelta(hours=2))
+
+
+async def test_times_come_back_aware_in_utc(store: Store, record: Record) -> None:
+    local = datetime(2025, 7, 1, 14, 0, tzinfo=PARIS_SUMMER)
+    session_id = await record(
+        events=[Event.BOOT], params=[ParamValue("A.B", "1", "xsd:int")], at=local
+    )
+    await store.end_session(session_id, "ok", local)
+    await store.add_task(DEVICE, "reboot", {}, local)
+    await store.add_cr_attempt(DEVICE, CrMethod.HTTP, local)
+
+    device = await store.get_device(DEVICE)
+    assert device is not None
+    (param,) = (await store.get_parameters([DEVICE]))[DEVICE]
+    (session,) = await store.list_sessions(DEVICE)
+    (task,) = await store.find_tasks(None)
+    (attempt,) = await store.list_cr_attempts(DEVICE)
+    times = [
+        device.registered,
+        device.last_inform,
+        device.last_boot,
+        param.timestamp,
+        session.started,
+        session.ended,
+        task.created,
+        attempt.started,
+    ]
+    expected = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
+    for t in times:
+        assert t == expected
+        assert t is not None and t.utcoffset() == timedelta(0)
+
+
+async def test_reopened_store_sees_everything(
+    store: Store, record: Record, db_url: str, now: datetime
+) -> None:
+    session_id = await record(events=[Event.BOOT], params=[ParamValue("A.B", "1", "xsd:int")])
+    await store.end_session(session_id, "ok", now)
+    task = await store.add_task(DEVICE, "reboot", {"name": "reboot"}, now)
+    attempt_id = await store.add_cr_attempt(DEVICE, CrMethod.HTTP, now)
+    before = (
+        await store.get_device(DEVICE),
+        await store.get_parameters([DEVICE]),
+        await store.list_sessions(DEVICE),
+        await store.list_cr_attempts(DEVICE),
+    )
+    await store.close()
+
+    reopened = await Store.open(db_url)
+    try:
+        after = (
+            await reopened.get_device(DEVICE),
+            await reopened.get_parameters([DEVICE]),
+            await reopened.list_sessions(DEVICE),
+            await reopened.list_cr_attempts(DEVICE),
+        )
+        assert after == before
+        assert await reopened.get_task(task.id) == task
+        assert after[3][0].id == attempt_id
+    finally:
+        await reopened.close()

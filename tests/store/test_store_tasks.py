@@ -1,0 +1,205 @@
+"""The task queue: the NBI adds, the ACS claims and finishes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+import pytest
+
+from knock.store import Store
+from knock.store.errors import UnknownDeviceError
+from knock.store.schema import tasks
+from knock.vocab import TaskStatus
+
+from .helpers import DEVICE, OTHER, Record
+
+
+async def test_add_task_queues_it(store: Store, record: Record, now: datetime) -> None:
+    await record()
+    spec = {"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo."]}
+    task = await store.add_task(DEVICE, "getParameterValues", spec, now)
+    assert (task.device_id, task.name, task.spec, task.status, task.created) == (
+        DEVICE,
+        "getParameterValues",
+        spec,
+        TaskStatus.QUEUED,
+        now,
+    )
+    assert (task.finished, task.session_id, task.result) == (None, None, None)
+    assert await store.get_task(task.id) == task
+
+
+async def test_add_task_for_an_unknown_device_says_which(store: Store, now: datetime) -> None:
+    with pytest.raises(UnknownDeviceError, match=r"'no-such-device'.*first Inform"):
+        await store.add_task("no-such-device", "reboot", {}, now)
+
+
+async def test_get_and_delete_a_missing_task(store: Store) -> None:
+    assert await store.get_task(12345) is None
+    assert await store.delete_task(12345) is False
+
+
+async def test_delete_task(store: Store, record: Record, now: datetime) -> None:
+    await record()
+    task = await store.add_task(DEVICE, "reboot", {}, now)
+    assert await store.delete_task(task.id) is True
+    assert await store.get_task(task.id) is None
+
+
+async def test_claim_takes_the_oldest_queued_task_of_the_device(
+    store: Store, record: Record, now: datetime
+) -> None:
+    await record(device_id=OTHER)
+    session_id = await record()
+    await store.add_task(OTHER, "reboot", {}, now)
+    first = await store.add_task(DEVICE, "reboot", {}, now)
+    second = await store.add_task(DEVICE, "factoryReset", {}, now)
+
+    claimed = await store.claim_next_task(DEVICE, session_id)
+    assert claimed is not None
+    assert (claimed.id, claimed.status, claimed.session_id) == (
+        first.id,
+        TaskStatus.RUNNING,
+        session_id,
+    )
+    assert await store.get_task(second.id) == second  # still queued
+
+    claimed = await store.claim_next_task(DEVICE, session_id)
+    assert claimed is not None and claimed.id == second.id
+    assert await store.claim_next_task(DEVICE, session_id) is None
+
+
+async def test_concurrent_claimers_never_share_a_task(
+    store: Store, record: Record, now: datetime
+) -> None:
+    session_id = await record()
+    added = {(await store.add_task(DEVICE, "reboot", {}, now)).id for _ in range(5)}
+    claims = await asyncio.gather(*(store.claim_next_task(DEVICE, session_id) for _ in range(12)))
+    claimed = [task.id for task in claims if task is not None]
+    assert sorted(claimed) == sorted(added)
+
+
+async def test_two_stores_on_one_database_never_share_a_task(
+    store: Store, record: Record, db_url: str, now: datetime
+) -> None:
+    session_id = await record()
+    task = await store.add_task(DEVICE, "reboot", {}, now)
+    other = await Store.open(db_url)
+    try:
+        claims = await asyncio.gather(
+            store.claim_next_task(DEVICE, session_id), other.claim_next_task(DEVICE, session_id)
+        )
+    finally:
+        await other.close()
+    assert sorted(claims, key=lambda t: t is None)[1:] == [None]
+    assert [t.id for t in claims if t is not None] == [task.id]
+
+
+async def test_finish_task_done_keeps_the_result(
+    store: Store, record: Record, now: datetime
+) -> None:
+    session_id = await record()
+    task = await store.add_task(DEVICE, "getParameterValues", {}, now)
+    await store.claim_next_task(DEVICE, session_id)
+    result = {"Device.DeviceInfo.UpTime": ["42", "xsd:unsignedInt"]}
+    await store.finish_task(task.id, TaskStatus.DONE, now + timedelta(seconds=1), result=result)
+
+    done = await store.get_task(task.id)
+    assert done is not None
+    assert (done.status, done.finished, done.result, done.fault_code) == (
+        TaskStatus.DONE,
+        now + timedelta(seconds=1),
+        result,
+        None,
+    )
+
+
+async def test_finish_task_faulted_keeps_the_fault(
+    store: Store, record: Record, now: datetime
+) -> None:
+    session_id = await record()
+    task = await store.add_task(DEVICE, "setParameterValues", {}, now)
+    await store.claim_next_task(DEVICE, session_id)
+    detail = [{"ParameterName": "Device.X", "FaultCode": "9007"}]
+    await store.finish_task(
+        task.id,
+        TaskStatus.FAULTED,
+        now,
+        fault_code="9003",
+        fault_string="Invalid arguments",
+        fault_detail=detail,
+    )
+    faulted = await store.get_task(task.id)
+    assert faulted is not None
+    assert (faulted.status, faulted.fault_code, faulted.fault_string, faulted.fault_detail) == (
+        TaskStatus.FAULTED,
+        "9003",
+        "Invalid arguments",
+        detail,
+    )
+
+
+async def test_finish_task_leaves_a_task_that_is_not_running(
+    store: Store, record: Record, now: datetime
+) -> None:
+    await record()
+    task = await store.add_task(DEVICE, "reboot", {}, now)
+    await store.finish_task(task.id, TaskStatus.DONE, now)
+    assert await store.get_task(task.id) == task
+    await store.finish_task(12345, TaskStatus.DONE, now)  # deleted meanwhile: no error
+
+
+async def test_finish_task_refuses_a_status_that_is_no_end(store: Store, now: datetime) -> None:
+    with pytest.raises(ValueError, match=r"task 7 .*requeue_running"):
+        await store.finish_task(7, TaskStatus.QUEUED, now)
+
+
+async def test_requeue_running_of_one_device(store: Store, record: Record, now: datetime) -> None:
+    mine = await record()
+    theirs = await record(device_id=OTHER)
+    task = await store.add_task(DEVICE, "reboot", {}, now)
+    other_task = await store.add_task(OTHER, "reboot", {}, now)
+    await store.claim_next_task(DEVICE, mine)
+    await store.claim_next_task(OTHER, theirs)
+
+    assert await store.requeue_running(DEVICE) == 1
+    assert await store.get_task(task.id) == task  # queued again, with no session
+    requeued = await store.claim_next_task(DEVICE, mine)
+    assert requeued is not None and requeued.id == task.id
+
+    other = await store.get_task(other_task.id)
+    assert other is not None and other.status == TaskStatus.RUNNING
+
+
+async def test_requeue_running_of_every_device(store: Store, record: Record, now: datetime) -> None:
+    sessions = [await record(), await record(device_id=OTHER)]
+    for device, session_id in zip([DEVICE, OTHER], sessions, strict=True):
+        await store.add_task(device, "reboot", {}, now)
+        await store.claim_next_task(device, session_id)
+    done = await store.add_task(DEVICE, "reboot", {}, now)
+    await store.claim_next_task(DEVICE, sessions[0])
+    await store.finish_task(done.id, TaskStatus.DONE, now)
+
+    assert await store.requeue_running() == 2
+    queued = await store.find_tasks(tasks.c.status == TaskStatus.QUEUED)
+    assert {t.device_id for t in queued} == {DEVICE, OTHER}
+    assert await store.requeue_running() == 0
+
+
+async def test_find_tasks_oldest_first_with_skip_and_limit(
+    store: Store, record: Record, now: datetime
+) -> None:
+    await record()
+    await record(device_id=OTHER)
+    added = [
+        await store.add_task(device, name, {}, now)
+        for device, name in [(DEVICE, "a"), (OTHER, "b"), (DEVICE, "c"), (DEVICE, "d")]
+    ]
+    assert await store.find_tasks(None) == added
+    mine = await store.find_tasks(tasks.c.device_id == DEVICE, skip=1, limit=1)
+    assert [t.name for t in mine] == ["c"]
+    assert [t.name for t in await store.find_tasks(tasks.c.device_id == DEVICE, skip=1)] == [
+        "c",
+        "d",
+    ]
