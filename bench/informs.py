@@ -1,0 +1,238 @@
+"""Sessions per second through one `knock serve` process.
+
+N concurrent simulated CPEs each run a whole session: Inform, empty POST, one
+GetParameterValues queued for it through the NBI, its response, and the final 204.
+Prints a table and writes JSON. Run: `.venv/bin/python bench/informs.py --devices 2000`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from rich.console import Console
+from rich.table import Table
+
+NS = "urn:dslforum-org:cwmp-1-0"
+_ENV_HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/" '
+    'xmlns:soap-enc="http://schemas.xmlsoap.org/soap/encoding/" '
+    'xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+    f'xmlns:cwmp="{NS}">'
+    '<soap-env:Header><cwmp:ID soap-env:mustUnderstand="1">{id}</cwmp:ID></soap-env:Header>'
+    "<soap-env:Body>"
+)
+_ENV_TAIL = "</soap-env:Body></soap-env:Envelope>"
+
+_PARAMS = [
+    ("InternetGatewayDevice.DeviceSummary", "InternetGatewayDevice:1.4[](Baseline:1)", "string"),
+    ("InternetGatewayDevice.DeviceInfo.HardwareVersion", "HW-1.0", "string"),
+    ("InternetGatewayDevice.DeviceInfo.SoftwareVersion", "SW-2.3.4", "string"),
+    ("InternetGatewayDevice.DeviceInfo.ProvisioningCode", "", "string"),
+    ("InternetGatewayDevice.DeviceInfo.UpTime", "3600", "unsignedInt"),
+    ("InternetGatewayDevice.ManagementServer.ParameterKey", "", "string"),
+    (
+        "InternetGatewayDevice.ManagementServer.ConnectionRequestURL",
+        "http://127.0.0.1:30005/{serial}",
+        "string",
+    ),
+    (
+        "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.1.ExternalIPAddress",
+        "192.0.2.10",
+        "string",
+    ),
+]
+
+
+def inform_body(serial: str, event: str) -> bytes:
+    params = "".join(
+        f"<ParameterValueStruct><Name>{n}</Name>"
+        f'<Value xsi:type="xsd:{t}">{v.format(serial=serial)}</Value></ParameterValueStruct>'
+        for n, v, t in _PARAMS
+    )
+    return (
+        _ENV_HEAD.format(id="1")
+        + "<cwmp:Inform><DeviceId><Manufacturer>Knock</Manufacturer><OUI>00D09E</OUI>"
+        f"<ProductClass>BenchBox</ProductClass><SerialNumber>{serial}</SerialNumber></DeviceId>"
+        f'<Event soap-enc:arrayType="cwmp:EventStruct[1]"><EventStruct><EventCode>{event}'
+        "</EventCode><CommandKey></CommandKey></EventStruct></Event>"
+        "<MaxEnvelopes>1</MaxEnvelopes><CurrentTime>2026-11-26T12:00:00Z</CurrentTime>"
+        "<RetryCount>0</RetryCount>"
+        f'<ParameterList soap-enc:arrayType="cwmp:ParameterValueStruct[{len(_PARAMS)}]">'
+        f"{params}</ParameterList></cwmp:Inform>" + _ENV_TAIL
+    ).encode()
+
+
+_ID_RE = re.compile(rb"<cwmp:ID[^>]*>([^<]*)</cwmp:ID>")
+_NAME_RE = re.compile(rb"<string>([^<]*)</string>")
+
+
+def gpv_response(request: bytes) -> bytes:
+    """Answer a GetParameterValues with fixed values for the names asked."""
+    match = _ID_RE.search(request)
+    if match is None or b"GetParameterValues" not in request:
+        raise RuntimeError(f"expected GetParameterValues, got {request[:300]!r}")
+    names = [n.decode() for n in _NAME_RE.findall(request)]
+    items = "".join(
+        f'<ParameterValueStruct><Name>{n}</Name><Value xsi:type="xsd:string">v</Value>'
+        "</ParameterValueStruct>"
+        for n in names
+    )
+    return (
+        _ENV_HEAD.format(id=match.group(1).decode()) + "<cwmp:GetParameterValuesResponse>"
+        f'<ParameterList soap-enc:arrayType="cwmp:ParameterValueStruct[{len(names)}]">'
+        f"{items}</ParameterList></cwmp:GetParameterValuesResponse>" + _ENV_TAIL
+    ).encode()
+
+
+HEADERS = {"Content-Type": 'text/xml; charset="utf-8"', "SOAPAction": ""}
+
+
+async def run_session(
+    http: aiohttp.ClientSession, url: str, serial: str, event: str, with_task: bool
+) -> float:
+    start = time.perf_counter()
+    async with http.post(url, data=inform_body(serial, event), headers=HEADERS) as r:
+        if r.status != 200:
+            raise RuntimeError(f"{serial}: Inform answered {r.status}: {await r.text()}")
+        await r.read()
+        cookie = r.cookies.get("knock_session")
+    headers = {"Cookie": f"knock_session={cookie.value}"} if cookie else {}
+    async with http.post(url, data=b"", headers=headers) as r:
+        body = await r.read()
+        status = r.status
+    if with_task:
+        if status != 200:
+            raise RuntimeError(f"{serial}: expected a GetParameterValues, got {status}")
+        async with http.post(url, data=gpv_response(body), headers={**HEADERS, **headers}) as r:
+            await r.read()
+            status = r.status
+    if status != 204:
+        raise RuntimeError(f"{serial}: session did not end with 204 but {status}")
+    return time.perf_counter() - start
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_kib(pid: int) -> dict[str, int]:
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = int(value.split()[0])
+    return found
+
+
+async def wait_port(port: int, proc: asyncio.subprocess.Process) -> None:
+    for _ in range(200):
+        if proc.returncode is not None:
+            raise RuntimeError(f"knock serve exited with {proc.returncode}")
+        try:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"knock serve did not open port {port}")
+
+
+async def bench(devices: int, concurrency: int, rounds: int) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="knock-bench-"))
+    cwmp, nbi = free_port(), free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "knock", "serve",
+        "--cwmp-host", "127.0.0.1", "--cwmp-port", str(cwmp),
+        "--nbi-port", str(nbi), "--store-url", f"sqlite:///{tmp / 'bench.db'}",
+        "--log-level", "warning",
+        stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await wait_port(cwmp, proc)
+        await wait_port(nbi, proc)
+        url = f"http://127.0.0.1:{cwmp}/"
+        serials = [f"BENCH{i:06d}" for i in range(devices)]
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+        ) as http:
+            sem = asyncio.Semaphore(concurrency)
+
+            async def one(serial: str, event: str, with_task: bool) -> float:
+                async with sem:
+                    return await run_session(http, url, serial, event, with_task)
+
+            # Register every device (a bootstrap session each) so tasks can be queued.
+            await asyncio.gather(*(one(s, "0 BOOTSTRAP", False) for s in serials))
+            latencies: list[float] = []
+            elapsed = 0.0
+            for _ in range(rounds):
+                for serial in serials:
+                    async with http.post(
+                        f"http://127.0.0.1:{nbi}/devices/00D09E-BenchBox-{serial}/tasks",
+                        json={
+                            "name": "getParameterValues",
+                            "parameterNames": ["InternetGatewayDevice.DeviceInfo.UpTime"],
+                        },
+                    ) as r:
+                        if r.status not in (200, 202):
+                            raise RuntimeError(f"NBI refused the task: {r.status} {await r.text()}")
+                start = time.perf_counter()
+                latencies += await asyncio.gather(*(one(s, "2 PERIODIC", True) for s in serials))
+                elapsed += time.perf_counter() - start
+        memory = rss_kib(proc.pid)
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
+    latencies.sort()
+    return {
+        "devices": devices,
+        "concurrency": concurrency,
+        "sessions": len(latencies),
+        "sessions_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+        "acs_rss_mib": round(memory.get("VmRSS", 0) / 1024, 1),
+        "acs_peak_rss_mib": round(memory.get("VmHWM", 0) / 1024, 1),
+        "cpus": os.cpu_count(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--devices", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="a small smoke run: 50 devices")
+    parser.add_argument("--json", type=Path, default=Path("bench/results/informs.json"))
+    args = parser.parse_args()
+    if args.quick:
+        args.devices, args.rounds = 50, 1
+    result = asyncio.run(bench(args.devices, args.concurrency, args.rounds))
+    table = Table(title="knock serve: full sessions (Inform, empty POST, GPV, 204)")
+    for key in result:
+        table.add_column(key)
+    table.add_row(*(str(v) for v in result.values()))
+    Console().print(table)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""`python -m knock` runs the CLI."""
+
+from knock.cli import app
+
+app()

@@ -1,0 +1,280 @@
+"""The CWMP service: the HTTP adapter between CPEs, the session core, the store and the hub.
+
+Protocol decisions live in `knock.cwmp.session` (whose turn, which fault) and in
+`knock.acs.taskplan` (which RPCs a task needs); this module reads requests, calls them and writes
+what they decide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from knock.acs.auth import CpeAuthenticator
+from knock.acs.cpe_requests import answer_cpe_request
+from knock.acs.taskplan import TaskOutcome, TaskPlan, TaskSpecError
+from knock.cwmp.deviceid import device_key
+from knock.cwmp.rpcs import Fault, Rpc
+from knock.cwmp.session import (
+    AcsSession,
+    CpeDone,
+    CpeRequest,
+    CpeResponse,
+    InformReceived,
+    ProtocolViolation,
+    State,
+)
+from knock.notify import Arrival, Hub, SessionEnded, TaskFinished
+from knock.store import Store
+from knock.store.rows import InformRecord, ParamValue, TaskRow
+from knock.vocab import TaskStatus
+
+log = logging.getLogger("knock.acs")
+
+COOKIE = "knock_session"
+_XML_TYPES = frozenset({"text/xml", "application/xml", "application/soap+xml"})
+
+
+@dataclass(eq=False)
+class LiveSession:
+    token: str
+    core: AcsSession
+    last_activity: float
+    device_id: str = ""
+    session_id: int = 0
+    task: TaskRow | None = None
+    plan: TaskPlan | None = None
+    pending: Rpc | None = None  # the next RPC of the running task, sent with the next reply
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class AcsService:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        *,
+        authenticator: CpeAuthenticator,
+        session_timeout: float = 30.0,
+        max_body: int = 2 * 1024 * 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._hub = hub
+        self._auth = authenticator
+        self._timeout = session_timeout
+        self._max_body = max_body
+        self._clock = clock
+        self._by_token: dict[str, LiveSession] = {}
+        self._by_device: dict[str, LiveSession] = {}
+        self._reaper: asyncio.Task[None] | None = None
+
+    def app(self) -> web.Application:
+        # aiohttp refuses larger bodies with 413 before our handler reads them.
+        app = web.Application(client_max_size=self._max_body)
+        app.router.add_post("/{tail:.*}", self.handle)
+        app.on_startup.append(self._start)
+        app.on_cleanup.append(self._stop)
+        return app
+
+    @property
+    def live_sessions(self) -> int:
+        return len(self._by_token)
+
+    async def _start(self, _app: web.Application) -> None:
+        requeued = await self._store.requeue_running()
+        if requeued:
+            log.info("requeued %d task(s) left running by a previous run", requeued)
+        self._reaper = asyncio.create_task(self._reap_forever())
+
+    async def _stop(self, _app: web.Application) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for live in list(self._by_token.values()):
+            await self._end(live, "aborted")
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        live = self._by_token.get(request.cookies.get(COOKIE, ""))
+        if live is None:
+            denied = self._auth.check(request)
+            if denied is not None:
+                return denied
+        body = await request.read()
+        if body.strip() and request.content_type not in _XML_TYPES:
+            return web.Response(
+                status=415,
+                text=f"CWMP bodies are text/xml, not {request.content_type}\n",
+            )
+        if live is None:
+            live = LiveSession(secrets.token_urlsafe(18), AcsSession(self._max_body), self._clock())
+        async with live.lock:
+            live.last_activity = self._clock()
+            response = await self._step(live, body, request)
+        return response
+
+    async def _step(self, live: LiveSession, body: bytes, request: web.Request) -> web.Response:
+        event = live.core.receive(body)
+        if isinstance(event, InformReceived):
+            return await self._on_inform(live, event, request)
+        if isinstance(event, ProtocolViolation):
+            log.warning(
+                "device %s: %s (fault %d)", live.device_id or "?", event.message, event.fault_code
+            )
+            reply = live.core.reply_fault(event.fault_code, event.message)
+            return _xml(reply, status=event.http_status)
+        if isinstance(event, CpeRequest):
+            answer = answer_cpe_request(event.rpc)
+            if isinstance(answer, Fault):
+                return _xml(live.core.reply(answer), status=500)
+            return _xml(live.core.reply(answer))
+        if isinstance(event, CpeResponse):
+            await self._on_response(live, event)
+        elif isinstance(event, CpeDone) and live.task is not None:
+            # The CPE answered our request with an empty POST: it did not run it.
+            await self._store.requeue_running(live.device_id)
+            await self._end(live, "error")
+            return web.Response(status=204)
+        return await self._next_request(live)
+
+    async def _on_inform(
+        self, live: LiveSession, event: InformReceived, request: web.Request
+    ) -> web.Response:
+        inform = event.inform
+        device_id = device_key(inform.device_id)
+        denied = self._auth.check_device(request, device_id, inform.device_id.serial_number)
+        if denied is not None:
+            return denied
+        previous = self._by_device.get(device_id)
+        if previous is not None and previous is not live:
+            # The device started over (a reboot, a lost connection): its old session is dead.
+            await self._end(previous, "superseded")
+        events = [e.event_code for e in inform.events]
+        live.device_id = device_id
+        live.session_id = await self._store.record_inform(
+            InformRecord(
+                device_id=device_id,
+                manufacturer=inform.device_id.manufacturer,
+                oui=inform.device_id.oui,
+                product_class=inform.device_id.product_class,
+                serial_number=inform.device_id.serial_number,
+                events=events,
+                parameters=[ParamValue(p.name, p.value, p.type) for p in inform.parameter_list],
+                cwmp_version=event.cwmp_ns,
+                now=_now(),
+            )
+        )
+        self._by_token[live.token] = live
+        self._by_device[device_id] = live
+        log.info("device %s: session %d opened, events %s", device_id, live.session_id, events)
+        self._hub.announce(Arrival(device_id, tuple(events), live.session_id))
+        response = _xml(live.core.reply_inform())
+        response.set_cookie(COOKIE, live.token, httponly=True)
+        return response
+
+    async def _on_response(self, live: LiveSession, event: CpeResponse) -> None:
+        task, plan = live.task, live.plan
+        if task is None or plan is None:
+            return
+        if isinstance(event.rpc, Fault):
+            fault = event.rpc
+            await self._finish_task(
+                live,
+                TaskStatus.FAULTED,
+                fault_code=str(fault.fault_code),
+                fault_string=fault.fault_string,
+                fault_detail=[
+                    {"parameter": f.parameter_name, "code": f.fault_code, "message": f.fault_string}
+                    for f in fault.set_parameter_values_faults
+                ]
+                or None,
+            )
+            return
+        try:
+            step = plan.on_response(event.rpc)
+        except TaskSpecError as exc:
+            await self._finish_task(
+                live, TaskStatus.FAULTED, fault_code="knock", fault_string=str(exc)
+            )
+            return
+        if isinstance(step, TaskOutcome):
+            now = _now()
+            if step.delete_under:
+                for prefix in step.delete_under:
+                    await self._store.delete_parameters_under(live.device_id, prefix)
+            if step.put:
+                await self._store.put_parameters(live.device_id, step.put, now)
+            await self._finish_task(live, TaskStatus.DONE, result=step.result)
+        else:
+            live.pending = step
+
+    async def _finish_task(self, live: LiveSession, status: TaskStatus, **detail: object) -> None:
+        task = live.task
+        assert task is not None
+        await self._store.finish_task(task.id, status, _now(), **detail)  # type: ignore[arg-type]
+        log.info("device %s: task %d %s %s", live.device_id, task.id, task.name, status.value)
+        live.task = live.plan = None
+        self._hub.announce(TaskFinished(task.id, live.device_id, status.value))
+
+    async def _next_request(self, live: LiveSession) -> web.Response:
+        if live.pending is not None:
+            rpc, live.pending = live.pending, None
+            return _xml(live.core.request(rpc))
+        while True:
+            task = await self._store.claim_next_task(live.device_id, live.session_id)
+            if task is None:
+                live.core.finish()
+                await self._end(live, "ok")
+                return web.Response(status=204)
+            known = await self._store.get_parameters([live.device_id])
+            try:
+                plan = TaskPlan(task.spec, {p.path: p.type for p in known.get(live.device_id, [])})
+                first = plan.first()
+            except TaskSpecError as exc:
+                live.task = task
+                await self._finish_task(
+                    live, TaskStatus.FAULTED, fault_code="knock", fault_string=str(exc)
+                )
+                continue
+            live.task, live.plan = task, plan
+            return _xml(live.core.request(first))
+
+    async def _end(self, live: LiveSession, outcome: str) -> None:
+        self._by_token.pop(live.token, None)
+        if self._by_device.get(live.device_id) is live:
+            del self._by_device[live.device_id]
+        if live.core.state is not State.DONE:
+            live.core.finish()
+        if live.task is not None:
+            await self._store.requeue_running(live.device_id)
+            live.task = live.plan = live.pending = None
+        if live.session_id:
+            await self._store.end_session(live.session_id, outcome, _now())
+            log.info("device %s: session %d ended (%s)", live.device_id, live.session_id, outcome)
+            self._hub.announce(SessionEnded(live.device_id, live.session_id))
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self._timeout / 4))
+            deadline = self._clock() - self._timeout
+            for live in [s for s in self._by_token.values() if s.last_activity < deadline]:
+                async with live.lock:
+                    if live.last_activity < deadline:
+                        await self._end(live, "timeout")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _xml(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="text/xml", charset="utf-8")

@@ -1,0 +1,169 @@
+"""Settings for `knock serve`: defaults, then a TOML file, then KNOCK_* variables, then flags.
+
+Every setting has one name used three ways: `cwmp_port` is `port` in the `[cwmp]` table of the
+TOML file, `KNOCK_CWMP_PORT` in the environment and `--cwmp-port` on the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "KNOCK_"
+
+
+class ConfigError(ValueError):
+    """A setting is unknown or has a value of the wrong kind; the message names it."""
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class Settings:
+    cwmp_host: str = field(
+        default="0.0.0.0", metadata=_help("Address the CWMP (CPE-facing) listener binds.")
+    )
+    cwmp_port: int = field(default=7547, metadata=_help("Port of the CWMP listener."))
+    cwmp_auth: str = field(
+        default="none",
+        metadata=_help("How CPEs authenticate to the ACS: none, basic or digest."),
+    )
+    cwmp_username: str = field(default="", metadata=_help("Shared CPE username (basic/digest)."))
+    cwmp_password: str = field(default="", metadata=_help("Shared CPE password (basic/digest)."))
+    cwmp_credentials: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata=_help(
+            "Per-device credentials (TOML table [cwmp.credentials], username = password); "
+            "the username must be the device id or its serial number."
+        ),
+    )
+    cwmp_session_timeout: float = field(
+        default=30.0, metadata=_help("Seconds of silence after which a CWMP session is dropped.")
+    )
+    cwmp_max_body: int = field(
+        default=2 * 1024 * 1024,
+        metadata=_help("Largest SOAP body accepted, in bytes (413 beyond)."),
+    )
+    cwmp_url: str = field(
+        default="",
+        metadata=_help("The ACS URL CPEs are told to use; derived from host and port when empty."),
+    )
+    tls_cert: str = field(default="", metadata=_help("PEM certificate: CWMP is served over HTTPS."))
+    tls_key: str = field(default="", metadata=_help("PEM private key for --tls-cert."))
+    tls_self_signed: bool = field(
+        default=False,
+        metadata=_help("Serve CWMP over HTTPS with a self-signed pair made in the data folder."),
+    )
+    tls_client_ca: str = field(
+        default="", metadata=_help("PEM CA bundle: CPEs must present a certificate it signed.")
+    )
+    nbi_host: str = field(default="127.0.0.1", metadata=_help("Address the NBI (REST API) binds."))
+    nbi_port: int = field(default=7557, metadata=_help("Port of the NBI."))
+    nbi_token: str = field(default="", metadata=_help("Bearer token the NBI requires when set."))
+    nbi_allow_open: bool = field(
+        default=False,
+        metadata=_help("Let the NBI bind beyond loopback without a token (not recommended)."),
+    )
+    store_url: str = field(
+        default="sqlite:///knock.db",
+        metadata=_help("Database URL: sqlite:///file.db or postgresql://user:pw@host/db."),
+    )
+    data_dir: str = field(
+        default=".knock", metadata=_help("Folder for generated files (self-signed certificates).")
+    )
+    log_level: str = field(default="info", metadata=_help("debug, info, warning or error."))
+
+    def with_updates(self, updates: Mapping[str, Any]) -> Settings:
+        known = {f.name: f for f in fields(self)}
+        clean: dict[str, Any] = {}
+        for name, value in updates.items():
+            if name not in known:
+                raise ConfigError(f"unknown setting {name!r}; `knock serve --help` lists them")
+            clean[name] = _coerce(name, value, type(getattr(self, name)))
+        merged = replace(self, **clean)
+        merged.validate()
+        return merged
+
+    def validate(self) -> None:
+        if self.cwmp_auth not in ("none", "basic", "digest"):
+            raise ConfigError(f"cwmp_auth is {self.cwmp_auth!r}; use none, basic or digest")
+        if self.cwmp_auth != "none" and not (self.cwmp_password or self.cwmp_credentials):
+            raise ConfigError(
+                f"cwmp_auth is {self.cwmp_auth} but no credentials are set: give "
+                "--cwmp-username/--cwmp-password or a [cwmp.credentials] table"
+            )
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("tls_cert and tls_key go together: give both or neither")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"log_level is {self.log_level!r}; use debug, info, warning or error")
+
+
+def _coerce(name: str, value: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{name} must be true or false, not {value!r}")
+    if kind in (int, float):
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a number, not {value!r}") from None
+    if kind is str:
+        if not isinstance(value, str | int | float):
+            raise ConfigError(f"{name} must be a string, not {value!r}")
+        return str(value)
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{name} must be a table of username = password")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _flatten_toml(doc: Mapping[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for section, table in doc.items():
+        if not isinstance(table, Mapping):
+            flat[section] = table
+            continue
+        for key, value in table.items():
+            flat[f"{section}_{key}"] = value
+    return flat
+
+
+def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    names = {f.name for f in fields(Settings)}
+    found: dict[str, Any] = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX):
+            name = key[len(ENV_PREFIX) :].lower()
+            if name in names and name != "cwmp_credentials":
+                found[name] = value
+    return found
+
+
+def load_settings(
+    config_file: Path | None,
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Defaults < TOML file < KNOCK_* environment < command-line flags (None means not given)."""
+    settings = Settings()
+    if config_file is not None:
+        try:
+            doc = tomllib.loads(config_file.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {config_file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+        settings = settings.with_updates(_flatten_toml(doc))
+    settings = settings.with_updates(from_env(os.environ if environ is None else environ))
+    return settings.with_updates({k: v for k, v in flags.items() if v is not None})

@@ -1,0 +1,149 @@
+"""`knock serve`: the store, the CWMP service and the NBI in one asyncio process."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from knock.acs.auth import CpeAuthenticator
+from knock.acs.service import AcsService
+from knock.config import ConfigError, Settings
+from knock.nbi.app import make_nbi_app
+from knock.notify import Hub
+from knock.store import Store
+from knock.tlsutil import ensure_self_signed, server_context
+
+log = logging.getLogger("knock.serve")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    cert, key = settings.tls_cert, settings.tls_key
+    if settings.tls_self_signed and not cert:
+        folder = Path(settings.data_dir)
+        cert, key = str(folder / "cwmp-cert.pem"), str(folder / "cwmp-key.pem")
+        names = sorted({"localhost", "127.0.0.1", settings.cwmp_host} - {"0.0.0.0", "::"})
+        ensure_self_signed(Path(cert), Path(key), names)
+    if not cert:
+        if settings.tls_client_ca:
+            raise ConfigError(
+                "tls_client_ca needs HTTPS: give --tls-cert/--tls-key or --tls-self-signed"
+            )
+        return None
+    client_ca = Path(settings.tls_client_ca) if settings.tls_client_ca else None
+    return server_context(Path(cert), Path(key), client_ca)
+
+
+def acs_url(settings: Settings, tls: bool, port: int) -> str:
+    if settings.cwmp_url:
+        return settings.cwmp_url
+    host = settings.cwmp_host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"{'https' if tls else 'http'}://{host}:{port}/"
+
+
+def check_exposure(settings: Settings) -> list[str]:
+    """Refuse an open NBI beyond loopback; return warnings to print loudly."""
+    if (
+        not is_loopback(settings.nbi_host)
+        and not settings.nbi_token
+        and not settings.nbi_allow_open
+    ):
+        raise ConfigError(
+            f"the NBI would listen on {settings.nbi_host} with no token: anyone reaching it could "
+            "reconfigure every device. Set --nbi-token (or KNOCK_NBI_TOKEN), bind it to 127.0.0.1, "
+            "or pass --nbi-allow-open if you really mean it"
+        )
+    warnings = []
+    if settings.cwmp_auth == "none" and not is_loopback(settings.cwmp_host):
+        warnings.append(
+            f"CWMP listens on {settings.cwmp_host} with authentication OFF: any host that reaches "
+            "it can pose as a device. Use --cwmp-auth digest with credentials in production."
+        )
+    if settings.nbi_allow_open and not settings.nbi_token and not is_loopback(settings.nbi_host):
+        warnings.append(f"the NBI listens on {settings.nbi_host} with no token (--nbi-allow-open)")
+    return warnings
+
+
+@dataclass
+class Running:
+    """A started server: its real ports (0 in the settings means any free port)."""
+
+    store: Store
+    acs: AcsService
+    runner_cwmp: web.AppRunner
+    runner_nbi: web.AppRunner
+    cwmp_port: int
+    nbi_port: int
+    acs_url: str
+
+    async def close(self) -> None:
+        await self.runner_nbi.cleanup()
+        await self.runner_cwmp.cleanup()
+        await self.store.close()
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    server = runner.addresses[0]
+    return int(server[1])
+
+
+async def start(settings: Settings) -> Running:
+    tls = _tls_context(settings)
+    store = await Store.open(settings.store_url)
+    hub = Hub()
+    acs = AcsService(
+        store,
+        hub,
+        authenticator=CpeAuthenticator.from_settings(settings),
+        session_timeout=settings.cwmp_session_timeout,
+        max_body=settings.cwmp_max_body,
+    )
+    runner_cwmp = web.AppRunner(acs.app(), access_log=None)
+    await runner_cwmp.setup()
+    await web.TCPSite(runner_cwmp, settings.cwmp_host, settings.cwmp_port, ssl_context=tls).start()
+    nbi = make_nbi_app(store, hub, token=settings.nbi_token or None)
+    runner_nbi = web.AppRunner(nbi, access_log=None)
+    await runner_nbi.setup()
+    await web.TCPSite(runner_nbi, settings.nbi_host, settings.nbi_port).start()
+    cwmp_port = _bound_port(runner_cwmp)
+    return Running(
+        store=store,
+        acs=acs,
+        runner_cwmp=runner_cwmp,
+        runner_nbi=runner_nbi,
+        cwmp_port=cwmp_port,
+        nbi_port=_bound_port(runner_nbi),
+        acs_url=acs_url(settings, tls is not None, cwmp_port),
+    )
+
+
+async def serve_forever(settings: Settings, announce: bool = True) -> None:
+    running = await start(settings)
+    if announce:
+        print(f"Knock ACS: point CPEs at {running.acs_url}", flush=True)
+        print(f"NBI: http://{settings.nbi_host}:{running.nbi_port}/", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await running.close()

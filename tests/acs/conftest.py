@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from knock.config import Settings
+from knock.server import Running, start
+
+StartAcs = Callable[..., Awaitable[Running]]
+
+
+@pytest.fixture
+async def start_acs(tmp_path: Path) -> AsyncIterator[StartAcs]:
+    """Start `knock serve` in-process on free loopback ports with a real SQLite file."""
+    started: list[Running] = []
+
+    async def _start(**overrides: Any) -> Running:
+        settings = replace(
+            Settings(),
+            cwmp_host="127.0.0.1",
+            cwmp_port=0,
+            nbi_port=0,
+            store_url=f"sqlite:///{tmp_path / 'knock.db'}",
+            data_dir=str(tmp_path / "data"),
+            **overrides,
+        )
+        settings.validate()
+        running = await start(settings)
+        started.append(running)
+        return running
+
+    yield _start
+    for running in started:
+        await running.close()
+
+
+@pytest.fixture
+async def acs(start_acs: StartAcs) -> Running:
+    return await start_acs()

@@ -1,0 +1,69 @@
+"""CPE authentication (Basic, Digest, per-device) and CWMP over HTTPS."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scripted_cpe import ScriptedCpe
+
+from knock.cpe.acs_client import AcsRefused
+from knock.server import Running
+
+
+async def test_digest_shared_credentials(start_acs: Any) -> None:
+    acs: Running = await start_acs(cwmp_auth="digest", cwmp_username="cpe", cwmp_password="s3cret")
+    async with ScriptedCpe(acs.acs_url) as anonymous:
+        status, data = await anonymous.client.post_raw(b"")
+        assert status == 401
+    async with ScriptedCpe(acs.acs_url, username="cpe", password="s3cret") as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        assert (await cpe.empty()).status == 204
+    assert await acs.store.get_device(cpe.device_id) is not None
+
+
+async def test_digest_wrong_password_never_opens_a_session(start_acs: Any) -> None:
+    acs: Running = await start_acs(cwmp_auth="digest", cwmp_username="cpe", cwmp_password="s3cret")
+    async with ScriptedCpe(acs.acs_url, username="cpe", password="guess") as cpe:
+        with pytest.raises(AcsRefused) as refused:
+            await cpe.inform("0 BOOTSTRAP")
+    assert refused.value.status == 401
+    assert await acs.store.find_devices(None) == []
+
+
+async def test_basic_auth_and_its_challenge(start_acs: Any) -> None:
+    acs: Running = await start_acs(cwmp_auth="basic", cwmp_username="cpe", cwmp_password="pw")
+    async with ScriptedCpe(acs.acs_url, username="cpe", password="pw", allow_basic=True) as cpe:
+        await cpe.inform("1 BOOT")
+        assert (await cpe.empty()).status == 204
+    async with ScriptedCpe(acs.acs_url, username="cpe", password="no", allow_basic=True) as bad:
+        with pytest.raises(AcsRefused):
+            await bad.inform("1 BOOT")
+
+
+async def test_per_device_credentials_speak_only_for_their_device(start_acs: Any) -> None:
+    acs: Running = await start_acs(
+        cwmp_auth="digest", cwmp_credentials={"SN-A": "pw-a", "SN-B": "pw-b"}
+    )
+    async with ScriptedCpe(acs.acs_url, serial="SN-A", username="SN-A", password="pw-a") as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        assert (await cpe.empty()).status == 204
+    async with ScriptedCpe(acs.acs_url, serial="SN-B", username="SN-A", password="pw-a") as thief:
+        with pytest.raises(AcsRefused) as refused:
+            await thief.inform("0 BOOTSTRAP")
+    assert refused.value.status == 403
+    assert [d.serial_number for d in await acs.store.find_devices(None)] == ["SN-A"]
+
+
+async def test_session_over_https_with_a_self_signed_certificate(
+    start_acs: Any, tmp_path: Path
+) -> None:
+    acs: Running = await start_acs(tls_self_signed=True)
+    assert acs.acs_url.startswith("https://127.0.0.1:")
+    trust = ssl.create_default_context(cafile=str(tmp_path / "data" / "cwmp-cert.pem"))
+    async with ScriptedCpe(acs.acs_url, ssl_context=trust) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        assert (await cpe.empty()).status == 204
+    assert await acs.store.get_device(cpe.device_id) is not None

@@ -1,0 +1,204 @@
+"""Whole CWMP sessions between a scripted CPE and `knock serve`, over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from scripted_cpe import NS_12, ScriptedCpe
+
+from knock.cwmp.faults import cpe_fault
+from knock.cwmp.rpcs import (
+    AddObject,
+    AddObjectResponse,
+    DeleteObject,
+    DeleteObjectResponse,
+    GetParameterValues,
+    GetParameterValuesResponse,
+    GetRPCMethods,
+    GetRPCMethodsResponse,
+    ParameterValueStruct,
+    Reboot,
+    RebootResponse,
+    SetParameterValues,
+    SetParameterValuesResponse,
+    TransferComplete,
+    TransferCompleteResponse,
+)
+from knock.server import Running
+
+UPTIME = "Device.DeviceInfo.UpTime"
+INTERVAL = "Device.ManagementServer.PeriodicInformInterval"
+
+
+def nbi_url(acs: Running, path: str) -> str:
+    return f"http://127.0.0.1:{acs.nbi_port}{path}"
+
+
+async def queue(acs: Running, device_id: str, task: dict[str, Any]) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(nbi_url(acs, f"/devices/{device_id}/tasks"), json=task) as r:
+            assert r.status == 202, await r.text()
+            result: dict[str, Any] = await r.json()
+            return result
+
+
+async def test_inform_then_empty_post_ends_with_204_and_stores_the_device(acs: Running) -> None:
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP", "1 BOOT")
+        assert (await cpe.empty()).status == 204
+    device = await acs.store.get_device(cpe.device_id)
+    assert device is not None and device.serial_number == "SN0001"
+    assert device.last_bootstrap is not None and device.last_boot is not None
+    params = {p.path: p for p in (await acs.store.get_parameters([cpe.device_id]))[cpe.device_id]}
+    assert params[INTERVAL].value == "300" and params[INTERVAL].type == "xsd:unsignedInt"
+    [session] = await acs.store.list_sessions(cpe.device_id)
+    assert session.events == ["0 BOOTSTRAP", "1 BOOT"]
+    assert session.outcome == "ok" and session.ended is not None
+    assert acs.acs.live_sessions == 0
+
+
+async def test_nbi_task_with_connection_request_runs_in_the_next_session(acs: Running) -> None:
+    """The issue's end-to-end path: NBI POST waits, the CPE's session runs the GPV, NBI says 200."""
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        await cpe.empty()
+
+        async def nbi_call() -> tuple[int, dict[str, Any]]:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(
+                    nbi_url(acs, f"/devices/{cpe.device_id}/tasks?connection_request&timeout=5000"),
+                    json={"name": "getParameterValues", "parameterNames": [UPTIME]},
+                ) as r,
+            ):
+                return r.status, await r.json()
+
+        call = asyncio.create_task(nbi_call())
+        while not await acs.store.find_tasks(None):
+            await asyncio.sleep(0.01)
+        await cpe.inform("6 CONNECTION REQUEST")
+        request = await cpe.empty()
+        assert request.envelope is not None
+        assert request.envelope.body == GetParameterValues([UPTIME])
+        done = await cpe.answer(
+            request,
+            GetParameterValuesResponse([ParameterValueStruct(UPTIME, "4242", "xsd:unsignedInt")]),
+        )
+        assert done.status == 204
+        status, task = await call
+    assert status == 200, task
+    assert task["name"] == "getParameterValues" and task["status"] == "done"
+    params = await acs.store.get_parameters([cpe.device_id], [UPTIME])
+    assert [(p.path, p.value) for p in params[cpe.device_id]] == [(UPTIME, "4242")]
+
+
+async def test_tasks_run_in_order_and_a_cpe_fault_does_not_stop_the_session(acs: Running) -> None:
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        await cpe.empty()
+        spv = await queue(
+            acs,
+            cpe.device_id,
+            {"name": "setParameterValues", "parameterValues": [[INTERVAL, 60]]},
+        )
+        bad = await queue(
+            acs, cpe.device_id, {"name": "getParameterValues", "parameterNames": ["Device.Nope"]}
+        )
+        add = await queue(
+            acs, cpe.device_id, {"name": "addObject", "objectName": "Device.Hosts.Host"}
+        )
+        delete = await queue(
+            acs, cpe.device_id, {"name": "deleteObject", "objectName": "Device.Hosts.Host.1."}
+        )
+        reboot = await queue(acs, cpe.device_id, {"name": "reboot"})
+
+        await cpe.inform("2 PERIODIC")
+        step = await cpe.empty()
+        assert step.envelope is not None
+        assert step.envelope.body == SetParameterValues(
+            [ParameterValueStruct(INTERVAL, "60", "xsd:unsignedInt")]
+        )
+        step = await cpe.answer(step, SetParameterValuesResponse(0))
+        assert step.envelope is not None and step.envelope.body == GetParameterValues(
+            ["Device.Nope"]
+        )
+        step = await cpe.answer(step, cpe_fault(9005, "Invalid parameter name"))
+        assert step.envelope is not None and step.envelope.body == AddObject("Device.Hosts.Host.")
+        step = await cpe.answer(step, AddObjectResponse(7, 0))
+        assert step.envelope is not None
+        assert step.envelope.body == DeleteObject("Device.Hosts.Host.1.")
+        step = await cpe.answer(step, DeleteObjectResponse(0))
+        assert step.envelope is not None and step.envelope.body == Reboot("")
+        step = await cpe.answer(step, RebootResponse())
+        assert step.status == 204
+
+    tasks = {t.id: t for t in await acs.store.find_tasks(None)}
+    assert tasks[int(spv["_id"])].status == "done"
+    assert tasks[int(bad["_id"])].status == "faulted"
+    assert tasks[int(bad["_id"])].fault_code == "9005"
+    assert tasks[int(add["_id"])].result == {"instanceNumber": 7}
+    assert tasks[int(delete["_id"])].status == "done"
+    assert tasks[int(reboot["_id"])].status == "done"
+    stored = {p.path: p for p in (await acs.store.get_parameters([cpe.device_id]))[cpe.device_id]}
+    assert stored[INTERVAL].value == "60"
+    assert "Device.Hosts.Host.7." in stored
+
+
+async def test_cwmp_1_2_is_answered_in_1_2_and_cpe_requests_are_served(acs: Running) -> None:
+    async with ScriptedCpe(acs.acs_url, cwmp_ns=NS_12) as cpe:
+        reply = await cpe.inform("1 BOOT")
+        assert reply.envelope is not None and reply.envelope.cwmp_ns == NS_12
+        methods = await cpe.send(GetRPCMethods())
+        assert methods.envelope is not None and methods.envelope.cwmp_ns == NS_12
+        assert isinstance(methods.envelope.body, GetRPCMethodsResponse)
+        assert "Inform" in methods.envelope.body.method_list
+        done = await cpe.send(TransferComplete(command_key="fw"))
+        assert done.envelope is not None and done.envelope.body == TransferCompleteResponse()
+        assert (await cpe.empty()).status == 204
+
+
+async def test_bootstrap_drops_stale_parameters(acs: Running) -> None:
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        cpe.params["Device.Old.Thing"] = ("x", "xsd:string")
+        await cpe.inform("1 BOOT")
+        await cpe.empty()
+        del cpe.params["Device.Old.Thing"]
+        await cpe.inform("0 BOOTSTRAP")
+        await cpe.empty()
+    stored = (await acs.store.get_parameters([cpe.device_id]))[cpe.device_id]
+    assert "Device.Old.Thing" not in {p.path for p in stored}
+    assert INTERVAL in {p.path for p in stored}
+
+
+async def test_a_silent_session_times_out_and_its_task_is_requeued(start_acs: Any) -> None:
+    acs = await start_acs(cwmp_session_timeout=0.3)
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        await cpe.empty()
+        task = await queue(
+            acs, cpe.device_id, {"name": "getParameterValues", "parameterNames": [UPTIME]}
+        )
+        await cpe.inform("2 PERIODIC")
+        request = await cpe.empty()
+        assert request.envelope is not None  # the GPV, which the CPE never answers
+        for _ in range(100):
+            if acs.acs.live_sessions == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert acs.acs.live_sessions == 0
+    stored = await acs.store.get_task(int(task["_id"]))
+    assert stored is not None and stored.status == "queued"
+    sessions = await acs.store.list_sessions(cpe.device_id)
+    assert sessions[0].outcome == "timeout"
+
+
+async def test_a_new_inform_supersedes_a_dead_session(acs: Running) -> None:
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("1 BOOT")
+        await cpe.inform("1 BOOT")  # the CPE rebooted mid-session and starts over
+        assert acs.acs.live_sessions == 1
+        assert (await cpe.empty()).status == 204
+    outcomes = [s.outcome for s in await acs.store.list_sessions(cpe.device_id)]
+    assert sorted(outcomes) == ["ok", "superseded"]
