@@ -15,7 +15,7 @@ from aiohttp import web
 from knock.acs.auth import CpeAuthenticator
 from knock.acs.service import AcsService
 from knock.config import ConfigError, Settings
-from knock.nbi.app import make_nbi_app
+from knock.nbi.app import ConnectionRequest, make_nbi_app
 from knock.notify import Hub
 from knock.store import Store
 from knock.tlsutil import ensure_self_signed, server_context
@@ -86,6 +86,7 @@ class Running:
     """A started server: its real ports (0 in the settings means any free port)."""
 
     store: Store
+    hub: Hub
     acs: AcsService
     runner_cwmp: web.AppRunner
     runner_nbi: web.AppRunner
@@ -104,7 +105,7 @@ def _bound_port(runner: web.AppRunner) -> int:
     return int(server[1])
 
 
-async def start(settings: Settings) -> Running:
+async def start(settings: Settings, connection_request: ConnectionRequest | None = None) -> Running:
     tls = _tls_context(settings)
     store = await Store.open(settings.store_url)
     hub = Hub()
@@ -118,13 +119,16 @@ async def start(settings: Settings) -> Running:
     runner_cwmp = web.AppRunner(acs.app(), access_log=None)
     await runner_cwmp.setup()
     await web.TCPSite(runner_cwmp, settings.cwmp_host, settings.cwmp_port, ssl_context=tls).start()
-    nbi = make_nbi_app(store, hub, token=settings.nbi_token or None)
+    nbi = make_nbi_app(
+        store, hub, token=settings.nbi_token or None, connection_request=connection_request
+    )
     runner_nbi = web.AppRunner(nbi, access_log=None)
     await runner_nbi.setup()
     await web.TCPSite(runner_nbi, settings.nbi_host, settings.nbi_port).start()
     cwmp_port = _bound_port(runner_cwmp)
     return Running(
         store=store,
+        hub=hub,
         acs=acs,
         runner_cwmp=runner_cwmp,
         runner_nbi=runner_nbi,

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from knock.config import Settings
+from knock.nbi.app import ConnectionRequest
 from knock.server import Running, start
 
 StartAcs = Callable[..., Awaitable[Running]]
@@ -18,7 +19,9 @@ async def start_acs(tmp_path: Path) -> AsyncIterator[StartAcs]:
     """Start `knock serve` in-process on free loopback ports with a real SQLite file."""
     started: list[Running] = []
 
-    async def _start(**overrides: Any) -> Running:
+    async def _start(
+        connection_request: ConnectionRequest | None = None, **overrides: Any
+    ) -> Running:
         settings = replace(
             Settings(),
             cwmp_host="127.0.0.1",
@@ -29,7 +32,7 @@ async def start_acs(tmp_path: Path) -> AsyncIterator[StartAcs]:
             **overrides,
         )
         settings.validate()
-        running = await start(settings)
+        running = await start(settings, connection_request)
         started.append(running)
         return running
 

@@ -16,7 +16,7 @@ from knock.server import Running
 async def test_digest_shared_credentials(start_acs: Any) -> None:
     acs: Running = await start_acs(cwmp_auth="digest", cwmp_username="cpe", cwmp_password="s3cret")
     async with ScriptedCpe(acs.acs_url) as anonymous:
-        status, data = await anonymous.client.post_raw(b"")
+        status, _ = await anonymous.client.post_raw(b"")
         assert status == 401
     async with ScriptedCpe(acs.acs_url, username="cpe", password="s3cret") as cpe:
         await cpe.inform("0 BOOTSTRAP")

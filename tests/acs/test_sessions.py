@@ -26,6 +26,7 @@ from knock.cwmp.rpcs import (
     TransferComplete,
     TransferCompleteResponse,
 )
+from knock.notify import SessionEnded
 from knock.server import Running
 
 UPTIME = "Device.DeviceInfo.UpTime"
@@ -37,11 +38,13 @@ def nbi_url(acs: Running, path: str) -> str:
 
 
 async def queue(acs: Running, device_id: str, task: dict[str, Any]) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(nbi_url(acs, f"/devices/{device_id}/tasks"), json=task) as r:
-            assert r.status == 202, await r.text()
-            result: dict[str, Any] = await r.json()
-            return result
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(nbi_url(acs, f"/devices/{device_id}/tasks"), json=task) as r,
+    ):
+        assert r.status == 202, await r.text()
+        result: dict[str, Any] = await r.json()
+        return result
 
 
 async def test_inform_then_empty_post_ends_with_204_and_stores_the_device(acs: Running) -> None:
@@ -59,8 +62,15 @@ async def test_inform_then_empty_post_ends_with_204_and_stores_the_device(acs: R
     assert acs.acs.live_sessions == 0
 
 
-async def test_nbi_task_with_connection_request_runs_in_the_next_session(acs: Running) -> None:
-    """The issue's end-to-end path: NBI POST waits, the CPE's session runs the GPV, NBI says 200."""
+async def test_nbi_task_with_connection_request_runs_in_the_next_session(start_acs: Any) -> None:
+    """The end-to-end path: NBI POST stores the task and asks for a connection request; the CPE's
+    session runs the GPV; the NBI answers 200 with the result."""
+    asked: asyncio.Queue[str] = asyncio.Queue()
+
+    async def connection_request(device_id: str, _seconds: float) -> None:
+        asked.put_nowait(device_id)
+
+    acs: Running = await start_acs(connection_request)
     async with ScriptedCpe(acs.acs_url) as cpe:
         await cpe.inform("0 BOOTSTRAP")
         await cpe.empty()
@@ -76,8 +86,7 @@ async def test_nbi_task_with_connection_request_runs_in_the_next_session(acs: Ru
                 return r.status, await r.json()
 
         call = asyncio.create_task(nbi_call())
-        while not await acs.store.find_tasks(None):
-            await asyncio.sleep(0.01)
+        assert await asyncio.wait_for(asked.get(), 5) == cpe.device_id
         await cpe.inform("6 CONNECTION REQUEST")
         request = await cpe.empty()
         assert request.envelope is not None
@@ -180,13 +189,12 @@ async def test_a_silent_session_times_out_and_its_task_is_requeued(start_acs: An
         task = await queue(
             acs, cpe.device_id, {"name": "getParameterValues", "parameterNames": [UPTIME]}
         )
-        await cpe.inform("2 PERIODIC")
-        request = await cpe.empty()
-        assert request.envelope is not None  # the GPV, which the CPE never answers
-        for _ in range(100):
-            if acs.acs.live_sessions == 0:
-                break
-            await asyncio.sleep(0.05)
+        with acs.hub.subscribe(cpe.device_id) as announcements:
+            await cpe.inform("2 PERIODIC")
+            request = await cpe.empty()
+            assert request.envelope is not None  # the GPV, which the CPE never answers
+            while not isinstance(await asyncio.wait_for(announcements.next(), 5), SessionEnded):
+                pass
         assert acs.acs.live_sessions == 0
     stored = await acs.store.get_task(int(task["_id"]))
     assert stored is not None and stored.status == "queued"
