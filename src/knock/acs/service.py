@@ -12,15 +12,16 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
 from knock.acs.auth import CpeAuthenticator
 from knock.acs.cpe_requests import answer_cpe_request
-from knock.acs.taskplan import TaskOutcome, TaskPlan, TaskSpecError
+from knock.acs.taskplan import TaskOutcome, TaskPlan, TaskSpecError, untyped_paths
 from knock.cwmp.deviceid import device_key
 from knock.cwmp.rpcs import Fault, Rpc
 from knock.cwmp.session import (
@@ -235,9 +236,8 @@ class AcsService:
                 live.core.finish()
                 await self._end(live, "ok")
                 return web.Response(status=204)
-            known = await self._store.get_parameters([live.device_id])
             try:
-                plan = TaskPlan(task.spec, {p.path: p.type for p in known.get(live.device_id, [])})
+                plan = TaskPlan(task.spec, await self._stored_types(live.device_id, task.spec))
                 first = plan.first()
             except TaskSpecError as exc:
                 live.task = task
@@ -247,6 +247,14 @@ class AcsService:
                 continue
             live.task, live.plan = task, plan
             return _xml(live.core.request(first))
+
+    async def _stored_types(self, device_id: str, spec: Mapping[str, Any]) -> dict[str, str]:
+        """Types the device reported for the values a task sets without naming one."""
+        paths = set(untyped_paths(spec))
+        if not paths:
+            return {}
+        stored = await self._store.get_parameters([device_id], sorted(paths))
+        return {p.path: p.type for p in stored.get(device_id, []) if p.path in paths and p.type}
 
     async def _end(self, live: LiveSession, outcome: str) -> None:
         self._by_token.pop(live.token, None)

@@ -43,7 +43,7 @@ class TaskOutcome:
 
 
 class TaskPlan:
-    def __init__(self, spec: Mapping[str, Any], stored_types: Mapping[str, str | None]) -> None:
+    def __init__(self, spec: Mapping[str, Any], stored_types: Mapping[str, str]) -> None:
         self._spec = spec
         self._types = stored_types
         self._name = str(spec.get("name", ""))
@@ -146,6 +146,19 @@ class TaskPlan:
         if isinstance(value, int):
             return "xsd:int"
         return "xsd:string"
+
+
+def untyped_paths(spec: Mapping[str, Any]) -> list[str]:
+    """Paths a setParameterValues task sets without a type: the plan needs their stored types."""
+    if spec.get("name") != "setParameterValues" or not isinstance(
+        spec.get("parameterValues"), list
+    ):
+        return []
+    return [
+        str(item[0])
+        for item in spec["parameterValues"]
+        if isinstance(item, list | tuple) and len(item) == 2
+    ]
 
 
 def _strings(spec: Mapping[str, Any], key: str) -> list[str]:
