@@ -1,0 +1,30 @@
+"""The documentation names every setting, and `knock serve --help` offers a flag for each."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from knock.cli import app
+from knock.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_setting_is_documented() -> None:
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for f in fields(Settings):
+        assert f"`{f.name}`" in doc, f"docs/configuration.md does not describe {f.name}"
+        table_name = "[cwmp.credentials]" if f.name == "cwmp_credentials" else f"`{f.name}"
+        assert table_name in readme, f"README's configuration table lacks {f.name}"
+
+
+def test_serve_help_lists_a_flag_per_setting() -> None:
+    result = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for f in fields(Settings):
+        if f.name != "cwmp_credentials":
+            assert "--" + f.name.replace("_", "-") in result.output
