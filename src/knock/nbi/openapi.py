@@ -1,0 +1,315 @@
+"""The NBI's OpenAPI 3.1 description, served at /openapi.json. tests/nbi/test_openapi.py holds it
+to the routes the app really has."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from knock import __version__
+from knock.vocab import TaskStatus
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+_DEVICE_ID = {
+    "name": "device_id",
+    "in": "path",
+    "required": True,
+    "description": "The device id, percent-encoded once (encodeURIComponent).",
+    "schema": {"type": "string"},
+}
+_QUERY = _query(
+    "query",
+    'A MongoDB-style query as GenieACS takes it, e.g. {"_deviceId._SerialNumber": "SN1"}. '
+    "Operators $eq $ne $gt $gte $lt $lte $in $nin $exists, and $and / $or lists.",
+    {"type": "string"},
+)
+_SKIP = _query("skip", "How many matches to pass over.", {"type": "integer", "minimum": 0})
+_LIMIT = _query("limit", "At most this many results.", {"type": "integer", "minimum": 0})
+_UNAUTHORIZED = _error("A token is configured and the request lacks it (WWW-Authenticate: Bearer).")
+_BAD_REQUEST = _error("The query, parameters or body are malformed; the message says what to fix.")
+
+_PARAMETER_VALUE = {
+    "type": "array",
+    "minItems": 2,
+    "maxItems": 3,
+    "prefixItems": [
+        {"type": "string", "description": "Parameter path"},
+        {"type": ["string", "integer", "boolean"]},
+        {"type": "string", "description": "xsd type, e.g. xsd:unsignedInt"},
+    ],
+}
+
+
+def _task(name: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"name": {"const": name}, **properties},
+        "required": ["name", *required],
+    }
+
+
+_PATH_LIST = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+_OBJECT_NAME = {"type": "string", "description": "Object path, e.g. Device.IP.Interface."}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "knock NBI",
+        "version": __version__,
+        "description": "The northbound API of the knock ACS, compatible with GenieACS's NBI. "
+        'Every route also answers with a trailing slash. Errors are JSON {"error": ...}.',
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/devices/": {
+            "get": {
+                "summary": "Find devices",
+                "parameters": [
+                    _QUERY,
+                    _query(
+                        "projection",
+                        "Comma-separated paths to include, e.g. _lastInform,Device.DeviceInfo.",
+                        {"type": "string"},
+                    ),
+                    _query(
+                        "sort",
+                        'JSON object of path to 1 or -1, e.g. {"_lastInform": -1}.',
+                        {"type": "string"},
+                    ),
+                    _SKIP,
+                    _LIMIT,
+                ],
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("Device")}, "Matching devices."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/devices/{device_id}": {
+            "delete": {
+                "summary": "Forget a device with its parameters, sessions and tasks",
+                "parameters": [_DEVICE_ID],
+                "responses": {
+                    "200": _json(_ref("Deleted"), "Deleted."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such device."),
+                },
+            }
+        },
+        "/devices/{device_id}/tasks": {
+            "post": {
+                "summary": "Queue a task; optionally make the device run it now",
+                "description": "Without a body and with connection_request, only asks the "
+                "device to open a session (200 when it does, 504 otherwise).",
+                "parameters": [
+                    _DEVICE_ID,
+                    _query(
+                        "connection_request",
+                        "Present (no value needed): ask the device to connect and wait for "
+                        "the task to finish.",
+                        {"type": "string"},
+                    ),
+                    _query(
+                        "timeout",
+                        "Milliseconds to wait, default 3000.",
+                        {"type": "integer", "minimum": 0, "maximum": 600000},
+                    ),
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("NewTask")}},
+                },
+                "responses": {
+                    "200": _json(
+                        {"oneOf": [_ref("Task"), _ref("Woken")]},
+                        "The task is done (or, without a body, the device opened a session).",
+                    ),
+                    "202": _json(
+                        {"oneOf": [_ref("Task"), _ref("ConnectionRequestFailed")]},
+                        "Queued. Reason phrase: 'Task queued but not processed' (no wait, or "
+                        "the wait timed out), 'Task faulted' (the task carries its fault), or "
+                        "why the connection request failed.",
+                    ),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such device."),
+                    "413": _error("The body is over 1 MiB."),
+                    "504": _error("Without a body: the device opened no session in time."),
+                },
+            }
+        },
+        "/tasks/": {
+            "get": {
+                "summary": "Find tasks, oldest first",
+                "parameters": [
+                    {**_QUERY, "description": "Query over _id, device, name, status, timestamp."},
+                    _SKIP,
+                    _LIMIT,
+                ],
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("Task")}, "Matching tasks."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/tasks/{task_id}": {
+            "delete": {
+                "summary": "Delete a task",
+                "parameters": [
+                    {
+                        "name": "task_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("Deleted"), "Deleted."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such task."),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "responses": {
+                    "200": _json({"type": "object"}, "OpenAPI 3.1."),
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "properties": {"error": {"type": "string"}},
+                "required": ["error"],
+            },
+            "Deleted": {"type": "object", "properties": {"deleted": {"type": "string"}}},
+            "Woken": {
+                "type": "object",
+                "properties": {
+                    "device": {"type": "string"},
+                    "events": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "Device": {
+                "type": "object",
+                "description": "Parameters nest by path; a leaf is {_value, _type, _timestamp, "
+                "_writable}, an object node has _object: true.",
+                "properties": {
+                    "_id": {"type": "string"},
+                    "_deviceId": {
+                        "type": "object",
+                        "properties": {
+                            k: {"type": "string"}
+                            for k in ("_Manufacturer", "_OUI", "_ProductClass", "_SerialNumber")
+                        },
+                    },
+                    **{
+                        k: {"type": "string", "format": "date-time"}
+                        for k in ("_lastInform", "_registered", "_lastBoot", "_lastBootstrap")
+                    },
+                },
+                "required": ["_id"],
+                "additionalProperties": {"type": "object"},
+            },
+            "NewTask": {
+                "oneOf": [
+                    _task("getParameterValues", {"parameterNames": _PATH_LIST}, ["parameterNames"]),
+                    _task(
+                        "setParameterValues",
+                        {"parameterValues": {"type": "array", "items": _PARAMETER_VALUE}},
+                        ["parameterValues"],
+                    ),
+                    *(
+                        _task(name, {"objectName": _OBJECT_NAME, "parameterName": _OBJECT_NAME}, [])
+                        for name in ("refreshObject", "getParameterNames")
+                    ),
+                    _task(
+                        "addObject",
+                        {
+                            "objectName": _OBJECT_NAME,
+                            "parameterValues": {"type": "array", "items": _PARAMETER_VALUE},
+                        },
+                        ["objectName"],
+                    ),
+                    _task("deleteObject", {"objectName": _OBJECT_NAME}, ["objectName"]),
+                    _task("reboot", {}, []),
+                    _task("factoryReset", {}, []),
+                    _task(
+                        "download",
+                        {
+                            "fileType": {
+                                "type": "string",
+                                "examples": ["1 Firmware Upgrade Image"],
+                            },
+                            "url": {"type": "string", "format": "uri"},
+                            "fileName": {"type": "string"},
+                            "targetFileName": {"type": "string"},
+                            "username": {"type": "string"},
+                            "password": {"type": "string"},
+                            "fileSize": {"type": "integer", "minimum": 0},
+                        },
+                        ["fileType"],
+                    ),
+                ],
+            },
+            "Task": {
+                "type": "object",
+                "properties": {
+                    "_id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "device": {"type": "string"},
+                    "timestamp": {"type": "string", "format": "date-time"},
+                    "status": {"enum": [status.value for status in TaskStatus]},
+                    "fault": {
+                        "type": "object",
+                        "properties": {
+                            "code": {"type": ["string", "null"]},
+                            "message": {"type": ["string", "null"]},
+                            "detail": {},
+                        },
+                    },
+                    "retries": {"type": "integer"},
+                },
+                "required": ["_id", "name", "device", "timestamp", "status"],
+                "additionalProperties": True,
+            },
+            "ConnectionRequestFailed": {
+                "type": "object",
+                "properties": {
+                    "task": _ref("Task"),
+                    "connectionRequestError": {"type": "string"},
+                },
+                "required": ["task", "connectionRequestError"],
+            },
+        },
+    },
+}

@@ -1,0 +1,367 @@
+"""GenieACS (MongoDB-style) queries, sorts and projections, translated to SQL over the store.
+
+GenieACS keeps parameter values typed in MongoDB, where a number never equals a string. The store
+keeps every value as text with its xsd type beside it, so the type decides how a value compares:
+parameters of an integer type compare numerically (with a number, or a string that reads as one),
+every other parameter compares as text (with a string), booleans match true/false. This is the
+result GenieACS gives for the same query.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Float,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.sql.expression import ColumnElement
+
+from knock.store.schema import devices, parameters, tasks
+from knock.vocab import TaskStatus
+
+Scalar = bool | int | float | str
+Compare = Callable[[Any, Any], ColumnElement[bool]]
+
+INTEGER_TYPES = ("xsd:int", "xsd:unsignedInt", "xsd:long", "xsd:unsignedLong")
+# Guards the cast: PostgreSQL fails the whole query on one malformed value a CPE reported, and
+# 20 digits hold every unsignedLong while staying inside a double's range.
+_INTEGER_TEXT = r"^-?[0-9]{1,20}$"
+_NUMBER_TEXT = re.compile(r"-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+_TRUE_TEXT = ("true", "1")
+_FALSE_TEXT = ("false", "0")
+_ORDERING: dict[str, Compare] = {
+    "$gt": operator.gt,
+    "$gte": operator.ge,
+    "$lt": operator.lt,
+    "$lte": operator.le,
+}
+# Deeper nesting is no real query, and would exhaust the stack translating or compiling it.
+_MAX_DEPTH = 20
+_FIELD_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists")
+
+
+class QueryError(ValueError):
+    """A query, sort or projection the NBI cannot translate; the message says what to change."""
+
+
+# --- fields ---------------------------------------------------------------------------------
+
+
+class _Field(ABC):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    def compare(self, op: Compare, operand: Scalar) -> ColumnElement[bool]:
+        """The field compared with a non-null operand."""
+
+    @abstractmethod
+    def present(self) -> ColumnElement[bool]:
+        """The field exists with a non-null value."""
+
+
+class _ColumnField(_Field):
+    def __init__(self, name: str, column: Column[Any], coerce: Callable[[str, Scalar], Any]):
+        super().__init__(name)
+        self.column = column
+        self.coerce = coerce
+
+    def compare(self, op: Compare, operand: Scalar) -> ColumnElement[bool]:
+        # Explicit on NULL so that negating the comparison ($ne, $nin) matches missing values
+        # as MongoDB does, instead of SQL's unknown.
+        return and_(self.column.is_not(None), op(self.column, self.coerce(self.name, operand)))
+
+    def present(self) -> ColumnElement[bool]:
+        return self.column.is_not(None)
+
+
+def _numeric_value() -> ColumnElement[Any]:
+    """The parameter row's value as a number, NULL unless its type is an integer type."""
+    value, type_ = parameters.c.value, parameters.c.type
+    is_number = and_(type_.in_(INTEGER_TYPES), value.regexp_match(_INTEGER_TEXT))
+    return case((is_number, cast(value, Float)), else_=None)
+
+
+class _ParameterField(_Field):
+    def __init__(self, name: str, path: str) -> None:
+        super().__init__(name)
+        self.path = path
+
+    def _row(self, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+        return exists().where(
+            parameters.c.device_id == devices.c.id,
+            parameters.c.path == self.path,
+            condition,
+        )
+
+    def compare(self, op: Compare, operand: Scalar) -> ColumnElement[bool]:
+        if isinstance(operand, bool):
+            if op is not operator.eq:
+                raise QueryError(f"{self.name}: booleans only compare for equality")
+            texts = _TRUE_TEXT if operand else _FALSE_TEXT
+            return self._row(
+                and_(parameters.c.type == "xsd:boolean", func.lower(parameters.c.value).in_(texts))
+            )
+        if isinstance(operand, int | float):
+            return self._row(op(_numeric_value(), float(operand)))
+        text_type = or_(parameters.c.type.is_(None), parameters.c.type.not_in(INTEGER_TYPES))
+        matches = [and_(text_type, op(parameters.c.value, operand))]
+        number = _as_number(operand)
+        if number is not None:
+            matches.append(op(_numeric_value(), number))
+        return self._row(or_(*matches))
+
+    def present(self) -> ColumnElement[bool]:
+        if self.path.endswith("."):
+            return self._row(true())  # object nodes have no value
+        return self._row(parameters.c.value.is_not(None))
+
+
+def _as_number(text: str) -> float | None:
+    if not _NUMBER_TEXT.fullmatch(text.strip()):
+        return None
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
+# --- operand coercion for columns -----------------------------------------------------------
+
+
+def _text(name: str, operand: Scalar) -> str:
+    if not isinstance(operand, str):
+        raise QueryError(f"{name} compares with a string, not {json.dumps(operand)}")
+    return operand
+
+
+def _date(name: str, operand: Scalar) -> datetime:
+    """ISO 8601 text or epoch milliseconds, as GenieACS scripts send dates."""
+    try:
+        if isinstance(operand, bool):
+            raise ValueError("a boolean is not a date")
+        if isinstance(operand, int | float):
+            return datetime.fromtimestamp(operand / 1000, UTC)
+        parsed = datetime.fromisoformat(operand)
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise QueryError(
+            f"{name} compares with a date: ISO 8601 text such as "
+            f'"2024-05-01T12:00:00Z" or epoch milliseconds, not {json.dumps(operand)} ({exc})'
+        ) from exc
+
+
+def parse_task_id(value: Any) -> int | None:
+    """A task id as the NBI shows it ("42") or as a number; None if it cannot be one."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number < 2**63 else None
+
+
+def _task_id(name: str, operand: Scalar) -> int:
+    number = parse_task_id(operand)
+    if number is None:
+        raise QueryError(f'{name} is a task id such as "42", not {json.dumps(operand)}')
+    return number
+
+
+def _status(name: str, operand: Scalar) -> str:
+    statuses = [s.value for s in TaskStatus]
+    if operand not in statuses:
+        raise QueryError(f"{name} is one of {', '.join(statuses)}, not {json.dumps(operand)}")
+    return str(operand)
+
+
+_DEVICE_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
+    "_id": (devices.c.id, _text),
+    "_lastInform": (devices.c.last_inform, _date),
+    "_registered": (devices.c.registered, _date),
+    "_lastBoot": (devices.c.last_boot, _date),
+    "_lastBootstrap": (devices.c.last_bootstrap, _date),
+    "_deviceId._Manufacturer": (devices.c.manufacturer, _text),
+    "_deviceId._OUI": (devices.c.oui, _text),
+    "_deviceId._ProductClass": (devices.c.product_class, _text),
+    "_deviceId._SerialNumber": (devices.c.serial_number, _text),
+}
+
+_TASK_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
+    "_id": (tasks.c.id, _task_id),
+    "device": (tasks.c.device_id, _text),
+    "name": (tasks.c.name, _text),
+    "status": (tasks.c.status, _status),
+    "timestamp": (tasks.c.created, _date),
+}
+
+# A TR-069 parameter path; a trailing "." names an object.
+PATH = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
+
+
+def parameter_path(key: str) -> str:
+    """The parameter path a query or sort key names: GenieACS allows a `._value` suffix."""
+    path = key.removesuffix("._value")
+    if not PATH.fullmatch(path) or any(part.startswith("_") for part in path.split(".")):
+        raise QueryError(
+            f"{key!r} is neither a parameter path (such as "
+            f'"InternetGatewayDevice.DeviceInfo.SoftwareVersion", optionally ending in "._value") '
+            f"nor one of the fields {', '.join(_DEVICE_COLUMNS)}"
+        )
+    return path
+
+
+def _device_field(key: str) -> _Field:
+    if key in _DEVICE_COLUMNS:
+        return _ColumnField(key, *_DEVICE_COLUMNS[key])
+    return _ParameterField(key, parameter_path(key))
+
+
+def _task_field(key: str) -> _Field:
+    if key not in _TASK_COLUMNS:
+        raise QueryError(f"tasks are queried by {', '.join(_TASK_COLUMNS)}, not {key!r}")
+    return _ColumnField(key, *_TASK_COLUMNS[key])
+
+
+# --- translation ----------------------------------------------------------------------------
+
+
+def device_filter(query: Any) -> ColumnElement[bool] | None:
+    """A GenieACS device query as a WHERE clause over `schema.devices`; None matches all."""
+    return None if query is None else _translate(query, _device_field)
+
+
+def task_filter(query: Any) -> ColumnElement[bool] | None:
+    """A GenieACS task query (over _id, device, name, status, timestamp) over `schema.tasks`."""
+    return None if query is None else _translate(query, _task_field)
+
+
+def _translate(
+    query: Any, field_for: Callable[[str], _Field], depth: int = 0
+) -> ColumnElement[bool]:
+    if depth > _MAX_DEPTH:
+        raise QueryError(f"$and and $or nest at most {_MAX_DEPTH} levels deep")
+    if not isinstance(query, dict):
+        raise QueryError(
+            'a query is a JSON object such as {"_id": "..."} or {"$or": [{...}, {...}]}, '
+            f"not {json.dumps(query)}"
+        )
+    parts = []
+    for key, value in query.items():
+        if key in ("$and", "$or"):
+            if not isinstance(value, list) or not value:
+                raise QueryError(f"{key} takes a non-empty list of queries")
+            subqueries = [_translate(sub, field_for, depth + 1) for sub in value]
+            parts.append(and_(*subqueries) if key == "$and" else or_(*subqueries))
+        elif key.startswith("$"):
+            raise QueryError(f"{key} is not supported at the top of a query; use $and or $or")
+        else:
+            parts.append(_condition(field_for(key), value))
+    return and_(true(), *parts)
+
+
+def _condition(field: _Field, value: Any) -> ColumnElement[bool]:
+    if isinstance(value, dict) and value and all(k.startswith("$") for k in value):
+        return and_(*(_operator(field, op, arg) for op, arg in value.items()))
+    return _equals(field, value)
+
+
+def _scalar(field: _Field, operand: Any) -> Scalar:
+    if not isinstance(operand, bool | int | float | str):
+        raise QueryError(
+            f"{field.name}: compare with a string, number or boolean, or use an operator "
+            f"({', '.join(_FIELD_OPERATORS)}), not {json.dumps(operand)}"
+        )
+    if isinstance(operand, int | float) and not abs(operand) < 2**64:
+        raise QueryError(f"{field.name}: {operand} is out of range")
+    return operand
+
+
+def _equals(field: _Field, operand: Any) -> ColumnElement[bool]:
+    if operand is None:
+        return not_(field.present())
+    return field.compare(operator.eq, _scalar(field, operand))
+
+
+def _operator(field: _Field, op: str, arg: Any) -> ColumnElement[bool]:
+    if op == "$eq":
+        return _equals(field, arg)
+    if op == "$ne":
+        return not_(_equals(field, arg))
+    if op in _ORDERING:
+        if arg is None:
+            raise QueryError(f"{field.name}: {op} needs a value, not null")
+        return field.compare(_ORDERING[op], _scalar(field, arg))
+    if op in ("$in", "$nin"):
+        if not isinstance(arg, list):
+            raise QueryError(f"{field.name}: {op} takes a list of values")
+        any_of = or_(false(), *(_equals(field, item) for item in arg))
+        return any_of if op == "$in" else not_(any_of)
+    if op == "$exists":
+        if not isinstance(arg, bool):
+            raise QueryError(f"{field.name}: $exists takes true or false")
+        return field.present() if arg else not_(field.present())
+    raise QueryError(f"{field.name}: unsupported operator {op}; use {', '.join(_FIELD_OPERATORS)}")
+
+
+# --- sort and projection --------------------------------------------------------------------
+
+
+def device_order(sort: Any) -> list[ColumnElement[Any]]:
+    """A GenieACS sort such as {"_lastInform": -1} as ORDER BY terms (the store breaks ties)."""
+    if sort is None:
+        return []
+    if not isinstance(sort, dict):
+        raise QueryError('sort is a JSON object such as {"_lastInform": -1}')
+    order: list[ColumnElement[Any]] = []
+    for key, direction in sort.items():
+        if direction not in (1, -1) or isinstance(direction, bool):
+            raise QueryError(f"sort direction of {key!r} is 1 (ascending) or -1 (descending)")
+        for term in _sort_terms(key):
+            # MongoDB puts missing values first when ascending; the databases disagree.
+            order.append(term.asc().nulls_first() if direction == 1 else term.desc().nulls_last())
+    return order
+
+
+def _sort_terms(key: str) -> list[ColumnElement[Any]]:
+    if key in _DEVICE_COLUMNS:
+        return [_DEVICE_COLUMNS[key][0]]
+    path = parameter_path(key)
+    # Integer parameters sort by number (uptime 9 before 10), everything else by text.
+    of_device = (parameters.c.device_id == devices.c.id) & (parameters.c.path == path)
+    return [
+        select(_numeric_value()).where(of_device).scalar_subquery(),
+        select(parameters.c.value).where(of_device).scalar_subquery(),
+    ]
+
+
+def parse_projection(text: str | None) -> list[str] | None:
+    """A GenieACS projection "a,b.c" as the list of paths it keeps; None keeps everything.
+
+    An attribute suffix such as "._value" keeps the whole parameter, a trailing "." is dropped.
+    """
+    if not text:
+        return None
+    paths = []
+    for item in text.split(","):
+        path = item.strip()
+        if not path.startswith("_"):
+            path = re.sub(r"(\._[A-Za-z]+)+$", "", path).rstrip(".")
+        if path:
+            paths.append(path)
+    return paths or None
