@@ -2,14 +2,25 @@
 # Installs the system packages the test suite drives for real (Debian). As root only;
 # a developer without root installs them once by hand and this script just checks.
 set -eu
-need=""
-# (later issues add prosody, postgresql, iproute2, nftables here)
+# One package a line, with what drives it.
+need="
+postgresql
+"
+# postgresql: tests/pg_server.py starts a throwaway server for the store and NBI tests.
+# (later issues add prosody, iproute2, nftables here)
+missing=""
 for pkg in $need; do
-    dpkg -s "$pkg" >/dev/null 2>&1 && continue
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && apt-get install -y -qq $need
-        break
-    fi
-    echo "missing Debian package $pkg: run 'sudo apt-get install $need' once" >&2
-    exit 1
+    status=$(dpkg-query -W -f '${db:Status-Status}' "$pkg" 2>/dev/null || true)
+    [ "$status" = installed ] || missing="$missing $pkg"
 done
+if [ -z "$missing" ]; then
+    exit 0
+fi
+if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+    exit 0
+fi
+echo "missing Debian packages:$missing; install them once as root:" >&2
+echo "    apt-get update && apt-get install -y --no-install-recommends$missing" >&2
+exit 1

@@ -1,13 +1,12 @@
 """Fixtures for the store tests: every test runs against each database in `db_url`.
 
-"sqlite+aiosqlite" takes the async-driver path that PostgreSQL takes, so that path is tested even
-without a PostgreSQL server. PostgreSQL itself runs when KNOCK_TEST_PG_URL names a scratch
-database (its tables are dropped before each test).
+"sqlite+aiosqlite" takes the async-driver path that PostgreSQL takes. "postgresql" is the real
+server of the `postgres_url` fixture (tests/pg_server.py), started on first use; its tables are
+dropped before each test.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,22 +20,19 @@ from knock.store.schema import metadata
 
 from .helpers import DEVICE, Record
 
-PG_URL = os.environ.get("KNOCK_TEST_PG_URL")
-
 
 @pytest.fixture(params=["sqlite", "sqlite+aiosqlite", "postgresql"])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty database."""
     if request.param != "postgresql":
         return f"{request.param}:///{tmp_path / 'knock.db'}"
-    if PG_URL is None:
-        pytest.skip("set KNOCK_TEST_PG_URL=postgresql://... to run against PostgreSQL")
-    db = open_database(PG_URL)
+    url: str = request.getfixturevalue("postgres_url")
+    db = open_database(url)
     try:
         await db.run(metadata.drop_all)
     finally:
         await db.close()
-    return PG_URL
+    return url
 
 
 @pytest.fixture
