@@ -129,3 +129,13 @@ def test_response_of_the_wrong_kind_is_a_task_error() -> None:
 def test_unknown_task() -> None:
     with pytest.raises(TaskSpecError, match="unknown task name"):
         TaskPlan({"name": "frobnicate"}, {}).first()
+
+
+def test_a_string_value_for_a_stored_integer_is_checked_and_sent() -> None:
+    plan = TaskPlan(
+        {"name": "setParameterValues", "parameterValues": [[INTERVAL, "300"]]},
+        {INTERVAL: "xsd:unsignedInt"},
+    )
+    assert plan.first() == SetParameterValues(
+        [ParameterValueStruct(INTERVAL, "300", "xsd:unsignedInt")]
+    )

@@ -14,6 +14,7 @@ from knock.cwmp.values import (
     UnsupportedType,
     XsdType,
     canonical_type,
+    from_json,
     from_python,
     to_python,
 )
@@ -184,3 +185,30 @@ def test_canonical_type() -> None:
     assert canonical_type("unsignedInt") == "xsd:unsignedInt"
     assert canonical_type("xs:boolean") == "xsd:boolean"
     assert canonical_type("xsd:string") == "xsd:string"
+
+
+@pytest.mark.parametrize(
+    ("value", "xsd_type", "text"),
+    [
+        ("300", "xsd:unsignedInt", "300"),
+        (300, "xsd:unsignedInt", "300"),
+        ("true", "xsd:boolean", "1"),
+        ("False", "xsd:boolean", "0"),
+        (1, "xsd:boolean", "1"),
+        (True, "xsd:string", "true"),
+        (5, "xsd:string", "5"),
+        ("00ff", "xsd:hexBinary", "00FF"),
+        ("2024-05-01T12:00:00Z", "xsd:dateTime", "2024-05-01T12:00:00Z"),
+    ],
+)
+def test_from_json_gives_canonical_text(value: str | int | bool, xsd_type: str, text: str) -> None:
+    assert from_json(value, xsd_type) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "xsd_type"),
+    [("-1", "xsd:unsignedInt"), (True, "xsd:int"), (2, "xsd:boolean"), ("soon", "xsd:dateTime")],
+)
+def test_from_json_refuses(value: str | int | bool, xsd_type: str) -> None:
+    with pytest.raises(InvalidValue):
+        from_json(value, xsd_type)

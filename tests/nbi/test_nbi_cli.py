@@ -94,7 +94,7 @@ def test_set(knock: typer.Typer, served: ThreadedNbi) -> None:
     assert any(SSID in line and "home=net:5" in line for line in lines)
     assert any(PII in line and "300" in line and "xsd:unsignedInt" in line for line in lines)
     (task,) = served.call(served.store.find_tasks(None))
-    assert task.spec["parameterValues"] == [[SSID, "home=net:5"], [PII, 300, "xsd:unsignedInt"]]
+    assert task.spec["parameterValues"] == [[SSID, "home=net:5"], [PII, "300", "xsd:unsignedInt"]]
 
 
 def test_set_refused(knock: typer.Typer, served: ThreadedNbi) -> None:

@@ -36,9 +36,20 @@ PII = "InternetGatewayDevice.ManagementServer.PeriodicInformInterval"
                     ["InternetGatewayDevice.X.Hex", "00ff", "xsd:hexBinary"],
                 ],
             },
-            None,
+            {
+                "name": "setParameterValues",
+                "parameterValues": [
+                    [PII, "300", "xsd:unsignedInt"],
+                    ["InternetGatewayDevice.ManagementServer.PeriodicInformEnable", True],
+                    ["InternetGatewayDevice.X.Name", "a:b=c"],
+                    ["InternetGatewayDevice.X.When", "2024-05-01T12:00:00Z", "xsd:dateTime"],
+                    ["InternetGatewayDevice.X.Blob", "AAEC", "xsd:base64"],
+                    ["InternetGatewayDevice.X.Hex", "00FF", "xsd:hexBinary"],
+                ],
+            },
         ),
-        # Values take the JSON type of their declared type, so the ACS meets one form.
+        # Typed values are stored as the canonical lexical text of their type, so the ACS meets
+        # one form.
         (
             {
                 "name": "setParameterValues",
@@ -56,12 +67,12 @@ PII = "InternetGatewayDevice.ManagementServer.PeriodicInformInterval"
             {
                 "name": "setParameterValues",
                 "parameterValues": [
-                    [PII, 300, "xsd:unsignedInt"],
-                    ["InternetGatewayDevice.X.Big", 18446744073709551615, "xsd:unsignedLong"],
-                    ["InternetGatewayDevice.X.Low", -5, "xsd:int"],
-                    ["InternetGatewayDevice.X.On", True, "xsd:boolean"],
-                    ["InternetGatewayDevice.X.Off", False, "xsd:boolean"],
-                    ["InternetGatewayDevice.X.Yes", True, "xsd:boolean"],
+                    [PII, "300", "xsd:unsignedInt"],
+                    ["InternetGatewayDevice.X.Big", "18446744073709551615", "xsd:unsignedLong"],
+                    ["InternetGatewayDevice.X.Low", "-5", "xsd:int"],
+                    ["InternetGatewayDevice.X.On", "1", "xsd:boolean"],
+                    ["InternetGatewayDevice.X.Off", "0", "xsd:boolean"],
+                    ["InternetGatewayDevice.X.Yes", "1", "xsd:boolean"],
                     ["InternetGatewayDevice.X.Text", "5", "xsd:string"],
                     ["InternetGatewayDevice.X.Flag", "true", "xsd:string"],
                 ],
@@ -85,7 +96,7 @@ PII = "InternetGatewayDevice.ManagementServer.PeriodicInformInterval"
             {
                 "name": "addObject",
                 "objectName": "Device.NAT.PortMapping.",
-                "parameterValues": [["Enable", True, "xsd:boolean"]],
+                "parameterValues": [["Enable", "1", "xsd:boolean"]],
             },
         ),
         (

@@ -25,7 +25,7 @@ from knock.cwmp.rpcs import (
     Rpc,
     SetParameterValues,
 )
-from knock.cwmp.values import from_python
+from knock.cwmp.values import from_json
 from knock.store.rows import ParamValue
 
 _R = TypeVar("_R")
@@ -130,7 +130,7 @@ class TaskPlan:
             path = prefix + str(item[0])
             xsd_type = str(item[2]) if len(item) == 3 else self._guess_type(path, item[1])
             try:
-                text = from_python(item[1], xsd_type)
+                text = from_json(item[1], xsd_type)
             except ValueError as exc:
                 raise TaskSpecError(f"{path}: {exc}") from None
             structs.append(ParameterValueStruct(path, text, xsd_type))

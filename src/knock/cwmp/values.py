@@ -207,3 +207,22 @@ def from_python(value: PyValue, type: str = XsdType.STRING) -> str:
     if kind is XsdType.HEX_BINARY and isinstance(value, bytes):
         return value.hex().upper()
     raise InvalidValue(f"a {value.__class__.__name__} cannot be written as {kind}")
+
+
+def from_json(value: str | int | bool, type: str = XsdType.STRING) -> str:
+    """The lexical text of a value as JSON carries it (NBI task specs), or raise `InvalidValue`.
+
+    A string is taken as lexical text, checked against *type* and written in its canonical form
+    ("true" becomes "1"); integers and booleans are converted, and written as text for an
+    xsd:string.
+    """
+    kind = _known_type(type)
+    if isinstance(value, str):
+        if kind is XsdType.STRING:
+            return check_xml_text(value)
+        return from_python(to_python(value, kind), kind)
+    if kind is XsdType.STRING:
+        return ("true" if value else "false") if isinstance(value, bool) else str(value)
+    if kind is XsdType.BOOLEAN and not isinstance(value, bool) and value in (0, 1):
+        return str(value)
+    return from_python(value, kind)

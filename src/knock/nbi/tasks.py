@@ -10,15 +10,12 @@ type. Without a type the ACS takes the type the device reported for that paramet
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import re
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from knock.cwmp.values import InvalidValue, from_json
 from knock.nbi.documents import iso
 from knock.nbi.query import PATH
 from knock.store.rows import TaskRow
@@ -35,15 +32,7 @@ XSD_TYPES = (
     "xsd:base64",
     "xsd:hexBinary",
 )
-_INTEGER_RANGES = {
-    "xsd:int": (-(2**31), 2**31 - 1),
-    "xsd:unsignedInt": (0, 2**32 - 1),
-    "xsd:long": (-(2**63), 2**63 - 1),
-    "xsd:unsignedLong": (0, 2**64 - 1),
-}
 _MAX_PATH = 256  # TR-069 ParameterName is string(256)
-_HEX = re.compile(r"([0-9A-Fa-f]{2})*")
-_INTEGER = re.compile(r"-?[0-9]+")
 # Fields of a task document the NBI itself writes; a script that posts a task document it got
 # back earlier carries them, and they are ignored rather than refused.
 _SERVER_FIELDS = frozenset({"_id", "device", "timestamp", "status", "fault", "retries"})
@@ -116,43 +105,18 @@ def _untyped_value(where: str, value: Any) -> str | int:
     return value
 
 
-def _typed_value(where: str, value: Any, xsd_type: Any) -> str | int | bool:
-    """`value` as the JSON type that matches `xsd_type` ("300" for xsd:unsignedInt becomes 300),
-    so that the ACS meets one form."""
+def _typed_value(where: str, value: Any, xsd_type: Any) -> str:
+    """`value` as the lexical text of `xsd_type` ("300" or 300 for xsd:unsignedInt), so that the
+    ACS meets one form."""
     if xsd_type not in XSD_TYPES:
         raise TaskError(f"{where}: the type is one of {', '.join(XSD_TYPES)}, not {xsd_type!r}")
-    typed = _coerce(value, xsd_type)
-    if typed is None:
+    if not isinstance(value, str | int):
         raise TaskError(f"{where}: {json.dumps(value)} is not a valid {xsd_type} value")
-    return typed
-
-
-def _coerce(value: Any, xsd_type: str) -> str | int | bool | None:
-    if xsd_type == "xsd:string":
-        if isinstance(value, bool):
-            return json.dumps(value)
-        return str(value) if isinstance(value, str | int | float) else None
-    if xsd_type == "xsd:boolean":
-        text = json.dumps(value) if isinstance(value, bool | int) else value
-        return {"true": True, "1": True, "false": False, "0": False}.get(str(text).lower())
-    if xsd_type in _INTEGER_RANGES:
-        if isinstance(value, str) and _INTEGER.fullmatch(value):
-            value = int(value)
-        low, high = _INTEGER_RANGES[xsd_type]
-        fits = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-        return value if fits else None
-    if not isinstance(value, str):
-        return None
-    if xsd_type == "xsd:hexBinary":
-        return value if _HEX.fullmatch(value) else None
     try:
-        if xsd_type == "xsd:dateTime":
-            datetime.fromisoformat(value)
-        else:
-            base64.b64decode(value, validate=True)
-    except (ValueError, binascii.Error):
-        return None
-    return value
+        return from_json(value, xsd_type)
+    except InvalidValue as exc:
+        shown = json.dumps(value)
+        raise TaskError(f"{where}: {shown} is not a valid {xsd_type} value: {exc}") from None
 
 
 def _text(where: str, value: Any) -> str:
