@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
 from knock.store import Store
 from knock.store.errors import UnknownDeviceError
+from knock.store.rows import ParamValue, TaskResult
 from knock.store.schema import tasks
 from knock.vocab import TaskStatus
 
@@ -203,3 +205,38 @@ async def test_find_tasks_oldest_first_with_skip_and_limit(
         "c",
         "d",
     ]
+
+
+async def test_advance_session_finishes_stores_and_claims_in_one_step(
+    store: Store, record: Record, now: datetime
+) -> None:
+    session_id = await record(params=[ParamValue("Device.Hosts.Host.1.Name", "pc", "xsd:string")])
+    first = await store.add_task(DEVICE, "addObject", {}, now)
+    second = await store.add_task(DEVICE, "reboot", {}, now)
+    assert await store.advance_session(DEVICE, session_id, now) == replace(
+        first, status=TaskStatus.RUNNING, session_id=session_id
+    )
+    done = TaskResult(
+        first.id,
+        TaskStatus.DONE,
+        {"instanceNumber": 2},
+        put=[ParamValue("Device.Hosts.Host.2.", None, None)],
+        delete_under=["Device.Hosts.Host.1."],
+    )
+    claimed = await store.advance_session(DEVICE, session_id, now, done)
+    assert claimed is not None and claimed.id == second.id
+    finished = await store.get_task(first.id)
+    assert finished is not None and finished.result == {"instanceNumber": 2}
+    paths = [p.path for p in (await store.get_parameters([DEVICE]))[DEVICE]]
+    assert "Device.Hosts.Host.2." in paths and "Device.Hosts.Host.1.Name" not in paths
+    [session] = await store.list_sessions(DEVICE)
+    assert session.ended is None
+
+
+async def test_advance_session_ends_the_session_when_no_task_is_left(
+    store: Store, record: Record, now: datetime
+) -> None:
+    session_id = await record()
+    assert await store.advance_session(DEVICE, session_id, now + timedelta(seconds=2)) is None
+    [session] = await store.list_sessions(DEVICE)
+    assert (session.outcome, session.ended) == ("ok", now + timedelta(seconds=2))

@@ -35,7 +35,7 @@ from knock.cwmp.session import (
 )
 from knock.notify import Arrival, Hub, SessionEnded, TaskFinished
 from knock.store import Store
-from knock.store.rows import InformRecord, ParamValue, TaskRow
+from knock.store.rows import InformRecord, ParamValue, TaskResult, TaskRow
 from knock.vocab import TaskStatus
 
 log = logging.getLogger("knock.acs")
@@ -53,7 +53,6 @@ class LiveSession:
     session_id: int = 0
     task: TaskRow | None = None
     plan: TaskPlan | None = None
-    pending: Rpc | None = None  # the next RPC of the running task, sent with the next reply
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -139,13 +138,16 @@ class AcsService:
                 return _xml(live.core.reply(answer), status=500)
             return _xml(live.core.reply(answer))
         if isinstance(event, CpeResponse):
-            await self._on_response(live, event)
-        elif isinstance(event, CpeDone) and live.task is not None:
+            step = self._on_response(live, event)
+            if not isinstance(step, TaskResult):
+                return _xml(live.core.request(step))
+            return await self._advance(live, step)
+        assert isinstance(event, CpeDone)
+        if live.task is not None:
             # The CPE answered our request with an empty POST: it did not run it.
-            await self._store.requeue_running(live.device_id)
             await self._end(live, "error")
             return web.Response(status=204)
-        return await self._next_request(live)
+        return await self._advance(live, None)
 
     async def _on_inform(
         self, live: LiveSession, event: InformReceived, request: web.Request
@@ -182,67 +184,54 @@ class AcsService:
         response.set_cookie(COOKIE, live.token, httponly=True)
         return response
 
-    async def _on_response(self, live: LiveSession, event: CpeResponse) -> None:
+    def _on_response(self, live: LiveSession, event: CpeResponse) -> Rpc | TaskResult:
+        """The next RPC of the running task, or how the task ended."""
         task, plan = live.task, live.plan
-        if task is None or plan is None:
-            return
-        if isinstance(event.rpc, Fault):
-            fault = event.rpc
-            await self._finish_task(
-                live,
+        assert task is not None and plan is not None  # the core only reports awaited responses
+        rpc = event.rpc
+        if isinstance(rpc, Fault):
+            return TaskResult(
+                task.id,
                 TaskStatus.FAULTED,
-                fault_code=str(fault.fault_code),
-                fault_string=fault.fault_string,
+                fault_code=str(rpc.fault_code),
+                fault_string=rpc.fault_string,
                 fault_detail=[
                     {"parameter": f.parameter_name, "code": f.fault_code, "message": f.fault_string}
-                    for f in fault.set_parameter_values_faults
+                    for f in rpc.set_parameter_values_faults
                 ]
                 or None,
             )
-            return
         try:
-            step = plan.on_response(event.rpc)
+            step = plan.on_response(rpc)
         except TaskSpecError as exc:
-            await self._finish_task(
-                live, TaskStatus.FAULTED, fault_code="knock", fault_string=str(exc)
+            return TaskResult(
+                task.id, TaskStatus.FAULTED, fault_code="knock", fault_string=str(exc)
             )
-            return
         if isinstance(step, TaskOutcome):
-            now = _now()
-            if step.delete_under:
-                for prefix in step.delete_under:
-                    await self._store.delete_parameters_under(live.device_id, prefix)
-            if step.put:
-                await self._store.put_parameters(live.device_id, step.put, now)
-            await self._finish_task(live, TaskStatus.DONE, result=step.result)
-        else:
-            live.pending = step
+            return TaskResult(
+                task.id, TaskStatus.DONE, step.result, put=step.put, delete_under=step.delete_under
+            )
+        return step
 
-    async def _finish_task(self, live: LiveSession, status: TaskStatus, **detail: object) -> None:
-        task = live.task
-        assert task is not None
-        await self._store.finish_task(task.id, status, _now(), **detail)  # type: ignore[arg-type]
-        log.info("device %s: task %d %s %s", live.device_id, task.id, task.name, status.value)
-        live.task = live.plan = None
-        self._hub.announce(TaskFinished(task.id, live.device_id, status.value))
-
-    async def _next_request(self, live: LiveSession) -> web.Response:
-        if live.pending is not None:
-            rpc, live.pending = live.pending, None
-            return _xml(live.core.request(rpc))
+    async def _advance(self, live: LiveSession, done: TaskResult | None) -> web.Response:
+        """Record the task that ended and send the next one's first RPC, or end the session.
+        One store transaction per CPE POST keeps the session path short."""
         while True:
-            task = await self._store.claim_next_task(live.device_id, live.session_id)
+            task = await self._store.advance_session(live.device_id, live.session_id, _now(), done)
+            if done is not None:
+                log.info("device %s: task %d %s", live.device_id, done.task_id, done.status)
+                self._hub.announce(TaskFinished(done.task_id, live.device_id, done.status))
+            live.task = live.plan = None
             if task is None:
                 live.core.finish()
-                await self._end(live, "ok")
+                self._forget(live, "ok")
                 return web.Response(status=204)
             try:
                 plan = TaskPlan(task.spec, await self._stored_types(live.device_id, task.spec))
                 first = plan.first()
             except TaskSpecError as exc:
-                live.task = task
-                await self._finish_task(
-                    live, TaskStatus.FAULTED, fault_code="knock", fault_string=str(exc)
+                done = TaskResult(
+                    task.id, TaskStatus.FAULTED, fault_code="knock", fault_string=str(exc)
                 )
                 continue
             live.task, live.plan = task, plan
@@ -257,16 +246,21 @@ class AcsService:
         return {p.path: p.type for p in stored.get(device_id, []) if p.path in paths and p.type}
 
     async def _end(self, live: LiveSession, outcome: str) -> None:
-        self._by_token.pop(live.token, None)
-        if self._by_device.get(live.device_id) is live:
-            del self._by_device[live.device_id]
+        """End a session that did not finish normally; a task it was running is queued again."""
         if live.core.state is not State.DONE:
             live.core.finish()
         if live.task is not None:
             await self._store.requeue_running(live.device_id)
-            live.task = live.plan = live.pending = None
+            live.task = live.plan = None
         if live.session_id:
             await self._store.end_session(live.session_id, outcome, _now())
+        self._forget(live, outcome)
+
+    def _forget(self, live: LiveSession, outcome: str) -> None:
+        self._by_token.pop(live.token, None)
+        if self._by_device.get(live.device_id) is live:
+            del self._by_device[live.device_id]
+        if live.session_id:
             log.info("device %s: session %d ended (%s)", live.device_id, live.session_id, outcome)
             self._hub.announce(SessionEnded(live.device_id, live.session_id))
 

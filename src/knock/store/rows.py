@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -68,6 +69,20 @@ class TaskRow:
     fault_string: str | None = None
     fault_detail: Any = None
     result: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """How a running task ended, with the parameter changes it made on the device."""
+
+    task_id: int
+    status: str  # knock.vocab.TaskStatus: done or faulted
+    result: Any = None
+    fault_code: str | None = None
+    fault_string: str | None = None
+    fault_detail: Any = None
+    put: Sequence[ParamValue] = ()
+    delete_under: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)

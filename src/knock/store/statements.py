@@ -49,6 +49,20 @@ CLAIM_TASK = (
     .returning(*tasks.c)
 )
 
+# A task no longer running (deleted through the NBI, or finished already) stays as it is.
+FINISH_TASK = (
+    update(tasks)
+    .where(tasks.c.id == bindparam("finished_task"), tasks.c.status == TaskStatus.RUNNING)
+    .values(
+        status=bindparam("final_status"),
+        finished=bindparam("finished_at"),
+        result=bindparam("task_result"),
+        fault_code=bindparam("task_fault_code"),
+        fault_string=bindparam("task_fault_string"),
+        fault_detail=bindparam("task_fault_detail"),
+    )
+)
+
 
 def _insert(dialect_name: str, table: Table) -> sqlite.Insert | postgresql.Insert:
     if dialect_name == "sqlite":

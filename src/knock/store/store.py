@@ -27,6 +27,7 @@ from knock.store.rows import (
     ParamValue,
     SessionRow,
     StoredParam,
+    TaskResult,
     TaskRow,
 )
 from knock.store.schema import cr_attempts, devices, parameters, sessions, tasks
@@ -102,20 +103,11 @@ class Store:
         return int(session_id)
 
     async def end_session(self, session_id: int, outcome: str, now: datetime) -> None:
-        await self._db.run(
-            _rowcount,
-            statements.END_SESSION,
-            {"session_id": session_id, "ended_at": now, "session_outcome": outcome},
-        )
+        await self._db.run(_end_session, session_id, outcome, now)
 
     async def claim_next_task(self, device_id: str, session_id: int) -> TaskRow | None:
         """The oldest queued task of the device, atomically marked running in this session."""
-        row = await self._db.run(
-            _first,
-            statements.CLAIM_TASK,
-            {"claiming_device": device_id, "claiming_session": session_id},
-        )
-        return None if row is None else TaskRow(**row._mapping)
+        return await self._db.run(_claim_task, device_id, session_id)
 
     async def finish_task(
         self,
@@ -129,26 +121,36 @@ class Store:
         fault_detail: Any = None,
     ) -> None:
         """Mark a running task done or faulted."""
-        if status not in (TaskStatus.DONE, TaskStatus.FAULTED):
-            raise ValueError(
-                f"task {task_id} can finish as {TaskStatus.DONE.value!r} or "
-                f"{TaskStatus.FAULTED.value!r} only, not {status!r}; to retry it, use "
-                "requeue_running"
-            )
-        # A task no longer running (deleted through the NBI, or finished already) stays as it is.
-        await self._db.run(
-            _rowcount,
-            update(tasks)
-            .where(tasks.c.id == task_id, tasks.c.status == TaskStatus.RUNNING)
-            .values(
-                status=status,
-                finished=now,
-                result=result,
-                fault_code=fault_code,
-                fault_string=fault_string,
-                fault_detail=fault_detail,
-            ),
-        )
+        done = TaskResult(task_id, status, result, fault_code, fault_string, fault_detail)
+        await self._db.run(_finish_task, done, now)
+
+    async def advance_session(
+        self, device_id: str, session_id: int, now: datetime, done: TaskResult | None = None
+    ) -> TaskRow | None:
+        """One step of the ACS's turn, in one transaction: record the task that just ended (its
+        outcome and the parameter changes it made), then claim the device's next queued task;
+        with none left, end the session as "ok". Returns the claimed task, or None."""
+        return await self._db.run(self._advance_session, device_id, session_id, now, done)
+
+    def _advance_session(
+        self,
+        conn: Connection,
+        device_id: str,
+        session_id: int,
+        now: datetime,
+        done: TaskResult | None,
+    ) -> TaskRow | None:
+        if done is not None:
+            # The task's own row is written first so that SQLite takes the write lock at once.
+            _finish_task(conn, done, now)
+            for prefix in done.delete_under:
+                _delete_parameters_under(conn, device_id, prefix)
+            if done.put:
+                conn.execute(self._parameter_upsert, _parameter_rows(device_id, done.put, now))
+        task = _claim_task(conn, device_id, session_id)
+        if task is None:
+            _end_session(conn, session_id, "ok", now)
+        return task
 
     async def requeue_running(self, device_id: str | None = None) -> int:
         """Put tasks left running (a session died, or the process did) back in the queue.
@@ -176,13 +178,7 @@ class Store:
 
     async def delete_parameters_under(self, device_id: str, prefix: str) -> int:
         """Remove every parameter whose path starts with `prefix` (an object path ending in ".")."""
-        return await self._db.run(
-            _rowcount,
-            delete(parameters).where(
-                parameters.c.device_id == device_id,
-                parameters.c.path.startswith(prefix, autoescape=True),
-            ),
-        )
+        return await self._db.run(_delete_parameters_under, device_id, prefix)
 
     # --- devices (the NBI) --------------------------------------------------------------------
     async def get_device(self, device_id: str) -> DeviceRow | None:
@@ -315,6 +311,50 @@ def _first(conn: Connection, stmt: Executable, params: Params = None) -> Row[Any
 
 def _all(conn: Connection, stmt: Executable) -> Sequence[Row[Any]]:
     return conn.execute(stmt).all()
+
+
+def _end_session(conn: Connection, session_id: int, outcome: str, now: datetime) -> None:
+    conn.execute(
+        statements.END_SESSION,
+        {"session_id": session_id, "ended_at": now, "session_outcome": outcome},
+    )
+
+
+def _claim_task(conn: Connection, device_id: str, session_id: int) -> TaskRow | None:
+    row = conn.execute(
+        statements.CLAIM_TASK, {"claiming_device": device_id, "claiming_session": session_id}
+    ).first()
+    return None if row is None else TaskRow(**row._mapping)
+
+
+def _finish_task(conn: Connection, done: TaskResult, now: datetime) -> None:
+    if done.status not in (TaskStatus.DONE, TaskStatus.FAULTED):
+        raise ValueError(
+            f"task {done.task_id} can finish as {TaskStatus.DONE.value!r} or "
+            f"{TaskStatus.FAULTED.value!r} only, not {done.status!r}; to retry it, use "
+            "requeue_running"
+        )
+    conn.execute(
+        statements.FINISH_TASK,
+        {
+            "finished_task": done.task_id,
+            "final_status": done.status,
+            "finished_at": now,
+            "task_result": done.result,
+            "task_fault_code": done.fault_code,
+            "task_fault_string": done.fault_string,
+            "task_fault_detail": done.fault_detail,
+        },
+    )
+
+
+def _delete_parameters_under(conn: Connection, device_id: str, prefix: str) -> int:
+    return conn.execute(
+        delete(parameters).where(
+            parameters.c.device_id == device_id,
+            parameters.c.path.startswith(prefix, autoescape=True),
+        )
+    ).rowcount
 
 
 def _parameters_of(
