@@ -8,7 +8,7 @@ import pytest
 
 from knock.store import Store
 from knock.store.errors import UnknownDeviceError
-from knock.store.rows import CrAttemptRow
+from knock.store.rows import CrAttemptRow, CrTarget, ParamValue
 from knock.vocab import CrMethod, CrOutcome
 
 from .helpers import DEVICE, Record
@@ -45,3 +45,34 @@ async def test_attempts_are_listed_newest_first_up_to_the_limit(
 async def test_attempt_for_an_unknown_device_says_which(store: Store, now: datetime) -> None:
     with pytest.raises(UnknownDeviceError, match="no-such-device"):
         await store.add_cr_attempt("no-such-device", CrMethod.XMPP, now)
+
+
+async def test_cr_target_has_credentials_and_management_leaves(
+    store: Store, record: Record
+) -> None:
+    await record(
+        params=[
+            ParamValue(
+                "Device.ManagementServer.ConnectionRequestURL", "http://h:1/p", "xsd:string"
+            ),
+            ParamValue("Device.ManagementServer.ManageableDevice.1.OUI", "x", "xsd:string"),
+            ParamValue("Device.DeviceInfo.SoftwareVersion", "1", "xsd:string"),
+        ]
+    )
+    target = await store.get_cr_target(DEVICE)
+    assert target == CrTarget(DEVICE, None, None, {"ConnectionRequestURL": "http://h:1/p"})
+    await store.set_cr_credentials(DEVICE, "knock", "s3cret")
+    target = await store.get_cr_target(DEVICE)
+    assert target is not None and (target.username, target.password) == ("knock", "s3cret")
+    assert await store.get_cr_target("NOPE") is None
+    with pytest.raises(UnknownDeviceError):
+        await store.set_cr_credentials("NOPE", "a", "b")
+
+
+async def test_bootstrap_forgets_the_credentials(store: Store, record: Record) -> None:
+    await record()
+    await store.set_cr_credentials(DEVICE, "knock", "s3cret")
+    await record(events=("1 BOOT",))
+    assert (await store.get_cr_target(DEVICE)) == CrTarget(DEVICE, "knock", "s3cret", {})
+    await record(events=("0 BOOTSTRAP",))
+    assert (await store.get_cr_target(DEVICE)) == CrTarget(DEVICE, None, None, {})

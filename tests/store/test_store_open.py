@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from sqlalchemy import Connection, func, insert, make_url, select, update
+from sqlalchemy import Column, Connection, MetaData, Table, func, insert, make_url, select, update
 
 from knock.store import Store, migrations
 from knock.store.engine import driver_url, open_database
 from knock.store.errors import SchemaTooNewError
 from knock.store.migrations import LATEST, MIGRATIONS, Migration
 from knock.store.rows import InformRecord
-from knock.store.schema import devices, schema_version
+from knock.store.schema import devices, metadata, schema_version
 
 T = TypeVar("T")
 
@@ -142,3 +142,44 @@ async def _run(db_url: str, fn: Callable[[Connection], T]) -> T:
 
 def _inform(device_id: str) -> InformRecord:
     return InformRecord(device_id, "M", "OUI", "PC", "SN", [], [], "", datetime.now(UTC))
+
+
+async def test_a_version_1_database_gains_the_credentials_columns_and_keeps_its_rows(
+    db_url: str,
+) -> None:
+    def build_version_1(conn: Connection) -> None:
+        old = MetaData()
+        for table in metadata.sorted_tables:
+            if table.name != "devices":
+                table.to_metadata(old)
+        Table(
+            "devices",
+            old,
+            *(
+                Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+                for c in devices.columns
+                if c.name not in ("cr_username", "cr_password")
+            ),
+        )
+        old.create_all(conn)
+        conn.execute(insert(old.tables["schema_version"]).values(version=1))
+        conn.execute(
+            insert(old.tables["devices"]).values(
+                id="OLD-1",
+                manufacturer="m",
+                oui="o",
+                product_class="p",
+                serial_number="s",
+                registered=datetime.now(UTC),
+            )
+        )
+
+    await _run(db_url, build_version_1)
+    store = await Store.open(db_url)
+    try:
+        await store.set_cr_credentials("OLD-1", "cr-user", "cr-pass")
+        target = await store.get_cr_target("OLD-1")
+    finally:
+        await store.close()
+    assert await _versions(db_url) == [LATEST]
+    assert target is not None and (target.username, target.password) == ("cr-user", "cr-pass")

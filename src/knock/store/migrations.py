@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, func, insert, inspect, select
+from sqlalchemy import Connection, delete, func, insert, inspect, select, text
 
 from knock.store import schema
 from knock.store.database import Database
@@ -30,7 +30,15 @@ def _create_tables(conn: Connection) -> None:
 # Version 1 builds every table from schema.metadata, which always describes the newest schema,
 # so a new database goes straight to LATEST. Whoever changes schema.py appends a step that
 # brings existing databases to the same shape.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create the tables", _create_tables),)
+def _add_cr_credentials(conn: Connection) -> None:
+    for column in ("cr_username", "cr_password"):
+        conn.execute(text(f"ALTER TABLE devices ADD COLUMN {column} VARCHAR(256)"))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "create the tables", _create_tables),
+    Migration(2, "connection-request credentials per device", _add_cr_credentials),
+)
 LATEST = MIGRATIONS[-1].version
 
 # Any fixed number: PostgreSQL advisory locks are named by integers.

@@ -72,6 +72,17 @@ class TaskRow:
 
 
 @dataclass(frozen=True, slots=True)
+class CrTarget:
+    """What the ACS knows to reach a device: the credentials it set, and the device's
+    ManagementServer parameters by leaf name ("ConnectionRequestURL", "ConnReqJabberID", ...)."""
+
+    device_id: str
+    username: str | None
+    password: str | None
+    management: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class TaskResult:
     """How a running task ended, with the parameter changes it made on the device."""
 

@@ -69,6 +69,10 @@ devices = Table(
     Column("last_inform", UtcDateTime, nullable=True),
     Column("last_boot", UtcDateTime, nullable=True),
     Column("last_bootstrap", UtcDateTime, nullable=True),
+    # The connection-request credentials Knock set on the device (NULL until it has); they must be
+    # kept in clear to answer the device's Digest challenge.
+    Column("cr_username", String(256), nullable=True),
+    Column("cr_password", String(256), nullable=True),
 )
 
 parameters = Table(

@@ -17,6 +17,13 @@ from knock.vocab import TaskStatus
 # Takes device_id.
 DROP_PARAMETERS = delete(parameters).where(parameters.c.device_id == bindparam("device_id"))
 
+# A device that bootstrapped (a factory reset, a new unit) has lost the credentials Knock set.
+FORGET_CR_CREDENTIALS = (
+    update(devices)
+    .where(devices.c.id == bindparam("device_id"))
+    .values(cr_username=None, cr_password=None)
+)
+
 # Takes the sessions columns.
 OPEN_SESSION = insert(sessions).returning(sessions.c.id)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from knock.store.errors import UnknownDeviceError
 from knock.store.migrations import migrate
 from knock.store.rows import (
     CrAttemptRow,
+    CrTarget,
     DeviceRow,
     InformRecord,
     ParamValue,
@@ -32,6 +34,9 @@ from knock.store.rows import (
 )
 from knock.store.schema import cr_attempts, devices, parameters, sessions, tasks
 from knock.vocab import Event, TaskStatus
+
+# What a DeviceRow shows: the stored credentials stay out of everything the NBI can read.
+_DEVICE_COLUMNS = [devices.c[f.name] for f in fields(DeviceRow)]
 
 # SQLite takes at most 32766 bound values per statement; device lists are sent in slices.
 _IN_CHUNK = 1000
@@ -87,6 +92,7 @@ class Store:
         )
         if bootstrap:
             conn.execute(statements.DROP_PARAMETERS, {"device_id": rec.device_id})
+            conn.execute(statements.FORGET_CR_CREDENTIALS, {"device_id": rec.device_id})
         if rec.parameters:
             conn.execute(
                 self._parameter_upsert, _parameter_rows(rec.device_id, rec.parameters, rec.now)
@@ -182,7 +188,7 @@ class Store:
 
     # --- devices (the NBI) --------------------------------------------------------------------
     async def get_device(self, device_id: str) -> DeviceRow | None:
-        row = await self._db.run(_first, select(devices).where(devices.c.id == device_id))
+        row = await self._db.run(_first, select(*_DEVICE_COLUMNS).where(devices.c.id == device_id))
         return None if row is None else DeviceRow(**row._mapping)
 
     async def find_devices(
@@ -194,7 +200,7 @@ class Store:
     ) -> list[DeviceRow]:
         """Devices matching `where`, an SQLAlchemy expression over `schema.devices` (and
         correlated EXISTS subqueries over `schema.parameters`), built by the NBI."""
-        stmt = select(devices)
+        stmt = select(*_DEVICE_COLUMNS)
         if where is not None:
             stmt = stmt.where(where)
         # The id breaks ties, so that pages cut by skip and limit neither overlap nor miss rows.
@@ -258,6 +264,21 @@ class Store:
         )
         return [CrAttemptRow(**row._mapping) for row in rows]
 
+    async def set_cr_credentials(self, device_id: str, username: str, password: str) -> None:
+        """Remember the connection-request credentials the ACS set on the device."""
+        updated = await self._db.run(
+            _rowcount,
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(cr_username=username, cr_password=password),
+        )
+        if not updated:
+            raise UnknownDeviceError(device_id, "store connection-request credentials")
+
+    async def get_cr_target(self, device_id: str) -> CrTarget | None:
+        """The credentials and ManagementServer parameters a connection request needs."""
+        return await self._db.run(_cr_target, device_id)
+
     # --- tasks (the NBI) ----------------------------------------------------------------------
     async def add_task(
         self, device_id: str, name: str, spec: dict[str, Any], now: datetime
@@ -311,6 +332,29 @@ def _first(conn: Connection, stmt: Executable, params: Params = None) -> Row[Any
 
 def _all(conn: Connection, stmt: Executable) -> Sequence[Row[Any]]:
     return conn.execute(stmt).all()
+
+
+_MANAGEMENT_SERVERS = ("Device.ManagementServer.", "InternetGatewayDevice.ManagementServer.")
+
+
+def _cr_target(conn: Connection, device_id: str) -> CrTarget | None:
+    creds = conn.execute(
+        select(devices.c.cr_username, devices.c.cr_password).where(devices.c.id == device_id)
+    ).first()
+    if creds is None:
+        return None
+    rows = conn.execute(
+        select(parameters.c.path, parameters.c.value).where(
+            parameters.c.device_id == device_id,
+            or_(*(parameters.c.path.startswith(p) for p in _MANAGEMENT_SERVERS)),
+        )
+    )
+    management = {}
+    for path, value in rows:
+        leaf = path.split(".ManagementServer.", 1)[1]
+        if "." not in leaf and value is not None:  # leaves only, not ManageableDevice.{i}.
+            management[leaf] = value
+    return CrTarget(device_id, creds.cr_username, creds.cr_password, management)
 
 
 def _end_session(conn: Connection, session_id: int, outcome: str, now: datetime) -> None:
