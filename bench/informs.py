@@ -80,11 +80,20 @@ _ID_RE = re.compile(rb"<cwmp:ID[^>]*>([^<]*)</cwmp:ID>")
 _NAME_RE = re.compile(rb"<string>([^<]*)</string>")
 
 
-def gpv_response(request: bytes) -> bytes:
-    """Answer a GetParameterValues with fixed values for the names asked."""
+def answer(request: bytes) -> bytes:
+    """Answer the ACS's request: fixed values for a GetParameterValues, success for a
+    SetParameterValues (the connection-request credentials the ACS sets at bootstrap)."""
     match = _ID_RE.search(request)
-    if match is None or b"GetParameterValues" not in request:
-        raise RuntimeError(f"expected GetParameterValues, got {request[:300]!r}")
+    if match is None:
+        raise RuntimeError(f"expected an ACS request, got {request[:300]!r}")
+    head = _ENV_HEAD.format(id=match.group(1).decode())
+    if b"SetParameterValues" in request:
+        return (
+            head + "<cwmp:SetParameterValuesResponse><Status>0</Status>"
+            "</cwmp:SetParameterValuesResponse>" + _ENV_TAIL
+        ).encode()
+    if b"GetParameterValues" not in request:
+        raise RuntimeError(f"unexpected ACS request {request[:300]!r}")
     names = [n.decode() for n in _NAME_RE.findall(request)]
     items = "".join(
         f'<ParameterValueStruct><Name>{n}</Name><Value xsi:type="xsd:string">v</Value>'
@@ -92,7 +101,7 @@ def gpv_response(request: bytes) -> bytes:
         for n in names
     )
     return (
-        _ENV_HEAD.format(id=match.group(1).decode()) + "<cwmp:GetParameterValuesResponse>"
+        head + "<cwmp:GetParameterValuesResponse>"
         f'<ParameterList soap-enc:arrayType="cwmp:ParameterValueStruct[{len(names)}]">'
         f"{items}</ParameterList></cwmp:GetParameterValuesResponse>" + _ENV_TAIL
     ).encode()
@@ -102,8 +111,9 @@ HEADERS = {"Content-Type": 'text/xml; charset="utf-8"', "SOAPAction": ""}
 
 
 async def run_session(
-    http: aiohttp.ClientSession, url: str, serial: str, event: str, with_task: bool
+    http: aiohttp.ClientSession, url: str, serial: str, event: str, requests: int
 ) -> float:
+    """One whole session in which the ACS is expected to send `requests` RPCs."""
     start = time.perf_counter()
     async with http.post(url, data=inform_body(serial, event), headers=HEADERS) as r:
         if r.status != 200:
@@ -111,15 +121,16 @@ async def run_session(
         await r.read()
         cookie = r.cookies.get("knock_session")
     headers = {"Cookie": f"knock_session={cookie.value}"} if cookie else {}
-    async with http.post(url, data=b"", headers=headers) as r:
-        body = await r.read()
-        status = r.status
-    if with_task:
-        if status != 200:
-            raise RuntimeError(f"{serial}: expected a GetParameterValues, got {status}")
-        async with http.post(url, data=gpv_response(body), headers={**HEADERS, **headers}) as r:
-            await r.read()
+    body = b""
+    for _ in range(requests + 1):
+        async with http.post(
+            url, data=body, headers={**HEADERS, **headers} if body else headers
+        ) as r:
+            reply = await r.read()
             status = r.status
+        if status == 204:
+            break
+        body = answer(reply)
     if status != 204:
         raise RuntimeError(f"{serial}: session did not end with 204 but {status}")
     return time.perf_counter() - start
@@ -174,12 +185,13 @@ async def bench(devices: int, concurrency: int, rounds: int) -> dict[str, Any]:
         ) as http:
             sem = asyncio.Semaphore(concurrency)
 
-            async def one(serial: str, event: str, with_task: bool) -> float:
+            async def one(serial: str, event: str, requests: int) -> float:
                 async with sem:
-                    return await run_session(http, url, serial, event, with_task)
+                    return await run_session(http, url, serial, event, requests)
 
-            # Register every device (a bootstrap session each) so tasks can be queued.
-            await asyncio.gather(*(one(s, "0 BOOTSTRAP", False) for s in serials))
+            # Register every device (a bootstrap session each, in which the ACS sets its
+            # connection-request credentials) so that tasks can be queued.
+            await asyncio.gather(*(one(s, "0 BOOTSTRAP", 1) for s in serials))
             latencies: list[float] = []
             elapsed = 0.0
             for _ in range(rounds):
@@ -194,7 +206,7 @@ async def bench(devices: int, concurrency: int, rounds: int) -> dict[str, Any]:
                         if r.status not in (200, 202):
                             raise RuntimeError(f"NBI refused the task: {r.status} {await r.text()}")
                 start = time.perf_counter()
-                latencies += await asyncio.gather(*(one(s, "2 PERIODIC", True) for s in serials))
+                latencies += await asyncio.gather(*(one(s, "2 PERIODIC", 1) for s in serials))
                 elapsed += time.perf_counter() - start
         memory = rss_kib(proc.pid)
     finally:

@@ -54,6 +54,32 @@ class Settings:
         default="",
         metadata=_help("The ACS URL CPEs are told to use; derived from host and port when empty."),
     )
+    cr_provision: str = field(
+        default="random",
+        metadata=_help(
+            "Connection-request credentials Knock sets on each device at bootstrap or when "
+            "missing: random (per device), fixed (--cr-username/--cr-password) or off."
+        ),
+    )
+    cr_username: str = field(
+        default="", metadata=_help("Connection-request username for cr_provision fixed or off.")
+    )
+    cr_password: str = field(
+        default="", metadata=_help("Connection-request password for cr_provision fixed or off.")
+    )
+    cr_allow_basic: bool = field(
+        default=False,
+        metadata=_help(
+            "Answer a device's Basic challenge on connection requests (Digest only by default)."
+        ),
+    )
+    cr_timeout: float = field(
+        default=5.0, metadata=_help("Seconds one connection-request attempt may take.")
+    )
+    cr_session_wait: float = field(
+        default=30.0,
+        metadata=_help("Seconds to wait for the Inform with 6 CONNECTION REQUEST after a request."),
+    )
     tls_cert: str = field(default="", metadata=_help("PEM certificate: CWMP is served over HTTPS."))
     tls_key: str = field(default="", metadata=_help("PEM private key for --tls-cert."))
     tls_self_signed: bool = field(
@@ -98,6 +124,10 @@ class Settings:
                 f"cwmp_auth is {self.cwmp_auth} but no credentials are set: give "
                 "--cwmp-username/--cwmp-password or a [cwmp.credentials] table"
             )
+        if self.cr_provision not in ("random", "fixed", "off"):
+            raise ConfigError(f"cr_provision is {self.cr_provision!r}; use random, fixed or off")
+        if self.cr_provision == "fixed" and not self.cr_password:
+            raise ConfigError("cr_provision fixed needs --cr-username and --cr-password")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
         if self.log_level not in ("debug", "info", "warning", "error"):

@@ -38,7 +38,7 @@ class Serve:
             sys.executable, "-m", "knock", "serve",
             "--cwmp-host", "127.0.0.1", "--cwmp-port", str(self.cwmp),
             "--nbi-port", str(self.nbi), "--store-url", f"sqlite:///{self.db}",
-            "--log-level", "warning",
+            "--log-level", "warning", "--cr-provision", "off",
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert self.proc.stdout is not None

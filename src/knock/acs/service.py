@@ -21,9 +21,16 @@ from aiohttp import web
 
 from knock.acs.auth import CpeAuthenticator
 from knock.acs.cpe_requests import answer_cpe_request
+from knock.acs.provisioning import (
+    CrCredentials,
+    CrPlan,
+    CrPolicy,
+    data_model_root,
+    plan_cr_credentials,
+)
 from knock.acs.taskplan import TaskOutcome, TaskPlan, TaskSpecError, untyped_paths
 from knock.cwmp.deviceid import device_key
-from knock.cwmp.rpcs import Fault, Rpc
+from knock.cwmp.rpcs import Fault, Rpc, SetParameterValuesResponse
 from knock.cwmp.session import (
     AcsSession,
     CpeDone,
@@ -36,7 +43,7 @@ from knock.cwmp.session import (
 from knock.notify import Arrival, Hub, SessionEnded, TaskFinished
 from knock.store import Store
 from knock.store.rows import InformRecord, ParamValue, TaskResult, TaskRow
-from knock.vocab import TaskStatus
+from knock.vocab import Event, TaskStatus
 
 log = logging.getLogger("knock.acs")
 
@@ -53,6 +60,8 @@ class LiveSession:
     session_id: int = 0
     task: TaskRow | None = None
     plan: TaskPlan | None = None
+    root: str = "Device."  # the data model's root object, from the Inform's parameter names
+    provisioning: CrPlan | None = None  # connection-request credentials sent, not yet answered
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -63,6 +72,8 @@ class AcsService:
         hub: Hub,
         *,
         authenticator: CpeAuthenticator,
+        cr_policy: CrPolicy,
+        cr_fixed: CrCredentials,
         session_timeout: float = 30.0,
         max_body: int = 2 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
@@ -70,6 +81,11 @@ class AcsService:
         self._store = store
         self._hub = hub
         self._auth = authenticator
+        self._cr_policy = cr_policy
+        self._cr_fixed = cr_fixed
+        # Devices known to hold the credentials Knock set: a cache that spares a store read per
+        # session; a bootstrap removes the device again.
+        self._provisioned: set[str] = set()
         self._timeout = session_timeout
         self._max_body = max_body
         self._clock = clock
@@ -137,17 +153,49 @@ class AcsService:
             if isinstance(answer, Fault):
                 return _xml(live.core.reply(answer), status=500)
             return _xml(live.core.reply(answer))
+        if isinstance(event, CpeResponse) and live.provisioning is not None:
+            await self._on_provisioned(live, event)
+            return await self._advance(live, None)
         if isinstance(event, CpeResponse):
             step = self._on_response(live, event)
             if not isinstance(step, TaskResult):
                 return _xml(live.core.request(step))
             return await self._advance(live, step)
         assert isinstance(event, CpeDone)
-        if live.task is not None:
+        if live.task is not None or live.provisioning is not None:
             # The CPE answered our request with an empty POST: it did not run it.
             await self._end(live, "error")
             return web.Response(status=204)
+        live.provisioning = await self._cr_plan(live)
+        if live.provisioning is not None:
+            return _xml(live.core.request(live.provisioning.rpc))
         return await self._advance(live, None)
+
+    async def _cr_plan(self, live: LiveSession) -> CrPlan | None:
+        """Connection-request credentials to set first, when Knock knows of none on the device."""
+        if live.device_id in self._provisioned:
+            return None
+        target = await self._store.get_cr_target(live.device_id)
+        if target is not None and target.password is not None:
+            self._provisioned.add(live.device_id)
+            return None
+        return plan_cr_credentials(self._cr_policy, live.root, self._cr_fixed)
+
+    async def _on_provisioned(self, live: LiveSession, event: CpeResponse) -> None:
+        plan, live.provisioning = live.provisioning, None
+        assert plan is not None
+        if isinstance(event.rpc, SetParameterValuesResponse):
+            creds = plan.credentials
+            await self._store.set_cr_credentials(live.device_id, creds.username, creds.password)
+            self._provisioned.add(live.device_id)
+            log.info("device %s: connection-request credentials set", live.device_id)
+        else:
+            log.warning(
+                "device %s refused its connection-request credentials (%s); connection requests "
+                "to it will fail until it accepts them at a later session",
+                live.device_id,
+                getattr(event.rpc, "fault_code", type(event.rpc).__name__),
+            )
 
     async def _on_inform(
         self, live: LiveSession, event: InformReceived, request: web.Request
@@ -163,6 +211,9 @@ class AcsService:
             await self._end(previous, "superseded")
         events = [e.event_code for e in inform.events]
         live.device_id = device_id
+        live.root = data_model_root([p.name for p in inform.parameter_list])
+        if Event.BOOTSTRAP in events:
+            self._provisioned.discard(device_id)
         live.session_id = await self._store.record_inform(
             InformRecord(
                 device_id=device_id,
@@ -252,6 +303,7 @@ class AcsService:
         if live.task is not None:
             await self._store.requeue_running(live.device_id)
             live.task = live.plan = None
+        live.provisioning = None
         if live.session_id:
             await self._store.end_session(live.session_id, outcome, _now())
         self._forget(live, outcome)

@@ -1,0 +1,96 @@
+"""The ACS sets connection-request credentials on devices so that connection requests just work."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from scripted_cpe import ScriptedCpe
+
+from knock.cwmp.faults import cpe_fault
+from knock.cwmp.rpcs import SetParameterValues, SetParameterValuesResponse
+from knock.server import Running
+
+USER = "Device.ManagementServer.ConnectionRequestUsername"
+PASSWORD = "Device.ManagementServer.ConnectionRequestPassword"
+
+
+async def provisioned_pair(cpe: ScriptedCpe, *events: str) -> dict[str, str]:
+    """Run a session that must start with the credentials SPV; accept it; return what was set."""
+    await cpe.inform(*events)
+    request = await cpe.empty()
+    assert request.envelope is not None
+    spv = request.envelope.body
+    assert isinstance(spv, SetParameterValues)
+    assert (await cpe.answer(request, SetParameterValuesResponse(0))).status == 204
+    return {p.name: p.value for p in spv.parameter_list}
+
+
+async def test_random_credentials_are_set_stored_and_not_sent_again(
+    start_acs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    acs: Running = await start_acs(cr_provision="random")
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        sent = await provisioned_pair(cpe, "0 BOOTSTRAP", "1 BOOT")
+        assert set(sent) == {USER, PASSWORD}
+        assert len(sent[PASSWORD]) >= 24
+        target = await acs.store.get_cr_target(cpe.device_id)
+        assert target is not None
+        assert (target.username, target.password) == (sent[USER], sent[PASSWORD])
+
+        await cpe.inform("2 PERIODIC")
+        assert (await cpe.empty()).status == 204  # nothing to set any more
+
+        again = await provisioned_pair(cpe, "0 BOOTSTRAP")  # a factory reset forgets them
+        assert again[PASSWORD] != sent[PASSWORD]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert sent[PASSWORD] not in logged and again[PASSWORD] not in logged
+    assert "connection-request credentials set" in logged
+
+
+async def test_a_restarted_acs_knows_the_device_has_them(start_acs: Any) -> None:
+    acs: Running = await start_acs(cr_provision="random")
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await provisioned_pair(cpe, "0 BOOTSTRAP")
+    await acs.close()
+    again: Running = await start_acs(cr_provision="random")
+    async with ScriptedCpe(again.acs_url) as cpe:
+        await cpe.inform("1 BOOT")
+        assert (await cpe.empty()).status == 204
+
+
+async def test_a_refusing_device_is_asked_again_next_session(start_acs: Any) -> None:
+    acs: Running = await start_acs(cr_provision="random")
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        request = await cpe.empty()
+        assert isinstance(request.envelope and request.envelope.body, SetParameterValues)
+        assert (await cpe.answer(request, cpe_fault(9008, "non-writable"))).status == 204
+        target = await acs.store.get_cr_target(cpe.device_id)
+        assert target is not None and target.password is None
+        await provisioned_pair(cpe, "2 PERIODIC")
+
+
+async def test_fixed_credentials_on_a_tr098_device(start_acs: Any) -> None:
+    acs: Running = await start_acs(cr_provision="fixed", cr_username="ops", cr_password="pw-1")
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        cpe.params = {
+            "InternetGatewayDevice.ManagementServer.ConnectionRequestURL": (
+                "http://127.0.0.1:1/x",
+                "xsd:string",
+            )
+        }
+        sent = await provisioned_pair(cpe, "0 BOOTSTRAP")
+    assert sent == {
+        "InternetGatewayDevice.ManagementServer.ConnectionRequestUsername": "ops",
+        "InternetGatewayDevice.ManagementServer.ConnectionRequestPassword": "pw-1",
+    }
+
+
+async def test_off_leaves_devices_alone(start_acs: Any) -> None:
+    acs: Running = await start_acs(cr_provision="off")
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        assert (await cpe.empty()).status == 204
