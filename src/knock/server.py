@@ -16,6 +16,8 @@ from knock.acs.auth import CpeAuthenticator
 from knock.acs.provisioning import CrCredentials, CrPolicy
 from knock.acs.service import AcsService
 from knock.config import ConfigError, Settings
+from knock.connreq.dispatcher import CrSettings, Dispatcher
+from knock.connreq.http import HttpConnectionRequester
 from knock.nbi.app import ConnectionRequest, make_nbi_app
 from knock.notify import Hub
 from knock.store import Store
@@ -89,6 +91,8 @@ class Running:
     store: Store
     hub: Hub
     acs: AcsService
+    dispatcher: Dispatcher
+    cr_http: HttpConnectionRequester
     runner_cwmp: web.AppRunner
     runner_nbi: web.AppRunner
     cwmp_port: int
@@ -98,6 +102,7 @@ class Running:
     async def close(self) -> None:
         await self.runner_nbi.cleanup()
         await self.runner_cwmp.cleanup()
+        await self.cr_http.close()
         await self.store.close()
 
 
@@ -119,11 +124,32 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         session_timeout=settings.cwmp_session_timeout,
         max_body=settings.cwmp_max_body,
     )
+    cr_http = HttpConnectionRequester(
+        allow_basic=settings.cr_allow_basic, timeout=settings.cr_timeout
+    )
+    # With the random policy every device gets its own pair; otherwise the configured pair is
+    # what a device holds until (or instead of) Knock setting it.
+    shared = settings.cr_provision != "random" and bool(settings.cr_password)
+    dispatcher = Dispatcher(
+        store,
+        hub,
+        cr_http,
+        CrSettings(
+            session_wait=settings.cr_session_wait,
+            username=settings.cr_username if shared else None,
+            password=settings.cr_password if shared else None,
+        ),
+        in_session=acs.in_session,
+    )
     runner_cwmp = web.AppRunner(acs.app(), access_log=None)
     await runner_cwmp.setup()
     await web.TCPSite(runner_cwmp, settings.cwmp_host, settings.cwmp_port, ssl_context=tls).start()
     nbi = make_nbi_app(
-        store, hub, token=settings.nbi_token or None, connection_request=connection_request
+        store,
+        hub,
+        token=settings.nbi_token or None,
+        connection_request=connection_request or dispatcher.nbi_hook,
+        reach=dispatcher.reach,
     )
     runner_nbi = web.AppRunner(nbi, access_log=None)
     await runner_nbi.setup()
@@ -133,6 +159,8 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         store=store,
         hub=hub,
         acs=acs,
+        dispatcher=dispatcher,
+        cr_http=cr_http,
         runner_cwmp=runner_cwmp,
         runner_nbi=runner_nbi,
         cwmp_port=cwmp_port,

@@ -101,6 +101,9 @@ class AcsService:
         app.on_cleanup.append(self._stop)
         return app
 
+    def in_session(self, device_id: str) -> bool:
+        return device_id in self._by_device
+
     @property
     def live_sessions(self) -> int:
         return len(self._by_token)

@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from knock.nbi.documents import device_document, parameters_to_fetch
+from knock.connreq.dispatcher import CrResult
+from knock.nbi.documents import cr_result_document, device_document, parameters_to_fetch
 from knock.nbi.openapi import OPENAPI
 from knock.nbi.query import (
     QueryError,
@@ -28,7 +29,7 @@ from knock.nbi.tasks import TaskError, parse_task, task_document
 from knock.notify import Announcement, Arrival, Hub, Subscription, TaskFinished
 from knock.store import Store
 from knock.store.rows import TaskRow
-from knock.vocab import TaskStatus
+from knock.vocab import CrMethod, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,13 @@ ConnectionRequest = Callable[[str, float], Awaitable[str | None]]
 """Asks a device to open a session: (device id, seconds allowed) -> None once delivered, else
 why not, e.g. "bad-credentials: 401 twice"."""
 
+Reach = Callable[[str, float, CrMethod | None], Awaitable[CrResult]]
+"""Knock's own connection request: (device id, seconds allowed, method or None for the device's
+order) -> the outcome with its latency and every attempt."""
+
 MAX_BODY = 1 << 20
 DEFAULT_TIMEOUT_MS = 3000  # GenieACS's default wait for a task
+CR_TIMEOUT_MS = 30_000  # TR-069 gives a device 30 s to start its session
 MAX_TIMEOUT_MS = 600_000
 _MAX_PAGE = 10**9
 NOT_PROCESSED = "Task queued but not processed"
@@ -70,15 +76,17 @@ def make_nbi_app(
     *,
     token: str | None = None,
     connection_request: ConnectionRequest | None = None,
+    reach: Reach | None = None,
 ) -> web.Application:
     """The NBI. With `token`, every request must carry `Authorization: Bearer <token>`.
     Without `connection_request`, ?connection_request only waits for the device's next session."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_json_errors, _auth(token)])
-    nbi = _Nbi(store, hub, connection_request)
+    nbi = _Nbi(store, hub, connection_request, reach)
     routes: list[tuple[str, str, Handler]] = [
         ("GET", "/devices", nbi.list_devices),
         ("DELETE", "/devices/{device_id}", nbi.delete_device),
         ("POST", "/devices/{device_id}/tasks", nbi.post_task),
+        ("POST", "/devices/{device_id}/connection-request", nbi.post_connection_request),
         ("GET", "/tasks", nbi.list_tasks),
         ("DELETE", "/tasks/{task_id}", nbi.delete_task),
     ]
@@ -201,10 +209,36 @@ async def _next(
 
 
 class _Nbi:
-    def __init__(self, store: Store, hub: Hub, connection_request: ConnectionRequest | None):
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        connection_request: ConnectionRequest | None,
+        reach: Reach | None,
+    ):
         self.store = store
         self.hub = hub
         self.connection_request = connection_request
+        self.reach = reach
+
+    async def post_connection_request(self, request: web.Request) -> web.Response:
+        """Knock's own: send a connection request now and report how it went."""
+        device_id = request.match_info["device_id"]
+        if self.reach is None:
+            raise ApiError(501, "this NBI has no connection-request dispatcher")
+        if await self.store.get_device(device_id) is None:
+            raise self._no_device(device_id)
+        via_text = request.query.get("via")
+        try:
+            via = CrMethod(via_text) if via_text else None
+        except ValueError:
+            methods = ", ".join(m.value for m in CrMethod)
+            raise ApiError(400, f"via is one of {methods}, not {via_text!r}") from None
+        timeout_ms = _int_param(request, "timeout", MAX_TIMEOUT_MS) or CR_TIMEOUT_MS
+        result = await self.reach(device_id, timeout_ms / 1000, via)
+        return web.json_response(
+            cr_result_document(result), status=200 if result.delivered else 502
+        )
 
     async def list_devices(self, request: web.Request) -> web.Response:
         where = device_filter(_json_param(request, "query"))

@@ -58,6 +58,7 @@ def register(app: typer.Typer) -> None:
     app.command("get")(get)
     app.command("set", help=SET_HELP)(set_parameters)
     app.command("tasks")(tasks)
+    app.command("cr")(connection_request)
 
 
 def devices(
@@ -159,6 +160,38 @@ def tasks(
         _print_table(["ID", "Device", "Name", "Status", "Created", "Fault"], rows, 1, 2, 4)
 
     _run(NbiClient(nbi, token=token, timeout_s=timeout), work)
+
+
+def connection_request(
+    device: Device,
+    via: Annotated[
+        str | None,
+        typer.Option(help="Only this method (http, udp, xmpp); default: the device's order."),
+    ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--timeout", min=0.1, help="Seconds allowed for the device to open its session."
+        ),
+    ] = 30,
+    nbi: NbiUrl = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Make a device open a session now, and show how: outcome, method and latency (from the
+    request to the device's Inform with 6 CONNECTION REQUEST), attempt by attempt."""
+
+    async def work(client: NbiClient) -> None:
+        result = await client.connection_request(device, via, wait)
+        rows = [
+            [a["method"], a["outcome"], f"{a['ms']:.0f} ms", a["detail"]]
+            for a in result["attempts"]
+        ]
+        _print_table(["Method", "Outcome", "Took", "Detail"], rows, 0, 1)
+        if result["outcome"] != "delivered":
+            raise NbiError(f"{device}: {result['outcome']}: {result['detail']}")
+        _out().print(f"delivered by {result['method']} in {result['latencyMs']:.0f} ms")
+
+    _run(NbiClient(nbi, token=token), work)
 
 
 def parse_assignment(text: str) -> list[str]:

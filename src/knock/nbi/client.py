@@ -77,8 +77,28 @@ class NbiClient:
             return TaskOutcome(status, reason, body["task"], body["connectionRequestError"])
         return TaskOutcome(status, reason, body)
 
+    async def connection_request(
+        self, device_id: str, via: str | None, wait_s: float
+    ) -> dict[str, Any]:
+        """Send a connection request now; the answer says whether it was delivered, and how."""
+        params = {"timeout": str(round(wait_s * 1000))}
+        if via is not None:
+            params["via"] = via
+        path = f"/devices/{quote(device_id, safe='')}/connection-request"
+        # 502 carries the outcome of a request that was not delivered: a result, not an error.
+        _, _, body = await self._call(
+            "POST", path, params, None, wait_s + _ANSWER_MARGIN_S, results=(502,)
+        )
+        return dict(body)
+
     async def _call(
-        self, method: str, path: str, params: dict[str, str], body: Any, timeout_s: float
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        body: Any,
+        timeout_s: float,
+        results: tuple[int, ...] = (),
     ) -> tuple[int, str, Any]:
         if self._session is None:
             raise RuntimeError("use NbiClient as an async context manager")
@@ -104,7 +124,7 @@ class NbiClient:
             ) from exc
         if status == 401:
             raise NbiError("the NBI needs a token: pass --token or set KNOCK_NBI_TOKEN")
-        if status >= 400:
+        if status >= 400 and status not in results:
             message = answer.get("error") if isinstance(answer, dict) else None
             raise NbiError(f"the NBI answered {status} {reason}: {message or text}")
         return status, reason, answer

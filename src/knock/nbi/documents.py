@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from knock.connreq.dispatcher import CrResult
 from knock.nbi.query import INTEGER_TYPES
 from knock.store.rows import DeviceRow, StoredParam
 
@@ -103,3 +104,23 @@ def _attributes(param: StoredParam) -> dict[str, Any]:
     if param.writable is not None:
         attrs["_writable"] = param.writable
     return attrs
+
+
+def cr_result_document(result: CrResult) -> dict[str, Any]:
+    """A connection request's outcome as the NBI shows it; times in milliseconds."""
+    return {
+        "device": result.device_id,
+        "outcome": result.outcome.value,
+        "method": result.method.value if result.method else None,
+        "latencyMs": None if result.latency is None else round(result.latency * 1000, 1),
+        "detail": result.detail,
+        "attempts": [
+            {
+                "method": a.method.value,
+                "outcome": a.outcome.value,
+                "detail": a.detail,
+                "ms": round(a.seconds * 1000, 1),
+            }
+            for a in result.attempts
+        ],
+    }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from knock import __version__
-from knock.vocab import TaskStatus
+from knock.vocab import CrMethod, CrOutcome, TaskStatus
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -160,6 +160,33 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/devices/{device_id}/connection-request": {
+            "post": {
+                "summary": "Send a connection request now and report how it went (Knock's own)",
+                "description": "Delivered means the device's Inform with 6 CONNECTION REQUEST "
+                "arrived. Every attempt is listed, in the order the methods were tried.",
+                "parameters": [
+                    _DEVICE_ID,
+                    _query(
+                        "via",
+                        "Only this method; default: the device's methods in order.",
+                        {"type": "string", "enum": [m.value for m in CrMethod]},
+                    ),
+                    _query(
+                        "timeout",
+                        "Milliseconds allowed, default 30000.",
+                        {"type": "integer", "minimum": 0, "maximum": 600000},
+                    ),
+                ],
+                "responses": {
+                    "200": _json(_ref("ConnectionRequestResult"), "Delivered."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such device."),
+                    "502": _json(_ref("ConnectionRequestResult"), "Not delivered; see outcome."),
+                },
+            }
+        },
         "/tasks/": {
             "get": {
                 "summary": "Find tasks, oldest first",
@@ -217,6 +244,31 @@ OPENAPI: dict[str, Any] = {
                 "properties": {
                     "device": {"type": "string"},
                     "events": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "ConnectionRequestResult": {
+                "type": "object",
+                "properties": {
+                    "device": {"type": "string"},
+                    "outcome": {"type": "string", "enum": [o.value for o in CrOutcome]},
+                    "method": {"type": ["string", "null"]},
+                    "latencyMs": {
+                        "type": ["number", "null"],
+                        "description": "From sending the request to the device's Inform.",
+                    },
+                    "detail": {"type": "string"},
+                    "attempts": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "method": {"type": "string"},
+                                "outcome": {"type": "string"},
+                                "detail": {"type": "string"},
+                                "ms": {"type": "number"},
+                            },
+                        },
+                    },
                 },
             },
             "Device": {

@@ -1,0 +1,172 @@
+"""Reach a device now: pick a method, send, and wait for the Inform that proves it worked.
+
+A request counts as delivered only when the device's Inform with `6 CONNECTION REQUEST` arrives;
+the hub announces it, so nothing polls the store. Every attempt is recorded with its outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from knock.connreq.http import HttpConnectionRequester, Sent
+from knock.notify import Arrival, Hub, Subscription
+from knock.store import Store
+from knock.store.rows import CrTarget
+from knock.vocab import CrMethod, CrOutcome, Event
+
+log = logging.getLogger("knock.connreq")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    method: CrMethod
+    outcome: CrOutcome
+    detail: str
+    seconds: float  # from sending to the outcome
+
+
+@dataclass(frozen=True, slots=True)
+class CrResult:
+    device_id: str
+    outcome: CrOutcome
+    method: CrMethod | None  # the method that delivered, or the last one tried
+    latency: float | None  # seconds from sending the request to the device's Inform
+    detail: str
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def delivered(self) -> bool:
+        return self.outcome is CrOutcome.DELIVERED
+
+
+@dataclass(frozen=True, slots=True)
+class CrSettings:
+    session_wait: float = 30.0  # TR-069 gives a device 30 s to start its session
+    username: str | None = None  # used for devices Knock set no credentials on
+    password: str | None = None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        http: HttpConnectionRequester,
+        settings: CrSettings,
+        in_session: Callable[[str], bool],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._hub = hub
+        self._http = http
+        self._settings = settings
+        self._in_session = in_session
+        self._clock = clock
+
+    async def reach(
+        self, device_id: str, within: float | None = None, via: CrMethod | None = None
+    ) -> CrResult:
+        """Try the device's methods in order (or only `via`) until one is delivered, for at most
+        `within` seconds (default: the session wait)."""
+        deadline = self._clock() + (within if within is not None else self._settings.session_wait)
+        target = await self._store.get_cr_target(device_id)
+        if target is None:
+            return CrResult(device_id, CrOutcome.UNREACHABLE, via, None, "no such device")
+        methods = [via] if via is not None else available_methods(target)
+        if not methods:
+            return CrResult(
+                device_id,
+                CrOutcome.UNREACHABLE,
+                None,
+                None,
+                "the device reported no ConnectionRequestURL, XMPP JID or UDP address yet",
+            )
+        attempts: list[Attempt] = []
+        for method in methods:
+            result = await self._attempt(target, method, deadline, attempts)
+            if result.delivered or self._clock() >= deadline:
+                return result
+        return result
+
+    async def reach_many(
+        self, device_ids: Iterable[str], concurrency: int = 100, within: float | None = None
+    ) -> list[CrResult]:
+        """Fan out to many devices, at most `concurrency` requests in flight."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(device_id: str) -> CrResult:
+            async with gate:
+                return await self.reach(device_id, within)
+
+        return list(await asyncio.gather(*(one(d) for d in device_ids)))
+
+    async def nbi_hook(self, device_id: str, within: float) -> str | None:
+        """The NBI's `?connection_request`: None once delivered, else the reason, as one line.
+        A device in a session now needs no request: the ACS gives it the new task there."""
+        if self._in_session(device_id):
+            return None
+        result = await self.reach(device_id, within)
+        return None if result.delivered else f"{result.outcome.value}: {result.detail}"
+
+    async def _attempt(
+        self, target: CrTarget, method: CrMethod, deadline: float, attempts: list[Attempt]
+    ) -> CrResult:
+        device_id = target.device_id
+        attempt_id = await self._store.add_cr_attempt(device_id, method, _now())
+        # Listen before sending, so that an Inform that comes at once is not missed.
+        with self._hub.subscribe(device_id) as arrivals:
+            start = self._clock()
+            sent = await self._send(target, method)
+            outcome, detail, latency = sent.outcome, sent.detail, None
+            if sent.accepted:
+                wait_until = min(deadline, start + self._settings.session_wait)
+                latency = await _inform_with_cr(arrivals, wait_until, self._clock)
+                if latency is None:
+                    outcome = CrOutcome.NO_SESSION
+                    detail = f"{sent.detail}, but no Inform with 6 CONNECTION REQUEST followed"
+                else:
+                    outcome, latency = CrOutcome.DELIVERED, latency - start
+                    detail = f"{sent.detail}; Inform after {latency * 1000:.0f} ms"
+        assert outcome is not None
+        await self._store.finish_cr_attempt(attempt_id, outcome, _now(), detail)
+        log.info("device %s: %s connection request %s (%s)", device_id, method, outcome, detail)
+        attempts.append(Attempt(method, outcome, detail, self._clock() - start))
+        return CrResult(device_id, outcome, method, latency, detail, list(attempts))
+
+    async def _send(self, target: CrTarget, method: CrMethod) -> Sent:
+        if method is not CrMethod.HTTP:
+            return Sent(CrOutcome.UNREACHABLE, f"{method} connection requests are not built yet")
+        url = target.management.get("ConnectionRequestURL", "")
+        if not url:
+            return Sent(CrOutcome.UNREACHABLE, "the device reported no ConnectionRequestURL")
+        if target.password is not None:
+            return await self._http.send(url, target.username, target.password)
+        return await self._http.send(url, self._settings.username, self._settings.password)
+
+
+def available_methods(target: CrTarget) -> list[CrMethod]:
+    """The methods the device can be reached by, in the order they are tried."""
+    return [CrMethod.HTTP] if target.management.get("ConnectionRequestURL") else []
+
+
+async def _inform_with_cr(
+    arrivals: Subscription, wait_until: float, clock: Callable[[], float]
+) -> float | None:
+    """When (on `clock`) the device's Inform with 6 CONNECTION REQUEST arrived, or None."""
+    try:
+        async with asyncio.timeout(max(0.0, wait_until - clock())):
+            while True:
+                item = await arrivals.next()
+                if isinstance(item, Arrival) and Event.CONNECTION_REQUEST in item.events:
+                    return clock()
+    except TimeoutError:
+        return None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

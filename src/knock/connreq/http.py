@@ -1,0 +1,107 @@
+"""HTTP connection requests (TR-069 §3.2.2): a GET to the device's ConnectionRequestURL, answering
+its Digest challenge; Basic only when the configuration allows it.
+
+The transport only says whether the device accepted the request; the dispatcher then waits for the
+Inform that proves it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from knock.auth import AuthError, BasicChallenge, new_cnonce, select_challenge
+from knock.vocab import CrOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """How the device answered: accepted (outcome None), or why not."""
+
+    outcome: CrOutcome | None
+    detail: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome is None
+
+
+class HttpConnectionRequester:
+    def __init__(self, *, allow_basic: bool = False, timeout: float = 5.0) -> None:
+        self._allow_basic = allow_basic
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._http: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            # Each request goes to a different device: keeping connections open would only hold
+            # file descriptors. Cookies mean nothing here.
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(force_close=True, limit=0),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=self._timeout,
+            )
+        return self._http
+
+    async def send(self, url: str, username: str | None, password: str | None) -> Sent:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            return Sent(
+                CrOutcome.REFUSED,
+                f"ConnectionRequestURL {url!r} is not an http:// URL (TR-069 §3.2.2 requires one)",
+            )
+        try:
+            return await self._send(url, parts.path or "/", username, password)
+        except TimeoutError:
+            return Sent(CrOutcome.TIMEOUT, f"no answer from {url} within {self._timeout.total} s")
+        except aiohttp.ClientConnectionError as exc:
+            return Sent(CrOutcome.UNREACHABLE, f"cannot connect to {url}: {exc}")
+
+    async def _send(self, url: str, path: str, username: str | None, password: str | None) -> Sent:
+        status, challenges = await self._get(url, None)
+        if status in (200, 204):
+            return Sent(None, f"{status} without authentication (the device should require it)")
+        for _round in range(2):  # a stale nonce earns one more round
+            if status != 401:
+                return _refusal(status)
+            if username is None or password is None:
+                return Sent(
+                    CrOutcome.BAD_CREDENTIALS,
+                    "the device asks for credentials and Knock holds none for it: it has not "
+                    "accepted Knock's ConnectionRequestUsername/Password yet (see cr_provision)",
+                )
+            try:
+                challenge = select_challenge(challenges, allow_basic=self._allow_basic)
+            except AuthError as exc:
+                return Sent(CrOutcome.REFUSED, f"no usable challenge from the device: {exc}")
+            if isinstance(challenge, BasicChallenge):
+                authorization = challenge.authorization(username, password)
+            else:
+                authorization = challenge.authorization(
+                    "GET", path, username, password, cnonce=new_cnonce(), nc=1
+                )
+            status, challenges = await self._get(url, authorization)
+            if status in (200, 204):
+                return Sent(None, f"{status} after authentication")
+            if status == 401 and not any("stale=true" in c.lower() for c in challenges):
+                return Sent(CrOutcome.BAD_CREDENTIALS, "the device refused the stored credentials")
+        return _refusal(status)
+
+    async def _get(self, url: str, authorization: str | None) -> tuple[int, list[str]]:
+        headers = {"Authorization": authorization} if authorization else {}
+        async with self._client().get(url, headers=headers, allow_redirects=False) as response:
+            await response.read()
+            return response.status, response.headers.getall("WWW-Authenticate", [])
+
+
+def _refusal(status: int) -> Sent:
+    if status == 503:
+        return Sent(CrOutcome.RATE_LIMITED, "503: the device is busy or limits requests")
+    return Sent(CrOutcome.REFUSED, f"the device answered HTTP {status}")
