@@ -1,1 +1,1 @@
-"""connreq"""
+"""Connection requests: one module per transport, and the dispatcher that picks, sends, confirms."""
