@@ -128,6 +128,16 @@ def retry_wait_range(
     return minimum_wait * ratio**step, minimum_wait * ratio ** (step + 1)
 
 
+@dataclass(slots=True)
+class SessionCounts:
+    """What a device did since this process started it, for a fleet's live view."""
+
+    started: int = 0  # sessions opened, failed ones included
+    informed: int = 0  # Informs the ACS accepted
+    done: int = 0  # sessions that ended with the ACS's empty reply
+    failed: int = 0
+
+
 class CpeError(ValueError):
     """A device given a parameter or value it cannot take; the message names the device."""
 
@@ -187,6 +197,8 @@ class SimulatedCpe:
         self._client_factory = client_factory
         self._wake = asyncio.Event()
         self._in_session = False
+        self._after_session: list[str] = []  # session requests that came during a session
+        self.counts = SessionCounts()
         self._failures = 0  # consecutive failed sessions: the Inform's RetryCount
         self._retry_at = 0.0
         self._boot_time = 0.0
@@ -208,7 +220,13 @@ class SimulatedCpe:
         Requests while one is pending make no extra session. An explicit request skips the
         wait of a session retry: whoever asked shows the ACS is there.
         """
-        self.state.add_event(event)
+        if self._in_session:
+            # The current Inform may carry the same event: its acknowledgement would swallow
+            # this request, which asked for a session after the one it interrupted.
+            if event not in self._after_session:
+                self._after_session.append(event)
+        else:
+            self.state.add_event(event)
         self._retry_at = 0.0
         self._wake.set()
 
@@ -341,6 +359,7 @@ class SimulatedCpe:
         url_before = self._read(self._ms("URL"), "")
         after_session: list[Effect] = []
         self._in_session = True
+        self.counts.started += 1
         try:
             await self._converse(after_session)
         except (
@@ -353,6 +372,7 @@ class SimulatedCpe:
         ) as exc:
             self._session_failed(exc)
         else:
+            self.counts.done += 1
             self._failures = 0
             self._retry_at = 0.0
         finally:
@@ -363,9 +383,15 @@ class SimulatedCpe:
         if self._read(self._ms("URL"), "") != url_before:
             self.state.bootstrapped = False
             self.state.add_event(Event.BOOTSTRAP)
+        if self._after_session:
+            for event in self._after_session:
+                self.state.add_event(event)
+            self._after_session.clear()
+            self._retry_at = 0.0
 
     def _session_failed(self, exc: BaseException) -> None:
         self._failures += 1
+        self.counts.failed += 1
         self.state.session_failed()
         low, high = retry_wait_range(
             self._failures,
@@ -417,6 +443,7 @@ class SimulatedCpe:
             inform, changes = self._inform(self._clock.time())
             reply = await client.send(inform, cwmp_ns=self._ns, id=self._next_id())
             _expect(reply.envelope, InformResponse, "Inform")
+            self.counts.informed += 1
             self.model.clear_changes(changes)
             self.state.inform_accepted(inform.events)
             for result in list(self.state.completions):
