@@ -1,0 +1,192 @@
+"""One process's share of a fleet: its devices, their one connection-request listener, reports.
+
+`run_worker` runs in the `knock sim` process itself for a single worker, and in each worker
+process otherwise: ``python -m knock.cpe.fleet_worker`` reads its job as one JSON line on stdin,
+writes JSON lines on stdout (``{"stats": ...}`` and ``{"log": [level, message]}``), and stops
+cleanly when stdin closes, which is also what happens when the parent dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import resource
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, Final
+
+from knock.cpe.cr_http import CrGate, CrPolicy
+from knock.cpe.cr_listener import CrListener
+from knock.cpe.datamodel import ModelSchema, load_model
+from knock.cpe.device import CpeError, SimulatedCpe
+from knock.cpe.fleet_config import FleetConfig
+from knock.cpe.fleet_stats import FleetStats
+from knock.cpe.state import StateError
+from knock.vocab import CrMethod
+
+log = logging.getLogger("knock.sim")
+
+# ManagementServer.SupportedConnReqMethods names a method by its transport's name.
+_MODEL_NAMES: Final = {CrMethod.HTTP: "HTTP", CrMethod.UDP: "STUN", CrMethod.XMPP: "XMPP"}
+
+Report = Callable[[FleetStats], None]
+
+
+class _Worker:
+    def __init__(self, config: FleetConfig, numbers: range) -> None:
+        self.config = config
+        self.numbers = numbers
+        self.schema: ModelSchema = load_model(config.model)
+        self.listener = CrListener(CrGate(CrPolicy(config.cr_busy, config.cr_rate_limit)))
+        self.devices: list[SimulatedCpe] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.broken = 0
+
+    def stats(self) -> FleetStats:
+        devices = self.devices
+        return FleetStats(
+            started=len(devices),
+            online=sum(1 for cpe in devices if cpe.counts.informed),
+            in_session=sum(1 for cpe in devices if cpe.in_session),
+            sessions=sum(cpe.counts.done for cpe in devices),
+            errors=self.broken + sum(cpe.counts.failed for cpe in devices),
+            cr=dict(self.listener.gate.totals),
+        )
+
+    async def start_devices(self) -> None:
+        """Power devices on at this worker's share of the start rate."""
+        loop = asyncio.get_running_loop()
+        rate = self.config.start_rate / self.config.workers
+        began = loop.time()
+        for index, number in enumerate(self.numbers):
+            delay = began + index / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._start(self.config.serial(number))
+
+    def _start(self, serial: str) -> None:
+        config = self.config
+        try:
+            cpe = SimulatedCpe(
+                serial,
+                self.schema,
+                config.state_dir,
+                config.acs_url,
+                acs_username=config.acs_username,
+                acs_password=config.acs_password,
+            )
+            self.listener.attach(cpe)
+            _configure(cpe, config)
+        except (CpeError, StateError) as exc:
+            self.broken += 1
+            log.error("%s", exc)
+            return
+        self.devices.append(cpe)
+        task = asyncio.create_task(cpe.run(), name=f"cpe-{serial}")
+        task.add_done_callback(functools.partial(self._stopped, serial))
+        self.tasks.append(task)
+
+    def _stopped(self, serial: str, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        self.broken += 1
+        exc = task.exception()
+        if isinstance(exc, StateError):  # its message names the device and the remedy
+            log.error("%s", exc)
+        else:
+            log.error("device %s stopped: %r; knock has a bug, please report it", serial, exc)
+
+    async def report_every(self, report: Report) -> None:
+        while True:
+            report(self.stats())
+            await asyncio.sleep(self.config.report_interval)
+
+
+def _configure(cpe: SimulatedCpe, config: FleetConfig) -> None:
+    """What the fleet's options say about every device, applied at each power-on."""
+    management = cpe.model.schema.management
+    supported = management("SupportedConnReqMethods")
+    if cpe.model.has(supported):
+        cpe.set_value(supported, ",".join(_MODEL_NAMES[m] for m in config.cr_methods))
+    if config.periodic_interval is not None:
+        cpe.set_value(management("PeriodicInformEnable"), str(config.periodic_interval > 0).lower())
+        if config.periodic_interval:
+            cpe.set_value(management("PeriodicInformInterval"), str(config.periodic_interval))
+
+
+def _raise_open_files_limit() -> None:
+    """Up to the hard limit: a soft limit of 1024, common by default, caps a worker at about a
+    thousand devices in session at once."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def run_worker(
+    config: FleetConfig, numbers: range, report: Report, stop: asyncio.Event
+) -> None:
+    """Run devices *numbers* of the fleet until *stop* is set; *report* gets their figures
+    every `FleetConfig.report_interval` seconds and once more at the end."""
+    _raise_open_files_limit()
+    worker = _Worker(config, numbers)
+    await worker.listener.start()
+    helpers = [
+        asyncio.create_task(worker.start_devices()),
+        asyncio.create_task(worker.report_every(report)),
+    ]
+    try:
+        await stop.wait()
+    finally:
+        for task in helpers + worker.tasks:
+            task.cancel()
+        for task in helpers + worker.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await worker.listener.close()
+        report(worker.stats())
+
+
+# --- the worker process ---------------------------------------------------------------------
+
+
+def _emit(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+class _ToParent(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        _emit({"log": [record.levelno, self.format(record)]})
+
+
+async def _serve() -> None:
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    job = json.loads(await stdin.readline())
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+    async def stop_at_eof() -> None:
+        await stdin.read()
+        stop.set()
+
+    watcher = asyncio.create_task(stop_at_eof())
+    numbers = range(job["first"], job["stop"])
+    config = FleetConfig.from_json(job["config"])
+    await run_worker(config, numbers, lambda s: _emit({"stats": s.to_json()}), stop)
+    watcher.cancel()
+
+
+def main() -> None:
+    to_parent = _ToParent()
+    to_parent.setFormatter(logging.Formatter("%(message)s"))  # the parent adds time and level
+    logging.basicConfig(level=logging.WARNING, handlers=[to_parent], force=True)
+    asyncio.run(_serve())
+
+
+if __name__ == "__main__":
+    main()
