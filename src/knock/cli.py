@@ -88,3 +88,4 @@ app.command(
     epilog="Settings come from defaults, then --config FILE, then KNOCK_* variables, then flags."
 )(serve)
 nbi_cli.register(app)
+__import__("knock.cpe.cli", fromlist=["register"]).register(app)  # knock sim

@@ -1,0 +1,61 @@
+"""How `knock sim` shows a fleet: a table for a terminal, one line per report for logs and CI."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from knock.cpe.cr_http import CrAnswer
+from knock.cpe.fleet_stats import FleetSnapshot, FleetStats
+
+
+def _refusals(stats: FleetStats) -> str:
+    return ", ".join(f"{answer} {n}" for answer, n in sorted(stats.cr_refused.items()))
+
+
+def status_table(snapshot: FleetSnapshot) -> Table:
+    config, stats = snapshot.config, snapshot.stats
+    online_note = ""
+    if snapshot.online_after is not None:
+        online_note = f"all online after {snapshot.online_after:.1f} s"
+    workers = f"{config.workers} worker process{'es' if config.workers > 1 else ''}"
+    table = Table(
+        title=f"knock sim: {config.count} devices, {workers} -> {config.acs_url}",
+        caption=f"running {snapshot.elapsed:.0f} s; Ctrl-C stops",
+        show_header=False,
+    )
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_column(style="dim")
+    table.add_row("started", f"{stats.started} / {config.count}", "")
+    table.add_row("online", str(stats.online), online_note)
+    table.add_row("in session", str(stats.in_session), "")
+    table.add_row("sessions done", str(stats.sessions), "")
+    table.add_row("errors", str(stats.errors), "failed sessions, devices that stopped")
+    table.add_row("CRs received", str(stats.cr_received), "HTTP requests to the devices")
+    merged = stats.cr.get(CrAnswer.MERGED, 0)
+    table.add_row("CRs accepted", str(stats.cr_accepted), f"{merged} joined a pending session")
+    table.add_row(
+        "CRs challenged", str(stats.cr.get(CrAnswer.CHALLENGED, 0)), "401 without credentials"
+    )
+    table.add_row("CRs refused", str(sum(stats.cr_refused.values())), _refusals(stats))
+    return table
+
+
+def status_line(snapshot: FleetSnapshot) -> str:
+    """``key=value`` pairs, so a log reader or a benchmark can pick the figures out."""
+    stats = snapshot.stats
+    fields: dict[str, object] = {
+        "elapsed": f"{snapshot.elapsed:.1f}",
+        "started": f"{stats.started}/{snapshot.config.count}",
+        "online": stats.online,
+        "in_session": stats.in_session,
+        "sessions": stats.sessions,
+        "errors": stats.errors,
+        "cr_received": stats.cr_received,
+        "cr_accepted": stats.cr_accepted,
+        "cr_refused": sum(stats.cr_refused.values()),
+    }
+    fields.update({f"cr_{answer}".replace("-", "_"): n for answer, n in stats.cr_refused.items()})
+    if snapshot.online_after is not None:
+        fields["all_online_after"] = f"{snapshot.online_after:.1f}"
+    return " ".join(f"{key}={value}" for key, value in fields.items())
