@@ -7,6 +7,7 @@ with a short reason, which the parser turns into a BadAttribute.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ CRB_VALUE = b"dslforum.org/TR-111 "
 
 MAC_SIZE = 20
 OPTIONAL_FROM = 0x8000  # RFC 3489 §11.2: types at or above may be ignored when not understood
+
+_V4, _V6 = socket.AF_INET, socket.AF_INET6
+_FAMILIES = {b"\x01": (8, _V4), b"\x02": (20, _V6)}  # family: (value size, socket family)
 
 Address = tuple[str, int]
 """(host, port) with the host as an IP literal, as asyncio reports a datagram's source."""
@@ -79,27 +83,34 @@ def canonical(address: Address) -> Address:
     """The address with an IPv4-mapped IPv6 host written as IPv4: a dual-stack socket reports
     IPv4 peers that way, and MAPPED-ADDRESS must name them as IPv4."""
     host, port = address
-    ip = ipaddress.ip_address(host)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ip), port
+    if ":" not in host:
+        return address  # the common case stays cheap: this runs for every datagram
+    ip = ipaddress.IPv6Address(host)
+    return (str(ip.ipv4_mapped) if ip.ipv4_mapped else socket.inet_ntop(_V6, ip.packed)), port
+
+
+def _packed(host: str) -> bytes:
+    try:
+        return socket.inet_pton(_V6 if ":" in host else _V4, host)
+    except OSError:
+        raise ValueError(f"{host!r} is not an IP address") from None
 
 
 def encode_address(address: Address) -> bytes:
     host, port = canonical(address)
-    ip = ipaddress.ip_address(host)
     if not 0 <= port <= 0xFFFF:
         raise ValueError(f"port {port} out of range")
-    return struct.pack("!BBH", 0, 1 if ip.version == 4 else 2, port) + ip.packed
+    packed = _packed(host)
+    return struct.pack("!BBH", 0, 1 if len(packed) == 4 else 2, port) + packed
 
 
 def decode_address(value: bytes) -> Address:
+    """The host in the form the kernel reports a peer's, so the two compare as strings."""
     # The first byte is ignored (RFC 3489 §11.2.1); family 2 is RFC 5389's IPv6.
-    sizes = {1: 8, 2: 20}
-    if len(value) < 4 or sizes.get(value[1]) != len(value):
+    form = _FAMILIES.get(value[1:2])
+    if form is None or form[0] != len(value):
         raise ValueError(f"{len(value)} bytes with family {value[1:2].hex() or 'none'}")
-    host = ipaddress.ip_address(value[4:])
-    return str(host), int.from_bytes(value[2:4], "big")
+    return socket.inet_ntop(form[1], value[4:]), int.from_bytes(value[2:4], "big")
 
 
 def encode_change_request(request: ChangeRequest) -> bytes:
