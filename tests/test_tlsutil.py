@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from knock.tlsutil import ensure_self_signed, server_context
+from tls_support import make_client_ca
 
 HOSTNAMES = ["localhost", "acs.lab.example", "127.0.0.1", "::1"]
 
@@ -128,63 +128,9 @@ async def test_a_client_that_does_not_trust_the_cert_is_refused(
         await _exchange(server_context(*pair), _client(stranger))
 
 
-def _issue(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: x509.Certificate | None,
-    signer: ec.EllipticCurvePrivateKey,
-) -> x509.Certificate:
-    """A CA certificate when *issuer* is None (self-signed), else a leaf signed by *signer*."""
-    now = datetime.datetime.now(datetime.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name if issuer is None else issuer.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
-            critical=False,
-        )
-        .sign(signer, hashes.SHA256())
-    )
-
-
-def _write_identity(
-    directory: Path, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
-) -> tuple[Path, Path]:
-    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 @pytest.fixture
 def client_ca(tmp_path: Path) -> tuple[Path, tuple[Path, Path], tuple[Path, Path]]:
-    """A CA file, a client identity it signed, and a self-signed client identity."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _issue("lab CA", ca_key, None, ca_key)
-    ca_path, _ = _write_identity(tmp_path, "ca", ca, ca_key)
-    member_key = ec.generate_private_key(ec.SECP256R1())
-    member = _issue("cpe-0001", member_key, ca, ca_key)
-    rogue_key = ec.generate_private_key(ec.SECP256R1())
-    rogue = _issue("rogue", rogue_key, None, rogue_key)
-    return (
-        ca_path,
-        _write_identity(tmp_path, "member", member, member_key),
-        _write_identity(tmp_path, "rogue", rogue, rogue_key),
-    )
+    return make_client_ca(tmp_path)
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])

@@ -6,11 +6,13 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from scripted_cpe import ScriptedCpe
 
 from knock.cpe.acs_client import AcsRefused
 from knock.server import Running
+from tls_support import make_client_ca
 
 
 async def test_digest_shared_credentials(start_acs: Any) -> None:
@@ -67,3 +69,25 @@ async def test_session_over_https_with_a_self_signed_certificate(
         await cpe.inform("0 BOOTSTRAP")
         assert (await cpe.empty()).status == 204
     assert await acs.store.get_device(cpe.device_id) is not None
+
+
+async def test_client_certificates_are_checked_when_a_client_ca_is_set(
+    start_acs: Any, tmp_path: Path
+) -> None:
+    ca, member, rogue = make_client_ca(tmp_path)
+    acs: Running = await start_acs(tls_self_signed=True, tls_client_ca=str(ca))
+    trust = str(tmp_path / "data" / "cwmp-cert.pem")
+
+    insider = ssl.create_default_context(cafile=trust)
+    insider.load_cert_chain(*member)
+    async with ScriptedCpe(acs.acs_url, ssl_context=insider) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        assert (await cpe.empty()).status == 204
+
+    outsider = ssl.create_default_context(cafile=trust)
+    outsider.load_cert_chain(*rogue)
+    for context in (ssl.create_default_context(cafile=trust), outsider):
+        async with ScriptedCpe(acs.acs_url, serial="NOCERT", ssl_context=context) as cpe:
+            with pytest.raises(aiohttp.ClientError):
+                await cpe.inform("0 BOOTSTRAP")
+    assert await acs.store.get_device("00D09E-ScriptBox-NOCERT") is None
