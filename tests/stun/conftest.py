@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from stun_support import PASSWORD, USER, Client, OpenClient, StartServer
 
-from knock.stun.server import StunServer, start_stun_server
-from knock.stun.service import BindingLearned, StunSettings
+from knock.stun.server import BindingHook, StunServer, start_stun_server
+from knock.stun.service import StunSettings
 
 
 @pytest.fixture
@@ -35,14 +35,14 @@ async def start_server() -> AsyncIterator[StartServer]:
     async def start(
         host: str = "127.0.0.1",
         require_auth: bool = False,
-        events: list[BindingLearned] | None = None,
+        on_binding: BindingHook | None = None,
     ) -> StunServer:
         server = await start_stun_server(
             host,
             0,
             passwords={USER: PASSWORD}.get,
             settings=StunSettings(require_auth=require_auth),
-            on_binding=None if events is None else events.append,
+            on_binding=on_binding,
         )
         servers.append(server)
         return server

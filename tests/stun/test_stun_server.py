@@ -55,7 +55,7 @@ async def test_connection_request_binding_is_learned_and_announced(
     start_server: StartServer, open_client: OpenClient
 ) -> None:
     events: list[BindingLearned] = []
-    server, client = await start_server(events=events), await open_client()
+    server, client = await start_server(on_binding=events.append), await open_client()
     await client.ask(tr111(), server.address)
     await client.ask(tr111(binding_change=True), server.address)
     assert [(e.username, e.address, e.changed, e.binding_change_flag) for e in events] == [
@@ -69,7 +69,7 @@ async def test_a_new_source_port_changes_the_binding(
     start_server: StartServer, open_client: OpenClient
 ) -> None:
     events: list[BindingLearned] = []
-    server = await start_server(events=events)
+    server = await start_server(on_binding=events.append)
     before, after = await open_client(), await open_client()
     await before.ask(tr111(), server.address)
     await after.ask(tr111(), server.address)
@@ -94,7 +94,8 @@ async def test_the_same_transaction_id_twice_gets_two_fresh_answers(
 
 async def test_authentication(start_server: StartServer, open_client: OpenClient) -> None:
     events: list[BindingLearned] = []
-    server, client = await start_server(require_auth=True, events=events), await open_client()
+    server = await start_server(require_auth=True, on_binding=events.append)
+    client = await open_client()
     refused = await client.ask(tr111(), server.address)
     assert refused.error == ErrorCode(401, "Unauthorized")
     forged = await client.ask(tr111(password="guess"), server.address)
@@ -141,7 +142,7 @@ async def test_send_to_leaves_from_the_stun_port(
 ) -> None:
     """A UDP connection request goes out of the socket the CPE's NAT binding points at."""
     events: list[BindingLearned] = []
-    server, cpe = await start_server(events=events), await open_client()
+    server, cpe = await start_server(on_binding=events.append), await open_client()
     await cpe.ask(tr111(), server.address)
     host, port = events[0].address
     cr = build_udp_cr(host, port, "cr-user", "cr-pass", 1120673700, 1, "cnonce")
@@ -158,20 +159,49 @@ async def test_ipv6_loopback(start_server: StartServer, open_client: OpenClient)
     assert reply.address(AttributeType.SOURCE_ADDRESS) == server.address
 
 
+class RecordingTransport(asyncio.DatagramTransport):
+    """A socket that is never bound: what a wildcard or dual-stack bind reports, kept off the
+    network."""
+
+    def __init__(self, sockname: tuple[str, int], family: socket.AddressFamily) -> None:
+        super().__init__({"sockname": sockname, "socket": SimpleNamespace(family=family)})
+        self.sent: list[tuple[bytes, object]] = []
+
+    def sendto(self, data: bytes, addr: object = None) -> None:
+        self.sent.append((data, addr))
+
+    def is_closing(self) -> bool:
+        return False
+
+
 async def test_a_wildcard_bind_names_no_address_of_its_own() -> None:
-    """Without binding one: the tests stay on loopback."""
     server = StunServer(StunService(address=("192.0.2.1", 3478)))
-    extra = {"sockname": ("0.0.0.0", 3478), "socket": SimpleNamespace(family=socket.AF_INET)}
-    server.connection_made(asyncio.DatagramTransport(extra))
+    server.connection_made(RecordingTransport(("0.0.0.0", 3478), socket.AF_INET))
     assert server.service.address is None
     assert server.address == ("0.0.0.0", 3478)
+
+
+async def test_a_dual_stack_socket_reaches_ipv4_peers_through_mapped_addresses() -> None:
+    server = StunServer(StunService())
+    transport = RecordingTransport(("::", 3478), socket.AF_INET6)
+    server.connection_made(transport)
+    server.send_to(b"cr", ("192.0.2.1", 7))
+    server.send_to(b"cr", ("2001:db8::1", 7))
+    server.datagram_received(binding_request(bytes(16)), ("::ffff:192.0.2.1", 7, 0, 0))
+    assert transport.sent == [
+        (b"cr", ("::ffff:192.0.2.1", 7)),
+        (b"cr", ("2001:db8::1", 7)),
+        (binding_response(bytes(16), ("192.0.2.1", 7)), ("::ffff:192.0.2.1", 7)),
+    ]
 
 
 async def test_a_failing_hook_is_logged_and_the_server_goes_on(
     start_server: StartServer, open_client: OpenClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server, client = await start_server(), await open_client()
-    server._on_binding = lambda event: 1 / 0
+    def broken(event: BindingLearned) -> None:
+        raise ZeroDivisionError
+
+    server, client = await start_server(on_binding=broken), await open_client()
     with caplog.at_level(logging.ERROR, "knock.stun"):
         await client.ask(tr111(), server.address)
         await client.ask(tr111(), server.address)
@@ -184,15 +214,6 @@ async def test_send_to_after_close_is_refused(start_server: StartServer) -> None
     await server.close()
     with pytest.raises(RuntimeError, match="not listening"):
         server.send_to(b"x", ("127.0.0.1", 9))
-
-
-def test_a_dual_stack_socket_reaches_ipv4_peers_through_mapped_addresses() -> None:
-    server = StunServer(StunService())
-    server._family = socket.AF_INET6
-    assert server._wire(("192.0.2.1", 7)) == ("::ffff:192.0.2.1", 7)
-    assert server._wire(("2001:db8::1", 7)) == ("2001:db8::1", 7)
-    server._family = socket.AF_INET
-    assert server._wire(("192.0.2.1", 7)) == ("192.0.2.1", 7)
 
 
 async def test_the_reply_on_the_wire_is_what_the_codec_builds(
