@@ -1,0 +1,261 @@
+"""How `knock sim` carries a large fleet against a real `knock serve` on this machine.
+
+Starts `knock serve` (SQLite in a temporary folder) and `knock sim --no-live` as processes, follows
+the fleet's status lines while sampling memory and descriptors of every fleet process (the
+parent and its workers), and once every device is online and idle, runs connection requests to a
+sample of devices through the NBI (`POST /devices/<id>/tasks?connection_request`: the ACS sends
+the HTTP connection request, the device opens a session, the task runs). Then stops both and
+reports:
+
+- time until all devices informed, from the ACS's records (the last device's registration, from
+  the moment `knock sim` was started), next to the fleet's own figure and the start window that
+  the start rate alone imposes;
+- RSS of the fleet, per device (the workers' total over the devices) and marginal (the growth
+  per added device while they started), and of the ACS;
+- descriptors per fleet process at the end and at their peak.
+
+Prints a table and writes JSON. Run: `.venv/bin/python bench/fleet.py --devices 10000 --workers 2`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from informs import free_port, rss_kib
+from knock.cwmp import DeviceIdStruct, device_key
+from knock.nbi.client import NbiClient
+
+MIB = 1024
+
+
+@dataclass
+class Sample:
+    at: float  # seconds since `knock sim` started
+    started: int  # devices the fleet had started
+    rss_kib: dict[int, int]  # by pid
+    fds: dict[int, int]  # by pid
+
+
+@dataclass
+class Run:
+    devices: int
+    samples: list[Sample] = field(default_factory=list)
+    last_status: dict[str, str] = field(default_factory=dict)
+
+
+def fleet_pids(parent: int) -> list[int]:
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [parent, *(int(pid) for pid in children)]
+
+
+def sample(parent: int, at: float, started: int) -> Sample:
+    pids = fleet_pids(parent)
+    return Sample(
+        at,
+        started,
+        {pid: rss_kib(pid)["VmRSS"] for pid in pids},
+        {pid: len(os.listdir(f"/proc/{pid}/fd")) for pid in pids},
+    )
+
+
+def open_files_limit(pid: int) -> int:
+    """The soft limit *pid* runs with (a fleet worker raises its own to the hard limit)."""
+    limits = Path(f"/proc/{pid}/limits").read_text()
+    return int(limits.split("Max open files")[1].split()[0])
+
+
+def parse_status(line: str) -> dict[str, str]:
+    return dict(
+        pair.split("=", 1) for pair in line.removeprefix("stopped: ").split() if "=" in pair
+    )
+
+
+async def start_acs(folder: Path) -> tuple[asyncio.subprocess.Process, str, int]:
+    nbi = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "knock", "serve",
+        "--cwmp-host", "127.0.0.1", "--cwmp-port", str(free_port()), "--nbi-port", str(nbi),
+        "--store-url", f"sqlite:///{folder / 'bench.db'}", "--log-level", "warning",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    async with asyncio.timeout(30):
+        line = (await process.stdout.readline()).decode()
+    if "point CPEs at" not in line:
+        raise RuntimeError(f"knock serve did not start: {line!r}")
+    return process, line.split()[-1], nbi
+
+
+async def follow_fleet(
+    sim: asyncio.subprocess.Process, run: Run, began: float, until_idle: asyncio.Event
+) -> None:
+    """Read status lines until the fleet stops; sample its processes at each one."""
+    assert sim.stdout is not None
+    async for raw in sim.stdout:
+        status = parse_status(raw.decode())
+        if "started" not in status:
+            continue
+        run.last_status = status
+        if sim.returncode is None and not until_idle.is_set():
+            started = int(status["started"].split("/")[0])
+            run.samples.append(sample(sim.pid, time.monotonic() - began, started))
+        all_online = int(status["online"]) == run.devices
+        if all_online and status["in_session"] == "0" and int(status["sessions"]) >= run.devices:
+            until_idle.set()
+
+
+async def connection_requests(nbi: int, serials: list[str], concurrency: int) -> dict[str, Any]:
+    """A getParameterValues task with ?connection_request per device; latencies of the 200s."""
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    failures: list[str] = []
+
+    async def one(client: NbiClient, serial: str) -> None:
+        device = device_key(DeviceIdStruct("Knock Labs", "00D09E", "KnockBox", serial))
+        task = {"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo.UpTime"]}
+        async with gate:
+            began = time.perf_counter()
+            outcome = await client.run_task(device, task, wait_s=30)
+            if outcome.status == 200:
+                latencies.append(time.perf_counter() - began)
+            else:
+                failures.append(f"{serial}: {outcome.status} {outcome.connection_request_error}")
+
+    async with NbiClient(f"http://127.0.0.1:{nbi}", timeout_s=60) as client:
+        await asyncio.gather(*(one(client, serial) for serial in serials))
+    latencies.sort()
+    return {
+        "crs": len(serials),
+        "cr_tasks_done": len(latencies),
+        "cr_task_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+        "cr_task_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1)
+        if latencies
+        else None,
+        "cr_failures": failures[:5],
+    }
+
+
+def registrations(database: Path) -> tuple[int, datetime]:
+    """How many devices the ACS holds, and when the last one first informed."""
+    with sqlite3.connect(database) as db:
+        count, last = db.execute("SELECT COUNT(*), MAX(registered) FROM devices").fetchone()
+    return count, datetime.fromisoformat(last).replace(tzinfo=UTC)
+
+
+def marginal_kib(samples: list[Sample], devices: int, parent: int) -> float:
+    """Worker memory growth per device started, from a tenth of the fleet to all of it."""
+    first = next(s for s in samples if s.started >= devices // 10)
+    last = samples[-1]
+
+    def workers(s: Sample) -> int:
+        return sum(kib for pid, kib in s.rss_kib.items() if pid != parent)
+
+    return (workers(last) - workers(first)) / max(1, last.started - first.started)
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="knock-bench-fleet-"))
+    acs, acs_url, nbi = await start_acs(folder)
+    run = Run(args.devices)
+    wall_start = datetime.now(UTC)
+    began = time.monotonic()
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "knock", "sim", "--acs", acs_url, "--count", str(args.devices),
+        "--workers", str(args.workers), "--start-rate", str(args.start_rate), "--no-live",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    idle = asyncio.Event()
+    follower = asyncio.create_task(follow_fleet(sim, run, began, idle))
+    try:
+        async with asyncio.timeout(args.timeout):
+            await idle.wait()
+        steady = sample(sim.pid, time.monotonic() - began, args.devices)
+        fd_limit = open_files_limit(fleet_pids(sim.pid)[-1])
+        crs = await connection_requests(
+            nbi, random.sample([f"SIM{n:06d}" for n in range(1, args.devices + 1)], args.crs), 20
+        )
+        peak_fds = {
+            pid: max(s.fds.get(pid, 0) for s in [*run.samples, steady]) for pid in steady.fds
+        }
+        acs_memory = rss_kib(acs.pid)
+        acs_fds = len(os.listdir(f"/proc/{acs.pid}/fd"))
+    finally:
+        sim.send_signal(signal.SIGINT)
+        async with asyncio.timeout(30):
+            await follower
+            sim_code = await sim.wait()
+        acs.terminate()
+        await acs.wait()
+    registered, last = registrations(folder / "bench.db")
+    parent = sim.pid
+    worker_rss = [kib for pid, kib in steady.rss_kib.items() if pid != parent]
+    return {
+        "devices": args.devices,
+        "workers": args.workers,
+        "start_rate_per_s": args.start_rate,
+        "start_window_s": round(args.devices / args.start_rate, 1),
+        "devices_in_acs": registered,
+        "all_informed_s": round((last - wall_start).total_seconds(), 1),
+        "fleet_all_online_s": float(run.last_status.get("all_online_after", "nan")),
+        "fleet_rss_mib": round(sum(steady.rss_kib.values()) / MIB, 1),
+        "parent_rss_mib": round(steady.rss_kib[parent] / MIB, 1),
+        "worker_rss_mib": [round(kib / MIB, 1) for kib in worker_rss],
+        "rss_per_device_kib": round(sum(worker_rss) / args.devices, 1),
+        "rss_marginal_per_device_kib": round(
+            marginal_kib([*run.samples, steady], args.devices, parent), 1
+        ),
+        "fds_end": [steady.fds[pid] for pid in steady.fds],
+        "fds_peak": [peak_fds[pid] for pid in steady.fds],
+        "fd_limit": fd_limit,
+        "acs_rss_mib": round(acs_memory["VmRSS"] / MIB, 1),
+        "acs_fds": acs_fds,
+        **crs,
+        "fleet_errors": int(run.last_status.get("errors", "-1")),
+        "fleet_sessions": int(run.last_status.get("sessions", "-1")),
+        "sim_exit_code": sim_code,
+        "cpus": os.cpu_count(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--start-rate", type=float, default=200.0, help="devices per second")
+    parser.add_argument("--crs", type=int, default=200, help="connection requests afterwards")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to get all online")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run: 100 devices")
+    parser.add_argument("--json", type=Path, default=Path("bench/results/fleet.json"))
+    args = parser.parse_args()
+    if args.quick:
+        args.devices, args.crs, args.start_rate = 100, 10, 500.0
+    result = asyncio.run(bench(args))
+    table = Table(title=f"knock sim: {args.devices} devices against knock serve", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    Console().print(table)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
