@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from cpe_support import T0, FakeAcs, FakeClock, MakeCpe, RunCpe
 
-from knock.auth import new_cnonce, select_challenge
+from knock.auth import DigestChallenge, new_cnonce, select_challenge
 from knock.cpe.acs_client import AcsClient, AcsReply
 from knock.cpe.cr_http import Busy, CrAnswer, CrGate, CrPolicy
 from knock.cpe.cr_listener import CrListener
@@ -46,6 +46,7 @@ async def connection_request(
     first = await get(http, url)
     assert first.status == 401, first
     challenge = select_challenge(first.headers["WWW-Authenticate"])
+    assert isinstance(challenge, DigestChallenge)  # never Basic: a CPE must demand Digest
     authorization = challenge.authorization(
         "GET", urlsplit(url).path, username, password, cnonce=new_cnonce()
     )
