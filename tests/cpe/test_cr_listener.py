@@ -4,6 +4,7 @@ with the scripted ACS, and an aiohttp client that authenticates as an ACS does."
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from knock.auth import DigestChallenge, new_cnonce, select_challenge
 from knock.cpe.acs_client import AcsClient, AcsReply
 from knock.cpe.cr_http import Busy, CrAnswer, CrGate, CrPolicy
 from knock.cpe.cr_listener import CrListener
-from knock.cpe.device import AcsEndpoint, CpeError, SimulatedCpe
+from knock.cpe.device import AcsEndpoint, CpeError, SimulatedCpe, default_client
 from knock.cwmp import Inform, ParameterValueStruct, Rpc, SetParameterValues
 
 MS = "Device.ManagementServer."
@@ -122,6 +123,43 @@ async def test_digest_connection_request_opens_a_session(
     session = await acs.next_session()
     assert codes(session.inform) == ["6 CONNECTION REQUEST"]
     assert listener.gate.counts("SIM1") == {CrAnswer.CHALLENGED: 2, CrAnswer.ACCEPTED: 1}
+
+
+async def test_the_answer_leaves_before_the_session_starts(
+    make_cpe: MakeCpe,
+    run_cpe: RunCpe,
+    acs: FakeAcs,
+    listener: CrListener,
+    http: aiohttp.ClientSession,
+) -> None:
+    acs_side: list[socket.socket] = []  # the connection request's socket, once connected
+    arrived_first: list[bytes] = []
+
+    def peek_then_connect(endpoint: AcsEndpoint) -> AcsClient:
+        # Called as a session starts: whatever the ACS's socket holds was sent before.
+        for client in acs_side:
+            arrived_first.append(client.recv(1024, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        return default_client(endpoint)
+
+    cpe = make_cpe("SIM1", client_factory=peek_then_connect)
+    url = listener.attach(cpe)
+    run_cpe(cpe)
+    await acs.next_session()
+    challenge = select_challenge((await get(http, url)).headers["WWW-Authenticate"])
+    assert isinstance(challenge, DigestChallenge)
+    path = urlsplit(url).path
+    authorization = challenge.authorization("GET", path, *credentials(cpe), cnonce=new_cnonce())
+    loop = asyncio.get_running_loop()
+    with socket.socket() as client:
+        client.setblocking(False)
+        await loop.sock_connect(client, (urlsplit(url).hostname, urlsplit(url).port))
+        acs_side.append(client)
+        request = f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\n\r\n"
+        await loop.sock_sendall(client, request.encode())
+        assert codes((await acs.next_session()).inform) == ["6 CONNECTION REQUEST"]
+    assert len(arrived_first) == 1
+    assert arrived_first[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert arrived_first[0].endswith(b"\r\n\r\n")  # headers only: the body is empty
 
 
 async def test_wrong_credentials_get_401_and_no_session(
