@@ -76,3 +76,27 @@ async def test_bootstrap_forgets_the_credentials(store: Store, record: Record) -
     assert (await store.get_cr_target(DEVICE)) == CrTarget(DEVICE, "knock", "s3cret", {})
     await record(events=("0 BOOTSTRAP",))
     assert (await store.get_cr_target(DEVICE)) == CrTarget(DEVICE, None, None, {})
+
+
+async def test_stun_credentials_and_the_binding_they_key(
+    store: Store, record: Record, now: datetime
+) -> None:
+    await record()
+    await store.set_stun_credentials(DEVICE, "stun-1", "stun-pw")
+    assert await store.stun_passwords() == {"stun-1": "stun-pw"}
+    target = await store.get_cr_target(DEVICE)
+    assert target is not None and target.stun_binding is None
+    await store.record_binding("stun-1", "203.0.113.1", 40000, now)
+    await store.record_binding("stun-1", "203.0.113.1", 40007, now + timedelta(seconds=30))
+    await store.record_binding("someone-else", "203.0.113.9", 1, now)
+    target = await store.get_cr_target(DEVICE)
+    assert target is not None and target.stun_binding == ("203.0.113.1", 40007)
+    with pytest.raises(UnknownDeviceError):
+        await store.set_stun_credentials("NOPE", "x", "y")
+
+
+async def test_bootstrap_forgets_stun_credentials_too(store: Store, record: Record) -> None:
+    await record()
+    await store.set_stun_credentials(DEVICE, "stun-1", "stun-pw")
+    await record(events=("0 BOOTSTRAP",))
+    assert await store.stun_passwords() == {}

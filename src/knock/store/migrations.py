@@ -35,9 +35,18 @@ def _add_cr_credentials(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE devices ADD COLUMN {column} VARCHAR(256)"))
 
 
+def _add_stun(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE devices ADD COLUMN stun_username VARCHAR(256)"))
+    conn.execute(text("ALTER TABLE devices ADD COLUMN stun_password VARCHAR(256)"))
+    # SQLite cannot add a UNIQUE column; a unique index is the same constraint on both databases.
+    conn.execute(text("CREATE UNIQUE INDEX uq_devices_stun_username ON devices (stun_username)"))
+    schema.stun_bindings.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
+    Migration(3, "STUN credentials per device and the NAT bindings STUN learns", _add_stun),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -73,6 +73,21 @@ devices = Table(
     # kept in clear to answer the device's Digest challenge.
     Column("cr_username", String(256), nullable=True),
     Column("cr_password", String(256), nullable=True),
+    # The STUN credentials Knock set (TR-111): the username keys the device's NAT binding.
+    Column("stun_username", String(256), nullable=True),
+    Column("stun_password", String(256), nullable=True),
+    Index("uq_devices_stun_username", "stun_username", unique=True),
+)
+
+# Each STUN username's public address as the STUN server last saw it (TR-111 keep-alives), shared
+# through the store so that any ACS process can send a UDP connection request.
+stun_bindings = Table(
+    "stun_bindings",
+    metadata,
+    Column("username", String(256), primary_key=True),
+    Column("host", String(64), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("seen", UtcDateTime, nullable=False),
 )
 
 parameters = Table(

@@ -11,17 +11,17 @@ from __future__ import annotations
 from sqlalchemy import Insert, Table, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from knock.store.schema import devices, parameters, sessions, tasks
+from knock.store.schema import devices, parameters, sessions, stun_bindings, tasks
 from knock.vocab import TaskStatus
 
 # Takes device_id.
 DROP_PARAMETERS = delete(parameters).where(parameters.c.device_id == bindparam("device_id"))
 
 # A device that bootstrapped (a factory reset, a new unit) has lost the credentials Knock set.
-FORGET_CR_CREDENTIALS = (
+FORGET_CREDENTIALS = (
     update(devices)
     .where(devices.c.id == bindparam("device_id"))
-    .values(cr_username=None, cr_password=None)
+    .values(cr_username=None, cr_password=None, stun_username=None, stun_password=None)
 )
 
 # Takes the sessions columns.
@@ -114,4 +114,14 @@ def parameter_upsert(dialect_name: str) -> Insert:
             "writable": func.coalesce(new.writable, parameters.c.writable),
             "timestamp": new.timestamp,
         },
+    )
+
+
+def binding_upsert(dialect_name: str) -> Insert:
+    """Takes every stun_bindings column; the newest sighting wins."""
+    stmt = _insert(dialect_name, stun_bindings)
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[stun_bindings.c.username],
+        set_={"host": new.host, "port": new.port, "seen": new.seen},
     )

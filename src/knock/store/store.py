@@ -32,7 +32,7 @@ from knock.store.rows import (
     TaskResult,
     TaskRow,
 )
-from knock.store.schema import cr_attempts, devices, parameters, sessions, tasks
+from knock.store.schema import cr_attempts, devices, parameters, sessions, stun_bindings, tasks
 from knock.vocab import Event, TaskStatus
 
 # What a DeviceRow shows: the stored credentials stay out of everything the NBI can read.
@@ -48,6 +48,7 @@ class Store:
         self._db = db
         self._device_upsert = statements.device_upsert(db.dialect_name)
         self._parameter_upsert = statements.parameter_upsert(db.dialect_name)
+        self._binding_upsert = statements.binding_upsert(db.dialect_name)
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -92,7 +93,7 @@ class Store:
         )
         if bootstrap:
             conn.execute(statements.DROP_PARAMETERS, {"device_id": rec.device_id})
-            conn.execute(statements.FORGET_CR_CREDENTIALS, {"device_id": rec.device_id})
+            conn.execute(statements.FORGET_CREDENTIALS, {"device_id": rec.device_id})
         if rec.parameters:
             conn.execute(
                 self._parameter_upsert, _parameter_rows(rec.device_id, rec.parameters, rec.now)
@@ -275,6 +276,35 @@ class Store:
         if not updated:
             raise UnknownDeviceError(device_id, "store connection-request credentials")
 
+    async def set_stun_credentials(self, device_id: str, username: str, password: str) -> None:
+        """Remember the STUN credentials the ACS set on the device (TR-111)."""
+        updated = await self._db.run(
+            _rowcount,
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(stun_username=username, stun_password=password),
+        )
+        if not updated:
+            raise UnknownDeviceError(device_id, "store STUN credentials")
+
+    async def stun_passwords(self) -> dict[str, str]:
+        """Every STUN username Knock set, with its password: what the STUN server checks."""
+        rows = await self._db.run(
+            _all,
+            select(devices.c.stun_username, devices.c.stun_password).where(
+                devices.c.stun_username.is_not(None), devices.c.stun_password.is_not(None)
+            ),
+        )
+        return {row.stun_username: row.stun_password for row in rows}
+
+    async def record_binding(self, username: str, host: str, port: int, seen: datetime) -> None:
+        """The public address STUN saw for `username` (a CPE's NAT binding)."""
+        await self._db.run(
+            _rowcount,
+            self._binding_upsert,
+            {"username": username, "host": host, "port": port, "seen": seen},
+        )
+
     async def get_cr_target(self, device_id: str) -> CrTarget | None:
         """The credentials and ManagementServer parameters a connection request needs."""
         return await self._db.run(_cr_target, device_id)
@@ -339,7 +369,16 @@ _MANAGEMENT_SERVERS = ("Device.ManagementServer.", "InternetGatewayDevice.Manage
 
 def _cr_target(conn: Connection, device_id: str) -> CrTarget | None:
     creds = conn.execute(
-        select(devices.c.cr_username, devices.c.cr_password).where(devices.c.id == device_id)
+        select(
+            devices.c.cr_username,
+            devices.c.cr_password,
+            stun_bindings.c.host,
+            stun_bindings.c.port,
+        )
+        .select_from(
+            devices.outerjoin(stun_bindings, stun_bindings.c.username == devices.c.stun_username)
+        )
+        .where(devices.c.id == device_id)
     ).first()
     if creds is None:
         return None
@@ -354,7 +393,8 @@ def _cr_target(conn: Connection, device_id: str) -> CrTarget | None:
         leaf = path.split(".ManagementServer.", 1)[1]
         if "." not in leaf and value is not None:  # leaves only, not ManageableDevice.{i}.
             management[leaf] = value
-    return CrTarget(device_id, creds.cr_username, creds.cr_password, management)
+    binding = None if creds.host is None else (creds.host, int(creds.port))
+    return CrTarget(device_id, creds.cr_username, creds.cr_password, management, binding)
 
 
 def _end_session(conn: Connection, session_id: int, outcome: str, now: datetime) -> None:
