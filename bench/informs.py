@@ -94,7 +94,8 @@ def answer(request: bytes) -> bytes:
         ).encode()
     if b"GetParameterValues" not in request:
         raise RuntimeError(f"unexpected ACS request {request[:300]!r}")
-    names = [n.decode() for n in _NAME_RE.findall(request)]
+    # A partial path (the ACS reading ManagementServer. at bootstrap) gets nothing back.
+    names = [n.decode() for n in _NAME_RE.findall(request) if not n.endswith(b".")]
     items = "".join(
         f'<ParameterValueStruct><Name>{n}</Name><Value xsi:type="xsd:string">v</Value>'
         "</ParameterValueStruct>"
@@ -189,9 +190,10 @@ async def bench(devices: int, concurrency: int, rounds: int) -> dict[str, Any]:
                 async with sem:
                     return await run_session(http, url, serial, event, requests)
 
-            # Register every device (a bootstrap session each, in which the ACS sets its
-            # connection-request credentials) so that tasks can be queued.
-            await asyncio.gather(*(one(s, "0 BOOTSTRAP", 1) for s in serials))
+            # Register every device (a bootstrap session each, in which the ACS reads its
+            # ManagementServer object and sets its connection-request credentials) so that
+            # tasks can be queued.
+            await asyncio.gather(*(one(s, "0 BOOTSTRAP", 2) for s in serials))
             latencies: list[float] = []
             elapsed = 0.0
             for _ in range(rounds):

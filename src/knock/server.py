@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from knock.acs.auth import CpeAuthenticator
-from knock.acs.provisioning import CrCredentials, CrPolicy
+from knock.acs.provisioning import Credentials, CrPolicy
 from knock.acs.service import AcsService
 from knock.config import ConfigError, Settings
 from knock.connreq.dispatcher import CrSettings, Dispatcher
@@ -120,7 +120,7 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         hub,
         authenticator=CpeAuthenticator.from_settings(settings),
         cr_policy=CrPolicy(settings.cr_provision),
-        cr_fixed=CrCredentials(settings.cr_username, settings.cr_password),
+        cr_fixed=Credentials(settings.cr_username, settings.cr_password),
         session_timeout=settings.cwmp_session_timeout,
         max_body=settings.cwmp_max_body,
     )

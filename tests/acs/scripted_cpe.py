@@ -11,10 +11,14 @@ from knock.cwmp.deviceid import device_key
 from knock.cwmp.rpcs import (
     DeviceIdStruct,
     EventStruct,
+    GetParameterValues,
+    GetParameterValuesResponse,
     Inform,
     InformResponse,
     ParameterValueStruct,
     Rpc,
+    SetParameterValues,
+    SetParameterValuesResponse,
 )
 
 NS_10 = "urn:dslforum-org:cwmp-1-0"
@@ -92,6 +96,25 @@ class ScriptedCpe:
 
     async def empty(self) -> AcsReply:
         return await self.client.send(None, cwmp_ns=self.cwmp_ns)
+
+    async def accept_provisioning(self, reply: AcsReply) -> tuple[dict[str, str], AcsReply]:
+        """Play along with the ACS's provisioning: report the ManagementServer values asked for,
+        accept what it sets; return the values set and the ACS's next reply."""
+        assert reply.envelope is not None, f"expected provisioning, got HTTP {reply.status}"
+        read = reply.envelope.body
+        assert isinstance(read, GetParameterValues), read
+        [prefix] = read.parameter_names
+        mine = [
+            ParameterValueStruct(n, v, t)
+            for n, (v, t) in self.params.items()
+            if n.startswith(prefix)
+        ]
+        reply = await self.answer(reply, GetParameterValuesResponse(mine))
+        assert reply.envelope is not None
+        write = reply.envelope.body
+        assert isinstance(write, SetParameterValues), write
+        reply = await self.answer(reply, SetParameterValuesResponse(0))
+        return {p.name: p.value for p in write.parameter_list}, reply
 
     async def answer(self, reply: AcsReply, rpc: Rpc) -> AcsReply:
         """Answer the ACS request carried by `reply`, echoing its ID."""

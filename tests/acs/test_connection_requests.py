@@ -17,8 +17,6 @@ from knock.cwmp.rpcs import (
     GetParameterValues,
     GetParameterValuesResponse,
     ParameterValueStruct,
-    SetParameterValues,
-    SetParameterValuesResponse,
 )
 from knock.server import Running
 from knock.vocab import CrMethod, CrOutcome
@@ -54,12 +52,10 @@ async def lab(start_acs: Any) -> AsyncIterator[Lab]:
         cpe.params[CR_URL] = (endpoint.url, "xsd:string")
         # The bootstrap session, in which the ACS sets the device's credentials.
         await cpe.inform("0 BOOTSTRAP", "1 BOOT")
-        step = await cpe.empty()
-        assert step.envelope is not None and isinstance(step.envelope.body, SetParameterValues)
-        values = {p.name.rsplit(".", 1)[1]: p.value for p in step.envelope.body.parameter_list}
-        endpoint.username = values["ConnectionRequestUsername"]
-        endpoint.password = values["ConnectionRequestPassword"]
-        assert (await cpe.answer(step, SetParameterValuesResponse(0))).status == 204
+        sent, last = await cpe.accept_provisioning(await cpe.empty())
+        assert last.status == 204
+        endpoint.username = sent["Device.ManagementServer.ConnectionRequestUsername"]
+        endpoint.password = sent["Device.ManagementServer.ConnectionRequestPassword"]
         endpoint.on_accepted = lambda: session_after_cr(cpe)
         yield Lab(acs, cpe, endpoint)
         await endpoint.close()

@@ -9,7 +9,7 @@ import pytest
 from scripted_cpe import ScriptedCpe
 
 from knock.cwmp.faults import cpe_fault
-from knock.cwmp.rpcs import SetParameterValues, SetParameterValuesResponse
+from knock.cwmp.rpcs import GetParameterValuesResponse, SetParameterValues
 from knock.server import Running
 
 USER = "Device.ManagementServer.ConnectionRequestUsername"
@@ -17,14 +17,11 @@ PASSWORD = "Device.ManagementServer.ConnectionRequestPassword"
 
 
 async def provisioned_pair(cpe: ScriptedCpe, *events: str) -> dict[str, str]:
-    """Run a session that must start with the credentials SPV; accept it; return what was set."""
+    """Run a session that must start with provisioning; accept it; return what was set."""
     await cpe.inform(*events)
-    request = await cpe.empty()
-    assert request.envelope is not None
-    spv = request.envelope.body
-    assert isinstance(spv, SetParameterValues)
-    assert (await cpe.answer(request, SetParameterValuesResponse(0))).status == 204
-    return {p.name: p.value for p in spv.parameter_list}
+    sent, last = await cpe.accept_provisioning(await cpe.empty())
+    assert last.status == 204
+    return sent
 
 
 async def test_random_credentials_are_set_stored_and_not_sent_again(
@@ -65,7 +62,8 @@ async def test_a_refusing_device_is_asked_again_next_session(start_acs: Any) -> 
     acs: Running = await start_acs(cr_provision="random")
     async with ScriptedCpe(acs.acs_url) as cpe:
         await cpe.inform("0 BOOTSTRAP")
-        request = await cpe.empty()
+        read = await cpe.empty()
+        request = await cpe.answer(read, GetParameterValuesResponse([]))
         assert isinstance(request.envelope and request.envelope.body, SetParameterValues)
         assert (await cpe.answer(request, cpe_fault(9008, "non-writable"))).status == 204
         target = await acs.store.get_cr_target(cpe.device_id)

@@ -22,15 +22,17 @@ from aiohttp import web
 from knock.acs.auth import CpeAuthenticator
 from knock.acs.cpe_requests import answer_cpe_request
 from knock.acs.provisioning import (
-    CrCredentials,
-    CrPlan,
+    Credentials,
     CrPolicy,
+    Provisioned,
+    Provisioning,
+    StunOffer,
     data_model_root,
-    plan_cr_credentials,
+    provisioning_for,
 )
 from knock.acs.taskplan import TaskOutcome, TaskPlan, TaskSpecError, untyped_paths
 from knock.cwmp.deviceid import device_key
-from knock.cwmp.rpcs import Fault, Rpc, SetParameterValuesResponse
+from knock.cwmp.rpcs import Fault, Rpc
 from knock.cwmp.session import (
     AcsSession,
     CpeDone,
@@ -61,7 +63,7 @@ class LiveSession:
     task: TaskRow | None = None
     plan: TaskPlan | None = None
     root: str = "Device."  # the data model's root object, from the Inform's parameter names
-    provisioning: CrPlan | None = None  # connection-request credentials sent, not yet answered
+    provisioning: Provisioning | None = None  # under way in this session
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -73,7 +75,9 @@ class AcsService:
         *,
         authenticator: CpeAuthenticator,
         cr_policy: CrPolicy,
-        cr_fixed: CrCredentials,
+        cr_fixed: Credentials,
+        stun_offer: StunOffer | None = None,
+        stun_accounts: dict[str, str] | None = None,
         session_timeout: float = 30.0,
         max_body: int = 2 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
@@ -83,6 +87,9 @@ class AcsService:
         self._auth = authenticator
         self._cr_policy = cr_policy
         self._cr_fixed = cr_fixed
+        self._stun_offer = stun_offer
+        # STUN username -> password, shared with the STUN server, which checks requests with it.
+        self._stun_accounts = stun_accounts if stun_accounts is not None else {}
         # Devices known to hold the credentials Knock set: a cache that spares a store read per
         # session; a bootstrap removes the device again.
         self._provisioned: set[str] = set()
@@ -157,7 +164,9 @@ class AcsService:
                 return _xml(live.core.reply(answer), status=500)
             return _xml(live.core.reply(answer))
         if isinstance(event, CpeResponse) and live.provisioning is not None:
-            await self._on_provisioned(live, event)
+            following = await self._on_provisioning(live, event)
+            if following is not None:
+                return _xml(live.core.request(following))
             return await self._advance(live, None)
         if isinstance(event, CpeResponse):
             step = self._on_response(live, event)
@@ -169,36 +178,52 @@ class AcsService:
             # The CPE answered our request with an empty POST: it did not run it.
             await self._end(live, "error")
             return web.Response(status=204)
-        live.provisioning = await self._cr_plan(live)
+        live.provisioning = await self._provisioning(live)
         if live.provisioning is not None:
-            return _xml(live.core.request(live.provisioning.rpc))
+            return _xml(live.core.request(live.provisioning.first()))
         return await self._advance(live, None)
 
-    async def _cr_plan(self, live: LiveSession) -> CrPlan | None:
-        """Connection-request credentials to set first, when Knock knows of none on the device."""
+    async def _provisioning(self, live: LiveSession) -> Provisioning | None:
+        """What to set first, when Knock holds no connection-request credentials for the device."""
         if live.device_id in self._provisioned:
             return None
         target = await self._store.get_cr_target(live.device_id)
         if target is not None and target.password is not None:
             self._provisioned.add(live.device_id)
             return None
-        return plan_cr_credentials(self._cr_policy, live.root, self._cr_fixed)
+        return provisioning_for(self._cr_policy, live.root, self._cr_fixed, self._stun_offer)
 
-    async def _on_provisioned(self, live: LiveSession, event: CpeResponse) -> None:
-        plan, live.provisioning = live.provisioning, None
-        assert plan is not None
-        if isinstance(event.rpc, SetParameterValuesResponse):
-            creds = plan.credentials
-            await self._store.set_cr_credentials(live.device_id, creds.username, creds.password)
-            self._provisioned.add(live.device_id)
-            log.info("device %s: connection-request credentials set", live.device_id)
-        else:
+    async def _on_provisioning(self, live: LiveSession, event: CpeResponse) -> Rpc | None:
+        """The next provisioning RPC, or None once the device's answers are stored."""
+        assert live.provisioning is not None
+        step = live.provisioning.on_response(event.rpc)
+        if not isinstance(step, Provisioned):
+            return step
+        live.provisioning = None
+        device_id = live.device_id
+        if step.seen:
+            await self._store.put_parameters(device_id, step.seen, _now())
+        if step.cr is None:
             log.warning(
                 "device %s refused its connection-request credentials (%s); connection requests "
                 "to it will fail until it accepts them at a later session",
-                live.device_id,
+                device_id,
                 getattr(event.rpc, "fault_code", type(event.rpc).__name__),
             )
+            return None
+        await self._store.set_cr_credentials(device_id, step.cr.username, step.cr.password)
+        if step.stun is not None:
+            await self._store.set_stun_credentials(
+                device_id, step.stun.username, step.stun.password
+            )
+            self._stun_accounts[step.stun.username] = step.stun.password
+        self._provisioned.add(device_id)
+        log.info(
+            "device %s: connection-request credentials set%s",
+            device_id,
+            ", STUN enabled" if step.stun is not None else "",
+        )
+        return None
 
     async def _on_inform(
         self, live: LiveSession, event: InformReceived, request: web.Request

@@ -1,0 +1,87 @@
+"""The provisioning plan alone: what is read, what is set, what is reported back."""
+
+from __future__ import annotations
+
+from knock.acs.provisioning import (
+    Credentials,
+    CrPolicy,
+    Provisioned,
+    Provisioning,
+    StunOffer,
+    data_model_root,
+    provisioning_for,
+)
+from knock.cwmp.faults import cpe_fault
+from knock.cwmp.rpcs import (
+    GetParameterValues,
+    GetParameterValuesResponse,
+    ParameterValueStruct,
+    SetParameterValues,
+    SetParameterValuesResponse,
+)
+from knock.store.rows import ParamValue
+
+MS = "Device.ManagementServer."
+CR = Credentials("cr-user", "cr-pass")
+STUN = Credentials("stun-user", "stun-pass")
+OFFER = StunOffer("acs.example", 3478, 20, 60)
+
+
+def fixed_plan(offer: StunOffer | None = OFFER) -> Provisioning:
+    plan = provisioning_for(CrPolicy.FIXED, "Device.", CR, offer, new_credentials=lambda: STUN)
+    assert plan is not None
+    assert plan.first() == GetParameterValues([MS])
+    return plan
+
+
+def test_a_stun_capable_device_gets_cr_and_stun_parameters() -> None:
+    plan = fixed_plan()
+    reported = [ParameterValueStruct(f"{MS}STUNEnable", "0", "xsd:boolean")]
+    write = plan.on_response(GetParameterValuesResponse(reported))
+    assert write == SetParameterValues(
+        [
+            ParameterValueStruct(f"{MS}ConnectionRequestUsername", "cr-user"),
+            ParameterValueStruct(f"{MS}ConnectionRequestPassword", "cr-pass"),
+            ParameterValueStruct(f"{MS}STUNEnable", "1", "xsd:boolean"),
+            ParameterValueStruct(f"{MS}STUNServerAddress", "acs.example"),
+            ParameterValueStruct(f"{MS}STUNServerPort", "3478", "xsd:unsignedInt"),
+            ParameterValueStruct(f"{MS}STUNUsername", "stun-user"),
+            ParameterValueStruct(f"{MS}STUNPassword", "stun-pass"),
+            ParameterValueStruct(f"{MS}STUNMinimumKeepAlivePeriod", "20", "xsd:unsignedInt"),
+            ParameterValueStruct(f"{MS}STUNMaximumKeepAlivePeriod", "60", "xsd:int"),
+        ]
+    )
+    assert plan.on_response(SetParameterValuesResponse(0)) == Provisioned(
+        CR, STUN, [ParamValue(f"{MS}STUNEnable", "0", "xsd:boolean")]
+    )
+
+
+def test_a_device_without_stun_or_partial_paths_gets_cr_only() -> None:
+    for reply in (GetParameterValuesResponse([]), cpe_fault(9005, "no partial paths")):
+        plan = fixed_plan()
+        write = plan.on_response(reply)
+        assert isinstance(write, SetParameterValues) and len(write.parameter_list) == 2
+        assert plan.on_response(SetParameterValuesResponse(0)) == Provisioned(CR, None, [])
+
+
+def test_no_stun_offer_means_no_stun_parameters() -> None:
+    plan = fixed_plan(offer=None)
+    reported = [ParameterValueStruct(f"{MS}STUNEnable", "0", "xsd:boolean")]
+    write = plan.on_response(GetParameterValuesResponse(reported))
+    assert isinstance(write, SetParameterValues) and len(write.parameter_list) == 2
+
+
+def test_a_refused_set_provisions_nothing() -> None:
+    plan = fixed_plan()
+    plan.on_response(GetParameterValuesResponse([]))
+    assert plan.on_response(cpe_fault(9008, "read-only")) == Provisioned(None, None, [])
+
+
+def test_policies_and_roots() -> None:
+    assert provisioning_for(CrPolicy.OFF, "Device.", CR, OFFER) is None
+    random_plan = provisioning_for(CrPolicy.RANDOM, "InternetGatewayDevice.", CR, None)
+    assert random_plan is not None
+    assert random_plan.first() == GetParameterValues(["InternetGatewayDevice.ManagementServer."])
+    assert data_model_root(["InternetGatewayDevice.DeviceInfo.UpTime"]) == "InternetGatewayDevice."
+    assert data_model_root(["Device.DeviceInfo.UpTime"]) == "Device."
+    assert "cr-pass" not in repr(CR)
