@@ -1,0 +1,353 @@
+"""Knock's built-in XMPP server: the asyncio adapter around the sans-IO connection core.
+
+One listener for STARTTLS (5222) and one for direct TLS (XEP-0368, 5223), one protocol object
+per connection driven by callbacks (no task or thread per connection), one routing table of
+full JIDs, and one sweeper for keep-alives and dead connections. All connections read into a
+single buffer: callbacks run one at a time and copy out what they read at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections import Counter
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from knock.tlsutil import ensure_self_signed, server_context
+from knock.xmpp.accounts import Lookup
+from knock.xmpp.c2s import (
+    C2S,
+    Action,
+    Authenticated,
+    AuthFailed,
+    Bound,
+    Closed,
+    Policy,
+    PresenceChanged,
+    Refused,
+    Route,
+    StartTls,
+)
+from knock.xmpp.jid import Jid
+from knock.xmpp.sasl import NeedCredentials, ScramCredentials
+from knock.xmpp.stream import StreamCondition, serialize
+from knock.xmpp.tls import TlsError, TlsLayer
+
+log = logging.getLogger("knock.xmpp")
+
+READ_BUFFER = 64 * 1024
+# A client that leaves this much of what it was sent unread is cut off, so that one stalled
+# reader cannot hold the server's memory.
+MAX_UNREAD = 1024 * 1024
+SHUTDOWN_GRACE = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str = "0.0.0.0"
+    port: int = 5222  # 0: any free port (tests)
+    tls_port: int | None = 5223  # direct TLS; None: no such listener
+    cert: Path | None = None
+    key: Path | None = None
+    data_dir: Path = Path(".knock")  # where a self-signed pair is made when none is given
+
+
+@dataclass(slots=True)
+class Stats:
+    connections: int = 0  # open now
+    connections_total: int = 0
+    authenticated: int = 0  # open now
+    bound: int = 0  # open now, with a resource
+    available: int = 0  # open now, after initial presence
+    stanzas_routed: int = 0
+    auth_failures: Counter[str] = field(default_factory=Counter)
+    stream_errors: Counter[str] = field(default_factory=Counter)  # sent, by condition
+    stanza_errors: Counter[str] = field(default_factory=Counter)  # answered or dropped
+    tls_failures: int = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            f.name: {str(k): n for k, n in value.items()} if isinstance(value, Counter) else value
+            for f in fields(self)
+            for value in [getattr(self, f.name)]
+        }
+
+
+class XmppServer:
+    def __init__(self, policy: Policy, accounts: Lookup, listen: Listen | None = None) -> None:
+        self.policy = policy
+        self.stats = Stats()
+        self._accounts = accounts
+        self._listen = listen or Listen()
+        self._sessions: dict[Jid, _Connection] = {}
+        self._connections: set[_Connection] = set()
+        self._servers: list[asyncio.Server] = []
+        self._lookups: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self.read_buffer = memoryview(bytearray(READ_BUFFER))
+        self.tls_context: ssl.SSLContext | None = None
+        self._all_gone: asyncio.Event | None = None
+        self.certificate: Path | None = None
+        self.port = 0
+        self.tls_port: int | None = None
+
+    @property
+    def sessions(self) -> Mapping[Jid, object]:
+        """Bound connections by full JID."""
+        return self._sessions
+
+    async def start(self) -> None:
+        listen = self._listen
+        cert, key = listen.cert, listen.key
+        if cert is None or key is None:
+            cert, key = listen.data_dir / "xmpp-cert.pem", listen.data_dir / "xmpp-key.pem"
+            ensure_self_signed(cert, key, [self.policy.domain])
+        self.certificate = cert
+        self.tls_context = server_context(cert, key)
+        self.port = await self._serve(listen.port, direct_tls=False)
+        if listen.tls_port is not None:
+            self.tls_port = await self._serve(listen.tls_port, direct_tls=True)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        log.info(
+            "XMPP server for %s on %s port %s, direct TLS port %s",
+            self.policy.domain,
+            listen.host,
+            self.port,
+            self.tls_port,
+        )
+
+    async def _serve(self, port: int, *, direct_tls: bool) -> int:
+        server = await asyncio.get_running_loop().create_server(
+            lambda: _Connection(self, direct_tls=direct_tls), self._listen.host, port, backlog=4096
+        )
+        self._servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        """Stop listening, end every stream with system-shutdown, and wait for them to go."""
+        for server in self._servers:
+            server.close()
+        for task in [*self._lookups, *([self._sweeper] if self._sweeper else [])]:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self._all_gone = asyncio.Event()
+        for connection in list(self._connections):
+            connection.run(connection.c2s.close(StreamCondition.SYSTEM_SHUTDOWN))
+        if self._connections:
+            try:
+                await asyncio.wait_for(self._all_gone.wait(), SHUTDOWN_GRACE)
+            except TimeoutError:
+                for connection in list(self._connections):
+                    connection.abort()
+        for server in self._servers:
+            await server.wait_closed()
+
+    async def _sweep(self) -> None:
+        policy = self.policy
+        period = min(policy.ping_interval, policy.ping_timeout, policy.login_timeout) / 4
+        period = min(max(period, 0.01), 5.0)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for connection in list(self._connections):
+                connection.run(connection.c2s.tick(now))
+
+    # --- called by connections ------------------------------------------------------------
+
+    def _opened(self, connection: _Connection) -> None:
+        self._connections.add(connection)
+        self.stats.connections += 1
+        self.stats.connections_total += 1
+
+    def _lost(self, connection: _Connection) -> None:
+        if connection not in self._connections:
+            return
+        self._connections.discard(connection)
+        stats, c2s = self.stats, connection.c2s
+        stats.connections -= 1
+        stats.authenticated -= c2s.authenticated
+        stats.available -= c2s.available
+        jid = c2s.jid
+        if jid is not None:
+            stats.bound -= 1
+            if self._sessions.get(jid) is connection:
+                del self._sessions[jid]
+        if self._all_gone is not None and not self._connections:
+            self._all_gone.set()
+
+    def _act(self, connection: _Connection, action: Action) -> None:
+        stats = self.stats
+        if isinstance(action, Route):
+            self._route(connection, action)
+        elif isinstance(action, NeedCredentials):
+            self._lookup(connection, action.username)
+        elif isinstance(action, Bound):
+            self._bind(connection, action.jid)
+        elif isinstance(action, StartTls):
+            assert self.tls_context is not None
+            connection.start_tls(self.tls_context)
+        elif isinstance(action, Closed):
+            if action.condition is not None:
+                stats.stream_errors[action.condition] += 1
+            connection.close()
+        elif isinstance(action, Refused):
+            stats.stanza_errors[action.condition] += 1
+        elif isinstance(action, PresenceChanged):
+            stats.available += 1 if action.available else -1
+        elif isinstance(action, Authenticated):
+            stats.authenticated += 1
+        elif isinstance(action, AuthFailed):
+            stats.auth_failures[action.condition] += 1
+
+    def _route(self, sender: _Connection, route: Route) -> None:
+        target = self._sessions.get(route.to)
+        if target is None or target.c2s.closed:
+            sender.run(sender.c2s.undeliverable(route.stanza))
+            return
+        target.write(serialize(route.stanza))
+        self.stats.stanzas_routed += 1
+
+    def _bind(self, connection: _Connection, jid: Jid) -> None:
+        self.stats.bound += 1
+        previous = self._sessions.get(jid)
+        self._sessions[jid] = connection
+        if previous is not None:
+            # RFC 6120 §7.7.2.2: the newer connection wins; the older one ends with conflict.
+            previous.run(previous.c2s.close(StreamCondition.CONFLICT, "replaced by a new login"))
+
+    def _lookup(self, connection: _Connection, username: str) -> None:
+        try:
+            found = self._accounts(username)
+        except Exception:
+            log.exception("account lookup for %r failed", username)
+            connection.run(connection.c2s.close(StreamCondition.INTERNAL_SERVER_ERROR))
+            return
+        if found is None or isinstance(found, ScramCredentials):
+            connection.run(connection.c2s.credentials(found))
+            return
+        connection.pause()
+        task = asyncio.get_running_loop().create_task(self._await_lookup(connection, found))
+        self._lookups.add(task)
+        task.add_done_callback(self._lookups.discard)
+
+    async def _await_lookup(
+        self, connection: _Connection, pending: Awaitable[ScramCredentials | None]
+    ) -> None:
+        try:
+            found = await pending
+        except Exception:
+            log.exception("account lookup failed")
+            connection.run(connection.c2s.close(StreamCondition.INTERNAL_SERVER_ERROR))
+            return
+        connection.run(connection.c2s.credentials(found))
+        connection.resume()
+
+    def _tls_failed(self, connection: _Connection, error: TlsError) -> None:
+        self.stats.tls_failures += 1
+        log.debug("TLS failed: %s", error)
+        connection.abort()
+
+
+class _Connection(asyncio.BufferedProtocol):
+    """One client connection: moves bytes between the socket, TLS and the C2S core."""
+
+    __slots__ = ("_server", "_tls", "_transport", "c2s", "direct_tls")
+
+    def __init__(self, server: XmppServer, *, direct_tls: bool) -> None:
+        self._server = server
+        self.direct_tls = direct_tls
+        self._tls: TlsLayer | None = None
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        server = self._server
+        self.c2s = C2S(
+            server.policy,
+            now=asyncio.get_running_loop().time(),
+            tls=self.direct_tls,
+            starttls=not self.direct_tls,
+        )
+        if self.direct_tls:
+            assert server.tls_context is not None
+            self._tls = TlsLayer(server.tls_context)
+        server._opened(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._server.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = bytes(self._server.read_buffer[:nbytes])
+        tls = self._tls
+        if tls is not None:
+            try:
+                data = tls.receive(data)
+            except TlsError as exc:
+                self._server._tls_failed(self, exc)
+                return
+            self._send_raw(tls.outgoing())
+        if data:
+            self.run(self.c2s.receive(data, asyncio.get_running_loop().time()))
+        if tls is not None and tls.eof:
+            self.close()
+
+    def eof_received(self) -> bool:
+        return False  # a half-closed XMPP stream is over: close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server._lost(self)
+
+    def run(self, actions: list[Action]) -> None:
+        """Carry out what the core asked for, writing consecutive bytes in one go."""
+        pending: list[bytes] = []
+        for action in actions:
+            if isinstance(action, bytes):
+                pending.append(action)
+                continue
+            if pending:
+                self.write(b"".join(pending))
+                pending.clear()
+            self._server._act(self, action)
+        if pending:
+            self.write(b"".join(pending))
+
+    def write(self, data: bytes) -> None:
+        if self._tls is not None:
+            self._tls.send(data)
+            data = self._tls.outgoing()
+        self._send_raw(data)
+
+    def _send_raw(self, data: bytes) -> None:
+        transport = self._transport
+        if not data or transport is None or transport.is_closing():
+            return
+        transport.write(data)
+        if transport.get_write_buffer_size() > MAX_UNREAD:
+            self._server.stats.stream_errors[StreamCondition.RESOURCE_CONSTRAINT] += 1
+            self.c2s.close(StreamCondition.RESOURCE_CONSTRAINT)
+            self.abort()
+
+    def start_tls(self, context: ssl.SSLContext) -> None:
+        self._tls = TlsLayer(context)
+
+    def pause(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
