@@ -80,6 +80,37 @@ class Settings:
         default=30.0,
         metadata=_help("Seconds to wait for the Inform with 6 CONNECTION REQUEST after a request."),
     )
+    stun_enable: bool = field(
+        default=True,
+        metadata=_help(
+            "Run the STUN server (TR-111) and send UDP connection requests from its socket."
+        ),
+    )
+    stun_host: str = field(default="0.0.0.0", metadata=_help("Address the STUN server binds."))
+    stun_port: int = field(default=3478, metadata=_help("UDP port of the STUN server."))
+    stun_require_auth: bool = field(
+        default=True,
+        metadata=_help(
+            "Answer 401 to Binding Requests without MESSAGE-INTEGRITY, so that no one can move "
+            "another device's binding."
+        ),
+    )
+    stun_advertise: str = field(
+        default="",
+        metadata=_help("STUNServerAddress set on devices; the ACS URL's host when empty."),
+    )
+    stun_keepalive_min: int = field(
+        default=20, metadata=_help("STUNMinimumKeepAlivePeriod set on devices, seconds.")
+    )
+    stun_keepalive_max: int = field(
+        default=60, metadata=_help("STUNMaximumKeepAlivePeriod set on devices, seconds.")
+    )
+    udp_cr_repeat: int = field(
+        default=3, metadata=_help("Copies of each UDP connection request (UDP may be lost).")
+    )
+    udp_cr_interval: float = field(
+        default=0.2, metadata=_help("Seconds between the copies of a UDP connection request.")
+    )
     tls_cert: str = field(default="", metadata=_help("PEM certificate: CWMP is served over HTTPS."))
     tls_key: str = field(default="", metadata=_help("PEM private key for --tls-cert."))
     tls_self_signed: bool = field(
@@ -128,6 +159,8 @@ class Settings:
             raise ConfigError(f"cr_provision is {self.cr_provision!r}; use random, fixed or off")
         if self.cr_provision == "fixed" and not self.cr_password:
             raise ConfigError("cr_provision fixed needs --cr-username and --cr-password")
+        if not 0 < self.stun_keepalive_min <= self.stun_keepalive_max:
+            raise ConfigError("stun_keepalive_min must be positive and at most stun_keepalive_max")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
         if self.log_level not in ("debug", "info", "warning", "error"):

@@ -8,19 +8,24 @@ import logging
 import signal
 import ssl
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from knock.acs.auth import CpeAuthenticator
-from knock.acs.provisioning import Credentials, CrPolicy
+from knock.acs.provisioning import Credentials, CrPolicy, StunOffer
 from knock.acs.service import AcsService
 from knock.config import ConfigError, Settings
 from knock.connreq.dispatcher import CrSettings, Dispatcher
 from knock.connreq.http import HttpConnectionRequester
+from knock.connreq.udp_sender import LiveBinding, UdpConnectionRequester
 from knock.nbi.app import ConnectionRequest, make_nbi_app
 from knock.notify import Hub
 from knock.store import Store
+from knock.stun.server import StunServer, start_stun_server
+from knock.stun.service import BindingLearned, StunSettings
 from knock.tlsutil import ensure_self_signed, server_context
 
 log = logging.getLogger("knock.serve")
@@ -84,6 +89,48 @@ def check_exposure(settings: Settings) -> list[str]:
     return warnings
 
 
+async def _start_stun(settings: Settings, store: Store, accounts: dict[str, str]) -> StunServer:
+    pending: set[asyncio.Task[None]] = set()
+
+    def record(event: BindingLearned) -> None:
+        # Keep-alives that change nothing cost no store write; a new or moved binding does.
+        if not (event.changed or event.binding_change_flag):
+            return
+        host, port = event.address
+        seen = datetime.fromtimestamp(event.at, UTC)
+        task = asyncio.create_task(store.record_binding(event.username, host, port, seen))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    return await start_stun_server(
+        settings.stun_host,
+        settings.stun_port,
+        passwords=accounts.get,
+        settings=StunSettings(require_auth=settings.stun_require_auth),
+        on_binding=record,
+    )
+
+
+def _live_binding(stun: StunServer) -> LiveBinding:
+    def lookup(username: str) -> tuple[str, int] | None:
+        binding = stun.bindings.get(username)
+        return None if binding is None else binding.address
+
+    return lookup
+
+
+def _stun_offer(settings: Settings, stun: StunServer | None) -> StunOffer | None:
+    if stun is None:
+        return None
+    advertised = settings.stun_advertise or urlsplit(acs_url(settings, False, 1)).hostname or ""
+    return StunOffer(
+        advertised,
+        stun.address[1],
+        settings.stun_keepalive_min,
+        settings.stun_keepalive_max,
+    )
+
+
 @dataclass
 class Running:
     """A started server: its real ports (0 in the settings means any free port)."""
@@ -93,6 +140,7 @@ class Running:
     acs: AcsService
     dispatcher: Dispatcher
     cr_http: HttpConnectionRequester
+    stun: StunServer | None
     runner_cwmp: web.AppRunner
     runner_nbi: web.AppRunner
     cwmp_port: int
@@ -103,6 +151,8 @@ class Running:
         await self.runner_nbi.cleanup()
         await self.runner_cwmp.cleanup()
         await self.cr_http.close()
+        if self.stun is not None:
+            await self.stun.close()
         await self.store.close()
 
 
@@ -115,12 +165,16 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
     tls = _tls_context(settings)
     store = await Store.open(settings.store_url)
     hub = Hub()
+    stun_accounts = await store.stun_passwords()
+    stun = await _start_stun(settings, store, stun_accounts) if settings.stun_enable else None
     acs = AcsService(
         store,
         hub,
         authenticator=CpeAuthenticator.from_settings(settings),
         cr_policy=CrPolicy(settings.cr_provision),
         cr_fixed=Credentials(settings.cr_username, settings.cr_password),
+        stun_offer=_stun_offer(settings, stun),
+        stun_accounts=stun_accounts,
         session_timeout=settings.cwmp_session_timeout,
         max_body=settings.cwmp_max_body,
     )
@@ -138,6 +192,14 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
             session_wait=settings.cr_session_wait,
             username=settings.cr_username if shared else None,
             password=settings.cr_password if shared else None,
+        ),
+        udp=None
+        if stun is None
+        else UdpConnectionRequester(
+            stun.send_to,
+            _live_binding(stun),
+            repeat=settings.udp_cr_repeat,
+            interval=settings.udp_cr_interval,
         ),
         in_session=acs.in_session,
     )
@@ -161,6 +223,7 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         acs=acs,
         dispatcher=dispatcher,
         cr_http=cr_http,
+        stun=stun,
         runner_cwmp=runner_cwmp,
         runner_nbi=runner_nbi,
         cwmp_port=cwmp_port,
@@ -174,6 +237,9 @@ async def serve_forever(settings: Settings, announce: bool = True) -> None:
     if announce:
         print(f"Knock ACS: point CPEs at {running.acs_url}", flush=True)
         print(f"NBI: http://{settings.nbi_host}:{running.nbi_port}/", flush=True)
+        if running.stun is not None:
+            host, port = running.stun.address
+            print(f"STUN (TR-111): udp {host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -29,6 +29,8 @@ async def start_acs(tmp_path: Path) -> AsyncIterator[StartAcs]:
             cwmp_host="127.0.0.1",
             cwmp_port=0,
             nbi_port=0,
+            stun_host="127.0.0.1",
+            stun_port=0,
             store_url=f"sqlite:///{tmp_path / 'knock.db'}",
             data_dir=str(tmp_path / "data"),
             **overrides,

@@ -39,12 +39,15 @@ class Serve:
             "--cwmp-host", "127.0.0.1", "--cwmp-port", str(self.cwmp),
             "--nbi-port", str(self.nbi), "--store-url", f"sqlite:///{self.db}",
             "--log-level", "warning", "--cr-provision", "off",
+            "--stun-host", "127.0.0.1", "--stun-port", "0",
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert self.proc.stdout is not None
         banner = await asyncio.wait_for(self.proc.stdout.readline(), 20)
         assert b"point CPEs at" in banner, banner
-        await asyncio.wait_for(self.proc.stdout.readline(), 5)  # the NBI line: both listen now
+        # The NBI and STUN lines: every listener is up.
+        for _ in range(2):
+            await asyncio.wait_for(self.proc.stdout.readline(), 5)
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from knock.connreq.http import HttpConnectionRequester, Sent
+from knock.connreq.udp_sender import UdpConnectionRequester
 from knock.notify import Arrival, Hub, Subscription
 from knock.store import Store
 from knock.store.rows import CrTarget
@@ -58,12 +59,14 @@ class Dispatcher:
         hub: Hub,
         http: HttpConnectionRequester,
         settings: CrSettings,
+        udp: UdpConnectionRequester | None,
         in_session: Callable[[str], bool],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._hub = hub
         self._http = http
+        self._udp = udp
         self._settings = settings
         self._in_session = in_session
         self._clock = clock
@@ -77,7 +80,7 @@ class Dispatcher:
         target = await self._store.get_cr_target(device_id)
         if target is None:
             return CrResult(device_id, CrOutcome.UNREACHABLE, via, None, "no such device")
-        methods = [via] if via is not None else available_methods(target)
+        methods = [via] if via is not None else self.available_methods(target)
         if not methods:
             return CrResult(
                 device_id,
@@ -138,20 +141,36 @@ class Dispatcher:
         attempts.append(Attempt(method, outcome, detail, self._clock() - start))
         return CrResult(device_id, outcome, method, latency, detail, list(attempts))
 
+    def available_methods(self, target: CrTarget) -> list[CrMethod]:
+        """The methods the device can be reached by, in the order they are tried: UDP through
+        its NAT binding before HTTP, which a NAT in front of the device blocks."""
+        methods = []
+        if self._udp is not None and self._udp.address_for(target) is not None:
+            methods.append(CrMethod.UDP)
+        if target.management.get("ConnectionRequestURL"):
+            methods.append(CrMethod.HTTP)
+        return methods
+
     async def _send(self, target: CrTarget, method: CrMethod) -> Sent:
-        if method is not CrMethod.HTTP:
-            return Sent(CrOutcome.UNREACHABLE, f"{method} connection requests are not built yet")
-        url = target.management.get("ConnectionRequestURL", "")
-        if not url:
-            return Sent(CrOutcome.UNREACHABLE, "the device reported no ConnectionRequestURL")
-        if target.password is not None:
-            return await self._http.send(url, target.username, target.password)
-        return await self._http.send(url, self._settings.username, self._settings.password)
-
-
-def available_methods(target: CrTarget) -> list[CrMethod]:
-    """The methods the device can be reached by, in the order they are tried."""
-    return [CrMethod.HTTP] if target.management.get("ConnectionRequestURL") else []
+        username, password = target.username, target.password
+        if password is None:
+            username, password = self._settings.username, self._settings.password
+        if method is CrMethod.HTTP:
+            url = target.management.get("ConnectionRequestURL", "")
+            if not url:
+                return Sent(CrOutcome.UNREACHABLE, "the device reported no ConnectionRequestURL")
+            return await self._http.send(url, username, password)
+        if method is CrMethod.UDP:
+            if self._udp is None:
+                return Sent(CrOutcome.UNREACHABLE, "the STUN server is off (stun_enable)")
+            address = self._udp.address_for(target)
+            if address is None:
+                return Sent(
+                    CrOutcome.UNREACHABLE,
+                    "no NAT binding from STUN and no UDPConnectionRequestAddress reported",
+                )
+            return await self._udp.send(address, username, password)
+        return Sent(CrOutcome.UNREACHABLE, f"{method} connection requests are not built yet")
 
 
 async def _inform_with_cr(

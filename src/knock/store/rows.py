@@ -80,6 +80,7 @@ class CrTarget:
     username: str | None
     password: str | None
     management: dict[str, str] = field(default_factory=dict)
+    stun_username: str | None = None
     stun_binding: tuple[str, int] | None = None  # the public address STUN saw last
 
 

@@ -372,6 +372,7 @@ def _cr_target(conn: Connection, device_id: str) -> CrTarget | None:
         select(
             devices.c.cr_username,
             devices.c.cr_password,
+            devices.c.stun_username,
             stun_bindings.c.host,
             stun_bindings.c.port,
         )
@@ -394,7 +395,9 @@ def _cr_target(conn: Connection, device_id: str) -> CrTarget | None:
         if "." not in leaf and value is not None:  # leaves only, not ManageableDevice.{i}.
             management[leaf] = value
     binding = None if creds.host is None else (creds.host, int(creds.port))
-    return CrTarget(device_id, creds.cr_username, creds.cr_password, management, binding)
+    return CrTarget(
+        device_id, creds.cr_username, creds.cr_password, management, creds.stun_username, binding
+    )
 
 
 def _end_session(conn: Connection, session_id: int, outcome: str, now: datetime) -> None:

@@ -1,0 +1,90 @@
+"""UDP connection requests (TR-069 Annex G) as the ACS sends them: the signed datagram of
+`knock.connreq.udp`, from the STUN server's own socket, repeated because UDP may be lost.
+
+No answer comes back on UDP; the dispatcher waits for the Inform that proves delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+from collections.abc import Callable
+
+from knock.connreq.http import Sent
+from knock.connreq.udp import build_udp_cr
+from knock.store.rows import CrTarget
+from knock.vocab import CrOutcome
+
+Address = tuple[str, int]
+SendTo = Callable[[bytes, Address], None]
+LiveBinding = Callable[[str], Address | None]
+"""The address this process's STUN server saw last for a STUN username, if it saw one."""
+
+
+class UdpConnectionRequester:
+    def __init__(
+        self,
+        send_to: SendTo,
+        live_binding: LiveBinding,
+        *,
+        repeat: int = 3,
+        interval: float = 0.2,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._send_to = send_to
+        self._live_binding = live_binding
+        self._repeat = max(1, repeat)
+        self._interval = interval
+        self._clock = clock
+        # A CPE drops an id equal to the last one it accepted: ids only move on, from a random
+        # start so that a restarted ACS does not repeat its predecessor's.
+        self._ids = itertools.count(secrets.randbelow(2**31))
+
+    def address_for(self, target: CrTarget) -> Address | None:
+        """The freshest address: the binding this STUN server just saw, else the one the store
+        holds (seen by any ACS process), else the device's UDPConnectionRequestAddress."""
+        if target.stun_username is not None:
+            live = self._live_binding(target.stun_username)
+            if live is not None:
+                return live
+        if target.stun_binding is not None:
+            return target.stun_binding
+        return parse_address(target.management.get("UDPConnectionRequestAddress", ""))
+
+    async def send(self, address: Address, username: str | None, password: str | None) -> Sent:
+        if username is None or password is None:
+            return Sent(
+                CrOutcome.BAD_CREDENTIALS,
+                "Knock holds no connection-request credentials for this device to sign with "
+                "(see cr_provision)",
+            )
+        host, port = address
+        datagram = build_udp_cr(
+            host,
+            port,
+            username,
+            password,
+            int(self._clock()),
+            next(self._ids),
+            secrets.token_hex(8),
+        )
+        for copy in range(self._repeat):
+            if copy:
+                await asyncio.sleep(self._interval)
+            try:
+                self._send_to(datagram, address)
+            except OSError as exc:
+                return Sent(CrOutcome.UNREACHABLE, f"cannot send to {host}:{port}: {exc}")
+        return Sent(None, f"{self._repeat} signed datagrams to {host}:{port} from the STUN port")
+
+
+def parse_address(text: str) -> Address | None:
+    """UDPConnectionRequestAddress ("host:port", "[v6]:port") as an address, or None."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return None
+    host = host.removeprefix("[").removesuffix("]")
+    number = int(port)
+    return (host, number) if 0 < number <= 0xFFFF else None
