@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import resource
 import signal
 import sys
@@ -153,8 +154,13 @@ async def run_worker(
 
 
 def _emit(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The parent is gone, and so is the end of stdin, which stops this worker. Nothing
+        # more can reach anyone: send the rest, interpreter exit included, nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 class _ToParent(logging.Handler):
