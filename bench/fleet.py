@@ -57,7 +57,23 @@ class Sample:
 class Run:
     devices: int
     samples: list[Sample] = field(default_factory=list)
+    sampling: bool = True  # until the fleet first settles: the samples show it growing
     last_status: dict[str, str] = field(default_factory=dict)
+    updated: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def settled(self, sessions: int) -> bool:
+        """Every device online, none in a session, and at least *sessions* sessions done."""
+        status = self.last_status
+        return (
+            bool(status)
+            and int(status["online"]) == self.devices
+            and status["in_session"] == "0"
+            and int(status["sessions"]) >= sessions
+        )
+
+    async def until_settled(self, sessions: int) -> None:
+        while not self.settled(sessions):
+            await self.updated.wait()
 
 
 def fleet_pids(parent: int) -> list[int]:
@@ -103,22 +119,19 @@ async def start_acs(folder: Path) -> tuple[asyncio.subprocess.Process, str, int]
     return process, line.split()[-1], nbi
 
 
-async def follow_fleet(
-    sim: asyncio.subprocess.Process, run: Run, began: float, until_idle: asyncio.Event
-) -> None:
-    """Read status lines until the fleet stops; sample its processes at each one."""
+async def follow_fleet(sim: asyncio.subprocess.Process, run: Run, began: float) -> None:
+    """Read status lines until the fleet stops, sampling its processes while it grows."""
     assert sim.stdout is not None
     async for raw in sim.stdout:
         status = parse_status(raw.decode())
         if "started" not in status:
             continue
         run.last_status = status
-        if sim.returncode is None and not until_idle.is_set():
+        if run.sampling and sim.returncode is None:
             started = int(status["started"].split("/")[0])
             run.samples.append(sample(sim.pid, time.monotonic() - began, started))
-        all_online = int(status["online"]) == run.devices
-        if all_online and status["in_session"] == "0" and int(status["sessions"]) >= run.devices:
-            until_idle.set()
+        run.updated.set()
+        run.updated = asyncio.Event()
 
 
 async def connection_requests(nbi: int, serials: list[str], concurrency: int) -> dict[str, Any]:
@@ -181,16 +194,18 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "--workers", str(args.workers), "--start-rate", str(args.start_rate), "--no-live",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    idle = asyncio.Event()
-    follower = asyncio.create_task(follow_fleet(sim, run, began, idle))
+    follower = asyncio.create_task(follow_fleet(sim, run, began))
     try:
         async with asyncio.timeout(args.timeout):
-            await idle.wait()
+            await run.until_settled(args.devices)
+        run.sampling = False
         steady = sample(sim.pid, time.monotonic() - began, args.devices)
         fd_limit = open_files_limit(fleet_pids(sim.pid)[-1])
         crs = await connection_requests(
             nbi, random.sample([f"SIM{n:06d}" for n in range(1, args.devices + 1)], args.crs), 20
         )
+        async with asyncio.timeout(60):  # the last sessions end just after their tasks
+            await run.until_settled(args.devices + crs["cr_tasks_done"])
         peak_fds = {
             pid: max(s.fds.get(pid, 0) for s in [*run.samples, steady]) for pid in steady.fds
         }

@@ -93,6 +93,12 @@ class Runner:
         async with asyncio.timeout(WAIT):
             return await task
 
+    async def end(self, fleet: Fleet) -> FleetStats:
+        """How the fleet ends without being asked to stop: by itself, or with an error."""
+        _stop, task = self._running[fleet]
+        async with asyncio.timeout(WAIT):
+            return await task
+
     async def stop_all(self) -> None:
         for fleet in list(self._running):
             with contextlib.suppress(Exception):
@@ -218,17 +224,15 @@ def children_running_workers() -> list[int]:
 
 
 async def test_a_worker_that_dies_stops_the_fleet_with_a_clear_error(
-    knock_acs: Running, tmp_path: Path
+    knock_acs: Running, runner: Runner, tmp_path: Path
 ) -> None:
-    fleet, stop = Fleet(config(knock_acs, tmp_path / "state", 4, workers=2)), asyncio.Event()
-    running = asyncio.create_task(fleet.run(stop))
+    fleet = runner.start(config(knock_acs, tmp_path / "state", 4, workers=2))
     async with asyncio.timeout(WAIT):
         await fleet.wait_until(lambda s: s.online == 4)
     victim, survivor = children_running_workers()
     os.kill(victim, signal.SIGKILL)
     with pytest.raises(FleetError) as caught:
-        async with asyncio.timeout(WAIT):
-            await running
+        await runner.end(fleet)
     assert str(caught.value) in {
         f"worker {n} (devices {first} to {last}) exited with code -9 before it was asked to "
         "stop; its messages above say why"
