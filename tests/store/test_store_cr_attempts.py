@@ -8,7 +8,7 @@ import pytest
 
 from knock.store import Store
 from knock.store.errors import UnknownDeviceError
-from knock.store.rows import CrAttemptRow, CrTarget, ParamValue
+from knock.store.rows import CrAttemptRow, CrTarget, ParamValue, XmppAccountRow
 from knock.vocab import CrMethod, CrOutcome
 
 from .helpers import DEVICE, Record
@@ -100,3 +100,13 @@ async def test_bootstrap_forgets_stun_credentials_too(store: Store, record: Reco
     await store.set_stun_credentials(DEVICE, "stun-1", "stun-pw")
     await record(events=("0 BOOTSTRAP",))
     assert await store.stun_passwords() == {}
+
+
+async def test_xmpp_accounts_are_created_and_replaced(store: Store) -> None:
+    first = XmppAccountRow("cpe-1", b"salt", 4096, b"s" * 20, b"k" * 20)
+    await store.put_xmpp_account(first)
+    assert await store.get_xmpp_account("cpe-1") == first
+    second = XmppAccountRow("cpe-1", b"pepper", 8192, b"t" * 20, b"l" * 20)
+    await store.put_xmpp_account(second)
+    assert await store.get_xmpp_account("cpe-1") == second
+    assert await store.get_xmpp_account("cpe-2") is None

@@ -43,10 +43,15 @@ def _add_stun(conn: Connection) -> None:
     schema.stun_bindings.create(conn)
 
 
+def _add_xmpp_accounts(conn: Connection) -> None:
+    schema.xmpp_accounts.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
     Migration(3, "STUN credentials per device and the NAT bindings STUN learns", _add_stun),
+    Migration(4, "accounts of the built-in XMPP server", _add_xmpp_accounts),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -120,3 +120,14 @@ class CrAttemptRow:
     ended: datetime | None
     outcome: str | None  # knock.vocab.CrOutcome; None while the attempt is under way
     detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class XmppAccountRow:
+    """SCRAM-SHA-1 credentials of one XMPP account (RFC 5802): enough to verify, not to log in."""
+
+    username: str
+    salt: bytes
+    iterations: int
+    stored_key: bytes = field(repr=False)
+    server_key: bytes = field(repr=False)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -146,4 +147,16 @@ cr_attempts = Table(
     Column("outcome", String(32), nullable=True),  # knock.vocab.CrOutcome
     Column("detail", Text, nullable=True),
     Index("ix_cr_attempts_device", "device_id", "started"),
+)
+
+# Accounts of Knock's built-in XMPP server (TR-069 Annex K): SCRAM-SHA-1 credentials, never a
+# password. The ACS creates one per device it provisions for XMPP connection requests.
+xmpp_accounts = Table(
+    "xmpp_accounts",
+    metadata,
+    Column("username", String(256), primary_key=True),
+    Column("salt", LargeBinary, nullable=False),
+    Column("iterations", Integer, nullable=False),
+    Column("stored_key", LargeBinary, nullable=False),
+    Column("server_key", LargeBinary, nullable=False),
 )

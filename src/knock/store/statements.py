@@ -11,7 +11,14 @@ from __future__ import annotations
 from sqlalchemy import Insert, Table, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from knock.store.schema import devices, parameters, sessions, stun_bindings, tasks
+from knock.store.schema import (
+    devices,
+    parameters,
+    sessions,
+    stun_bindings,
+    tasks,
+    xmpp_accounts,
+)
 from knock.vocab import TaskStatus
 
 # Takes device_id.
@@ -124,4 +131,19 @@ def binding_upsert(dialect_name: str) -> Insert:
     return stmt.on_conflict_do_update(
         index_elements=[stun_bindings.c.username],
         set_={"host": new.host, "port": new.port, "seen": new.seen},
+    )
+
+
+def xmpp_account_upsert(dialect_name: str) -> Insert:
+    """Takes every xmpp_accounts column; new credentials replace the old."""
+    stmt = _insert(dialect_name, xmpp_accounts)
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[xmpp_accounts.c.username],
+        set_={
+            "salt": new.salt,
+            "iterations": new.iterations,
+            "stored_key": new.stored_key,
+            "server_key": new.server_key,
+        },
     )

@@ -31,8 +31,17 @@ from knock.store.rows import (
     StoredParam,
     TaskResult,
     TaskRow,
+    XmppAccountRow,
 )
-from knock.store.schema import cr_attempts, devices, parameters, sessions, stun_bindings, tasks
+from knock.store.schema import (
+    cr_attempts,
+    devices,
+    parameters,
+    sessions,
+    stun_bindings,
+    tasks,
+    xmpp_accounts,
+)
 from knock.vocab import Event, TaskStatus
 
 # What a DeviceRow shows: the stored credentials stay out of everything the NBI can read.
@@ -49,6 +58,7 @@ class Store:
         self._device_upsert = statements.device_upsert(db.dialect_name)
         self._parameter_upsert = statements.parameter_upsert(db.dialect_name)
         self._binding_upsert = statements.binding_upsert(db.dialect_name)
+        self._xmpp_account_upsert = statements.xmpp_account_upsert(db.dialect_name)
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -304,6 +314,26 @@ class Store:
             self._binding_upsert,
             {"username": username, "host": host, "port": port, "seen": seen},
         )
+
+    async def put_xmpp_account(self, account: XmppAccountRow) -> None:
+        """Create the account, or replace its credentials."""
+        await self._db.run(
+            _rowcount,
+            self._xmpp_account_upsert,
+            {
+                "username": account.username,
+                "salt": account.salt,
+                "iterations": account.iterations,
+                "stored_key": account.stored_key,
+                "server_key": account.server_key,
+            },
+        )
+
+    async def get_xmpp_account(self, username: str) -> XmppAccountRow | None:
+        row = await self._db.run(
+            _first, select(xmpp_accounts).where(xmpp_accounts.c.username == username)
+        )
+        return None if row is None else XmppAccountRow(**row._mapping)
 
     async def get_cr_target(self, device_id: str) -> CrTarget | None:
         """The credentials and ManagementServer parameters a connection request needs."""
