@@ -64,9 +64,8 @@ class _Worker:
         rate = self.config.start_rate / self.config.workers
         began = loop.time()
         for index, number in enumerate(self.numbers):
-            delay = began + index / rate - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # Even when behind schedule it yields, so sessions and reports go on meanwhile.
+            await asyncio.sleep(max(0.0, began + index / rate - loop.time()))
             self._start(self.config.serial(number))
 
     def _start(self, serial: str) -> None:
