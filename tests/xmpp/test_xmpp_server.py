@@ -16,6 +16,7 @@ from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
+from knock.tlsutil import ensure_self_signed
 from knock.xmpp.accounts import MemoryAccounts
 from knock.xmpp.c2s import Policy
 from knock.xmpp.jid import Jid
@@ -440,3 +441,45 @@ async def test_shutdown_ends_every_stream(tmp_path: Path) -> None:
     await asyncio.wait_for(cpe.disconnected, 5)
     assert cpe.stream_errors == ["system-shutdown"]
     assert xmpp.stats.connections == 0 and xmpp.stats.connections_total == 1
+
+
+async def test_a_client_that_stops_reading_is_cut_off(server: XmppServer) -> None:
+    acs = await login(Client("acs@xmpp.example/knock", PASSWORDS["acs"]).plaintext(), server.port)
+    cpe = await login(
+        Client("cpe-0001@xmpp.example/cwmp", PASSWORDS["cpe-0001"]).plaintext(), server.port
+    )
+    assert cpe.transport is not None
+    cpe.transport.pause_reading()
+    for _ in range(200):  # 10 MB: more than the socket buffers and the server's 1 MiB allowance
+        acs.send_message(mto="cpe-0001@xmpp.example/cwmp", mbody="x" * 50_000)
+    # The stanza after the flood finds the stalled device gone, in order, without any waiting.
+    with pytest.raises(IqError) as caught:
+        await send_connection_request(acs)
+    assert caught.value.iq["error"]["condition"] == "service-unavailable"
+    assert server.stats.stream_errors == {"resource-constraint": 1}
+    cpe.abort()
+    await leave(acs)
+
+
+async def test_a_failing_account_store_ends_the_stream_not_the_server(tmp_path: Path) -> None:
+    def lookup(username: str) -> ScramCredentials | None:
+        raise ConnectionError("the store is down")
+
+    listen = Listen(host="127.0.0.1", port=0, tls_port=None, data_dir=tmp_path)
+    xmpp = XmppServer(Policy(DOMAIN), lookup, listen)
+    await xmpp.start()
+    cpe = Client("cpe-0001@xmpp.example/cwmp", PASSWORDS["cpe-0001"]).plaintext()
+    cpe.connect("127.0.0.1", xmpp.port)
+    await asyncio.wait_for(cpe.disconnected, 5)
+    assert cpe.stream_errors == ["internal-server-error"]
+    await xmpp.close()
+
+
+async def test_a_given_certificate_is_used_as_is(tmp_path: Path) -> None:
+    cert, key = tmp_path / "mine.pem", tmp_path / "mine.key"
+    ensure_self_signed(cert, key, [DOMAIN])
+    listen = Listen(host="127.0.0.1", port=0, tls_port=None, cert=cert, key=key, data_dir=tmp_path)
+    xmpp = XmppServer(Policy(DOMAIN), MemoryAccounts(), listen)
+    await xmpp.start()
+    assert xmpp.certificate == cert and not (tmp_path / "xmpp-cert.pem").exists()
+    await xmpp.close()

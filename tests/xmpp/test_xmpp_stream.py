@@ -277,7 +277,7 @@ def _stream(draw: st.DrawFn) -> tuple[bytes, list[int]]:
 
 
 @given(_stream())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_any_chunking_gives_the_same_events(case: tuple[bytes, list[int]]) -> None:
     data, cuts = case
     bounds = [0, *cuts, len(data)]
