@@ -91,6 +91,12 @@ def sample(parent: int, at: float, started: int) -> Sample:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time *pid* has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def open_files_limit(pid: int) -> int:
     """The soft limit *pid* runs with (a fleet worker raises its own to the hard limit)."""
     limits = Path(f"/proc/{pid}/limits").read_text()
@@ -201,6 +207,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         run.sampling = False
         steady = sample(sim.pid, time.monotonic() - began, args.devices)
         fd_limit = open_files_limit(fleet_pids(sim.pid)[-1])
+        boot_cpu = {"fleet": sum(map(cpu_seconds, steady.fds)), "acs": cpu_seconds(acs.pid)}
         crs = await connection_requests(
             nbi, random.sample([f"SIM{n:06d}" for n in range(1, args.devices + 1)], args.crs), 20
         )
@@ -239,6 +246,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "fds_end": [steady.fds[pid] for pid in steady.fds],
         "fds_peak": [peak_fds[pid] for pid in steady.fds],
         "fd_limit": fd_limit,
+        "fleet_cpu_s_until_all_online": round(boot_cpu["fleet"], 1),
+        "acs_cpu_s_until_all_online": round(boot_cpu["acs"], 1),
         "acs_rss_mib": round(acs_memory["VmRSS"] / MIB, 1),
         "acs_fds": acs_fds,
         **crs,
