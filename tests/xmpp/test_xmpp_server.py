@@ -281,7 +281,7 @@ def on_ping(client: Client, answer: bool) -> asyncio.Future[None]:
 
 
 async def test_a_silent_connection_is_pinged_then_dropped(tmp_path: Path) -> None:
-    xmpp = make_server(tmp_path, ping_interval=0.2, ping_timeout=0.3)
+    xmpp = make_server(tmp_path, ping_interval=0.2, ping_timeout=0.5)
     await xmpp.start()
     clients = []
     for name in ("cpe-0001", "cpe-0002"):
@@ -407,6 +407,7 @@ async def test_a_broken_tls_handshake_harms_no_one(server: XmppServer) -> None:
     raw = await RawClient.open(server.tls_port)
     await raw.send(b"\x16\x03\x01\x00\x05hello, not TLS")
     assert await raw.reader.read() == b""
+    raw.close()
     assert server.stats.tls_failures == 1
     cpe = Client("cpe-0001@xmpp.example/cwmp", PASSWORDS["cpe-0001"])
     await login(cpe.trusting(server.certificate, direct=True), server.tls_port)
