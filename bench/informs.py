@@ -172,7 +172,8 @@ async def bench(devices: int, concurrency: int, rounds: int) -> dict[str, Any]:
         sys.executable, "-m", "knock", "serve",
         "--cwmp-host", "127.0.0.1", "--cwmp-port", str(cwmp),
         "--nbi-port", str(nbi), "--store-url", f"sqlite:///{tmp / 'bench.db'}",
-        "--log-level", "warning", "--stun-host", "127.0.0.1", "--stun-port", "0",
+        "--log-level", "warning", "--no-xmpp-enable",
+        "--stun-host", "127.0.0.1", "--stun-port", "0",
         stdout=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -111,6 +111,24 @@ class Settings:
     udp_cr_interval: float = field(
         default=0.2, metadata=_help("Seconds between the copies of a UDP connection request.")
     )
+    xmpp_enable: bool = field(
+        default=True,
+        metadata=_help("Run the built-in XMPP server for XMPP connection requests (Annex K)."),
+    )
+    xmpp_host: str = field(default="0.0.0.0", metadata=_help("Address the XMPP server binds."))
+    xmpp_port: int = field(default=5222, metadata=_help("XMPP client port (STARTTLS offered)."))
+    xmpp_tls_port: int = field(
+        default=5223, metadata=_help("XMPP direct-TLS port; 0 picks a free one.")
+    )
+    xmpp_domain: str = field(
+        default="knock.lab", metadata=_help("The XMPP domain: JIDs are user@domain.")
+    )
+    xmpp_require_tls: bool = field(
+        default=False, metadata=_help("Refuse XMPP logins before STARTTLS or on the plain port.")
+    )
+    xmpp_allow_plain: bool = field(
+        default=False, metadata=_help("Allow SASL PLAIN without TLS (SCRAM-SHA-1 is always on).")
+    )
     tls_cert: str = field(default="", metadata=_help("PEM certificate: CWMP is served over HTTPS."))
     tls_key: str = field(default="", metadata=_help("PEM private key for --tls-cert."))
     tls_self_signed: bool = field(

@@ -17,6 +17,7 @@ from aiohttp import web
 from knock.acs.auth import CpeAuthenticator
 from knock.acs.provisioning import Credentials, CrPolicy, StunOffer
 from knock.acs.service import AcsService
+from knock.acs.xmpp_accounts import store_lookup
 from knock.config import ConfigError, Settings
 from knock.connreq.dispatcher import CrSettings, Dispatcher
 from knock.connreq.http import HttpConnectionRequester
@@ -27,6 +28,8 @@ from knock.store import Store
 from knock.stun.server import StunServer, start_stun_server
 from knock.stun.service import BindingLearned, StunSettings
 from knock.tlsutil import ensure_self_signed, server_context
+from knock.xmpp.c2s import Policy
+from knock.xmpp.server import Listen, XmppServer
 
 log = logging.getLogger("knock.serve")
 
@@ -111,6 +114,23 @@ async def _start_stun(settings: Settings, store: Store, accounts: dict[str, str]
     )
 
 
+async def _start_xmpp(settings: Settings, store: Store) -> XmppServer:
+    policy = Policy(
+        settings.xmpp_domain,
+        require_tls=settings.xmpp_require_tls,
+        allow_plain_without_tls=settings.xmpp_allow_plain,
+    )
+    listen = Listen(
+        settings.xmpp_host,
+        settings.xmpp_port,
+        settings.xmpp_tls_port,
+        data_dir=Path(settings.data_dir),
+    )
+    server = XmppServer(policy, store_lookup(store), listen)
+    await server.start()
+    return server
+
+
 def _live_binding(stun: StunServer) -> LiveBinding:
     def lookup(username: str) -> tuple[str, int] | None:
         binding = stun.bindings.get(username)
@@ -141,6 +161,7 @@ class Running:
     dispatcher: Dispatcher
     cr_http: HttpConnectionRequester
     stun: StunServer | None
+    xmpp: XmppServer | None
     runner_cwmp: web.AppRunner
     runner_nbi: web.AppRunner
     cwmp_port: int
@@ -153,6 +174,8 @@ class Running:
         await self.cr_http.close()
         if self.stun is not None:
             await self.stun.close()
+        if self.xmpp is not None:
+            await self.xmpp.close()
         await self.store.close()
 
 
@@ -167,6 +190,7 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
     hub = Hub()
     stun_accounts = await store.stun_passwords()
     stun = await _start_stun(settings, store, stun_accounts) if settings.stun_enable else None
+    xmpp = await _start_xmpp(settings, store) if settings.xmpp_enable else None
     acs = AcsService(
         store,
         hub,
@@ -224,6 +248,7 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         dispatcher=dispatcher,
         cr_http=cr_http,
         stun=stun,
+        xmpp=xmpp,
         runner_cwmp=runner_cwmp,
         runner_nbi=runner_nbi,
         cwmp_port=cwmp_port,
@@ -240,6 +265,12 @@ async def serve_forever(settings: Settings, announce: bool = True) -> None:
         if running.stun is not None:
             host, port = running.stun.address
             print(f"STUN (TR-111): udp {host}:{port}", flush=True)
+        if running.xmpp is not None:
+            print(
+                f"XMPP ({settings.xmpp_domain}): tcp {settings.xmpp_host}:{running.xmpp.port}, "
+                f"direct TLS {running.xmpp.tls_port}",
+                flush=True,
+            )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -39,7 +39,7 @@ class Serve:
             "--cwmp-host", "127.0.0.1", "--cwmp-port", str(self.cwmp),
             "--nbi-port", str(self.nbi), "--store-url", f"sqlite:///{self.db}",
             "--log-level", "warning", "--cr-provision", "off",
-            "--stun-host", "127.0.0.1", "--stun-port", "0",
+            "--stun-host", "127.0.0.1", "--stun-port", "0", "--no-xmpp-enable",
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert self.proc.stdout is not None
