@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from knock.acs.auth import CpeAuthenticator
-from knock.acs.provisioning import Credentials, CrPolicy, StunOffer
+from knock.acs.provisioning import Credentials, CrPolicy, StunOffer, XmppOffer
 from knock.acs.service import AcsService
 from knock.acs.xmpp_accounts import store_lookup
 from knock.config import ConfigError, Settings
@@ -32,6 +32,8 @@ from knock.xmpp.c2s import Policy
 from knock.xmpp.server import Listen, XmppServer
 
 log = logging.getLogger("knock.serve")
+
+ACS_XMPP_USER = "acs"  # the ACS's own account on the built-in XMPP server
 
 
 def is_loopback(host: str) -> bool:
@@ -139,10 +141,27 @@ def _live_binding(stun: StunServer) -> LiveBinding:
     return lookup
 
 
+def _acs_host(settings: Settings) -> str:
+    """The host devices reach the ACS at, which by default also serves STUN and XMPP."""
+    return urlsplit(acs_url(settings, False, 1)).hostname or ""
+
+
+def _xmpp_offer(settings: Settings, xmpp: XmppServer | None) -> XmppOffer | None:
+    if xmpp is None:
+        return None
+    return XmppOffer(
+        domain=settings.xmpp_domain,
+        server_address=_acs_host(settings),
+        port=xmpp.port,
+        use_tls=settings.xmpp_require_tls,
+        acs_jid=f"{ACS_XMPP_USER}@{settings.xmpp_domain}",
+    )
+
+
 def _stun_offer(settings: Settings, stun: StunServer | None) -> StunOffer | None:
     if stun is None:
         return None
-    advertised = settings.stun_advertise or urlsplit(acs_url(settings, False, 1)).hostname or ""
+    advertised = settings.stun_advertise or _acs_host(settings)
     return StunOffer(
         advertised,
         stun.address[1],
@@ -198,6 +217,7 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         cr_policy=CrPolicy(settings.cr_provision),
         cr_fixed=Credentials(settings.cr_username, settings.cr_password),
         stun_offer=_stun_offer(settings, stun),
+        xmpp_offer=_xmpp_offer(settings, xmpp),
         stun_accounts=stun_accounts,
         session_timeout=settings.cwmp_session_timeout,
         max_body=settings.cwmp_max_body,

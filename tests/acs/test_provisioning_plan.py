@@ -8,11 +8,14 @@ from knock.acs.provisioning import (
     Provisioned,
     Provisioning,
     StunOffer,
+    XmppOffer,
     data_model_root,
     provisioning_for,
 )
 from knock.cwmp.faults import cpe_fault
 from knock.cwmp.rpcs import (
+    AddObject,
+    AddObjectResponse,
     GetParameterValues,
     GetParameterValuesResponse,
     ParameterValueStruct,
@@ -28,7 +31,9 @@ OFFER = StunOffer("acs.example", 3478, 20, 60)
 
 
 def fixed_plan(offer: StunOffer | None = OFFER) -> Provisioning:
-    plan = provisioning_for(CrPolicy.FIXED, "Device.", CR, offer, new_credentials=lambda: STUN)
+    plan = provisioning_for(
+        CrPolicy.FIXED, "Device.", CR, offer, None, new_credentials=lambda: STUN
+    )
     assert plan is not None
     assert plan.first() == GetParameterValues([MS])
     return plan
@@ -78,10 +83,61 @@ def test_a_refused_set_provisions_nothing() -> None:
 
 
 def test_policies_and_roots() -> None:
-    assert provisioning_for(CrPolicy.OFF, "Device.", CR, OFFER) is None
-    random_plan = provisioning_for(CrPolicy.RANDOM, "InternetGatewayDevice.", CR, None)
+    assert provisioning_for(CrPolicy.OFF, "Device.", CR, OFFER, None) is None
+    random_plan = provisioning_for(CrPolicy.RANDOM, "InternetGatewayDevice.", CR, None, None)
     assert random_plan is not None
     assert random_plan.first() == GetParameterValues(["InternetGatewayDevice.ManagementServer."])
     assert data_model_root(["InternetGatewayDevice.DeviceInfo.UpTime"]) == "InternetGatewayDevice."
     assert data_model_root(["Device.DeviceInfo.UpTime"]) == "Device."
     assert "cr-pass" not in repr(CR)
+
+
+XMPP = XmppOffer("knock.lab", "acs.example", 5222, False, "acs@knock.lab")
+DEVICE_XMPP = Credentials("cpe-user", "cpe-xmpp-pw")
+
+
+def test_an_xmpp_capable_device_gets_a_connection_and_server_row_and_the_allowed_jid() -> None:
+    plan = provisioning_for(
+        CrPolicy.FIXED, "Device.", CR, None, XMPP, new_credentials=lambda: DEVICE_XMPP
+    )
+    assert plan is not None
+    plan.first()
+    reported = [ParameterValueStruct(f"{MS}ConnReqXMPPConnection", "")]
+    assert plan.on_response(GetParameterValuesResponse(reported)) == AddObject(
+        "Device.XMPP.Connection."
+    )
+    assert plan.on_response(AddObjectResponse(2, 0)) == AddObject(
+        "Device.XMPP.Connection.2.Server."
+    )
+    write = plan.on_response(AddObjectResponse(1, 0))
+    assert isinstance(write, SetParameterValues)
+    conn = "Device.XMPP.Connection.2."
+    assert write.parameter_list[2:] == [
+        ParameterValueStruct(f"{conn}Enable", "1", "xsd:boolean"),
+        ParameterValueStruct(f"{conn}Username", "cpe-user"),
+        ParameterValueStruct(f"{conn}Password", "cpe-xmpp-pw"),
+        ParameterValueStruct(f"{conn}Domain", "knock.lab"),
+        ParameterValueStruct(f"{conn}Resource", "cwmp"),
+        ParameterValueStruct(f"{conn}UseTLS", "0", "xsd:boolean"),
+        ParameterValueStruct(f"{conn}ServerConnectAlgorithm", "ServerTable"),
+        ParameterValueStruct(f"{conn}Server.1.Enable", "1", "xsd:boolean"),
+        ParameterValueStruct(f"{conn}Server.1.ServerAddress", "acs.example"),
+        ParameterValueStruct(f"{conn}Server.1.Port", "5222", "xsd:unsignedInt"),
+        ParameterValueStruct(f"{MS}ConnReqXMPPConnection", "Device.XMPP.Connection.2"),
+        ParameterValueStruct(f"{MS}ConnReqAllowedJabberIDs", "acs@knock.lab"),
+    ]
+    done = plan.on_response(SetParameterValuesResponse(0))
+    assert isinstance(done, Provisioned) and done.xmpp == DEVICE_XMPP
+
+
+def test_a_device_refusing_the_xmpp_rows_still_gets_its_cr_credentials() -> None:
+    plan = provisioning_for(CrPolicy.FIXED, "Device.", CR, None, XMPP)
+    assert plan is not None
+    plan.first()
+    plan.on_response(
+        GetParameterValuesResponse([ParameterValueStruct(f"{MS}ConnReqXMPPConnection", "")])
+    )
+    write = plan.on_response(cpe_fault(9004, "no more rows"))
+    assert isinstance(write, SetParameterValues) and len(write.parameter_list) == 2
+    done = plan.on_response(SetParameterValuesResponse(0))
+    assert isinstance(done, Provisioned) and done.xmpp is None and done.cr == CR

@@ -9,12 +9,15 @@ the device accepted them.
 
 from __future__ import annotations
 
+import enum
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from knock.cwmp.rpcs import (
+    AddObject,
+    AddObjectResponse,
     GetParameterValues,
     GetParameterValuesResponse,
     ParameterValueStruct,
@@ -51,12 +54,25 @@ class StunOffer:
 
 
 @dataclass(frozen=True, slots=True)
+class XmppOffer:
+    """The XMPP server a device with `Device.XMPP.` is told to keep a connection to (Annex K)."""
+
+    domain: str
+    server_address: str
+    port: int
+    use_tls: bool
+    acs_jid: str  # the one JID the device accepts connection requests from
+    resource: str = "cwmp"
+
+
+@dataclass(frozen=True, slots=True)
 class Provisioned:
     """What the device accepted (None: not set), and the ManagementServer values it reported."""
 
     cr: Credentials | None
     stun: Credentials | None
     seen: list[ParamValue] = field(default_factory=list)
+    xmpp: Credentials | None = None  # the device's XMPP account, to create on Knock's server
 
 
 def random_credentials() -> Credentials:
@@ -70,65 +86,115 @@ def data_model_root(parameter_names: list[str]) -> str:
     return "Device."
 
 
+class _Phase(enum.Enum):
+    READ = "read"  # the device's ManagementServer object
+    ADD_CONNECTION = "add-connection"  # an XMPP.Connection row for Knock's server
+    ADD_SERVER = "add-server"  # its Server row
+    SET = "set"
+
+
 class Provisioning:
     def __init__(
         self,
         root: str,
         cr: Credentials,
         stun: StunOffer | None,
+        xmpp: XmppOffer | None,
         new_credentials: Callable[[], Credentials] = random_credentials,
     ) -> None:
+        self._root = root
         self._prefix = f"{root}ManagementServer."
         self._cr = cr
         self._stun_offer = stun
+        self._xmpp_offer = xmpp
         self._new_credentials = new_credentials
-        self._stun: Credentials | None = None
+        self._phase = _Phase.READ
+        self._names: set[str] = set()
         self._seen: list[ParamValue] = []
-        self._set_sent = False
+        self._connection = ""  # "Device.XMPP.Connection.3." once the device added it
+        self._server = ""
+        self._stun: Credentials | None = None
+        self._xmpp: Credentials | None = None
 
     def first(self) -> Rpc:
         return GetParameterValues([self._prefix])
 
     def on_response(self, rpc: Rpc) -> Rpc | Provisioned:
         """The next RPC, or what the device accepted (nothing, if it refused the values). A fault
-        to the read (no partial paths) only means Knock sets less."""
-        if not self._set_sent:
+        to the read (no partial paths) or to adding XMPP rows only means Knock sets less."""
+        if self._phase is _Phase.READ:
             reported = rpc.parameter_list if isinstance(rpc, GetParameterValuesResponse) else []
             self._seen = [ParamValue(p.name, p.value, p.type) for p in reported]
-            return self._set({p.name for p in reported})
+            self._names = {p.name for p in reported}
+            if (
+                self._xmpp_offer is not None
+                and f"{self._prefix}ConnReqXMPPConnection" in self._names
+            ):
+                self._phase = _Phase.ADD_CONNECTION
+                return AddObject(f"{self._root}XMPP.Connection.")
+            return self._set()
+        if self._phase is _Phase.ADD_CONNECTION:
+            if not isinstance(rpc, AddObjectResponse):
+                return self._set()
+            self._connection = f"{self._root}XMPP.Connection.{rpc.instance_number}."
+            self._phase = _Phase.ADD_SERVER
+            return AddObject(f"{self._connection}Server.")
+        if self._phase is _Phase.ADD_SERVER:
+            if isinstance(rpc, AddObjectResponse):
+                self._server = f"{self._connection}Server.{rpc.instance_number}."
+            return self._set()
         if isinstance(rpc, SetParameterValuesResponse):
-            return Provisioned(self._cr, self._stun, self._seen)
+            return Provisioned(self._cr, self._stun, self._seen, self._xmpp)
         return Provisioned(None, None, self._seen)
 
-    def _set(self, names: set[str]) -> SetParameterValues:
-        self._set_sent = True
+    def _set(self) -> SetParameterValues:
+        self._phase = _Phase.SET
+        ms = self._prefix
         values = [
-            ParameterValueStruct(f"{self._prefix}ConnectionRequestUsername", self._cr.username),
-            ParameterValueStruct(f"{self._prefix}ConnectionRequestPassword", self._cr.password),
+            ParameterValueStruct(f"{ms}ConnectionRequestUsername", self._cr.username),
+            ParameterValueStruct(f"{ms}ConnectionRequestPassword", self._cr.password),
         ]
-        offer = self._stun_offer
-        if offer is not None and f"{self._prefix}STUNEnable" in names:
+        stun = self._stun_offer
+        if stun is not None and f"{ms}STUNEnable" in self._names:
             self._stun = self._new_credentials()
             values += [
-                ParameterValueStruct(f"{self._prefix}STUNEnable", "1", "xsd:boolean"),
-                ParameterValueStruct(f"{self._prefix}STUNServerAddress", offer.server_address),
+                _boolean(f"{ms}STUNEnable", True),
+                ParameterValueStruct(f"{ms}STUNServerAddress", stun.server_address),
+                _unsigned(f"{ms}STUNServerPort", stun.server_port),
+                ParameterValueStruct(f"{ms}STUNUsername", self._stun.username),
+                ParameterValueStruct(f"{ms}STUNPassword", self._stun.password),
+                _unsigned(f"{ms}STUNMinimumKeepAlivePeriod", stun.min_keepalive),
                 ParameterValueStruct(
-                    f"{self._prefix}STUNServerPort", str(offer.server_port), "xsd:unsignedInt"
-                ),
-                ParameterValueStruct(f"{self._prefix}STUNUsername", self._stun.username),
-                ParameterValueStruct(f"{self._prefix}STUNPassword", self._stun.password),
-                ParameterValueStruct(
-                    f"{self._prefix}STUNMinimumKeepAlivePeriod",
-                    str(offer.min_keepalive),
-                    "xsd:unsignedInt",
-                ),
-                ParameterValueStruct(
-                    f"{self._prefix}STUNMaximumKeepAlivePeriod",
-                    str(offer.max_keepalive),
-                    "xsd:int",
+                    f"{ms}STUNMaximumKeepAlivePeriod", str(stun.max_keepalive), "xsd:int"
                 ),
             ]
+        xmpp = self._xmpp_offer
+        if xmpp is not None and self._server:
+            self._xmpp = self._new_credentials()
+            conn, server = self._connection, self._server
+            values += [
+                _boolean(f"{conn}Enable", True),
+                ParameterValueStruct(f"{conn}Username", self._xmpp.username),
+                ParameterValueStruct(f"{conn}Password", self._xmpp.password),
+                ParameterValueStruct(f"{conn}Domain", xmpp.domain),
+                ParameterValueStruct(f"{conn}Resource", xmpp.resource),
+                _boolean(f"{conn}UseTLS", xmpp.use_tls),
+                ParameterValueStruct(f"{conn}ServerConnectAlgorithm", "ServerTable"),
+                _boolean(f"{server}Enable", True),
+                ParameterValueStruct(f"{server}ServerAddress", xmpp.server_address),
+                _unsigned(f"{server}Port", xmpp.port),
+                ParameterValueStruct(f"{ms}ConnReqXMPPConnection", conn.removesuffix(".")),
+                ParameterValueStruct(f"{ms}ConnReqAllowedJabberIDs", xmpp.acs_jid),
+            ]
         return SetParameterValues(values, parameter_key="")
+
+
+def _boolean(name: str, value: bool) -> ParameterValueStruct:
+    return ParameterValueStruct(name, "1" if value else "0", "xsd:boolean")
+
+
+def _unsigned(name: str, value: int) -> ParameterValueStruct:
+    return ParameterValueStruct(name, str(value), "xsd:unsignedInt")
 
 
 def provisioning_for(
@@ -136,10 +202,11 @@ def provisioning_for(
     root: str,
     fixed: Credentials,
     stun: StunOffer | None,
+    xmpp: XmppOffer | None,
     new_credentials: Callable[[], Credentials] = random_credentials,
 ) -> Provisioning | None:
     """The provisioning a device without Knock's credentials gets, or None to leave it alone."""
     if policy is CrPolicy.OFF:
         return None
     cr = fixed if policy is CrPolicy.FIXED else new_credentials()
-    return Provisioning(root, cr, stun, new_credentials)
+    return Provisioning(root, cr, stun, xmpp, new_credentials)

@@ -27,10 +27,12 @@ from knock.acs.provisioning import (
     Provisioned,
     Provisioning,
     StunOffer,
+    XmppOffer,
     data_model_root,
     provisioning_for,
 )
 from knock.acs.taskplan import TaskOutcome, TaskPlan, TaskSpecError, untyped_paths
+from knock.acs.xmpp_accounts import put_account
 from knock.cwmp.deviceid import device_key
 from knock.cwmp.rpcs import Fault, Rpc
 from knock.cwmp.session import (
@@ -77,6 +79,7 @@ class AcsService:
         cr_policy: CrPolicy,
         cr_fixed: Credentials,
         stun_offer: StunOffer | None = None,
+        xmpp_offer: XmppOffer | None = None,
         stun_accounts: dict[str, str] | None = None,
         session_timeout: float = 30.0,
         max_body: int = 2 * 1024 * 1024,
@@ -88,6 +91,7 @@ class AcsService:
         self._cr_policy = cr_policy
         self._cr_fixed = cr_fixed
         self._stun_offer = stun_offer
+        self._xmpp_offer = xmpp_offer
         # STUN username -> password, shared with the STUN server, which checks requests with it.
         self._stun_accounts = stun_accounts if stun_accounts is not None else {}
         # Devices known to hold the credentials Knock set: a cache that spares a store read per
@@ -191,7 +195,9 @@ class AcsService:
         if target is not None and target.password is not None:
             self._provisioned.add(live.device_id)
             return None
-        return provisioning_for(self._cr_policy, live.root, self._cr_fixed, self._stun_offer)
+        return provisioning_for(
+            self._cr_policy, live.root, self._cr_fixed, self._stun_offer, self._xmpp_offer
+        )
 
     async def _on_provisioning(self, live: LiveSession, event: CpeResponse) -> Rpc | None:
         """The next provisioning RPC, or None once the device's answers are stored."""
@@ -217,11 +223,15 @@ class AcsService:
                 device_id, step.stun.username, step.stun.password
             )
             self._stun_accounts[step.stun.username] = step.stun.password
+        if step.xmpp is not None:
+            # Before the session ends: the device logs in as soon as it applies the values.
+            await put_account(self._store, step.xmpp.username, step.xmpp.password)
         self._provisioned.add(device_id)
         log.info(
-            "device %s: connection-request credentials set%s",
+            "device %s: connection-request credentials set%s%s",
             device_id,
             ", STUN enabled" if step.stun is not None else "",
+            ", XMPP account created" if step.xmpp is not None else "",
         )
         return None
 
