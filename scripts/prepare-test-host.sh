@@ -5,9 +5,14 @@ set -eu
 # One package a line, with what drives it.
 need="
 postgresql
+iproute2
+nftables
+conntrack
 "
 # postgresql: tests/pg_server.py starts a throwaway server for the store and NBI tests.
-# (later issues add prosody, iproute2, nftables here)
+# iproute2, nftables, conntrack: tests/nat_lab.py builds the NAT lab (knock.lab) from network
+#   namespaces and veths (ip), masquerade and filter rules (nft), and rebinds it (conntrack -D).
+# (later issues add prosody here)
 missing=""
 for pkg in $need; do
     status=$(dpkg-query -W -f '${db:Status-Status}' "$pkg" 2>/dev/null || true)
