@@ -89,3 +89,4 @@ app.command(
 )(serve)
 nbi_cli.register(app)
 __import__("knock.cpe.cli", fromlist=["register"]).register(app)  # knock sim
+__import__("knock.lab.cli", fromlist=["register"]).register(app)  # knock lab

@@ -1,0 +1,136 @@
+"""`knock lab nat` and `knock lab clean`: the NAT lab from the command line."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Final, NoReturn
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+LAB_HELP: Final = "Labs that put Knock's connection requests through real network conditions."
+NAT_HELP: Final = (
+    "Build a real NAT in network namespaces (root only) and show it: pub, the ACS side "
+    "(203.0.113.10); nat, a router that masquerades the LAN onto 203.0.113.1 and lets in only "
+    "replies to connections the LAN opened (an address-and-port-restricted NAT); lan, the CPEs "
+    "(198.51.100.10 and up, default route via 198.51.100.1). pub has no route to the LAN.\n\n"
+    "What it is for: watch an HTTP connection request to a CPE's private address fail while "
+    "UDP (sent from the STUN server's own socket) and XMPP connection requests get through. "
+    "Run the ACS in pub and `knock sim` in lan; the full demo arrives when UDP and XMPP "
+    "connection requests are integrated.\n\n"
+    "Without --exec the lab stays up until Ctrl-C; meanwhile `ip netns exec NAMESPACE CMD` "
+    "runs anything inside it. Everything is torn down on exit. Only documentation addresses "
+    "(RFC 5737) are used and nothing is routed to or from the host."
+)
+NAT_EPILOG: Final = (
+    "Examples: knock lab nat --exec lan -- python3 -c 'print(1)'  |  knock lab nat --lan-hosts 10"
+)
+CLEAN_HELP: Final = (
+    "Delete the namespaces left by labs whose process was killed (kill -9, a crash); live labs "
+    "are left alone. Every new lab does this first, too."
+)
+ROLE_NAMES: Final = ("pub", "nat", "lan")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `knock lab` group to the `knock` command line."""
+    lab = typer.Typer(help=LAB_HELP, no_args_is_help=True)
+    lab.command("nat", help=NAT_HELP, epilog=NAT_EPILOG)(nat)
+    lab.command("clean", help=CLEAN_HELP)(clean)
+    app.add_typer(lab, name="lab")
+
+
+def nat(
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(help="With --exec: the command to run, after `--`.", show_default=False),
+    ] = None,
+    exec_in: Annotated[
+        str | None,
+        typer.Option(
+            "--exec",
+            metavar="NAMESPACE",
+            help="Run COMMAND in pub, nat or lan, tear the lab down and exit with its status.",
+        ),
+    ] = None,
+    lan_hosts: Annotated[
+        int, typer.Option(min=1, max=200, help="LAN addresses, 198.51.100.10 upwards.")
+    ] = 1,
+    pub_hosts: Annotated[
+        int, typer.Option(min=1, max=200, help="Public-side addresses, 203.0.113.10 upwards.")
+    ] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the table.")] = False,
+) -> None:
+    if exec_in is not None and exec_in not in ROLE_NAMES:
+        raise typer.BadParameter(f"{exec_in!r} is not a namespace; use pub, nat or lan")
+    if (exec_in is None) != (not command):
+        raise typer.BadParameter("--exec NAMESPACE and a command after `--` go together")
+    from knock.lab.nat import NatLab  # here, so `knock --help` does not load the lab
+    from knock.lab.netns import LabError
+    from knock.lab.view import lab_table, rules_table
+
+    # With --exec, stdout belongs to the command: the table goes to stderr.
+    out = Console(stderr=exec_in is not None)
+    try:
+        with _sigterm_as_interrupt(), NatLab(lan_hosts=lan_hosts, pub_hosts=pub_hosts) as lab:
+            if not quiet:
+                out.print(lab_table(lab), rules_table(lab))
+            if exec_in is not None and command:
+                status = lab.popen(exec_in, command).wait()
+            else:
+                _wait_for_stop(out, lab.namespace("pub"))
+                status = 0
+    except LabError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        status = 130  # the shell's convention for "stopped by SIGINT"
+    raise typer.Exit(status)
+
+
+def clean() -> None:
+    from knock.lab.netns import LabError
+    from knock.lab.stale import clean_stale
+
+    try:
+        removed = clean_stale()
+    except LabError as exc:
+        _fail(str(exc))
+    print("\n".join(f"removed {name}" for name in removed) or "no stale labs")
+
+
+def _wait_for_stop(out: Console, example: str) -> None:
+    """Wait for Ctrl-C or SIGTERM: the ordinary way to end the lab, so not an error."""
+    stops = {signal.SIGINT, signal.SIGTERM}
+    # Blocked before "Lab up" is printed, so a stop sent as soon as it shows is waited for too.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    try:
+        out.print(
+            f"Lab up. Try `ip netns exec {example} bash`. Ctrl-C tears it down.", highlight=False
+        )
+        signal.sigwait(stops)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+    out.print("tearing down", highlight=False)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM would end the process without unwinding, leaving the lab behind: make it unwind
+    like Ctrl-C does."""
+
+    def interrupt(signum: int, frame: object) -> NoReturn:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _fail(message: str) -> NoReturn:
+    Console(stderr=True).print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+    raise typer.Exit(1)

@@ -1,0 +1,76 @@
+"""The lab as a rich table, read back from the namespaces themselves rather than from the plan,
+so what it shows is what the kernel has."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from rich.table import Table
+
+from knock.lab import topology
+from knock.lab.nat import NatLab
+from knock.lab.topology import Role
+
+ROLE_TEXT: Final[dict[Role, str]] = {
+    "pub": "ACS side",
+    "nat": "router",
+    "lan": "CPEs",
+}
+
+
+def _ip_json(lab: NatLab, role: Role, *what: str) -> list[dict[str, Any]]:
+    out = lab.run(role, [lab.tools["ip"], "-j", "-4", *what]).stdout
+    return list(json.loads(out or "[]"))
+
+
+def addresses(lab: NatLab, role: Role) -> list[str]:
+    """`ifname address/prefix` for each IPv4 address but loopback's."""
+    rows = []
+    for link in _ip_json(lab, role, "addr", "show"):
+        if link["ifname"] == "lo":
+            continue
+        for info in link.get("addr_info", []):
+            rows.append(f"{link['ifname']} {info['local']}/{info['prefixlen']}")
+    return rows
+
+
+def routes(lab: NatLab, role: Role) -> list[str]:
+    rows = []
+    for route in _ip_json(lab, role, "route", "show"):
+        via = f" via {route['gateway']}" if "gateway" in route else ""
+        rows.append(f"{route['dst']}{via} dev {route['dev']}")
+    return rows
+
+
+def lab_table(lab: NatLab) -> Table:
+    """One row per namespace, then the router's rules, in a width a terminal can take."""
+    title = f"NAT lab: namespaces {lab.tag}-{{pub,nat,lan}}"
+    table = Table(title=title, show_lines=True)
+    table.add_column("namespace", style="bold", no_wrap=True)
+    table.add_column("addresses", no_wrap=True)
+    table.add_column("routes", no_wrap=True)
+    for role in topology.ROLES:
+        table.add_row(
+            f"{role}: {ROLE_TEXT[role]}",
+            "\n".join(addresses(lab, role)),
+            "\n".join(routes(lab, role)) or "[dim]none[/]",
+        )
+    return table
+
+
+def rules_table(lab: NatLab) -> Table:
+    """The router's behaviour, and the one route pub lacks on purpose."""
+    table = Table(title="what the router does", show_header=False, show_lines=True)
+    table.add_column("what", style="bold", no_wrap=True)
+    table.add_column("rule", overflow="fold")
+    for rule in lab.nat_rules():
+        table.add_row("NAT (nft)", rule)
+    table.add_row(
+        "inbound filter",
+        "only ct state established,related: a reply passes only from the address and port "
+        "the LAN sent to (address-and-port-restricted); the rest is dropped and counted",
+    )
+    table.add_row("forwarding", "net.ipv4.ip_forward=1 in the nat namespace only")
+    table.add_row("pub", f"no route to {topology.LAN_NET}: private addresses are unreachable")
+    return table
