@@ -154,7 +154,9 @@ class DeviceState:
         temporary = self.path.with_suffix(".tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(document, indent=1), "utf-8")
+            # Compact: with an indent, json falls back from its C encoder to Python, which made
+            # saving 40% of a fleet's CPU. `python -m json.tool` shows a file readably.
+            temporary.write_text(json.dumps(document, separators=(",", ":")), "utf-8")
             # A crash mid-write leaves the previous file intact.
             os.replace(temporary, self.path)
         except OSError as exc:
