@@ -12,6 +12,7 @@ prosodyctl. See shared/LAB-NOTES.md.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import queue
 import shutil
@@ -19,8 +20,8 @@ import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,27 @@ class KnockXmpp:
         if self.server is not None:
             await self.server.close()
             self.server = None
+
+
+@asynccontextmanager
+async def running_knock(data_dir: Path) -> AsyncIterator[KnockXmpp]:
+    server = KnockXmpp(data_dir)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+_accounts = itertools.count(1)
+
+
+def account(server: KnockXmpp | Prosody, resource: str = "cwmp") -> tuple[str, str]:
+    """A new account on *server* (a name no test used before, since a Prosody serves a whole
+    module): its full JID with *resource*, and its password."""
+    name = f"dev-{next(_accounts)}"
+    server.register(name, f"{name}-pw")
+    return f"{name}@{server.domain}/{resource}", f"{name}-pw"
 
 
 @contextmanager

@@ -4,7 +4,6 @@ a real Prosody: logging in with and without TLS, IQs both ways, back-off and rec
 from __future__ import annotations
 
 import asyncio
-import itertools
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,11 +20,10 @@ from knock.xmpp.client_conn import (
     Status,
     XmppClient,
 )
-from xmpp_servers import KnockXmpp, Prosody, running_prosody
+from xmpp_servers import KnockXmpp, Prosody, account, running_knock, running_prosody
 
 Server = KnockXmpp | Prosody
 CLEAR = ClientConfig(tls=TlsPolicy.NEVER)
-_accounts = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +37,14 @@ async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "prosody":
         yield request.getfixturevalue("prosody")
         return
-    knock = KnockXmpp(tmp_path)
-    await knock.start()
-    yield knock
-    await knock.stop()
+    async with running_knock(tmp_path) as knock:
+        yield knock
 
 
 @pytest.fixture
 async def knock(tmp_path: Path) -> AsyncIterator[KnockXmpp]:
-    server = KnockXmpp(tmp_path)
-    await server.start()
-    yield server
-    await server.stop()
+    async with running_knock(tmp_path) as server:
+        yield server
 
 
 class Watcher:
@@ -88,12 +82,6 @@ class Gate:
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
         await self.opened.wait()
-
-
-def account(server: Server, resource: str = "cwmp") -> tuple[str, str]:
-    name = f"dev-{next(_accounts)}"
-    server.register(name, f"{name}-pw")
-    return f"{name}@{server.domain}/{resource}", f"{name}-pw"
 
 
 def trusting(server: Server) -> ssl.SSLContext:
