@@ -127,6 +127,7 @@ async def test_accepted(acs: XmppConnectionRequester, device: Device) -> None:
             CrOutcome.BAD_CREDENTIALS,
             "refused the credentials",
         ),
+        (StanzaError("", "not-authorized"), CrOutcome.BAD_CREDENTIALS, "(no type)/not-authorized"),
         (
             StanzaError("auth", "not-autorized"),
             CrOutcome.BAD_CREDENTIALS,
