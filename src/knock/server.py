@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import secrets
 import signal
 import ssl
 from dataclasses import dataclass
@@ -17,11 +18,12 @@ from aiohttp import web
 from knock.acs.auth import CpeAuthenticator
 from knock.acs.provisioning import Credentials, CrPolicy, StunOffer, XmppOffer
 from knock.acs.service import AcsService
-from knock.acs.xmpp_accounts import store_lookup
+from knock.acs.xmpp_accounts import put_account, store_lookup
 from knock.config import ConfigError, Settings
 from knock.connreq.dispatcher import CrSettings, Dispatcher
 from knock.connreq.http import HttpConnectionRequester
 from knock.connreq.udp_sender import LiveBinding, UdpConnectionRequester
+from knock.connreq.xmpp import XmppConnectionRequester
 from knock.nbi.app import ConnectionRequest, make_nbi_app
 from knock.notify import Hub
 from knock.store import Store
@@ -29,6 +31,7 @@ from knock.stun.server import StunServer, start_stun_server
 from knock.stun.service import BindingLearned, StunSettings
 from knock.tlsutil import ensure_self_signed, server_context
 from knock.xmpp.c2s import Policy
+from knock.xmpp.client import TlsPolicy
 from knock.xmpp.server import Listen, XmppServer
 
 log = logging.getLogger("knock.serve")
@@ -133,6 +136,27 @@ async def _start_xmpp(settings: Settings, store: Store) -> XmppServer:
     return server
 
 
+async def _acs_xmpp_client(
+    settings: Settings, store: Store, xmpp: XmppServer
+) -> XmppConnectionRequester:
+    """The ACS's own connection to the built-in server, as acs@<domain>/knock with a password
+    made anew at each start."""
+    password = secrets.token_urlsafe(24)
+    await put_account(store, ACS_XMPP_USER, password)
+    trust = ssl.create_default_context(cafile=str(xmpp.certificate))
+    host = settings.xmpp_host if settings.xmpp_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    requester = XmppConnectionRequester(
+        f"{ACS_XMPP_USER}@{settings.xmpp_domain}/knock",
+        password,
+        host=host,
+        port=xmpp.port,
+        tls=TlsPolicy.IF_OFFERED,
+        ssl_context=trust,
+    )
+    requester.start()
+    return requester
+
+
 def _live_binding(stun: StunServer) -> LiveBinding:
     def lookup(username: str) -> tuple[str, int] | None:
         binding = stun.bindings.get(username)
@@ -181,6 +205,7 @@ class Running:
     cr_http: HttpConnectionRequester
     stun: StunServer | None
     xmpp: XmppServer | None
+    xmpp_requester: XmppConnectionRequester | None
     runner_cwmp: web.AppRunner
     runner_nbi: web.AppRunner
     cwmp_port: int
@@ -193,6 +218,8 @@ class Running:
         await self.cr_http.close()
         if self.stun is not None:
             await self.stun.close()
+        if self.xmpp_requester is not None:
+            await self.xmpp_requester.close()
         if self.xmpp is not None:
             await self.xmpp.close()
         await self.store.close()
@@ -222,6 +249,7 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         session_timeout=settings.cwmp_session_timeout,
         max_body=settings.cwmp_max_body,
     )
+    xmpp_requester = None if xmpp is None else await _acs_xmpp_client(settings, store, xmpp)
     cr_http = HttpConnectionRequester(
         allow_basic=settings.cr_allow_basic, timeout=settings.cr_timeout
     )
@@ -245,6 +273,7 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
             repeat=settings.udp_cr_repeat,
             interval=settings.udp_cr_interval,
         ),
+        xmpp=xmpp_requester,
         in_session=acs.in_session,
     )
     runner_cwmp = web.AppRunner(acs.app(), access_log=None)
@@ -269,6 +298,7 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         cr_http=cr_http,
         stun=stun,
         xmpp=xmpp,
+        xmpp_requester=xmpp_requester,
         runner_cwmp=runner_cwmp,
         runner_nbi=runner_nbi,
         cwmp_port=cwmp_port,

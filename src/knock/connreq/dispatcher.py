@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from knock.connreq.http import HttpConnectionRequester, Sent
 from knock.connreq.udp_sender import UdpConnectionRequester
+from knock.connreq.xmpp import XmppConnectionRequester
 from knock.notify import Arrival, Hub, Subscription
 from knock.store import Store
 from knock.store.rows import CrTarget
@@ -60,6 +61,7 @@ class Dispatcher:
         http: HttpConnectionRequester,
         settings: CrSettings,
         udp: UdpConnectionRequester | None,
+        xmpp: XmppConnectionRequester | None,
         in_session: Callable[[str], bool],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -67,6 +69,7 @@ class Dispatcher:
         self._hub = hub
         self._http = http
         self._udp = udp
+        self._xmpp = xmpp
         self._settings = settings
         self._in_session = in_session
         self._clock = clock
@@ -142,9 +145,12 @@ class Dispatcher:
         return CrResult(device_id, outcome, method, latency, detail, list(attempts))
 
     def available_methods(self, target: CrTarget) -> list[CrMethod]:
-        """The methods the device can be reached by, in the order they are tried: UDP through
-        its NAT binding before HTTP, which a NAT in front of the device blocks."""
+        """The methods the device can be reached by, in the order they are tried: XMPP over the
+        connection the device keeps open, then UDP through its NAT binding, then HTTP, which a
+        NAT in front of the device blocks."""
         methods = []
+        if self._xmpp is not None and self._xmpp.connected and _jid(target):
+            methods.append(CrMethod.XMPP)
         if self._udp is not None and self._udp.address_for(target) is not None:
             methods.append(CrMethod.UDP)
         if target.management.get("ConnectionRequestURL"):
@@ -170,7 +176,16 @@ class Dispatcher:
                     "no NAT binding from STUN and no UDPConnectionRequestAddress reported",
                 )
             return await self._udp.send(address, username, password)
-        return Sent(CrOutcome.UNREACHABLE, f"{method} connection requests are not built yet")
+        if self._xmpp is None:
+            return Sent(CrOutcome.UNREACHABLE, "the ACS has no XMPP connection (xmpp_enable)")
+        jid = _jid(target)
+        if not jid:
+            return Sent(CrOutcome.UNREACHABLE, "the device reported no ConnReqJabberID yet")
+        return await self._xmpp.send(jid, username, password)
+
+
+def _jid(target: CrTarget) -> str:
+    return target.management.get("ConnReqJabberID", "")
 
 
 async def _inform_with_cr(
