@@ -294,7 +294,7 @@ def test_login_timeout_and_keepalive_follow_the_given_clock() -> None:
     assert live.due == 60.0
     assert live.tick(59.0) == []
     assert live.tick(60.5) == [b" "]
-    assert live.due == 120.0
+    assert live.due == 120.5
     assert online(keepalive_interval=0).due is None
 
 

@@ -318,7 +318,7 @@ class ClientConnection:
         elif self._phase is _Phase.ONLINE:
             # RFC 6120 §4.6.1: whitespace keeps NATs and the server's idle timers happy.
             self._emit(b" ")
-            self._due = max(due + self._config.keepalive_interval, now)
+            self._due = now + self._config.keepalive_interval
         else:
             self._end(EndReason.TIMEOUT, text=f"not online within {self._config.login_timeout} s")
         return self._take()
