@@ -115,6 +115,8 @@ async def start_acs(folder: Path) -> tuple[asyncio.subprocess.Process, str, int]
         sys.executable, "-m", "knock", "serve",
         "--cwmp-host", "127.0.0.1", "--cwmp-port", str(free_port()), "--nbi-port", str(nbi),
         "--store-url", f"sqlite:///{folder / 'bench.db'}", "--log-level", "warning",
+        "--stun-host", "127.0.0.1", "--stun-port", "0",
+        "--xmpp-host", "127.0.0.1", "--xmpp-port", "0", "--xmpp-tls-port", "0",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None

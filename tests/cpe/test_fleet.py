@@ -11,13 +11,11 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
-from knock.config import Settings
 from knock.connreq.http import HttpConnectionRequester, Sent
 from knock.cpe.cr_http import CrAnswer
 from knock.cpe.fleet import Fleet
@@ -27,6 +25,7 @@ from knock.cwmp import DeviceIdStruct, device_key
 from knock.notify import Arrival, SessionEnded, Subscription
 from knock.server import Running, start
 from knock.vocab import CrOutcome
+from serve_support import loopback_settings
 
 WAIT = 20.0  # worker processes take a second to start, a loaded CI machine longer
 MS = "Device.ManagementServer."
@@ -62,15 +61,7 @@ def children(pid: int) -> list[int]:
 @pytest.fixture
 async def knock_acs(tmp_path: Path) -> AsyncIterator[Running]:
     """`knock serve` as it ships: it sets random connection-request credentials at bootstrap."""
-    settings = replace(
-        Settings(),
-        cwmp_host="127.0.0.1",
-        cwmp_port=0,
-        nbi_port=0,
-        store_url=f"sqlite:///{tmp_path / 'knock.db'}",
-        data_dir=str(tmp_path / "data"),
-    )
-    settings.validate()
+    settings = loopback_settings(tmp_path)
     running = await start(settings)
     yield running
     await running.close()
