@@ -194,7 +194,7 @@ async def test_a_wrong_password_backs_off(server: Server) -> None:
     await close(refused)
 
 
-async def test_no_server_and_a_silent_server(knock: KnockXmpp) -> None:
+async def test_no_server_and_a_silent_server() -> None:
     watcher, gate = Watcher(), Gate()
     nobody = XmppClient(
         "a@xmpp.example", "pw", host="127.0.0.1", port=1, on_status=watcher, sleep=gate
@@ -206,14 +206,23 @@ async def test_no_server_and_a_silent_server(knock: KnockXmpp) -> None:
     accepted: list[asyncio.StreamWriter] = []
     silent = await asyncio.start_server(lambda r, w: accepted.append(w), "127.0.0.1", 0)
     port = silent.sockets[0].getsockname()[1]
-    watcher, gate = Watcher(), Gate()
     config = ClientConfig(login_timeout=0.2)
-    waiting = XmppClient(
-        "a@xmpp.example", "pw", host="127.0.0.1", port=port, config=config, on_status=watcher
-    )
-    waiting.start()
-    assert (await watcher.next(ConnState.DISCONNECTED)).reason == "timeout: not online within 0.2 s"
-    await close(waiting)
+    for direct_tls in (False, True):  # silent before the stream, or in the TLS handshake
+        watcher = Watcher()
+        waiting = XmppClient(
+            "a@xmpp.example",
+            "pw",
+            host="127.0.0.1",
+            port=port,
+            direct_tls=direct_tls,
+            config=config,
+            on_status=watcher,
+            sleep=Gate(),
+        )
+        waiting.start()
+        lost = await watcher.next(ConnState.DISCONNECTED)
+        assert lost.reason == "timeout: not online within 0.2 s"
+        await close(waiting)
     for writer in accepted:
         writer.close()
     silent.close()

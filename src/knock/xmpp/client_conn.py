@@ -364,6 +364,7 @@ class _Protocol(asyncio.BufferedProtocol):
         self._client._made(self)
         if self._client._direct_tls:
             self._start_tls()
+            self._schedule()  # the login deadline covers a handshake that never ends
         else:
             self._run(self.core.start())
 
