@@ -195,6 +195,16 @@ def pids_in(ip: str, name: str) -> set[int]:
     return {int(word) for word in out.split()}
 
 
+def _wait_exits(pidfds: set[int], seconds: float) -> set[int]:
+    """Wait up to `seconds` for the processes to exit; return those still running."""
+    deadline = time.monotonic() + seconds
+    waiting = set(pidfds)
+    while waiting and (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select(list(waiting), [], [], left)  # readable = exited
+        waiting -= set(readable)
+    return waiting
+
+
 def stop_processes(pids: Iterable[int], grace: float = STOP_GRACE_S) -> None:
     """SIGTERM, then SIGKILL whatever has not exited within `grace` seconds."""
     handles: dict[int, int] = {}
@@ -205,14 +215,13 @@ def stop_processes(pids: Iterable[int], grace: float = STOP_GRACE_S) -> None:
         for fd in handles.values():
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(fd, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        waiting = set(handles.values())
-        while waiting and (left := deadline - time.monotonic()) > 0:
-            readable, _, _ = select.select(list(waiting), [], [], left)  # readable = exited
-            waiting -= set(readable)
+        waiting = _wait_exits(set(handles.values()), grace)
         for fd in waiting:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(fd, signal.SIGKILL)
+        # SIGKILL is delivered asynchronously: a busy machine may take a moment to end them, and
+        # a namespace is only empty once they are gone.
+        _wait_exits(waiting, grace)
     finally:
         for fd in handles.values():
             os.close(fd)
@@ -222,7 +231,13 @@ def remove(ip: str, namespaces: Sequence[str]) -> list[str]:
     """Stop every process in the namespaces and delete them, which deletes their veths and
     nftables tables with them. Goes on past failures and returns them as messages."""
     present = [name for name in namespaces if (NETNS_DIR / name).exists()]
-    stop_processes(set().union(*(pids_in(ip, name) for name in present)))
+    # A process started just before (`ip netns exec` between its fork and its setns) joins after
+    # the first look: look again until no one is left, a bounded number of times.
+    for _look in range(5):
+        pids = set().union(*(pids_in(ip, name) for name in present))
+        if not pids:
+            break
+        stop_processes(pids)
     problems = []
     for name in present:
         try:
