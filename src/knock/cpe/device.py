@@ -45,6 +45,7 @@ from knock.cwmp.faults import CpeFault, cpe_fault
 from knock.cwmp.namespaces import CWMP_1_2
 from knock.cwmp.rpcs import (
     EventStruct,
+    Fault,
     Inform,
     InformResponse,
     Rpc,
@@ -452,6 +453,14 @@ class SimulatedCpe:
                 self.state.transfer_acknowledged(result)
             incoming = await _receive(client, None, self._ns, None)
             while incoming is not None:
+                if isinstance(incoming, Envelope) and isinstance(incoming.body, Fault):
+                    # The ACS refused what the CPE sent (an overloaded ACS that lost the session
+                    # answers 8001). Answering its Fault with a Fault would bounce between the
+                    # two for ever: end the session, and retry after the usual back-off.
+                    fault = incoming.body
+                    raise SessionFailed(
+                        f"the ACS answered with fault {fault.fault_code} ({fault.fault_string})"
+                    )
                 handled = self._answer(incoming)
                 if isinstance(incoming, Envelope):
                     ns, id_ = incoming.cwmp_ns, incoming.id
