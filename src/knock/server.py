@@ -152,8 +152,14 @@ async def _acs_xmpp_client(
         port=xmpp.port,
         tls=TlsPolicy.IF_OFFERED,
         ssl_context=trust,
+        timeout=settings.cr_timeout,
     )
     requester.start()
+    try:
+        # The first connection requests should not find the ACS still logging in.
+        await asyncio.wait_for(requester.wait_connected(), 5)
+    except TimeoutError:
+        log.warning("the ACS is not logged in to its XMPP server yet: %s", requester.status)
     return requester
 
 

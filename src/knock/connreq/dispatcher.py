@@ -149,7 +149,9 @@ class Dispatcher:
         connection the device keeps open, then UDP through its NAT binding, then HTTP, which a
         NAT in front of the device blocks."""
         methods = []
-        if self._xmpp is not None and self._xmpp.connected and _jid(target):
+        # Offered even while the ACS's XMPP connection is down, so that the attempt (and why it
+        # failed) is on record before UDP or HTTP is tried.
+        if self._xmpp is not None and _jid(target):
             methods.append(CrMethod.XMPP)
         if self._udp is not None and self._udp.address_for(target) is not None:
             methods.append(CrMethod.UDP)
