@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 
 from knock.config import ConfigError, Settings, load_settings
+from knock.cpe import cli as cpe_cli
+from knock.lab import cli as lab_cli
 from knock.nbi import cli as nbi_cli
 
 app = typer.Typer(
@@ -88,5 +90,5 @@ app.command(
     epilog="Settings come from defaults, then --config FILE, then KNOCK_* variables, then flags."
 )(serve)
 nbi_cli.register(app)
-__import__("knock.cpe.cli", fromlist=["register"]).register(app)  # knock sim
-__import__("knock.lab.cli", fromlist=["register"]).register(app)  # knock lab
+cpe_cli.register(app)
+lab_cli.register(app)
