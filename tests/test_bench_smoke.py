@@ -21,3 +21,17 @@ def test_informs_bench_quick(tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     assert result["sessions"] == result["devices"] == 50
     assert result["sessions_per_s"] > 0 and result["p99_ms"] >= result["p50_ms"] > 0
+
+
+def test_connreq_bench_quick(tmp_path: Path) -> None:
+    out = tmp_path / "connreq.json"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "connreq.py"), "--quick", "--json", str(out)],
+        check=True,
+        timeout=180,
+        capture_output=True,
+        cwd=ROOT,
+    )
+    result = json.loads(out.read_text())
+    assert result["delivered"] == result["devices"] == 30
+    assert result["p99_ms"] >= result["p50_ms"] > 0
