@@ -14,7 +14,7 @@ from rich.live import Live
 from rich.logging import RichHandler
 from rich.text import Text
 
-from knock.cpe.cr_http import DEFAULT_RATE_LIMIT, Busy
+from knock.cpe.cr_rate import DEFAULT_RATE_LIMIT, Busy
 from knock.cpe.fleet import Fleet
 from knock.cpe.fleet_config import DEFAULT_START_RATE, FleetConfig, FleetError
 from knock.cpe.fleet_view import status_line, status_table

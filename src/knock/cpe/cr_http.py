@@ -2,9 +2,9 @@
 
 `CrGate.decide` takes the facts of one request, the facts of the device its path names (None
 when no device has that path) and the time, and returns the status, headers and whether to open
-a session. It remembers, per device, when it last let a request open a session and for which
-session, and counts every answer. It owns no socket and reads no clock; `cr_listener` is the
-aiohttp adapter around it.
+a session. It counts every answer per device; whether an authenticated request opens a session
+is `CrAdmission`'s, which the device's UDP and XMPP connection requests share. It owns no socket
+and reads no clock; `cr_listener` is the aiohttp adapter around it.
 
 The order of checks: a path no device has is 404, a method other than GET 405, then HTTP Digest
 (401 with a fresh challenge, ``stale=true`` for an old nonce). An authenticated request joins a
@@ -23,18 +23,14 @@ from enum import StrEnum
 from typing import Final
 
 from knock.auth import Algorithm, DigestServer, Verdict
+from knock.cpe.cr_rate import Busy, CrAdmission, CrPolicy
+from knock.cpe.cr_rate import Verdict as Admitted
+
+__all__ = ["Busy", "CrAdmission", "CrPolicy"]  # the policy is given where the gate is made
 
 REALM: Final = "Knock CPE"
 # A connection request answers its challenge within a round trip; a minute is generous.
 NONCE_LIFETIME: Final = 60.0
-DEFAULT_RATE_LIMIT: Final = 2.0
-
-
-class Busy(StrEnum):
-    """What a device in a session answers to a connection request."""
-
-    REFUSE = "503"
-    QUEUE = "queue"  # 200, and one more session once the current one ends
 
 
 class CrAnswer(StrEnum):
@@ -70,12 +66,6 @@ _UNAUTHENTICATED: Final = {
 
 
 @dataclass(frozen=True, slots=True)
-class CrPolicy:
-    busy: Busy = Busy.REFUSE
-    rate_limit: float = DEFAULT_RATE_LIMIT  # least seconds between sessions it opens; 0: none
-
-
-@dataclass(frozen=True, slots=True)
 class CrRequest:
     method: str
     target: str  # the request target as sent, path and query: what Digest signs
@@ -106,13 +96,6 @@ class CrDecision:
         return self.status == 401
 
 
-@dataclass(slots=True)
-class _Memory:
-    accepted_at: float | None = None
-    asked_before: int | None = None  # sessions_started when the last accepted request came
-    counts: Counter[CrAnswer] | None = None
-
-
 def default_digest() -> DigestServer:
     """MD5 (mandatory), MD5-sess (TR-069 asks CPEs to support it) and SHA-256 (RFC 7616)."""
     return DigestServer(
@@ -125,32 +108,33 @@ def default_digest() -> DigestServer:
 class CrGate:
     """Decides connection requests for every device behind one listener."""
 
-    def __init__(self, policy: CrPolicy | None = None, digest: DigestServer | None = None) -> None:
-        self.policy = policy or CrPolicy()
+    def __init__(
+        self,
+        policy: CrPolicy | None = None,
+        digest: DigestServer | None = None,
+        admission: CrAdmission | None = None,
+    ) -> None:
+        """*admission*: shared with the device's other connection-request methods; a new one
+        with *policy* when not given."""
+        self.admission = admission or CrAdmission(policy)
         self._digest = digest or default_digest()
-        self._devices: dict[str, _Memory] = {}
+        self._counts: dict[str, Counter[CrAnswer]] = {}
         self.totals: Counter[CrAnswer] = Counter()
+
+    @property
+    def policy(self) -> CrPolicy:
+        return self.admission.policy
 
     def decide(self, request: CrRequest, device: DeviceFacts | None, now: float) -> CrDecision:
         decision = self._decide(request, device, now)
         self.totals[decision.answer] += 1
         if device is not None:
-            memory = self._memory(device.serial)
-            if memory.counts is None:
-                memory.counts = Counter()
-            memory.counts[decision.answer] += 1
+            self._counts.setdefault(device.serial, Counter())[decision.answer] += 1
         return decision
 
     def counts(self, serial: str) -> Counter[CrAnswer]:
         """How the connection requests to device *serial* were answered."""
-        memory = self._devices.get(serial)
-        return Counter() if memory is None or memory.counts is None else Counter(memory.counts)
-
-    def _memory(self, serial: str) -> _Memory:
-        memory = self._devices.get(serial)
-        if memory is None:
-            memory = self._devices[serial] = _Memory()
-        return memory
+        return Counter(self._counts.get(serial, ()))
 
     def _decide(self, request: CrRequest, device: DeviceFacts | None, now: float) -> CrDecision:
         if device is None:
@@ -168,16 +152,14 @@ class CrGate:
             challenge = self._digest.challenge(now, stale=verdict is Verdict.STALE)
             headers = tuple(("WWW-Authenticate", value) for value in challenge)
             return CrDecision(_UNAUTHENTICATED[verdict], 401, headers)
-        memory = self._memory(device.serial)
-        if memory.asked_before == device.sessions_started:
+        admitted = self.admission.admit(
+            device.serial, device.in_session, device.sessions_started, now
+        )
+        if admitted.verdict is Admitted.MERGED:
             return CrDecision(CrAnswer.MERGED, 200)
-        if device.in_session and self.policy.busy is Busy.REFUSE:
+        if admitted.verdict is Admitted.BUSY:
             return CrDecision(CrAnswer.BUSY, 503)
-        if memory.accepted_at is not None and self.policy.rate_limit > 0:
-            wait = memory.accepted_at + self.policy.rate_limit - now
-            if wait > 0:
-                retry_after = str(max(1, math.ceil(wait)))
-                return CrDecision(CrAnswer.RATE_LIMITED, 503, (("Retry-After", retry_after),))
-        memory.accepted_at = now
-        memory.asked_before = device.sessions_started
+        if admitted.verdict is Admitted.RATE_LIMITED:
+            retry_after = str(max(1, math.ceil(admitted.wait)))
+            return CrDecision(CrAnswer.RATE_LIMITED, 503, (("Retry-After", retry_after),))
         return CrDecision(CrAnswer.ACCEPTED, 200)

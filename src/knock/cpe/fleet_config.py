@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from knock.cpe.cr_http import DEFAULT_RATE_LIMIT, Busy
 from knock.cpe.cr_listener import check_cr_support
+from knock.cpe.cr_rate import DEFAULT_RATE_LIMIT, Busy
 from knock.cpe.datamodel import ModelError, load_model, template_of
 from knock.vocab import CrMethod
 
