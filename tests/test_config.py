@@ -73,3 +73,12 @@ def test_open_nbi_is_refused_and_open_cwmp_warns() -> None:
     ]
     quiet = load_settings(None, {"cwmp_host": "127.0.0.1"}, environ={})
     assert check_exposure(quiet) == []
+
+
+def test_connection_request_order_per_group(tmp_path: Path) -> None:
+    config = write(tmp_path, '[cr]\norder = "udp,http"\n[cr.order_groups]\n"00D09E-Box" = "http"\n')
+    settings = load_settings(config, {}, environ={})
+    assert settings.cr_order == "udp,http"
+    assert settings.cr_order_groups == {"00D09E-Box": "http"}
+    with pytest.raises(ConfigError, match="list each of http, udp, xmpp"):
+        load_settings(None, {"cr_order": "smoke-signals"}, environ={})

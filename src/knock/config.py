@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from knock.connreq.order import MethodOrder
+
 ENV_PREFIX = "KNOCK_"
 
 
@@ -66,6 +68,19 @@ class Settings:
     )
     cr_password: str = field(
         default="", metadata=_help("Connection-request password for cr_provision fixed or off.")
+    )
+    cr_order: str = field(
+        default="xmpp,udp,http",
+        metadata=_help(
+            "Connection-request methods in the order they are tried; others are never used."
+        ),
+    )
+    cr_order_groups: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata=_help(
+            'Per device group (TOML table [cr.order_groups], device-id prefix = "http,udp"): '
+            "the order for devices whose id starts with the prefix."
+        ),
     )
     cr_allow_basic: bool = field(
         default=False,
@@ -173,6 +188,10 @@ class Settings:
                 f"cwmp_auth is {self.cwmp_auth} but no credentials are set: give "
                 "--cwmp-username/--cwmp-password or a [cwmp.credentials] table"
             )
+        try:
+            MethodOrder.parse(self.cr_order, self.cr_order_groups)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if self.cr_provision not in ("random", "fixed", "off"):
             raise ConfigError(f"cr_provision is {self.cr_provision!r}; use random, fixed or off")
         if self.cr_provision == "fixed" and not self.cr_password:
@@ -220,13 +239,17 @@ def _flatten_toml(doc: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
+# Settings that are tables: the TOML file is their only source.
+_TABLES = frozenset(f.name for f in fields(Settings) if f.type == "Mapping[str, str]")
+
+
 def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     names = {f.name for f in fields(Settings)}
     found: dict[str, Any] = {}
     for key, value in environ.items():
         if key.startswith(ENV_PREFIX):
             name = key[len(ENV_PREFIX) :].lower()
-            if name in names and name != "cwmp_credentials":
+            if name in names and name not in _TABLES:
                 found[name] = value
     return found
 

@@ -22,6 +22,7 @@ from knock.acs.xmpp_accounts import put_account, store_lookup
 from knock.config import ConfigError, Settings
 from knock.connreq.dispatcher import CrSettings, Dispatcher
 from knock.connreq.http import HttpConnectionRequester
+from knock.connreq.order import MethodOrder
 from knock.connreq.udp_sender import LiveBinding, UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
 from knock.nbi.app import ConnectionRequest, make_nbi_app
@@ -268,6 +269,7 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         cr_http,
         CrSettings(
             session_wait=settings.cr_session_wait,
+            order=MethodOrder.parse(settings.cr_order, settings.cr_order_groups),
             username=settings.cr_username if shared else None,
             password=settings.cr_password if shared else None,
         ),

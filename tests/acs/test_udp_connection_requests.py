@@ -130,3 +130,14 @@ async def test_without_a_binding_udp_is_unreachable_and_http_is_tried(udp_lab: U
     forced = await udp_lab.acs.dispatcher.reach(udp_lab.cpe.device_id, via=CrMethod.UDP)
     assert forced.outcome is CrOutcome.UNREACHABLE
     assert "no NAT binding" in forced.detail
+
+
+async def test_a_device_groups_order_is_followed(start_acs: Any) -> None:
+    acs: Running = await start_acs(cr_order_groups={"00D09E-ScriptBox": "http,udp"})
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        cpe.params[f"{MS}UDPConnectionRequestAddress"] = ("127.0.0.1:9", "xsd:string")
+        await cpe.inform("0 BOOTSTRAP")
+        assert (await cpe.empty()).status == 204
+    target = await acs.store.get_cr_target(cpe.device_id)
+    assert target is not None
+    assert acs.dispatcher.available_methods(target) == [CrMethod.HTTP, CrMethod.UDP]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from knock.connreq.http import HttpConnectionRequester, Sent
+from knock.connreq.order import MethodOrder
 from knock.connreq.udp_sender import UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
 from knock.notify import Arrival, Hub, Subscription
@@ -49,6 +50,7 @@ class CrResult:
 @dataclass(frozen=True, slots=True)
 class CrSettings:
     session_wait: float = 30.0  # TR-069 gives a device 30 s to start its session
+    order: MethodOrder = field(default_factory=MethodOrder)
     username: str | None = None  # used for devices Knock set no credentials on
     password: str | None = None
 
@@ -145,19 +147,17 @@ class Dispatcher:
         return CrResult(device_id, outcome, method, latency, detail, list(attempts))
 
     def available_methods(self, target: CrTarget) -> list[CrMethod]:
-        """The methods the device can be reached by, in the order they are tried: XMPP over the
-        connection the device keeps open, then UDP through its NAT binding, then HTTP, which a
-        NAT in front of the device blocks."""
-        methods = []
-        # Offered even while the ACS's XMPP connection is down, so that the attempt (and why it
-        # failed) is on record before UDP or HTTP is tried.
-        if self._xmpp is not None and _jid(target):
-            methods.append(CrMethod.XMPP)
-        if self._udp is not None and self._udp.address_for(target) is not None:
-            methods.append(CrMethod.UDP)
-        if target.management.get("ConnectionRequestURL"):
-            methods.append(CrMethod.HTTP)
-        return methods
+        """The methods the device can be reached by, in the order its group tries them (by
+        default XMPP over the connection the device keeps open, then UDP through its NAT
+        binding, then HTTP, which a NAT in front of the device blocks)."""
+        usable = {
+            # Offered even while the ACS's XMPP connection is down, so that the attempt (and why
+            # it failed) is on record before the next method is tried.
+            CrMethod.XMPP: self._xmpp is not None and bool(_jid(target)),
+            CrMethod.UDP: self._udp is not None and self._udp.address_for(target) is not None,
+            CrMethod.HTTP: bool(target.management.get("ConnectionRequestURL")),
+        }
+        return [m for m in self._settings.order.for_device(target.device_id) if usable[m]]
 
     async def _send(self, target: CrTarget, method: CrMethod) -> Sent:
         username, password = target.username, target.password
