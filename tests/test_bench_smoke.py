@@ -1,4 +1,5 @@
-"""The benchmarks run end to end in their --quick mode (figures are reported, never asserted)."""
+"""Every benchmark runs end to end in its --quick mode: the figures are reported, never asserted,
+but their shape is, so a benchmark that breaks is noticed here."""
 
 from __future__ import annotations
 
@@ -6,32 +7,58 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_informs_bench_quick(tmp_path: Path) -> None:
-    out = tmp_path / "informs.json"
+def quick(script: str, tmp_path: Path, timeout: float = 120) -> Any:
+    """Run bench/<script>.py --quick and return the JSON it wrote."""
+    out = tmp_path / f"{script}.json"
     subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "informs.py"), "--quick", "--json", str(out)],
+        [sys.executable, str(ROOT / "bench" / f"{script}.py"), "--quick", "--json", str(out)],
         check=True,
-        timeout=120,
+        timeout=timeout,
         capture_output=True,
+        cwd=ROOT,
     )
-    result = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_informs(tmp_path: Path) -> None:
+    result = quick("informs", tmp_path)
     assert result["sessions"] == result["devices"] == 50
     assert result["sessions_per_s"] > 0 and result["p99_ms"] >= result["p50_ms"] > 0
 
 
-def test_connreq_bench_quick(tmp_path: Path) -> None:
-    out = tmp_path / "connreq.json"
-    subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "connreq.py"), "--quick", "--json", str(out)],
-        check=True,
-        timeout=180,
-        capture_output=True,
-        cwd=ROOT,
-    )
-    result = json.loads(out.read_text())
+def test_connreq(tmp_path: Path) -> None:
+    result = quick("connreq", tmp_path, timeout=180)
     assert result["delivered"] == result["devices"] == 30
     assert result["p99_ms"] >= result["p50_ms"] > 0
+
+
+def test_stun(tmp_path: Path) -> None:
+    cases = quick("stun", tmp_path)["cases"]
+    assert [(c["case"], c["window"]) for c in cases] == [
+        ("keep-alive", 1),
+        ("keep-alive", 64),
+        ("signed", 64),
+    ]
+    for case in cases:
+        assert case["responses"] >= case["requests"] - case["lost"]
+        assert case["errors"] == 0
+        assert case["per_s"] > 0 and case["p99_ms"] >= case["p50_ms"] > 0
+
+
+def test_xmpp_server(tmp_path: Path) -> None:
+    result = quick("xmpp", tmp_path)
+    assert result["held"] == result["server_bound"] == result["connections"] == 200
+    assert result["bytes_per_connection"] > 0
+    assert result["round_trips_per_s"] > 0 and result["p99_ms"] >= result["p50_ms"] > 0
+
+
+def test_xmpp_client(tmp_path: Path) -> None:
+    result = quick("xmpp_client", tmp_path, timeout=300)
+    for library in ("knock", "slixmpp"):
+        assert result[library]["connections"] == 50
+        assert result[library]["round_trips"] > 0
