@@ -141,3 +141,14 @@ async def test_a_device_groups_order_is_followed(start_acs: Any) -> None:
     target = await acs.store.get_cr_target(cpe.device_id)
     assert target is not None
     assert acs.dispatcher.available_methods(target) == [CrMethod.HTTP, CrMethod.UDP]
+
+
+async def test_no_credentials_means_no_signed_request(start_acs: Any) -> None:
+    acs: Running = await start_acs(cr_provision="off")
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        cpe.params[f"{MS}UDPConnectionRequestAddress"] = ("127.0.0.1:9", "xsd:string")
+        await cpe.inform("0 BOOTSTRAP")
+        assert (await cpe.empty()).status == 204
+    result = await acs.dispatcher.reach(cpe.device_id, via=CrMethod.UDP)
+    assert result.outcome is CrOutcome.BAD_CREDENTIALS
+    assert "Knock holds none" in result.detail

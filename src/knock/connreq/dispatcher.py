@@ -167,7 +167,14 @@ class Dispatcher:
             url = target.management.get("ConnectionRequestURL", "")
             if not url:
                 return Sent(CrOutcome.UNREACHABLE, "the device reported no ConnectionRequestURL")
+            # A device may (wrongly) not ask for credentials: HTTP goes without them.
             return await self._http.send(url, username, password)
+        if username is None or password is None:
+            return Sent(
+                CrOutcome.BAD_CREDENTIALS,
+                f"a {method} request carries the device's connection-request credentials and "
+                "Knock holds none for it (see cr_provision)",
+            )
         if method is CrMethod.UDP:
             if self._udp is None:
                 return Sent(CrOutcome.UNREACHABLE, "the STUN server is off (stun_enable)")

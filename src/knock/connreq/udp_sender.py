@@ -53,13 +53,7 @@ class UdpConnectionRequester:
             return target.stun_binding
         return parse_address(target.management.get("UDPConnectionRequestAddress", ""))
 
-    async def send(self, address: Address, username: str | None, password: str | None) -> Sent:
-        if username is None or password is None:
-            return Sent(
-                CrOutcome.BAD_CREDENTIALS,
-                "Knock holds no connection-request credentials for this device to sign with "
-                "(see cr_provision)",
-            )
+    async def send(self, address: Address, username: str, password: str) -> Sent:
         host, port = address
         datagram = build_udp_cr(
             host,

@@ -93,14 +93,8 @@ class XmppConnectionRequester:
     async def close(self) -> None:
         await self._client.close()
 
-    async def send(self, jid: str, username: str | None, password: str | None) -> Sent:
+    async def send(self, jid: str, username: str, password: str) -> Sent:
         """Ask the device at *jid* (its ConnReqJabberID) to open a session."""
-        if username is None or password is None:
-            return Sent(
-                CrOutcome.BAD_CREDENTIALS,
-                "Knock holds no connection-request credentials for this device to send "
-                "(see cr_provision)",
-            )
         try:
             target = parse_jid(jid)
         except JidError as exc:
