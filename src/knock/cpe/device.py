@@ -206,6 +206,7 @@ class SimulatedCpe:
         self._periodic_checked = 0.0  # periodic informs up to this time are accounted for
         self._scheduled: list[InformAt] = []
         self._ids = count(1)
+        self._on_settled: list[Callable[[], None]] = []
 
     @property
     def model(self) -> DataModel:
@@ -248,9 +249,15 @@ class SimulatedCpe:
             self._wake.set()
         self.state.save()
 
+    def on_settled(self, callback: Callable[[], None]) -> None:
+        """Call *callback* at power-on and after every session: when what the ACS set takes
+        effect, as on a real CPE, which applies a session's changes once it ends."""
+        self._on_settled.append(callback)
+
     async def run(self) -> None:
         """Power on, then live until cancelled."""
         self._boot()
+        self._settled()
         while True:
             now = self._clock.time()
             self._collect_due_events(now)
@@ -389,6 +396,11 @@ class SimulatedCpe:
                 self.state.add_event(event)
             self._after_session.clear()
             self._retry_at = 0.0
+        self._settled()
+
+    def _settled(self) -> None:
+        for callback in self._on_settled:
+            callback()
 
     def _session_failed(self, exc: BaseException) -> None:
         self._failures += 1

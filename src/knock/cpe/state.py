@@ -2,8 +2,9 @@
 
 It holds what a real CPE keeps in flash: the data model (values, attributes, instance numbers,
 connection-request credentials), whether the device has bootstrapped, the events not yet
-delivered, and the transfers queued or awaiting their TransferComplete. Every change is written
-at once, atomically, so a crash loses nothing a real device would keep.
+delivered, the transfers queued or awaiting their TransferComplete, and the ts and id of the
+last UDP connection request it accepted (Annex G: a replay stays refused after a restart).
+Every change is written at once, atomically, so a crash loses nothing a real device would keep.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class DeviceState:
         events: Sequence[EventStruct] = (),
         transfers: Sequence[QueuedTransfer] = (),
         completions: Sequence[TransferComplete] = (),
+        udp_cr_last: tuple[int, int] | None = None,
     ) -> None:
         self.path = path
         self.serial = serial
@@ -59,6 +61,7 @@ class DeviceState:
         self.events = list(events)  # pending: not yet delivered to the ACS
         self.transfers = list(transfers)  # queued, not yet performed
         self.completions = list(completions)  # TransferComplete not yet acknowledged
+        self.udp_cr_last = udp_cr_last  # (ts, id) of the last accepted UDP connection request
 
     @classmethod
     def open(
@@ -130,6 +133,10 @@ class DeviceState:
         ]
         self.save()
 
+    def udp_cr_accepted(self, ts: int, msg_id: int) -> None:
+        self.udp_cr_last = (ts, msg_id)
+        self.save()
+
     # --- whole-device changes -------------------------------------------------------------
 
     def factory_reset(self) -> None:
@@ -149,6 +156,7 @@ class DeviceState:
             "events": [[event.event_code, event.command_key] for event in self.events],
             "transfers": [asdict(transfer) for transfer in self.transfers],
             "completions": [_completion_json(result) for result in self.completions],
+            "udp_cr_last": self.udp_cr_last,
             "model": self.model.to_json(),
         }
         temporary = self.path.with_suffix(".tmp")
@@ -188,6 +196,7 @@ class DeviceState:
                 events=[EventStruct(str(code), str(key)) for code, key in document["events"]],
                 transfers=[QueuedTransfer(**fields) for fields in document["transfers"]],
                 completions=[_completion(fields) for fields in document["completions"]],
+                udp_cr_last=_udp_cr_last(document.get("udp_cr_last")),
             )
         except StateError:
             raise
@@ -201,6 +210,14 @@ class DeviceState:
                 f"device {serial}: state file {path} is corrupt ({detail}); restore it, or "
                 "delete it to start the device afresh (it will bootstrap again)"
             ) from None
+
+
+def _udp_cr_last(value: Any) -> tuple[int, int] | None:
+    # Absent from files written before devices took UDP connection requests.
+    if value is None:
+        return None
+    ts, msg_id = value
+    return int(ts), int(msg_id)
 
 
 def _completion_json(result: TransferComplete) -> dict[str, Any]:

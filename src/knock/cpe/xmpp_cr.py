@@ -1,0 +1,127 @@
+"""What a simulated CPE answers to an XMPP connection request (TR-069 Annex K), sans-IO.
+
+`XmppCrGate.decide` takes the IQ as received and the device's facts, and returns how it was
+taken, which says the stanza error to answer. The order: a sender ConnReqAllowedJabberIDs does
+not allow gets service-unavailable whatever it sent (it learns nothing); then a payload that is
+not a connection request gets service-unavailable and a malformed one bad-request; wrong
+credentials get not-authorized; then the `CrAdmission` the device's other methods share may
+refuse (service-unavailable). What remains is accepted: a result, then a session.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from lxml import etree
+
+from knock.cpe.cr_rate import CrAdmission, Verdict
+from knock.xmpp.client import StanzaError
+from knock.xmpp.jid import Jid, JidError, parse_jid
+
+CONN_REQ_NS: Final = "urn:broadband-forum-org:cwmp:xmppConnReq-1-0"
+_REQUEST: Final = f"{{{CONN_REQ_NS}}}connectionRequest"
+_FIELDS: Final = (f"{{{CONN_REQ_NS}}}username", f"{{{CONN_REQ_NS}}}password")
+
+
+class XmppAnswer(StrEnum):
+    """How an IQ was taken; the live view counts these."""
+
+    ACCEPTED = "accepted"  # result, then a session
+    MERGED = "merged"  # result; joins a session asked for and not yet begun
+    BUSY = "busy"
+    RATE_LIMITED = "rate-limited"
+    FORBIDDEN_SENDER = "forbidden-sender"  # not in ConnReqAllowedJabberIDs
+    UNSUPPORTED = "unsupported"  # an IQ that is no connection request
+    MALFORMED = "malformed"
+    BAD_CREDENTIALS = "bad-credentials"
+
+    @property
+    def opens_session(self) -> bool:
+        return self is XmppAnswer.ACCEPTED
+
+    @property
+    def error(self) -> StanzaError | None:
+        return _ERRORS.get(self)
+
+
+_UNAVAILABLE: Final = StanzaError("cancel", "service-unavailable")
+_ERRORS: Final = {
+    XmppAnswer.BUSY: _UNAVAILABLE,
+    XmppAnswer.RATE_LIMITED: _UNAVAILABLE,
+    XmppAnswer.FORBIDDEN_SENDER: _UNAVAILABLE,
+    XmppAnswer.UNSUPPORTED: _UNAVAILABLE,
+    XmppAnswer.MALFORMED: StanzaError("modify", "bad-request"),
+    XmppAnswer.BAD_CREDENTIALS: StanzaError("auth", "not-authorized"),
+}
+_ADMITTED: Final = {
+    Verdict.ACCEPTED: XmppAnswer.ACCEPTED,
+    Verdict.MERGED: XmppAnswer.MERGED,
+    Verdict.BUSY: XmppAnswer.BUSY,
+    Verdict.RATE_LIMITED: XmppAnswer.RATE_LIMITED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class XmppDeviceFacts:
+    serial: str
+    username: str  # ManagementServer.ConnectionRequestUsername
+    password: str
+    allowed: str  # ManagementServer.ConnReqAllowedJabberIDs, comma-separated
+    in_session: bool
+    sessions_started: int
+
+
+def sender_allowed(sender: str, allowed: str) -> bool:
+    """Annex K: an empty list allows all; a full JID matches exactly, a bare one any resource
+    of it. JIDs compare normalized (RFC 7622), never by prefix."""
+    entries = [entry.strip() for entry in allowed.split(",") if entry.strip()]
+    if not entries:
+        return True
+    try:
+        jid = parse_jid(sender)
+    except JidError:
+        return False
+    return any(_matches(jid, entry) for entry in entries)
+
+
+def _matches(jid: Jid, entry: str) -> bool:
+    try:
+        allowed = parse_jid(entry)
+    except JidError:
+        return False
+    return jid == allowed or (not allowed.is_full and jid.bare == allowed)
+
+
+class XmppCrGate:
+    """Decides the XMPP connection requests of every device of a worker."""
+
+    def __init__(self, admission: CrAdmission) -> None:
+        self.admission = admission
+        self.totals: Counter[XmppAnswer] = Counter()
+
+    def decide(self, iq: etree._Element, device: XmppDeviceFacts, now: float) -> XmppAnswer:
+        answer = self._decide(iq, device, now)
+        self.totals[answer] += 1
+        return answer
+
+    def _decide(self, iq: etree._Element, device: XmppDeviceFacts, now: float) -> XmppAnswer:
+        if not sender_allowed(iq.get("from", ""), device.allowed):
+            return XmppAnswer.FORBIDDEN_SENDER
+        payload = iq[0]
+        if payload.tag != _REQUEST:
+            return XmppAnswer.UNSUPPORTED
+        fields = [child for child in payload if isinstance(child.tag, str)]
+        if iq.get("type") != "get" or [child.tag for child in fields] != list(_FIELDS):
+            return XmppAnswer.MALFORMED
+        username, password = (child.text or "" for child in fields)
+        if len(fields[0]) or len(fields[1]):
+            return XmppAnswer.MALFORMED
+        if (username, password) != (device.username, device.password):
+            return XmppAnswer.BAD_CREDENTIALS
+        admitted = self.admission.admit(
+            device.serial, device.in_session, device.sessions_started, now
+        )
+        return _ADMITTED[admitted.verdict]
