@@ -420,7 +420,7 @@ def test_attribute_faults_change_nothing(model: DataModel, struct: Any, code: in
 
 def test_device_changes_are_tracked_by_notification(model: DataModel) -> None:
     model.set_parameter_attributes([spa(MS + "NATDetected", 1), spa(MS + "STUNEnable", 2)])
-    assert model.set_value(MS + "UDPConnectionRequestAddress", "198.51.100.7:40000") == 0
+    assert model.set_value(MS + "STUNServerAddress", "198.51.100.7") == 0
     assert model.set_value(MS + "NATDetected", "true") == 1
     assert model.changes() == {MS + "NATDetected": "true"}
     assert model.set_value(MS + "STUNEnable", "true") == 2
