@@ -35,16 +35,18 @@ def test_config_crosses_into_a_worker_as_json() -> None:
     ("options", "message"),
     [
         (
-            {"cr_methods": (CrMethod.HTTP, CrMethod.UDP)},
-            "--cr udp: UDP connection requests (STUN, TR-069 Annex G) are not simulated yet; "
-            "use --cr http",
-        ),
-        (
             {"cr_methods": (CrMethod.XMPP,)},
-            "--cr xmpp: XMPP connection requests (TR-069 Annex K) are not simulated yet; "
-            "use --cr http",
+            "--cr must include http (TR-069 requires it); e.g. --cr http,udp",
         ),
-        ({"cr_methods": ()}, "--cr names no method; use --cr http"),
+        ({"cr_methods": ()}, "--cr must include http (TR-069 requires it); e.g. --cr http,udp"),
+        (
+            {"cr_methods": (CrMethod.HTTP, CrMethod.XMPP), "model": "tr098"},
+            "--model tr098 with --cr http,xmpp: model tr098 lacks "
+            "InternetGatewayDevice.XMPP.Connection.{i}., "
+            "InternetGatewayDevice.XMPP.Connection.{i}.Server.{i}., "
+            "InternetGatewayDevice.ManagementServer.ConnReqXMPPConnection, which XMPP connection "
+            "requests (TR-069 Annex K) need",
+        ),
         (
             {"acs_url": "127.0.0.1:7547"},
             "--acs '127.0.0.1:7547' is not an http(s) URL; give the ACS's URL",
@@ -151,12 +153,11 @@ def flat(text: str) -> str:
     return " ".join(text.replace("│", " ").split())
 
 
-def test_knock_sim_refuses_methods_not_yet_there() -> None:
-    result = CliRunner().invoke(app, ["sim", "--acs", ACS, "--cr", "http,udp"])
+def test_knock_sim_refuses_methods_the_model_lacks() -> None:
+    result = CliRunner().invoke(app, ["sim", "--acs", ACS, "--cr", "http,xmpp", "--model", "tr098"])
     assert result.exit_code == 1
-    assert flat(result.output) == (
-        "error: --cr udp: UDP connection requests (STUN, TR-069 Annex G) are not simulated yet; "
-        "use --cr http"
+    assert flat(result.output).startswith(
+        "error: --model tr098 with --cr http,xmpp: model tr098 lacks InternetGatewayDevice.XMPP."
     )
     unknown = CliRunner().invoke(app, ["sim", "--acs", ACS, "--cr", "carrier-pigeon"])
     assert unknown.exit_code == 2

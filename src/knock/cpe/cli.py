@@ -22,7 +22,9 @@ from knock.vocab import CrMethod
 
 SIM_HELP = (
     "Run a fleet of simulated CPEs against an ACS: each device informs, answers the ACS's "
-    "RPCs and takes HTTP connection requests at its own URL on a shared 127.0.0.1 listener.\n\n"
+    "RPCs and takes HTTP connection requests at its own URL on a shared 127.0.0.1 listener; "
+    "with --cr http,udp,xmpp also UDP ones through STUN (its own UDP port) and XMPP ones "
+    "(its own XMPP connection), once the ACS has configured them.\n\n"
     "Example: knock sim --acs http://127.0.0.1:7547/ --count 10000 --workers 2"
 )
 
@@ -66,7 +68,12 @@ def sim(
         ),
     ] = None,
     cr: Annotated[
-        str, typer.Option("--cr", help="Connection-request methods the devices offer: http.")
+        str,
+        typer.Option(
+            "--cr",
+            help="Connection-request methods the devices offer, http always among them: "
+            "http, udp (STUN, TR-111), xmpp (TR-069 Annex K).",
+        ),
     ] = "http",
     periodic_interval: Annotated[
         int | None,
@@ -98,6 +105,13 @@ def sim(
     start_rate: Annotated[
         float, typer.Option(min=0.001, help="Devices powered on per second, over the whole fleet.")
     ] = DEFAULT_START_RATE,
+    xmpp_ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="Certificates (PEM) an XMPP server must chain to when the ACS sets UseTLS; "
+            "knock serve's own is in its data folder. Default: the system's trust store."
+        ),
+    ] = None,
     live: Annotated[
         bool, typer.Option(help="A live table; --no-live prints a line a second, for logs and CI.")
     ] = True,
@@ -116,6 +130,7 @@ def sim(
         cr_busy=cr_busy,
         cr_rate_limit=cr_rate_limit,
         start_rate=start_rate,
+        xmpp_ca=str(xmpp_ca) if xmpp_ca is not None else "",
     )
     err = Console(stderr=True)
     try:

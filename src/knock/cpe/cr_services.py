@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Final
 
 from knock.cpe.cr_http import CrGate
@@ -63,17 +62,6 @@ class CrServices:
             self.udp.attach(cpe)
         if self.xmpp is not None:
             self.xmpp.attach(cpe)
-
-    def counts(self) -> Mapping[CrMethod, Mapping[str, int]]:
-        """Connection requests by method, then by how they were taken."""
-        counts: dict[CrMethod, Mapping[str, int]] = {
-            CrMethod.HTTP: {str(a): n for a, n in self.http.gate.totals.items()}
-        }
-        if self.udp is not None:
-            counts[CrMethod.UDP] = {str(a): n for a, n in self.udp.gate.totals.items()}
-        if self.xmpp is not None:
-            counts[CrMethod.XMPP] = {str(a): n for a, n in self.xmpp.gate.totals.items()}
-        return counts
 
     async def close(self) -> None:
         if self.udp is not None:

@@ -10,14 +10,11 @@ from urllib.parse import urlsplit
 
 from knock.cpe.cr_listener import check_cr_support
 from knock.cpe.cr_rate import DEFAULT_RATE_LIMIT, Busy
+from knock.cpe.cr_services import check_support
 from knock.cpe.datamodel import ModelError, load_model, template_of
 from knock.vocab import CrMethod
 
 DEFAULT_START_RATE: Final = 200.0  # devices per second: a fleet boots without flooding the ACS
-_NOT_YET: Final = {
-    CrMethod.UDP: "UDP connection requests (STUN, TR-069 Annex G)",
-    CrMethod.XMPP: "XMPP connection requests (TR-069 Annex K)",
-}
 
 
 class FleetError(RuntimeError):
@@ -40,9 +37,14 @@ class FleetConfig:
     cr_rate_limit: float = DEFAULT_RATE_LIMIT
     start_rate: float = DEFAULT_START_RATE
     report_interval: float = 0.5  # seconds between a worker's reports to the parent
+    xmpp_ca: str = ""  # certificates an XMPP server must chain to under UseTLS; "": the system's
 
     def __repr__(self) -> str:  # the ACS password never reaches a log through a repr
         return f"FleetConfig({self.count} x {self.serial_prefix} -> {self.acs_url})"
+
+    @property
+    def cr_text(self) -> str:
+        return ",".join(self.cr_methods)
 
     def serial(self, number: int) -> str:
         return f"{self.serial_prefix}{number:06d}"
@@ -64,13 +66,9 @@ class FleetConfig:
             raise FleetError(f"--count {self.count}: a fleet needs at least one device")
         if not 1 <= self.workers <= self.count:
             raise FleetError(f"--workers {self.workers}: use 1 to {self.count} worker processes")
-        if not self.cr_methods:
-            raise FleetError("--cr names no method; use --cr http")
-        for method in self.cr_methods:
-            if method in _NOT_YET:
-                raise FleetError(
-                    f"--cr {method}: {_NOT_YET[method]} are not simulated yet; use --cr http"
-                )
+        if CrMethod.HTTP not in self.cr_methods:
+            # TR-069 §3.2.2: every CPE takes HTTP connection requests; the others come on top.
+            raise FleetError("--cr must include http (TR-069 requires it); e.g. --cr http,udp")
         if self.periodic_interval is not None and self.periodic_interval < 0:
             raise FleetError("--periodic-interval must be 0 (off) or a number of seconds")
         if self.start_rate <= 0:
@@ -87,6 +85,10 @@ class FleetConfig:
             check_cr_support(schema)
         except ModelError as exc:
             raise FleetError(f"--model {self.model}: {exc}") from None
+        try:
+            check_support(schema, self.cr_methods)
+        except ModelError as exc:
+            raise FleetError(f"--model {self.model} with --cr {self.cr_text}: {exc}") from None
         if self.periodic_interval is None:
             return
         leaves = ["PeriodicInformEnable"]

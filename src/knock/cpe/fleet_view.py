@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.table import Table
 
 from knock.cpe.cr_http import CrAnswer
-from knock.cpe.fleet_stats import FleetSnapshot, FleetStats
+from knock.cpe.fleet_stats import FleetSnapshot, FleetStats, accepted
+from knock.vocab import CrMethod
 
 
 def _refusals(stats: FleetStats) -> str:
     return ", ".join(f"{answer} {n}" for answer, n in sorted(stats.cr_refused.items()))
+
+
+def _refused(counts: Mapping[str, int]) -> dict[str, int]:
+    """UDP or XMPP requests that opened no session, by reason (replays, refusals)."""
+    return {k: n for k, n in sorted(counts.items()) if k not in ("accepted", "merged") and n}
+
+
+def _by_method(stats: FleetStats) -> dict[CrMethod, Mapping[str, int]]:
+    return {CrMethod.UDP: stats.udp, CrMethod.XMPP: stats.xmpp}
 
 
 def status_table(snapshot: FleetSnapshot) -> Table:
@@ -38,6 +50,23 @@ def status_table(snapshot: FleetSnapshot) -> Table:
         "CRs challenged", str(stats.cr.get(CrAnswer.CHALLENGED, 0)), "401 without credentials"
     )
     table.add_row("CRs refused", str(sum(stats.cr_refused.values())), _refusals(stats))
+    methods = config.cr_methods
+    if CrMethod.UDP in methods:
+        table.add_row(
+            "STUN bindings", str(stats.stun_bound), "devices whose public address is known"
+        )
+    if CrMethod.XMPP in methods:
+        table.add_row("XMPP online", str(stats.xmpp_online), "devices logged in")
+    for method, counts in _by_method(stats).items():
+        if method in methods:
+            refused = _refused(counts)
+            name = method.upper()
+            table.add_row(f"{name} CRs accepted", str(accepted(counts)), "")
+            table.add_row(
+                f"{name} CRs dropped",
+                str(sum(refused.values())),
+                ", ".join(f"{k} {n}" for k, n in refused.items()),
+            )
     return table
 
 
@@ -56,6 +85,17 @@ def status_line(snapshot: FleetSnapshot) -> str:
         "cr_refused": sum(stats.cr_refused.values()),
     }
     fields.update({f"cr_{answer}".replace("-", "_"): n for answer, n in stats.cr_refused.items()})
+    methods = snapshot.config.cr_methods
+    if CrMethod.UDP in methods:
+        fields["stun_bound"] = stats.stun_bound
+    if CrMethod.XMPP in methods:
+        fields["xmpp_online"] = stats.xmpp_online
+    for method, counts in _by_method(stats).items():
+        if method in methods:
+            fields[f"{method}_accepted"] = accepted(counts)
+            refused = _refused(counts)
+            fields[f"{method}_dropped"] = sum(refused.values())
+            fields.update({f"{method}_{k}".replace("-", "_"): n for k, n in refused.items()})
     if snapshot.online_after is not None:
         fields["all_online_after"] = f"{snapshot.online_after:.1f}"
     return " ".join(f"{key}={value}" for key, value in fields.items())

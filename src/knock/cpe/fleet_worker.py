@@ -1,4 +1,4 @@
-"""One process's share of a fleet: its devices, their one connection-request listener, reports.
+"""One process's share of a fleet: its devices, their connection-request services, reports.
 
 `run_worker` runs in the `knock sim` process itself for a single worker, and in each worker
 process otherwise: ``python -m knock.cpe.fleet_worker`` reads its job as one JSON line on stdin,
@@ -18,21 +18,17 @@ import resource
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
-from knock.cpe.cr_http import CrGate, CrPolicy
-from knock.cpe.cr_listener import CrListener
+from knock.cpe.cr_rate import CrPolicy
+from knock.cpe.cr_services import CrServices
 from knock.cpe.datamodel import ModelSchema, load_model
 from knock.cpe.device import CpeError, SimulatedCpe
 from knock.cpe.fleet_config import FleetConfig
 from knock.cpe.fleet_stats import FleetStats
 from knock.cpe.state import StateError
-from knock.vocab import CrMethod
 
 log = logging.getLogger("knock.sim")
-
-# ManagementServer.SupportedConnReqMethods names a method by its transport's name.
-_MODEL_NAMES: Final = {CrMethod.HTTP: "HTTP", CrMethod.UDP: "STUN", CrMethod.XMPP: "XMPP"}
 
 Report = Callable[[FleetStats], None]
 
@@ -42,20 +38,29 @@ class _Worker:
         self.config = config
         self.numbers = numbers
         self.schema: ModelSchema = load_model(config.model)
-        self.listener = CrListener(CrGate(CrPolicy(config.cr_busy, config.cr_rate_limit)))
+        self.services = CrServices(
+            config.cr_methods,
+            CrPolicy(config.cr_busy, config.cr_rate_limit),
+            xmpp_ca=config.xmpp_ca,
+        )
         self.devices: list[SimulatedCpe] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.broken = 0
 
     def stats(self) -> FleetStats:
         devices = self.devices
+        udp, xmpp = self.services.udp, self.services.xmpp
         return FleetStats(
             started=len(devices),
             online=sum(1 for cpe in devices if cpe.counts.informed),
             in_session=sum(1 for cpe in devices if cpe.in_session),
             sessions=sum(cpe.counts.done for cpe in devices),
             errors=self.broken + sum(cpe.counts.failed for cpe in devices),
-            cr=dict(self.listener.gate.totals),
+            cr=dict(self.services.http.gate.totals),
+            udp={str(a): n for a, n in udp.gate.totals.items()} if udp is not None else {},
+            xmpp={str(a): n for a, n in xmpp.gate.totals.items()} if xmpp is not None else {},
+            stun_bound=udp.bound if udp is not None else 0,
+            xmpp_online=xmpp.online if xmpp is not None else 0,
         )
 
     async def start_devices(self) -> None:
@@ -79,7 +84,7 @@ class _Worker:
                 acs_username=config.acs_username,
                 acs_password=config.acs_password,
             )
-            self.listener.attach(cpe)
+            self.services.attach(cpe)
             _configure(cpe, config)
         except (CpeError, StateError) as exc:
             self.broken += 1
@@ -109,9 +114,6 @@ class _Worker:
 def _configure(cpe: SimulatedCpe, config: FleetConfig) -> None:
     """What the fleet's options say about every device, applied at each power-on."""
     management = cpe.model.schema.management
-    supported = management("SupportedConnReqMethods")
-    if cpe.model.has(supported):
-        cpe.set_value(supported, ",".join(_MODEL_NAMES[m] for m in config.cr_methods))
     if config.periodic_interval is not None:
         cpe.set_value(management("PeriodicInformEnable"), str(config.periodic_interval > 0).lower())
         if config.periodic_interval:
@@ -132,7 +134,7 @@ async def run_worker(
     every `FleetConfig.report_interval` seconds and once more at the end."""
     _raise_open_files_limit()
     worker = _Worker(config, numbers)
-    await worker.listener.start()
+    await worker.services.start()
     helpers = [
         asyncio.create_task(worker.start_devices()),
         asyncio.create_task(worker.report_every(report)),
@@ -145,7 +147,7 @@ async def run_worker(
         for task in helpers + worker.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await worker.listener.close()
+        await worker.services.close()
         report(worker.stats())
 
 

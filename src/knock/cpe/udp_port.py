@@ -85,7 +85,13 @@ class UdpPorts:
             check_udp_support(cpe.model.schema)
         except ModelError as exc:
             raise CpeError(f"device {cpe.serial}: {exc}") from None
-        port = DevicePort(self, cpe)
+        try:
+            port = DevicePort(self, cpe)
+        except OSError as exc:
+            raise CpeError(
+                f"device {cpe.serial}: cannot open its UDP port: {exc.strerror}; with many "
+                "devices, spread them over more --workers (one descriptor each)"
+            ) from None
         self._ports.append(port)
         return port
 
