@@ -4,8 +4,9 @@ Starts `knock serve` (SQLite in a temporary folder) and `knock sim --no-live` as
 the fleet's status lines while sampling memory and descriptors of every fleet process (the
 parent and its workers), and once every device is online and idle, runs connection requests to a
 sample of devices through the NBI (`POST /devices/<id>/tasks?connection_request`: the ACS sends
-the HTTP connection request, the device opens a session, the task runs). Then stops both and
-reports:
+the connection request, the device opens a session, the task runs). With `--cr http,udp,xmpp`
+the devices also keep STUN bindings and XMPP connections, "settled" waits for all of them, and
+the ACS reaches them by XMPP first, as it prefers. Then stops both and reports:
 
 - time until all devices informed, from the ACS's records (the last device's registration, from
   the moment `knock sim` was started), next to the fleet's own figure and the start window that
@@ -56,6 +57,7 @@ class Sample:
 @dataclass
 class Run:
     devices: int
+    methods: tuple[str, ...] = ("http",)
     samples: list[Sample] = field(default_factory=list)
     sampling: bool = True  # until the fleet first settles: the samples show it growing
     last_status: dict[str, str] = field(default_factory=dict)
@@ -69,6 +71,8 @@ class Run:
             and int(status["online"]) == self.devices
             and status["in_session"] == "0"
             and int(status["sessions"]) >= sessions
+            and ("udp" not in self.methods or int(status["stun_bound"]) == self.devices)
+            and ("xmpp" not in self.methods or int(status["xmpp_online"]) == self.devices)
         )
 
     async def until_settled(self, sessions: int) -> None:
@@ -194,12 +198,13 @@ def marginal_kib(samples: list[Sample], devices: int, parent: int) -> float:
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="knock-bench-fleet-"))
     acs, acs_url, nbi = await start_acs(folder)
-    run = Run(args.devices)
+    run = Run(args.devices, tuple(args.cr.split(",")))
     wall_start = datetime.now(UTC)
     began = time.monotonic()
     sim = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "knock", "sim", "--acs", acs_url, "--count", str(args.devices),
         "--workers", str(args.workers), "--start-rate", str(args.start_rate), "--no-live",
+        "--cr", args.cr,
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     follower = asyncio.create_task(follow_fleet(sim, run, began))
@@ -253,6 +258,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "acs_rss_mib": round(acs_memory["VmRSS"] / MIB, 1),
         "acs_fds": acs_fds,
         **crs,
+        "cr_methods": args.cr,
+        "fleet_cr_counts": {
+            key: int(value)
+            for key, value in run.last_status.items()
+            if key.startswith(("cr_", "udp_", "xmpp_", "stun_"))
+        },
         "fleet_errors": int(run.last_status.get("errors", "-1")),
         "fleet_sessions": int(run.last_status.get("sessions", "-1")),
         "sim_exit_code": sim_code,
@@ -267,6 +278,7 @@ def main() -> None:
     parser.add_argument("--start-rate", type=float, default=200.0, help="devices per second")
     parser.add_argument("--crs", type=int, default=200, help="connection requests afterwards")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to get all online")
+    parser.add_argument("--cr", default="http", help="knock sim --cr: http, or http,udp,xmpp")
     parser.add_argument("--quick", action="store_true", help="a small smoke run: 100 devices")
     parser.add_argument("--json", type=Path, default=Path("bench/results/fleet.json"))
     args = parser.parse_args()
