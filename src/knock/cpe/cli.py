@@ -22,7 +22,7 @@ from knock.vocab import CrMethod
 
 SIM_HELP = (
     "Run a fleet of simulated CPEs against an ACS: each device informs, answers the ACS's "
-    "RPCs and takes HTTP connection requests at its own URL on a shared 127.0.0.1 listener; "
+    "RPCs and takes HTTP connection requests at its own URL on a shared listener (--cr-host); "
     "with --cr http,udp,xmpp also UDP ones through STUN (its own UDP port) and XMPP ones "
     "(its own XMPP connection), once the ACS has configured them.\n\n"
     "Example: knock sim --acs http://127.0.0.1:7547/ --count 10000 --workers 2"
@@ -112,6 +112,13 @@ def sim(
             "knock serve's own is in its data folder. Default: the system's trust store."
         ),
     ] = None,
+    cr_host: Annotated[
+        str,
+        typer.Option(
+            help="Address the devices' HTTP and UDP connection-request listeners bind and report "
+            "(ConnectionRequestURL, UDPConnectionRequestAddress); in a NAT lab, the LAN address."
+        ),
+    ] = "127.0.0.1",
     live: Annotated[
         bool, typer.Option(help="A live table; --no-live prints a line a second, for logs and CI.")
     ] = True,
@@ -131,6 +138,7 @@ def sim(
         cr_rate_limit=cr_rate_limit,
         start_rate=start_rate,
         xmpp_ca=str(xmpp_ca) if xmpp_ca is not None else "",
+        cr_host=cr_host,
     )
     err = Console(stderr=True)
     try:

@@ -38,6 +38,9 @@ class FleetConfig:
     start_rate: float = DEFAULT_START_RATE
     report_interval: float = 0.5  # seconds between a worker's reports to the parent
     xmpp_ca: str = ""  # certificates an XMPP server must chain to under UseTLS; "": the system's
+    # The address the devices' connection-request listeners (HTTP, UDP) bind and report: in a
+    # lab, the address of the LAN side, so that what they report is what a NAT would hide.
+    cr_host: str = "127.0.0.1"
 
     def __repr__(self) -> str:  # the ACS password never reaches a log through a repr
         return f"FleetConfig({self.count} x {self.serial_prefix} -> {self.acs_url})"

@@ -42,6 +42,7 @@ class _Worker:
             config.cr_methods,
             CrPolicy(config.cr_busy, config.cr_rate_limit),
             xmpp_ca=config.xmpp_ca,
+            host=config.cr_host,
         )
         self.devices: list[SimulatedCpe] = []
         self.tasks: list[asyncio.Task[None]] = []
