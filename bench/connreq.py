@@ -71,7 +71,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     sim = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "knock", "sim", "--acs", acs_url, "--count", str(args.devices),
         "--workers", str(args.workers), "--start-rate", str(args.start_rate), "--no-live",
-        "--cr", args.method, "--periodic-interval", "86400",
+        "--cr", f"http,{args.method}" if args.method != "http" else "http",
+        "--periodic-interval", "86400",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     follower = asyncio.create_task(follow_fleet(sim, run, time.monotonic()))
