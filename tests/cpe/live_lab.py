@@ -75,9 +75,12 @@ class Lab:
                     await announcements.next()
 
     async def provisioned(self, cpe: SimulatedCpe) -> tuple[str, str]:
-        """The UDP address and JID the ACS stored once the device reported both."""
+        """The UDP address and JID the ACS stored once the device reported both, after the
+        session that reported them ended (a connection request would meet it busy)."""
         address = await self.stored(cpe, f"{MS}UDPConnectionRequestAddress", _stun_mapped(cpe))
         jid = await self.stored(cpe, f"{MS}ConnReqJabberID", bool)
+        if cpe.in_session:
+            await settled(cpe)
         return address, jid
 
     async def restart_acs(self) -> None:

@@ -113,8 +113,6 @@ async def test_the_rate_limit_is_shared_by_http_and_udp(tmp_path: Path) -> None:
     async with lab(tmp_path, policy=CrPolicy(rate_limit=60)) as running:
         [cpe] = running.devices
         await running.provisioned(cpe)
-        if cpe.in_session:  # the session that reported them: busy, not rate-limited, would answer
-            await settled(cpe)
         device_id = running.device_id(cpe)
         dispatcher = running.acs.dispatcher
         first = await dispatcher.reach(device_id, within=5, via=CrMethod.HTTP)
