@@ -17,7 +17,7 @@ from knock.connreq.http import HttpConnectionRequester, Sent
 from knock.connreq.order import MethodOrder
 from knock.connreq.udp_sender import UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
-from knock.notify import Arrival, Hub, Subscription
+from knock.notify import Arrival, Hub, SessionEnded, Subscription
 from knock.store import Store
 from knock.store.rows import CrTarget
 from knock.vocab import CrMethod, CrOutcome, Event
@@ -94,12 +94,26 @@ class Dispatcher:
                 None,
                 "the device reported no ConnectionRequestURL, XMPP JID or UDP address yet",
             )
+        await self._session_over(device_id, deadline)
         attempts: list[Attempt] = []
         for method in methods:
             result = await self._attempt(target, method, deadline, attempts)
             if result.delivered or self._clock() >= deadline:
                 return result
         return result
+
+    async def _session_over(self, device_id: str, deadline: float) -> None:
+        """A device in a session refuses connection requests (busy, TR-069 §3.2.2): wait for it
+        to end, within the deadline, rather than spend the request on a 503."""
+        with self._hub.subscribe(device_id) as announcements:
+            if not self._in_session(device_id):
+                return
+            try:
+                async with asyncio.timeout(max(0.0, deadline - self._clock())):
+                    while not isinstance(await announcements.next(), SessionEnded):
+                        pass
+            except TimeoutError:
+                return  # the request is sent anyway, and its outcome says what happened
 
     async def reach_many(
         self, device_ids: Iterable[str], concurrency: int = 100, within: float | None = None

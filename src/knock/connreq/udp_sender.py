@@ -41,6 +41,8 @@ class UdpConnectionRequester:
         # A CPE drops an id equal to the last one it accepted: ids only move on, from a random
         # start so that a restarted ACS does not repeat its predecessor's.
         self._ids = itertools.count(secrets.randbelow(2**31))
+        self._pending: set[asyncio.Task[None]] = set()
+        self._last_ts: dict[str, int] = {}  # by CR username: one entry per device
 
     def address_for(self, target: CrTarget) -> Address | None:
         """The freshest address: the binding this STUN server just saw, else the one the store
@@ -55,23 +57,32 @@ class UdpConnectionRequester:
 
     async def send(self, address: Address, username: str, password: str) -> Sent:
         host, port = address
+        # A CPE drops a request whose ts is not newer than the last it accepted, and ts counts
+        # whole seconds: a second request within the same second gets the next second.
+        ts = max(int(self._clock()), self._last_ts.get(username, -1) + 1)
+        self._last_ts[username] = ts
         datagram = build_udp_cr(
-            host,
-            port,
-            username,
-            password,
-            int(self._clock()),
-            next(self._ids),
-            secrets.token_hex(8),
+            host, port, username, password, ts, next(self._ids), secrets.token_hex(8)
         )
-        for copy in range(self._repeat):
-            if copy:
-                await asyncio.sleep(self._interval)
+        try:
+            self._send_to(datagram, address)
+        except OSError as exc:
+            return Sent(CrOutcome.UNREACHABLE, f"cannot send to {host}:{port}: {exc}")
+        if self._repeat > 1:
+            # The copies follow in the background: the wait for the Inform (and the latency the
+            # dispatcher measures) starts with the first datagram, not the last.
+            copies = asyncio.create_task(self._copies(datagram, address))
+            self._pending.add(copies)
+            copies.add_done_callback(self._pending.discard)
+        return Sent(None, f"{self._repeat} signed datagrams to {host}:{port} from the STUN port")
+
+    async def _copies(self, datagram: bytes, address: Address) -> None:
+        for _copy in range(self._repeat - 1):
+            await asyncio.sleep(self._interval)
             try:
                 self._send_to(datagram, address)
-            except OSError as exc:
-                return Sent(CrOutcome.UNREACHABLE, f"cannot send to {host}:{port}: {exc}")
-        return Sent(None, f"{self._repeat} signed datagrams to {host}:{port} from the STUN port")
+            except OSError:
+                return  # the first one went; the dispatcher is already waiting for the Inform
 
 
 def parse_address(text: str) -> Address | None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Final, NoReturn
+from typing import TYPE_CHECKING, Annotated, Final, NoReturn
 
 import typer
 from rich.console import Console
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from knock.lab.nat import NatLab
 
 LAB_HELP: Final = "Labs that put Knock's connection requests through real network conditions."
 NAT_HELP: Final = (
@@ -19,8 +22,9 @@ NAT_HELP: Final = (
     "(198.51.100.10 and up, default route via 198.51.100.1). pub has no route to the LAN.\n\n"
     "What it is for: watch an HTTP connection request to a CPE's private address fail while "
     "UDP (sent from the STUN server's own socket) and XMPP connection requests get through. "
-    "Run the ACS in pub and `knock sim` in lan; the full demo arrives when UDP and XMPP "
-    "connection requests are integrated.\n\n"
+    "--demo does it all: `knock serve` in pub, a `knock sim` device with every method in lan, "
+    "one connection request by each method and one by the dispatcher's own choice, a table of "
+    "the outcomes, then teardown.\n\n"
     "Without --exec the lab stays up until Ctrl-C; meanwhile `ip netns exec NAMESPACE CMD` "
     "runs anything inside it. Everything is torn down on exit. Only documentation addresses "
     "(RFC 5737) are used and nothing is routed to or from the host."
@@ -63,9 +67,19 @@ def nat(
         int, typer.Option(min=1, max=200, help="Public-side addresses, 203.0.113.10 upwards.")
     ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the table.")] = False,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Run the ACS and a device in the lab and show a connection request by each "
+            "method: HTTP fails, UDP and XMPP get through.",
+        ),
+    ] = False,
 ) -> None:
     if exec_in is not None and exec_in not in ROLE_NAMES:
         raise typer.BadParameter(f"{exec_in!r} is not a namespace; use pub, nat or lan")
+    if demo and exec_in is not None:
+        raise typer.BadParameter("--demo and --exec are alternatives: give one")
     if (exec_in is None) != (not command):
         raise typer.BadParameter("--exec NAMESPACE and a command after `--` go together")
     from knock.lab.nat import NatLab  # here, so `knock --help` does not load the lab
@@ -80,6 +94,8 @@ def nat(
                 out.print(lab_table(lab), rules_table(lab))
             if exec_in is not None and command:
                 status = lab.popen(exec_in, command).wait()
+            elif demo:
+                status = _demo(out, lab)
             else:
                 _wait_for_stop(out, lab.namespace("pub"))
                 status = 0
@@ -88,6 +104,40 @@ def nat(
     except KeyboardInterrupt:
         status = 130  # the shell's convention for "stopped by SIGINT"
     raise typer.Exit(status)
+
+
+def _demo(out: Console, lab: NatLab) -> int:
+    """0 when HTTP failed and UDP and XMPP were delivered, as behind a NAT they should."""
+    import asyncio
+    import tempfile
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from knock.lab.demo import DEVICE, start_demo
+
+    out.print("Starting knock serve in pub and a knock sim device in lan ...", highlight=False)
+    with tempfile.TemporaryDirectory(prefix="knock-lab-demo-") as folder:
+        running = start_demo(lab, Path(folder))
+        try:
+            asks = [("http", 5.0), ("udp", 15.0), ("xmpp", 15.0), (None, 15.0)]
+            results = [asyncio.run(running.reach(via, wait)) for via, wait in asks]
+        finally:
+            running.close()
+    table = Table(title=f"Connection requests to {DEVICE} behind the NAT")
+    for column in ("asked", "outcome", "latency", "attempts"):
+        table.add_column(column)
+    for (via, _), result in zip(asks, results, strict=True):
+        latency = result["latencyMs"]
+        table.add_row(
+            via or "any (cr_order http,udp,xmpp)",
+            result["outcome"],
+            "" if latency is None else f"{latency:.0f} ms",
+            "; ".join(f"{a['method']}: {a['outcome']} ({a['detail']})" for a in result["attempts"]),
+        )
+    out.print(table)
+    expected = ["unreachable", "delivered", "delivered", "delivered"]
+    return 0 if [r["outcome"] for r in results] == expected else 1
 
 
 def clean() -> None:
