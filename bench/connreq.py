@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import statistics
@@ -23,12 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from fleet import Run, follow_fleet, start_acs
 from knock.cwmp import DeviceIdStruct, device_key
 from knock.nbi.client import NbiClient
+from report import report
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -113,14 +110,11 @@ def main() -> None:
         args.devices, args.workers, args.concurrency = 30, 1, 10
     args.json = args.json or Path(f"bench/results/connreq-{args.method}.json")
     result = asyncio.run(bench(args))
-    table = Table(title=f"connection requests by {args.method} to {args.devices} simulated devices")
-    table.add_column("figure")
-    table.add_column("value")
-    for key, value in result.items():
-        table.add_row(key, str(value))
-    Console().print(table)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report(
+        f"connection requests by {args.method} to {args.devices} simulated devices",
+        result,
+        args.json,
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import signal
@@ -36,12 +35,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from informs import free_port, rss_kib
 from knock.cwmp import DeviceIdStruct, device_key
 from knock.nbi.client import NbiClient
+from report import report
 
 MIB = 1024
 
@@ -285,14 +282,7 @@ def main() -> None:
     if args.quick:
         args.devices, args.crs, args.start_rate = 100, 10, 500.0
     result = asyncio.run(bench(args))
-    table = Table(title=f"knock sim: {args.devices} devices against knock serve", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in result.items():
-        table.add_row(key, str(value))
-    Console().print(table)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report(f"knock sim: {args.devices} devices against knock serve", result, args.json)
 
 
 if __name__ == "__main__":

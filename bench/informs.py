@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import socket
@@ -21,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from rich.console import Console
-from rich.table import Table
+
+from report import report
 
 NS = "urn:dslforum-org:cwmp-1-0"
 _ENV_HEAD = (
@@ -240,13 +239,7 @@ def main() -> None:
     if args.quick:
         args.devices, args.rounds = 50, 1
     result = asyncio.run(bench(args.devices, args.concurrency, args.rounds))
-    table = Table(title="knock serve: full sessions (Inform, empty POST, GPV, 204)")
-    for key in result:
-        table.add_column(key)
-    table.add_row(*(str(v) for v in result.values()))
-    Console().print(table)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report("knock serve: full sessions (Inform, empty POST, GPV, 204)", result, args.json)
 
 
 if __name__ == "__main__":

@@ -25,14 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from rich.console import Console
-from rich.table import Table
 
 from knock.xmpp import ns
 from knock.xmpp.c2s import Policy
 from knock.xmpp.sasl import ScramClient, ScramCredentials, salted_password
 from knock.xmpp.server import Listen, XmppServer
 from knock.xmpp.stream import Stanza, StreamOpened, StreamParser, stream_header
+from report import report
 
 DOMAIN = "bench.knock"
 PASSWORD = "bench-password"
@@ -343,14 +342,9 @@ def main() -> None:
     if args.quick:
         args.connections, args.pairs, args.seconds = 200, 5, 1.0
     result = asyncio.run(bench(args.connections, args.pairs, args.seconds, args.tls))
-    table = Table(title="knock.xmpp server: idle devices held, connection-request IQ round trips")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in result.items():
-        table.add_row(key, str(value))
-    Console().print(table)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report(
+        "knock.xmpp server: idle devices held, connection-request IQ round trips", result, args.json
+    )
 
 
 if __name__ == "__main__":
