@@ -36,6 +36,7 @@ from knock.xmpp.client import (
     StanzaError,
     StartTls,
 )
+from knock.xmpp.drive import carry_out
 from knock.xmpp.jid import parse_jid
 from knock.xmpp.tls import TlsError, TlsLayer
 
@@ -405,17 +406,7 @@ class _Protocol(asyncio.BufferedProtocol):
     # --- driving the core -----------------------------------------------------------------
 
     def _run(self, outputs: list[Output]) -> None:
-        pending: list[bytes] = []
-        for output in outputs:
-            if isinstance(output, bytes):
-                pending.append(output)
-                continue
-            if pending:
-                self.write(b"".join(pending))
-                pending.clear()
-            self._act(output)
-        if pending:
-            self.write(b"".join(pending))
+        carry_out(outputs, self.write, self._act)
         self._schedule()
 
     def _act(self, output: Output) -> None:

@@ -32,6 +32,7 @@ from knock.xmpp.c2s import (
     Route,
     StartTls,
 )
+from knock.xmpp.drive import carry_out
 from knock.xmpp.jid import Jid
 from knock.xmpp.sasl import NeedCredentials, ScramCredentials
 from knock.xmpp.stream import StreamCondition, serialize
@@ -304,18 +305,8 @@ class _Connection(asyncio.BufferedProtocol):
         self._server._lost(self)
 
     def run(self, actions: list[Action]) -> None:
-        """Carry out what the core asked for, writing consecutive bytes in one go."""
-        pending: list[bytes] = []
-        for action in actions:
-            if isinstance(action, bytes):
-                pending.append(action)
-                continue
-            if pending:
-                self.write(b"".join(pending))
-                pending.clear()
-            self._server._act(self, action)
-        if pending:
-            self.write(b"".join(pending))
+        """Carry out what the core asked for."""
+        carry_out(actions, self.write, lambda action: self._server._act(self, action))
 
     def write(self, data: bytes) -> None:
         if self._tls is not None:
