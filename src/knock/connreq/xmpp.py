@@ -26,6 +26,7 @@ from knock.xmpp import ns
 from knock.xmpp.client import ClientConfig, IqResult, NotOnline, StanzaError, TlsPolicy
 from knock.xmpp.client_conn import ConnectionLost, ServerRetry, Status, XmppClient
 from knock.xmpp.jid import Jid, JidError, parse_jid
+from knock.xmpp.srv import SYSTEM_RESOLVER, SrvResolver
 
 CONN_REQ_NS: Final = "urn:broadband-forum-org:cwmp:xmppConnReq-1-0"
 # The ACS is a server-side service: it reconnects sooner than TR-181's CPE defaults (60 s
@@ -59,9 +60,11 @@ class XmppConnectionRequester:
         allow_plain_without_tls: bool = False,
         retry: ServerRetry = ACS_RETRY,
         timeout: float = 10.0,
+        resolver: SrvResolver = SYSTEM_RESOLVER,
     ) -> None:
-        """*jid*: the ACS's account with its resource (acs@xmpp.example/knock); *timeout*: how
-        long a device has to answer a request (and, after a service-unavailable, a ping)."""
+        """*jid*: the ACS's account with its resource (acs@xmpp.example/knock); *host* None:
+        the server is found through DNS SRV (`XmppClient`); *timeout*: how long a device has
+        to answer a request (and, after a service-unavailable, a ping)."""
         config = ClientConfig(tls=tls, allow_plain_without_tls=allow_plain_without_tls)
         self._client = XmppClient(
             jid,
@@ -72,6 +75,7 @@ class XmppConnectionRequester:
             ssl_context=ssl_context,
             config=config,
             retry=retry,
+            resolver=resolver,
         )
         self._timeout = timeout
 

@@ -38,6 +38,13 @@ from knock.xmpp.client import (
 )
 from knock.xmpp.drive import carry_out
 from knock.xmpp.jid import parse_jid
+from knock.xmpp.srv import (
+    CLIENT_SERVICE,
+    DIRECT_TLS_SERVICE,
+    SYSTEM_RESOLVER,
+    ServiceNotOffered,
+    SrvResolver,
+)
 from knock.xmpp.tls import TlsError, TlsLayer
 
 log = logging.getLogger("knock.xmpp.client")
@@ -123,6 +130,7 @@ class XmppClient:
         "_password",
         "_port",
         "_protocol",
+        "_resolver",
         "_retry",
         "_sleep",
         "_ssl_context",
@@ -145,20 +153,24 @@ class XmppClient:
         connect_timeout: float = 10.0,
         on_request: RequestHandler | None = None,
         on_status: StatusHandler | None = None,
+        resolver: SrvResolver = SYSTEM_RESOLVER,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         draw: Callable[[], float] = random.random,
     ) -> None:
         """*jid*: the account, with the resource to ask for; *host*: the server to dial (None:
-        the JID's domain, as RFC 6120 §3.2.2 falls back to when SRV gives nothing: SRV records
-        are not looked up, since neither the standard library nor aiohttp resolves them);
-        *ssl_context*: verifies the server (None: the system's trust store) and is used for
-        STARTTLS as the config's TLS policy says, or from the start with *direct_tls*.
+        the targets of the JID domain's SRV records, looked up by *resolver* at each attempt,
+        or without records the domain itself, RFC 6120 §3.2); *port*: the port of *host*, or
+        without a host the fallback when there is no SRV record (default 5222, 5223 for
+        *direct_tls*); *ssl_context*: verifies the server (None: the system's trust store) and
+        is used for STARTTLS as the config's TLS policy says, or from the start with
+        *direct_tls*.
         *on_request* answers incoming get and set IQs with `answer`; without one they are
         answered service-unavailable. *sleep* and *draw* are the back-off's, for tests."""
         self._jid = parse_jid(jid)
         self._password = password
         self._host = host
         self._port = port or (DIRECT_TLS_PORT if direct_tls else XMPP_PORT)
+        self._resolver = resolver
         self._direct_tls = direct_tls
         self._ssl_context = ssl_context
         self._config = config or ClientConfig()
@@ -266,19 +278,37 @@ class XmppClient:
             self._task = None
 
     async def _connect(self) -> None:
+        failures: list[str] = []
+        for host, port in await self._targets():
+            try:
+                login = await self._dial(host, port)
+            except (OSError, TimeoutError) as exc:
+                failures.append(f"cannot connect to {host}:{port}: {_why(exc)}")
+                continue
+            await login  # a refused login is not tried on the next server: it is the account's
+            return
+        found = "" if self._host else f" (from DNS SRV of {self._jid.domain}, or its fallback)"
+        raise _Failed("; ".join(failures) + found)
+
+    async def _dial(self, host: str, port: int) -> asyncio.Future[None]:
+        """A TCP connection to *host*; the future the login's end sets."""
         loop = asyncio.get_running_loop()
-        host = self._host or self._jid.domain
         login: asyncio.Future[None] = loop.create_future()
         core = ClientConnection(
             self._config, self._jid, self._password, now=loop.time(), tls=self._direct_tls
         )
+        async with asyncio.timeout(self._connect_timeout):
+            await loop.create_connection(lambda: _Protocol(self, core, login), host, port)
+        return login
+
+    async def _targets(self) -> list[tuple[str, int]]:
+        if self._host:
+            return [(self._host, self._port)]
+        service = DIRECT_TLS_SERVICE if self._direct_tls else CLIENT_SERVICE
         try:
-            async with asyncio.timeout(self._connect_timeout):
-                await loop.create_connection(lambda: _Protocol(self, core, login), host, self._port)
-        except (OSError, TimeoutError) as exc:
-            unlooked = "" if self._host else " (no host given, and SRV records are not looked up)"
-            raise _Failed(f"cannot connect to {host}:{self._port}{unlooked}: {_why(exc)}") from exc
-        await login
+            return await self._resolver.lookup(self._jid.domain, self._port, service)
+        except ServiceNotOffered as exc:
+            raise _Failed(str(exc)) from exc
 
     # --- called by the protocol -----------------------------------------------------------
 
