@@ -2,9 +2,10 @@
 
 When the device settles (power-on, end of a session) its agent reads the row that
 ManagementServer.ConnReqXMPPConnection names: enabled, it keeps an `XmppClient` logged in as
-Username@Domain/Resource to the first enabled Server row by Priority, with the row's back-off
-(ServerRetry*) and STARTTLS required when UseTLS is set; a change of any of these starts a new
-connection. The JID the server binds becomes the row's JabberID and ManagementServer.
+Username@Domain/Resource to the first enabled Server row by Priority (with no row and
+ServerConnectAlgorithm DNS-SRV, to the server the Domain's SRV records name), with the row's
+back-off (ServerRetry*) and STARTTLS required when UseTLS is set; a change of any of these
+starts a new connection. The JID the server binds becomes the row's JabberID and ManagementServer.
 ConnReqJabberID (active notification: the ACS hears of it at once); Status, TLSEstablished and
 LastChangeDate follow the connection. Incoming IQs go to the `XmppCrGate`.
 
@@ -31,6 +32,7 @@ from knock.vocab import Event
 from knock.xmpp.client import ClientConfig, IqRequest, TlsPolicy
 from knock.xmpp.client_conn import ConnState, ServerRetry, Status, XmppClient
 from knock.xmpp.jid import JidError, parse_jid
+from knock.xmpp.srv import SYSTEM_RESOLVER, SrvResolver
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +57,18 @@ class XmppShared:
     """What every device agent of one worker shares."""
 
     def __init__(
-        self, gate: XmppCrGate, *, ca_file: str = "", clock: Callable[[], float] = time.time
+        self,
+        gate: XmppCrGate,
+        *,
+        ca_file: str = "",
+        clock: Callable[[], float] = time.time,
+        resolver: SrvResolver = SYSTEM_RESOLVER,
     ) -> None:
         """*ca_file*: the certificates a server must chain to under UseTLS (knock serve's is
-        ``<data_dir>/xmpp/…``); empty: the system's trust store."""
+        ``<data_dir>/xmpp/…``); empty: the system's trust store. *resolver*: for devices that
+        find their server through DNS SRV."""
         self.gate = gate
+        self.resolver = resolver
         self.clock = clock
         self._ca_file = ca_file
         self._context: ssl.SSLContext | None = None
@@ -112,8 +121,8 @@ class _Settings:
     row: str  # "Device.XMPP.Connection.1."
     jid: str
     password: str
-    host: str
-    port: int
+    host: str | None  # None: from the Domain's SRV records
+    port: int | None
     tls: bool
     keepalive: float
     retry: ServerRetry
@@ -153,6 +162,7 @@ class DeviceXmpp:
             retry=settings.retry,
             on_request=self._request,
             on_status=self._status,
+            resolver=shared.resolver,
         )
         self.client.start()
 
@@ -166,6 +176,9 @@ class DeviceXmpp:
             self._set(row + "Status", "Disabled")
             return None
         server = self._server(row)
+        algorithm = row + "ServerConnectAlgorithm"
+        if server is None and model.has(algorithm) and model.get(algorithm) == "DNS-SRV":
+            server = (None, None)  # TR-181: look up the Domain's SRV records (RFC 6120 §3.2)
         username, domain = model.get(row + "Username"), model.get(row + "Domain")
         resource = model.get(row + "Resource")
         try:
@@ -192,7 +205,7 @@ class DeviceXmpp:
             ),
         )
 
-    def _server(self, row: str) -> tuple[str, int] | None:
+    def _server(self, row: str) -> tuple[str | None, int | None] | None:
         """The enabled Server row first by Priority (lowest wins, TR-181)."""
         model = self.cpe.model
         rows = [info.name for info in model.get_parameter_names(row + "Server.", True)]
