@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from knock.connreq.order import MethodOrder
+from knock.xmpp.client import TlsPolicy
+from knock.xmpp.jid import JidError, parse_jid
 
 ENV_PREFIX = "KNOCK_"
 
@@ -144,6 +146,34 @@ class Settings:
     xmpp_allow_plain: bool = field(
         default=False, metadata=_help("Allow SASL PLAIN without TLS (SCRAM-SHA-1 is always on).")
     )
+    xmpp_acs_jid: str = field(
+        default="",
+        metadata=_help(
+            "The ACS's account on an external XMPP server (Prosody, ejabberd), user@domain "
+            "or user@domain/resource; when set, the built-in server is not started (whatever "
+            "xmpp_enable says)."
+        ),
+    )
+    xmpp_acs_password: str = field(default="", metadata=_help("Password of xmpp_acs_jid."))
+    xmpp_acs_server: str = field(
+        default="",
+        metadata=_help(
+            "Host of the external XMPP server; empty: the JID domain's DNS SRV records, "
+            "or the domain itself."
+        ),
+    )
+    xmpp_acs_port: int = field(
+        default=5222,
+        metadata=_help("Its port; with no xmpp_acs_server, the port if the domain has no SRV."),
+    )
+    xmpp_acs_tls: str = field(
+        default="required",
+        metadata=_help("STARTTLS to the external server: required, if-offered or never."),
+    )
+    xmpp_acs_ca: str = field(
+        default="",
+        metadata=_help("PEM CA bundle the external server must chain to; empty: the system's."),
+    )
     tls_cert: str = field(default="", metadata=_help("PEM certificate: CWMP is served over HTTPS."))
     tls_key: str = field(default="", metadata=_help("PEM private key for --tls-cert."))
     tls_self_signed: bool = field(
@@ -200,8 +230,30 @@ class Settings:
             raise ConfigError("stun_keepalive_min must be positive and at most stun_keepalive_max")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
+        self._validate_xmpp_acs()
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level is {self.log_level!r}; use debug, info, warning or error")
+
+    def _validate_xmpp_acs(self) -> None:
+        if self.xmpp_acs_tls not in _XMPP_TLS:
+            raise ConfigError(
+                f"xmpp_acs_tls is {self.xmpp_acs_tls!r}; use {', '.join(sorted(_XMPP_TLS))}"
+            )
+        if not self.xmpp_acs_jid:
+            return
+        try:
+            jid = parse_jid(self.xmpp_acs_jid)
+        except JidError as exc:
+            raise ConfigError(f"xmpp_acs_jid {self.xmpp_acs_jid!r}: {exc}") from None
+        if not jid.local:
+            raise ConfigError(f"xmpp_acs_jid {self.xmpp_acs_jid!r} needs a user: user@domain")
+        if not self.xmpp_acs_password:
+            raise ConfigError("xmpp_acs_jid needs xmpp_acs_password (KNOCK_XMPP_ACS_PASSWORD)")
+        if not 0 < self.xmpp_acs_port < 65536:
+            raise ConfigError(f"xmpp_acs_port {self.xmpp_acs_port} is not a TCP port")
+
+
+_XMPP_TLS = frozenset(policy.value for policy in TlsPolicy)
 
 
 def _coerce(name: str, value: Any, kind: type) -> Any:

@@ -16,7 +16,13 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from knock.acs.auth import CpeAuthenticator
-from knock.acs.provisioning import Credentials, CrPolicy, StunOffer, XmppOffer
+from knock.acs.provisioning import (
+    Credentials,
+    CrPolicy,
+    StunOffer,
+    XmppAccountOffer,
+    XmppOffer,
+)
 from knock.acs.service import AcsService
 from knock.acs.xmpp_accounts import put_account, store_lookup
 from knock.config import ConfigError, Settings
@@ -32,7 +38,9 @@ from knock.stun.server import StunServer, start_stun_server
 from knock.stun.service import BindingLearned, StunSettings
 from knock.tlsutil import ensure_self_signed, server_context
 from knock.xmpp.c2s import Policy
-from knock.xmpp.client import TlsPolicy
+from knock.xmpp.client import EndReason, TlsPolicy
+from knock.xmpp.client_conn import ConnState, Status
+from knock.xmpp.jid import parse_jid
 from knock.xmpp.server import Listen, XmppServer
 
 log = logging.getLogger("knock.serve")
@@ -155,13 +163,47 @@ async def _acs_xmpp_client(
         ssl_context=trust,
         timeout=settings.cr_timeout,
     )
+    await _log_in(requester)
+    return requester
+
+
+async def _acs_xmpp_external(settings: Settings) -> XmppConnectionRequester:
+    """The ACS's connection to an external server (Prosody, ejabberd), as xmpp_acs_jid.
+    Raises `ConfigError` when the server refuses the login: retrying cannot mend that."""
+    jid = parse_jid(settings.xmpp_acs_jid)
+    full = str(jid) if jid.resource else f"{jid}/knock"
+    requester = XmppConnectionRequester(
+        full,
+        settings.xmpp_acs_password,
+        host=settings.xmpp_acs_server or None,
+        port=settings.xmpp_acs_port,
+        tls=TlsPolicy(settings.xmpp_acs_tls),
+        ssl_context=ssl.create_default_context(cafile=settings.xmpp_acs_ca or None),
+        timeout=settings.cr_timeout,
+    )
+    status = await _log_in(requester)
+    if status.reason.startswith(EndReason.AUTH_FAILED):
+        await requester.close()
+        raise ConfigError(
+            f"the XMPP server refused the ACS's login as {jid.bare} ({status.reason}): check "
+            "xmpp_acs_jid and xmpp_acs_password, and that the account exists on the server "
+            f"(Prosody: prosodyctl register {jid.local} {jid.domain} PASSWORD; ejabberd: "
+            f"ejabberdctl register {jid.local} {jid.domain} PASSWORD)"
+        )
+    return requester
+
+
+async def _log_in(requester: XmppConnectionRequester) -> Status:
+    """Start *requester* and wait for its first attempt: the first connection requests should
+    not find the ACS still logging in. A server that is down is retried with back-off."""
     requester.start()
     try:
-        # The first connection requests should not find the ACS still logging in.
-        await asyncio.wait_for(requester.wait_connected(), 5)
+        status = await asyncio.wait_for(requester.attempt_outcome(), 15)
     except TimeoutError:
-        log.warning("the ACS is not logged in to its XMPP server yet: %s", requester.status)
-    return requester
+        status = requester.status
+    if status.state is not ConnState.ONLINE:
+        log.warning("the ACS is not logged in to its XMPP server yet: %s", status.reason)
+    return status
 
 
 def _live_binding(stun: StunServer) -> LiveBinding:
@@ -178,15 +220,18 @@ def _acs_host(settings: Settings) -> str:
 
 
 def _xmpp_offer(settings: Settings, xmpp: XmppServer | None) -> XmppOffer | None:
+    if settings.xmpp_acs_jid:
+        # An external server: devices' accounts are configured out of band (docs/configuration.md).
+        return XmppOffer(str(parse_jid(settings.xmpp_acs_jid).bare))
     if xmpp is None:
         return None
-    return XmppOffer(
+    account = XmppAccountOffer(
         domain=settings.xmpp_domain,
         server_address=_acs_host(settings),
         port=xmpp.port,
         use_tls=settings.xmpp_require_tls,
-        acs_jid=f"{ACS_XMPP_USER}@{settings.xmpp_domain}",
     )
+    return XmppOffer(f"{ACS_XMPP_USER}@{settings.xmpp_domain}", account)
 
 
 def _stun_offer(settings: Settings, stun: StunServer | None) -> StunOffer | None:
@@ -239,11 +284,14 @@ def _bound_port(runner: web.AppRunner) -> int:
 
 async def start(settings: Settings, connection_request: ConnectionRequest | None = None) -> Running:
     tls = _tls_context(settings)
+    # First, so that a refused login stops the start before anything else is open.
+    external = await _acs_xmpp_external(settings) if settings.xmpp_acs_jid else None
     store = await Store.open(settings.store_url)
     hub = Hub()
     stun_accounts = await store.stun_passwords()
     stun = await _start_stun(settings, store, stun_accounts) if settings.stun_enable else None
-    xmpp = await _start_xmpp(settings, store) if settings.xmpp_enable else None
+    builtin = settings.xmpp_enable and external is None
+    xmpp = await _start_xmpp(settings, store) if builtin else None
     acs = AcsService(
         store,
         hub,
@@ -256,7 +304,7 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         session_timeout=settings.cwmp_session_timeout,
         max_body=settings.cwmp_max_body,
     )
-    xmpp_requester = None if xmpp is None else await _acs_xmpp_client(settings, store, xmpp)
+    xmpp_requester = external if xmpp is None else await _acs_xmpp_client(settings, store, xmpp)
     cr_http = HttpConnectionRequester(
         allow_basic=settings.cr_allow_basic, timeout=settings.cr_timeout
     )

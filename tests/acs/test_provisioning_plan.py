@@ -8,6 +8,7 @@ from knock.acs.provisioning import (
     Provisioned,
     Provisioning,
     StunOffer,
+    XmppAccountOffer,
     XmppOffer,
     data_model_root,
     provisioning_for,
@@ -92,7 +93,7 @@ def test_policies_and_roots() -> None:
     assert "cr-pass" not in repr(CR)
 
 
-XMPP = XmppOffer("knock.lab", "acs.example", 5222, False, "acs@knock.lab")
+XMPP = XmppOffer("acs@knock.lab", XmppAccountOffer("knock.lab", "acs.example", 5222, False))
 DEVICE_XMPP = Credentials("cpe-user", "cpe-xmpp-pw")
 
 
@@ -139,5 +140,23 @@ def test_a_device_refusing_the_xmpp_rows_still_gets_its_cr_credentials() -> None
     )
     write = plan.on_response(cpe_fault(9004, "no more rows"))
     assert isinstance(write, SetParameterValues) and len(write.parameter_list) == 2
+    done = plan.on_response(SetParameterValuesResponse(0))
+    assert isinstance(done, Provisioned) and done.xmpp is None and done.cr == CR
+
+
+def test_with_an_external_server_only_the_acs_jid_is_allowed() -> None:
+    # Accounts on Prosody or ejabberd are the operator's: no rows are added, no account made.
+    plan = provisioning_for(CrPolicy.FIXED, "Device.", CR, None, XmppOffer("acs@xmpp.example"))
+    assert plan is not None
+    plan.first()
+    reported = [
+        ParameterValueStruct(f"{MS}ConnReqXMPPConnection", "Device.XMPP.Connection.1"),
+        ParameterValueStruct(f"{MS}ConnReqAllowedJabberIDs", ""),
+    ]
+    write = plan.on_response(GetParameterValuesResponse(reported))
+    assert isinstance(write, SetParameterValues)
+    assert write.parameter_list[2:] == [
+        ParameterValueStruct(f"{MS}ConnReqAllowedJabberIDs", "acs@xmpp.example")
+    ]
     done = plan.on_response(SetParameterValuesResponse(0))
     assert isinstance(done, Provisioned) and done.xmpp is None and done.cr == CR

@@ -3,7 +3,9 @@
 Pure: the service starts a `Provisioning` at the beginning of the ACS's turn when it holds no
 connection-request credentials for the device. It first reads the device's ManagementServer object
 (to learn, for one, whether the device does STUN), then sets the connection-request credentials
-and, for a STUN-capable device, TR-111's STUN parameters; the service stores the credentials once
+and, for a STUN-capable device, TR-111's STUN parameters, and for an XMPP-capable one either an
+account on Knock's own XMPP server or, with an external server whose accounts are configured out
+of band, only the ACS's JID in ConnReqAllowedJabberIDs; the service stores the credentials once
 the device accepted them.
 """
 
@@ -54,15 +56,26 @@ class StunOffer:
 
 
 @dataclass(frozen=True, slots=True)
-class XmppOffer:
-    """The XMPP server a device with `Device.XMPP.` is told to keep a connection to (Annex K)."""
+class XmppAccountOffer:
+    """Knock's own XMPP server, on which the ACS creates each device's account and which the
+    device with `Device.XMPP.` is told to keep a connection to."""
 
     domain: str
     server_address: str
     port: int
     use_tls: bool
-    acs_jid: str  # the one JID the device accepts connection requests from
     resource: str = "cwmp"
+
+
+@dataclass(frozen=True, slots=True)
+class XmppOffer:
+    """What an XMPP-capable device is told (Annex K)."""
+
+    acs_jid: str  # the one JID the device accepts connection requests from
+    # None: an external server (Prosody, ejabberd) the ACS cannot create accounts on. Devices
+    # hold accounts configured out of band; the ACS only allows its JID and uses the
+    # ConnReqJabberID they report.
+    account: XmppAccountOffer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +141,7 @@ class Provisioning:
             self._names = {p.name for p in reported}
             if (
                 self._xmpp_offer is not None
+                and self._xmpp_offer.account is not None
                 and f"{self._prefix}ConnReqXMPPConnection" in self._names
             ):
                 self._phase = _Phase.ADD_CONNECTION
@@ -169,23 +183,26 @@ class Provisioning:
                 ),
             ]
         xmpp = self._xmpp_offer
-        if xmpp is not None and self._server:
+        account = None if xmpp is None else xmpp.account
+        if xmpp is not None and account is not None and self._server:
             self._xmpp = self._new_credentials()
             conn, server = self._connection, self._server
             values += [
                 _boolean(f"{conn}Enable", True),
                 ParameterValueStruct(f"{conn}Username", self._xmpp.username),
                 ParameterValueStruct(f"{conn}Password", self._xmpp.password),
-                ParameterValueStruct(f"{conn}Domain", xmpp.domain),
-                ParameterValueStruct(f"{conn}Resource", xmpp.resource),
-                _boolean(f"{conn}UseTLS", xmpp.use_tls),
+                ParameterValueStruct(f"{conn}Domain", account.domain),
+                ParameterValueStruct(f"{conn}Resource", account.resource),
+                _boolean(f"{conn}UseTLS", account.use_tls),
                 ParameterValueStruct(f"{conn}ServerConnectAlgorithm", "ServerTable"),
                 _boolean(f"{server}Enable", True),
-                ParameterValueStruct(f"{server}ServerAddress", xmpp.server_address),
-                _unsigned(f"{server}Port", xmpp.port),
+                ParameterValueStruct(f"{server}ServerAddress", account.server_address),
+                _unsigned(f"{server}Port", account.port),
                 ParameterValueStruct(f"{ms}ConnReqXMPPConnection", conn.removesuffix(".")),
                 ParameterValueStruct(f"{ms}ConnReqAllowedJabberIDs", xmpp.acs_jid),
             ]
+        elif xmpp is not None and account is None and f"{ms}ConnReqAllowedJabberIDs" in self._names:
+            values.append(ParameterValueStruct(f"{ms}ConnReqAllowedJabberIDs", xmpp.acs_jid))
         return SetParameterValues(values, parameter_key="")
 
 

@@ -15,6 +15,7 @@ server's service-unavailable again, an online one answers (or refuses pings some
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Final
 
@@ -24,7 +25,7 @@ from knock.connreq.http import Sent
 from knock.vocab import CrOutcome
 from knock.xmpp import ns
 from knock.xmpp.client import ClientConfig, IqResult, NotOnline, StanzaError, TlsPolicy
-from knock.xmpp.client_conn import ConnectionLost, ServerRetry, Status, XmppClient
+from knock.xmpp.client_conn import ConnectionLost, ConnState, ServerRetry, Status, XmppClient
 from knock.xmpp.jid import Jid, JidError, parse_jid
 from knock.xmpp.srv import SYSTEM_RESOLVER, SrvResolver
 
@@ -66,6 +67,7 @@ class XmppConnectionRequester:
         the server is found through DNS SRV (`XmppClient`); *timeout*: how long a device has
         to answer a request (and, after a service-unavailable, a ping)."""
         config = ClientConfig(tls=tls, allow_plain_without_tls=allow_plain_without_tls)
+        self._outcomes: list[asyncio.Future[Status]] = []
         self._client = XmppClient(
             jid,
             password,
@@ -76,6 +78,7 @@ class XmppConnectionRequester:
             config=config,
             retry=retry,
             resolver=resolver,
+            on_status=self._on_status,
         )
         self._timeout = timeout
 
@@ -93,6 +96,23 @@ class XmppConnectionRequester:
 
     async def wait_connected(self) -> Status:
         return await self._client.wait_online()
+
+    async def attempt_outcome(self) -> Status:
+        """Once online, or when the connection attempt under way (or the next) failed: the
+        status, whose reason says why (an `EndReason` first: auth-failed, timeout, ...)."""
+        if self.connected:
+            return self.status
+        outcome: asyncio.Future[Status] = asyncio.get_running_loop().create_future()
+        self._outcomes.append(outcome)
+        return await outcome
+
+    def _on_status(self, _client: XmppClient, status: Status) -> None:
+        if status.state not in (ConnState.ONLINE, ConnState.DISCONNECTED):
+            return
+        outcomes, self._outcomes = self._outcomes, []
+        for outcome in outcomes:
+            if not outcome.done():
+                outcome.set_result(status)
 
     async def close(self) -> None:
         await self._client.close()
