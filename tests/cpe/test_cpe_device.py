@@ -507,3 +507,19 @@ async def test_many_devices_share_one_loop(
         run_cpe(make_cpe(f"FLEET{n}", model))
     serials = {(await acs.next_session()).inform.device_id.serial_number for _ in range(20)}
     assert serials == {f"FLEET{n}" for n in range(20)}
+
+
+async def test_a_bootstrap_acknowledged_then_a_failed_session_never_bootstraps_again(
+    make_cpe: MakeCpe, run_cpe: RunCpe, acs: FakeAcs, clock: FakeClock
+) -> None:
+    # An overloaded ACS accepts the bootstrap Inform, then loses the session (fault 8001).
+    acs.scripts.append([Fault("Server", 8001, "session lost")])
+    cpe = make_cpe("SN30")
+    task = run_cpe(cpe)
+    assert codes(await acs.next_inform()) == ["0 BOOTSTRAP", "1 BOOT"]
+    clock.advance_to(await clock.next_timer())  # the periodic inform
+    assert "0 BOOTSTRAP" not in codes((await acs.next_session()).inform)
+    # Nor after a restart from its saved state.
+    await stop(task)
+    run_cpe(make_cpe("SN30"))
+    assert codes((await acs.next_session()).inform) == ["1 BOOT"]

@@ -243,6 +243,17 @@ class AcsService:
         denied = self._auth.check_device(request, device_id, inform.device_id.serial_number)
         if denied is not None:
             return denied
+        if request.transport is None or request.transport.is_closing():
+            # The device gave up on this POST before the ACS read it (an overloaded ACS reads
+            # late) and has retried since, perhaps sessions ago. Acting on it would replay old
+            # events: a stale 0 BOOTSTRAP would forget the credentials provisioned since.
+            log.warning(
+                "device %s: dropped an Inform (events %s) whose connection had closed before it "
+                "was read; the device retries it if it still needs to",
+                device_id,
+                [e.event_code for e in inform.events],
+            )
+            return web.Response(status=503)
         previous = self._by_device.get(device_id)
         if previous is not None and previous is not live:
             # The device started over (a reboot, a lost connection): its old session is dead.
