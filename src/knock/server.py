@@ -377,6 +377,13 @@ async def serve_forever(settings: Settings, announce: bool = True) -> None:
                 f"direct TLS {running.xmpp.tls_port}",
                 flush=True,
             )
+        elif running.xmpp_requester is not None:
+            status = running.xmpp_requester.status
+            print(
+                f"XMPP: external server, the ACS is {status.jid or settings.xmpp_acs_jid} "
+                f"({status.state})",
+                flush=True,
+            )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
