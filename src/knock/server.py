@@ -40,7 +40,7 @@ from knock.tlsutil import ensure_self_signed, server_context
 from knock.xmpp.c2s import Policy
 from knock.xmpp.client import EndReason, TlsPolicy
 from knock.xmpp.client_conn import ConnState, Status
-from knock.xmpp.jid import parse_jid
+from knock.xmpp.jid import Jid, parse_jid
 from knock.xmpp.server import Listen, XmppServer
 
 log = logging.getLogger("knock.serve")
@@ -182,15 +182,30 @@ async def _acs_xmpp_external(settings: Settings) -> XmppConnectionRequester:
         timeout=settings.cr_timeout,
     )
     status = await _log_in(requester)
-    if status.reason.startswith(EndReason.AUTH_FAILED):
+    remedy = _external_remedy(status.reason, jid)
+    if remedy:
         await requester.close()
         raise ConfigError(
-            f"the XMPP server refused the ACS's login as {jid.bare} ({status.reason}): check "
-            "xmpp_acs_jid and xmpp_acs_password, and that the account exists on the server "
-            f"(Prosody: prosodyctl register {jid.local} {jid.domain} PASSWORD; ejabberd: "
-            f"ejabberdctl register {jid.local} {jid.domain} PASSWORD)"
+            f"the ACS cannot log in to its XMPP server as {jid.bare} ({status.reason}): {remedy}"
         )
     return requester
+
+
+def _external_remedy(reason: str, jid: Jid) -> str:
+    """What to change for a login that failed for good (retrying cannot mend it), or ""."""
+    if reason.startswith(EndReason.AUTH_FAILED):
+        return (
+            "check xmpp_acs_jid and xmpp_acs_password, and that the account exists on the "
+            f"server (Prosody: prosodyctl register {jid.local} {jid.domain} PASSWORD; "
+            f"ejabberd: ejabberdctl register {jid.local} {jid.domain} PASSWORD)"
+        )
+    if reason.startswith(("TLS failed", EndReason.TLS_UNAVAILABLE)):
+        return (
+            f"give xmpp_acs_ca the CA that signed the server's certificate for {jid.domain} "
+            "(a self-signed one: the certificate itself), or set xmpp_acs_tls to if-offered "
+            "or never where the network between them is trusted"
+        )
+    return ""
 
 
 async def _log_in(requester: XmppConnectionRequester) -> Status:

@@ -101,7 +101,19 @@ async def test_a_wrong_acs_password_stops_the_start_with_what_to_do(
     with pytest.raises(ConfigError) as refused:
         await start(settings)
     message = str(refused.value)
-    assert f"refused the ACS's login as knock-acs@{prosody.domain}" in message
+    assert f"cannot log in to its XMPP server as knock-acs@{prosody.domain}" in message
     assert "auth-failed" in message
     assert f"prosodyctl register knock-acs {prosody.domain} PASSWORD" in message
     assert not (tmp_path / "knock.db").exists()  # nothing else was opened
+
+
+async def test_an_untrusted_server_certificate_stops_the_start_with_what_to_do(
+    prosody: Prosody, tmp_path: Path
+) -> None:
+    # Without xmpp_acs_ca, Prosody's self-signed certificate is not trusted.
+    settings = loopback_settings(tmp_path, **external(prosody, xmpp_acs_ca=""))
+    with pytest.raises(ConfigError) as refused:
+        await start(settings)
+    message = str(refused.value)
+    assert "TLS failed" in message and "certificate verify failed" in message
+    assert "give xmpp_acs_ca the CA that signed the server's certificate" in message
