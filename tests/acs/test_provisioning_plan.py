@@ -160,3 +160,27 @@ def test_with_an_external_server_only_the_acs_jid_is_allowed() -> None:
     ]
     done = plan.on_response(SetParameterValuesResponse(0))
     assert isinstance(done, Provisioned) and done.xmpp is None and done.cr == CR
+
+
+def test_with_an_external_server_a_device_naming_no_connection_gets_its_enabled_row() -> None:
+    plan = provisioning_for(CrPolicy.FIXED, "Device.", CR, None, XmppOffer("acs@xmpp.example"))
+    assert plan is not None
+    plan.first()
+    reported = [
+        ParameterValueStruct(f"{MS}ConnReqXMPPConnection", ""),
+        ParameterValueStruct(f"{MS}ConnReqAllowedJabberIDs", ""),
+    ]
+    read = plan.on_response(GetParameterValuesResponse(reported))
+    assert read == GetParameterValues(["Device.XMPP.Connection."])
+    rows = [
+        ParameterValueStruct("Device.XMPP.Connection.1.Enable", "false", "xsd:boolean"),
+        ParameterValueStruct("Device.XMPP.Connection.3.Enable", "true", "xsd:boolean"),
+        ParameterValueStruct("Device.XMPP.Connection.3.Server.1.Enable", "true", "xsd:boolean"),
+        ParameterValueStruct("Device.XMPP.Connection.12.Enable", "1", "xsd:boolean"),
+    ]
+    write = plan.on_response(GetParameterValuesResponse(rows))
+    assert isinstance(write, SetParameterValues)
+    assert write.parameter_list[2:] == [
+        ParameterValueStruct(f"{MS}ConnReqXMPPConnection", "Device.XMPP.Connection.3"),
+        ParameterValueStruct(f"{MS}ConnReqAllowedJabberIDs", "acs@xmpp.example"),
+    ]

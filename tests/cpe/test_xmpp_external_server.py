@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live_lab import MS, WAIT, fast_retry_model, settled
+from live_lab import MS, WAIT, fast_retry_model, until
 
 from knock.config import ConfigError
 from knock.cpe.cr_rate import CrPolicy
@@ -79,8 +79,9 @@ async def test_a_request_reaches_a_device_with_an_account_made_out_of_band(
                     if any(p.value == jid for p in stored.get(device_id, [])):
                         break
                     await arrivals.next()
-        if cpe.in_session:
-            await settled(cpe)
+        # The device logs in while it bootstraps, so a session reporting its JID may follow: a
+        # device in a session refuses requests (Busy.REFUSE), so wait until it is idle.
+        await until(lambda: not cpe.in_session and not cpe.state.events)
         assert cpe.model.get(f"{MS}ConnReqAllowedJabberIDs") == f"knock-acs@{prosody.domain}"
         result = await acs.dispatcher.reach(device_id, within=5, via=CrMethod.XMPP)
         assert result.outcome is CrOutcome.DELIVERED, result

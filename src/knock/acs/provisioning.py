@@ -103,6 +103,7 @@ class _Phase(enum.Enum):
     READ = "read"  # the device's ManagementServer object
     ADD_CONNECTION = "add-connection"  # an XMPP.Connection row for Knock's server
     ADD_SERVER = "add-server"  # its Server row
+    FIND_CONNECTION = "find-connection"  # the row an operator set up, for ConnReqXMPPConnection
     SET = "set"
 
 
@@ -139,13 +140,21 @@ class Provisioning:
             reported = rpc.parameter_list if isinstance(rpc, GetParameterValuesResponse) else []
             self._seen = [ParamValue(p.name, p.value, p.type) for p in reported]
             self._names = {p.name for p in reported}
-            if (
-                self._xmpp_offer is not None
-                and self._xmpp_offer.account is not None
-                and f"{self._prefix}ConnReqXMPPConnection" in self._names
-            ):
+            reference = {p.name: p.value for p in reported}.get(
+                f"{self._prefix}ConnReqXMPPConnection"
+            )
+            if self._xmpp_offer is None or reference is None:
+                return self._set()
+            if self._xmpp_offer.account is not None:
                 self._phase = _Phase.ADD_CONNECTION
                 return AddObject(f"{self._root}XMPP.Connection.")
+            if not reference:
+                self._phase = _Phase.FIND_CONNECTION
+                return GetParameterValues([f"{self._root}XMPP.Connection."])
+            return self._set()
+        if self._phase is _Phase.FIND_CONNECTION:
+            rows = rpc.parameter_list if isinstance(rpc, GetParameterValuesResponse) else []
+            self._connection = _first_enabled_row(f"{self._root}XMPP.Connection.", rows)
             return self._set()
         if self._phase is _Phase.ADD_CONNECTION:
             if not isinstance(rpc, AddObjectResponse):
@@ -202,8 +211,23 @@ class Provisioning:
                 ParameterValueStruct(f"{ms}ConnReqAllowedJabberIDs", xmpp.acs_jid),
             ]
         elif xmpp is not None and account is None and f"{ms}ConnReqAllowedJabberIDs" in self._names:
+            if self._connection:
+                reference = self._connection.removesuffix(".")
+                values.append(ParameterValueStruct(f"{ms}ConnReqXMPPConnection", reference))
             values.append(ParameterValueStruct(f"{ms}ConnReqAllowedJabberIDs", xmpp.acs_jid))
         return SetParameterValues(values, parameter_key="")
+
+
+def _first_enabled_row(table: str, values: list[ParameterValueStruct]) -> str:
+    """The enabled row of *table* with the lowest number ("" for none): for XMPP.Connection.,
+    the one an operator set up out of band, when ConnReqXMPPConnection does not name it."""
+    numbers = [
+        int(number)
+        for p in values
+        if p.value in ("1", "true")
+        and (number := p.name.removeprefix(table).removesuffix(".Enable")).isdigit()
+    ]
+    return f"{table}{min(numbers)}." if numbers else ""
 
 
 def _boolean(name: str, value: bool) -> ParameterValueStruct:
