@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Optional
@@ -15,6 +14,7 @@ from rich.console import Console
 from knock.config import ConfigError, Settings, load_settings
 from knock.cpe import cli as cpe_cli
 from knock.lab import cli as lab_cli
+from knock.logs import setup_logging
 from knock.nbi import cli as nbi_cli
 
 app = typer.Typer(
@@ -32,10 +32,7 @@ def _serve(config: Optional[Path], **flags: Any) -> None:  # noqa: UP045 - typer
 
         for warning in server.check_exposure(settings):
             err.print(f"[bold red]WARNING:[/] {warning}")
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        )
+        setup_logging(settings.log_level, settings.log_format)
         asyncio.run(server.serve_forever(settings))
     except ConfigError as exc:
         err.print(f"[bold red]error:[/] {exc}")

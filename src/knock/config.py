@@ -168,6 +168,10 @@ class Settings:
         default=".knock", metadata=_help("Folder for generated files (self-signed certificates).")
     )
     log_level: str = field(default="info", metadata=_help("debug, info, warning or error."))
+    log_format: str = field(
+        default="text",
+        metadata=_help("text, or json: one object a line with ts, level, logger, msg and fields."),
+    )
 
     def with_updates(self, updates: Mapping[str, Any]) -> Settings:
         known = {f.name: f for f in fields(self)}
@@ -202,6 +206,8 @@ class Settings:
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level is {self.log_level!r}; use debug, info, warning or error")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log_format is {self.log_format!r}; use text or json")
 
 
 def _coerce(name: str, value: Any, kind: type) -> Any:
