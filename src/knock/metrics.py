@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 # The *_created series (one more per labelled child) tell a scraper nothing a restart's reset
 # does not; process-wide in prometheus_client, and only Knock's metrics live in this process.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # What generate_latest writes for Knock's metric names (plain ASCII, so no escaping) is the 0.0.4
 # text format every Prometheus reads; newer clients' default header announces 1.0.0.
