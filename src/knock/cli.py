@@ -11,6 +11,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 
+from knock import demo as demo_cli
 from knock.config import ConfigError, Settings, load_settings
 from knock.cpe import cli as cpe_cli
 from knock.lab import cli as lab_cli
@@ -86,6 +87,7 @@ serve.__signature__ = _serve_signature()  # type: ignore[attr-defined]
 app.command(
     epilog="Settings come from defaults, then --config FILE, then KNOCK_* variables, then flags."
 )(serve)
+demo_cli.register(app)
 nbi_cli.register(app)
 cpe_cli.register(app)
 lab_cli.register(app)
