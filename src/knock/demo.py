@@ -78,15 +78,24 @@ def _run(
 ) -> int:
     from knock.lab.demo import DEVICE, start_demo, start_loopback_demo
     from knock.lab.nat import NatLab
+    from knock.lab.netns import LabError
 
-    where = "behind the NAT lab" if behind_nat else "on 127.0.0.1"
+    lab = NatLab() if behind_nat else None
+    if lab is not None:
+        try:
+            lab.build()
+        except LabError as exc:
+            out.print(f"The NAT lab cannot be built ({exc}); the demo runs on 127.0.0.1 instead.")
+            lab = None
+    where = "on 127.0.0.1" if lab is None else "behind the NAT lab"
     out.print(f"Starting knock serve and {devices} simulated device(s) {where} ...")
-    if not behind_nat:
-        running = start_loopback_demo(folder, devices, nbi_port)
-        return _show(out, running, f"Connection requests to {DEVICE} {where}", once, nbi_port)
-    with NatLab() as lab:
-        running = start_demo(lab, folder, devices)
-        return _show(out, running, f"Connection requests to {DEVICE} {where}", once, nbi_port)
+    title = f"Connection requests to {DEVICE} {where}"
+    if lab is None:
+        return _show(out, start_loopback_demo(folder, devices, nbi_port), title, once, nbi_port)
+    try:
+        return _show(out, start_demo(lab, folder, devices), title, once, nbi_port)
+    finally:
+        lab.close()
 
 
 def _show(out: Console, running: Demo, title: str, once: bool, nbi_port: int) -> int:
