@@ -45,14 +45,19 @@ async def test_sessions_rpcs_and_faults_are_counted(acs: Running) -> None:
     assert value(samples, "knock_faults_total", code="9005", sender="cpe") == 1
 
 
-async def test_bad_input_is_counted(acs: Running) -> None:
+async def test_bad_input_is_counted(start_acs: Any) -> None:
+    acs: Running = await start_acs(cwmp_max_body=4096)
     url = acs.acs_url
     async with aiohttp.ClientSession() as http:
+        big = b"<a>" + b"y" * 8000 + b"</a>"
+        async with http.post(url, data=big, headers={"Content-Type": "text/xml"}) as r:
+            assert r.status == 413
         async with http.post(url, data=b"{}", headers={"Content-Type": "application/json"}) as r:
             assert r.status == 415
         async with http.post(url, data=b"<not-xml", headers={"Content-Type": "text/xml"}) as r:
             assert r.status == 400
     samples = await scrape(acs)
+    assert value(samples, "knock_bad_input_dropped_total", reason="too-large") == 1
     assert value(samples, "knock_bad_input_dropped_total", reason="content-type") == 1
     assert value(samples, "knock_bad_input_dropped_total", reason="cwmp-fault") == 1
     assert value(samples, "knock_faults_total", code="8003", sender="acs") == 1

@@ -145,7 +145,11 @@ class AcsService:
             denied = self._auth.check(request)
             if denied is not None:
                 return denied
-        body = await request.read()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            self._metrics.bad_input.labels("too-large").inc()
+            raise
         if body.strip() and request.content_type not in _XML_TYPES:
             self._metrics.bad_input.labels("content-type").inc()
             return web.Response(
