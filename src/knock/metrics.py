@@ -86,7 +86,7 @@ class Metrics:
             "knock_bad_input_dropped",
             "CWMP requests refused as bad input, by reason: too-large (413), content-type (415), "
             "cwmp-fault (answered with a fault). The STUN and XMPP servers count "
-            "theirs in knock_stun_dropped and knock_xmpp_server_*_errors).",
+            "theirs in knock_stun_dropped and knock_xmpp_server_*_errors.",
             ["reason"],
             registry=r,
         )
