@@ -3,15 +3,22 @@ HTTP: attempts and latency by method, the STUN and XMPP figures."""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
-from live_lab import lab, settled
+import pytest
+from live_lab import MS, lab, settled
 
+from knock.logs import JsonFormatter
 from knock.vocab import CrMethod, CrOutcome
 from prom import scrape, value
 
 
-async def test_connection_requests_stun_and_xmpp_show_in_the_metrics(tmp_path: Path) -> None:
+async def test_connection_requests_stun_and_xmpp_show_in_the_metrics(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     async with lab(tmp_path, count=2) as running:
         for cpe in running.devices:
             await running.provisioned(cpe)
@@ -30,6 +37,20 @@ async def test_connection_requests_stun_and_xmpp_show_in_the_metrics(tmp_path: P
         requests, bindings = stun.counters.requests, len(stun.bindings)
         xmpp = running.acs.xmpp
         assert xmpp is not None
+        secrets = [
+            cpe.model.get(name)
+            for name in (
+                f"{MS}ConnectionRequestPassword",
+                f"{MS}STUNPassword",
+                "Device.XMPP.Connection.1.Password",
+            )
+        ]
+    assert all(secrets)
+    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
+    assert not [line for line in lines for s in secrets if s in json.dumps(line)]
+    attempts = [line for line in lines if line.get("event") == "connection-request"]
+    assert [(a["method"], a["outcome"]) for a in attempts] == [(m, "delivered") for m in methods]
+    assert all(a["device_id"] == running.device_id(cpe) and a["latency_s"] > 0 for a in attempts)
     for method in methods:
         assert value(samples, "knock_cr_attempts_total", method=method, outcome="delivered") == 1
         assert value(samples, "knock_cr_latency_seconds_count", method=method) == 1
