@@ -7,6 +7,7 @@ demo`, `knock lab nat --demo` and the NAT tests, so what a newcomer watches is w
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 import threading
@@ -127,11 +128,15 @@ def _start(
 ) -> Demo:
     """Start the ACS, then the fleet at the URL it printed; return once every device is
     provisioned, bound through STUN and logged in to XMPP."""
+    # Devices authenticate as in production (and the ACS does not warn that anyone could pose
+    # as one); the pair is made anew for each run.
+    acs_user, acs_password = "demo", secrets.token_urlsafe(12)
     serve = launch(
         "pub",
         [
             "serve",
-            "--cwmp-host", acs_host, "--cwmp-port", "0",
+            "--cwmp-host", acs_host, "--cwmp-port", "0", "--cwmp-auth", "digest",
+            "--cwmp-username", acs_user, "--cwmp-password", acs_password,
             "--stun-host", acs_host, "--stun-port", "0",
             "--xmpp-host", acs_host, "--xmpp-port", "0", "--xmpp-tls-port", "0",
             "--nbi-host", "127.0.0.1", "--nbi-port", str(nbi_port),
@@ -151,6 +156,7 @@ def _start(
             "lan",
             [
                 "sim", "--acs", acs_url, "--count", str(devices),
+                "--acs-username", acs_user, "--acs-password", acs_password,
                 "--cr", "http,udp,xmpp", "--cr-host", cpe_host, "--cr-rate-limit", "0",
                 "--periodic-interval", "0", "--no-live",
             ],
