@@ -30,7 +30,12 @@ HELP: Final = (
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo", help=HELP)(demo)
+    app.command(
+        "demo",
+        help=HELP,
+        short_help="Start here: the ACS, a small fleet, a connection request by each method and "
+        "the dashboard.",
+    )(demo)
 
 
 def demo(
