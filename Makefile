@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KNOCK_ARGS ?=
 
-.PHONY: run test lint bench clean
+.PHONY: run demo test lint bench clean
 
 $(BIN)/knock: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,6 +20,9 @@ $(VENV)/.dev: pyproject.toml
 
 run: $(BIN)/knock
 	$(BIN)/knock serve $(KNOCK_ARGS)
+
+demo: $(BIN)/knock
+	$(BIN)/knock demo $(KNOCK_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench

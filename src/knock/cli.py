@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Optional
@@ -12,9 +11,11 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 
+from knock import demo as demo_cli
 from knock.config import ConfigError, Settings, load_settings
 from knock.cpe import cli as cpe_cli
 from knock.lab import cli as lab_cli
+from knock.logs import setup_logging
 from knock.nbi import cli as nbi_cli
 
 app = typer.Typer(
@@ -32,10 +33,7 @@ def _serve(config: Optional[Path], **flags: Any) -> None:  # noqa: UP045 - typer
 
         for warning in server.check_exposure(settings):
             err.print(f"[bold red]WARNING:[/] {warning}")
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        )
+        setup_logging(settings.log_level, settings.log_format)
         asyncio.run(server.serve_forever(settings))
     except ConfigError as exc:
         err.print(f"[bold red]error:[/] {exc}")
@@ -89,6 +87,7 @@ serve.__signature__ = _serve_signature()  # type: ignore[attr-defined]
 app.command(
     epilog="Settings come from defaults, then --config FILE, then KNOCK_* variables, then flags."
 )(serve)
+demo_cli.register(app)
 nbi_cli.register(app)
 cpe_cli.register(app)
 lab_cli.register(app)

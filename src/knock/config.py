@@ -198,6 +198,10 @@ class Settings:
         default=".knock", metadata=_help("Folder for generated files (self-signed certificates).")
     )
     log_level: str = field(default="info", metadata=_help("debug, info, warning or error."))
+    log_format: str = field(
+        default="text",
+        metadata=_help("text, or json: one object a line with ts, level, logger, msg and fields."),
+    )
 
     def with_updates(self, updates: Mapping[str, Any]) -> Settings:
         known = {f.name: f for f in fields(self)}
@@ -233,6 +237,8 @@ class Settings:
         self._validate_xmpp_acs()
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level is {self.log_level!r}; use debug, info, warning or error")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log_format is {self.log_format!r}; use text or json")
 
     def _validate_xmpp_acs(self) -> None:
         if self.xmpp_acs_tls not in _XMPP_TLS:

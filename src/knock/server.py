@@ -31,6 +31,7 @@ from knock.connreq.http import HttpConnectionRequester
 from knock.connreq.order import MethodOrder
 from knock.connreq.udp_sender import LiveBinding, UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
+from knock.metrics import Metrics
 from knock.nbi.app import ConnectionRequest, make_nbi_app
 from knock.notify import Hub
 from knock.store import Store
@@ -278,6 +279,7 @@ class Running:
     cwmp_port: int
     nbi_port: int
     acs_url: str
+    metrics: Metrics
 
     async def close(self) -> None:
         await self.runner_nbi.cleanup()
@@ -302,6 +304,7 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
     # First, so that a refused login stops the start before anything else is open.
     external = await _acs_xmpp_external(settings) if settings.xmpp_acs_jid else None
     store = await Store.open(settings.store_url)
+    metrics = Metrics()
     hub = Hub()
     stun_accounts = await store.stun_passwords()
     stun = await _start_stun(settings, store, stun_accounts) if settings.stun_enable else None
@@ -318,8 +321,10 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         stun_accounts=stun_accounts,
         session_timeout=settings.cwmp_session_timeout,
         max_body=settings.cwmp_max_body,
+        metrics=metrics,
     )
     xmpp_requester = external if xmpp is None else await _acs_xmpp_client(settings, store, xmpp)
+    _watch(metrics, acs, stun, xmpp, xmpp_requester)
     cr_http = HttpConnectionRequester(
         allow_basic=settings.cr_allow_basic, timeout=settings.cr_timeout
     )
@@ -346,6 +351,7 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         ),
         xmpp=xmpp_requester,
         in_session=acs.in_session,
+        metrics=metrics,
     )
     runner_cwmp = web.AppRunner(acs.app(), access_log=None)
     await runner_cwmp.setup()
@@ -356,6 +362,7 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         token=settings.nbi_token or None,
         connection_request=connection_request or dispatcher.nbi_hook,
         reach=dispatcher.reach,
+        metrics=metrics,
     )
     runner_nbi = web.AppRunner(nbi, access_log=None)
     await runner_nbi.setup()
@@ -375,7 +382,25 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         cwmp_port=cwmp_port,
         nbi_port=_bound_port(runner_nbi),
         acs_url=acs_url(settings, tls is not None, cwmp_port),
+        metrics=metrics,
     )
+
+
+def _watch(
+    metrics: Metrics,
+    acs: AcsService,
+    stun: StunServer | None,
+    xmpp: XmppServer | None,
+    xmpp_requester: XmppConnectionRequester | None,
+) -> None:
+    """Let the metrics read the counts the services keep anyway, when scraped."""
+    metrics.watch_sessions(lambda: acs.live_sessions)
+    if stun is not None:
+        metrics.watch_stun(stun.counters, lambda: len(stun.bindings), lambda: stun.binding_changes)
+    if xmpp is not None:
+        metrics.watch_xmpp_server(xmpp.stats)
+    if xmpp_requester is not None:
+        metrics.watch_xmpp_client(lambda: xmpp_requester.connected)
 
 
 async def serve_forever(settings: Settings, announce: bool = True) -> None:

@@ -16,40 +16,40 @@ from collections.abc import Iterator
 import pytest
 
 from knock.lab import NatLab
-from knock.lab.demo import NatDemo, start_demo
+from knock.lab.demo import Demo, start_demo
 
 
 @pytest.fixture(scope="module")
-def demo(nat_lab: NatLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatDemo]:
+def demo(nat_lab: NatLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     running = start_demo(nat_lab, tmp_path_factory.mktemp("nat"))
     yield running
     running.close()
 
 
-async def test_http_to_the_private_address_is_unreachable(demo: NatDemo) -> None:
+async def test_http_to_the_private_address_is_unreachable(demo: Demo) -> None:
     result = await demo.reach("http", wait_s=5)
     assert result["outcome"] == "unreachable"
     assert "198.51.100.10" in result["detail"]  # the private URL the device reported
 
 
-async def test_udp_through_the_stun_binding_is_delivered(demo: NatDemo) -> None:
+async def test_udp_through_the_stun_binding_is_delivered(demo: Demo) -> None:
     result = await demo.reach("udp")
     assert (result["outcome"], result["method"]) == ("delivered", "udp"), result
     assert "to 203.0.113.1:" in result["detail"]  # the router's public side, not the LAN
 
 
-async def test_xmpp_over_the_devices_own_connection_is_delivered(demo: NatDemo) -> None:
+async def test_xmpp_over_the_devices_own_connection_is_delivered(demo: Demo) -> None:
     result = await demo.reach("xmpp")
     assert (result["outcome"], result["method"]) == ("delivered", "xmpp"), result
 
 
-async def test_the_dispatcher_falls_back_from_http_by_itself(demo: NatDemo) -> None:
+async def test_the_dispatcher_falls_back_from_http_by_itself(demo: Demo) -> None:
     result = await demo.reach(None)
     attempts = [(a["method"], a["outcome"]) for a in result["attempts"]]
     assert attempts == [("http", "unreachable"), ("udp", "delivered")], result
 
 
-async def test_after_the_nat_rebinds_the_new_address_is_learned_and_used(demo: NatDemo) -> None:
+async def test_after_the_nat_rebinds_the_new_address_is_learned_and_used(demo: Demo) -> None:
     demo.lab.rebind()
     # The stale binding may lose a request until the device's next keep-alive (1-2 s) tells
     # STUN where it is now.

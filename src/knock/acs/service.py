@@ -44,6 +44,8 @@ from knock.cwmp.session import (
     ProtocolViolation,
     State,
 )
+from knock.logs import fields
+from knock.metrics import Metrics
 from knock.notify import Arrival, Hub, SessionEnded, TaskFinished
 from knock.store import Store
 from knock.store.rows import InformRecord, ParamValue, TaskResult, TaskRow
@@ -66,6 +68,8 @@ class LiveSession:
     plan: TaskPlan | None = None
     root: str = "Device."  # the data model's root object, from the Inform's parameter names
     provisioning: Provisioning | None = None  # under way in this session
+    rpcs: int = 0  # RPCs of this session either way, for its log line
+    opened: float = 0.0  # on the service's clock, at the Inform
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -84,8 +88,10 @@ class AcsService:
         session_timeout: float = 30.0,
         max_body: int = 2 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or Metrics()
         self._hub = hub
         self._auth = authenticator
         self._cr_policy = cr_policy
@@ -139,8 +145,13 @@ class AcsService:
             denied = self._auth.check(request)
             if denied is not None:
                 return denied
-        body = await request.read()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            self._metrics.bad_input.labels("too-large").inc()
+            raise
         if body.strip() and request.content_type not in _XML_TYPES:
+            self._metrics.bad_input.labels("content-type").inc()
             return web.Response(
                 status=415,
                 text=f"CWMP bodies are text/xml, not {request.content_type}\n",
@@ -154,28 +165,38 @@ class AcsService:
 
     async def _step(self, live: LiveSession, body: bytes, request: web.Request) -> web.Response:
         event = live.core.receive(body)
+        metrics = self._metrics
         if isinstance(event, InformReceived):
+            live.rpcs += 1
+            metrics.rpcs.labels("Inform", "cpe").inc()
             return await self._on_inform(live, event, request)
         if isinstance(event, ProtocolViolation):
             log.warning(
                 "device %s: %s (fault %d)", live.device_id or "?", event.message, event.fault_code
             )
+            metrics.bad_input.labels("cwmp-fault").inc()
+            metrics.faults.labels(str(event.fault_code), "acs").inc()
             reply = live.core.reply_fault(event.fault_code, event.message)
             return _xml(reply, status=event.http_status)
         if isinstance(event, CpeRequest):
+            live.rpcs += 1
+            metrics.rpcs.labels(type(event.rpc).__name__, "cpe").inc()
             answer = answer_cpe_request(event.rpc)
             if isinstance(answer, Fault):
+                metrics.faults.labels(str(answer.fault_code), "acs").inc()
                 return _xml(live.core.reply(answer), status=500)
             return _xml(live.core.reply(answer))
+        if isinstance(event, CpeResponse) and isinstance(event.rpc, Fault):
+            metrics.faults.labels(str(event.rpc.fault_code), "cpe").inc()
         if isinstance(event, CpeResponse) and live.provisioning is not None:
             following = await self._on_provisioning(live, event)
             if following is not None:
-                return _xml(live.core.request(following))
+                return self._request(live, following)
             return await self._advance(live, None)
         if isinstance(event, CpeResponse):
             step = self._on_response(live, event)
             if not isinstance(step, TaskResult):
-                return _xml(live.core.request(step))
+                return self._request(live, step)
             return await self._advance(live, step)
         assert isinstance(event, CpeDone)
         if live.task is not None or live.provisioning is not None:
@@ -184,8 +205,14 @@ class AcsService:
             return web.Response(status=204)
         live.provisioning = await self._provisioning(live)
         if live.provisioning is not None:
-            return _xml(live.core.request(live.provisioning.first()))
+            return self._request(live, live.provisioning.first())
         return await self._advance(live, None)
+
+    def _request(self, live: LiveSession, rpc: Rpc) -> web.Response:
+        """Send the CPE the ACS's next request, counted."""
+        live.rpcs += 1
+        self._metrics.rpcs.labels(type(rpc).__name__, "acs").inc()
+        return _xml(live.core.request(rpc))
 
     async def _provisioning(self, live: LiveSession) -> Provisioning | None:
         """What to set first, when Knock holds no connection-request credentials for the device."""
@@ -278,7 +305,9 @@ class AcsService:
         )
         self._by_token[live.token] = live
         self._by_device[device_id] = live
-        log.info("device %s: session %d opened, events %s", device_id, live.session_id, events)
+        live.opened = self._clock()
+        self._metrics.sessions_started.inc()
+        log.debug("device %s: session %d opened, events %s", device_id, live.session_id, events)
         self._hub.announce(Arrival(device_id, tuple(events), live.session_id))
         response = _xml(live.core.reply_inform())
         response.set_cookie(COOKIE, live.token, httponly=True)
@@ -335,7 +364,7 @@ class AcsService:
                 )
                 continue
             live.task, live.plan = task, plan
-            return _xml(live.core.request(first))
+            return self._request(live, first)
 
     async def _stored_types(self, device_id: str, spec: Mapping[str, Any]) -> dict[str, str]:
         """Types the device reported for the values a task sets without naming one."""
@@ -362,7 +391,24 @@ class AcsService:
         if self._by_device.get(live.device_id) is live:
             del self._by_device[live.device_id]
         if live.session_id:
-            log.info("device %s: session %d ended (%s)", live.device_id, live.session_id, outcome)
+            self._metrics.sessions_ended.labels(outcome).inc()
+            duration = self._clock() - live.opened
+            log.info(
+                "device %s: session %d %s after %.0f ms, %d RPCs",
+                live.device_id,
+                live.session_id,
+                outcome,
+                duration * 1000,
+                live.rpcs,
+                extra=fields(
+                    event="session",
+                    device_id=live.device_id,
+                    session_id=live.session_id,
+                    outcome=outcome,
+                    duration_s=round(duration, 6),
+                    rpcs=live.rpcs,
+                ),
+            )
             self._hub.announce(SessionEnded(live.device_id, live.session_id))
 
     async def _reap_forever(self) -> None:

@@ -17,6 +17,8 @@ from knock.connreq.http import HttpConnectionRequester, Sent
 from knock.connreq.order import MethodOrder
 from knock.connreq.udp_sender import UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
+from knock.logs import fields
+from knock.metrics import Metrics
 from knock.notify import Arrival, Hub, SessionEnded, Subscription
 from knock.store import Store
 from knock.store.rows import CrTarget
@@ -66,8 +68,10 @@ class Dispatcher:
         xmpp: XmppConnectionRequester | None,
         in_session: Callable[[str], bool],
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or Metrics()
         self._hub = hub
         self._http = http
         self._udp = udp
@@ -156,7 +160,24 @@ class Dispatcher:
                     detail = f"{sent.detail}; Inform after {latency * 1000:.0f} ms"
         assert outcome is not None
         await self._store.finish_cr_attempt(attempt_id, outcome, _now(), detail)
-        log.info("device %s: %s connection request %s (%s)", device_id, method, outcome, detail)
+        self._metrics.cr_attempts.labels(method, outcome).inc()
+        if latency is not None:
+            self._metrics.cr_latency.labels(method).observe(latency)
+        log.info(
+            "device %s: %s connection request %s (%s)",
+            device_id,
+            method,
+            outcome,
+            detail,
+            extra=fields(
+                event="connection-request",
+                device_id=device_id,
+                method=str(method),
+                outcome=str(outcome),
+                latency_s=None if latency is None else round(latency, 6),
+                detail=detail,
+            ),
+        )
         attempts.append(Attempt(method, outcome, detail, self._clock() - start))
         return CrResult(device_id, outcome, method, latency, detail, list(attempts))
 

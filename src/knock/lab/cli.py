@@ -112,32 +112,17 @@ def _demo(out: Console, lab: NatLab) -> int:
     import tempfile
     from pathlib import Path
 
-    from rich.table import Table
-
-    from knock.lab.demo import DEVICE, start_demo
+    from knock.lab.demo import DEVICE, expected_outcomes, outcome_table, start_demo
 
     out.print("Starting knock serve in pub and a knock sim device in lan ...", highlight=False)
     with tempfile.TemporaryDirectory(prefix="knock-lab-demo-") as folder:
         running = start_demo(lab, Path(folder))
         try:
-            asks = [("http", 5.0), ("udp", 15.0), ("xmpp", 15.0), (None, 15.0)]
-            results = [asyncio.run(running.reach(via, wait)) for via, wait in asks]
+            results = asyncio.run(running.reach_each())
         finally:
             running.close()
-    table = Table(title=f"Connection requests to {DEVICE} behind the NAT")
-    for column in ("asked", "outcome", "latency", "attempts"):
-        table.add_column(column)
-    for (via, _), result in zip(asks, results, strict=True):
-        latency = result["latencyMs"]
-        table.add_row(
-            via or "any (cr_order http,udp,xmpp)",
-            result["outcome"],
-            "" if latency is None else f"{latency:.0f} ms",
-            "; ".join(f"{a['method']}: {a['outcome']} ({a['detail']})" for a in result["attempts"]),
-        )
-    out.print(table)
-    expected = ["unreachable", "delivered", "delivered", "delivered"]
-    return 0 if [r["outcome"] for r in results] == expected else 1
+    out.print(outcome_table(f"Connection requests to {DEVICE} behind the NAT", results))
+    return 0 if [r["outcome"] for r in results] == expected_outcomes(behind_nat=True) else 1
 
 
 def clean() -> None:

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from knock.connreq.dispatcher import CrResult
+from knock.metrics import CONTENT_TYPE, Metrics
 from knock.nbi.documents import cr_result_document, device_document, parameters_to_fetch
 from knock.nbi.openapi import OPENAPI
 from knock.nbi.query import (
@@ -77,6 +78,7 @@ def make_nbi_app(
     token: str | None = None,
     connection_request: ConnectionRequest | None = None,
     reach: Reach | None = None,
+    metrics: Metrics | None = None,
 ) -> web.Application:
     """The NBI. With `token`, every request must carry `Authorization: Bearer <token>`.
     Without `connection_request`, ?connection_request only waits for the device's next session."""
@@ -95,7 +97,19 @@ def make_nbi_app(
         app.router.add_route(method, path, handler)
         app.router.add_route(method, path + "/", handler)
     app.router.add_get("/openapi.json", _openapi)
+    if metrics is not None:
+        app.router.add_get("/metrics", _metrics_handler(metrics))
     return app
+
+
+def _metrics_handler(metrics: Metrics) -> Handler:
+    """Prometheus's scrape; behind the NBI token like every route (a scrape config sends it
+    with `authorization: {credentials: ...}`), since the counts show the fleet's activity."""
+
+    async def scrape(request: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+    return scrape
 
 
 async def _openapi(request: web.Request) -> web.Response:

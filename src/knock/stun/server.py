@@ -45,6 +45,7 @@ class StunServer(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self._family = socket.AF_INET
         self._closed: asyncio.Future[None] | None = None
+        self.binding_changes = 0  # Binding Requests with BINDING-CHANGE, for the metrics
 
     @property
     def address(self) -> Address:
@@ -101,7 +102,9 @@ class StunServer(asyncio.DatagramProtocol):
         for event in handled.events:
             if isinstance(event, LookupFailed):
                 log.error("STUN password lookup for %r failed: %s", event.username, event.error)
-            elif self._on_binding is not None:
+                continue
+            self.binding_changes += event.binding_change_flag
+            if self._on_binding is not None:
                 try:
                     self._on_binding(event)
                 except Exception:
