@@ -28,7 +28,7 @@ def _routes(app: web.Application) -> set[tuple[str, str]]:
 
 def _documented() -> set[tuple[str, str]]:
     return {
-        (method, path.rstrip("/"))
+        (method, path.rstrip("/") or "/")
         for path, operations in OPENAPI["paths"].items()
         for method in operations
     }

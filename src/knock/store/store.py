@@ -275,6 +275,18 @@ class Store:
         )
         return [CrAttemptRow(**row._mapping) for row in rows]
 
+    async def cr_attempts_since(self, since: datetime, limit: int) -> list[CrAttemptRow]:
+        """Every device's connection-request attempts started at or after `since`, newest
+        first, at most `limit` of them (the dashboard's fleet view)."""
+        rows = await self._db.run(
+            _all,
+            select(cr_attempts)
+            .where(cr_attempts.c.started >= since)
+            .order_by(cr_attempts.c.started.desc(), cr_attempts.c.id.desc())
+            .limit(limit),
+        )
+        return [CrAttemptRow(**row._mapping) for row in rows]
+
     async def set_cr_credentials(self, device_id: str, username: str, password: str) -> None:
         """Remember the connection-request credentials the ACS set on the device."""
         updated = await self._db.run(
