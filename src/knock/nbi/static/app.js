@@ -63,7 +63,7 @@ function badge(outcome) {
 
 function show(...nodes) {
   const view = document.getElementById("view");
-  view.replaceChildren(...nodes);
+  view.replaceChildren(...nodes.filter((node) => node !== null));
 }
 
 function notice(text) {

@@ -16,7 +16,8 @@ const KnockCharts = (() => {
     const ms = (v) => (v >= 1000 ? `${v / 1000} s` : `${v} ms`);
     if (i === 0) return `< ${ms(edges[0])}`;
     if (i === edges.length) return `≥ ${ms(edges[edges.length - 1])}`;
-    return `${ms(edges[i - 1])}–${ms(edges[i])}`;
+    const [low, high] = [edges[i - 1], edges[i]];
+    return high < 1000 ? `${low}–${high} ms` : `${low / 1000}–${high / 1000} s`;
   }
 
   // Grouped bars: one group per latency bin, one bar per method, height by count.
@@ -26,7 +27,8 @@ const KnockCharts = (() => {
     const pad = { left: 40, right: 10, top: 12, bottom: 42 };
     const plotW = width - pad.left - pad.right;
     const plotH = height - pad.top - pad.bottom;
-    const top = Math.max(1, ...names.flatMap((m) => methods[m].histogram));
+    // An even top keeps the middle grid line on a whole count.
+    const top = 2 * Math.ceil(Math.max(1, ...names.flatMap((m) => methods[m].histogram)) / 2);
     const root = svg("svg", {
       id: "latency-histogram", viewBox: `0 0 ${width} ${height}`, width, height,
       role: "img", "aria-label": "Connection-request latency by method",
