@@ -21,7 +21,7 @@ const KnockCharts = (() => {
   }
 
   // Grouped bars: one group per latency bin, one bar per method, height by count.
-  function histogram(edges, methods, { width = 860, height = 260 } = {}) {
+  function histogram(edges, methods, { width = 1100, height = 260 } = {}) {
     const names = Object.keys(methods);
     const bins = edges.length + 1;
     const pad = { left: 40, right: 10, top: 12, bottom: 42 };
@@ -30,7 +30,7 @@ const KnockCharts = (() => {
     // An even top keeps the middle grid line on a whole count.
     const top = 2 * Math.ceil(Math.max(1, ...names.flatMap((m) => methods[m].histogram)) / 2);
     const root = svg("svg", {
-      id: "latency-histogram", viewBox: `0 0 ${width} ${height}`, width, height,
+      id: "latency-histogram", viewBox: `0 0 ${width} ${height}`,
       role: "img", "aria-label": "Connection-request latency by method",
     });
     for (const fraction of [0, 0.5, 1]) {
@@ -64,14 +64,14 @@ const KnockCharts = (() => {
   }
 
   // The share of finished requests that were delivered, per slice of time, one line per method.
-  function successRate(stats, { width = 860, height = 220 } = {}) {
+  function successRate(stats, { width = 1100, height = 220 } = {}) {
     const names = Object.keys(stats.methods);
     const pad = { left: 46, right: 10, top: 12, bottom: 40 };
     const plotW = width - pad.left - pad.right;
     const plotH = height - pad.top - pad.bottom;
     const slices = stats.methods[names[0]].slices.length;
     const root = svg("svg", {
-      id: "success-rate", viewBox: `0 0 ${width} ${height}`, width, height,
+      id: "success-rate", viewBox: `0 0 ${width} ${height}`,
       role: "img", "aria-label": "Share of connection requests delivered over time",
     });
     for (const fraction of [0, 0.5, 1]) {
