@@ -120,6 +120,21 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
         await page.evaluate("document.getElementById('cr-outcome').scrollIntoView()")
         after = await screenshot(page)
         assert await box_colour(page, after, "#cr-outcome") == DELIVERED_BOX  # drawn, green
+        # Auto: the ACS's order, XMPP first for a device that reported its JID.
+        await page.click('button.cr[data-via="auto"]')
+        outcome = await page.wait_for(
+            "(() => { const o = document.getElementById('cr-outcome').dataset;"
+            " return o.outcome && o.outcome !== 'pending' ? [o.outcome, o.method] : null; })()"
+        )
+        assert outcome == ["delivered", "xmpp"]
+        latest = (await running.acs.store.list_cr_attempts(second))[0]
+        assert (latest.method, latest.outcome) == (CrMethod.XMPP, CrOutcome.DELIVERED)
+        history = await page.wait_for(
+            f"(() => {{ const r = {texts('#cr-history tbody tr', 'data-attempt')};"
+            " return r.length === 2 ? r : null; })()"
+        )
+        assert history == [str(latest.id), str(stored.id)]
+
         # The one request before the token was typed; no script error, nothing refused.
         unauthorized = "the server responded with a status of 401 (Unauthorized)"
         assert page.errors == [f"Failed to load resource: {unauthorized}"]
