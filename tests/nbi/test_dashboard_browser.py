@@ -9,17 +9,19 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 from nbi_support import StartNbi, inform
 
 from browser import HEIGHT, WIDTH, Image, Page, chromium, read_png
 from cpe.live_lab import lab
 from knock.nbi.dashboard_stats import latency_bin
-from knock.vocab import CrMethod, CrOutcome
+from knock.vocab import CrMethod, CrOutcome, TaskStatus
 
 TOKEN = "dashboard-s3cret"
 BACKGROUND = (0xF5, 0xF6, 0xFA)  # --paper in style.css
 DELIVERED_BOX = (0xE3, 0xF5, 0xEC)  # .cr-outcome.good
 HTTP_BLUE = (0x2F, 0x6F, 0xDF)  # the http colour of the charts and the HTTP button
+UPTIME = "Device.DeviceInfo.UpTime"
 
 
 async def screenshot(page: Page) -> Image:
@@ -84,6 +86,19 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
         assert found == [second]
         assert await page.evaluate("location.hash") == f"#/devices?q={serial}"
 
+        # A task queued through the NBI: the page shows it waiting, then run in the session
+        # the connection request starts.
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"http://127.0.0.1:{running.acs.nbi_port}/devices/{second}/tasks",
+                json={"name": "getParameterValues", "parameterNames": [UPTIME]},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ) as queued,
+        ):
+            assert queued.status == 202
+            task_id = (await queued.json())["_id"]
+
         await page.click("a.device-link")
         await page.wait_for(f"document.getElementById('device-id')?.textContent === {second!r}")
         paths = await page.wait_for(
@@ -96,6 +111,9 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
         assert shown == [", ".join(s.events) for s in stored_sessions]
         assert any("0 BOOTSTRAP" in events for events in shown)
         assert await page.evaluate("document.getElementById('cr-history').tagName") == "P"
+        tasks = await page.evaluate(texts("#tasks tbody tr", "data-task"))
+        assert tasks == [task_id]
+        assert await page.evaluate(texts("#tasks tbody td:nth-child(3)")) == ["queued"]
         await page.evaluate("document.getElementById('cr-outcome').scrollIntoView()")
         before = await screenshot(page)
         assert await box_colour(page, before, "#cr-outcome") == BACKGROUND
@@ -116,6 +134,11 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
         assert history == [str(stored.id)]
         shown = await page.evaluate(texts("#sessions tbody td:nth-child(3)"))
         assert shown[0] == "6 CONNECTION REQUEST"
+        # The task runs in that session, after the Inform; the page follows on its own.
+        status = texts("#tasks tbody td:nth-child(3)")
+        await page.wait_for(f"{status}.join() === 'done'")
+        task = await running.acs.store.get_task(int(task_id))
+        assert task is not None and task.status == TaskStatus.DONE
 
         await page.evaluate("document.getElementById('cr-outcome').scrollIntoView()")
         after = await screenshot(page)

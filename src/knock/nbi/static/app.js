@@ -14,6 +14,9 @@ const MANAGEMENT = ["Device.ManagementServer.", "InternetGatewayDevice.Managemen
 const WINDOWS = [[900, "15 min"], [3600, "1 h"], [86400, "24 h"], [7 * 86400, "7 days"]];
 
 let refreshTimer = null;
+// Bumped by every route(): what a view began for an earlier one (a slow fetch, a timer) is
+// dropped instead of drawn over the page the user has gone to.
+let generation = 0;
 
 // --- DOM ------------------------------------------------------------------------------------
 
@@ -56,14 +59,37 @@ function ms(value) {
   return value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${Math.round(value)} ms`;
 }
 
-function badge(outcome) {
-  const text = outcome || "under way";
-  return el("span", { class: `badge ${text === "delivered" || text === "ok" ? "good" : outcome ? "bad" : "wait"}`, text });
+function badge(text, kind) {
+  return el("span", { class: `badge ${kind}`, text });
 }
 
-function show(...nodes) {
-  const view = document.getElementById("view");
-  view.replaceChildren(...nodes.filter((node) => node !== null));
+// A session's or an attempt's outcome; none yet means it is still going on.
+function outcomeBadge(outcome) {
+  if (!outcome) return badge("under way", "wait");
+  return badge(outcome, outcome === "delivered" || outcome === "ok" ? "good" : "bad");
+}
+
+function current(mine) {
+  return mine === generation;
+}
+
+function show(mine, ...nodes) {
+  if (!current(mine)) return;
+  document.getElementById("view").replaceChildren(...nodes.filter((node) => node !== null));
+}
+
+// Run `work` every `ms` while the view that asked is the one shown.
+function repeat(mine, ms, work) {
+  refreshTimer = setTimeout(async () => {
+    if (!current(mine)) return;
+    try {
+      await work();
+    } catch (error) {
+      if (current(mine)) failed(error);
+      return;
+    }
+    repeat(mine, ms, work);
+  }, ms);
 }
 
 function notice(text) {
@@ -108,7 +134,7 @@ function query(params) {
 function askForToken(message) {
   document.getElementById("login").hidden = false;
   document.getElementById("logout").hidden = true;
-  show(el("section", { class: "card" },
+  show(generation, el("section", { class: "card" },
     el("h1", { text: "This NBI asks for its token" }),
     el("p", { text: message || "Knock was started with an NBI token (--nbi-token or "
       + "KNOCK_NBI_TOKEN). Type it above; this browser tab keeps it until you close it." })));
@@ -151,6 +177,7 @@ function methodsOf(doc) {
 }
 
 async function deviceList(params) {
+  const mine = generation;
   const text = params.get("q") || "";
   const input = el("input", {
     id: "search", type: "search", value: text, autocomplete: "off",
@@ -167,7 +194,7 @@ async function deviceList(params) {
   try {
     where = searchQuery(text);
   } catch (error) {
-    show(el("h1", { text: "Devices" }), form, el("p", { class: "error", text: `Not a JSON query: ${error.message}` }));
+    show(mine, el("h1", { text: "Devices" }), form, el("p", { class: "error", text: `Not a JSON query: ${error.message}` }));
     return;
   }
   const answer = await api(`/devices/?${query({
@@ -175,7 +202,7 @@ async function deviceList(params) {
     projection: ["_id", "_deviceId", "_lastInform", ...MANAGEMENT.map((m) => `${m}SupportedConnReqMethods`)].join(","),
   })}`);
   if (!answer.ok) {
-    show(el("h1", { text: "Devices" }), form, el("p", { class: "error", text: answer.body?.error || `HTTP ${answer.status}` }));
+    show(mine, el("h1", { text: "Devices" }), form, el("p", { class: "error", text: answer.body?.error || `HTTP ${answer.status}` }));
     return;
   }
   const devices = answer.body;
@@ -187,7 +214,7 @@ async function deviceList(params) {
     el("td", { text: methodsOf(doc) || "—" }),
     el("td", { title: when(doc._lastInform), text: ago(doc._lastInform) })));
   const count = devices.length === LIST_LIMIT ? `the ${LIST_LIMIT} latest matching` : `${devices.length}`;
-  show(el("h1", { text: "Devices" }), form,
+  show(mine, el("h1", { text: "Devices" }), form,
     el("p", { id: "device-count", class: "muted", text: `${count} device${devices.length === 1 ? "" : "s"}${text ? ` matching “${text}”` : ""}` }),
     table("device-table", ["Device", "Manufacturer", "Product class", "Serial number", "CR methods", "Last inform"],
       rows, text ? "No device matches." : "No device has informed yet: point a CPE (or knock sim) at the ACS."));
@@ -222,7 +249,7 @@ function attemptRows(attempts) {
   return attempts.map((a) => el("tr", { "data-attempt": a.id, "data-outcome": a.outcome || "" },
     el("td", { title: a.started, text: when(a.started) }),
     el("td", { text: a.method.toUpperCase() }),
-    el("td", {}, badge(a.outcome)),
+    el("td", {}, outcomeBadge(a.outcome)),
     el("td", { class: "num", text: ms(a.latencyMs) }),
     el("td", { class: "detail", text: a.detail || "" })));
 }
@@ -232,7 +259,7 @@ function sessionRows(sessions) {
     el("td", { title: s.started, text: when(s.started) }),
     el("td", { class: "num", text: s.ended ? ms(new Date(s.ended) - new Date(s.started)) : "—" }),
     el("td", { text: s.events.join(", ") }),
-    el("td", {}, badge(s.outcome)),
+    el("td", {}, outcomeBadge(s.outcome)),
     el("td", { class: "muted", text: s.cwmpVersion.replace(/^urn:dslforum-org:/, "") })));
 }
 
@@ -240,7 +267,7 @@ function taskRows(tasks) {
   return tasks.map((t) => el("tr", { "data-task": t._id },
     el("td", { text: t._id }),
     el("td", { text: t.name }),
-    el("td", {}, badge(t.status === "done" ? "ok" : t.status === "queued" || t.status === "running" ? null : t.status)),
+    el("td", {}, badge(t.status, { done: "good", faulted: "bad" }[t.status] || "wait")),
     el("td", { title: t.timestamp, text: when(t.timestamp) }),
     el("td", { class: "detail", text: t.fault ? `${t.fault.code || ""} ${t.fault.message || ""}` : "" })));
 }
@@ -304,12 +331,13 @@ function crPanel(id, onDone) {
 }
 
 async function devicePage(id) {
+  const mine = generation;
   const [devices, history] = await Promise.all([
     getJson(`/devices/?${query({ query: { _id: id } })}`),
     deviceHistory(id).catch((error) => error),
   ]);
   if (devices.length === 0) {
-    show(el("h1", { text: "No such device" }),
+    show(mine, el("h1", { text: "No such device" }),
       el("p", { class: "error", text: `The ACS knows no device ${id}.` }),
       el("p", {}, el("a", { href: "#/", text: "All devices" })));
     return;
@@ -333,7 +361,7 @@ async function devicePage(id) {
     parameterRows(doc, filter.value), "No parameter matches."));
   filter.addEventListener("input", fillParams);
   fillParams();
-  show(
+  show(mine,
     el("p", {}, el("a", { href: "#/", text: "← Devices" })),
     el("h1", { id: "device-id", text: doc._id }),
     el("dl", { class: "facts" },
@@ -343,14 +371,16 @@ async function devicePage(id) {
         ["Last inform", `${when(doc._lastInform)} (${ago(doc._lastInform)})`],
         ["Last boot", when(doc._lastBoot)], ["Registered", when(doc._registered)]]
         .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v || "" })])),
-    crPanel(doc._id, () => refresh().catch(failed)),
+    crPanel(doc._id, () => refresh().catch((error) => current(mine) && failed(error))),
     histories,
     el("section", { class: "card" }, el("h2", { text: "Parameters" }), filter, params));
+  repeat(mine, 3000, refresh);  // sessions and tasks go on after a request is delivered
 }
 
 // --- fleet view -------------------------------------------------------------------------------
 
 async function fleet(params) {
+  const mine = generation;
   const windowS = Number(params.get("window")) || 3600;
   const stats = await getJson(`${API}/cr-stats?${query({ window: String(windowS), slices: "30" })}`);
   const names = Object.keys(stats.methods);
@@ -368,7 +398,7 @@ async function fleet(params) {
   const choices = el("nav", { class: "windows" }, ...WINDOWS.map(([s, label]) => el("a", {
     href: `#/fleet?window=${s}`, class: s === windowS ? "chosen" : null, text: label,
   })));
-  show(
+  show(mine,
     el("h1", { text: "Fleet: connection requests" }),
     choices,
     stats.truncated ? el("p", { class: "error", text: "Too many attempts in this window: the newest are counted." }) : null,
@@ -378,17 +408,18 @@ async function fleet(params) {
       KnockCharts.histogram(stats.latencyEdgesMs, stats.methods)),
     el("section", { class: "card" }, el("h2", { text: `Delivered share over time (slices of ${Math.round(stats.sliceSeconds)} s)` }),
       KnockCharts.successRate(stats)));
-  refreshTimer = setTimeout(() => route(), 10_000);
+  if (current(mine)) refreshTimer = setTimeout(route, 10_000);
 }
 
 // --- routing ----------------------------------------------------------------------------------
 
 function failed(error) {
   if (error instanceof Unauthorized) return;
-  show(el("h1", { text: "Something went wrong" }), el("p", { class: "error", text: error.message }));
+  show(generation, el("h1", { text: "Something went wrong" }), el("p", { class: "error", text: error.message }));
 }
 
 async function route() {
+  generation += 1;
   clearTimeout(refreshTimer);
   notice(null);
   document.getElementById("logout").hidden = !sessionStorage.getItem(TOKEN_KEY);
