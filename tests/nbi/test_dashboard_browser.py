@@ -6,6 +6,7 @@ back and checked."""
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from nbi_support import StartNbi, inform
 
 from browser import HEIGHT, WIDTH, Image, Page, chromium, read_png
 from cpe.live_lab import lab
-from knock.nbi.dashboard_stats import latency_bin
+from knock.nbi.dashboard_stats import LATENCY_EDGES_MS
 from knock.vocab import CrMethod, CrOutcome, TaskStatus
 
 TOKEN = "dashboard-s3cret"
@@ -186,7 +187,7 @@ async def test_fleet_view_draws_a_bar_per_method_and_latency(
     expected: dict[str, int] = {}
     for method, values in latencies.items():
         for ms in values:
-            key = f"{method.value}/{latency_bin(ms)}"
+            key = f"{method.value}/{bisect_right(LATENCY_EDGES_MS, ms)}"
             expected[key] = expected.get(key, 0) + 1
 
     async with chromium(tmp_path) as browser:

@@ -457,7 +457,6 @@ OPENAPI: dict[str, Any] = {
                         "description": "Upper bounds of the histogram's bins; one more bin "
                         "holds the slower ones.",
                     },
-                    "truncated": {"type": "boolean"},
                     "methods": {
                         "type": "object",
                         "additionalProperties": {

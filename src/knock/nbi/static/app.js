@@ -401,7 +401,6 @@ async function fleet(params) {
   show(mine,
     el("h1", { text: "Fleet: connection requests" }),
     choices,
-    stats.truncated ? el("p", { class: "error", text: "Too many attempts in this window: the newest are counted." }) : null,
     el("section", { class: "card" }, el("h2", { text: "By method" }),
       table("cr-totals", ["Method", "Attempts", "Delivered", "Success", "Median latency", "Under way"], totals, "")),
     el("section", { class: "card" }, el("h2", { text: "Latency of delivered requests" }),
