@@ -9,12 +9,16 @@ iproute2
 nftables
 conntrack
 prosody
+chromium
+fonts-dejavu-core
 "
 # postgresql: tests/pg_server.py starts a throwaway server for the store and NBI tests.
 # iproute2, nftables, conntrack: tests/nat_lab.py builds the NAT lab (knock.lab) from network
 #   namespaces and veths (ip), masquerade and filter rules (nft), and rebinds it (conntrack -D).
 # prosody: tests/xmpp_servers.py starts a real XMPP server for the XMPP client and connection
 #   request tests, as its own user from a temporary folder.
+# chromium, fonts-dejavu-core: tests/browser.py drives headless Chromium for the dashboard's
+#   tests (tests/nbi/test_dashboard_browser.py); the font is what its screenshots render text in.
 missing=""
 for pkg in $need; do
     status=$(dpkg-query -W -f '${db:Status-Status}' "$pkg" 2>/dev/null || true)

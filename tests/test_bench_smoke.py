@@ -62,3 +62,9 @@ def test_xmpp_client(tmp_path: Path) -> None:
     for library in ("knock", "slixmpp"):
         assert result[library]["connections"] == 50
         assert result[library]["round_trips"] > 0
+
+
+def test_dashboard(tmp_path: Path) -> None:
+    result = quick("dashboard", tmp_path)
+    assert result["attempts_counted"] == result["attempts_in_window"] == 2000
+    assert result["max_ms"] >= result["p50_ms"] > 0

@@ -16,7 +16,9 @@ from aiohttp.typedefs import Handler, Middleware
 
 from knock.connreq.dispatcher import CrResult
 from knock.metrics import CONTENT_TYPE, Metrics
+from knock.nbi.dashboard import add_dashboard
 from knock.nbi.documents import cr_result_document, device_document, parameters_to_fetch
+from knock.nbi.errors import ApiError
 from knock.nbi.openapi import OPENAPI
 from knock.nbi.query import (
     QueryError,
@@ -53,24 +55,6 @@ FAULTED = "Task faulted"
 _A = TypeVar("_A", Arrival, TaskFinished)
 
 
-class ApiError(Exception):
-    """Answered as JSON {"error": message} with this status (and reason phrase, headers)."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        reason: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.reason = reason
-        self.headers = headers
-
-
 def make_nbi_app(
     store: Store,
     hub: Hub,
@@ -82,7 +66,10 @@ def make_nbi_app(
 ) -> web.Application:
     """The NBI. With `token`, every request must carry `Authorization: Bearer <token>`.
     Without `connection_request`, ?connection_request only waits for the device's next session."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[_json_errors, _auth(token)])
+    public: set[web.AbstractResource] = set()  # the dashboard's pages: they hold no data
+    app = web.Application(
+        client_max_size=MAX_BODY, middlewares=[_json_errors, _auth(token, public)]
+    )
     nbi = _Nbi(store, hub, connection_request, reach)
     routes: list[tuple[str, str, Handler]] = [
         ("GET", "/devices", nbi.list_devices),
@@ -99,6 +86,7 @@ def make_nbi_app(
     app.router.add_get("/openapi.json", _openapi)
     if metrics is not None:
         app.router.add_get("/metrics", _metrics_handler(metrics))
+    public.update(add_dashboard(app, store))
     return app
 
 
@@ -151,12 +139,12 @@ def _hint(request: web.Request, exc: web.HTTPException) -> str:
     return exc.reason
 
 
-def _auth(token: str | None) -> Middleware:
+def _auth(token: str | None, public: set[web.AbstractResource]) -> Middleware:
     expected = (token or "").encode()
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is not None:
+        if token is not None and request.match_info.route.resource not in public:
             scheme, _, given = request.headers.get("Authorization", "").partition(" ")
             valid = hmac.compare_digest(given.strip().encode("utf-8", "replace"), expected)
             if scheme.lower() != "bearer" or not valid:

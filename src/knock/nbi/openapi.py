@@ -46,6 +46,9 @@ _QUERY = _query(
 )
 _SKIP = _query("skip", "How many matches to pass over.", {"type": "integer", "minimum": 0})
 _LIMIT = _query("limit", "At most this many results.", {"type": "integer", "minimum": 0})
+_HISTORY_LIMIT = _query(
+    "limit", "At most this many (default 50).", {"type": "integer", "minimum": 1, "maximum": 1000}
+)
 _UNAUTHORIZED = _error("A token is configured and the request lacks it (WWW-Authenticate: Bearer).")
 _BAD_REQUEST = _error("The query, parameters or body are malformed; the message says what to fix.")
 
@@ -220,6 +223,83 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        # The web dashboard: its pages need no token (they hold no data), its JSON does.
+        "/": {
+            "get": {
+                "summary": "The web dashboard",
+                "security": [],
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+            }
+        },
+        "/dashboard/static/{name}": {
+            "get": {
+                "summary": "The dashboard's scripts and style sheet",
+                "security": [],
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {"200": {"description": "The file."}, "404": _error("No such file.")},
+            }
+        },
+        "/dashboard/api/devices/{device_id}/sessions": {
+            "get": {
+                "summary": "The device's latest sessions, newest first",
+                "parameters": [_DEVICE_ID, _HISTORY_LIMIT],
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("Session")}, "Sessions."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such device."),
+                },
+            }
+        },
+        "/dashboard/api/devices/{device_id}/cr-attempts": {
+            "get": {
+                "summary": "The device's latest connection-request attempts, newest first",
+                "parameters": [_DEVICE_ID, _HISTORY_LIMIT],
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("CrAttempt")}, "Attempts."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such device."),
+                },
+            }
+        },
+        "/dashboard/api/cr-stats": {
+            "get": {
+                "summary": "Connection requests of every device by method: latency histogram "
+                "and delivered share over time",
+                "parameters": [
+                    _query(
+                        "window",
+                        "Seconds back from now (default 3600).",
+                        {"type": "integer", "minimum": 1, "maximum": 90 * 86400},
+                    ),
+                    _query(
+                        "slices",
+                        "Equal slices of the window (default 30).",
+                        {"type": "integer", "minimum": 1, "maximum": 500},
+                    ),
+                ],
+                "responses": {
+                    "200": _json(_ref("CrStats"), "Per method."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (text exposition 0.0.4); see docs/observability.md",
+                "responses": {
+                    "200": {
+                        "description": "Counters, gauges and histograms of this ACS process.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
         "/openapi.json": {
             "get": {
                 "summary": "This document",
@@ -353,6 +433,66 @@ OPENAPI: dict[str, Any] = {
                 },
                 "required": ["_id", "name", "device", "timestamp", "status"],
                 "additionalProperties": True,
+            },
+            "Session": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "started": {"type": "string", "format": "date-time"},
+                    "ended": {"type": ["string", "null"], "format": "date-time"},
+                    "events": {"type": "array", "items": {"type": "string"}},
+                    "cwmpVersion": {"type": "string"},
+                    "outcome": {"type": ["string", "null"]},
+                },
+            },
+            "CrAttempt": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "method": {"enum": [m.value for m in CrMethod]},
+                    "started": {"type": "string", "format": "date-time"},
+                    "ended": {"type": ["string", "null"], "format": "date-time"},
+                    "outcome": {"enum": [*(o.value for o in CrOutcome), None]},
+                    "detail": {"type": ["string", "null"]},
+                    "latencyMs": {"type": ["number", "null"]},
+                },
+            },
+            "CrStats": {
+                "type": "object",
+                "properties": {
+                    "since": {"type": "string", "format": "date-time"},
+                    "until": {"type": "string", "format": "date-time"},
+                    "sliceSeconds": {"type": "number"},
+                    "latencyEdgesMs": {
+                        "type": "array",
+                        "items": {"type": "number"},
+                        "description": "Upper bounds of the histogram's bins; one more bin "
+                        "holds the slower ones.",
+                    },
+                    "methods": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "properties": {
+                                "attempts": {"type": "integer"},
+                                "delivered": {"type": "integer"},
+                                "pending": {"type": "integer"},
+                                "medianMs": {"type": ["number", "null"]},
+                                "histogram": {"type": "array", "items": {"type": "integer"}},
+                                "slices": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "finished": {"type": "integer"},
+                                            "delivered": {"type": "integer"},
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
             },
             "ConnectionRequestFailed": {
                 "type": "object",

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
 from knock.store import statements
+from knock.store.cr_stats import CrCounts, count_cr_attempts
 from knock.store.database import Database
 from knock.store.engine import open_database
 from knock.store.errors import UnknownDeviceError
@@ -274,6 +275,15 @@ class Store:
             .limit(limit),
         )
         return [CrAttemptRow(**row._mapping) for row in rows]
+
+    async def cr_attempt_counts(
+        self, since: datetime, until: datetime, slices: int, edges_ms: Sequence[int]
+    ) -> CrCounts:
+        """Every device's attempts started in [since, until], counted in the database (see
+        `cr_stats.count_cr_attempts`): the dashboard's fleet view."""
+        return await self._db.run(
+            count_cr_attempts, self._db.dialect_name, since, until, slices, edges_ms
+        )
 
     async def set_cr_credentials(self, device_id: str, username: str, password: str) -> None:
         """Remember the connection-request credentials the ACS set on the device."""

@@ -1,0 +1,442 @@
+// The Knock dashboard: a device list, a device page and a fleet view over the NBI on this port.
+// The NBI's token, when it has one, is typed once and kept in sessionStorage (this tab only).
+"use strict";
+
+const TOKEN_KEY = "knock.nbiToken";
+const API = "/dashboard/api";
+const LIST_LIMIT = 200;
+const SEARCH_FIELDS = [
+  "_id", "_deviceId._SerialNumber", "_deviceId._ProductClass", "_deviceId._OUI",
+  "_deviceId._Manufacturer",
+];
+const CR_METHODS = [["auto", "Auto"], ["http", "HTTP"], ["udp", "UDP"], ["xmpp", "XMPP"]];
+const MANAGEMENT = ["Device.ManagementServer.", "InternetGatewayDevice.ManagementServer."];
+const WINDOWS = [[900, "15 min"], [3600, "1 h"], [86400, "24 h"], [7 * 86400, "7 days"]];
+
+let refreshTimer = null;
+// Bumped by every route(): what a view began for an earlier one (a slow fetch, a timer) is
+// dropped instead of drawn over the page the user has gone to.
+let generation = 0;
+
+// --- DOM ------------------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "text") node.textContent = value;
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+function table(id, headings, rows, empty) {
+  if (rows.length === 0) return el("p", { id, class: "muted empty", text: empty });
+  return el("table", { id },
+    el("thead", {}, el("tr", {}, ...headings.map((h) => el("th", { text: h })))),
+    el("tbody", {}, ...rows));
+}
+
+function when(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  return d.toLocaleString([], { dateStyle: "short", timeStyle: "medium" });
+}
+
+function ago(iso) {
+  if (!iso) return "never";
+  const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+  if (s < 60) return `${Math.round(s)} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
+
+function ms(value) {
+  if (value === null || value === undefined) return "—";
+  return value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${Math.round(value)} ms`;
+}
+
+function badge(text, kind) {
+  return el("span", { class: `badge ${kind}`, text });
+}
+
+// A session's or an attempt's outcome; none yet means it is still going on.
+function outcomeBadge(outcome) {
+  if (!outcome) return badge("under way", "wait");
+  return badge(outcome, outcome === "delivered" || outcome === "ok" ? "good" : "bad");
+}
+
+function current(mine) {
+  return mine === generation;
+}
+
+function show(mine, ...nodes) {
+  if (!current(mine)) return;
+  document.getElementById("view").replaceChildren(...nodes.filter((node) => node !== null));
+}
+
+// Run `work` every `ms` while the view that asked is the one shown.
+function repeat(mine, ms, work) {
+  refreshTimer = setTimeout(async () => {
+    if (!current(mine)) return;
+    try {
+      await work();
+    } catch (error) {
+      if (current(mine)) failed(error);
+      return;
+    }
+    repeat(mine, ms, work);
+  }, ms);
+}
+
+function notice(text) {
+  const p = document.getElementById("notice");
+  p.textContent = text || "";
+  p.hidden = !text;
+}
+
+// --- the NBI ----------------------------------------------------------------------------------
+
+class Unauthorized extends Error {}
+
+async function api(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.set("Authorization", `Bearer ${token}`);
+  const response = await fetch(path, { ...options, headers });
+  if (response.status === 401) {
+    askForToken(token ? "That token was refused; type the NBI's token again." : null);
+    throw new Unauthorized();
+  }
+  const body = await response.json().catch(() => null);
+  return { status: response.status, ok: response.ok, body };
+}
+
+async function getJson(path) {
+  const answer = await api(path);
+  if (!answer.ok) throw new Error(answer.body?.error || `HTTP ${answer.status} from ${path}`);
+  return answer.body;
+}
+
+function query(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== null && value !== undefined) {
+      search.set(name, typeof value === "string" ? value : JSON.stringify(value));
+    }
+  }
+  return search.toString();
+}
+
+function askForToken(message) {
+  document.getElementById("login").hidden = false;
+  document.getElementById("logout").hidden = true;
+  show(generation, el("section", { class: "card" },
+    el("h1", { text: "This NBI asks for its token" }),
+    el("p", { text: message || "Knock was started with an NBI token (--nbi-token or "
+      + "KNOCK_NBI_TOKEN). Type it above; this browser tab keeps it until you close it." })));
+  document.getElementById("token").focus();
+}
+
+function setUpLogin() {
+  const form = document.getElementById("login");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, document.getElementById("token").value);
+    document.getElementById("token").value = "";
+    form.hidden = true;
+    route();
+  });
+  document.getElementById("logout").addEventListener("click", () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    route();
+  });
+}
+
+// --- device list ------------------------------------------------------------------------------
+
+// Free text searches by prefix across the identity fields, in the NBI's own query language;
+// text starting with "{" is taken as a GenieACS query as it stands.
+function searchQuery(text) {
+  const wanted = text.trim();
+  if (!wanted) return null;
+  if (wanted.startsWith("{")) return JSON.parse(wanted);
+  const prefix = { $gte: wanted, $lt: `${wanted}\uffff` };
+  return { $or: SEARCH_FIELDS.map((field) => ({ [field]: prefix })) };
+}
+
+function methodsOf(doc) {
+  for (const root of ["Device", "InternetGatewayDevice"]) {
+    const value = doc[root]?.ManagementServer?.SupportedConnReqMethods?._value;
+    if (value !== undefined) return String(value);
+  }
+  return "";
+}
+
+async function deviceList(params) {
+  const mine = generation;
+  const text = params.get("q") || "";
+  const input = el("input", {
+    id: "search", type: "search", value: text, autocomplete: "off",
+    placeholder: "Device id, serial number, product class, OUI or manufacturer (prefix), or a {query}",
+  });
+  const form = el("form", { id: "search-form", class: "search" }, input,
+    el("button", { type: "submit", text: "Search" }));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const q = input.value.trim();
+    location.hash = q ? `#/devices?${new URLSearchParams({ q })}` : "#/";
+  });
+  let where;
+  try {
+    where = searchQuery(text);
+  } catch (error) {
+    show(mine, el("h1", { text: "Devices" }), form, el("p", { class: "error", text: `Not a JSON query: ${error.message}` }));
+    return;
+  }
+  const answer = await api(`/devices/?${query({
+    query: where, sort: { _lastInform: -1 }, limit: String(LIST_LIMIT),
+    projection: ["_id", "_deviceId", "_lastInform", ...MANAGEMENT.map((m) => `${m}SupportedConnReqMethods`)].join(","),
+  })}`);
+  if (!answer.ok) {
+    show(mine, el("h1", { text: "Devices" }), form, el("p", { class: "error", text: answer.body?.error || `HTTP ${answer.status}` }));
+    return;
+  }
+  const devices = answer.body;
+  const rows = devices.map((doc) => el("tr", { "data-device": doc._id },
+    el("td", {}, el("a", { class: "device-link", href: `#/device/${encodeURIComponent(doc._id)}`, text: doc._id })),
+    el("td", { text: doc._deviceId?._Manufacturer || "" }),
+    el("td", { text: doc._deviceId?._ProductClass || "" }),
+    el("td", { text: doc._deviceId?._SerialNumber || "" }),
+    el("td", { text: methodsOf(doc) || "—" }),
+    el("td", { title: when(doc._lastInform), text: ago(doc._lastInform) })));
+  const count = devices.length === LIST_LIMIT ? `the ${LIST_LIMIT} latest matching` : `${devices.length}`;
+  show(mine, el("h1", { text: "Devices" }), form,
+    el("p", { id: "device-count", class: "muted", text: `${count} device${devices.length === 1 ? "" : "s"}${text ? ` matching “${text}”` : ""}` }),
+    table("device-table", ["Device", "Manufacturer", "Product class", "Serial number", "CR methods", "Last inform"],
+      rows, text ? "No device matches." : "No device has informed yet: point a CPE (or knock sim) at the ACS."));
+  input.focus();
+}
+
+// --- device page ------------------------------------------------------------------------------
+
+function flatten(node, path, out) {
+  for (const [key, child] of Object.entries(node)) {
+    if (key.startsWith("_") || typeof child !== "object" || child === null) continue;
+    const here = path ? `${path}.${key}` : key;
+    if ("_value" in child || "_type" in child) out.push([here, child]);
+    flatten(child, here, out);
+  }
+  return out;
+}
+
+function parameterRows(doc, filter) {
+  const wanted = filter.toLowerCase();
+  return flatten(doc, "", [])
+    .filter(([path, leaf]) => !wanted || path.toLowerCase().includes(wanted)
+      || String(leaf._value ?? "").toLowerCase().includes(wanted))
+    .map(([path, leaf]) => el("tr", {},
+      el("td", { class: "path", text: path }),
+      el("td", { class: "value", text: leaf._value === undefined ? "" : String(leaf._value) }),
+      el("td", { class: "muted", text: leaf._type || "" }),
+      el("td", { class: "muted", text: leaf._writable ? "rw" : "r" })));
+}
+
+function attemptRows(attempts) {
+  return attempts.map((a) => el("tr", { "data-attempt": a.id, "data-outcome": a.outcome || "" },
+    el("td", { title: a.started, text: when(a.started) }),
+    el("td", { text: a.method.toUpperCase() }),
+    el("td", {}, outcomeBadge(a.outcome)),
+    el("td", { class: "num", text: ms(a.latencyMs) }),
+    el("td", { class: "detail", text: a.detail || "" })));
+}
+
+function sessionRows(sessions) {
+  return sessions.map((s) => el("tr", { "data-session": s.id },
+    el("td", { title: s.started, text: when(s.started) }),
+    el("td", { class: "num", text: s.ended ? ms(new Date(s.ended) - new Date(s.started)) : "—" }),
+    el("td", { text: s.events.join(", ") }),
+    el("td", {}, outcomeBadge(s.outcome)),
+    el("td", { class: "muted", text: s.cwmpVersion.replace(/^urn:dslforum-org:/, "") })));
+}
+
+function taskRows(tasks) {
+  return tasks.map((t) => el("tr", { "data-task": t._id },
+    el("td", { text: t._id }),
+    el("td", { text: t.name }),
+    el("td", {}, badge(t.status, { done: "good", faulted: "bad" }[t.status] || "wait")),
+    el("td", { title: t.timestamp, text: when(t.timestamp) }),
+    el("td", { class: "detail", text: t.fault ? `${t.fault.code || ""} ${t.fault.message || ""}` : "" })));
+}
+
+async function deviceHistory(id) {
+  const encoded = encodeURIComponent(id);
+  const [sessions, attempts, tasks] = await Promise.all([
+    getJson(`${API}/devices/${encoded}/sessions`),
+    getJson(`${API}/devices/${encoded}/cr-attempts`),
+    getJson(`/tasks/?${query({ query: { device: id } })}`),
+  ]);
+  return { sessions, attempts, tasks };
+}
+
+function crPanel(id, onDone) {
+  const outcome = el("div", { id: "cr-outcome", class: "cr-outcome muted", "aria-live": "polite",
+    text: "Ask the device to open a session now: Auto tries its methods in the ACS's order." });
+  const buttons = CR_METHODS.map(([via, label]) => el("button", {
+    type: "button", class: "cr", "data-via": via, text: label,
+  }));
+  for (const button of buttons) {
+    button.addEventListener("click", async () => {
+      const via = button.dataset.via;
+      buttons.forEach((b) => { b.disabled = true; });
+      const started = performance.now();
+      outcome.className = "cr-outcome pending";
+      outcome.dataset.outcome = "pending";
+      const tick = () => { outcome.textContent = `${via.toUpperCase()}: waiting for the device's Inform… ${((performance.now() - started) / 1000).toFixed(1)} s`; };
+      tick();
+      const timer = setInterval(tick, 100);
+      try {
+        const path = `/devices/${encodeURIComponent(id)}/connection-request${via === "auto" ? "" : `?via=${via}`}`;
+        const answer = await api(path, { method: "POST" });
+        const result = answer.body || {};
+        clearInterval(timer);
+        if (!result.outcome) throw new Error(result.error || `HTTP ${answer.status}`);
+        outcome.dataset.outcome = result.outcome;
+        outcome.dataset.method = result.method || "";
+        outcome.className = `cr-outcome ${result.outcome === "delivered" ? "good" : "bad"}`;
+        outcome.replaceChildren(
+          el("strong", { text: `${(result.method || via).toUpperCase()} ${result.outcome}` }),
+          document.createTextNode(result.latencyMs !== null ? ` in ${ms(result.latencyMs)}` : ""),
+          el("div", { class: "detail", text: result.detail || "" }),
+          ...(result.attempts.length > 1 ? [el("ol", {}, ...result.attempts.map((a) => el("li", {
+            text: `${a.method.toUpperCase()} ${a.outcome} after ${ms(a.ms)}: ${a.detail}`,
+          })))] : []));
+      } catch (error) {
+        clearInterval(timer);
+        if (error instanceof Unauthorized) return;
+        outcome.dataset.outcome = "error";
+        outcome.className = "cr-outcome bad";
+        outcome.textContent = `The request failed: ${error.message}`;
+      } finally {
+        buttons.forEach((b) => { b.disabled = false; });
+      }
+      onDone();
+    });
+  }
+  return el("section", { class: "card" }, el("h2", { text: "Connection request" }),
+    el("div", { class: "buttons" }, ...buttons), outcome);
+}
+
+async function devicePage(id) {
+  const mine = generation;
+  const [devices, history] = await Promise.all([
+    getJson(`/devices/?${query({ query: { _id: id } })}`),
+    deviceHistory(id).catch((error) => error),
+  ]);
+  if (devices.length === 0) {
+    show(mine, el("h1", { text: "No such device" }),
+      el("p", { class: "error", text: `The ACS knows no device ${id}.` }),
+      el("p", {}, el("a", { href: "#/", text: "All devices" })));
+    return;
+  }
+  if (history instanceof Error) throw history;
+  const doc = devices[0];
+  const ident = doc._deviceId || {};
+  const histories = el("div", { id: "histories" });
+  const fillHistories = ({ sessions, attempts, tasks }) => histories.replaceChildren(
+    el("section", { class: "card" }, el("h2", { text: "Connection requests" }),
+      table("cr-history", ["Sent", "Method", "Outcome", "Latency", "Detail"], attemptRows(attempts), "No connection request yet.")),
+    el("section", { class: "card" }, el("h2", { text: "Sessions" }),
+      table("sessions", ["Started", "Duration", "Events", "Outcome", "CWMP"], sessionRows(sessions), "No session yet.")),
+    el("section", { class: "card" }, el("h2", { text: "Tasks" }),
+      table("tasks", ["Id", "Task", "Status", "Queued", "Fault"], taskRows(tasks), "No task queued through the NBI.")));
+  fillHistories(history);
+  const refresh = async () => fillHistories(await deviceHistory(id));
+  const filter = el("input", { id: "param-filter", type: "search", placeholder: "Filter by path or value" });
+  const params = el("div", { id: "parameters" });
+  const fillParams = () => params.replaceChildren(table("parameter-table", ["Parameter", "Value", "Type", "Access"],
+    parameterRows(doc, filter.value), "No parameter matches."));
+  filter.addEventListener("input", fillParams);
+  fillParams();
+  show(mine,
+    el("p", {}, el("a", { href: "#/", text: "← Devices" })),
+    el("h1", { id: "device-id", text: doc._id }),
+    el("dl", { class: "facts" },
+      ...[["Manufacturer", ident._Manufacturer], ["Product class", ident._ProductClass],
+        ["Serial number", ident._SerialNumber], ["OUI", ident._OUI],
+        ["CR methods", methodsOf(doc) || "—"],
+        ["Last inform", `${when(doc._lastInform)} (${ago(doc._lastInform)})`],
+        ["Last boot", when(doc._lastBoot)], ["Registered", when(doc._registered)]]
+        .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v || "" })])),
+    crPanel(doc._id, () => refresh().catch((error) => current(mine) && failed(error))),
+    histories,
+    el("section", { class: "card" }, el("h2", { text: "Parameters" }), filter, params));
+  repeat(mine, 3000, refresh);  // sessions and tasks go on after a request is delivered
+}
+
+// --- fleet view -------------------------------------------------------------------------------
+
+async function fleet(params) {
+  const mine = generation;
+  const windowS = Number(params.get("window")) || 3600;
+  const stats = await getJson(`${API}/cr-stats?${query({ window: String(windowS), slices: "30" })}`);
+  const names = Object.keys(stats.methods);
+  const totals = names.map((m) => {
+    const s = stats.methods[m];
+    const finished = s.attempts - s.pending;
+    return el("tr", { "data-method": m },
+      el("td", {}, el("span", { class: `swatch ${m}` }), document.createTextNode(m.toUpperCase())),
+      el("td", { class: "num", text: s.attempts }),
+      el("td", { class: "num", text: s.delivered }),
+      el("td", { class: "num", text: finished ? `${Math.round((100 * s.delivered) / finished)} %` : "—" }),
+      el("td", { class: "num", text: ms(s.medianMs) }),
+      el("td", { class: "num", text: s.pending }));
+  });
+  const choices = el("nav", { class: "windows" }, ...WINDOWS.map(([s, label]) => el("a", {
+    href: `#/fleet?window=${s}`, class: s === windowS ? "chosen" : null, text: label,
+  })));
+  show(mine,
+    el("h1", { text: "Fleet: connection requests" }),
+    choices,
+    el("section", { class: "card" }, el("h2", { text: "By method" }),
+      table("cr-totals", ["Method", "Attempts", "Delivered", "Success", "Median latency", "Under way"], totals, "")),
+    el("section", { class: "card" }, el("h2", { text: "Latency of delivered requests" }),
+      KnockCharts.histogram(stats.latencyEdgesMs, stats.methods)),
+    el("section", { class: "card" }, el("h2", { text: `Delivered share over time (slices of ${Math.round(stats.sliceSeconds)} s)` }),
+      KnockCharts.successRate(stats)));
+  if (current(mine)) refreshTimer = setTimeout(route, 10_000);
+}
+
+// --- routing ----------------------------------------------------------------------------------
+
+function failed(error) {
+  if (error instanceof Unauthorized) return;
+  show(generation, el("h1", { text: "Something went wrong" }), el("p", { class: "error", text: error.message }));
+}
+
+async function route() {
+  generation += 1;
+  clearTimeout(refreshTimer);
+  notice(null);
+  document.getElementById("logout").hidden = !sessionStorage.getItem(TOKEN_KEY);
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const [path, search] = hash.split("?", 2);
+  const params = new URLSearchParams(search || "");
+  document.getElementById("nav-fleet").classList.toggle("chosen", path === "/fleet");
+  document.getElementById("nav-devices").classList.toggle("chosen", path !== "/fleet");
+  try {
+    if (path.startsWith("/device/")) await devicePage(decodeURIComponent(path.slice("/device/".length)));
+    else if (path === "/fleet") await fleet(params);
+    else await deviceList(params);
+    document.body.dataset.view = path.split("/")[1] || "devices";
+  } catch (error) {
+    failed(error);
+  }
+}
+
+setUpLogin();
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,223 @@
+"""The dashboard in headless Chromium against a real ACS with simulated devices: log in with
+the NBI's token, search, open a device, send it a connection request by HTTP and see the
+outcome; the fleet view draws the histogram of the attempts on record. Screenshots are read
+back and checked."""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_right
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+from nbi_support import StartNbi, inform
+
+from browser import HEIGHT, WIDTH, Image, Page, chromium, read_png
+from cpe.live_lab import lab
+from knock.nbi.dashboard_stats import LATENCY_EDGES_MS
+from knock.vocab import CrMethod, CrOutcome, TaskStatus
+
+TOKEN = "dashboard-s3cret"
+BACKGROUND = (0xF5, 0xF6, 0xFA)  # --paper in style.css
+DELIVERED_BOX = (0xE3, 0xF5, 0xEC)  # .cr-outcome.good
+HTTP_BLUE = (0x2F, 0x6F, 0xDF)  # the http colour of the charts and the HTTP button
+UPTIME = "Device.DeviceInfo.UpTime"
+
+
+async def screenshot(page: Page) -> Image:
+    """The viewport, checked to be a real rendering: the page's size, and not blank."""
+    image = read_png(await page.screenshot())
+    assert (image.width, image.height) == (WIDTH, HEIGHT)
+    colours = image.colours(step=2)
+    sampled = sum(colours.values())
+    assert len(colours) > 30, "the screenshot has hardly any colours: is the page blank?"
+    assert colours.get(BACKGROUND, 0) < 0.9 * sampled, "the screenshot is mostly background"
+    return image
+
+
+async def box_colour(page: Page, image: Image, selector: str) -> tuple[int, ...]:
+    """The colour of the screenshot just inside the element's top left corner (its padding)."""
+    box = await page.evaluate(
+        f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+        ".getBoundingClientRect(); return [Math.round(r.x), Math.round(r.y)]; })()"
+    )
+    return image.pixel(box[0] + 8, box[1] + 8)
+
+
+def share(image: Image, colour: tuple[int, int, int]) -> float:
+    colours = image.colours(step=2)
+    return colours.get(colour, 0) / sum(colours.values())
+
+
+def texts(selector: str, attribute: str | None = None) -> str:
+    """JavaScript: the text (or an attribute) of every element `selector` matches."""
+    value = f"e.getAttribute({json.dumps(attribute)})" if attribute else "e.textContent"
+    return f"[...document.querySelectorAll({json.dumps(selector)})].map((e) => {value})"
+
+
+async def test_token_search_device_page_and_http_connection_request(tmp_path: Path) -> None:
+    async with (
+        lab(tmp_path, count=2, nbi_token=TOKEN) as running,
+        chromium(tmp_path) as browser,
+    ):
+        for cpe in running.devices:
+            await running.provisioned(cpe)
+        first, second = (running.device_id(cpe) for cpe in running.devices)
+        page = await browser.new_page()
+        await page.goto(f"http://127.0.0.1:{running.acs.nbi_port}/")
+
+        # The NBI has a token: the page asks for it, and keeps it for this tab only.
+        await page.wait_for("!document.getElementById('login').hidden")
+        await page.type("#token", "not-the-token", enter=True)
+        await page.wait_for("document.body.innerText.includes('That token was refused')")
+        await page.type("#token", TOKEN, enter=True)
+        listed = await page.wait_for(
+            f"(() => {{ const ids = {texts('#device-table tbody tr', 'data-device')};"
+            " return ids.length === 2 ? ids : null; })()"
+        )
+        assert sorted(listed) == sorted([first, second])
+        assert await page.evaluate("sessionStorage.getItem('knock.nbiToken')") == TOKEN
+        assert await page.evaluate("document.getElementById('logout').hidden") is False
+
+        # Search by serial number, in the NBI's query language.
+        serial = second.rsplit("-", 1)[1]
+        await page.type("#search", serial, enter=True)
+        found = await page.wait_for(
+            f"(() => {{ const ids = {texts('#device-table tbody tr', 'data-device')};"
+            " return ids.length === 1 ? ids : null; })()"
+        )
+        assert found == [second]
+        assert await page.evaluate("location.hash") == f"#/devices?q={serial}"
+
+        # A task queued through the NBI: the page shows it waiting, then run in the session
+        # the connection request starts.
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"http://127.0.0.1:{running.acs.nbi_port}/devices/{second}/tasks",
+                json={"name": "getParameterValues", "parameterNames": [UPTIME]},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ) as queued,
+        ):
+            assert queued.status == 202
+            task_id = (await queued.json())["_id"]
+
+        await page.click("a.device-link")
+        await page.wait_for(f"document.getElementById('device-id')?.textContent === {second!r}")
+        paths = await page.wait_for(
+            f"(() => {{ const p = {texts('#parameter-table td.path')}; "
+            "return p.length ? p : null; })()"
+        )
+        assert "Device.ManagementServer.ConnectionRequestURL" in paths
+        shown = await page.evaluate(texts("#sessions tbody td:nth-child(3)"))
+        stored_sessions = await running.acs.store.list_sessions(second)
+        assert shown == [", ".join(s.events) for s in stored_sessions]
+        assert any("0 BOOTSTRAP" in events for events in shown)
+        assert await page.evaluate("document.getElementById('cr-history').tagName") == "P"
+        tasks = await page.evaluate(texts("#tasks tbody tr", "data-task"))
+        assert tasks == [task_id]
+        assert await page.evaluate(texts("#tasks tbody td:nth-child(3)")) == ["queued"]
+        await page.evaluate("document.getElementById('cr-outcome').scrollIntoView()")
+        before = await screenshot(page)
+        assert await box_colour(page, before, "#cr-outcome") == BACKGROUND
+
+        await page.click('button.cr[data-via="http"]')
+        outcome = await page.wait_for(
+            "(() => { const o = document.getElementById('cr-outcome').dataset;"
+            " return o.outcome && o.outcome !== 'pending' ? [o.outcome, o.method] : null; })()"
+        )
+        assert outcome == ["delivered", "http"]
+        [stored] = await running.acs.store.list_cr_attempts(second)
+        assert (stored.method, stored.outcome) == (CrMethod.HTTP, CrOutcome.DELIVERED)
+        assert await running.acs.store.list_cr_attempts(first) == []
+        history = await page.wait_for(
+            f"(() => {{ const r = {texts('#cr-history tbody tr', 'data-attempt')};"
+            " return r.length ? r : null; })()"
+        )
+        assert history == [str(stored.id)]
+        shown = await page.evaluate(texts("#sessions tbody td:nth-child(3)"))
+        assert shown[0] == "6 CONNECTION REQUEST"
+        # The task runs in that session, after the Inform; the page follows on its own.
+        status = texts("#tasks tbody td:nth-child(3)")
+        await page.wait_for(f"{status}.join() === 'done'")
+        task = await running.acs.store.get_task(int(task_id))
+        assert task is not None and task.status == TaskStatus.DONE
+
+        await page.evaluate("document.getElementById('cr-outcome').scrollIntoView()")
+        after = await screenshot(page)
+        assert await box_colour(page, after, "#cr-outcome") == DELIVERED_BOX  # drawn, green
+        # Auto: the ACS's order, XMPP first for a device that reported its JID.
+        await page.click('button.cr[data-via="auto"]')
+        outcome = await page.wait_for(
+            "(() => { const o = document.getElementById('cr-outcome').dataset;"
+            " return o.outcome && o.outcome !== 'pending' ? [o.outcome, o.method] : null; })()"
+        )
+        assert outcome == ["delivered", "xmpp"]
+        latest = (await running.acs.store.list_cr_attempts(second))[0]
+        assert (latest.method, latest.outcome) == (CrMethod.XMPP, CrOutcome.DELIVERED)
+        history = await page.wait_for(
+            f"(() => {{ const r = {texts('#cr-history tbody tr', 'data-attempt')};"
+            " return r.length === 2 ? r : null; })()"
+        )
+        assert history == [str(latest.id), str(stored.id)]
+
+        # The requests without the token and with the wrong one; no script error, nothing
+        # refused by the page's content security policy.
+        unauthorized = "Failed to load resource: the server responded with a status of 401"
+        assert page.errors == [f"{unauthorized} (Unauthorized)"] * 2
+
+
+async def test_fleet_view_draws_a_bar_per_method_and_latency(
+    start_nbi: StartNbi, tmp_path: Path
+) -> None:
+    nbi = await start_nbi()  # no token, as the NBI runs on loopback by default
+    store = nbi.store
+    now = datetime.now(UTC)
+    await store.record_inform(inform("001122-Router-SN1", now=now))
+    latencies = {
+        CrMethod.HTTP: [180.0, 220.0, 240.0, 1200.0],
+        CrMethod.UDP: [40.0, 45.0],
+        CrMethod.XMPP: [12.0],
+    }
+    for method, values in latencies.items():
+        for ms in values:
+            started = now - timedelta(minutes=20)
+            attempt_id = await store.add_cr_attempt("001122-Router-SN1", method, started)
+            ended = started + timedelta(milliseconds=ms)
+            await store.finish_cr_attempt(attempt_id, CrOutcome.DELIVERED, ended, "ok")
+    failed = await store.add_cr_attempt("001122-Router-SN1", CrMethod.HTTP, now)
+    await store.finish_cr_attempt(failed, CrOutcome.UNREACHABLE, now, "refused")
+    expected: dict[str, int] = {}
+    for method, values in latencies.items():
+        for ms in values:
+            key = f"{method.value}/{bisect_right(LATENCY_EDGES_MS, ms)}"
+            expected[key] = expected.get(key, 0) + 1
+
+    async with chromium(tmp_path) as browser:
+        page = await browser.new_page()
+        await page.goto(f"{nbi.url}/#/fleet")
+        bars = await page.wait_for(
+            "(() => { const bars = [...document.querySelectorAll('#latency-histogram rect.bar')];"
+            " return bars.length ? bars.map((b) => [b.dataset.method + '/' + b.dataset.bin,"
+            " Number(b.dataset.count), b.getBBox().height]) : null; })()"
+        )
+        assert {key: count for key, count, _ in bars} == expected
+        # Heights in proportion to the counts: pixels per request the same for every bar.
+        per_request = {round(height / count, 6) for _, count, height in bars}
+        assert len(per_request) == 1 and per_request.pop() > 10
+        assert await page.evaluate("document.getElementById('login').hidden") is True
+
+        # The delivered share: one point per method in the slice of 20 minutes ago, and for
+        # http a second in the last slice, where its one attempt failed (0 %).
+        points = await page.evaluate(
+            "[...document.querySelectorAll('#success-rate circle.point')]"
+            ".map((c) => c.dataset.method + '/' + c.dataset.slice)"
+        )
+        assert sorted(points) == ["http/19", "http/29", "udp/19", "xmpp/19"]
+        totals = await page.evaluate(texts("#cr-totals tbody tr[data-method='http'] td"))
+        assert totals[1:4] == ["5", "4", "80 %"]
+
+        image = await screenshot(page)
+        assert share(image, HTTP_BLUE) > 0.001  # the http bars
+        assert page.errors == []
