@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from knock.connreq.order import MethodOrder
+from knock.nbi.origin import AllowedHosts
 from knock.xmpp.client import TlsPolicy
 from knock.xmpp.jid import JidError, parse_jid
 
@@ -186,6 +187,13 @@ class Settings:
     nbi_host: str = field(default="127.0.0.1", metadata=_help("Address the NBI (REST API) binds."))
     nbi_port: int = field(default=7557, metadata=_help("Port of the NBI."))
     nbi_token: str = field(default="", metadata=_help("Bearer token the NBI requires when set."))
+    nbi_allowed_hosts: str = field(
+        default="",
+        metadata=_help(
+            "Host names the NBI is reached by besides localhost and IP addresses, "
+            "comma-separated (others are refused: DNS rebinding)."
+        ),
+    )
     nbi_allow_open: bool = field(
         default=False,
         metadata=_help("Let the NBI bind beyond loopback without a token (not recommended)."),
@@ -235,6 +243,10 @@ class Settings:
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
         self._validate_xmpp_acs()
+        try:
+            AllowedHosts.of(self.nbi_host, self.nbi_allowed_hosts)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level is {self.log_level!r}; use debug, info, warning or error")
         if self.log_format not in ("text", "json"):

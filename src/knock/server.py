@@ -33,6 +33,7 @@ from knock.connreq.udp_sender import LiveBinding, UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
 from knock.metrics import Metrics
 from knock.nbi.app import ConnectionRequest, make_nbi_app
+from knock.nbi.origin import AllowedHosts
 from knock.notify import Hub
 from knock.store import Store
 from knock.stun.server import StunServer, start_stun_server
@@ -363,6 +364,7 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         connection_request=connection_request or dispatcher.nbi_hook,
         reach=dispatcher.reach,
         metrics=metrics,
+        allowed_hosts=AllowedHosts.of(settings.nbi_host, settings.nbi_allowed_hosts),
     )
     runner_nbi = web.AppRunner(nbi, access_log=None)
     await runner_nbi.setup()

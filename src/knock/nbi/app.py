@@ -20,6 +20,7 @@ from knock.nbi.dashboard import add_dashboard
 from knock.nbi.documents import cr_result_document, device_document, parameters_to_fetch
 from knock.nbi.errors import ApiError
 from knock.nbi.openapi import OPENAPI
+from knock.nbi.origin import AllowedHosts, origin_guard
 from knock.nbi.query import (
     QueryError,
     device_filter,
@@ -63,12 +64,16 @@ def make_nbi_app(
     connection_request: ConnectionRequest | None = None,
     reach: Reach | None = None,
     metrics: Metrics | None = None,
+    allowed_hosts: AllowedHosts | None = None,
 ) -> web.Application:
     """The NBI. With `token`, every request must carry `Authorization: Bearer <token>`.
-    Without `connection_request`, ?connection_request only waits for the device's next session."""
+    Without `connection_request`, ?connection_request only waits for the device's next session.
+    Requests must name one of `allowed_hosts` (default: loopback's) or an IP address as their
+    Host, and browsers may change nothing from another site's page (knock.nbi.origin)."""
     public: set[web.AbstractResource] = set()  # the dashboard's pages: they hold no data
+    guard = origin_guard(allowed_hosts or AllowedHosts.of())
     app = web.Application(
-        client_max_size=MAX_BODY, middlewares=[_json_errors, _auth(token, public)]
+        client_max_size=MAX_BODY, middlewares=[_json_errors, guard, _auth(token, public)]
     )
     nbi = _Nbi(store, hub, connection_request, reach)
     routes: list[tuple[str, str, Handler]] = [
