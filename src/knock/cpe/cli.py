@@ -15,6 +15,7 @@ from rich.logging import RichHandler
 from rich.text import Text
 
 from knock.cpe.cr_rate import DEFAULT_RATE_LIMIT, Busy
+from knock.cpe.defects import Defect, DefectError, parse_defects
 from knock.cpe.fleet import Fleet
 from knock.cpe.fleet_config import DEFAULT_START_RATE, FleetConfig, FleetError
 from knock.cpe.fleet_view import status_line, status_table
@@ -122,7 +123,19 @@ def sim(
     live: Annotated[
         bool, typer.Option(help="A live table; --no-live prints a line a second, for logs and CI.")
     ] = True,
+    defect: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--defect",
+            help="Make every device break one connection-request requirement, to see knock check "
+            f"catch it; repeatable. One of: {', '.join(d.value for d in Defect)}.",
+        ),
+    ] = None,
 ) -> None:
+    try:
+        defects = parse_defects(defect or ())
+    except DefectError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--defect") from None
     config = FleetConfig(
         acs_url=acs,
         count=count,
@@ -139,6 +152,7 @@ def sim(
         start_rate=start_rate,
         xmpp_ca=str(xmpp_ca) if xmpp_ca is not None else "",
         cr_host=cr_host,
+        defects=tuple(sorted(defects)),
     )
     err = Console(stderr=True)
     try:

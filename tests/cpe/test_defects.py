@@ -1,0 +1,124 @@
+"""Each defect switch of the simulator breaks its one requirement, and a correct device keeps it:
+asserted on the cores' answers, the bytes they send and the device's pending events."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import aiohttp
+import pytest
+from cpe_support import MakeCpe
+from test_cr_http import DEVICE, GET, answer, authenticated, gate
+
+from knock.auth import basic_authorization
+from knock.cpe.cr_http import CrAnswer, CrDecision, CrPolicy, CrRequest
+from knock.cpe.cr_listener import CrListener
+from knock.cpe.defects import Defect, DefectError, parse_defects
+from knock.cwmp.rpcs import EventStruct
+from knock.vocab import Event
+
+NOW = 1_700_000_000.0
+MS = "Device.ManagementServer."
+
+
+def test_defect_names_parse_and_unknown_ones_are_listed() -> None:
+    assert parse_defects(["udp-replay", "UDP-Replay", " no-cr-event"]) == {
+        Defect.UDP_REPLAY,
+        Defect.NO_CR_EVENT,
+    }
+    with pytest.raises(DefectError, match=r"'udp-reply' is not a defect; name one of .*udp-replay"):
+        parse_defects(["udp-reply"])
+
+
+# --- HTTP connection requests ---------------------------------------------------------------
+
+
+def test_accept_any_cr_auth_opens_a_session_without_credentials_or_with_wrong_ones() -> None:
+    g = gate()
+    assert g.decide(GET, DEVICE, NOW).status == 401
+    broken = replace(DEVICE, defects=frozenset({Defect.ACCEPT_ANY_CR_AUTH}))
+    assert g.decide(GET, broken, NOW) == CrDecision(CrAnswer.ACCEPTED, 200)
+    wrong = answer(g.decide(GET, DEVICE, NOW), password="guess")
+    assert g.decide(wrong, DEVICE, NOW + 10).status == 401
+    assert gate().decide(wrong, broken, NOW + 10).answer is CrAnswer.ACCEPTED
+
+
+def test_basic_accepted_takes_the_right_password_in_basic_and_only_that() -> None:
+    g = gate(CrPolicy(rate_limit=0))
+    basic = CrRequest("GET", GET.target, basic_authorization("cpe", "s3cret"))
+    assert g.decide(basic, DEVICE, NOW).answer is CrAnswer.MALFORMED
+    broken = replace(DEVICE, defects=frozenset({Defect.BASIC_ACCEPTED}))
+    assert g.decide(basic, broken, NOW) == CrDecision(CrAnswer.ACCEPTED, 200)
+    guess = CrRequest("GET", GET.target, basic_authorization("cpe", "guess"))
+    assert g.decide(guess, broken, NOW).status == 401
+
+
+def test_no_503_when_busy_answers_200_during_a_session_and_asks_for_none() -> None:
+    busy = replace(DEVICE, in_session=True)
+    assert authenticated(gate(), busy).status == 503
+    broken = replace(busy, defects=frozenset({Defect.NO_503_WHEN_BUSY}))
+    decision = authenticated(gate(), broken)
+    assert decision == CrDecision(CrAnswer.IGNORED, 200)
+    assert not decision.answer.opens_session
+
+
+def test_no_rate_limit_lets_every_request_open_a_session() -> None:
+    g = gate(CrPolicy(rate_limit=30))
+    assert authenticated(g).answer is CrAnswer.ACCEPTED
+    later = replace(DEVICE, sessions_started=DEVICE.sessions_started + 1)
+    assert authenticated(g, later, NOW + 1).status == 503
+    broken = replace(later, defects=frozenset({Defect.NO_RATE_LIMIT}))
+    assert authenticated(g, broken, NOW + 2).answer is CrAnswer.ACCEPTED
+
+
+async def test_cr_url_any_path_serves_other_paths_and_https_cr_url_reports_https(
+    make_cpe: MakeCpe,
+) -> None:
+    listener = CrListener()
+    await listener.start()
+    try:
+        correct = make_cpe("SN-OK")
+        url = listener.attach(correct)
+        assert url.startswith("http://") and correct.model.get(MS + "ConnectionRequestURL") == url
+        async with aiohttp.ClientSession() as http:
+            async with http.get(listener.base_url + "/elsewhere") as response:
+                assert response.status == 404
+            any_path = make_cpe("SN-ANY", defects=frozenset({Defect.CR_URL_ANY_PATH}))
+            listener.attach(any_path)
+            async with http.get(listener.base_url + "/elsewhere") as response:
+                assert response.status == 401  # the defective device challenges it as its own
+            async with http.get(url) as response:
+                assert response.status == 401  # the correct device keeps its own path
+        https = make_cpe("SN-TLS", defects=frozenset({Defect.HTTPS_CR_URL}))
+        reported = listener.attach(https)
+        assert reported == "https" + listener.base_url.removeprefix("http") + reported[-25:]
+        assert https.model.get(MS + "ConnectionRequestURL") == reported
+    finally:
+        await listener.close()
+
+
+def test_no_cr_event_opens_a_session_without_6_connection_request(make_cpe: MakeCpe) -> None:
+    correct, broken = make_cpe("SN-OK"), make_cpe("SN-NO", defects={Defect.NO_CR_EVENT})
+    correct.request_session(Event.CONNECTION_REQUEST)
+    broken.request_session(Event.CONNECTION_REQUEST)
+    assert EventStruct(Event.CONNECTION_REQUEST) in correct.state.events
+    assert EventStruct(Event.CONNECTION_REQUEST) not in broken.state.events
+    assert EventStruct(Event.PERIODIC) in broken.state.events
+
+
+@pytest.mark.parametrize(
+    ("defect", "leaf", "value"),
+    [
+        (Defect.NO_ACTIVE_NOTIFY_JID, "ConnReqJabberID", "cpe@knock.lab/cwmp"),
+        (Defect.NO_ACTIVE_NOTIFY_UDP_ADDRESS, "UDPConnectionRequestAddress", "192.0.2.9:7547"),
+    ],
+)
+def test_no_active_notify_leaves_the_change_for_the_next_session(
+    make_cpe: MakeCpe, defect: Defect, leaf: str, value: str
+) -> None:
+    correct, broken = make_cpe("SN-OK"), make_cpe("SN-NO", defects={defect})
+    for cpe in (correct, broken):
+        cpe.set_value(MS + leaf, value)
+        assert cpe.model.changes()[MS + leaf] == value  # pending either way
+    assert EventStruct(Event.VALUE_CHANGE) in correct.state.events
+    assert EventStruct(Event.VALUE_CHANGE) not in broken.state.events
