@@ -268,7 +268,8 @@ class AcsService:
         self._by_token[live.token] = live
         self._by_device[device_id] = live
         log.info("device %s: session %d opened, events %s", device_id, live.session_id, events)
-        self._hub.announce(Arrival(device_id, tuple(events), live.session_id))
+        reported = tuple((p.name, p.value) for p in inform.parameter_list)
+        self._hub.announce(Arrival(device_id, tuple(events), live.session_id, reported))
         response = _xml(live.core.reply_inform())
         response.set_cookie(COOKIE, live.token, httponly=True)
         return response

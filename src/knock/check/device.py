@@ -1,0 +1,54 @@
+"""Finding the device under test: the first device to Inform (or the one named), once the ACS
+has provisioned it and its session ended."""
+
+from __future__ import annotations
+
+import asyncio
+
+from knock.check.context import DeviceUnderTest
+from knock.check.options import CheckOptions
+from knock.notify import ANY_DEVICE, Arrival, SessionEnded, Subscription
+from knock.server import Running
+
+
+class NoDevice(RuntimeError):
+    """No device came, or it could not be provisioned; the message says what to look at."""
+
+
+async def wait_for_device(
+    acs: Running, options: CheckOptions, device_id: str | None = None
+) -> DeviceUnderTest:
+    """Wait for an Inform from *device_id* (any device when None), then for the end of that
+    session, in which the ACS sets the connection-request credentials. Raises `NoDevice`."""
+    with acs.hub.subscribe(device_id or ANY_DEVICE) as announcements:
+        try:
+            async with asyncio.timeout(options.device_within):
+                arrival = await _next_arrival(announcements)
+                while True:
+                    item = await announcements.next()
+                    if isinstance(item, SessionEnded) and item.session_id == arrival.session_id:
+                        break
+        except TimeoutError:
+            raise NoDevice(
+                f"no device informed{'' if device_id is None else f' as {device_id}'} within "
+                f"{options.device_within:g} s: set the device's ManagementServer.URL to "
+                f"{acs.acs_url} and make it inform (reboot it, or wait for its periodic Inform)"
+            ) from None
+    target = await acs.store.get_cr_target(arrival.device_id)
+    if target is None or target.password is None:
+        raise NoDevice(
+            f"device {arrival.device_id} informed but Knock holds no connection-request "
+            "credentials for it: it refused SetParameterValues of ConnectionRequestUsername/"
+            "Password (see the ACS log), or cr_provision is off"
+        )
+    names = [name for name, _ in arrival.parameters]
+    igd = any(n.startswith("InternetGatewayDevice.") for n in names)
+    root = "InternetGatewayDevice." if igd else "Device."
+    return DeviceUnderTest(acs, arrival.device_id, options, root=root)
+
+
+async def _next_arrival(announcements: Subscription) -> Arrival:
+    while True:
+        item = await announcements.next()
+        if isinstance(item, Arrival):
+            return item

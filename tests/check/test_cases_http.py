@@ -1,0 +1,29 @@
+"""The HTTP connection-request cases against a correct simulated CPE: every one passes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from check_lab import CheckLab, check_lab
+
+from knock.check import Kind, Verdict, select
+from knock.vocab import Event
+
+
+@pytest.fixture
+async def good(tmp_path: Path) -> AsyncIterator[CheckLab]:
+    async with check_lab(tmp_path) as lab:
+        yield lab
+
+
+async def test_valid_digest_request_passes_with_its_evidence(good: CheckLab) -> None:
+    result = await good.run("http.digest-valid")
+    assert result.verdict is Verdict.PASS, result.reason
+    kinds = [e.kind for e in result.evidence]
+    assert kinds == [Kind.SENT, Kind.RECEIVED, Kind.SENT, Kind.RECEIVED, Kind.INFORM]
+    assert result.evidence[1].summary.startswith("401")
+    assert result.evidence[3].summary == "200 0 bytes of body"
+    assert Event.CONNECTION_REQUEST in result.evidence[4].summary
+    assert select(["http.*"])[0].requirement == "TR-069 §3.2.2"
