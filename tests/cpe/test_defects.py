@@ -8,14 +8,22 @@ from dataclasses import replace
 import aiohttp
 import pytest
 from cpe_support import MakeCpe
+from lxml import etree
+from test_cr_cores import CONFIG, XMPP_DEVICE, datagram, iq, request, sent, udp_facts
 from test_cr_http import DEVICE, GET, answer, authenticated, gate
 
 from knock.auth import basic_authorization
 from knock.cpe.cr_http import CrAnswer, CrDecision, CrPolicy, CrRequest
 from knock.cpe.cr_listener import CrListener
+from knock.cpe.cr_rate import CrAdmission
 from knock.cpe.defects import Defect, DefectError, parse_defects
+from knock.cpe.stun_agent import Mapped, StunAgent
+from knock.cpe.udp_cr import UdpAnswer, UdpCrGate, UdpDeviceFacts
+from knock.cpe.xmpp_cr import Reply, XmppCrGate, reply
 from knock.cwmp.rpcs import EventStruct
+from knock.stun.codec import binding_error, binding_response, parse
 from knock.vocab import Event
+from knock.xmpp.client import StanzaError
 
 NOW = 1_700_000_000.0
 MS = "Device.ManagementServer."
@@ -122,3 +130,102 @@ def test_no_active_notify_leaves_the_change_for_the_next_session(
         assert cpe.model.changes()[MS + leaf] == value  # pending either way
     assert EventStruct(Event.VALUE_CHANGE) in correct.state.events
     assert EventStruct(Event.VALUE_CHANGE) not in broken.state.events
+
+
+# --- UDP connection requests ----------------------------------------------------------------
+
+
+def udp(facts: UdpDeviceFacts, dgram: bytes, defect: Defect | None = None) -> UdpAnswer:
+    gate = UdpCrGate(CrAdmission(CrPolicy(rate_limit=0)))
+    defects = frozenset() if defect is None else frozenset({defect})
+    return gate.decide(dgram, replace(facts, defects=defects), NOW).answer
+
+
+LAST = udp_facts((1000, 7))
+
+
+@pytest.mark.parametrize(
+    ("defect", "dgram", "refused"),
+    [
+        (Defect.UDP_REPLAY, datagram(1001, 7), UdpAnswer.REPEATED_ID),
+        (Defect.UDP_OLD_TS, datagram(999, 8), UdpAnswer.OLD_TIMESTAMP),
+        (Defect.UDP_BAD_SIG, datagram(1001, 8, password="guess"), UdpAnswer.BAD_SIGNATURE),
+        (Defect.UDP_WRONG_USERNAME, datagram(1001, 8, username="other"), UdpAnswer.WRONG_USERNAME),
+    ],
+)
+def test_udp_defects_accept_what_annex_g_drops(
+    defect: Defect, dgram: bytes, refused: UdpAnswer
+) -> None:
+    assert udp(LAST, dgram) is refused
+    assert udp(LAST, dgram, defect) is UdpAnswer.ACCEPTED
+    others = [d for d in (Defect.UDP_REPLAY, Defect.UDP_OLD_TS, Defect.UDP_BAD_SIG) if d != defect]
+    assert all(udp(LAST, dgram, other) is refused for other in others)  # one rule each
+
+
+def test_udp_replay_and_old_ts_still_drop_an_exact_copy() -> None:
+    copy = datagram(1000, 7)
+    assert udp(LAST, copy, Defect.UDP_REPLAY) is UdpAnswer.OLD_TIMESTAMP
+    assert udp(LAST, copy, Defect.UDP_OLD_TS) is UdpAnswer.REPEATED_ID
+
+
+# --- STUN -----------------------------------------------------------------------------------
+
+
+def test_stun_no_integrity_never_signs_after_a_401() -> None:
+    stun = StunAgent(uniform=lambda low, high: low, defects=frozenset({Defect.STUN_NO_INTEGRITY}))
+    first = parse(sent(stun.configure(CONFIG, 0.0)))
+    assert stun.receive(parse(binding_error(first.txid, 401)), 0.1) == "error"
+    assert stun.due == pytest.approx(20.1)  # no retry now: the next keep-alive period
+    again = parse(sent(stun.tick(20.1)))
+    assert again.integrity is None and again.username == "stun-user"
+    assert again.connection_request_binding
+
+
+def test_no_binding_change_reports_the_move_but_never_flags_it() -> None:
+    stun = StunAgent(uniform=lambda low, high: low, defects=frozenset({Defect.NO_BINDING_CHANGE}))
+    request = parse(sent(stun.configure(CONFIG, 0.0)))
+    stun.receive(parse(binding_response(request.txid, ("198.51.100.7", 40000))), 0.0)
+    again = parse(sent(stun.tick(20.0)))
+    moved = stun.receive(parse(binding_response(again.txid, ("198.51.100.7", 40999))), 20.0)
+    assert moved == [Mapped(("198.51.100.7", 40999))]  # no request at once
+    assert not parse(sent(stun.tick(40.0))).binding_change
+
+
+# --- XMPP connection requests ---------------------------------------------------------------
+
+
+def xmpp(stanza: etree._Element, defect: Defect | None = None) -> StanzaError | None:
+    """The error answered; None for a result."""
+    sent = xmpp_reply(stanza, defect)
+    assert sent is not None
+    return sent.error
+
+
+def xmpp_reply(stanza: etree._Element, defect: Defect | None) -> Reply | None:
+    defects = frozenset() if defect is None else frozenset({defect})
+    gate = XmppCrGate(CrAdmission(CrPolicy(rate_limit=0)))
+    return reply(gate.decide(stanza, replace(XMPP_DEVICE, defects=defects), NOW), defects)
+
+
+def test_prefix_jid_match_lets_a_longer_jid_in() -> None:
+    evil = iq(request(), sender="acs@knock.lab.evil/knock")
+    assert xmpp(evil) == StanzaError("cancel", "service-unavailable")
+    assert xmpp(evil, Defect.PREFIX_JID_MATCH) is None
+    assert xmpp(iq(request(), sender="eve@knock.lab/x"), Defect.PREFIX_JID_MATCH) == StanzaError(
+        "cancel", "service-unavailable"
+    )
+
+
+def test_not_autorized_typo_misspells_only_the_credentials_error() -> None:
+    wrong = iq(request(password="guess"))
+    assert xmpp(wrong) == StanzaError("auth", "not-authorized")
+    assert xmpp(wrong, Defect.NOT_AUTORIZED_TYPO) == StanzaError("auth", "not-autorized")
+    assert xmpp(iq(request()), Defect.NOT_AUTORIZED_TYPO) is None
+
+
+def test_xmpp_no_result_leaves_an_accepted_request_unanswered_and_only_that() -> None:
+    assert xmpp_reply(iq(request()), None) == Reply(None)
+    assert xmpp_reply(iq(request()), Defect.XMPP_NO_RESULT) is None
+    assert xmpp(iq(request(password="guess")), Defect.XMPP_NO_RESULT) == StanzaError(
+        "auth", "not-authorized"
+    )
