@@ -23,7 +23,7 @@ from serve_support import loopback_settings
 # Short waits: a simulated device answers within milliseconds; these only bound a failure.
 FAST = CheckOptions(
     inform_within=5.0,
-    quiet_for=1.5,
+    quiet_for=1.0,
     case_timeout=30.0,
     device_within=15.0,
     rate_gap=1.0,
@@ -72,6 +72,7 @@ async def check_lab(
     dut = None
     try:
         dut = await found
+        await _reported(dut, methods)
         yield CheckLab(acs, services, cpe, dut)
     finally:
         found.cancel()
@@ -81,3 +82,19 @@ async def check_lab(
             await dut.close()
         await services.close()
         await acs.close()
+
+
+# What a device reports once it can take each method's requests.
+REPORTS = {CrMethod.UDP: "UDPConnectionRequestAddress", CrMethod.XMPP: "ConnReqJabberID"}
+
+
+async def _reported(dut: DeviceUnderTest, methods: tuple[CrMethod, ...]) -> None:
+    """Wait until the ACS stores the UDP address and JID of the methods enabled and the
+    device's session that reported them ended; `knock check` itself only waits for quiet."""
+    ctx = dut.context()
+    names = [ctx.ms(REPORTS[m]) for m in methods if m in REPORTS]
+    with dut.acs.hub.subscribe(dut.device_id) as announcements:
+        async with asyncio.timeout(dut.options.device_within):
+            while len(await ctx.parameters(*names)) < len(names):
+                await announcements.next()
+    await ctx.idle()

@@ -27,3 +27,11 @@ async def test_valid_digest_request_passes_with_its_evidence(good: CheckLab) -> 
     assert result.evidence[3].summary == "200 0 bytes of body"
     assert Event.CONNECTION_REQUEST in result.evidence[4].summary
     assert select(["http.*"])[0].requirement == "TR-069 §3.2.2"
+
+
+async def test_every_http_case_passes_against_a_correct_device(good: CheckLab) -> None:
+    cases = select(["http.*"])
+    assert len(cases) == 9
+    for case in cases:
+        result = await good.run(case.id)
+        assert result.verdict is Verdict.PASS, (case.id, result.reason, result.evidence)

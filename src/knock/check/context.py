@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,6 +59,8 @@ class DeviceUnderTest:
     device_id: str
     options: CheckOptions
     root: str = "Device."  # the data model's root object: Device. or InternetGatewayDevice.
+    last_session: float = 0.0  # time.monotonic() of the last Inform a case saw
+    informs: list[Arrival] = field(default_factory=list)  # every Inform seen during the run
     _http: aiohttp.ClientSession | None = field(default=None, repr=False)
 
     @property
@@ -88,6 +91,7 @@ class CheckContext:
     def __init__(self, dut: DeviceUnderTest, evidence: Evidence) -> None:
         self.dut = dut
         self.evidence = evidence
+        self._recorded: set[int] = set()  # sessions already in the evidence
 
     @property
     def acs(self) -> Running:
@@ -150,6 +154,9 @@ class CheckContext:
         url = target.management.get("ConnectionRequestURL", "")
         if not url:
             self.fail("the device reported no ManagementServer.ConnectionRequestURL")
+        if urlsplit(url).scheme != "http":
+            # datamodel.cr-url-http fails for it; here there is nothing to talk to.
+            self.skip(f"ConnectionRequestURL {url!r} is not an http:// URL")
         return url
 
     # --- tasks: what the ACS asks of the device in a session ----------------------------------
@@ -159,6 +166,8 @@ class CheckContext:
         unless it is in one) and wait until the task finished or faulted."""
         wait = within if within is not None else self.options.inform_within
         store = self.acs.store
+        if not self.acs.acs.in_session(self.device_id):
+            await self.ready()  # the connection request below must not meet the rate limit
         row = await store.add_task(self.device_id, str(spec["name"]), dict(spec), datetime.now(UTC))
         self.evidence.add(Kind.SENT, f"task {row.id}: {spec['name']}", _show(spec))
         with self.acs.hub.subscribe(self.device_id) as announcements:
@@ -190,6 +199,17 @@ class CheckContext:
             self.evidence.add(Kind.RECEIVED, f"task {row.id} done", _show(done.result))
         return done
 
+    async def read(self, *names: str) -> dict[str, str]:
+        """The values of *names* as the device gives them now (GetParameterValues in a
+        session); fails the case when the device faults."""
+        done = await self.run_task({"name": "getParameterValues", "parameterNames": list(names)})
+        if done.status == TaskStatus.FAULTED:
+            self.fail(
+                f"the device refused GetParameterValues of {', '.join(names)}: "
+                f"{done.fault_code} {done.fault_string}"
+            )
+        return {str(name): str(value) for name, value, _type in done.result}
+
     async def set_values(self, values: Mapping[str, str]) -> None:
         """SetParameterValues in one task; fails the case when the device faults."""
         spec = {
@@ -202,6 +222,15 @@ class CheckContext:
                 f"the device refused SetParameterValues of {', '.join(values)}: "
                 f"{done.fault_code} {done.fault_string}"
             )
+
+    async def ready(self) -> None:
+        """Wait until the device is in no session and `options.rate_gap` seconds have passed
+        since its last session began, so that its rate limit lets a request through."""
+        await self.idle()
+        wait = self.dut.last_session + self.options.rate_gap - time.monotonic()
+        if wait > 0:
+            self.note(f"waiting {wait:.2f} s for the device's rate limit")
+            await asyncio.sleep(wait)
 
     async def idle(self, within: float | None = None) -> None:
         """Wait until the device is in no session with the ACS."""
@@ -292,7 +321,25 @@ class CheckContext:
         with self.acs.hub.subscribe(self.device_id) as subscription:
             yield Watch(self, subscription)
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep the device's sessions that begin meanwhile open (the ACS delays its
+        InformResponse) until the block ends: a device in a session, on demand."""
+        self.acs.acs.hold(self.device_id)
+        self.note("the ACS holds the device's next session open")
+        try:
+            yield
+        finally:
+            self.acs.acs.release(self.device_id)
+            self.note("the ACS lets the session go on")
+
     def _record_arrival(self, arrival: Arrival) -> None:
+        # A task and a watch may both hear one Inform.
+        if arrival.session_id in self._recorded:
+            return
+        self._recorded.add(arrival.session_id)
+        self.dut.last_session = time.monotonic()
+        self.dut.informs.append(arrival)
         self.evidence.add(
             Kind.INFORM,
             f"Inform [{', '.join(arrival.events)}] session {arrival.session_id}",
@@ -321,34 +368,39 @@ class Watch:
         return None
 
     async def inform(
-        self, event: str = Event.CONNECTION_REQUEST, within: float | None = None
+        self,
+        event: str | None = Event.CONNECTION_REQUEST,
+        within: float | None = None,
+        nth: int = 1,
     ) -> Arrival:
-        """The first Inform carrying *event*; fails the case when none comes within the
-        options' `inform_within`."""
+        """The *nth* Inform carrying *event* (any Inform when None) since the watch began; fails
+        the case when none comes within the options' `inform_within`."""
         wait = within if within is not None else self._ctx.options.inform_within
-        seen = [a for a in self.arrivals if event in a.events]
-        if seen:
-            return seen[0]
+
+        def matching() -> list[Arrival]:
+            return [a for a in self.arrivals if event is None or event in a.events]
+
         try:
             async with asyncio.timeout(wait):
-                while True:
-                    item = await self._next()
-                    if isinstance(item, Arrival) and event in item.events:
-                        return item
+                while len(matching()) < nth:
+                    await self._next()
         except TimeoutError:
             others = "; ".join(", ".join(a.events) for a in self.arrivals)
+            what = "an Inform" if event is None else f"an Inform with {event!r}"
             self._ctx.fail(
-                f"no Inform with {event!r} within {wait:g} s"
+                f"no {what} within {wait:g} s"
                 + (f" (the device informed with [{others}])" if others else "")
             )
+        return matching()[nth - 1]
 
     async def no_session(self, within: float | None = None) -> None:
         """Fail the case if the device opens a session within *within* seconds."""
         wait = within if within is not None else self._ctx.options.quiet_for
         self._ctx.note(f"watching {wait:g} s for a session that should not come")
+        before = len(self.arrivals)
         await self.collect(wait)
-        if self.arrivals:
-            events = ", ".join(self.arrivals[0].events)
+        if len(self.arrivals) > before:
+            events = ", ".join(self.arrivals[before].events)
             self._ctx.fail(f"the device opened a session (Inform [{events}]) it should not have")
 
     async def collect(self, within: float) -> list[Arrival]:

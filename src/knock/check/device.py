@@ -24,10 +24,7 @@ async def wait_for_device(
         try:
             async with asyncio.timeout(options.device_within):
                 arrival = await _next_arrival(announcements)
-                while True:
-                    item = await announcements.next()
-                    if isinstance(item, SessionEnded) and item.session_id == arrival.session_id:
-                        break
+                informs = await _settle(announcements, arrival, options.quiet_for)
         except TimeoutError:
             raise NoDevice(
                 f"no device informed{'' if device_id is None else f' as {device_id}'} within "
@@ -44,7 +41,28 @@ async def wait_for_device(
     names = [name for name, _ in arrival.parameters]
     igd = any(n.startswith("InternetGatewayDevice.") for n in names)
     root = "InternetGatewayDevice." if igd else "Device."
-    return DeviceUnderTest(acs, arrival.device_id, options, root=root)
+    return DeviceUnderTest(acs, arrival.device_id, options, root=root, informs=informs)
+
+
+async def _settle(announcements: Subscription, arrival: Arrival, quiet_for: float) -> list[Arrival]:
+    """Wait until the device's sessions end and none begins for *quiet_for* seconds: after
+    provisioning a device reports its STUN address and XMPP JID in sessions of its own, which
+    would otherwise land in the middle of the first cases."""
+    session: int | None = arrival.session_id
+    seen = [arrival]
+    while True:
+        try:
+            async with asyncio.timeout(None if session is not None else quiet_for):
+                item = await announcements.next()
+        except TimeoutError:
+            return seen
+        if item.device_id != arrival.device_id:
+            continue
+        if isinstance(item, Arrival):
+            session = item.session_id
+            seen.append(item)
+        elif isinstance(item, SessionEnded) and item.session_id == session:
+            session = None
 
 
 async def _next_arrival(announcements: Subscription) -> Arrival:

@@ -20,7 +20,7 @@ class CheckOptions:
     quiet_for: float = 10.0  # how long "no session" is watched for
     case_timeout: float = 120.0  # a case still running after this fails
     device_within: float = 300.0  # how long to wait for the device's first Inform
-    rate_gap: float = 0.0  # seconds left between cases, beyond the device's Retry-After
+    rate_gap: float = 5.0  # least seconds from a session's start to a request that should pass
     xmpp_tls: bool = False  # the device's XMPP connection uses TLS (UseTLS)
     xmpp_connect: ConnectAlgorithm = ConnectAlgorithm.SERVER_TABLE
     stun_auth: bool = True  # the STUN server asks for MESSAGE-INTEGRITY (401 first)

@@ -22,9 +22,7 @@ async def run_case(dut: DeviceUnderTest, case: Case) -> CaseResult:
     verdict, reason = Verdict.PASS, ""
     try:
         async with asyncio.timeout(dut.options.case_timeout):
-            await ctx.idle()
-            if dut.options.rate_gap:
-                await asyncio.sleep(dut.options.rate_gap)
+            await ctx.ready()
             await case.run(ctx)
     except CaseFailed as exc:
         verdict, reason = Verdict.FAIL, str(exc)
