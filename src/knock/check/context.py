@@ -59,9 +59,24 @@ class DeviceUnderTest:
     device_id: str
     options: CheckOptions
     root: str = "Device."  # the data model's root object: Device. or InternetGatewayDevice.
-    last_session: float = 0.0  # time.monotonic() of the last Inform a case saw
     informs: list[Arrival] = field(default_factory=list)  # every Inform seen during the run
+    last_session: float = 0.0  # time.monotonic() of the last of them
+    last_accepted: float = 0.0  # time.monotonic() of the last CR the device answered 200/204
     _http: aiohttp.ClientSession | None = field(default=None, repr=False)
+    _listener: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def listen(self) -> None:
+        """Record every Inform of the device from now on, whichever case (if any) waits for
+        it: a case that fails early leaves behind the session its request opened."""
+        self._listener = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        with self.acs.hub.subscribe(self.device_id) as announcements:
+            while True:
+                item = await announcements.next()
+                if isinstance(item, Arrival):
+                    self.last_session = time.monotonic()
+                    self.informs.append(item)
 
     @property
     def management(self) -> str:
@@ -79,6 +94,10 @@ class DeviceUnderTest:
         return self._http
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -226,11 +245,31 @@ class CheckContext:
     async def ready(self) -> None:
         """Wait until the device is in no session and `options.rate_gap` seconds have passed
         since its last session began, so that its rate limit lets a request through."""
+        dut = self.dut
+        if dut.last_accepted > dut.last_session:
+            await self._session_of_accepted()
         await self.idle()
-        wait = self.dut.last_session + self.options.rate_gap - time.monotonic()
+        wait = max(dut.last_session, dut.last_accepted) + self.options.rate_gap - time.monotonic()
         if wait > 0:
             self.note(f"waiting {wait:.2f} s for the device's rate limit")
             await asyncio.sleep(wait)
+
+    async def _session_of_accepted(self) -> None:
+        """Wait for the session an accepted request (of this case or an earlier one) opens, so
+        that it does not meet the next request."""
+        accepted = self.dut.last_accepted
+        with self.acs.hub.subscribe(self.device_id) as announcements:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.options.inform_within):
+                    while self.dut.last_session < accepted:
+                        item = await announcements.next()
+                        if isinstance(item, Arrival):
+                            return
+            self.note(
+                "the request accepted last opened no session within "
+                f"{self.options.inform_within:g} s"
+            )
+            self.dut.last_session = accepted  # waited long enough for it
 
     async def idle(self, within: float | None = None) -> None:
         """Wait until the device is in no session with the ACS."""
@@ -268,6 +307,8 @@ class CheckContext:
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.evidence.add(Kind.RECEIVED, f"no answer: {exc!r}")
             self.fail(f"the device did not answer GET {url}: {exc!r}")
+        if exchange.status in (200, 204):
+            self.dut.last_accepted = time.monotonic()
         self.evidence.add(
             Kind.RECEIVED,
             f"{exchange.status} {len(body)} bytes of body",
@@ -338,8 +379,6 @@ class CheckContext:
         if arrival.session_id in self._recorded:
             return
         self._recorded.add(arrival.session_id)
-        self.dut.last_session = time.monotonic()
-        self.dut.informs.append(arrival)
         self.evidence.add(
             Kind.INFORM,
             f"Inform [{', '.join(arrival.events)}] session {arrival.session_id}",

@@ -4,6 +4,7 @@ has provisioned it and its session ended."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from knock.check.context import DeviceUnderTest
 from knock.check.options import CheckOptions
@@ -41,7 +42,10 @@ async def wait_for_device(
     names = [name for name, _ in arrival.parameters]
     igd = any(n.startswith("InternetGatewayDevice.") for n in names)
     root = "InternetGatewayDevice." if igd else "Device."
-    return DeviceUnderTest(acs, arrival.device_id, options, root=root, informs=informs)
+    dut = DeviceUnderTest(acs, arrival.device_id, options, root=root, informs=informs)
+    dut.last_session = time.monotonic()
+    dut.listen()
+    return dut
 
 
 async def _settle(announcements: Subscription, arrival: Arrival, quiet_for: float) -> list[Arrival]:
