@@ -12,6 +12,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 
+from knock.check import cli as check_cli
 from knock.config import ConfigError, Settings, load_settings
 from knock.cpe import cli as cpe_cli
 from knock.lab import cli as lab_cli
@@ -92,3 +93,4 @@ app.command(
 nbi_cli.register(app)
 cpe_cli.register(app)
 lab_cli.register(app)
+check_cli.register(app)
