@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ async def check_lab(
     await services.start()
     cpe = SimulatedCpe("CHECK0001", model, folder / "state", acs.acs_url, **cpe_options)
     services.attach(cpe)
-    found = asyncio.create_task(wait_for_device(acs, replace(options)))
+    found = asyncio.create_task(wait_for_device(acs, options))
     running = asyncio.create_task(cpe.run())
     dut = None
     try:

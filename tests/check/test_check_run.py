@@ -71,7 +71,7 @@ async def test_a_run_finds_the_device_runs_the_cases_and_reports(tmp_path: Path)
     assert page.count("<section") == 2
     assert '<section id="http.basic-refused" class="fail">' in page
     assert "<script" not in page and "<link" not in page and " src=" not in page
-    assert '1 passed</span>, <span class="fail">1 failed' in page
+    assert '1 passed</span>, <span class="t-fail">1 failed' in page
 
 
 def test_check_settings_give_the_lab_its_choices(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin:0}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.3em .6em;vertical-align:top}
 thead th{border-bottom:2px solid #c9d1d9} tbody tr{border-bottom:1px solid #e6eaee}
-.pass{color:#116329} .fail{color:#b42318;font-weight:600} .skipped{color:#8a6100}
+.t-pass{color:#116329} .t-fail{color:#b42318;font-weight:600} .t-skipped{color:#8a6100}
 .badge{display:inline-block;border-radius:1em;padding:0 .7em;font-size:.85em;font-weight:600}
 .badge.pass{background:#dafbe1} .badge.fail{background:#ffebe9} .badge.skipped{background:#fff8c5}
 section{border:1px solid #d0d7de;border-radius:8px;padding:1em;margin:1.2em 0}
@@ -48,7 +48,7 @@ def _entry(entry: Entry) -> str:
 
 def _section(result: CaseResult) -> str:
     case, verdict = result.case, result.verdict.value
-    reason = f'<p class="reason {verdict}">{escape(result.reason)}</p>' if result.reason else ""
+    reason = f'<p class="reason t-{verdict}">{escape(result.reason)}</p>' if result.reason else ""
     rows = "".join(_entry(e) for e in result.evidence)
     return (
         f'<section id="{escape(case.id)}" class="{verdict}">'
@@ -66,7 +66,7 @@ def html_report(
     overview = "".join(
         f'<tr><td><a href="#{escape(r.case.id)}">{escape(r.case.id)}</a></td>'
         f"<td>{escape(r.case.requirement)}</td>"
-        f'<td class="{r.verdict.value}">{r.verdict.value}</td>'
+        f'<td class="t-{r.verdict.value}">{r.verdict.value}</td>'
         f"<td>{r.duration:.2f}</td><td>{escape(r.reason)}</td></tr>"
         for r in results
     )
@@ -76,9 +76,9 @@ def html_report(
         f"<h1>knock check: {escape(device_id)}</h1>"
         f'<div class="meta">ACS {escape(acs_url)} · started '
         f"{started.isoformat(timespec='seconds')} · "
-        f'<span class="pass">{counts[Verdict.PASS]} passed</span>, '
-        f'<span class="fail">{counts[Verdict.FAIL]} failed</span>, '
-        f'<span class="skipped">{counts[Verdict.SKIPPED]} skipped</span></div>'
+        f'<span class="t-pass">{counts[Verdict.PASS]} passed</span>, '
+        f'<span class="t-fail">{counts[Verdict.FAIL]} failed</span>, '
+        f'<span class="t-skipped">{counts[Verdict.SKIPPED]} skipped</span></div>'
         "<table><thead><tr><th>case</th><th>requirement</th><th>verdict</th><th>s</th>"
         f"<th>why</th></tr></thead><tbody>{overview}</tbody></table>"
         + "".join(_section(r) for r in results)
