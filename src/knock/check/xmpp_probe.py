@@ -1,0 +1,122 @@
+"""IQs to the device under test, with their answers as evidence: from the ACS's own XMPP
+connection, or from a second JID on the built-in server that the device does not know."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
+
+from lxml import etree
+
+from knock.acs.xmpp_accounts import put_account
+from knock.check.context import CheckContext
+from knock.check.evidence import Kind
+from knock.connreq.xmpp import connection_request
+from knock.xmpp.client import ClientConfig, IqResult, NotOnline, TlsPolicy
+from knock.xmpp.client_conn import ConnectionLost, XmppClient
+from knock.xmpp.jid import parse_jid
+from knock.xmpp.server import XmppServer
+
+PROBE_USER: Final = "knock-check"  # the second account's localpart on the built-in server
+LOGIN_WITHIN: Final = 5.0
+
+Ask = Callable[[str, etree._Element, float], Awaitable[IqResult]]
+
+
+async def ask(
+    ctx: CheckContext, sender: str, send: Ask, to: str, content: etree._Element, why: str
+) -> IqResult | None:
+    """Send *content* in an IQ get from *sender* to *to*; its answer, or None when none came
+    within `inform_within`. Both go to the evidence."""
+    wait = ctx.options.inform_within
+    ctx.evidence.add(
+        Kind.SENT,
+        f"{why}: IQ get from {sender} to {to}",
+        etree.tostring(content, encoding="unicode"),
+    )
+    try:
+        answer = await send(to, content, wait)
+    except TimeoutError:
+        ctx.evidence.add(Kind.RECEIVED, f"no answer within {wait:g} s")
+        return None
+    except (NotOnline, ConnectionLost) as exc:
+        ctx.fail(f"the checker's XMPP connection as {sender} is down: {exc}")
+    if answer.error is None:
+        ctx.evidence.add(Kind.RECEIVED, f"result from {answer.sender or '(no from)'}")
+    else:
+        ctx.evidence.add(
+            Kind.RECEIVED,
+            f"error {answer.error.describe()} from {answer.sender or '(no from)'}",
+        )
+    return answer
+
+
+def device_jid(ctx: CheckContext, management: dict[str, str]) -> str:
+    """The device's ConnReqJabberID; skips the case for a device without XMPP, fails it for one
+    that reports none."""
+    if "ConnReqJabberID" not in management:
+        ctx.skip("the device has no ManagementServer.ConnReqJabberID: it offers no XMPP CRs")
+    jid = management["ConnReqJabberID"]
+    if not jid:
+        ctx.fail("the device reports an empty ConnReqJabberID: it is not connected to XMPP")
+    return jid
+
+
+async def from_acs(
+    ctx: CheckContext, to: str, content: etree._Element, why: str
+) -> IqResult | None:
+    """An IQ from the ACS's own JID, the one ConnReqAllowedJabberIDs lists."""
+    requester = ctx.acs.xmpp_requester
+    if requester is None:
+        ctx.skip("the ACS has no XMPP connection (xmpp_enable is off)")
+    return await ask(ctx, requester.status.jid or "the ACS", requester.iq, to, content, why)
+
+
+async def valid_request(ctx: CheckContext) -> etree._Element:
+    username, password = await ctx.credentials()
+    return connection_request(username, password)
+
+
+def built_in(ctx: CheckContext) -> XmppServer:
+    server = ctx.acs.xmpp
+    if server is None:
+        ctx.skip("the ACS runs no built-in XMPP server, on which this case needs a second JID")
+    return server
+
+
+@contextlib.asynccontextmanager
+async def probe(ctx: CheckContext, resource: str) -> AsyncIterator[tuple[str, Ask]]:
+    """A second connection to the built-in server, as knock-check@<domain>/*resource*: a JID
+    the device was never told to accept. Yields its JID and how to send from it."""
+    server = built_in(ctx)
+    password = secrets.token_urlsafe(18)
+    await put_account(ctx.acs.store, PROBE_USER, password)
+    jid = f"{PROBE_USER}@{server.policy.domain}/{resource}"
+    host = server.listen.host
+    client = XmppClient(
+        jid,
+        password,
+        host="127.0.0.1" if host in ("0.0.0.0", "::", "") else host,
+        port=server.port,
+        ssl_context=ssl.create_default_context(cafile=str(server.certificate)),
+        config=ClientConfig(tls=TlsPolicy.IF_OFFERED),
+    )
+    client.start()
+    try:
+        try:
+            async with asyncio.timeout(LOGIN_WITHIN):
+                await client.wait_online()
+        except TimeoutError:
+            ctx.fail(f"the checker could not log in as {jid}: {client.status.reason}")
+        ctx.note(f"logged in as {client.status.jid or jid}")
+        yield client.status.jid or jid, client.request
+    finally:
+        await client.close()
+
+
+def bare(jid: str) -> str:
+    return str(parse_jid(jid).bare)
