@@ -33,6 +33,7 @@ EXPECTED: dict[Defect | None, tuple[tuple[CrMethod, ...], list[str], set[str]]] 
     Defect.CR_URL_ANY_PATH: (HTTP_ONLY, HTTP_CASES, {"http.wrong-path"}),
     Defect.HTTPS_CR_URL: (HTTP_ONLY, HTTP_CASES, {"datamodel.cr-url-http"}),
     Defect.NO_ACTIVE_NOTIFY_JID: (ALL, ["datamodel.*"], {"datamodel.jid-notify"}),
+    Defect.NO_ACTIVE_NOTIFY_UDP_ADDRESS: (ALL, ["datamodel.*"], {"datamodel.udp-address-notify"}),
 }
 
 

@@ -3,12 +3,17 @@ Informs, credentials of the longest length, active notification of the addresses
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from urllib.parse import urlsplit
 
 from knock.check.cases import case
-from knock.check.context import CheckContext
+from knock.check.cases_udp import SLACK, device_address, short_keepalives
+from knock.check.context import CheckContext, Watch
+from knock.check.observe_stun import stun_watch
 from knock.check.profiles import shortfalls
+from knock.stun.attributes import Address
+from knock.stun.service import Handled
 from knock.vocab import Event, TaskStatus
 
 # TR-069 Annex A: ConnectionRequestUsername/Password are string(256).
@@ -164,12 +169,66 @@ async def jid_notify(ctx: CheckContext) -> None:
 @case(
     "datamodel.udp-address-notify",
     "TR-069 Annex G, TR-111 part 2",
-    "UDPConnectionRequestAddress has active notification (GetParameterAttributes)",
+    "UDPConnectionRequestAddress has active notification, and when STUN answers another mapping "
+    "the new address is informed at once with 4 VALUE CHANGE",
 )
 async def udp_address_notify(ctx: CheckContext) -> None:
     if not await _supports(ctx, "STUN"):
         ctx.skip("the device does not offer UDP connection requests (SupportedConnReqMethods)")
-    await _active(ctx, ctx.ms("UDPConnectionRequestAddress"))
+    name = ctx.ms("UDPConnectionRequestAddress")
+    await _active(ctx, name)
+    target = await ctx.target()
+    stun_password = None
+    if target.stun_username is not None:
+        stun_password = (await ctx.acs.store.stun_passwords()).get(target.stun_username)
+    server = ctx.acs.stun
+    async with short_keepalives(ctx) as (_low, high), stun_watch(ctx) as stun:
+        assert server is not None  # stun_watch skips the case without one
+        host, port = await device_address(ctx)
+        within = high + SLACK + ctx.options.inform_within
+        with ctx.watch() as sessions:
+            # Two moves: behind a NAT each tests the address alone; on a device that sees its
+            # own address at first (no NAT), the first also flips NATDetected, whose own
+            # notification would carry the address along, so only the second tells.
+            for step in (1, 2):
+                moved = (host, port + step if port + step <= 0xFFFF else port - step)
+                ctx.note(f"STUN answers the device with MAPPED-ADDRESS {host}:{moved[1]}")
+
+                def keep(data: bytes, source: Address, handled: Handled, now: float) -> Handled:
+                    # Runs after the watch's tap: every answer from now on is moved, as a
+                    # NAT binding that moved would be.
+                    stun.move_next(moved, stun_password)  # noqa: B023 - called within the step
+                    return handled
+
+                stun.move_next(moved, stun_password)
+                with server.tapped(keep):
+                    await _informed(ctx, sessions, name, f"{host}:{moved[1]}", within)
+            # The true mapping comes back with the next Binding Request, which the device may
+            # inform in a session of its own: let that come here rather than in the next case.
+            await sessions.session_end()
+            await sessions.collect(ctx.options.quiet_for)
+
+
+async def _informed(
+    ctx: CheckContext, sessions: Watch, name: str, value: str, within: float
+) -> None:
+    """Wait for an Inform with 4 VALUE CHANGE reporting *name* = *value*."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                arrival = await sessions.inform(
+                    Event.VALUE_CHANGE, within, nth=_value_changes(sessions) + 1
+                )
+                if dict(arrival.parameters).get(name) == value:
+                    ctx.note(f"{name} = {value} informed at once")
+                    return
+    except TimeoutError:
+        pass
+    ctx.fail(f"no Inform with 4 VALUE CHANGE reported {name} = {value} within {within:g} s")
+
+
+def _value_changes(sessions: Watch) -> int:
+    return sum(Event.VALUE_CHANGE in a.events for a in sessions.arrivals)
 
 
 async def _active(ctx: CheckContext, name: str) -> None:
