@@ -4,8 +4,8 @@ The datagrams leave from the STUN server's socket, as the ACS's own UDP connecti
 (a NAT lets nothing else in), to the address the STUN server last saw the device at. A refused
 datagram is judged by the session that does not follow: before it, each such case sends a valid
 request and waits for its session, so the device is shown to take UDP connection requests at
-all and its last accepted ts and id are the case's own; then it waits `rate_gap` seconds, so a
-rate limit cannot pass for a refusal.
+all and its last accepted ts and id are the case's own; then it waits for that session's end and
+`rate_gap` seconds (`CheckContext.ready`), so a rate limit cannot pass for a refusal.
 """
 
 from __future__ import annotations
@@ -15,19 +15,18 @@ import contextlib
 import itertools
 import secrets
 import time
-import weakref
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from knock.check.cases import case
 from knock.check.context import CheckContext, Watch
 from knock.check.evidence import Kind
+from knock.check.memo import memo, once
 from knock.check.observe_stun import Seen, describe, stun_watch
 from knock.connreq.udp import build_udp_cr
 from knock.connreq.udp_sender import parse_address
 from knock.notify import Arrival
-from knock.store import Store
 from knock.stun.attributes import CRB_VALUE, Address, AttributeType
 
 ANNEX_G: Final = "TR-069 Annex G"
@@ -35,23 +34,8 @@ TR111: Final = "TR-111 part 2 / TR-069 Annex G"
 # STUNMinimum/MaximumKeepAlivePeriod the STUN cases set, so that they see several keep-alives
 # within their timeout.
 SHORT_KEEPALIVE: Final = (1, 2)
-KEEPALIVES: Final = 3  # intervals between keep-alives measured
+KEEPALIVES: Final = 2  # intervals between keep-alives measured
 SLACK: Final = 0.5  # seconds a keep-alive may stray from the periods: timers and scheduling
-
-
-@dataclass
-class _Memory:
-    """What the cases of one run (one ACS, known by its store) did to its devices."""
-
-    last_ts: dict[str, int] = field(default_factory=dict)  # the last ts each device was sent
-    keepalives_set: set[str] = field(default_factory=set)  # devices given SHORT_KEEPALIVE
-
-
-_memory: weakref.WeakKeyDictionary[Store, _Memory] = weakref.WeakKeyDictionary()
-
-
-def memory(ctx: CheckContext) -> _Memory:
-    return _memory.setdefault(ctx.acs.store, _Memory())
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +57,7 @@ class UdpRequests:
         """A ts newer than any sent before and a new id. The ts keeps to the clock unless
         requests come faster than one a second: the ACS's own requests take the clock's, and
         the device would drop them as old if this ran ahead."""
-        sent = memory(self.ctx).last_ts
+        sent = memo(self.ctx).last_ts
         ts = max(int(time.time()), sent.get(self.ctx.device_id, 0) + 1)
         sent[self.ctx.device_id] = ts
         return Sent(ts, secrets.randbelow(2**31))
@@ -85,9 +69,11 @@ class UdpRequests:
         username: str | None = None,
         password: str | None = None,
         why: str = "valid",
+        valid: bool = False,
     ) -> None:
         """The datagram for *sent*, signed with *password* (the device's by default), carrying
-        *username* as un; `cr_attempts` copies, as an ACS sends them."""
+        *username* as un; `cr_attempts` copies, as an ACS sends them. A *valid* one counts as
+        accepted: the checker waits for its session before the next request."""
         host, port = self.address
         datagram = build_udp_cr(
             host,
@@ -106,6 +92,8 @@ class UdpRequests:
             f"{why} UDP CR ts={sent.ts} id={sent.msg_id} to {host}:{port} ({copies} copies)",
             datagram.decode("ascii"),
         )
+        if valid:  # before sending: its session may begin before the copies are out
+            self.ctx.dut.last_accepted = time.monotonic()
         for copy in range(copies):
             if copy:
                 await asyncio.sleep(self.ctx.options.cr_interval)
@@ -163,18 +151,23 @@ async def accepted_first(ctx: CheckContext, requests: UdpRequests) -> Sent:
     then the wait for its rate limit."""
     with ctx.watch() as sessions:
         sent = requests.fresh()
-        await requests.send(sent, why="valid (to set the last accepted ts and id)")
+        await requests.send(sent, why="valid (to set the last accepted ts and id)", valid=True)
         await any_session(ctx, sessions)
-        await sessions.session_end()
-    if ctx.options.rate_gap:
-        ctx.note(f"waiting {ctx.options.rate_gap:g} s so the device's rate limit has passed")
-        await asyncio.sleep(ctx.options.rate_gap)
+    await ctx.ready()  # its session over, and its rate limit
     return sent
 
 
-async def refused(ctx: CheckContext, requests: UdpRequests, sent: Sent, **how: str) -> None:
+async def refused(
+    ctx: CheckContext,
+    requests: UdpRequests,
+    sent: Sent,
+    why: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+) -> None:
     with ctx.watch() as sessions:
-        await requests.send(sent, **how)
+        await requests.send(sent, username=username, password=password, why=why)
         await sessions.no_session()
 
 
@@ -186,7 +179,7 @@ async def refused(ctx: CheckContext, requests: UdpRequests, sent: Sent, **how: s
 async def valid_cr(ctx: CheckContext) -> None:
     requests = await udp_requests(ctx)
     with ctx.watch() as sessions:
-        await requests.send(requests.fresh())
+        await requests.send(requests.fresh(), valid=True)
         await sessions.inform()
 
 
@@ -197,7 +190,7 @@ async def bad_sig(ctx: CheckContext) -> None:
     requests = await udp_requests(ctx)
     await accepted_first(ctx, requests)
     wrong = "knock-check-" + secrets.token_hex(4)
-    await refused(ctx, requests, requests.fresh(), password=wrong, why="wrongly signed")
+    await refused(ctx, requests, requests.fresh(), "wrongly signed", password=wrong)
 
 
 @case("udp.old-ts", ANNEX_G, "A UDP CR whose ts is older than the last accepted gives no session")
@@ -205,7 +198,7 @@ async def old_ts(ctx: CheckContext) -> None:
     requests = await udp_requests(ctx)
     last = await accepted_first(ctx, requests)
     stale = Sent(last.ts - 1, requests.fresh().msg_id)
-    await refused(ctx, requests, stale, why="old ts (new id)")
+    await refused(ctx, requests, stale, "old ts (new id)")
 
 
 @case(
@@ -217,7 +210,7 @@ async def repeated_id(ctx: CheckContext) -> None:
     requests = await udp_requests(ctx)
     last = await accepted_first(ctx, requests)
     again = Sent(requests.fresh().ts, last.msg_id)
-    await refused(ctx, requests, again, why="repeated id (new ts)")
+    await refused(ctx, requests, again, "repeated id (new ts)")
 
 
 @case(
@@ -229,7 +222,7 @@ async def wrong_username(ctx: CheckContext) -> None:
     requests = await udp_requests(ctx)
     await accepted_first(ctx, requests)
     other = requests.username + "-not"
-    await refused(ctx, requests, requests.fresh(), username=other, why="other un")
+    await refused(ctx, requests, requests.fresh(), "other un", username=other)
 
 
 # --- STUN -----------------------------------------------------------------------------------
@@ -240,12 +233,13 @@ async def short_keepalives(ctx: CheckContext) -> AsyncIterator[tuple[int, int]]:
     """Keep-alive periods short enough to watch several keep-alives within a case: the first
     case of a run sets them on the device (the ACS stores no values it set, so what the device
     holds is only known by setting it) and they stay for the rest of the run."""
-    done = memory(ctx).keepalives_set
-    if ctx.device_id not in done:
-        names = (ctx.ms("STUNMinimumKeepAlivePeriod"), ctx.ms("STUNMaximumKeepAlivePeriod"))
+    names = (ctx.ms("STUNMinimumKeepAlivePeriod"), ctx.ms("STUNMaximumKeepAlivePeriod"))
+
+    async def shorten() -> None:
         ctx.note(f"setting keep-alive periods of {SHORT_KEEPALIVE[0]}-{SHORT_KEEPALIVE[1]} s")
         await ctx.set_values(dict(zip(names, map(str, SHORT_KEEPALIVE), strict=True)))
-        done.add(ctx.device_id)
+
+    await once(ctx, "short keep-alives", shorten)
     yield SHORT_KEEPALIVE
 
 

@@ -34,10 +34,6 @@ ALLOWED_RESOURCE: Final = "allowed"  # the full JID the prefix case lists...
 PREFIXED_RESOURCE: Final = "allowed-not"  # ...and the one it sends from, sharing its prefix
 
 
-async def jid_of(ctx: CheckContext) -> str:
-    return device_jid(ctx, (await ctx.target()).management)
-
-
 def expect_condition(ctx: CheckContext, answer: IqResult | None, condition: str) -> None:
     ctx.expect(answer is not None, f"the device did not answer; expected {condition}")
     assert answer is not None
@@ -54,7 +50,7 @@ def expect_condition(ctx: CheckContext, answer: IqResult | None, condition: str)
     "ConnReqJabberID is reported, a full JID, and online on the XMPP server",
 )
 async def jid_reported(ctx: CheckContext) -> None:
-    jid = await jid_of(ctx)
+    jid = await device_jid(ctx)
     try:
         parsed = parse_jid(jid)
     except JidError as exc:
@@ -74,7 +70,7 @@ async def jid_reported(ctx: CheckContext) -> None:
     "result, then an Inform with 6 CONNECTION REQUEST follows",
 )
 async def valid_cr(ctx: CheckContext) -> None:
-    jid = await jid_of(ctx)
+    jid = await device_jid(ctx)
     with ctx.watch() as sessions:
         answer = await from_acs(ctx, jid, await valid_request(ctx), "valid CR")
         ctx.expect(answer is not None, "the device did not answer the connectionRequest IQ")
@@ -93,7 +89,7 @@ async def valid_cr(ctx: CheckContext) -> None:
     "service-unavailable and gives no session",
 )
 async def unlisted_jid(ctx: CheckContext) -> None:
-    jid = await jid_of(ctx)
+    jid = await device_jid(ctx)
     async with probe(ctx, "unlisted") as (sender, send):
         with ctx.watch() as sessions:
             content = await valid_request(ctx)
@@ -109,7 +105,7 @@ async def unlisted_jid(ctx: CheckContext) -> None:
     "answered service-unavailable and gives no session",
 )
 async def prefix_jid(ctx: CheckContext) -> None:
-    jid = await jid_of(ctx)
+    jid = await device_jid(ctx)
     server = built_in(ctx)
     requester = ctx.acs.xmpp_requester
     if requester is None or not requester.status.jid:
@@ -119,8 +115,7 @@ async def prefix_jid(ctx: CheckContext) -> None:
     allowed = ctx.ms("ConnReqAllowedJabberIDs")
     await ctx.set_values({allowed: listed})
     try:
-        if ctx.options.rate_gap:
-            await asyncio.sleep(ctx.options.rate_gap)  # a rate-limited refusal proves nothing
+        await ctx.ready()  # a rate-limited refusal would prove nothing
         async with probe(ctx, PREFIXED_RESOURCE) as (sender, send):
             with ctx.watch() as sessions:
                 content = await valid_request(ctx)
@@ -138,7 +133,7 @@ async def prefix_jid(ctx: CheckContext) -> None:
     "gives no session",
 )
 async def wrong_credentials(ctx: CheckContext) -> None:
-    jid = await jid_of(ctx)
+    jid = await device_jid(ctx)
     username, password = await ctx.credentials()
     with ctx.watch() as sessions:
         content = connection_request(username, password + "-wrong")
@@ -153,7 +148,7 @@ async def wrong_credentials(ctx: CheckContext) -> None:
     "A connectionRequest IQ without its password element is answered with an error",
 )
 async def malformed_iq(ctx: CheckContext) -> None:
-    jid = await jid_of(ctx)
+    jid = await device_jid(ctx)
     username, _password = await ctx.credentials()
     tag = ns.qname(CONN_REQ_NS, "connectionRequest")
     content = etree.Element(tag, nsmap=ns.default(CONN_REQ_NS))
@@ -170,7 +165,7 @@ async def malformed_iq(ctx: CheckContext) -> None:
     "After the XMPP server restarts, the device connects again and takes connection requests",
 )
 async def reconnect(ctx: CheckContext) -> None:
-    jid = await jid_of(ctx)
+    jid = await device_jid(ctx)
     server = built_in(ctx)
     requester = ctx.acs.xmpp_requester
     assert requester is not None  # the ACS connects to its built-in server

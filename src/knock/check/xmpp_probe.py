@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import secrets
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
@@ -15,6 +16,7 @@ from lxml import etree
 from knock.acs.xmpp_accounts import put_account
 from knock.check.context import CheckContext
 from knock.check.evidence import Kind
+from knock.check.memo import once
 from knock.connreq.xmpp import connection_request
 from knock.xmpp.client import ClientConfig, IqResult, NotOnline, TlsPolicy
 from knock.xmpp.client_conn import ConnectionLost, XmppClient
@@ -38,6 +40,7 @@ async def ask(
         f"{why}: IQ get from {sender} to {to}",
         etree.tostring(content, encoding="unicode"),
     )
+    sent_at = time.monotonic()
     try:
         answer = await send(to, content, wait)
     except TimeoutError:
@@ -47,6 +50,9 @@ async def ask(
         ctx.fail(f"the checker's XMPP connection as {sender} is down: {exc}")
     if answer.error is None:
         ctx.evidence.add(Kind.RECEIVED, f"result from {answer.sender or '(no from)'}")
+        if isinstance(content.tag, str) and content.tag.endswith("connectionRequest"):
+            # A session follows, perhaps already begun: the next case waits for it.
+            ctx.dut.last_accepted = sent_at
     else:
         ctx.evidence.add(
             Kind.RECEIVED,
@@ -55,11 +61,18 @@ async def ask(
     return answer
 
 
-def device_jid(ctx: CheckContext, management: dict[str, str]) -> str:
-    """The device's ConnReqJabberID; skips the case for a device without XMPP, fails it for one
-    that reports none."""
+async def device_jid(ctx: CheckContext) -> str:
+    """The device's ConnReqJabberID once its XMPP connection uses the connect algorithm the run
+    asks for (`options.xmpp_connect`, set once per run); skips the case for a device without
+    XMPP, fails it for one that reports no JID."""
+    management = (await ctx.target()).management
     if "ConnReqJabberID" not in management:
         ctx.skip("the device has no ManagementServer.ConnReqJabberID: it offers no XMPP CRs")
+    row = management.get("ConnReqXMPPConnection", "").rstrip(".")
+    if row:
+        algorithm = {f"{row}.ServerConnectAlgorithm": str(ctx.options.xmpp_connect)}
+        await once(ctx, "connect algorithm", lambda: ctx.set_values(algorithm))
+        management = (await ctx.target()).management
     jid = management["ConnReqJabberID"]
     if not jid:
         ctx.fail("the device reports an empty ConnReqJabberID: it is not connected to XMPP")
