@@ -3,6 +3,7 @@ asserted on the cores' answers, the bytes they send and the device's pending eve
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import aiohttp
@@ -11,12 +12,15 @@ from cpe_support import MakeCpe
 from lxml import etree
 from test_cr_cores import CONFIG, XMPP_DEVICE, datagram, iq, request, sent, udp_facts
 from test_cr_http import DEVICE, GET, answer, authenticated, gate
+from typer.testing import CliRunner
 
 from knock.auth import basic_authorization
+from knock.cli import app
 from knock.cpe.cr_http import CrAnswer, CrDecision, CrPolicy, CrRequest
 from knock.cpe.cr_listener import CrListener
 from knock.cpe.cr_rate import CrAdmission
 from knock.cpe.defects import Defect, DefectError, parse_defects
+from knock.cpe.fleet_config import FleetConfig
 from knock.cpe.stun_agent import Mapped, StunAgent
 from knock.cpe.udp_cr import UdpAnswer, UdpCrGate, UdpDeviceFacts
 from knock.cpe.xmpp_cr import Reply, XmppCrGate, reply
@@ -228,4 +232,17 @@ def test_xmpp_no_result_leaves_an_accepted_request_unanswered_and_only_that() ->
     assert xmpp_reply(iq(request()), Defect.XMPP_NO_RESULT) is None
     assert xmpp(iq(request(password="guess")), Defect.XMPP_NO_RESULT) == StanzaError(
         "auth", "not-authorized"
+    )
+
+
+# --- knock sim --defect ---------------------------------------------------------------------
+
+
+def test_fleet_config_carries_defects_to_its_workers_and_the_cli_names_bad_ones() -> None:
+    config = FleetConfig("http://127.0.0.1:7547/", 1, defects=(Defect.UDP_REPLAY,))
+    assert FleetConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
+    result = CliRunner().invoke(app, ["sim", "--acs", "http://127.0.0.1:1/", "--defect", "nope"])
+    assert result.exit_code == 2
+    assert "'nope' is not a defect; name one of accept-any-cr-auth" in " ".join(
+        result.output.replace("│", " ").split()
     )
