@@ -1,19 +1,35 @@
 """The UDP and STUN cases against simulated CPEs over real loopback sockets: every case passes
-against a correct device, and against each UDP or STUN defect exactly the matching cases fail."""
+against a correct device, and against each UDP or STUN defect exactly the matching cases fail.
+The labs run side by side in one event loop, so the table costs about one run of the cases."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+import re
 
+import pytest
+import pytest_asyncio
 from check_lab import CheckLab, check_lab
 
-from knock.check import Verdict, select
+from knock.check import CaseResult, Kind, Verdict, select
 from knock.cpe.defects import Defect
 from knock.vocab import CrMethod
 
-UDP_CASES = [c.id for c in select(["udp.*"])]
 WAIT = 10.0
+
+# What a device with each defect fails; every other UDP case passes. Beside the case named for
+# the defect: a device that never answers the 401 holds no STUN binding, so no mapping to report
+# and none to move; a session without 6 CONNECTION REQUEST is no answer to a valid request.
+EXPECTED_FAILURES: dict[Defect | None, set[str]] = {
+    None: set(),
+    Defect.UDP_BAD_SIG: {"udp.bad-sig"},
+    Defect.UDP_OLD_TS: {"udp.old-ts"},
+    Defect.UDP_REPLAY: {"udp.repeated-id"},
+    Defect.UDP_WRONG_USERNAME: {"udp.wrong-username"},
+    Defect.NO_BINDING_CHANGE: {"udp.binding-change"},
+    Defect.STUN_NO_INTEGRITY: {"udp.stun-integrity", "udp.address-mapped", "udp.binding-change"},
+    Defect.NO_CR_EVENT: {"udp.valid-cr"},
+}
 
 
 async def udp_ready(lab: CheckLab) -> None:
@@ -37,47 +53,55 @@ async def udp_ready(lab: CheckLab) -> None:
     await lab.dut.context().idle()
 
 
-async def run_udp_cases(folder: Path, defect: Defect | None) -> dict[str, Verdict]:
-    defects = frozenset() if defect is None else frozenset({defect})
-    async with check_lab(
-        folder,
-        methods=(CrMethod.HTTP, CrMethod.UDP),
-        defects=defects,
-    ) as lab:
-        await udp_ready(lab)
-        results = {}
-        for case_id in UDP_CASES:
-            results[case_id] = (await lab.run(case_id)).verdict
-        return results
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def results(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[Defect | None, dict[str, CaseResult]]:
+    async def one(defect: Defect | None) -> dict[str, CaseResult]:
+        folder = tmp_path_factory.mktemp(defect.value if defect else "correct")
+        defects = frozenset({defect} if defect else ())
+        methods = (CrMethod.HTTP, CrMethod.UDP)
+        async with check_lab(folder, methods=methods, defects=defects) as lab:
+            await udp_ready(lab)
+            return {case.id: await lab.run(case.id) for case in select(["udp.*"])}
+
+    found = await asyncio.gather(*(one(defect) for defect in EXPECTED_FAILURES))
+    return dict(zip(EXPECTED_FAILURES, found, strict=True))
 
 
-# What a device with each defect fails; every other UDP case passes. Beside the case named for
-# the defect: a device that never answers the 401 holds no STUN binding, so no mapping to report
-# and none to move; a session without 6 CONNECTION REQUEST is no answer to a valid request.
-EXPECTED_FAILURES = {
-    None: set(),
-    Defect.UDP_BAD_SIG: {"udp.bad-sig"},
-    Defect.UDP_OLD_TS: {"udp.old-ts"},
-    Defect.UDP_REPLAY: {"udp.repeated-id"},
-    Defect.UDP_WRONG_USERNAME: {"udp.wrong-username"},
-    Defect.NO_BINDING_CHANGE: {"udp.binding-change"},
-    Defect.STUN_NO_INTEGRITY: {"udp.stun-integrity", "udp.address-mapped", "udp.binding-change"},
-    Defect.NO_CR_EVENT: {"udp.valid-cr"},
-}
-
-
-async def test_udp_cases_pass_on_a_correct_device_and_fail_exactly_for_each_defect(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "defect", list(EXPECTED_FAILURES), ids=lambda d: d.value if d else "correct"
+)
+async def test_a_udp_defect_fails_exactly_its_cases(
+    results: dict[Defect | None, dict[str, CaseResult]], defect: Defect | None
 ) -> None:
-    """One lab per row of the table, all at once: each waits mostly on timers."""
-    rows = list(EXPECTED_FAILURES)
-    for row in rows:
-        (tmp_path / str(row)).mkdir()
-    runs = await asyncio.gather(*(run_udp_cases(tmp_path / str(row), row) for row in rows))
-    failed = {
-        row: {case_id for case_id, verdict in verdicts.items() if verdict is Verdict.FAIL}
-        for row, verdicts in zip(rows, runs, strict=True)
-    }
-    assert failed == EXPECTED_FAILURES
-    others = [v for verdicts in runs for v in verdicts.values() if v is not Verdict.FAIL]
-    assert set(others) == {Verdict.PASS}
+    verdicts = {case_id: r.verdict for case_id, r in results[defect].items()}
+    failed = {case_id for case_id, verdict in verdicts.items() if verdict is Verdict.FAIL}
+    assert failed == EXPECTED_FAILURES[defect], verdicts
+    assert {verdicts[c] for c in set(verdicts) - failed} == {Verdict.PASS}
+
+
+def details(result: CaseResult, kind: Kind) -> list[str]:
+    return [e.summary + "\n" + e.detail for e in result.evidence if e.kind is kind]
+
+
+async def test_the_evidence_holds_the_datagrams_and_the_stun_messages(
+    results: dict[Defect | None, dict[str, CaseResult]],
+) -> None:
+    correct = results[None]
+    [sent] = details(correct["udp.valid-cr"], Kind.SENT)
+    request = (
+        r"GET http://127\.0\.0\.1:\d+\?ts=\d+&id=\d+&un=[^&]+&cn=[0-9a-f]{16}&sig=[0-9a-f]{40}"
+    )
+    assert re.search(request + r" HTTP/1\.1\r\nHost: 127\.0\.0\.1:\d+\r\n\r\n$", sent), sent
+    [inform] = details(correct["udp.valid-cr"], Kind.INFORM)
+    assert "6 CONNECTION REQUEST" in inform
+    moved = correct["udp.binding-change"].evidence
+    flagged = [e.summary for e in moved if "BINDING-CHANGE" in e.summary]
+    assert flagged and flagged[0].startswith("from 127.0.0.1:")
+    unsigned = results[Defect.STUN_NO_INTEGRITY]["udp.stun-integrity"]
+    answers = [e.summary for e in unsigned.evidence if e.kind is Kind.SENT]
+    assert "answered Binding Error Response, ERROR-CODE 401" in answers
+    assert unsigned.reason == (
+        "the Binding Request after the STUN server's 401 carries no MESSAGE-INTEGRITY"
+    )

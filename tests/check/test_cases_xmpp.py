@@ -1,24 +1,27 @@
 """The XMPP cases against simulated CPEs on the built-in XMPP server over loopback: every case
-passes against a correct device, and against each XMPP defect exactly the matching cases fail."""
+passes against a correct device, and against each XMPP defect exactly the matching cases fail.
+The labs run side by side in one event loop."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+import re
 
+import pytest
+import pytest_asyncio
 from check_lab import CheckLab, check_lab
 
-from knock.check import Verdict, select
+from knock.check import CaseResult, Kind, Verdict, select
 from knock.cpe.defects import Defect
 from knock.vocab import CrMethod
 from serve_support import fast_retry_model
 
-XMPP_CASES = [c.id for c in select(["xmpp.*"])]
 WAIT = 10.0
 
 # What a device with each defect fails; every other XMPP case passes. A session without
-# 6 CONNECTION REQUEST is no answer to a valid request, before or after the server's restart.
-EXPECTED_FAILURES = {
+# 6 CONNECTION REQUEST, or none at all, is no answer to a valid request, before or after the
+# server's restart.
+EXPECTED_FAILURES: dict[Defect | None, set[str]] = {
     None: set(),
     Defect.PREFIX_JID_MATCH: {"xmpp.prefix-jid"},
     Defect.NOT_AUTORIZED_TYPO: {"xmpp.wrong-credentials"},
@@ -40,33 +43,55 @@ async def xmpp_ready(lab: CheckLab) -> None:
     await lab.dut.context().idle()
 
 
-async def run_xmpp_cases(folder: Path, defect: Defect | None) -> dict[str, Verdict]:
-    defects = frozenset() if defect is None else frozenset({defect})
-    async with check_lab(
-        folder,
-        methods=(CrMethod.HTTP, CrMethod.XMPP),
-        model=fast_retry_model(folder),  # reconnects after 1 s, not TR-181's 60
-        defects=defects,
-    ) as lab:
-        await xmpp_ready(lab)
-        results = {}
-        for case_id in XMPP_CASES:
-            results[case_id] = (await lab.run(case_id)).verdict
-        return results
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def results(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[Defect | None, dict[str, CaseResult]]:
+    async def one(defect: Defect | None) -> dict[str, CaseResult]:
+        folder = tmp_path_factory.mktemp(defect.value if defect else "correct")
+        async with check_lab(
+            folder,
+            methods=(CrMethod.HTTP, CrMethod.XMPP),
+            model=fast_retry_model(folder),  # reconnects after 1 s, not TR-181's 60
+            defects=frozenset({defect} if defect else ()),
+        ) as lab:
+            await xmpp_ready(lab)
+            return {case.id: await lab.run(case.id) for case in select(["xmpp.*"])}
+
+    found = await asyncio.gather(*(one(defect) for defect in EXPECTED_FAILURES))
+    return dict(zip(EXPECTED_FAILURES, found, strict=True))
 
 
-async def test_xmpp_cases_pass_on_a_correct_device_and_fail_exactly_for_each_defect(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "defect", list(EXPECTED_FAILURES), ids=lambda d: d.value if d else "correct"
+)
+async def test_an_xmpp_defect_fails_exactly_its_cases(
+    results: dict[Defect | None, dict[str, CaseResult]], defect: Defect | None
 ) -> None:
-    """One lab per row of the table, all at once: each waits mostly on timers."""
-    rows = list(EXPECTED_FAILURES)
-    for row in rows:
-        (tmp_path / str(row)).mkdir()
-    runs = await asyncio.gather(*(run_xmpp_cases(tmp_path / str(row), row) for row in rows))
-    failed = {
-        row: {case_id for case_id, verdict in verdicts.items() if verdict is Verdict.FAIL}
-        for row, verdicts in zip(rows, runs, strict=True)
-    }
-    assert failed == EXPECTED_FAILURES
-    others = [v for verdicts in runs for v in verdicts.values() if v is not Verdict.FAIL]
-    assert set(others) == {Verdict.PASS}
+    verdicts = {case_id: r.verdict for case_id, r in results[defect].items()}
+    failed = {case_id for case_id, verdict in verdicts.items() if verdict is Verdict.FAIL}
+    assert failed == EXPECTED_FAILURES[defect], verdicts
+    assert {verdicts[c] for c in set(verdicts) - failed} == {Verdict.PASS}
+
+
+async def test_the_evidence_holds_the_iqs_and_the_exact_conditions(
+    results: dict[Defect | None, dict[str, CaseResult]],
+) -> None:
+    valid = results[None]["xmpp.valid-cr"].evidence
+    sent = next(e for e in valid if e.kind is Kind.SENT)
+    assert sent.summary.startswith("valid CR: IQ get from acs@")
+    assert sent.detail.startswith(
+        '<connectionRequest xmlns="urn:broadband-forum-org:cwmp:xmppConnReq-1-0"><username>'
+    )
+    assert [e.kind for e in valid] == [Kind.SENT, Kind.RECEIVED, Kind.INFORM]
+    typo = results[Defect.NOT_AUTORIZED_TYPO]["xmpp.wrong-credentials"]
+    assert typo.reason == "the device answered 'not-autorized', not 'not-authorized'"
+    unlisted = results[None]["xmpp.unlisted-jid"].evidence
+    answer = next(e.summary for e in unlisted if e.kind is Kind.RECEIVED)
+    assert re.fullmatch(
+        r"error cancel/service-unavailable from knock-[0-9a-f]+@knock\.lab/cwmp", answer
+    )
+    prefix = results[Defect.PREFIX_JID_MATCH]["xmpp.prefix-jid"].evidence
+    assert any(
+        e.summary.startswith("CR from a prefixed JID: IQ get from knock-check@") for e in prefix
+    )
