@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -104,4 +105,26 @@ async def test_the_evidence_holds_the_datagrams_and_the_stun_messages(
     assert "answered Binding Error Response, ERROR-CODE 401" in answers
     assert unsigned.reason == (
         "the Binding Request after the STUN server's 401 carries no MESSAGE-INTEGRITY"
+    )
+
+
+async def test_without_stun_authentication_the_integrity_case_is_skipped(tmp_path: Path) -> None:
+    methods = (CrMethod.HTTP, CrMethod.UDP)
+    settings = {"stun_require_auth": False}
+    async with check_lab(tmp_path, methods=methods, acs_settings=settings) as lab:
+        await udp_ready(lab)
+        integrity = await lab.run("udp.stun-integrity")
+        request = await lab.run("udp.binding-request")
+    assert integrity.verdict is Verdict.SKIPPED
+    assert (
+        integrity.reason == "the STUN server asks for no authentication (stun_require_auth is off)"
+    )
+    assert request.verdict is Verdict.PASS, request.reason
+    seen = [e.summary for e in request.evidence if e.kind in (Kind.RECEIVED, Kind.SENT)][-2:]
+    assert re.fullmatch(
+        r"from 127\.0\.0\.1:\d+: Binding Request, USERNAME '[^']+', CONNECTION-REQUEST-BINDING",
+        seen[0],
+    ), seen  # unsigned, as nothing asked for MESSAGE-INTEGRITY
+    assert re.fullmatch(r"answered Binding Response, MAPPED-ADDRESS 127\.0\.0\.1:\d+", seen[1]), (
+        seen
     )
