@@ -9,13 +9,25 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from check_lab import FAST
+from check_lab import FAST, check_lab
 from typer.testing import CliRunner
 
-from knock.check import CaseResult, Entry, Kind, Verdict, select
+from knock.check import (
+    Case,
+    CaseResult,
+    CheckContext,
+    Entry,
+    Family,
+    Kind,
+    Verdict,
+    run_case,
+    select,
+)
+from knock.check.cases import CaseFn
 from knock.check.report_html import html_report
 from knock.check.report_junit import junit_xml
 from knock.check.run import check_settings, run_check
+from knock.check.runner import exit_code
 from knock.cli import app
 from knock.cpe.cr_rate import CrPolicy
 from knock.cpe.cr_services import CrServices
@@ -108,3 +120,34 @@ def test_the_command_lists_cases_and_refuses_an_unknown_one() -> None:
     helped = runner.invoke(app, ["check", "--help"], env={"COLUMNS": "200"})
     for word in ("3478", "5222", "7547", "--xmpp-tls", "--stun-auth", "--udp-delay", "--junit"):
         assert word in helped.output
+
+
+async def test_the_runner_turns_every_ending_of_a_case_into_a_verdict(tmp_path: Path) -> None:
+    async def slow(ctx: CheckContext) -> None:
+        ctx.note("about to hang")
+        await asyncio.sleep(60)
+
+    async def broken(ctx: CheckContext) -> None:
+        raise ValueError("a bug in the case")
+
+    async def unsure(ctx: CheckContext) -> None:
+        ctx.skip("the device offers no such thing")
+
+    def made(run: CaseFn) -> Case:  # not registered: the registry stays the product's
+        return Case("http.runner-test", "none", "a test of the runner", Family.HTTP, run)
+
+    async with check_lab(tmp_path, options=replace(FAST, case_timeout=0.5)) as lab:
+        hung = await run_case(lab.dut, made(slow))
+        failed = await run_case(lab.dut, made(broken))
+        skipped = await run_case(lab.dut, made(unsure))
+    assert (hung.verdict, hung.reason) == (Verdict.FAIL, "the case did not end within 0.5 s")
+    assert [e.summary for e in hung.evidence if e.kind is Kind.NOTE][-2:] == [
+        "about to hang",
+        "fail: the case did not end within 0.5 s",
+    ]
+    assert (failed.verdict, failed.reason) == (
+        Verdict.FAIL,
+        "the case raised ValueError('a bug in the case')",
+    )
+    assert (skipped.verdict, skipped.reason) == (Verdict.SKIPPED, "the device offers no such thing")
+    assert exit_code([skipped]) == 0 and exit_code([skipped, failed]) == 1

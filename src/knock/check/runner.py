@@ -21,8 +21,8 @@ async def run_case(dut: DeviceUnderTest, case: Case) -> CaseResult:
     started = time.monotonic()
     verdict, reason = Verdict.PASS, ""
     try:
+        await ctx.ready()  # bounded by its own waits; not the case's time
         async with asyncio.timeout(dut.options.case_timeout):
-            await ctx.ready()
             await case.run(ctx)
     except CaseFailed as exc:
         verdict, reason = Verdict.FAIL, str(exc)
