@@ -163,7 +163,10 @@ def check(
                 if acs.stun is not None:
                     out.print(f"STUN udp {acs.stun.address[0]}:{acs.stun.address[1]}")
                 if acs.xmpp is not None:
-                    out.print(f"XMPP tcp {host}:{acs.xmpp.port} ({settings.xmpp_domain})")
+                    out.print(
+                        f"XMPP tcp {host}:{acs.xmpp.port} ({settings.xmpp_domain}), "
+                        f"certificate {acs.xmpp.certificate}"
+                    )
                 out.print(f"Waiting up to {device_within:g} s for a device to Inform ...")
 
             run = asyncio.run(
