@@ -134,7 +134,7 @@ def check(
     from knock.check.report_html import html_report
     from knock.check.report_junit import junit_xml
     from knock.check.run import run_check
-    from knock.config import ConfigError, load_settings
+    from knock.config import ConfigError, Settings, load_settings
 
     with tempfile.TemporaryDirectory(prefix="knock-check-") as scratch:
         try:
@@ -150,11 +150,14 @@ def check(
                 xmpp_port=xmpp_port,
                 xmpp_domain=xmpp_domain or settings.xmpp_domain,
                 nbi_port=0,  # not used by the check; never in the way of a knock serve
-                # A fresh store, unless the TOML file names one: the device bootstraps anew.
+                # A fresh store and folder, unless the configuration names its own: the device
+                # then bootstraps anew and no production database is touched by accident.
                 store_url=settings.store_url
-                if config
+                if settings.store_url != Settings.store_url
                 else f"sqlite:///{Path(scratch) / 'check.db'}",
-                data_dir=settings.data_dir if config else str(Path(scratch) / "data"),
+                data_dir=settings.data_dir
+                if settings.data_dir != Settings.data_dir
+                else str(Path(scratch) / "data"),
             )
             logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
 
