@@ -25,7 +25,7 @@ from knock.check.evidence import Kind
 from knock.check.memo import memo, once
 from knock.check.observe_stun import Seen, describe, stun_watch
 from knock.connreq.udp import build_udp_cr
-from knock.connreq.udp_sender import parse_address
+from knock.connreq.udp_sender import parse_address, udp_address
 from knock.notify import Arrival
 from knock.stun.attributes import CRB_VALUE, Address, AttributeType
 
@@ -101,19 +101,17 @@ class UdpRequests:
 
 
 async def device_address(ctx: CheckContext) -> Address:
-    """Where UDP connection requests reach the device: the STUN server's binding, else the
-    stored one, else its UDPConnectionRequestAddress."""
+    """Where UDP connection requests reach the device, as the ACS's own go."""
     target = await ctx.target()
     stun = ctx.acs.stun
-    if stun is not None and target.stun_username is not None:
-        binding = stun.bindings.get(target.stun_username)
-        if binding is not None:
-            return binding.address
-    if target.stun_binding is not None:
-        return target.stun_binding
-    reported = target.management.get("UDPConnectionRequestAddress", "")
-    address = parse_address(reported)
+
+    def live(username: str) -> Address | None:
+        binding = None if stun is None else stun.bindings.get(username)
+        return None if binding is None else binding.address
+
+    address = udp_address(target, live)
     if address is None:
+        reported = target.management.get("UDPConnectionRequestAddress", "")
         ctx.fail(
             f"the device reported no usable UDPConnectionRequestAddress ({reported!r}) and the "
             "STUN server holds no binding for it"
