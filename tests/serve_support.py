@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +26,3 @@ def loopback_settings(folder: Path, **overrides: Any) -> Settings:
     )
     settings.validate()
     return settings
-
-
-def fast_retry_model(folder: Path) -> str:
-    """TR-181 with a 1 s first XMPP reconnection wait (the default 60 s would outlast a test)."""
-    text = resources.files("knock.cpe").joinpath("models/tr181.json").read_text("utf-8")
-    model = json.loads(text)
-    connection = model["objects"]["Device.XMPP.Connection.{i}."]["parameters"]
-    connection["ServerRetryInitialInterval"]["value"] = "1"
-    path = folder / "tr181-fast-retry.json"
-    path.write_text(json.dumps(model), "utf-8")
-    return str(path)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from knock.cpe.device import SimulatedCpe
 from knock.cwmp.deviceid import device_key
 from knock.server import Running, start
 from knock.vocab import CrMethod
-from serve_support import fast_retry_model, loopback_settings
+from serve_support import loopback_settings
 
 MS = "Device.ManagementServer."
 ALL_METHODS = (CrMethod.HTTP, CrMethod.UDP, CrMethod.XMPP)
@@ -36,6 +38,17 @@ async def settled(cpe: SimulatedCpe) -> None:
     cpe.on_settled(done.set)
     async with asyncio.timeout(WAIT):
         await done.wait()
+
+
+def fast_retry_model(folder: Path) -> str:
+    """TR-181 with a 1 s first XMPP reconnection wait (the default 60 s would outlast a test)."""
+    text = resources.files("knock.cpe").joinpath("models/tr181.json").read_text("utf-8")
+    model = json.loads(text)
+    connection = model["objects"]["Device.XMPP.Connection.{i}."]["parameters"]
+    connection["ServerRetryInitialInterval"]["value"] = "1"
+    path = folder / "tr181-fast-retry.json"
+    path.write_text(json.dumps(model), "utf-8")
+    return str(path)
 
 
 @dataclass
