@@ -14,7 +14,6 @@ from check_lab import CheckLab, check_lab
 from knock.check import CaseResult, Kind, Verdict, select
 from knock.cpe.defects import Defect
 from knock.vocab import CrMethod
-from serve_support import fast_retry_model
 
 WAIT = 10.0
 
@@ -52,7 +51,6 @@ async def results(
         async with check_lab(
             folder,
             methods=(CrMethod.HTTP, CrMethod.XMPP),
-            model=fast_retry_model(folder),  # reconnects after 1 s, not TR-181's 60
             defects=frozenset({defect} if defect else ()),
         ) as lab:
             await xmpp_ready(lab)

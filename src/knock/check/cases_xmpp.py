@@ -15,11 +15,13 @@ from lxml import etree
 from knock.check.cases import case
 from knock.check.context import CheckContext
 from knock.check.xmpp_probe import (
+    RETRY_INITIAL,
     ask,
     bare,
     built_in,
     device_jid,
     from_acs,
+    logged_in,
     probe,
     valid_request,
 )
@@ -29,7 +31,6 @@ from knock.xmpp.client import IqResult
 from knock.xmpp.jid import JidError, parse_jid
 
 ANNEX_K: Final = "TR-069 Annex K"
-RECONNECT_WITHIN: Final = 90.0  # TR-181's first ServerRetryInitialInterval is 60 s
 ALLOWED_RESOURCE: Final = "allowed"  # the full JID the prefix case lists...
 PREFIXED_RESOURCE: Final = "allowed-not"  # ...and the one it sends from, sharing its prefix
 
@@ -170,16 +171,15 @@ async def reconnect(ctx: CheckContext) -> None:
     requester = ctx.acs.xmpp_requester
     assert requester is not None  # the ACS connects to its built-in server
     account = parse_jid(jid).bare
+    within = ctx.options.inform_within + 2 * RETRY_INITIAL
     ctx.note(f"restarting the XMPP server on port {server.port}")
     await server.restart()
+    now = await logged_in(ctx, server, account, within)
     try:
-        async with asyncio.timeout(RECONNECT_WITHIN):
-            while not any(session.bare == account for session in server.sessions):  # noqa: ASYNC110
-                await asyncio.sleep(0.1)  # the server announces no logins
+        async with asyncio.timeout(within):
             await requester.wait_connected()
     except TimeoutError:
-        ctx.fail(f"the device did not log in again as {account} within {RECONNECT_WITHIN:g} s")
-    now = next(str(session) for session in server.sessions if session.bare == account)
+        ctx.fail(f"the ACS did not log in to its XMPP server again within {within:g} s")
     ctx.note(f"the device is back as {now}")
     with ctx.watch() as sessions:
         answer = await from_acs(ctx, now, await valid_request(ctx), "valid CR after the restart")

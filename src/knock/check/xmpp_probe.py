@@ -20,11 +20,12 @@ from knock.check.memo import once
 from knock.connreq.xmpp import connection_request
 from knock.xmpp.client import ClientConfig, IqResult, NotOnline, TlsPolicy
 from knock.xmpp.client_conn import ConnectionLost, XmppClient
-from knock.xmpp.jid import parse_jid
+from knock.xmpp.jid import Jid, parse_jid
 from knock.xmpp.server import XmppServer
 
 PROBE_USER: Final = "knock-check"  # the second account's localpart on the built-in server
 LOGIN_WITHIN: Final = 5.0
+RETRY_INITIAL: Final = 1  # ServerRetryInitialInterval set for the run, seconds
 
 Ask = Callable[[str, etree._Element, float], Awaitable[IqResult]]
 
@@ -62,21 +63,50 @@ async def ask(
 
 
 async def device_jid(ctx: CheckContext) -> str:
-    """The device's ConnReqJabberID once its XMPP connection uses the connect algorithm the run
-    asks for (`options.xmpp_connect`, set once per run); skips the case for a device without
-    XMPP, fails it for one that reports no JID."""
-    management = (await ctx.target()).management
-    if "ConnReqJabberID" not in management:
+    """The device's ConnReqJabberID, once per run set up for the XMPP cases (`xmpp_setup`);
+    skips the case for a device without XMPP, fails it for one that reports no JID."""
+    if "ConnReqJabberID" not in (await ctx.target()).management:
         ctx.skip("the device has no ManagementServer.ConnReqJabberID: it offers no XMPP CRs")
-    row = management.get("ConnReqXMPPConnection", "").rstrip(".")
-    if row:
-        algorithm = {f"{row}.ServerConnectAlgorithm": str(ctx.options.xmpp_connect)}
-        await once(ctx, "connect algorithm", lambda: ctx.set_values(algorithm))
-        management = (await ctx.target()).management
-    jid = management["ConnReqJabberID"]
+    await once(ctx, "xmpp set-up", lambda: xmpp_setup(ctx))
+    jid = (await ctx.target()).management["ConnReqJabberID"]
     if not jid:
         ctx.fail("the device reports an empty ConnReqJabberID: it is not connected to XMPP")
     return jid
+
+
+async def xmpp_setup(ctx: CheckContext) -> None:
+    """Give the device's XMPP connection the run's ServerConnectAlgorithm (`xmpp_connect`) and
+    a first reconnection wait of RETRY_INITIAL s (TR-181's 60 to 120 s would outlast a case),
+    then wait until it is logged in again and ready for a request. The connection is the row
+    ConnReqXMPPConnection names, read from the device: the ACS set it after the values it
+    stores were reported."""
+    reference = ctx.ms("ConnReqXMPPConnection")
+    row = (await ctx.read(reference)).get(reference, "").rstrip(".")
+    if not row:
+        ctx.fail("the device's ConnReqXMPPConnection names no XMPP.Connection row")
+    await ctx.set_values(
+        {
+            f"{row}.ServerConnectAlgorithm": str(ctx.options.xmpp_connect),
+            f"{row}.ServerRetryInitialInterval": str(RETRY_INITIAL),
+        }
+    )
+    jid = (await ctx.target()).management.get("ConnReqJabberID", "")
+    if ctx.acs.xmpp is not None and jid:
+        await logged_in(ctx, ctx.acs.xmpp, parse_jid(jid).bare, ctx.options.inform_within)
+    await ctx.ready()  # the set-up's sessions are over and the rate limit passed
+
+
+async def logged_in(ctx: CheckContext, server: XmppServer, account: Jid, within: float) -> str:
+    """The full JID *account* is bound as on *server*, waiting up to *within* seconds."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                bound = [jid for jid in server.sessions if jid.bare == account]
+                if bound:
+                    return str(bound[0])
+                await asyncio.sleep(0.1)  # the server announces no logins
+    except TimeoutError:
+        ctx.fail(f"the device did not log in as {account} within {within:g} s")
 
 
 async def from_acs(
