@@ -128,3 +128,16 @@ async def test_without_stun_authentication_the_integrity_case_is_skipped(tmp_pat
     assert re.fullmatch(r"answered Binding Response, MAPPED-ADDRESS 127\.0\.0\.1:\d+", seen[1]), (
         seen
     )
+
+
+async def test_an_http_only_device_skips_every_udp_and_xmpp_case(tmp_path: Path) -> None:
+    async with check_lab(tmp_path, methods=(CrMethod.HTTP,)) as lab:
+        results = [await lab.run(case.id) for case in select(["udp.*", "xmpp.*"])]
+    reasons = {r.reason for r in results if r.verdict is Verdict.SKIPPED}
+    assert len(results) == sum(r.verdict is Verdict.SKIPPED for r in results) == 17
+    assert reasons == {
+        "the device does not offer UDP connection requests (SupportedConnReqMethods)",
+        "the device does not offer XMPP connection requests (SupportedConnReqMethods)",
+        "the ACS runs no STUN server, or the device offers no UDP connection requests "
+        "(SupportedConnReqMethods) or took no STUN credentials",
+    }

@@ -24,6 +24,7 @@ from knock.check.context import CheckContext, Watch
 from knock.check.evidence import Kind
 from knock.check.memo import memo, once
 from knock.check.observe_stun import Seen, describe, stun_watch
+from knock.check.offers import supports
 from knock.connreq.udp import build_udp_cr
 from knock.connreq.udp_sender import parse_address, udp_address
 from knock.notify import Arrival
@@ -122,6 +123,8 @@ async def device_address(ctx: CheckContext) -> Address:
 async def udp_requests(ctx: CheckContext) -> UdpRequests:
     if ctx.acs.stun is None:
         ctx.skip("the ACS runs no STUN server, whose socket UDP connection requests leave from")
+    if not await supports(ctx, "STUN"):
+        ctx.skip("the device does not offer UDP connection requests (SupportedConnReqMethods)")
     target = await ctx.target()
     if not target.management.get("UDPConnectionRequestAddress"):
         ctx.skip("the device reports no UDPConnectionRequestAddress: it offers no UDP CRs")
@@ -303,8 +306,11 @@ async def stun_integrity(ctx: CheckContext) -> None:
 async def address_mapped(ctx: CheckContext) -> None:
     stun = ctx.acs.stun
     target = await ctx.target()
-    if stun is None or target.stun_username is None:
-        ctx.skip("the ACS runs no STUN server or set no STUN credentials on the device")
+    if stun is None or target.stun_username is None or not await supports(ctx, "STUN"):
+        ctx.skip(
+            "the ACS runs no STUN server, or the device offers no UDP connection requests "
+            "(SupportedConnReqMethods) or took no STUN credentials"
+        )
     within = ctx.options.inform_within
     deadline = asyncio.get_running_loop().time() + within
     name = ctx.ms("UDPConnectionRequestAddress")

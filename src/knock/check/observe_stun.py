@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from knock.check.context import CheckContext
 from knock.check.evidence import Kind
+from knock.check.offers import supports
 from knock.stun.attributes import CRB_VALUE, Address, AttributeType
 from knock.stun.codec import Message, MessageType, StunError, binding_response, parse
 from knock.stun.server import StunServer
@@ -135,6 +136,8 @@ async def stun_watch(ctx: CheckContext) -> AsyncIterator[StunWatch]:
     server = ctx.acs.stun
     if server is None:
         ctx.skip("the ACS runs no STUN server (stun_enable is off)")
+    if not await supports(ctx, "STUN"):
+        ctx.skip("the device does not offer UDP connection requests (SupportedConnReqMethods)")
     target = await ctx.target()
     if target.stun_username is None:
         ctx.skip(
