@@ -246,3 +246,7 @@ def test_fleet_config_carries_defects_to_its_workers_and_the_cli_names_bad_ones(
     assert "'nope' is not a defect; name one of accept-any-cr-auth" in " ".join(
         result.output.replace("│", " ").split()
     )
+    listed = CliRunner().invoke(app, ["sim", "--list-defects"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0
+    rows = [line.split(None, 1) for line in listed.output.splitlines()[1:]]
+    assert [(name, text.strip()) for name, text in rows] == [(d.value, d.breaks) for d in Defect]

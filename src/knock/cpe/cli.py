@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 from rich.logging import RichHandler
+from rich.table import Table
 from rich.text import Text
 
 from knock.cpe.cr_rate import DEFAULT_RATE_LIMIT, Busy
@@ -42,6 +43,16 @@ def _methods(text: str) -> tuple[CrMethod, ...]:
         if name not in {m.value for m in CrMethod}:
             raise typer.BadParameter(f"{name!r} is not a method; name some of {known}")
     return tuple(CrMethod(name) for name in names)
+
+
+def _print_defects(wanted: bool) -> None:
+    if not wanted:
+        return
+    table = Table("defect", "breaks", box=None)
+    for defect in Defect:
+        table.add_row(defect.value, defect.breaks)
+    Console().print(table)
+    raise typer.Exit()
 
 
 def sim(
@@ -123,12 +134,21 @@ def sim(
     live: Annotated[
         bool, typer.Option(help="A live table; --no-live prints a line a second, for logs and CI.")
     ] = True,
+    list_defects: Annotated[
+        bool,
+        typer.Option(
+            "--list-defects",
+            is_eager=True,
+            callback=_print_defects,
+            help="Print the defects --defect takes and the requirement each breaks, and exit.",
+        ),
+    ] = False,
     defect: Annotated[
         list[str] | None,
         typer.Option(
             "--defect",
             help="Make every device break one connection-request requirement, to see knock check "
-            f"catch it; repeatable. One of: {', '.join(d.value for d in Defect)}.",
+            "catch it; repeatable. " + "; ".join(f"{d.value}: {d.breaks}" for d in Defect) + ".",
         ),
     ] = None,
 ) -> None:

@@ -14,29 +14,53 @@ from typing import Final
 
 
 class Defect(StrEnum):
-    # HTTP connection requests (TR-069 §3.2.2)
-    ACCEPT_ANY_CR_AUTH = "accept-any-cr-auth"  # 200 and a session without valid Digest
-    BASIC_ACCEPTED = "basic-accepted"  # right password sent with Basic opens a session
-    NO_CR_EVENT = "no-cr-event"  # the session a request opens lacks 6 CONNECTION REQUEST
-    NO_503_WHEN_BUSY = "no-503-when-busy"  # during a session: 200, and no session after it
-    NO_RATE_LIMIT = "no-rate-limit"  # every authenticated request opens a session at once
-    CR_URL_ANY_PATH = "cr-url-any-path"  # a path other than ConnectionRequestURL's is served
-    HTTPS_CR_URL = "https-cr-url"  # ConnectionRequestURL reported with https (§3.2.2: http)
-    # UDP connection requests (Annex G)
-    UDP_REPLAY = "udp-replay"  # an id equal to the last accepted one is accepted
-    UDP_BAD_SIG = "udp-bad-sig"  # sig not checked
-    UDP_OLD_TS = "udp-old-ts"  # ts not newer than the last accepted one is accepted
-    UDP_WRONG_USERNAME = "udp-wrong-username"  # un not compared with the CR username
-    # STUN (TR-111 part 2, Annex G)
-    NO_BINDING_CHANGE = "no-binding-change"  # a moved binding is not flagged BINDING-CHANGE
-    STUN_NO_INTEGRITY = "stun-no-integrity"  # a 401 does not make requests carry INTEGRITY
-    # XMPP connection requests (Annex K)
-    PREFIX_JID_MATCH = "prefix-jid-match"  # ConnReqAllowedJabberIDs matched by prefix
-    NOT_AUTORIZED_TYPO = "not-autorized-typo"  # wrong credentials answered `not-autorized`
-    XMPP_NO_RESULT = "xmpp-no-result"  # an accepted IQ opens a session but gets no result
-    # Active notification (TR-069 §3.2.1, TR-111, Annex K)
-    NO_ACTIVE_NOTIFY_JID = "no-active-notify-jid"  # ConnReqJabberID changes wait for a session
-    NO_ACTIVE_NOTIFY_UDP_ADDRESS = "no-active-notify-udp-address"  # UDPConnectionRequestAddress
+    ACCEPT_ANY_CR_AUTH = "accept-any-cr-auth"
+    BASIC_ACCEPTED = "basic-accepted"
+    NO_CR_EVENT = "no-cr-event"
+    NO_503_WHEN_BUSY = "no-503-when-busy"
+    NO_RATE_LIMIT = "no-rate-limit"
+    CR_URL_ANY_PATH = "cr-url-any-path"
+    HTTPS_CR_URL = "https-cr-url"
+    UDP_REPLAY = "udp-replay"
+    UDP_BAD_SIG = "udp-bad-sig"
+    UDP_OLD_TS = "udp-old-ts"
+    UDP_WRONG_USERNAME = "udp-wrong-username"
+    NO_BINDING_CHANGE = "no-binding-change"
+    STUN_NO_INTEGRITY = "stun-no-integrity"
+    PREFIX_JID_MATCH = "prefix-jid-match"
+    NOT_AUTORIZED_TYPO = "not-autorized-typo"
+    XMPP_NO_RESULT = "xmpp-no-result"
+    NO_ACTIVE_NOTIFY_JID = "no-active-notify-jid"
+    NO_ACTIVE_NOTIFY_UDP_ADDRESS = "no-active-notify-udp-address"
+
+    @property
+    def breaks(self) -> str:
+        """The requirement a device with this defect breaks, and how, in one line."""
+        return BREAKS[self]
+
+
+BREAKS: Final = {
+    Defect.ACCEPT_ANY_CR_AUTH: "§3.2.2: an HTTP CR without valid Digest gets 200 and a session",
+    Defect.BASIC_ACCEPTED: "§3.2.2: the CR password sent with Basic gets 200 and a session",
+    Defect.NO_CR_EVENT: "§3.2.2: the session a CR opens lacks 6 CONNECTION REQUEST",
+    Defect.NO_503_WHEN_BUSY: "§3.2.2: a CR during a session gets 200 and no session after it",
+    Defect.NO_RATE_LIMIT: "§3.2.2: every authenticated CR opens a session at once",
+    Defect.CR_URL_ANY_PATH: "§3.2.2: a path other than ConnectionRequestURL's is served",
+    Defect.HTTPS_CR_URL: "§3.2.2: ConnectionRequestURL is reported with https, not http",
+    Defect.UDP_REPLAY: "Annex G: a UDP CR with the last accepted id is accepted",
+    Defect.UDP_BAD_SIG: "Annex G: the sig of a UDP CR is not checked",
+    Defect.UDP_OLD_TS: "Annex G: a UDP CR with a ts not newer than the last is accepted",
+    Defect.UDP_WRONG_USERNAME: "Annex G: the un of a UDP CR is not compared with the username",
+    Defect.NO_BINDING_CHANGE: "TR-111: a moved STUN mapping is not flagged BINDING-CHANGE",
+    Defect.STUN_NO_INTEGRITY: "TR-111: a 401 does not make Binding Requests carry INTEGRITY",
+    Defect.PREFIX_JID_MATCH: "Annex K: ConnReqAllowedJabberIDs match by prefix",
+    Defect.NOT_AUTORIZED_TYPO: "Annex K: wrong credentials are answered not-autorized",
+    Defect.XMPP_NO_RESULT: "Annex K: an accepted IQ opens a session but gets no result",
+    Defect.NO_ACTIVE_NOTIFY_JID: "Annex K: a new ConnReqJabberID waits for the next session",
+    Defect.NO_ACTIVE_NOTIFY_UDP_ADDRESS: (
+        "TR-111: a new UDPConnectionRequestAddress waits for the next session"
+    ),
+}
 
 
 Defects = frozenset[Defect]
