@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from knock import demo as demo_cli
+from knock.check import cli as check_cli
 from knock.config import ConfigError, Settings, load_settings
 from knock.cpe import cli as cpe_cli
 from knock.lab import cli as lab_cli
@@ -91,3 +92,4 @@ demo_cli.register(app)
 nbi_cli.register(app)
 cpe_cli.register(app)
 lab_cli.register(app)
+check_cli.register(app)

@@ -18,6 +18,7 @@ class Arrival:
     device_id: str
     events: tuple[str, ...]
     session_id: int
+    parameters: tuple[tuple[str, str], ...] = ()  # the Inform's ParameterList, name and value
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,9 @@ class SessionEnded:
 Announcement = Arrival | TaskFinished | SessionEnded
 
 
+ANY_DEVICE = ""  # subscribe to it to hear every device: the checker waits for whichever comes
+
+
 class Hub:
     """Fan-out of announcements keyed by device id, to any number of waiters."""
 
@@ -43,8 +47,9 @@ class Hub:
         self._waiters: dict[str, set[asyncio.Queue[Announcement]]] = defaultdict(set)
 
     def announce(self, item: Announcement) -> None:
-        for queue in self._waiters.get(item.device_id, ()):
-            queue.put_nowait(item)
+        for key in (item.device_id, ANY_DEVICE):
+            for queue in self._waiters.get(key, ()):
+                queue.put_nowait(item)
 
     def subscribe(self, device_id: str) -> Subscription:
         """Start listening before acting, so an answer that comes quickly is not missed."""

@@ -11,10 +11,13 @@ from knock.cwmp.rpcs import (
     DeleteObject,
     DeleteObjectResponse,
     Download,
+    GetParameterAttributes,
+    GetParameterAttributesResponse,
     GetParameterNames,
     GetParameterNamesResponse,
     GetParameterValues,
     GetParameterValuesResponse,
+    ParameterAttributeStruct,
     ParameterInfoStruct,
     ParameterValueStruct,
     Reboot,
@@ -37,6 +40,16 @@ def test_get_parameter_values() -> None:
         result=[[INTERVAL, "300", "xsd:unsignedInt"]],
         put=[ParamValue(INTERVAL, "300", "xsd:unsignedInt")],
     )
+
+
+def test_get_parameter_attributes_reports_notification_and_access_without_storing() -> None:
+    jid = "Device.ManagementServer.ConnReqJabberID"
+    plan = TaskPlan({"name": "getParameterAttributes", "parameterNames": [jid]}, {})
+    assert plan.first() == GetParameterAttributes([jid])
+    outcome = plan.on_response(
+        GetParameterAttributesResponse([ParameterAttributeStruct(jid, 2, ["Subscriber"])])
+    )
+    assert outcome == TaskOutcome(result=[[jid, 2, ["Subscriber"]]])
 
 
 def test_set_parameter_values_takes_stored_type_then_json_type() -> None:

@@ -241,6 +241,7 @@ def test_refusals_and_totals_are_counted_per_device() -> None:
         CrAnswer.RATE_LIMITED,
         CrAnswer.NOT_FOUND,
         CrAnswer.METHOD_NOT_ALLOWED,
+        CrAnswer.IGNORED,  # 200 but no session: a defective device's silent refusal
     ]
 
 

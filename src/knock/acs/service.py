@@ -109,6 +109,7 @@ class AcsService:
         self._by_token: dict[str, LiveSession] = {}
         self._by_device: dict[str, LiveSession] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._holds: dict[str, asyncio.Event] = {}
 
     def app(self) -> web.Application:
         # aiohttp refuses larger bodies with 413 before our handler reads them.
@@ -120,6 +121,17 @@ class AcsService:
 
     def in_session(self, device_id: str) -> bool:
         return device_id in self._by_device
+
+    def hold(self, device_id: str) -> asyncio.Event:
+        """Keep the device's next sessions waiting for their InformResponse until the returned
+        event is set: the checker needs a device that stays in a session while it sends a
+        connection request."""
+        return self._holds.setdefault(device_id, asyncio.Event())
+
+    def release(self, device_id: str) -> None:
+        held = self._holds.pop(device_id, None)
+        if held is not None:
+            held.set()
 
     @property
     def live_sessions(self) -> int:
@@ -308,7 +320,11 @@ class AcsService:
         live.opened = self._clock()
         self._metrics.sessions_started.inc()
         log.debug("device %s: session %d opened, events %s", device_id, live.session_id, events)
-        self._hub.announce(Arrival(device_id, tuple(events), live.session_id))
+        reported = tuple((p.name, p.value) for p in inform.parameter_list)
+        self._hub.announce(Arrival(device_id, tuple(events), live.session_id, reported))
+        held = self._holds.get(device_id)
+        if held is not None:
+            await held.wait()
         response = _xml(live.core.reply_inform())
         response.set_cookie(COOKIE, live.token, httponly=True)
         return response

@@ -16,6 +16,8 @@ from knock.cwmp.rpcs import (
     DeleteObject,
     Download,
     FactoryReset,
+    GetParameterAttributes,
+    GetParameterAttributesResponse,
     GetParameterNames,
     GetParameterNamesResponse,
     GetParameterValues,
@@ -56,6 +58,8 @@ class TaskPlan:
             return GetParameterValues(list(_strings(spec, "parameterNames")))
         if name == "setParameterValues":
             return self._set_values(spec.get("parameterValues"), prefix="")
+        if name == "getParameterAttributes":
+            return GetParameterAttributes(list(_strings(spec, "parameterNames")))
         if name in ("getParameterNames", "refreshObject"):
             path = str(spec.get("objectName") or spec.get("parameterName") or "")
             return GetParameterNames(path, next_level=False)
@@ -87,6 +91,11 @@ class TaskPlan:
             return TaskOutcome(
                 result=[[p.name, p.value, p.type] for p in values],
                 put=[ParamValue(p.name, p.value, p.type) for p in values],
+            )
+        if name == "getParameterAttributes":
+            attributes = _expect(rpc, GetParameterAttributesResponse).parameter_list
+            return TaskOutcome(
+                result=[[a.name, a.notification, list(a.access_list)] for a in attributes]
             )
         if name in ("getParameterNames", "refreshObject"):
             infos = _expect(rpc, GetParameterNamesResponse).parameter_list

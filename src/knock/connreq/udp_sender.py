@@ -45,15 +45,7 @@ class UdpConnectionRequester:
         self._last_ts: dict[str, int] = {}  # by CR username: one entry per device
 
     def address_for(self, target: CrTarget) -> Address | None:
-        """The freshest address: the binding this STUN server just saw, else the one the store
-        holds (seen by any ACS process), else the device's UDPConnectionRequestAddress."""
-        if target.stun_username is not None:
-            live = self._live_binding(target.stun_username)
-            if live is not None:
-                return live
-        if target.stun_binding is not None:
-            return target.stun_binding
-        return parse_address(target.management.get("UDPConnectionRequestAddress", ""))
+        return udp_address(target, self._live_binding)
 
     async def send(self, address: Address, username: str, password: str) -> Sent:
         host, port = address
@@ -83,6 +75,18 @@ class UdpConnectionRequester:
                 self._send_to(datagram, address)
             except OSError:
                 return  # the first one went; the dispatcher is already waiting for the Inform
+
+
+def udp_address(target: CrTarget, live_binding: LiveBinding) -> Address | None:
+    """The freshest address of *target*: the binding this STUN server just saw, else the one
+    the store holds (seen by any ACS process), else the device's UDPConnectionRequestAddress."""
+    if target.stun_username is not None:
+        live = live_binding(target.stun_username)
+        if live is not None:
+            return live
+    if target.stun_binding is not None:
+        return target.stun_binding
+    return parse_address(target.management.get("UDPConnectionRequestAddress", ""))
 
 
 def parse_address(text: str) -> Address | None:

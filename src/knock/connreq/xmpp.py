@@ -117,6 +117,19 @@ class XmppConnectionRequester:
     async def close(self) -> None:
         await self._client.close()
 
+    async def iq(
+        self,
+        jid: str,
+        content: etree._Element,
+        timeout: float | None = None,  # noqa: ASYNC109 (as XmppClient.request's)
+    ) -> IqResult:
+        """Send an IQ get carrying *content* to *jid* and return the answer as it came, for a
+        caller that reads exact conditions (`knock check`). Raises NotOnline, JidError,
+        TimeoutError or ConnectionLost."""
+        return await self._client.request(
+            jid, content, self._timeout if timeout is None else timeout
+        )
+
     async def send(self, jid: str, username: str, password: str) -> Sent:
         """Ask the device at *jid* (its ConnReqJabberID) to open a session."""
         try:

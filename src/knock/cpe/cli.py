@@ -12,9 +12,11 @@ import typer
 from rich.console import Console
 from rich.live import Live
 from rich.logging import RichHandler
+from rich.table import Table
 from rich.text import Text
 
 from knock.cpe.cr_rate import DEFAULT_RATE_LIMIT, Busy
+from knock.cpe.defects import Defect, DefectError, parse_defects
 from knock.cpe.fleet import Fleet
 from knock.cpe.fleet_config import DEFAULT_START_RATE, FleetConfig, FleetError
 from knock.cpe.fleet_view import status_line, status_table
@@ -41,6 +43,16 @@ def _methods(text: str) -> tuple[CrMethod, ...]:
         if name not in {m.value for m in CrMethod}:
             raise typer.BadParameter(f"{name!r} is not a method; name some of {known}")
     return tuple(CrMethod(name) for name in names)
+
+
+def _print_defects(wanted: bool) -> None:
+    if not wanted:
+        return
+    table = Table("defect", "breaks", box=None)
+    for defect in Defect:
+        table.add_row(defect.value, defect.breaks)
+    Console().print(table)
+    raise typer.Exit()
 
 
 def sim(
@@ -122,7 +134,28 @@ def sim(
     live: Annotated[
         bool, typer.Option(help="A live table; --no-live prints a line a second, for logs and CI.")
     ] = True,
+    list_defects: Annotated[
+        bool,
+        typer.Option(
+            "--list-defects",
+            is_eager=True,
+            callback=_print_defects,
+            help="Print the defects --defect takes and the requirement each breaks, and exit.",
+        ),
+    ] = False,
+    defect: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--defect",
+            help="Make every device break one connection-request requirement, to see knock check "
+            "catch it; repeatable. " + "; ".join(f"{d.value}: {d.breaks}" for d in Defect) + ".",
+        ),
+    ] = None,
 ) -> None:
+    try:
+        defects = parse_defects(defect or ())
+    except DefectError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--defect") from None
     config = FleetConfig(
         acs_url=acs,
         count=count,
@@ -139,6 +172,7 @@ def sim(
         start_rate=start_rate,
         xmpp_ca=str(xmpp_ca) if xmpp_ca is not None else "",
         cr_host=cr_host,
+        defects=tuple(sorted(defects)),
     )
     err = Console(stderr=True)
     try:

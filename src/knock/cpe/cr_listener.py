@@ -16,6 +16,7 @@ from aiohttp import web
 
 from knock.cpe.cr_http import CrDecision, CrGate, CrRequest, DeviceFacts
 from knock.cpe.datamodel import ModelError, ModelSchema, template_of
+from knock.cpe.defects import Defect
 from knock.cpe.device import CpeError, SimulatedCpe
 from knock.vocab import Event
 
@@ -53,6 +54,8 @@ class CrListener:
         self._port = port
         self._clock = clock
         self._devices: dict[str, SimulatedCpe] = {}
+        # The device with the CR_URL_ANY_PATH defect answers the paths no device has.
+        self._any_path: SimulatedCpe | None = None
         self._runner: web.ServerRunner | None = None
         self.base_url = ""
 
@@ -81,12 +84,16 @@ class CrListener:
             raise CpeError(f"device {cpe.serial}: {exc}") from None
         path = "/" + secrets.token_urlsafe(18)
         self._devices[path] = cpe
+        if Defect.CR_URL_ANY_PATH in cpe.defects:
+            self._any_path = cpe
         url = self.base_url + path
+        if Defect.HTTPS_CR_URL in cpe.defects:
+            url = "https" + url.removeprefix("http")
         cpe.set_value(cpe.model.schema.management("ConnectionRequestURL"), url)
         return url
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        cpe = self._devices.get(request.rel_url.raw_path)
+        cpe = self._devices.get(request.rel_url.raw_path, self._any_path)
         decision = self.gate.decide(
             CrRequest(request.method, request.raw_path, request.headers.get("Authorization")),
             None if cpe is None else _facts(cpe),
@@ -111,6 +118,7 @@ def _facts(cpe: SimulatedCpe) -> DeviceFacts:
         password=model.get(management("ConnectionRequestPassword")),
         in_session=cpe.in_session,
         sessions_started=cpe.counts.started,
+        defects=cpe.defects,
     )
 
 

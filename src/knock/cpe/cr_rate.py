@@ -52,15 +52,24 @@ class CrAdmission:
         self.policy = policy or CrPolicy()
         self._devices: dict[str, _Memory] = {}
 
-    def admit(self, serial: str, in_session: bool, sessions_started: int, now: float) -> Admission:
+    def admit(
+        self,
+        serial: str,
+        in_session: bool,
+        sessions_started: int,
+        now: float,
+        *,
+        limited: bool = True,
+    ) -> Admission:
         """Decide, and remember an accepted request. *sessions_started* counts the sessions the
-        device opened so far: an asked-for session has begun once it moves on."""
+        device opened so far: an asked-for session has begun once it moves on. *limited* False
+        skips the rate limit (a device with the NO_RATE_LIMIT defect)."""
         memory = self._devices.get(serial)
         if memory is not None and memory.asked_before == sessions_started:
             return Admission(Verdict.MERGED)
         if in_session and self.policy.busy is Busy.REFUSE:
             return Admission(Verdict.BUSY)
-        if memory is not None and self.policy.rate_limit > 0:
+        if memory is not None and limited and self.policy.rate_limit > 0:
             wait = memory.accepted_at + self.policy.rate_limit - now
             if wait > 0:
                 return Admission(Verdict.RATE_LIMITED, wait)

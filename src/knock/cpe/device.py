@@ -27,6 +27,7 @@ import aiohttp
 
 from knock.cpe.acs_client import AcsClient, AcsRefused
 from knock.cpe.datamodel import DataModel, ModelFault, ModelSchema, load_model, template_of
+from knock.cpe.defects import NONE, SILENCED, Defect, Defects
 from knock.cpe.rpc_handler import (
     FIRMWARE_IMAGE,
     CancelQueuedTransfer,
@@ -169,10 +170,13 @@ class SimulatedCpe:
         clock: Clock | None = None,
         uniform: Callable[[float, float], float] = random.uniform,
         client_factory: ClientFactory = default_client,
+        defects: Defects = NONE,
     ) -> None:
         schema = model if isinstance(model, ModelSchema) else load_model(model)
         self.serial = serial
+        self.defects = defects  # requirements this device breaks on purpose (knock check)
         self._ms = schema.management
+        self._silenced = {schema.management(leaf) for d, leaf in SILENCED.items() if d in defects}
         defaults = {
             schema.device_info("SerialNumber"): serial,
             self._ms("URL"): acs_url,
@@ -222,6 +226,8 @@ class SimulatedCpe:
         Requests while one is pending make no extra session. An explicit request skips the
         wait of a session retry: whoever asked shows the ACS is there.
         """
+        if event == Event.CONNECTION_REQUEST and Defect.NO_CR_EVENT in self.defects:
+            event = Event.PERIODIC  # a session, but not one the ACS can tell it asked for
         if self._in_session:
             # The current Inform may carry the same event: its acknowledgement would swallow
             # this request, which asked for a session after the one it interrupted.
@@ -244,7 +250,7 @@ class SimulatedCpe:
                 f"device {self.serial}: cannot set {name} to {value!r} ({exc}); name a parameter"
                 f" of model {self.model.schema.name} and give a value of its type"
             ) from None
-        if level == 2:
+        if level == 2 and name not in self._silenced:
             self.state.add_event(Event.VALUE_CHANGE)
             self._wake.set()
         self.state.save()

@@ -12,6 +12,7 @@ from knock.cpe.cr_listener import check_cr_support
 from knock.cpe.cr_rate import DEFAULT_RATE_LIMIT, Busy
 from knock.cpe.cr_services import check_support
 from knock.cpe.datamodel import ModelError, load_model, template_of
+from knock.cpe.defects import Defect
 from knock.vocab import CrMethod
 
 DEFAULT_START_RATE: Final = 200.0  # devices per second: a fleet boots without flooding the ACS
@@ -41,6 +42,7 @@ class FleetConfig:
     # The address the devices' connection-request listeners (HTTP, UDP) bind and report: in a
     # lab, the address of the LAN side, so that what they report is what a NAT would hide.
     cr_host: str = "127.0.0.1"
+    defects: tuple[Defect, ...] = ()  # requirements every device breaks on purpose (knock check)
 
     def __repr__(self) -> str:  # the ACS password never reaches a log through a repr
         return f"FleetConfig({self.count} x {self.serial_prefix} -> {self.acs_url})"
@@ -116,4 +118,5 @@ class FleetConfig:
         fields = dict(data)
         fields["cr_methods"] = tuple(CrMethod(m) for m in fields["cr_methods"])
         fields["cr_busy"] = Busy(fields["cr_busy"])
+        fields["defects"] = tuple(Defect(d) for d in fields.get("defects", ()))
         return cls(**fields)

@@ -84,6 +84,7 @@ class _Worker:
                 config.acs_url,
                 acs_username=config.acs_username,
                 acs_password=config.acs_password,
+                defects=frozenset(config.defects),
             )
             self.services.attach(cpe)
             _configure(cpe, config)

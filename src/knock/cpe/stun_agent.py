@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from knock.cpe.defects import NONE, Defect, Defects
 from knock.stun.attributes import Address, AttributeType
 from knock.stun.codec import Message, MessageType, binding_request, check_integrity
 
@@ -69,11 +70,25 @@ class Dropped(StrEnum):
 
 
 class StunAgent:
-    __slots__ = ("_change", "_config", "_due", "_mapped", "_signed", "_tries", "_txid", "_uniform")
+    __slots__ = (
+        "_change",
+        "_config",
+        "_defects",
+        "_due",
+        "_mapped",
+        "_signed",
+        "_tries",
+        "_txid",
+        "_uniform",
+    )
 
-    def __init__(self, uniform: Callable[[float, float], float] = random.uniform) -> None:
-        """*uniform* draws the keep-alive periods; tests pass a fixed one."""
+    def __init__(
+        self, uniform: Callable[[float, float], float] = random.uniform, defects: Defects = NONE
+    ) -> None:
+        """*uniform* draws the keep-alive periods; tests pass a fixed one. *defects*: the
+        device's; NO_BINDING_CHANGE and STUN_NO_INTEGRITY change what the agent sends."""
         self._uniform = uniform
+        self._defects = defects
         self._config: StunConfig | None = None
         self._txid = b""  # of the request outstanding; b"": none
         self._tries = 0
@@ -117,7 +132,12 @@ class StunAgent:
             return Dropped.BAD_INTEGRITY
         if message.kind is MessageType.BINDING_ERROR_RESPONSE:
             error = message.error
-            if error is not None and error.code == _UNAUTHORIZED and not self._signed:
+            if (
+                error is not None
+                and error.code == _UNAUTHORIZED
+                and not self._signed
+                and Defect.STUN_NO_INTEGRITY not in self._defects
+            ):
                 self._signed = True
                 return self._request(now)
             self._wait_period(now)
@@ -134,7 +154,7 @@ class StunAgent:
             return []
         moved = self._mapped is not None
         self._mapped = mapped
-        if moved:
+        if moved and Defect.NO_BINDING_CHANGE not in self._defects:
             self._change = True
             return [Mapped(mapped), *self._request(now)]
         return [Mapped(mapped)]

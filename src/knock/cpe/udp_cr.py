@@ -13,8 +13,9 @@ from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 
-from knock.connreq.udp import UdpCr, UdpCrRejected, verify_udp_cr
+from knock.connreq.udp import Reason, UdpCr, UdpCrRejected, verify_udp_cr
 from knock.cpe.cr_rate import CrAdmission, Verdict
+from knock.cpe.defects import NONE, Defect, Defects
 
 
 class UdpAnswer(StrEnum):
@@ -43,6 +44,7 @@ class UdpDeviceFacts:
     last: tuple[int, int] | None  # ts and id of the last accepted request
     in_session: bool
     sessions_started: int
+    defects: Defects = NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +68,33 @@ class UdpCrGate:
     def _decide(self, datagram: bytes, device: UdpDeviceFacts, now: float) -> UdpDecision:
         last_ts, last_id = device.last or (None, None)
         try:
-            request = verify_udp_cr(datagram, device.username, device.password, last_ts, last_id)
+            request = verify_udp_cr(
+                datagram,
+                device.username,
+                device.password,
+                last_ts,
+                last_id,
+                skip=frozenset(_SKIPPED[d] for d in device.defects if d in _SKIPPED),
+            )
         except UdpCrRejected as exc:
             return UdpDecision(UdpAnswer(exc.reason.value))
         admitted = self.admission.admit(
-            device.serial, device.in_session, device.sessions_started, now
+            device.serial,
+            device.in_session,
+            device.sessions_started,
+            now,
+            limited=Defect.NO_RATE_LIMIT not in device.defects,
         )
         return UdpDecision(_ANSWERS[admitted.verdict], request)
 
 
+# The Annex G rule each defect leaves out.
+_SKIPPED = {
+    Defect.UDP_REPLAY: Reason.REPEATED_ID,
+    Defect.UDP_BAD_SIG: Reason.BAD_SIGNATURE,
+    Defect.UDP_OLD_TS: Reason.OLD_TIMESTAMP,
+    Defect.UDP_WRONG_USERNAME: Reason.WRONG_USERNAME,
+}
 _ANSWERS = {
     Verdict.ACCEPTED: UdpAnswer.ACCEPTED,
     Verdict.MERGED: UdpAnswer.MERGED,

@@ -107,7 +107,7 @@ class DevicePort:
     def __init__(self, ports: UdpPorts, cpe: SimulatedCpe) -> None:
         self.ports = ports
         self.cpe = cpe
-        self.agent = StunAgent()
+        self.agent = StunAgent(defects=cpe.defects)
         self._timer: asyncio.TimerHandle | None = None
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -184,6 +184,7 @@ class DevicePort:
             last=cpe.state.udp_cr_last,
             in_session=cpe.in_session,
             sessions_started=cpe.counts.started,
+            defects=cpe.defects,
         )
         decision = self.ports.gate.decide(datagram, facts, self.ports.clock())
         if decision.request is not None:

@@ -26,7 +26,7 @@ from typing import Final
 
 from knock.cpe.datamodel import ModelError, ModelSchema
 from knock.cpe.device import CpeError, SimulatedCpe
-from knock.cpe.xmpp_cr import XmppCrGate, XmppDeviceFacts
+from knock.cpe.xmpp_cr import XmppCrGate, XmppDeviceFacts, reply
 from knock.cwmp.values import format_datetime, parse_boolean
 from knock.vocab import Event
 from knock.xmpp.client import ClientConfig, IqRequest, TlsPolicy
@@ -236,9 +236,12 @@ class DeviceXmpp:
             allowed=model.get(ms("ConnReqAllowedJabberIDs")),
             in_session=cpe.in_session,
             sessions_started=cpe.counts.started,
+            defects=cpe.defects,
         )
         answer = self.shared.gate.decide(request.stanza, facts, self.shared.clock())
-        client.answer(request, answer.error)
+        sent = reply(answer, cpe.defects)
+        if sent is not None:
+            client.answer(request, sent.error)
         if answer.opens_session:
             cpe.request_session(Event.CONNECTION_REQUEST)
 

@@ -18,6 +18,7 @@ from typing import Final
 from lxml import etree
 
 from knock.cpe.cr_rate import CrAdmission, Verdict
+from knock.cpe.defects import NONE, Defect, Defects
 from knock.xmpp.client import StanzaError
 from knock.xmpp.jid import Jid, JidError, parse_jid
 
@@ -72,14 +73,37 @@ class XmppDeviceFacts:
     allowed: str  # ManagementServer.ConnReqAllowedJabberIDs, comma-separated
     in_session: bool
     sessions_started: int
+    defects: Defects = NONE
 
 
-def sender_allowed(sender: str, allowed: str) -> bool:
+# What a device with the NOT_AUTORIZED_TYPO defect answers to wrong credentials, as some
+# deployed CPEs do.
+TYPO: Final = StanzaError("auth", "not-autorized")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    error: StanzaError | None  # None: a result
+
+
+def reply(answer: XmppAnswer, defects: Defects = NONE) -> Reply | None:
+    """What a device with *defects* answers for *answer*; None: nothing at all."""
+    if answer is XmppAnswer.BAD_CREDENTIALS and Defect.NOT_AUTORIZED_TYPO in defects:
+        return Reply(TYPO)
+    if answer.error is None and Defect.XMPP_NO_RESULT in defects:
+        return None
+    return Reply(answer.error)
+
+
+def sender_allowed(sender: str, allowed: str, *, by_prefix: bool = False) -> bool:
     """Annex K: an empty list allows all; a full JID matches exactly, a bare one any resource
-    of it. JIDs compare normalized (RFC 7622), never by prefix."""
+    of it. JIDs compare normalized (RFC 7622), never by prefix, unless *by_prefix* (the
+    PREFIX_JID_MATCH defect) says to, as some deployed CPEs do."""
     entries = [entry.strip() for entry in allowed.split(",") if entry.strip()]
     if not entries:
         return True
+    if by_prefix:
+        return any(sender.startswith(entry) for entry in entries)
     try:
         jid = parse_jid(sender)
     except JidError:
@@ -108,7 +132,8 @@ class XmppCrGate:
         return answer
 
     def _decide(self, iq: etree._Element, device: XmppDeviceFacts, now: float) -> XmppAnswer:
-        if not sender_allowed(iq.get("from", ""), device.allowed):
+        by_prefix = Defect.PREFIX_JID_MATCH in device.defects
+        if not sender_allowed(iq.get("from", ""), device.allowed, by_prefix=by_prefix):
             return XmppAnswer.FORBIDDEN_SENDER
         payload = iq[0]
         if payload.tag != _REQUEST:
@@ -122,6 +147,10 @@ class XmppCrGate:
         if (username, password) != (device.username, device.password):
             return XmppAnswer.BAD_CREDENTIALS
         admitted = self.admission.admit(
-            device.serial, device.in_session, device.sessions_started, now
+            device.serial,
+            device.in_session,
+            device.sessions_started,
+            now,
+            limited=Defect.NO_RATE_LIMIT not in device.defects,
         )
         return _ADMITTED[admitted.verdict]

@@ -380,6 +380,9 @@ OPENAPI: dict[str, Any] = {
                         {"parameterValues": {"type": "array", "items": _PARAMETER_VALUE}},
                         ["parameterValues"],
                     ),
+                    _task(
+                        "getParameterAttributes", {"parameterNames": _PATH_LIST}, ["parameterNames"]
+                    ),
                     *(
                         _task(name, {"objectName": _OBJECT_NAME, "parameterName": _OBJECT_NAME}, [])
                         for name in ("refreshObject", "getParameterNames")

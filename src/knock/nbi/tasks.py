@@ -150,6 +150,7 @@ _REFRESH: dict[str, tuple[bool, Check]] = {"objectName": (True, _tree_path)}
 _FIELDS: dict[str, dict[str, tuple[bool, Check]]] = {
     "getParameterValues": {"parameterNames": (True, _paths)},
     "setParameterValues": {"parameterValues": (True, _parameter_values)},
+    "getParameterAttributes": {"parameterNames": (True, _paths)},
     "refreshObject": _REFRESH,
     "getParameterNames": _REFRESH,
     "addObject": {

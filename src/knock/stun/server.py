@@ -7,11 +7,12 @@ datagram in only from the address and port the CPE's Binding Requests went to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import cast
 
 from knock.stun.attributes import Address
@@ -20,6 +21,7 @@ from knock.stun.service import (
     Binding,
     BindingLearned,
     Counters,
+    Handled,
     LookupFailed,
     PasswordLookup,
     StunService,
@@ -30,6 +32,10 @@ log = logging.getLogger("knock.stun")
 
 BindingHook = Callable[[BindingLearned], object]
 """Called in the event loop for each binding learned; it must not block (queue store writes)."""
+Tap = Callable[[bytes, Address, Handled, float], Handled]
+"""Sees each datagram, its source, the service's answer and the time, and returns what to send
+instead (normally the answer itself): how `knock check` watches a device's Binding Requests and
+makes it believe its mapping moved."""
 
 
 class StunServer(asyncio.DatagramProtocol):
@@ -46,6 +52,16 @@ class StunServer(asyncio.DatagramProtocol):
         self._family = socket.AF_INET
         self._closed: asyncio.Future[None] | None = None
         self.binding_changes = 0  # Binding Requests with BINDING-CHANGE, for the metrics
+        self._taps: list[Tap] = []
+
+    @contextlib.contextmanager
+    def tapped(self, tap: Tap) -> Iterator[None]:
+        """Pass every datagram through *tap* while the block runs."""
+        self._taps.append(tap)
+        try:
+            yield
+        finally:
+            self._taps.remove(tap)
 
     @property
     def address(self) -> Address:
@@ -96,7 +112,10 @@ class StunServer(asyncio.DatagramProtocol):
             self._closed.set_result(None)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        handled = self.service.handle(data, (str(addr[0]), int(addr[1])), self._clock())
+        source, now = (str(addr[0]), int(addr[1])), self._clock()
+        handled = self.service.handle(data, source, now)
+        for tap in self._taps:
+            handled = tap(data, source, handled, now)
         if handled.reply is not None:
             self.send_to(handled.reply, handled.to)
         for event in handled.events:

@@ -13,7 +13,7 @@ import logging
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,18 @@ class XmppServer:
             self.port,
             self.tls_port,
         )
+
+    @property
+    def listen(self) -> Listen:
+        return self._listen
+
+    async def restart(self) -> None:
+        """Close every stream and listen again on the same ports, as a restarted server would
+        (`knock check` watches devices reconnect)."""
+        await self.close()
+        self._servers.clear()
+        self._listen = replace(self._listen, port=self.port, tls_port=self.tls_port)
+        await self.start()
 
     async def _serve(self, port: int, *, direct_tls: bool) -> int:
         server = await asyncio.get_running_loop().create_server(

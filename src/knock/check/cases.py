@@ -1,0 +1,76 @@
+"""The case registry: every `cases_*` module of this package registers its cases with `@case`."""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import pkgutil
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from knock.check.context import CheckContext
+
+
+class Family(StrEnum):
+    """The method a case checks; the first part of its id."""
+
+    HTTP = "http"
+    UDP = "udp"
+    XMPP = "xmpp"
+    DATAMODEL = "datamodel"
+
+
+CaseFn = Callable[["CheckContext"], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    id: str  # "<family>.<name>", e.g. http.digest-valid
+    requirement: str  # where the standard asks for it, e.g. "TR-069 §3.2.2"
+    title: str  # what a passing device does, one sentence
+    family: Family
+    run: CaseFn
+
+
+_REGISTRY: dict[str, Case] = {}
+
+
+def case(id: str, requirement: str, title: str) -> Callable[[CaseFn], CaseFn]:
+    """Register the decorated function as the case *id*; its family is the id's first part."""
+    family = Family(id.split(".", 1)[0])
+
+    def register(run: CaseFn) -> CaseFn:
+        if id in _REGISTRY and _REGISTRY[id].run is not run:
+            raise ValueError(f"case {id} is registered twice: rename one of them")
+        _REGISTRY[id] = Case(id, requirement, title, family, run)
+        return run
+
+    return register
+
+
+def all_cases() -> list[Case]:
+    """Every case, in family order then as registered."""
+    import knock.check as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name.startswith("cases_"):
+            importlib.import_module(f"knock.check.{module.name}")
+    order = list(Family)
+    return sorted(_REGISTRY.values(), key=lambda c: order.index(c.family))
+
+
+def select(patterns: Iterable[str]) -> list[Case]:
+    """The cases whose id matches any of *patterns* (globs: `http.*`, `*nonce*`), in the
+    registry's order; every case when there are none. Raises `KeyError` for a pattern that
+    matches nothing, since a typo would otherwise pass silently."""
+    cases = all_cases()
+    wanted = list(patterns)
+    if not wanted:
+        return cases
+    for pattern in wanted:
+        if not any(fnmatch.fnmatchcase(c.id, pattern) for c in cases):
+            raise KeyError(f"no case matches {pattern!r}; `knock check --list` shows them")
+    return [c for c in cases if any(fnmatch.fnmatchcase(c.id, p) for p in wanted)]

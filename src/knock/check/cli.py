@@ -1,0 +1,204 @@
+"""`knock check`: the conformance suite from the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Final
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from knock.server import Running
+
+CHECK_HELP: Final = (
+    "Check a CPE's connection requests (HTTP, UDP/STUN, XMPP) against TR-069: start an ACS with "
+    "its own STUN and XMPP servers, wait for the device to Inform, provision it, run the cases "
+    "and give a verdict for each, with the messages exchanged as evidence.\n\n"
+    "Ports (all on --host): CWMP tcp --cwmp-port (7547), STUN udp --stun-port (3478), XMPP tcp "
+    "--xmpp-port (5222). The device must reach all three, and Knock must reach the device's "
+    "ConnectionRequestURL (HTTP) and its UDP port through any NAT.\n\n"
+    "Point the device at the ACS: set ManagementServer.URL to the URL printed at start (or give "
+    "--url when the device reaches this host by another name), ACS authentication off (or as "
+    "in --config), then reboot it or wait for its periodic Inform. Knock sets the "
+    "connection-request credentials, STUN and XMPP settings itself.\n\n"
+    "What a lab varies: --xmpp-tls, --xmpp-connect, --stun-auth, --udp-delay, --cr-attempts, "
+    "--cr-interval; waits: --inform-within (TR-069's 30 s), --quiet-for, --rate-gap. "
+    "The exit status is 1 when any case fails, 2 on a usage or start-up error."
+)
+CHECK_EPILOG: Final = (
+    "Examples: knock check --list  |  knock check --html report.html --junit junit.xml  |  "
+    "knock check 'http.*' datamodel.cr-url-http  |  against the simulator: knock check "
+    "--host 127.0.0.1 & knock sim --acs http://127.0.0.1:7547/ --count 1 --cr http,udp,xmpp"
+)
+err = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `knock check` to the `knock` command line."""
+    app.command("check", help=CHECK_HELP, epilog=CHECK_EPILOG)(check)
+
+
+def check(
+    cases: Annotated[
+        list[str] | None,
+        typer.Argument(help="Case ids or globs (http.*, *nonce*); every case when none."),
+    ] = None,
+    list_cases: Annotated[
+        bool, typer.Option("--list", help="Print the cases, their requirements, and exit.")
+    ] = False,
+    device: Annotated[
+        str | None,
+        typer.Option(help="Device id to wait for (OUI-ProductClass-Serial); the first to come."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML file of ACS settings (knock serve).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address CWMP, STUN and XMPP bind.")] = "0.0.0.0",
+    url: Annotated[
+        str, typer.Option(help="ACS URL the device uses, when not http://HOST:CWMP-PORT/.")
+    ] = "",
+    cwmp_port: Annotated[int, typer.Option(help="CWMP port.")] = 7547,
+    stun_port: Annotated[int, typer.Option(help="STUN port (udp).")] = 3478,
+    xmpp_port: Annotated[int, typer.Option(help="XMPP client port.")] = 5222,
+    xmpp_domain: Annotated[str, typer.Option(help="XMPP domain of the built-in server.")] = "",
+    xmpp_tls: Annotated[
+        bool, typer.Option(help="Require TLS on the device's XMPP connection (UseTLS).")
+    ] = False,
+    xmpp_connect: Annotated[
+        str,
+        typer.Option(help="XMPP ServerConnectAlgorithm the cases set: DNS-SRV, DNS, ServerTable."),
+    ] = "ServerTable",
+    stun_auth: Annotated[
+        bool, typer.Option(help="The STUN server demands MESSAGE-INTEGRITY (401 first).")
+    ] = True,
+    udp_delay: Annotated[
+        float, typer.Option(help="Seconds between the STUN binding and a UDP CR.")
+    ] = 0.0,
+    cr_attempts: Annotated[
+        int, typer.Option(help="Copies of a UDP CR; tries of a CR before it counts as lost.")
+    ] = 3,
+    cr_interval: Annotated[float, typer.Option(help="Seconds between those attempts.")] = 1.0,
+    inform_within: Annotated[
+        float, typer.Option(help="Seconds a CR's session may take to begin.")
+    ] = 30.0,
+    quiet_for: Annotated[
+        float, typer.Option(help="Seconds watched for a session that must not come.")
+    ] = 10.0,
+    rate_gap: Annotated[
+        float, typer.Option(help="Seconds from a session to the next CR that should pass.")
+    ] = 5.0,
+    case_timeout: Annotated[float, typer.Option(help="Seconds a case may run.")] = 120.0,
+    device_within: Annotated[
+        float, typer.Option(help="Seconds to wait for the device's first Inform.")
+    ] = 600.0,
+    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+) -> None:
+    from knock.check import report_console
+    from knock.check.cases import select
+    from knock.check.options import CheckOptions, ConnectAlgorithm
+
+    out = Console()
+    try:
+        chosen = select(cases or ())
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0]), param_hint="CASES") from None
+    if list_cases:
+        report_console.listing(out, chosen)
+        return
+    try:
+        connect = ConnectAlgorithm(xmpp_connect)
+    except ValueError:
+        raise typer.BadParameter(
+            "one of " + ", ".join(a.value for a in ConnectAlgorithm), param_hint="--xmpp-connect"
+        ) from None
+    options = CheckOptions(
+        inform_within=inform_within,
+        quiet_for=quiet_for,
+        case_timeout=case_timeout,
+        device_within=device_within,
+        rate_gap=rate_gap,
+        xmpp_tls=xmpp_tls,
+        xmpp_connect=connect,
+        stun_auth=stun_auth,
+        udp_delay=udp_delay,
+        cr_attempts=cr_attempts,
+        cr_interval=cr_interval,
+    )
+    from knock.check.device import NoDevice
+    from knock.check.report_html import html_report
+    from knock.check.report_junit import junit_xml
+    from knock.check.run import run_check
+    from knock.config import ConfigError, Settings, load_settings
+
+    with tempfile.TemporaryDirectory(prefix="knock-check-") as scratch:
+        try:
+            settings = load_settings(config, {})
+            settings = replace(
+                settings,
+                cwmp_host=host,
+                cwmp_port=cwmp_port,
+                cwmp_url=url or settings.cwmp_url,
+                stun_host=host,
+                stun_port=stun_port,
+                xmpp_host=host,
+                xmpp_port=xmpp_port,
+                xmpp_domain=xmpp_domain or settings.xmpp_domain,
+                nbi_port=0,  # not used by the check; never in the way of a knock serve
+                # A fresh store and folder, unless the configuration names its own: the device
+                # then bootstraps anew and no production database is touched by accident.
+                store_url=settings.store_url
+                if settings.store_url != Settings.store_url
+                else f"sqlite:///{Path(scratch) / 'check.db'}",
+                data_dir=settings.data_dir
+                if settings.data_dir != Settings.data_dir
+                else str(Path(scratch) / "data"),
+            )
+            logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+
+            def started(acs: Running) -> None:
+                out.print(f"Knock check: set the device's ManagementServer.URL to {acs.acs_url}")
+                if acs.stun is not None:
+                    out.print(f"STUN udp {acs.stun.address[0]}:{acs.stun.address[1]}")
+                if acs.xmpp is not None:
+                    out.print(
+                        f"XMPP tcp {host}:{acs.xmpp.port} ({settings.xmpp_domain}), "
+                        f"certificate {acs.xmpp.certificate}"
+                    )
+                out.print(f"Waiting up to {device_within:g} s for a device to Inform ...")
+
+            run = asyncio.run(
+                run_check(
+                    settings,
+                    options,
+                    chosen,
+                    device_id=device,
+                    on_started=started,
+                    on_device=lambda d: out.print(f"Device {d} provisioned; {len(chosen)} cases"),
+                    on_result=lambda r: out.print(report_console.case_line(r)),
+                )
+            )
+        except ConfigError as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        except NoDevice as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            err.print(f"[bold red]error:[/] cannot listen: {exc}. Is a knock serve running?")
+            raise typer.Exit(2) from None
+    report_console.summary(out, run.results, run.device_id)
+    if junit is not None:
+        junit.write_bytes(junit_xml(run.results, run.device_id, run.started))
+        out.print(f"JUnit XML: {junit}")
+    if html is not None:
+        html.write_text(html_report(run.results, run.device_id, run.acs_url, run.started), "utf-8")
+        out.print(f"HTML report: {html}")
+    from knock.check.runner import exit_code
+
+    raise typer.Exit(exit_code(run.results))

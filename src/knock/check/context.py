@@ -1,0 +1,473 @@
+"""What a case works with: the running ACS, the device under test, and tools to drive and
+observe it, each recording what it sends and sees in the case's evidence."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from knock.auth import (
+    AuthError,
+    DigestChallenge,
+    basic_authorization,
+    new_cnonce,
+    select_challenge,
+)
+from knock.check.evidence import Evidence, Kind
+from knock.check.options import CheckOptions
+from knock.check.verdict import CaseFailed, CaseSkipped
+from knock.notify import Arrival, SessionEnded, Subscription, TaskFinished
+from knock.server import Running
+from knock.store.rows import CrTarget, TaskRow
+from knock.vocab import Event, TaskStatus
+
+MS = "Device.ManagementServer."
+
+
+@dataclass(frozen=True, slots=True)
+class HttpExchange:
+    """One GET to the device and its answer."""
+
+    url: str
+    authorization: str | None
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    @property
+    def challenges(self) -> list[str]:
+        return [v for k, v in self.headers if k.lower() == "www-authenticate"]
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+
+@dataclass
+class DeviceUnderTest:
+    """The ACS and the one device a run checks; each case gets a `CheckContext` on it."""
+
+    acs: Running
+    device_id: str
+    options: CheckOptions
+    root: str = "Device."  # the data model's root object: Device. or InternetGatewayDevice.
+    informs: list[Arrival] = field(default_factory=list)  # every Inform seen during the run
+    last_session: float = 0.0  # time.monotonic() of the last of them
+    last_accepted: float = 0.0  # time.monotonic() of the last CR the device answered 200/204
+    _http: aiohttp.ClientSession | None = field(default=None, repr=False)
+    _listener: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def listen(self) -> None:
+        """Record every Inform of the device from now on, whichever case (if any) waits for
+        it: a case that fails early leaves behind the session its request opened."""
+        self._listener = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        with self.acs.hub.subscribe(self.device_id) as announcements:
+            while True:
+                item = await announcements.next()
+                if isinstance(item, Arrival):
+                    self.last_session = time.monotonic()
+                    self.informs.append(item)
+
+    @property
+    def management(self) -> str:
+        return f"{self.root}ManagementServer."
+
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            # One connection per request, as an ACS makes them: a device may close after any.
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(force_close=True),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=aiohttp.ClientTimeout(total=10),
+                auto_decompress=False,
+            )
+        return self._http
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    def context(self) -> CheckContext:
+        return CheckContext(self, Evidence())
+
+
+class CheckContext:
+    def __init__(self, dut: DeviceUnderTest, evidence: Evidence) -> None:
+        self.dut = dut
+        self.evidence = evidence
+        self._recorded: set[int] = set()  # sessions already in the evidence
+
+    @property
+    def acs(self) -> Running:
+        return self.dut.acs
+
+    @property
+    def device_id(self) -> str:
+        return self.dut.device_id
+
+    @property
+    def options(self) -> CheckOptions:
+        return self.dut.options
+
+    def ms(self, leaf: str) -> str:
+        """The full name of a ManagementServer parameter in the device's data model."""
+        return self.dut.management + leaf
+
+    # --- verdicts ------------------------------------------------------------------------------
+
+    def note(self, summary: str, detail: str = "") -> None:
+        self.evidence.add(Kind.NOTE, summary, detail)
+
+    def fail(self, reason: str) -> NoReturn:
+        raise CaseFailed(reason)
+
+    def skip(self, reason: str) -> NoReturn:
+        raise CaseSkipped(reason)
+
+    def expect(self, condition: bool, reason: str) -> None:
+        """Fail with *reason* unless *condition* holds."""
+        if not condition:
+            self.fail(reason)
+
+    # --- what the ACS knows --------------------------------------------------------------------
+
+    async def target(self) -> CrTarget:
+        target = await self.acs.store.get_cr_target(self.device_id)
+        if target is None:
+            self.fail(f"the ACS knows no device {self.device_id}: did its first Inform fail?")
+        return target
+
+    async def credentials(self) -> tuple[str, str]:
+        """The connection-request credentials Knock set on the device."""
+        target = await self.target()
+        if target.username is None or target.password is None:
+            self.fail(
+                f"Knock holds no connection-request credentials for {self.device_id}: the device "
+                "did not accept SetParameterValues of ConnectionRequestUsername/Password"
+            )
+        return target.username, target.password
+
+    async def parameters(self, *names: str) -> dict[str, str]:
+        """The stored values of *names* (full paths), as the device last reported them; a
+        name ending in "." gives every parameter under it."""
+        rows = await self.acs.store.get_parameters([self.device_id], list(names))
+        return {p.path: p.value for p in rows.get(self.device_id, []) if p.value is not None}
+
+    async def cr_url(self) -> str:
+        target = await self.target()
+        url = target.management.get("ConnectionRequestURL", "")
+        if not url:
+            self.fail("the device reported no ManagementServer.ConnectionRequestURL")
+        if urlsplit(url).scheme != "http":
+            # datamodel.cr-url-http fails for it; here there is nothing to talk to.
+            self.skip(f"ConnectionRequestURL {url!r} is not an http:// URL")
+        return url
+
+    # --- tasks: what the ACS asks of the device in a session ----------------------------------
+
+    async def run_task(self, spec: Mapping[str, Any], within: float | None = None) -> TaskRow:
+        """Queue *spec* (a GenieACS task), get the device into a session (a connection request
+        unless it is in one) and wait until the task finished or faulted."""
+        wait = within if within is not None else self.options.inform_within
+        store = self.acs.store
+        if not self.acs.acs.in_session(self.device_id):
+            await self.ready()  # the connection request below must not meet the rate limit
+        row = await store.add_task(self.device_id, str(spec["name"]), dict(spec), datetime.now(UTC))
+        self.evidence.add(Kind.SENT, f"task {row.id}: {spec['name']}", _show(spec))
+        with self.acs.hub.subscribe(self.device_id) as announcements:
+            reach = None
+            if not self.acs.acs.in_session(self.device_id):
+                reach = asyncio.create_task(self.acs.dispatcher.reach(self.device_id, wait))
+            try:
+                async with asyncio.timeout(wait):
+                    while True:
+                        item = await announcements.next()
+                        if isinstance(item, Arrival):
+                            self._record_arrival(item)
+                        if isinstance(item, TaskFinished) and item.task_id == row.id:
+                            break
+            except TimeoutError:
+                self.fail(f"task {spec['name']} did not finish within {wait} s: no session?")
+            finally:
+                if reach is not None:
+                    reach.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await reach
+        done = await store.get_task(row.id)
+        assert done is not None  # it just finished
+        if done.status == TaskStatus.FAULTED:
+            self.evidence.add(
+                Kind.RECEIVED, f"task {row.id} faulted {done.fault_code}", str(done.fault_string)
+            )
+        else:
+            self.evidence.add(Kind.RECEIVED, f"task {row.id} done", _show(done.result))
+        return done
+
+    async def read(self, *names: str) -> dict[str, str]:
+        """The values of *names* as the device gives them now (GetParameterValues in a
+        session); fails the case when the device faults."""
+        done = await self.run_task({"name": "getParameterValues", "parameterNames": list(names)})
+        if done.status == TaskStatus.FAULTED:
+            self.fail(
+                f"the device refused GetParameterValues of {', '.join(names)}: "
+                f"{done.fault_code} {done.fault_string}"
+            )
+        return {str(name): str(value) for name, value, _type in done.result}
+
+    async def set_values(self, values: Mapping[str, str]) -> None:
+        """SetParameterValues in one task; fails the case when the device faults."""
+        spec = {
+            "name": "setParameterValues",
+            "parameterValues": [[k, v] for k, v in values.items()],
+        }
+        done = await self.run_task(spec)
+        if done.status == TaskStatus.FAULTED:
+            self.fail(
+                f"the device refused SetParameterValues of {', '.join(values)}: "
+                f"{done.fault_code} {done.fault_string}"
+            )
+
+    async def ready(self) -> None:
+        """Wait until the device is in no session and `options.rate_gap` seconds have passed
+        since its last session began, so that its rate limit lets a request through."""
+        dut = self.dut
+        if dut.last_accepted > dut.last_session:
+            await self._session_of_accepted()
+        await self.idle()
+        wait = max(dut.last_session, dut.last_accepted) + self.options.rate_gap - time.monotonic()
+        if wait > 0:
+            self.note(f"waiting {wait:.2f} s for the device's rate limit")
+            await asyncio.sleep(wait)
+
+    async def _session_of_accepted(self) -> None:
+        """Wait for the session an accepted request (of this case or an earlier one) opens, so
+        that it does not meet the next request."""
+        accepted = self.dut.last_accepted
+        with self.acs.hub.subscribe(self.device_id) as announcements:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.options.inform_within):
+                    while self.dut.last_session < accepted:
+                        item = await announcements.next()
+                        if isinstance(item, Arrival):
+                            return
+            self.note(
+                "the request accepted last opened no session within "
+                f"{self.options.inform_within:g} s"
+            )
+            self.dut.last_session = accepted  # waited long enough for it
+
+    async def idle(self, within: float | None = None) -> None:
+        """Wait until the device is in no session with the ACS."""
+        wait = within if within is not None else self.options.inform_within
+        with self.acs.hub.subscribe(self.device_id) as announcements:
+            try:
+                async with asyncio.timeout(wait):
+                    while self.acs.acs.in_session(self.device_id):
+                        item = await announcements.next()
+                        if isinstance(item, Arrival):
+                            self._record_arrival(item)
+            except TimeoutError:
+                self.fail(f"the device's session did not end within {wait} s")
+
+    # --- HTTP connection requests --------------------------------------------------------------
+
+    async def http_get(
+        self, url: str | None = None, authorization: str | None = None
+    ) -> HttpExchange:
+        """One GET to *url* (the device's ConnectionRequestURL by default)."""
+        url = url or await self.cr_url()
+        scheme = authorization.split(" ", 1)[0] if authorization else "no"
+        self.evidence.add(
+            Kind.SENT,
+            f"GET {urlsplit(url).path or '/'} ({scheme} Authorization)",
+            f"GET {url}" + (f"\nAuthorization: {authorization}" if authorization else ""),
+        )
+        headers = {"Authorization": authorization} if authorization else {}
+        try:
+            async with self.dut.http().get(url, headers=headers, allow_redirects=False) as answer:
+                body = await answer.read()
+                exchange = HttpExchange(
+                    url, authorization, answer.status, tuple(answer.headers.items()), body
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.evidence.add(Kind.RECEIVED, f"no answer: {exc!r}")
+            self.fail(f"the device did not answer GET {url}: {exc!r}")
+        if exchange.status in (200, 204):
+            self.dut.last_accepted = time.monotonic()
+        self.evidence.add(
+            Kind.RECEIVED,
+            f"{exchange.status} {len(body)} bytes of body",
+            "\n".join(f"{k}: {v}" for k, v in exchange.headers)
+            + (f"\n\n{body[:2000]!r}" if body else ""),
+        )
+        return exchange
+
+    def digest(
+        self,
+        challenged: HttpExchange,
+        username: str,
+        password: str,
+        *,
+        nc: int = 1,
+        uri: str | None = None,
+    ) -> str:
+        """The Authorization answering *challenged*'s Digest challenge for a GET of its URL
+        (or of *uri*); fails the case when the device offered no usable Digest challenge."""
+        try:
+            challenge = select_challenge(challenged.challenges)
+        except AuthError as exc:
+            self.fail(f"the device's 401 carries no usable Digest challenge: {exc}")
+        if not isinstance(challenge, DigestChallenge):
+            self.fail("the device's 401 offers Basic only; TR-069 §3.2.2 requires Digest")
+        path = uri or _target(challenged.url)
+        return challenge.authorization("GET", path, username, password, cnonce=new_cnonce(), nc=nc)
+
+    @staticmethod
+    def basic(username: str, password: str) -> str:
+        return basic_authorization(username, password)
+
+    async def http_cr(
+        self, username: str | None = None, password: str | None = None, url: str | None = None
+    ) -> HttpExchange:
+        """A connection request as an ACS makes it: GET, and on a 401 GET again answering the
+        Digest challenge with *username*/*password* (the stored credentials by default).
+        Returns the last answer."""
+        if username is None or password is None:
+            username, password = await self.credentials()
+        first = await self.http_get(url)
+        if first.status != 401:
+            return first
+        return await self.http_get(first.url, self.digest(first, username, password))
+
+    # --- watching sessions ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[Watch]:
+        """Listen for the device's sessions; enter it before sending what should cause one."""
+        with self.acs.hub.subscribe(self.device_id) as subscription:
+            yield Watch(self, subscription)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep the device's sessions that begin meanwhile open (the ACS delays its
+        InformResponse) until the block ends: a device in a session, on demand."""
+        self.acs.acs.hold(self.device_id)
+        self.note("the ACS holds the device's next session open")
+        try:
+            yield
+        finally:
+            self.acs.acs.release(self.device_id)
+            self.note("the ACS lets the session go on")
+
+    def _record_arrival(self, arrival: Arrival) -> None:
+        # A task and a watch may both hear one Inform.
+        if arrival.session_id in self._recorded:
+            return
+        self._recorded.add(arrival.session_id)
+        self.evidence.add(
+            Kind.INFORM,
+            f"Inform [{', '.join(arrival.events)}] session {arrival.session_id}",
+            "\n".join(f"{name} = {value}" for name, value in arrival.parameters),
+        )
+
+
+class Watch:
+    """The device's sessions from the moment `CheckContext.watch` was entered."""
+
+    def __init__(self, ctx: CheckContext, subscription: Subscription) -> None:
+        self._ctx = ctx
+        self._subscription = subscription
+        self.arrivals: list[Arrival] = []
+        self.ended: list[int] = []
+
+    async def _next(self) -> Arrival | SessionEnded | None:
+        item = await self._subscription.next()
+        if isinstance(item, Arrival):
+            self._ctx._record_arrival(item)
+            self.arrivals.append(item)
+            return item
+        if isinstance(item, SessionEnded):
+            self.ended.append(item.session_id)
+            return item
+        return None
+
+    async def inform(
+        self,
+        event: str | None = Event.CONNECTION_REQUEST,
+        within: float | None = None,
+        nth: int = 1,
+    ) -> Arrival:
+        """The *nth* Inform carrying *event* (any Inform when None) since the watch began; fails
+        the case when none comes within the options' `inform_within`."""
+        wait = within if within is not None else self._ctx.options.inform_within
+
+        def matching() -> list[Arrival]:
+            return [a for a in self.arrivals if event is None or event in a.events]
+
+        try:
+            async with asyncio.timeout(wait):
+                while len(matching()) < nth:
+                    await self._next()
+        except TimeoutError:
+            others = "; ".join(", ".join(a.events) for a in self.arrivals)
+            what = "an Inform" if event is None else f"an Inform with {event!r}"
+            self._ctx.fail(
+                f"no {what} within {wait:g} s"
+                + (f" (the device informed with [{others}])" if others else "")
+            )
+        return matching()[nth - 1]
+
+    async def no_session(self, within: float | None = None) -> None:
+        """Fail the case if the device opens a session within *within* seconds."""
+        wait = within if within is not None else self._ctx.options.quiet_for
+        self._ctx.note(f"watching {wait:g} s for a session that should not come")
+        before = len(self.arrivals)
+        await self.collect(wait)
+        if len(self.arrivals) > before:
+            events = ", ".join(self.arrivals[before].events)
+            self._ctx.fail(f"the device opened a session (Inform [{events}]) it should not have")
+
+    async def collect(self, within: float) -> list[Arrival]:
+        """Every session that begins within *within* seconds (and those seen before)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while True:
+                    await self._next()
+        return self.arrivals
+
+    async def session_end(self, within: float | None = None) -> None:
+        """Wait until the session of the last Inform seen ended."""
+        wait = within if within is not None else self._ctx.options.inform_within
+        if not self.arrivals:
+            raise RuntimeError("session_end() before any Inform was seen")
+        session = self.arrivals[-1].session_id
+        try:
+            async with asyncio.timeout(wait):
+                while session not in self.ended:
+                    await self._next()
+        except TimeoutError:
+            self._ctx.fail(f"session {session} did not end within {wait:g} s")
+
+
+def _target(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def _show(value: object) -> str:
+    return json.dumps(value, default=str)

@@ -1,0 +1,57 @@
+"""The console summary of a `knock check` run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from knock.check.cases import Case
+from knock.check.verdict import CaseResult, Verdict
+
+STYLE = {Verdict.PASS: "green", Verdict.FAIL: "bold red", Verdict.SKIPPED: "yellow"}
+
+
+def case_line(result: CaseResult) -> str:
+    """One line as a case ends, for the progress of a run."""
+    style = STYLE[result.verdict]
+    reason = f"  {result.reason}" if result.reason else ""
+    return (
+        f"[{style}]{result.verdict.value:7}[/] {result.case.id} ({result.duration:.1f} s){reason}"
+    )
+
+
+def summary(console: Console, results: Sequence[CaseResult], device_id: str) -> None:
+    table = Table(title=f"knock check: {device_id}", show_lines=False)
+    table.add_column("case")
+    table.add_column("requirement")
+    table.add_column("verdict")
+    table.add_column("s", justify="right")
+    table.add_column("why", overflow="fold")
+    for result in results:
+        style = STYLE[result.verdict]
+        table.add_row(
+            result.case.id,
+            result.case.requirement,
+            f"[{style}]{result.verdict.value}[/]",
+            f"{result.duration:.1f}",
+            result.reason,
+        )
+    console.print(table)
+    counts = Counter(r.verdict for r in results)
+    console.print(
+        f"{counts[Verdict.PASS]} passed, {counts[Verdict.FAIL]} failed, "
+        f"{counts[Verdict.SKIPPED]} skipped"
+    )
+
+
+def listing(console: Console, cases: Sequence[Case]) -> None:
+    table = Table(title="knock check cases")
+    table.add_column("id")
+    table.add_column("requirement")
+    table.add_column("passes when", overflow="fold")
+    for case in cases:
+        table.add_row(case.id, case.requirement, case.title)
+    console.print(table)

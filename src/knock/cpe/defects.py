@@ -1,0 +1,89 @@
+"""Defects on demand: switches that make a simulated CPE break one connection-request
+requirement each, so `knock check` can be shown to catch it (`knock sim --defect NAME`).
+
+A device carries its set in `SimulatedCpe.defects`; the cores that own a behaviour read it from
+the facts they are given (`cr_http`, `udp_cr`, `xmpp_cr`, `cr_rate`, `stun_agent`) or from the
+device (`device`, `cr_listener`, `xmpp_agent`). A correct device has the empty set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Final
+
+
+class Defect(StrEnum):
+    ACCEPT_ANY_CR_AUTH = "accept-any-cr-auth"
+    BASIC_ACCEPTED = "basic-accepted"
+    NO_CR_EVENT = "no-cr-event"
+    NO_503_WHEN_BUSY = "no-503-when-busy"
+    NO_RATE_LIMIT = "no-rate-limit"
+    CR_URL_ANY_PATH = "cr-url-any-path"
+    HTTPS_CR_URL = "https-cr-url"
+    UDP_REPLAY = "udp-replay"
+    UDP_BAD_SIG = "udp-bad-sig"
+    UDP_OLD_TS = "udp-old-ts"
+    UDP_WRONG_USERNAME = "udp-wrong-username"
+    NO_BINDING_CHANGE = "no-binding-change"
+    STUN_NO_INTEGRITY = "stun-no-integrity"
+    PREFIX_JID_MATCH = "prefix-jid-match"
+    NOT_AUTORIZED_TYPO = "not-autorized-typo"
+    XMPP_NO_RESULT = "xmpp-no-result"
+    NO_ACTIVE_NOTIFY_JID = "no-active-notify-jid"
+    NO_ACTIVE_NOTIFY_UDP_ADDRESS = "no-active-notify-udp-address"
+
+    @property
+    def breaks(self) -> str:
+        """The requirement a device with this defect breaks, and how, in one line."""
+        return BREAKS[self]
+
+
+BREAKS: Final = {
+    Defect.ACCEPT_ANY_CR_AUTH: "§3.2.2: an HTTP CR without valid Digest gets 200 and a session",
+    Defect.BASIC_ACCEPTED: "§3.2.2: the CR password sent with Basic gets 200 and a session",
+    Defect.NO_CR_EVENT: "§3.2.2: the session a CR opens lacks 6 CONNECTION REQUEST",
+    Defect.NO_503_WHEN_BUSY: "§3.2.2: a CR during a session gets 200 and no session after it",
+    Defect.NO_RATE_LIMIT: "§3.2.2: every authenticated CR opens a session at once",
+    Defect.CR_URL_ANY_PATH: "§3.2.2: a path other than ConnectionRequestURL's is served",
+    Defect.HTTPS_CR_URL: "§3.2.2: ConnectionRequestURL is reported with https, not http",
+    Defect.UDP_REPLAY: "Annex G: a UDP CR with the last accepted id is accepted",
+    Defect.UDP_BAD_SIG: "Annex G: the sig of a UDP CR is not checked",
+    Defect.UDP_OLD_TS: "Annex G: a UDP CR with a ts not newer than the last is accepted",
+    Defect.UDP_WRONG_USERNAME: "Annex G: the un of a UDP CR is not compared with the username",
+    Defect.NO_BINDING_CHANGE: "TR-111: a moved STUN mapping is not flagged BINDING-CHANGE",
+    Defect.STUN_NO_INTEGRITY: "TR-111: a 401 does not make Binding Requests carry INTEGRITY",
+    Defect.PREFIX_JID_MATCH: "Annex K: ConnReqAllowedJabberIDs match by prefix",
+    Defect.NOT_AUTORIZED_TYPO: "Annex K: wrong credentials are answered not-autorized",
+    Defect.XMPP_NO_RESULT: "Annex K: an accepted IQ opens a session but gets no result",
+    Defect.NO_ACTIVE_NOTIFY_JID: "Annex K: a new ConnReqJabberID waits for the next session",
+    Defect.NO_ACTIVE_NOTIFY_UDP_ADDRESS: (
+        "TR-111: a new UDPConnectionRequestAddress waits for the next session"
+    ),
+}
+
+
+Defects = frozenset[Defect]
+NONE: Final[Defects] = frozenset()
+
+# The ManagementServer parameter whose active notification each defect silences.
+SILENCED: Final = {
+    Defect.NO_ACTIVE_NOTIFY_JID: "ConnReqJabberID",
+    Defect.NO_ACTIVE_NOTIFY_UDP_ADDRESS: "UDPConnectionRequestAddress",
+}
+
+
+class DefectError(ValueError):
+    """An unknown defect name; the message lists the known ones."""
+
+
+def parse_defects(names: Iterable[str]) -> Defects:
+    """The defects *names* name (each once or more, any letter case); raises `DefectError`."""
+    found: set[Defect] = set()
+    for name in names:
+        try:
+            found.add(Defect(name.strip().lower()))
+        except ValueError:
+            known = ", ".join(defect.value for defect in Defect)
+            raise DefectError(f"{name!r} is not a defect; name one of {known}") from None
+    return frozenset(found)

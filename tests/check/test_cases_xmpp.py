@@ -1,0 +1,99 @@
+"""The XMPP cases against simulated CPEs on the built-in XMPP server over loopback: every case
+passes against a correct device, and against each XMPP defect exactly the matching cases fail.
+The labs run side by side in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+import pytest_asyncio
+from check_lab import CheckLab, check_lab
+
+from knock.check import CaseResult, Kind, Verdict, select
+from knock.cpe.defects import Defect
+from knock.vocab import CrMethod
+
+WAIT = 10.0
+
+# What a device with each defect fails; every other XMPP case passes. A session without
+# 6 CONNECTION REQUEST, or none at all, is no answer to a valid request, before or after the
+# server's restart.
+EXPECTED_FAILURES: dict[Defect | None, set[str]] = {
+    None: set(),
+    Defect.PREFIX_JID_MATCH: {"xmpp.prefix-jid"},
+    Defect.NOT_AUTORIZED_TYPO: {"xmpp.wrong-credentials"},
+    Defect.XMPP_NO_RESULT: {"xmpp.valid-cr", "xmpp.reconnect"},
+    Defect.NO_CR_EVENT: {"xmpp.valid-cr", "xmpp.reconnect"},
+}
+
+
+async def xmpp_ready(lab: CheckLab) -> None:
+    """Wait until the ACS stores the device's ConnReqJabberID and the session that reported it
+    ended."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            target = await lab.acs.store.get_cr_target(lab.dut.device_id)
+            assert target is not None
+            if target.management.get("ConnReqJabberID"):
+                break
+            await asyncio.sleep(0.05)  # stored values are not announced
+    await lab.dut.context().idle()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def results(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[Defect | None, dict[str, CaseResult]]:
+    async def one(defect: Defect | None) -> dict[str, CaseResult]:
+        folder = tmp_path_factory.mktemp(defect.value if defect else "correct")
+        async with check_lab(
+            folder,
+            methods=(CrMethod.HTTP, CrMethod.XMPP),
+            defects=frozenset({defect} if defect else ()),
+        ) as lab:
+            await xmpp_ready(lab)
+            return {case.id: await lab.run(case.id) for case in select(["xmpp.*"])}
+
+    found = await asyncio.gather(*(one(defect) for defect in EXPECTED_FAILURES))
+    return dict(zip(EXPECTED_FAILURES, found, strict=True))
+
+
+@pytest.mark.parametrize(
+    "defect", list(EXPECTED_FAILURES), ids=lambda d: d.value if d else "correct"
+)
+async def test_an_xmpp_defect_fails_exactly_its_cases(
+    results: dict[Defect | None, dict[str, CaseResult]], defect: Defect | None
+) -> None:
+    verdicts = {case_id: r.verdict for case_id, r in results[defect].items()}
+    failed = {case_id for case_id, verdict in verdicts.items() if verdict is Verdict.FAIL}
+    assert failed == EXPECTED_FAILURES[defect], verdicts
+    assert {verdicts[c] for c in set(verdicts) - failed} == {Verdict.PASS}
+
+
+async def test_the_evidence_holds_the_iqs_and_the_exact_conditions(
+    results: dict[Defect | None, dict[str, CaseResult]],
+) -> None:
+    valid = results[None]["xmpp.valid-cr"].evidence
+    sent = next(e for e in valid if e.kind is Kind.SENT)
+    assert sent.summary.startswith("valid CR: IQ get from acs@")
+    assert sent.detail.startswith(
+        '<connectionRequest xmlns="urn:broadband-forum-org:cwmp:xmppConnReq-1-0"><username>'
+    )
+    assert [e.kind for e in valid if e.kind is not Kind.NOTE] == [
+        Kind.SENT,
+        Kind.RECEIVED,
+        Kind.INFORM,
+    ]
+    typo = results[Defect.NOT_AUTORIZED_TYPO]["xmpp.wrong-credentials"]
+    assert typo.reason == "the device answered 'not-autorized', not 'not-authorized'"
+    unlisted = results[None]["xmpp.unlisted-jid"].evidence
+    answer = next(e.summary for e in unlisted if e.kind is Kind.RECEIVED)
+    assert re.fullmatch(
+        r"error cancel/service-unavailable from knock-[0-9a-f]+@knock\.lab/cwmp", answer
+    )
+    prefix = results[Defect.PREFIX_JID_MATCH]["xmpp.prefix-jid"].evidence
+    assert any(
+        e.summary.startswith("CR from a prefixed JID: IQ get from knock-check@") for e in prefix
+    )

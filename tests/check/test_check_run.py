@@ -1,0 +1,153 @@
+"""A whole run as `knock check` makes it (the ACS started by the run, the device found by its
+Inform), the reports it writes, and the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from check_lab import FAST, check_lab
+from typer.testing import CliRunner
+
+from knock.check import (
+    Case,
+    CaseResult,
+    CheckContext,
+    Entry,
+    Family,
+    Kind,
+    Verdict,
+    run_case,
+    select,
+)
+from knock.check.cases import CaseFn
+from knock.check.report_html import html_report
+from knock.check.report_junit import junit_xml
+from knock.check.run import check_settings, run_check
+from knock.check.runner import exit_code
+from knock.cli import app
+from knock.cpe.cr_rate import CrPolicy
+from knock.cpe.cr_services import CrServices
+from knock.cpe.defects import Defect
+from knock.cpe.device import SimulatedCpe
+from knock.server import Running
+from knock.vocab import CrMethod
+from serve_support import loopback_settings
+
+CASES = ["http.digest-valid", "http.basic-refused"]
+
+
+async def test_a_run_finds_the_device_runs_the_cases_and_reports(tmp_path: Path) -> None:
+    services = CrServices((CrMethod.HTTP,), CrPolicy(rate_limit=1.0))
+    await services.start()
+    devices: list[asyncio.Task[None]] = []
+
+    def started(acs: Running) -> None:
+        cpe = SimulatedCpe(
+            "RUN0001",
+            "tr181",
+            tmp_path / "state",
+            acs.acs_url,
+            defects=frozenset({Defect.BASIC_ACCEPTED}),
+        )
+        services.attach(cpe)
+        devices.append(asyncio.create_task(cpe.run()))
+
+    try:
+        run = await run_check(loopback_settings(tmp_path), FAST, select(CASES), on_started=started)
+    finally:
+        for task in devices:
+            task.cancel()
+        await asyncio.gather(*devices, return_exceptions=True)
+        await services.close()
+    assert run.device_id == "00D09E-KnockBox-RUN0001"
+    assert [(r.case.id, r.verdict) for r in run.results] == [
+        ("http.digest-valid", Verdict.PASS),
+        ("http.basic-refused", Verdict.FAIL),
+    ]
+    assert "answered 200" in run.results[1].reason
+
+    suite = ET.fromstring(junit_xml(run.results, run.device_id, run.started))
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("2", "1", "0")
+    failed = suite.find("testcase[@name='http.basic-refused']")
+    assert failed is not None and failed.get("classname") == "knock.check.http"
+    failure = failed.find("failure")
+    assert failure is not None and failure.get("message") == run.results[1].reason
+    out = failed.findtext("system-out") or ""
+    assert "sent      GET /" in out and "Authorization: Basic " in out
+
+    page = html_report(run.results, run.device_id, run.acs_url, run.started)
+    assert page.count("<section") == 2
+    assert '<section id="http.basic-refused" class="fail">' in page
+    assert "<script" not in page and "<link" not in page and " src=" not in page
+    assert '1 passed</span>, <span class="t-fail">1 failed' in page
+
+
+def test_check_settings_give_the_lab_its_choices(tmp_path: Path) -> None:
+    lab = replace(FAST, stun_auth=False, xmpp_tls=True, cr_attempts=5, cr_interval=0.5)
+    settings = check_settings(loopback_settings(tmp_path, cr_provision="off"), lab)
+    assert settings.cr_provision == "random"
+    assert (settings.stun_require_auth, settings.xmpp_require_tls) == (False, True)
+    assert (settings.udp_cr_repeat, settings.udp_cr_interval) == (5, 0.5)
+    assert settings.cr_session_wait == FAST.inform_within
+
+
+def test_reports_escape_what_the_device_sent() -> None:
+    (case,) = select(["http.digest-valid"])
+    evidence = (Entry(0.5, Kind.RECEIVED, "200 <b>", 'Server: "x" & <script>alert(1)</script>'),)
+    result = CaseResult(case, Verdict.FAIL, "body <i>", 0.5, evidence)
+    page = html_report([result], "dev<1>", "http://acs/", datetime(2026, 1, 1, tzinfo=UTC))
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "dev&lt;1&gt;" in page and "body &lt;i&gt;" in page
+    suite = ET.fromstring(junit_xml([result], "dev<1>", datetime(2026, 1, 1, tzinfo=UTC)))
+    assert suite.get("name") == "knock check dev<1>"
+    assert "<script>alert(1)</script>" in (suite.findtext("testcase/system-out") or "")
+
+
+def test_the_command_lists_cases_and_refuses_an_unknown_one() -> None:
+    runner = CliRunner()
+    listed = runner.invoke(app, ["check", "--list", "http.*"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    for case in select(["http.*"]):
+        assert case.id in listed.output
+    assert "datamodel." not in listed.output
+    unknown = runner.invoke(app, ["check", "http.nope"])
+    assert unknown.exit_code == 2
+    assert "no case matches 'http.nope'" in unknown.output
+    helped = runner.invoke(app, ["check", "--help"], env={"COLUMNS": "200"})
+    for word in ("3478", "5222", "7547", "--xmpp-tls", "--stun-auth", "--udp-delay", "--junit"):
+        assert word in helped.output
+
+
+async def test_the_runner_turns_every_ending_of_a_case_into_a_verdict(tmp_path: Path) -> None:
+    async def slow(ctx: CheckContext) -> None:
+        ctx.note("about to hang")
+        await asyncio.sleep(60)
+
+    async def broken(ctx: CheckContext) -> None:
+        raise ValueError("a bug in the case")
+
+    async def unsure(ctx: CheckContext) -> None:
+        ctx.skip("the device offers no such thing")
+
+    def made(run: CaseFn) -> Case:  # not registered: the registry stays the product's
+        return Case("http.runner-test", "none", "a test of the runner", Family.HTTP, run)
+
+    async with check_lab(tmp_path, options=replace(FAST, case_timeout=0.5)) as lab:
+        hung = await run_case(lab.dut, made(slow))
+        failed = await run_case(lab.dut, made(broken))
+        skipped = await run_case(lab.dut, made(unsure))
+    assert (hung.verdict, hung.reason) == (Verdict.FAIL, "the case did not end within 0.5 s")
+    assert [e.summary for e in hung.evidence if e.kind is Kind.NOTE][-2:] == [
+        "about to hang",
+        "fail: the case did not end within 0.5 s",
+    ]
+    assert (failed.verdict, failed.reason) == (
+        Verdict.FAIL,
+        "the case raised ValueError('a bug in the case')",
+    )
+    assert (skipped.verdict, skipped.reason) == (Verdict.SKIPPED, "the device offers no such thing")
+    assert exit_code([skipped]) == 0 and exit_code([skipped, failed]) == 1
