@@ -18,5 +18,26 @@ def report(title: str, figures: Mapping[str, Any], path: Path) -> None:
     for key, value in figures.items():
         table.add_row(key, str(value))
     Console().print(table)
+    _write(figures, path)
+
+
+def compare(
+    title: str, common: Mapping[str, Any], columns: Mapping[str, Mapping[str, Any]], path: Path
+) -> None:
+    """Several subjects measured alike, side by side: a column each (the figures of the first
+    name the rows); the JSON holds *common* and each subject under its name."""
+    table = Table(title=title)
+    table.add_column("figure")
+    for name in columns:
+        table.add_column(name, justify="right")
+    first = next(iter(columns.values()))
+    for key in first:
+        table.add_row(key, *(str(figures.get(key, "")) for figures in columns.values()))
+    Console().print(table)
+    Console().print(", ".join(f"{key}: {value}" for key, value in common.items()))
+    _write({**common, **columns}, path)
+
+
+def _write(figures: Mapping[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(figures, indent=2) + "\n")

@@ -9,6 +9,7 @@ iproute2
 nftables
 conntrack
 prosody
+ejabberd
 "
 # postgresql: tests/pg_server.py starts a throwaway server for the store and NBI tests.
 # iproute2, nftables, conntrack: tests/nat_lab.py builds the NAT lab (knock.lab) from network
