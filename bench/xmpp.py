@@ -180,6 +180,7 @@ class Endpoint(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._pending: dict[str, tuple[float, asyncio.Future[float]]] = {}
         self._ids = itertools.count()
+        self._out: list[str] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -203,9 +204,17 @@ class Endpoint(asyncio.Protocol):
         if not self.ready.done():
             self.ready.set_exception(RuntimeError(f"{self._username}: {why}"))
 
-    def _send(self, data: bytes | str) -> None:
-        assert self._transport is not None
-        self._transport.write(data.encode() if isinstance(data, str) else data)
+    def _send(self, data: str) -> None:
+        """Written at the end of this event-loop round, with whatever else is sent in it: the
+        ACS's burst of connection requests goes out in a few system calls, not thousands."""
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        out, self._out = "".join(self._out), []
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(out.encode())
 
     def _stanza(self, element: Any) -> None:
         tag, text = element.tag, element.text or ""
@@ -219,7 +228,7 @@ class Endpoint(asyncio.Protocol):
         elif tag == ns.qname(ns.SASL, "success"):
             self._scram.verify(base64.b64decode(text))
             self._parser.restart()
-            self._send(HEADER)
+            self._send(HEADER.decode())
         elif tag == IQ:
             self._iq(element)
         elif tag != ns.qname(ns.CLIENT, "presence"):  # a server may echo the initial presence
@@ -247,7 +256,7 @@ class Endpoint(asyncio.Protocol):
         assert transport is not None
         self._transport = transport
         self._parser = StreamParser()
-        self._send(HEADER)
+        self._send(HEADER.decode())
 
     def _iq(self, iq: Any) -> None:
         kind, stanza_id = iq.get("type"), iq.get("id")
