@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    return sorted_values[max(0, int(len(sorted_values) * fraction) - 1)]
 
 
 def report(title: str, figures: Mapping[str, Any], path: Path) -> None:
