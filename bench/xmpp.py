@@ -175,6 +175,7 @@ class Endpoint(asyncio.Protocol):
         self.ready: asyncio.Future[None] = loop.create_future()
         self.jid = f"{username}@{DOMAIN}/cwmp"
         self._username, self._tls, self._register = username, tls, register
+        self._secured = False
         # salted=None: the server chose this account's salt, so it is derived at each login.
         self._scram = ScramClient(username, PASSWORD, salted_password=salted)
         self._parser = StreamParser()
@@ -236,8 +237,11 @@ class Endpoint(asyncio.Protocol):
             self._failed(f"unexpected {etree.tostring(element)!r}")
 
     def _features(self, features: Any) -> None:
-        if self._tls is not None and features.find(ns.qname(ns.TLS, "starttls")) is not None:
-            self._send(f"<starttls xmlns='{ns.TLS}'/>")
+        if self._tls is not None and not self._secured:
+            if features.find(ns.qname(ns.TLS, "starttls")) is None:
+                self._failed("the server offers no STARTTLS (is its certificate loaded?)")
+            else:
+                self._send(f"<starttls xmlns='{ns.TLS}'/>")
         elif self._register:
             self._send(
                 f"<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>"
@@ -255,7 +259,7 @@ class Endpoint(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         transport = await loop.start_tls(self._transport, self, self._tls, server_hostname=DOMAIN)
         assert transport is not None
-        self._transport = transport
+        self._transport, self._secured = transport, True
         self._parser = StreamParser()
         self._send(HEADER.decode())
 
