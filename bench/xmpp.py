@@ -10,6 +10,8 @@ which answers connection requests `result` as a CPE does. Per server:
       devices with 100 IQs in flight, p50 and p99;
   (c) fan-out: one connection request to each device (5,000), from the first send until the
       last result.
+(b) and (c) run --rounds times each (3) and the best round is reported beside all of them: the
+machine is shared, and other work only ever slows a round down.
 Run: `.venv/bin/python bench/xmpp.py` (every server installed; `--server builtin` and so on for
 fewer, `--server all` to insist on all three; `--tls` for STARTTLS devices; `--quick`).
 """
@@ -431,6 +433,7 @@ async def measure(
     seconds: float,
     tls: bool,
     processes: int,
+    rounds: int,
 ) -> dict[str, Any]:
     names = device_names(0, devices)
     workers: list[Child] = []
@@ -466,17 +469,19 @@ async def measure(
         after = rss_kib(server.pid)
         jids = [f"{name}@{DOMAIN}/cwmp" for name in names]
         clients = [os.getpid(), *(worker.process.pid for worker in workers)]
-        cpu, client_cpu = cpu_seconds(server.pid), sum(map(cpu_seconds, clients))
-        latencies, elapsed = await round_trips(acs, jids[:rtt_devices], in_flight, seconds)
-        cpu = cpu_seconds(server.pid) - cpu
-        client_cpu = sum(map(cpu_seconds, clients)) - client_cpu
-        await asyncio.sleep(0.5)
-        fan_cpu = cpu_seconds(server.pid)
-        fan_start = time.perf_counter()
-        answered = [acs.connection_request(jid) for jid in jids]
-        await asyncio.gather(*answered)
-        fan_out = time.perf_counter() - fan_start
-        fan_cpu = cpu_seconds(server.pid) - fan_cpu
+        tries, fans = [], []
+        for _ in range(rounds):
+            cpu, client_cpu = cpu_seconds(server.pid), sum(map(cpu_seconds, clients))
+            latencies, elapsed = await round_trips(acs, jids[:rtt_devices], in_flight, seconds)
+            cpu = cpu_seconds(server.pid) - cpu
+            client_cpu = sum(map(cpu_seconds, clients)) - client_cpu
+            tries.append((len(latencies) / elapsed, sorted(latencies), cpu, client_cpu))
+            await asyncio.sleep(0.5)
+            fan_cpu = cpu_seconds(server.pid)
+            fan_start = time.perf_counter()
+            await asyncio.gather(*[acs.connection_request(jid) for jid in jids])
+            fans.append((time.perf_counter() - fan_start, cpu_seconds(server.pid) - fan_cpu))
+            await asyncio.sleep(0.5)
         peak = rss_kib(server.pid)
     finally:
         for endpoint in endpoints:
@@ -484,7 +489,10 @@ async def measure(
         for worker in workers:
             await worker.stop()
         await server.stop()
-    latencies.sort()
+    # Other work on the machine only ever slows a round down: the best round is the one it
+    # disturbed least, and every round's figure is kept beside it.
+    rate, latencies, cpu, client_cpu = max(tries, key=lambda one: one[0])
+    fan_out, fan_cpu = min(fans)
     return {
         "held": held,
         "logins_per_s": round(held / login_seconds, 1),
@@ -493,7 +501,8 @@ async def measure(
         "server_rss_held_mib": round(after["VmRSS"] / 1024, 1),
         "bytes_per_connection": round((after["VmRSS"] - before["VmRSS"]) * 1024 / devices),
         "round_trips": len(latencies),
-        "round_trips_per_s": round(len(latencies) / elapsed, 1),
+        "round_trips_per_s": round(rate, 1),
+        "round_trips_per_s_rounds": [round(one[0]) for one in tries],
         "p50_ms": round(statistics.median(latencies) * 1000, 3),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 3),
         # The clients share the machine: the server's own CPU per round trip (two stanzas in,
@@ -502,6 +511,7 @@ async def measure(
         "client_cpu_us_per_round_trip": round(client_cpu / len(latencies) * 1e6, 1),
         "fan_out_devices": len(jids),
         "fan_out_s": round(fan_out, 3),
+        "fan_out_s_rounds": [round(one[0], 3) for one in fans],
         "fan_out_server_cpu_s": round(fan_cpu, 3),
         "server_peak_rss_mib": round(peak["VmHWM"] / 1024, 1),
     }
@@ -520,6 +530,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=100, help="IQs outstanding in (b)")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long round trips run")
     parser.add_argument("--processes", type=int, default=2, help="worker processes for devices")
+    parser.add_argument("--rounds", type=int, default=3, help="(b) and (c) each, best reported")
     parser.add_argument("--tls", action="store_true", help="devices and ACS use STARTTLS")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 100 devices, 1 s")
     parser.add_argument("--json", type=Path, default=Path("bench/results/xmpp.json"))
@@ -536,6 +547,7 @@ def main() -> None:
         return
     if args.quick:
         args.devices, args.rtt_devices, args.in_flight, args.seconds = 100, 50, 10, 1.0
+        args.rounds = 1
     chosen = args.server or [name for name in SERVERS if installed(name)]
     names = list(SERVERS) if "all" in chosen else list(dict.fromkeys(chosen))
     common = {
@@ -543,6 +555,7 @@ def main() -> None:
         "rtt_devices": min(args.rtt_devices, args.devices),
         "in_flight": args.in_flight,
         "seconds": args.seconds,
+        "rounds": args.rounds,
         "tls": args.tls,
         "cpus": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
@@ -552,7 +565,7 @@ def main() -> None:
         results[name] = asyncio.run(
             measure(
                 make_server(name), args.devices, common["rtt_devices"], args.in_flight,
-                args.seconds, args.tls, args.processes,
+                args.seconds, args.tls, args.processes, args.rounds,
             )
         )  # fmt: skip
     title = "XMPP servers: idle devices held, connection-request IQ round trips and fan-out"
