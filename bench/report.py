@@ -31,15 +31,20 @@ def compare(
     """Several subjects measured alike, side by side: a column each (the figures of the first
     name the rows); the JSON holds *common* and each subject under its name."""
     table = Table(title=title)
-    table.add_column("figure")
+    table.add_column("figure", no_wrap=True)
     for name in columns:
         table.add_column(name, justify="right")
     first = next(iter(columns.values()))
     for key in first:
-        table.add_row(key, *(str(figures.get(key, "")) for figures in columns.values()))
-    Console().print(table)
-    Console().print(", ".join(f"{key}: {value}" for key, value in common.items()))
+        table.add_row(key, *(_cell(figures.get(key, "")) for figures in columns.values()))
+    console = Console(width=max(Console().width, 120))  # piped output is not cut at 80
+    console.print(table)
+    console.print(", ".join(f"{key}: {value}" for key, value in common.items()))
     _write({**common, **columns}, path)
+
+
+def _cell(value: Any) -> str:
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _write(figures: Mapping[str, Any], path: Path) -> None:
