@@ -92,15 +92,17 @@ class Builtin:
         self.port = self.pid = 0
         self.certificate: str | None = None
         self._child: Child | None = None
+        self._data = tempfile.mkdtemp(prefix="knock-xmpp-bench-")  # its certificate
 
     async def start(self) -> None:
-        self._child = await Child.start("--serve", tempfile.mkdtemp(prefix="knock-xmpp-bench-"))
+        self._child = await Child.start("--serve", self._data)
         _, port, self.certificate = await self._child.line(60)
         self.port, self.pid = int(port), self._child.process.pid
 
     async def stop(self) -> None:
         if self._child is not None:
             await self._child.stop()
+        shutil.rmtree(self._data, ignore_errors=True)
 
     def add_accounts(self, _names: Sequence[str]) -> None:
         """Every name is an account with PASSWORD already."""
