@@ -25,11 +25,7 @@ from typing import Any
 from fleet import Run, follow_fleet, start_acs
 from knock.cwmp import DeviceIdStruct, device_key
 from knock.nbi.client import NbiClient
-from report import report
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    return sorted_values[max(0, int(len(sorted_values) * fraction) - 1)]
+from report import percentile, report
 
 
 async def fan_out(nbi: int, method: str, devices: int, concurrency: int) -> dict[str, Any]:

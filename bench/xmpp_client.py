@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from rich.console import Console
-from rich.table import Table
 
 from knock.connreq.xmpp import CONN_REQ_NS, connection_request
 from knock.xmpp.client import ClientConfig, IqRequest, TlsPolicy
 from knock.xmpp.client_conn import XmppClient
+from report import compare
 from xmpp import DOMAIN, PASSWORD, Child, rss_kib
 
 LIBRARIES = ("knock", "slixmpp")
@@ -177,7 +176,9 @@ async def worker(library: str, port: int, connections: int, seconds: float) -> N
 # --- the benchmark ----------------------------------------------------------------------------
 
 
-async def bench(connections: int, seconds: float, libraries: list[str]) -> dict[str, Any]:
+async def bench(
+    connections: int, seconds: float, libraries: list[str]
+) -> dict[str, dict[str, Any]]:
     # bench/xmpp.py's server process: every account has one password and salt.
     server = await Child.start("--serve", tempfile.mkdtemp(prefix="knock-xmpp-client-bench-"))
     results = {}
@@ -196,7 +197,7 @@ async def bench(connections: int, seconds: float, libraries: list[str]) -> dict[
             results[library] = json.loads(line)
     finally:
         await server.stop()
-    return {"connections": connections, "seconds": seconds, "cpus": os.cpu_count(), **results}
+    return results
 
 
 def main() -> None:
@@ -215,16 +216,10 @@ def main() -> None:
     if args.quick:
         args.connections, args.seconds = 50, 0.5
     libraries = args.library or list(LIBRARIES)
-    result = asyncio.run(bench(args.connections, args.seconds, libraries))
-    table = Table(title="XMPP clients: idle connections held, connection-request IQ round trips")
-    table.add_column("measure")
-    for library in libraries:
-        table.add_column(library, justify="right")
-    for key in result[libraries[0]]:
-        table.add_row(key, *(str(result[library][key]) for library in libraries))
-    Console().print(table)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    results = asyncio.run(bench(args.connections, args.seconds, libraries))
+    common = {"connections": args.connections, "seconds": args.seconds, "cpus": os.cpu_count()}
+    title = "XMPP clients: idle connections held, connection-request IQ round trips"
+    compare(title, common, results, args.json)
 
 
 if __name__ == "__main__":

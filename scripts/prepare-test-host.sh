@@ -11,6 +11,7 @@ conntrack
 prosody
 chromium
 fonts-dejavu-core
+ejabberd
 "
 # postgresql: tests/pg_server.py starts a throwaway server for the store and NBI tests.
 # iproute2, nftables, conntrack: tests/nat_lab.py builds the NAT lab (knock.lab) from network
@@ -19,6 +20,8 @@ fonts-dejavu-core
 #   request tests, as its own user from a temporary folder.
 # chromium, fonts-dejavu-core: tests/browser.py drives headless Chromium for the dashboard's
 #   tests (tests/nbi/test_dashboard_browser.py); the font is what its screenshots render text in.
+# ejabberd: bench/ejabberd.py runs a private one beside the built-in server and Prosody
+#   (bench/xmpp.py; tests/test_bench_smoke.py runs its quick mode).
 missing=""
 for pkg in $need; do
     status=$(dpkg-query -W -f '${db:Status-Status}' "$pkg" 2>/dev/null || true)

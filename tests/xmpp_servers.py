@@ -192,6 +192,12 @@ class Prosody:
                 self.port = port
                 return True
 
+    @property
+    def pid(self) -> int:
+        """The running Prosody's process id (setpriv execs it, so it is the one started)."""
+        assert self._process is not None, "Prosody is not running"
+        return self._process.pid
+
     def _read(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
         with process.stdout:

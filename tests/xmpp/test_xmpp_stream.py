@@ -188,6 +188,11 @@ def test_nesting_over_the_limit_is_a_policy_violation() -> None:
     assert collect([HEADER + b"<a>" * 4 + b"</a>" * 4], StreamParser(max_depth=4))[1]
     deep = errors(HEADER + b"<a>" * 5, max_depth=4)
     assert deep.condition is StreamCondition.POLICY_VIOLATION
+    # Whole stanzas, which the parser frames in one pass, are held to the same limit.
+    whole = errors(HEADER + b"<a>" * 5 + b"</a>" * 5, max_depth=4)
+    assert whole.condition is StreamCondition.POLICY_VIOLATION
+    empty = errors(HEADER + b"<a>" * 4 + b"<b/>" + b"</a>" * 4, max_depth=4)
+    assert empty.condition is StreamCondition.POLICY_VIOLATION
 
 
 def test_an_endless_header_is_a_policy_violation() -> None:

@@ -3,7 +3,9 @@
 One listener for STARTTLS (5222) and one for direct TLS (XEP-0368, 5223), one protocol object
 per connection driven by callbacks (no task or thread per connection), one routing table of
 full JIDs, and one sweeper for keep-alives and dead connections. All connections read into a
-single buffer: callbacks run one at a time and copy out what they read at once.
+single buffer: callbacks run one at a time and copy out what they read at once. What is written
+to a connection waits for the end of the event loop's round: the stanzas routed to one connection
+in a round (results from many devices to one ACS) leave in one system call.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class XmppServer:
         self.read_buffer = memoryview(bytearray(READ_BUFFER))
         self.tls_context: ssl.SSLContext | None = None
         self._all_gone: asyncio.Event | None = None
+        self._unflushed: list[_Connection] = []
         self.certificate: Path | None = None
         self.port = 0
         self.tls_port: int | None = None
@@ -225,6 +228,17 @@ class XmppServer:
         target.write(serialize(route.stanza))
         self.stats.stanzas_routed += 1
 
+    def _queued(self, connection: _Connection) -> None:
+        """*connection* has output waiting: flush it once this round of callbacks is done."""
+        if not self._unflushed:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._unflushed.append(connection)
+
+    def _flush(self) -> None:
+        unflushed, self._unflushed = self._unflushed, []
+        for connection in unflushed:
+            connection.flush()
+
     def _bind(self, connection: _Connection, jid: Jid) -> None:
         self.stats.bound += 1
         previous = self._sessions.get(jid)
@@ -269,13 +283,14 @@ class XmppServer:
 class _Connection(asyncio.BufferedProtocol):
     """One client connection: moves bytes between the socket, TLS and the C2S core."""
 
-    __slots__ = ("_server", "_tls", "_transport", "c2s", "direct_tls")
+    __slots__ = ("_out", "_server", "_tls", "_transport", "c2s", "direct_tls")
 
     def __init__(self, server: XmppServer, *, direct_tls: bool) -> None:
         self._server = server
         self.direct_tls = direct_tls
         self._tls: TlsLayer | None = None
         self._transport: asyncio.Transport | None = None
+        self._out: list[bytes] | None = None  # written, not yet flushed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -321,6 +336,17 @@ class _Connection(asyncio.BufferedProtocol):
         carry_out(actions, self.write, lambda action: self._server._act(self, action))
 
     def write(self, data: bytes) -> None:
+        if self._out is None:
+            self._out = [data]
+            self._server._queued(self)
+        else:
+            self._out.append(data)
+
+    def flush(self) -> None:
+        out, self._out = self._out, None
+        if not out:
+            return
+        data = b"".join(out)
         if self._tls is not None:
             self._tls.send(data)
             data = self._tls.outgoing()
@@ -337,6 +363,7 @@ class _Connection(asyncio.BufferedProtocol):
             self.abort()
 
     def start_tls(self, context: ssl.SSLContext) -> None:
+        self.flush()  # <proceed/> goes in the clear
         self._tls = TlsLayer(context)
 
     def pause(self) -> None:
@@ -348,6 +375,7 @@ class _Connection(asyncio.BufferedProtocol):
             self._transport.resume_reading()
 
     def close(self) -> None:
+        self.flush()
         if self._transport is not None:
             self._transport.close()
 
