@@ -120,9 +120,8 @@ class AcsService:
         return len(self._by_token)
 
     async def _start(self, _app: web.Application) -> None:
-        requeued = await self._store.requeue_running()
-        if requeued:
-            log.info("requeued %d task(s) left running by a previous run", requeued)
+        # Tasks a dead process left running are not requeued here: other processes may be
+        # running them. The device's next Inform requeues them (Store.record_inform).
         self._reaper = asyncio.create_task(self._reap_forever())
 
     async def _stop(self, _app: web.Application) -> None:
@@ -339,7 +338,7 @@ class AcsService:
         if live.core.state is not State.DONE:
             live.core.finish()
         if live.task is not None:
-            await self._store.requeue_running(live.device_id)
+            await self._store.requeue_running(live.session_id)
             live.task = live.plan = None
         live.provisioning = None
         if live.session_id:

@@ -80,7 +80,9 @@ class Store:
     async def record_inform(self, rec: InformRecord) -> int:
         """Upsert the device, store the Inform's parameters, open a session row; return its id.
         With "0 BOOTSTRAP" among the events, the device's stored parameters are dropped first
-        (tasks are kept). "1 BOOT" sets last_boot, "0 BOOTSTRAP" last_bootstrap."""
+        (tasks are kept). "1 BOOT" sets last_boot, "0 BOOTSTRAP" last_bootstrap. Sessions of the
+        device still open (in a process that died or lost it) end as "superseded", and the tasks
+        they were running go back to the queue."""
         return await self._db.run(self._record_inform, rec)
 
     def _record_inform(self, conn: Connection, rec: InformRecord) -> int:
@@ -108,6 +110,14 @@ class Store:
             conn.execute(
                 self._parameter_upsert, _parameter_rows(rec.device_id, rec.parameters, rec.now)
             )
+        # The device row is locked by the upsert until this commits: two Informs of one device,
+        # in any processes, open their sessions one after the other.
+        ended = conn.execute(
+            statements.SUPERSEDE_SESSIONS,
+            {"informing_device": rec.device_id, "superseded_at": rec.now},
+        ).all()
+        if ended:
+            conn.execute(statements.REQUEUE_DEVICE, {"informing_device": rec.device_id})
         session_id = conn.execute(
             statements.OPEN_SESSION,
             {
@@ -130,6 +140,7 @@ class Store:
         self,
         task_id: int,
         status: str,
+        session_id: int,
         now: datetime,
         *,
         result: Any = None,
@@ -137,9 +148,9 @@ class Store:
         fault_string: str | None = None,
         fault_detail: Any = None,
     ) -> None:
-        """Mark a running task done or faulted."""
+        """Mark a task running in this session done or faulted."""
         done = TaskResult(task_id, status, result, fault_code, fault_string, fault_detail)
-        await self._db.run(_finish_task, done, now)
+        await self._db.run(_finish_task, done, session_id, now)
 
     async def advance_session(
         self, device_id: str, session_id: int, now: datetime, done: TaskResult | None = None
@@ -159,7 +170,7 @@ class Store:
     ) -> TaskRow | None:
         if done is not None:
             # The task's own row is written first so that SQLite takes the write lock at once.
-            _finish_task(conn, done, now)
+            _finish_task(conn, done, session_id, now)
             for prefix in done.delete_under:
                 _delete_parameters_under(conn, device_id, prefix)
             if done.put:
@@ -169,17 +180,13 @@ class Store:
             _end_session(conn, session_id, "ok", now)
         return task
 
-    async def requeue_running(self, device_id: str | None = None) -> int:
-        """Put tasks left running (a session died, or the process did) back in the queue.
-        None means every device (used at start-up). Returns how many."""
-        stmt = (
-            update(tasks)
-            .where(tasks.c.status == TaskStatus.RUNNING)
-            .values(status=TaskStatus.QUEUED, session_id=None)
+    async def requeue_running(self, session_id: int) -> int:
+        """Put the task the session was running back in the queue (the session died). Tasks of
+        a process that died go back when their device's next Inform arrives (record_inform).
+        Returns how many."""
+        return await self._db.run(
+            _rowcount, statements.REQUEUE_SESSION, {"requeued_session": session_id}
         )
-        if device_id is not None:
-            stmt = stmt.where(tasks.c.device_id == device_id)
-        return await self._db.run(_rowcount, stmt)
 
     async def put_parameters(
         self, device_id: str, params: Sequence[ParamValue], now: datetime
@@ -444,7 +451,7 @@ def _claim_task(conn: Connection, device_id: str, session_id: int) -> TaskRow | 
     return None if row is None else TaskRow(**row._mapping)
 
 
-def _finish_task(conn: Connection, done: TaskResult, now: datetime) -> None:
+def _finish_task(conn: Connection, done: TaskResult, session_id: int, now: datetime) -> None:
     if done.status not in (TaskStatus.DONE, TaskStatus.FAULTED):
         raise ValueError(
             f"task {done.task_id} can finish as {TaskStatus.DONE.value!r} or "
@@ -455,6 +462,7 @@ def _finish_task(conn: Connection, done: TaskResult, now: datetime) -> None:
         statements.FINISH_TASK,
         {
             "finished_task": done.task_id,
+            "finishing_session": session_id,
             "final_status": done.status,
             "finished_at": now,
             "task_result": done.result,
