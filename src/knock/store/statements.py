@@ -60,7 +60,9 @@ REQUEUE_DEVICE = (
 
 REQUEUE_SESSION = (
     update(tasks)
-    .where(tasks.c.session_id == bindparam("requeued_session"), tasks.c.status == TaskStatus.RUNNING)
+    .where(
+        tasks.c.session_id == bindparam("requeued_session"), tasks.c.status == TaskStatus.RUNNING
+    )
     .values(status=TaskStatus.QUEUED, session_id=None)
 )
 
