@@ -1,13 +1,16 @@
-"""In-process announcements: a device arrived, a task finished.
+"""Announcements: a device arrived, a task finished, a session ended.
 
 The session engine announces; the NBI and the connection-request dispatcher wait. Nothing polls
-the store to learn that a device opened a session.
+the store to learn that a device opened a session. With several ACS processes on one database,
+a relay (knock.store.relay) carries each process's announcements to the others, since the device
+whose arrival an NBI waits for may open its session in any process.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -36,13 +39,27 @@ class SessionEnded:
 Announcement = Arrival | TaskFinished | SessionEnded
 
 
+Publish = Callable[[Announcement], None]
+
+
 class Hub:
     """Fan-out of announcements keyed by device id, to any number of waiters."""
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Queue[Announcement]]] = defaultdict(set)
+        self._publish: Publish | None = None
+
+    def relay_to(self, publish: Publish | None) -> None:
+        """Hand every announcement made here to `publish` too (other processes' hubs)."""
+        self._publish = publish
 
     def announce(self, item: Announcement) -> None:
+        self.deliver(item)
+        if self._publish is not None:
+            self._publish(item)
+
+    def deliver(self, item: Announcement) -> None:
+        """To this process's waiters only: for what another process announced."""
         for queue in self._waiters.get(item.device_id, ()):
             queue.put_nowait(item)
 
@@ -78,3 +95,39 @@ class Subscription:
 
     async def next(self) -> Announcement:
         return await self._queue.get()
+
+
+def encode(items: Iterable[Announcement]) -> list[list[object]]:
+    """Announcements as JSON-ready lists, for other processes."""
+    out: list[list[object]] = []
+    for item in items:
+        if isinstance(item, Arrival):
+            out.append(["arrival", item.device_id, list(item.events), item.session_id])
+        elif isinstance(item, TaskFinished):
+            out.append(["task", item.device_id, item.task_id, item.status])
+        else:
+            out.append(["ended", item.device_id, item.session_id])
+    return out
+
+
+def decode(rows: object) -> list[Announcement]:
+    """What `encode` wrote, read back from JSON; ValueError when it is something else."""
+    items: list[Announcement] = []
+    if not isinstance(rows, list):
+        raise ValueError("not a list of announcements")
+    try:
+        for kind, device_id, *rest in rows:
+            if kind == "arrival":
+                events, session_id = rest
+                items.append(Arrival(str(device_id), tuple(map(str, events)), int(session_id)))
+            elif kind == "task":
+                task_id, status = rest
+                items.append(TaskFinished(int(task_id), str(device_id), str(status)))
+            elif kind == "ended":
+                (session_id,) = rest
+                items.append(SessionEnded(str(device_id), int(session_id)))
+            else:
+                raise ValueError(f"unknown announcement kind {kind!r}")
+    except TypeError as exc:
+        raise ValueError(f"not a list of announcements: {exc}") from exc
+    return items
