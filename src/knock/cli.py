@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 from dataclasses import fields
@@ -36,7 +35,7 @@ def _serve(config: Optional[Path], **flags: Any) -> None:  # noqa: UP045 - typer
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s %(message)s",
         )
-        asyncio.run(server.serve_forever(settings))
+        server.serve(settings)
     except ConfigError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None

@@ -164,6 +164,12 @@ class Settings:
         default="sqlite:///knock.db",
         metadata=_help("Database URL: sqlite:///file.db or postgresql://user:pw@host/db."),
     )
+    workers: int = field(
+        default=1,
+        metadata=_help(
+            "ACS processes sharing the CWMP, NBI and STUN ports (SO_REUSEPORT); needs PostgreSQL."
+        ),
+    )
     data_dir: str = field(
         default=".knock", metadata=_help("Folder for generated files (self-signed certificates).")
     )
@@ -200,6 +206,14 @@ class Settings:
             raise ConfigError("stun_keepalive_min must be positive and at most stun_keepalive_max")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
+        if self.workers < 1:
+            raise ConfigError(f"workers is {self.workers}; give 1 or more")
+        if self.workers > 1 and not self.store_url.startswith(("postgresql", "postgres:")):
+            raise ConfigError(
+                "SQLite serves one process: --workers needs --store-url postgresql://..."
+            )
+        if self.workers > 1 and 0 in (self.cwmp_port, self.nbi_port, self.stun_port):
+            raise ConfigError("--workers needs fixed ports: each worker would pick its own for 0")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level is {self.log_level!r}; use debug, info, warning or error")
 

@@ -48,18 +48,38 @@ class Hub:
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Queue[Announcement]]] = defaultdict(set)
         self._publish: Publish | None = None
+        # Sessions other processes announced and have not announced the end of, by device.
+        self._remote_sessions: dict[str, int] = {}
 
     def relay_to(self, publish: Publish | None) -> None:
         """Hand every announcement made here to `publish` too (other processes' hubs)."""
         self._publish = publish
 
     def announce(self, item: Announcement) -> None:
-        self.deliver(item)
+        if not isinstance(item, TaskFinished):
+            self._remote_sessions.pop(item.device_id, None)  # the device is here now
+        self._fan_out(item)
         if self._publish is not None:
             self._publish(item)
 
     def deliver(self, item: Announcement) -> None:
-        """To this process's waiters only: for what another process announced."""
+        """What another process announced, to this process's waiters."""
+        if isinstance(item, Arrival):
+            self._remote_sessions[item.device_id] = item.session_id
+        elif (
+            isinstance(item, SessionEnded)
+            and self._remote_sessions.get(item.device_id) == item.session_id
+        ):
+            del self._remote_sessions[item.device_id]
+        self._fan_out(item)
+
+    def in_remote_session(self, device_id: str) -> bool:
+        """Whether another process announced a session of the device that has not ended. A
+        process killed mid-session never announces the end: the device's next session, in
+        any process, replaces the entry."""
+        return device_id in self._remote_sessions
+
+    def _fan_out(self, item: Announcement) -> None:
         for queue in self._waiters.get(item.device_id, ()):
             queue.put_nowait(item)
 

@@ -89,3 +89,15 @@ async def test_an_unreadable_notification_is_dropped_and_counted(postgres_url: s
     finally:
         await other.close()
         await relay.close()
+
+
+def test_a_hub_knows_which_devices_are_in_a_session_elsewhere() -> None:
+    hub = Hub()
+    hub.deliver(Arrival("dev-1", ("2 PERIODIC",), 7))
+    hub.deliver(Arrival("dev-2", ("2 PERIODIC",), 8))
+    assert hub.in_remote_session("dev-1") and hub.in_remote_session("dev-2")
+    hub.deliver(SessionEnded("dev-1", 6))  # an older session's end, arriving late
+    assert hub.in_remote_session("dev-1")
+    hub.deliver(SessionEnded("dev-1", 7))
+    hub.announce(Arrival("dev-2", ("1 BOOT",), 9))  # the device came to this process
+    assert not hub.in_remote_session("dev-1") and not hub.in_remote_session("dev-2")

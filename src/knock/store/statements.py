@@ -15,6 +15,7 @@ from knock.store.schema import (
     devices,
     parameters,
     sessions,
+    shared_secrets,
     stun_bindings,
     tasks,
     xmpp_accounts,
@@ -188,4 +189,11 @@ def xmpp_account_upsert(dialect_name: str) -> Insert:
             "stored_key": new.stored_key,
             "server_key": new.server_key,
         },
+    )
+
+
+def secret_insert(dialect_name: str) -> Insert:
+    """Takes name and value; the first process to store a secret wins, the others read it."""
+    return _insert(dialect_name, shared_secrets).on_conflict_do_nothing(
+        index_elements=[shared_secrets.c.name]
     )

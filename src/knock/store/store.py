@@ -6,7 +6,7 @@ one transaction, written as a plain function of a Connection and run by `databas
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
@@ -38,6 +38,7 @@ from knock.store.schema import (
     devices,
     parameters,
     sessions,
+    shared_secrets,
     stun_bindings,
     tasks,
     xmpp_accounts,
@@ -59,6 +60,7 @@ class Store:
         self._parameter_upsert = statements.parameter_upsert(db.dialect_name)
         self._binding_upsert = statements.binding_upsert(db.dialect_name)
         self._xmpp_account_upsert = statements.xmpp_account_upsert(db.dialect_name)
+        self._secret_insert = statements.secret_insert(db.dialect_name)
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -75,6 +77,22 @@ class Store:
 
     async def close(self) -> None:
         await self._db.close()
+
+    @property
+    def dialect_name(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self._db.dialect_name
+
+    async def shared_secret(self, name: str, make: Callable[[], str]) -> str:
+        """The secret stored under `name`; the first caller on the database stores `make()`."""
+        return await self._db.run(self._shared_secret, name, make())
+
+    def _shared_secret(self, conn: Connection, name: str, value: str) -> str:
+        conn.execute(self._secret_insert, {"name": name, "value": value})
+        stored = conn.execute(
+            select(shared_secrets.c.value).where(shared_secrets.c.name == name)
+        ).scalar_one()
+        return str(stored)
 
     # --- sessions (the ACS) -------------------------------------------------------------------
     async def record_inform(self, rec: InformRecord) -> int:
@@ -313,6 +331,14 @@ class Store:
             ),
         )
         return {row.stun_username: row.stun_password for row in rows}
+
+    async def stun_password(self, username: str) -> str | None:
+        """The password of one STUN username Knock set (perhaps by another ACS process)."""
+        row = await self._db.run(
+            _first,
+            select(devices.c.stun_password).where(devices.c.stun_username == username),
+        )
+        return None if row is None else row.stun_password
 
     async def record_binding(self, username: str, host: str, port: int, seen: datetime) -> None:
         """The public address STUN saw for `username` (a CPE's NAT binding)."""
