@@ -17,6 +17,7 @@ from cr_endpoint import CrEndpoint
 from scripted_cpe import ScriptedCpe
 from serve_process import Serve
 
+from knock.config import ConfigError, Settings
 from knock.cwmp.rpcs import GetParameterValues, GetParameterValuesResponse, ParameterValueStruct
 from knock.store import Store
 from knock.store.engine import open_database
@@ -240,3 +241,16 @@ def gone(pid: int) -> bool:
 
 def children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.parametrize(
+    ("updates", "message"),
+    [
+        ({"workers": 2}, "SQLite serves one process"),
+        ({"workers": 2, "store_url": "postgresql://h/db", "cwmp_port": 0}, "fixed ports"),
+        ({"workers": 0}, "give 1 or more"),
+    ],
+)
+def test_workers_that_cannot_work_are_refused(updates: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings().with_updates(updates)
