@@ -155,6 +155,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu() -> tuple[float, float]:
+    """Busy and total CPU seconds of the whole machine, every core (from /proc/stat)."""
+    ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
+
+
 def rss_kib(pid: int) -> dict[str, int]:
     found = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -224,7 +232,7 @@ async def bench(
             # tasks can be queued.
             await asyncio.gather(*(one(s, "0 BOOTSTRAP", 2) for s in serials))
             latencies: list[float] = []
-            elapsed = cpu = 0.0
+            elapsed = cpu = busy = spent = 0.0
             for _ in range(rounds):
                 for serial in serials:
                     async with nbi_http.post(
@@ -237,10 +245,14 @@ async def bench(
                         if r.status not in (200, 202):
                             raise RuntimeError(f"NBI refused the task: {r.status} {await r.text()}")
                 cpu_before = sum(cpu_seconds(pid) for pid in acs_pids)
+                busy_before, all_before = machine_cpu()
                 start = time.perf_counter()
                 latencies += await asyncio.gather(*(one(s, "2 PERIODIC", 1) for s in serials))
                 elapsed += time.perf_counter() - start
                 cpu += sum(cpu_seconds(pid) for pid in acs_pids) - cpu_before
+                busy_after, all_after = machine_cpu()
+                busy += busy_after - busy_before
+                spent += all_after - all_before
         while not free.empty():
             await free.get_nowait().close()
         memory = [rss_kib(pid) for pid in acs_pids]
@@ -258,6 +270,8 @@ async def bench(
         "p50_ms": round(statistics.median(latencies) * 1000, 2),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
         "acs_cpu_ms_per_session": round(cpu * 1000 / len(latencies), 3),
+        # Everything on the machine (the client, PostgreSQL, other work): 100 means no core idle.
+        "machine_busy_pct": round(100 * busy / spent, 1) if spent else 0.0,
         "acs_rss_mib": round(max(m.get("VmRSS", 0) for m in memory) / 1024, 1),
         "acs_peak_rss_mib": round(max(m.get("VmHWM", 0) for m in memory) / 1024, 1),
         "cpus": os.cpu_count(),

@@ -44,6 +44,7 @@ async def scale(url: str, counts: list[int], devices: int, rounds: int) -> dict[
         figures[f"{prefix}_p99_ms"] = run["p99_ms"]
         figures[f"{prefix}_acs_cpu_ms_per_session"] = run["acs_cpu_ms_per_session"]
         figures[f"{prefix}_acs_rss_mib"] = run["acs_rss_mib"]
+        figures[f"{prefix}_machine_busy_pct"] = run["machine_busy_pct"]
         figures["cpus"] = run["cpus"]
     return figures
 

@@ -33,6 +33,12 @@ class Database(Protocol):
         rolled back if it raises."""
         ...
 
+    async def run_statement(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Like `run`, for an `fn` that executes one statement, which is atomic by itself."""
+        ...
+
     async def close(self) -> None:
         """Release the connections; closing again does nothing."""
         ...
@@ -58,6 +64,12 @@ class ThreadedDatabase:
     ) -> T:
         call = functools.partial(self._transaction, fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+
+    async def run_statement(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        # sqlite3 has no round trips to save.
+        return await self.run(fn, *args, **kwargs)
 
     def _transaction(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -88,6 +100,15 @@ class AsyncDatabase:
     ) -> T:
         async with self._engine.begin() as conn:
             return await conn.run_sync(fn, *args, **kwargs)
+
+    async def run_statement(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        # Without BEGIN and COMMIT: two round trips fewer, on PostgreSQL a third of the cost of
+        # a one-statement transaction.
+        async with self._engine.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await autocommit.run_sync(fn, *args, **kwargs)
 
     async def close(self) -> None:
         await self._engine.dispose()

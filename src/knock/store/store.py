@@ -202,7 +202,7 @@ class Store:
         """Put the task the session was running back in the queue (the session died). Tasks of
         a process that died go back when their device's next Inform arrives (record_inform).
         Returns how many."""
-        return await self._db.run(
+        return await self._db.run_statement(
             _rowcount, statements.REQUEUE_SESSION, {"requeued_session": session_id}
         )
 
@@ -214,7 +214,7 @@ class Store:
         if not params:
             return
         with _known_device(device_id, "store parameters"):
-            await self._db.run(
+            await self._db.run_statement(
                 _rowcount, self._parameter_upsert, _parameter_rows(device_id, params, now)
             )
 
@@ -224,7 +224,9 @@ class Store:
 
     # --- devices (the NBI) --------------------------------------------------------------------
     async def get_device(self, device_id: str) -> DeviceRow | None:
-        row = await self._db.run(_first, select(*_DEVICE_COLUMNS).where(devices.c.id == device_id))
+        row = await self._db.run_statement(
+            _first, select(*_DEVICE_COLUMNS).where(devices.c.id == device_id)
+        )
         return None if row is None else DeviceRow(**row._mapping)
 
     async def find_devices(
@@ -241,7 +243,7 @@ class Store:
             stmt = stmt.where(where)
         # The id breaks ties, so that pages cut by skip and limit neither overlap nor miss rows.
         stmt = stmt.order_by(*order_by, devices.c.id).offset(skip).limit(limit)
-        return [DeviceRow(**row._mapping) for row in await self._db.run(_all, stmt)]
+        return [DeviceRow(**row._mapping) for row in await self._db.run_statement(_all, stmt)]
 
     async def get_parameters(
         self, device_ids: Sequence[str], prefixes: Sequence[str] = ()
@@ -251,12 +253,14 @@ class Store:
 
     async def delete_device(self, device_id: str) -> bool:
         """Remove the device with its parameters, sessions, tasks and attempts."""
-        deleted = await self._db.run(_rowcount, delete(devices).where(devices.c.id == device_id))
+        deleted = await self._db.run_statement(
+            _rowcount, delete(devices).where(devices.c.id == device_id)
+        )
         return deleted > 0
 
     async def list_sessions(self, device_id: str, limit: int = 50) -> list[SessionRow]:
         """The device's latest sessions, newest first."""
-        rows = await self._db.run(
+        rows = await self._db.run_statement(
             _all,
             select(sessions)
             .where(sessions.c.device_id == device_id)
@@ -269,7 +273,7 @@ class Store:
     async def add_cr_attempt(self, device_id: str, method: str, now: datetime) -> int:
         """Record that a connection request (knock.vocab.CrMethod) is under way; return its id."""
         with _known_device(device_id, "record a connection request"):
-            row = await self._db.run(
+            row = await self._db.run_statement(
                 _first,
                 insert(cr_attempts)
                 .values(device_id=device_id, method=method, started=now)
@@ -282,7 +286,7 @@ class Store:
         self, attempt_id: int, outcome: str, now: datetime, detail: str | None = None
     ) -> None:
         """Record how the attempt ended (knock.vocab.CrOutcome), with what was seen."""
-        await self._db.run(
+        await self._db.run_statement(
             _rowcount,
             update(cr_attempts)
             .where(cr_attempts.c.id == attempt_id)
@@ -291,7 +295,7 @@ class Store:
 
     async def list_cr_attempts(self, device_id: str, limit: int = 50) -> list[CrAttemptRow]:
         """The device's latest connection-request attempts, newest first."""
-        rows = await self._db.run(
+        rows = await self._db.run_statement(
             _all,
             select(cr_attempts)
             .where(cr_attempts.c.device_id == device_id)
@@ -302,7 +306,7 @@ class Store:
 
     async def set_cr_credentials(self, device_id: str, username: str, password: str) -> None:
         """Remember the connection-request credentials the ACS set on the device."""
-        updated = await self._db.run(
+        updated = await self._db.run_statement(
             _rowcount,
             update(devices)
             .where(devices.c.id == device_id)
@@ -313,7 +317,7 @@ class Store:
 
     async def set_stun_credentials(self, device_id: str, username: str, password: str) -> None:
         """Remember the STUN credentials the ACS set on the device (TR-111)."""
-        updated = await self._db.run(
+        updated = await self._db.run_statement(
             _rowcount,
             update(devices)
             .where(devices.c.id == device_id)
@@ -324,7 +328,7 @@ class Store:
 
     async def stun_passwords(self) -> dict[str, str]:
         """Every STUN username Knock set, with its password: what the STUN server checks."""
-        rows = await self._db.run(
+        rows = await self._db.run_statement(
             _all,
             select(devices.c.stun_username, devices.c.stun_password).where(
                 devices.c.stun_username.is_not(None), devices.c.stun_password.is_not(None)
@@ -334,7 +338,7 @@ class Store:
 
     async def stun_password(self, username: str) -> str | None:
         """The password of one STUN username Knock set (perhaps by another ACS process)."""
-        row = await self._db.run(
+        row = await self._db.run_statement(
             _first,
             select(devices.c.stun_password).where(devices.c.stun_username == username),
         )
@@ -342,7 +346,7 @@ class Store:
 
     async def record_binding(self, username: str, host: str, port: int, seen: datetime) -> None:
         """The public address STUN saw for `username` (a CPE's NAT binding)."""
-        await self._db.run(
+        await self._db.run_statement(
             _rowcount,
             self._binding_upsert,
             {"username": username, "host": host, "port": port, "seen": seen},
@@ -350,7 +354,7 @@ class Store:
 
     async def put_xmpp_account(self, account: XmppAccountRow) -> None:
         """Create the account, or replace its credentials."""
-        await self._db.run(
+        await self._db.run_statement(
             _rowcount,
             self._xmpp_account_upsert,
             {
@@ -363,7 +367,7 @@ class Store:
         )
 
     async def get_xmpp_account(self, username: str) -> XmppAccountRow | None:
-        row = await self._db.run(
+        row = await self._db.run_statement(
             _first, select(xmpp_accounts).where(xmpp_accounts.c.username == username)
         )
         return None if row is None else XmppAccountRow(**row._mapping)
@@ -377,7 +381,7 @@ class Store:
         self, device_id: str, name: str, spec: dict[str, Any], now: datetime
     ) -> TaskRow:
         with _known_device(device_id, f"queue task {name!r}"):
-            row = await self._db.run(
+            row = await self._db.run_statement(
                 _first,
                 insert(tasks)
                 .values(
@@ -393,7 +397,7 @@ class Store:
         return TaskRow(**row._mapping)
 
     async def get_task(self, task_id: int) -> TaskRow | None:
-        row = await self._db.run(_first, select(tasks).where(tasks.c.id == task_id))
+        row = await self._db.run_statement(_first, select(tasks).where(tasks.c.id == task_id))
         return None if row is None else TaskRow(**row._mapping)
 
     async def find_tasks(
@@ -404,10 +408,12 @@ class Store:
         if where is not None:
             stmt = stmt.where(where)
         stmt = stmt.order_by(tasks.c.id).offset(skip).limit(limit)
-        return [TaskRow(**row._mapping) for row in await self._db.run(_all, stmt)]
+        return [TaskRow(**row._mapping) for row in await self._db.run_statement(_all, stmt)]
 
     async def delete_task(self, task_id: int) -> bool:
-        deleted = await self._db.run(_rowcount, delete(tasks).where(tasks.c.id == task_id))
+        deleted = await self._db.run_statement(
+            _rowcount, delete(tasks).where(tasks.c.id == task_id)
+        )
         return deleted > 0
 
 
