@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta, timezone
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from knock.store import Store
 from knock.store.engine import open_database
-from knock.store.rows import ParamValue
+from knock.store.rows import InformRecord, ParamValue
 from knock.store.schema import metadata
 from knock.vocab import CrMethod, Event
 
@@ -80,6 +82,19 @@ async def test_reopened_store_sees_everything(
         await reopened.close()
 
 
+_TERMINATE = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+
+
+def _inform(device_id: str) -> InformRecord:
+    return InformRecord(device_id, "K", "00D09E", "Box", "SN", ["2 PERIODIC"], [], "", _NOW)
+
+
+_NOW = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
 async def test_after_postgresql_drops_every_connection_one_transaction_fails_at_most(
     postgres_url: str,
 ) -> None:
@@ -94,14 +109,7 @@ async def test_after_postgresql_drops_every_connection_one_transaction_fails_at_
     killer = open_database(postgres_url)
     try:
         await asyncio.gather(*(store.get_device("x") for _ in range(5)))  # several pooled
-        await killer.run(
-            lambda conn: conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            )
-        )
+        await killer.run(lambda conn: conn.execute(text(_TERMINATE)))
         failures = 0
         for _ in range(4):
             try:
@@ -110,6 +118,17 @@ async def test_after_postgresql_drops_every_connection_one_transaction_fails_at_
                 failures += 1
         assert failures <= 1
         assert await store.get_device("x") is None
+        # The same for the per-session transactions, which run on asyncpg itself.
+        await asyncio.gather(*(store.record_inform(_inform(f"d{n}")) for n in range(5)))
+        await killer.run(lambda conn: conn.execute(text(_TERMINATE)))
+        opened = []
+        for n in range(4):
+            with contextlib.suppress(asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+                # (what asyncpg raises on the connection it finds closed)
+                opened.append(await store.record_inform(_inform(f"d{n}")))
+        assert len(opened) >= 3
+        [latest, *_] = await store.list_sessions("d3")
+        assert latest.id == opened[-1]
     finally:
         await killer.close()
         await store.close()

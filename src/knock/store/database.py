@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+import asyncpg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -85,6 +86,14 @@ class ThreadedDatabase:
         self._threads.shutdown()
 
 
+_LOST_CONNECTION = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+)
+
+
 class AsyncDatabase:
     """For an asyncio driver: the transaction runs on the event loop."""
 
@@ -109,6 +118,27 @@ class AsyncDatabase:
         async with self._engine.connect() as conn:
             autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
             return await autocommit.run_sync(fn, *args, **kwargs)
+
+    async def run_on_asyncpg(
+        self,
+        fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`await fn(connection, ...)` in one transaction on a pooled connection's asyncpg
+        connection itself, past SQLAlchemy's execution layer (knock.store.pg_hot says why)."""
+        async with self._engine.connect() as conn:
+            pooled = await conn.get_raw_connection()
+            driver: Any = pooled.driver_connection
+            try:
+                async with driver.transaction():
+                    return await fn(driver, *args, **kwargs)
+            except _LOST_CONNECTION:
+                # SQLAlchemy did not see this fail, so it cannot do what it does on a lost
+                # connection: drop it, and every other pooled one, which likely went too.
+                await conn.invalidate()
+                await self._engine.dispose(close=False)
+                raise
 
     async def close(self) -> None:
         await self._engine.dispose()

@@ -16,8 +16,8 @@ from sqlalchemy import Connection, Executable, Row, delete, insert, or_, select,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
-from knock.store import statements
-from knock.store.database import Database
+from knock.store import pg_hot, statements
+from knock.store.database import AsyncDatabase, Database
 from knock.store.engine import open_database
 from knock.store.errors import UnknownDeviceError
 from knock.store.migrations import migrate
@@ -56,6 +56,10 @@ class Store:
     def __init__(self, db: Database) -> None:
         """Use `Store.open`; this takes a database that is already migrated."""
         self._db = db
+        # PostgreSQL runs the per-session transactions on asyncpg itself (knock.store.pg_hot).
+        self._asyncpg = (
+            db if isinstance(db, AsyncDatabase) and db.dialect_name == "postgresql" else None
+        )
         self._device_upsert = statements.device_upsert(db.dialect_name)
         self._parameter_upsert = statements.parameter_upsert(db.dialect_name)
         self._binding_upsert = statements.binding_upsert(db.dialect_name)
@@ -101,6 +105,9 @@ class Store:
         (tasks are kept). "1 BOOT" sets last_boot, "0 BOOTSTRAP" last_bootstrap. Sessions of the
         device still open (in a process that died or lost it) end as "superseded", and the tasks
         they were running go back to the queue."""
+        if self._asyncpg is not None:
+            rows = _parameter_rows(rec.device_id, rec.parameters, rec.now)
+            return await self._asyncpg.run_on_asyncpg(pg_hot.record_inform, rec, rows)
         return await self._db.run(self._record_inform, rec)
 
     def _record_inform(self, conn: Connection, rec: InformRecord) -> int:
@@ -176,6 +183,16 @@ class Store:
         """One step of the ACS's turn, in one transaction: record the task that just ended (its
         outcome and the parameter changes it made), then claim the device's next queued task;
         with none left, end the session as "ok". Returns the claimed task, or None."""
+        if self._asyncpg is not None and (done is None or not done.delete_under):
+            return await self._asyncpg.run_on_asyncpg(
+                pg_hot.advance_session,
+                device_id,
+                session_id,
+                done,
+                None if done is None else _finished(done, session_id, now),
+                [] if done is None else _parameter_rows(device_id, done.put, now),
+                _ended(session_id, "ok", now),
+            )
         return await self._db.run(self._advance_session, device_id, session_id, now, done)
 
     def _advance_session(
@@ -470,10 +487,12 @@ def _cr_target(conn: Connection, device_id: str) -> CrTarget | None:
 
 
 def _end_session(conn: Connection, session_id: int, outcome: str, now: datetime) -> None:
-    conn.execute(
-        statements.END_SESSION,
-        {"session_id": session_id, "ended_at": now, "session_outcome": outcome},
-    )
+    conn.execute(statements.END_SESSION, _ended(session_id, outcome, now))
+
+
+def _ended(session_id: int, outcome: str, now: datetime) -> dict[str, Any]:
+    """END_SESSION's parameters."""
+    return {"session_id": session_id, "ended_at": now, "session_outcome": outcome}
 
 
 def _claim_task(conn: Connection, device_id: str, session_id: int) -> TaskRow | None:
@@ -484,25 +503,27 @@ def _claim_task(conn: Connection, device_id: str, session_id: int) -> TaskRow | 
 
 
 def _finish_task(conn: Connection, done: TaskResult, session_id: int, now: datetime) -> None:
+    conn.execute(statements.FINISH_TASK, _finished(done, session_id, now))
+
+
+def _finished(done: TaskResult, session_id: int, now: datetime) -> dict[str, Any]:
+    """FINISH_TASK's parameters."""
     if done.status not in (TaskStatus.DONE, TaskStatus.FAULTED):
         raise ValueError(
             f"task {done.task_id} can finish as {TaskStatus.DONE.value!r} or "
             f"{TaskStatus.FAULTED.value!r} only, not {done.status!r}; to retry it, use "
             "requeue_running"
         )
-    conn.execute(
-        statements.FINISH_TASK,
-        {
-            "finished_task": done.task_id,
-            "finishing_session": session_id,
-            "final_status": done.status,
-            "finished_at": now,
-            "task_result": done.result,
-            "task_fault_code": done.fault_code,
-            "task_fault_string": done.fault_string,
-            "task_fault_detail": done.fault_detail,
-        },
-    )
+    return {
+        "finished_task": done.task_id,
+        "finishing_session": session_id,
+        "final_status": done.status,
+        "finished_at": now,
+        "task_result": done.result,
+        "task_fault_code": done.fault_code,
+        "task_fault_string": done.fault_string,
+        "task_fault_detail": done.fault_detail,
+    }
 
 
 def _delete_parameters_under(conn: Connection, device_id: str, prefix: str) -> int:
