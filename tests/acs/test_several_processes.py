@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -16,12 +17,18 @@ import pytest
 from cr_endpoint import CrEndpoint
 from scripted_cpe import ScriptedCpe
 from serve_process import Serve
+from test_udp_connection_requests import MS, DeviceSocket
 
 from knock.config import ConfigError, Settings
+from knock.connreq.udp import verify_udp_cr
 from knock.cwmp.rpcs import GetParameterValues, GetParameterValuesResponse, ParameterValueStruct
+from knock.server import start
 from knock.store import Store
 from knock.store.engine import open_database
 from knock.store.schema import metadata
+from knock.stun.codec import MessageType, binding_request, parse
+from knock.vocab import CrMethod, CrOutcome
+from serve_support import loopback_settings
 
 UPTIME = "Device.DeviceInfo.UpTime"
 VERSION = "Device.DeviceInfo.SoftwareVersion"
@@ -254,3 +261,77 @@ def children(pid: int) -> list[int]:
 def test_workers_that_cannot_work_are_refused(updates: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings().with_updates(updates)
+
+
+async def test_a_udp_request_from_one_process_uses_the_binding_another_process_learned(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The device is provisioned by A and keeps its NAT binding alive through B's STUN server,
+    which knows its STUN password only from the store; A sends the request to the binding B
+    stored, and hears of the Inform B receives. (Two servers in this process: each has its own
+    store connections, STUN server and hub; only the database and its notifications join them.)"""
+    base = replace(
+        loopback_settings(tmp_path),
+        store_url=pg_url,
+        xmpp_enable=False,
+        cr_provision="random",
+        cr_session_wait=5.0,
+        udp_cr_interval=0.05,
+    )
+    a = await start(base)
+    b = await start(base)
+    loop = asyncio.get_running_loop()
+    transport, device = await loop.create_datagram_endpoint(
+        DeviceSocket, local_addr=("127.0.0.1", 0)
+    )
+    try:
+        assert a.stun is not None and b.stun is not None
+        async with ScriptedCpe(a.acs_url) as on_a, ScriptedCpe(b.acs_url) as on_b:
+            on_a.params[f"{MS}STUNEnable"] = ("0", "xsd:boolean")
+            on_a.params[CR_URL] = ("http://127.0.0.1:9/unreachable", "xsd:string")
+            sent = await bootstrap(on_a)
+            user, password = sent[f"{MS}STUNUsername"], sent[f"{MS}STUNPassword"]
+            stun_b = ("127.0.0.1", b.stun.address[1])
+            answers = []
+            while not answers or answers[-1] != MessageType.BINDING_RESPONSE:
+                # As a CPE does after a 401: B looks the password up meanwhile.
+                signed = binding_request(
+                    os.urandom(16),
+                    username=user,
+                    password=password,
+                    connection_request_binding=True,
+                )
+                answers.append(parse(await device.exchange(signed, stun_b)).kind)
+                assert len(answers) < 50, answers
+                if answers[-1] != MessageType.BINDING_RESPONSE:
+                    await asyncio.sleep(0.1)  # a CPE's retry is paced too
+            assert answers[0] == MessageType.BINDING_ERROR_RESPONSE  # B had not cached it
+            own_port = transport.get_extra_info("sockname")[1]
+            learned = ("127.0.0.1", own_port)
+            # B stores the binding in a task of its own; no event tells this test when.
+            while (await a.store.get_cr_target(on_a.device_id)).stun_binding != learned:  # type: ignore[union-attr]  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+
+            async def device_side() -> None:
+                datagram, source = await asyncio.wait_for(device.received.get(), 5)
+                assert source[1] == a.stun.address[1]  # type: ignore[union-attr]
+                verify_udp_cr(
+                    datagram,
+                    sent[f"{MS}ConnectionRequestUsername"],
+                    sent[f"{MS}ConnectionRequestPassword"],
+                    last_ts=None,
+                    last_id=None,
+                )
+                await on_b.inform("6 CONNECTION REQUEST")
+                assert (await on_b.empty()).status == 204
+
+            session = asyncio.create_task(device_side())
+            result = await a.dispatcher.reach(on_a.device_id, via=CrMethod.UDP)
+            await session
+        assert result.outcome is CrOutcome.DELIVERED, result
+        [attempt] = await a.store.list_cr_attempts(on_a.device_id)
+        assert (attempt.method, attempt.outcome) == ("udp", "delivered")
+    finally:
+        transport.close()
+        await a.close()
+        await b.close()
