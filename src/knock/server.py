@@ -148,16 +148,16 @@ async def _start_xmpp(settings: Settings, store: Store) -> XmppServer:
 
 
 async def _acs_xmpp_client(
-    settings: Settings, store: Store, port: int, certificate: Path
+    settings: Settings, store: Store, port: int, certificate: Path, worker: int
 ) -> XmppConnectionRequester:
-    """The ACS's own connection to the built-in server, as acs@<domain>/knock-<host>-<pid>: one
-    resource per ACS process, all logging in to the one account with the password the first
+    """The ACS's own connection to the built-in server, as acs@<domain>/knock-<host>-<pid>-<n>:
+    one resource per ACS process, all logging in to the one account with the password the first
     process on the database made, so that none locks the others out."""
     password = await store.shared_secret("acs_xmpp_password", lambda: secrets.token_urlsafe(24))
     await put_account(store, ACS_XMPP_USER, password)
     trust = ssl.create_default_context(cafile=str(certificate))
     host = settings.xmpp_host if settings.xmpp_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-    resource = f"knock-{socket.gethostname()}-{os.getpid()}"
+    resource = f"knock-{socket.gethostname()}-{os.getpid()}-{worker}"
     requester = XmppConnectionRequester(
         f"{ACS_XMPP_USER}@{settings.xmpp_domain}/{resource}",
         password,
@@ -295,7 +295,7 @@ async def start(
     xmpp_requester = (
         None
         if xmpp_port is None or xmpp_cert is None
-        else await _acs_xmpp_client(settings, store, xmpp_port, xmpp_cert)
+        else await _acs_xmpp_client(settings, store, xmpp_port, xmpp_cert, worker)
     )
     cr_http = HttpConnectionRequester(
         allow_basic=settings.cr_allow_basic, timeout=settings.cr_timeout

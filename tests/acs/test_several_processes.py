@@ -18,6 +18,7 @@ from cr_endpoint import CrEndpoint
 from scripted_cpe import ScriptedCpe
 from serve_process import Serve
 from test_udp_connection_requests import MS, DeviceSocket
+from test_xmpp_in_serve import log_in
 
 from knock.config import ConfigError, Settings
 from knock.connreq.udp import verify_udp_cr
@@ -335,3 +336,33 @@ async def test_a_udp_request_from_one_process_uses_the_binding_another_process_l
         transport.close()
         await a.close()
         await b.close()
+
+
+async def test_every_process_logs_in_to_the_xmpp_server_with_its_own_resource(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Worker 0 runs the XMPP server; each process's ACS client logs in to it as acs@domain with
+    its own resource and the password the first process stored, which later ones keep."""
+    base = replace(loopback_settings(tmp_path), store_url=pg_url)
+    first = await start(base)
+    assert first.xmpp is not None
+    others = replace(base, xmpp_port=first.xmpp.port)
+    second = await start(others, worker=1)
+    third = await start(others, worker=2)
+    try:
+        assert second.xmpp is None and third.xmpp is None  # one server, in worker 0
+        bound = []
+        for running in (first, second, third):
+            assert running.xmpp_requester is not None
+            bound.append((await running.xmpp_requester.wait_connected()).jid)
+        assert [jid.split("/")[0] for jid in bound] == ["acs@knock.lab"] * 3
+        assert [jid.rsplit("-", 1)[1] for jid in bound] == ["0", "1", "2"]
+        assert sorted(str(jid) for jid in first.xmpp.sessions) == sorted(bound)
+        # The account's password is still the one the first process made and all of them use,
+        # so any of them can log in again after a lost connection.
+        shared = await third.store.shared_secret("acs_xmpp_password", lambda: "not made again")
+        assert shared != "not made again"
+        assert await log_in(first.xmpp.port, "acs@knock.lab/check", shared)
+    finally:
+        for running in (third, second, first):
+            await running.close()
