@@ -56,7 +56,7 @@ class Hub:
         self._publish = publish
 
     def announce(self, item: Announcement) -> None:
-        if not isinstance(item, TaskFinished):
+        if isinstance(item, Arrival):
             self._remote_sessions.pop(item.device_id, None)  # the device is here now
         self._fan_out(item)
         if self._publish is not None:
@@ -78,6 +78,10 @@ class Hub:
         process killed mid-session never announces the end: the device's next session, in
         any process, replaces the entry."""
         return device_id in self._remote_sessions
+
+    def remote_session(self, device_id: str) -> int | None:
+        """The id of that session (ids grow: a higher one is a later session)."""
+        return self._remote_sessions.get(device_id)
 
     def _fan_out(self, item: Announcement) -> None:
         for queue in self._waiters.get(item.device_id, ()):

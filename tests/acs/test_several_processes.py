@@ -366,3 +366,32 @@ async def test_every_process_logs_in_to_the_xmpp_server_with_its_own_resource(
     finally:
         for running in (third, second, first):
             await running.close()
+
+
+async def test_a_session_the_device_left_for_another_process_ends_here_at_once(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Not after the session timeout: until then this process would take the device for busy,
+    and give tasks queued here to a session that is gone."""
+    base = replace(
+        loopback_settings(tmp_path), store_url=pg_url, xmpp_enable=False, cr_provision="off"
+    )
+    a = await start(base)
+    b = await start(base)
+    try:
+        async with ScriptedCpe(a.acs_url) as on_a, ScriptedCpe(b.acs_url) as on_b:
+            await on_a.inform("1 BOOT")  # and then silence: the device lost its connection
+            assert a.acs.in_session(on_a.device_id)
+            await on_b.inform("2 PERIODIC")
+            for _ in range(100):  # the reaper looks once a second
+                if not a.acs.in_session(on_a.device_id):
+                    break
+                await asyncio.sleep(0.05)
+            assert not a.acs.in_session(on_a.device_id)
+            assert (await on_b.empty()).status == 204
+        on_b_session, on_a_session = await a.store.list_sessions(on_a.device_id)
+        assert (on_a_session.outcome, on_b_session.outcome) == ("superseded", "ok")
+        assert not a.hub.in_remote_session(on_a.device_id)  # B announced its session's end
+    finally:
+        await a.close()
+        await b.close()

@@ -361,6 +361,16 @@ class AcsService:
                 async with live.lock:
                     if live.last_activity < deadline:
                         await self._end(live, "timeout")
+            # The device opened a later session in another process: this one is dead, and
+            # would otherwise keep the device "in session" here until it timed out.
+            for live in [s for s in self._by_token.values() if self._moved_on(s)]:
+                async with live.lock:
+                    if self._moved_on(live):
+                        await self._end(live, "superseded")
+
+    def _moved_on(self, live: LiveSession) -> bool:
+        later = self._hub.remote_session(live.device_id)
+        return later is not None and later > live.session_id
 
 
 def _now() -> datetime:
