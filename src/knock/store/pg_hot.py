@@ -11,14 +11,11 @@ repeats is only their order, the same as `Store._record_inform` and `Store._adva
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import asyncpg
-from sqlalchemy import JSON
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -35,17 +32,16 @@ class _Sql:
     text: str
     names: tuple[str, ...]
     fixed: Mapping[str, Any]  # values the statement carries itself (literals turned binds)
-    json_names: frozenset[str]
+    # SQLAlchemy's own conversions of the column types (UTC timestamps, JSON text), so that
+    # values go to the driver exactly as SQLAlchemy would send them.
+    processors: Mapping[str, Callable[[Any], Any]]
 
     def args(self, given: Mapping[str, Any]) -> list[Any]:
         values = []
         for name in self.names:
             value = given[name] if name in given else self.fixed[name]
-            if name in self.json_names and value is not None:
-                value = json.dumps(value)
-            elif isinstance(value, Enum):
-                value = value.value
-            values.append(value)
+            processor = self.processors.get(name)
+            values.append(value if processor is None else processor(value))
         return values
 
 
@@ -53,13 +49,12 @@ def _compile(stmt: ClauseElement, columns: Sequence[str] | None = None) -> _Sql:
     compiled = stmt.compile(dialect=_DIALECT, column_keys=columns)
     assert isinstance(compiled, SQLCompiler)
     names = tuple(compiled.positiontup or ())
-    binds = compiled.binds
-    return _Sql(
-        compiled.string,
-        names,
-        compiled.construct_params(_check=False),
-        frozenset(name for name in names if name in binds and isinstance(binds[name].type, JSON)),
-    )
+    processors = {}
+    for name in names:
+        processor = compiled.binds[name].type.bind_processor(_DIALECT)
+        if processor is not None:
+            processors[name] = processor
+    return _Sql(compiled.string, names, compiled.construct_params(_check=False), processors)
 
 
 _DEVICE_COLUMNS = (
