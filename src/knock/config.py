@@ -212,7 +212,10 @@ class Settings:
             raise ConfigError(
                 "SQLite serves one process: --workers needs --store-url postgresql://..."
             )
-        if self.workers > 1 and 0 in (self.cwmp_port, self.nbi_port, self.stun_port):
+        shared = [self.cwmp_port, self.nbi_port]
+        shared += [self.stun_port] if self.stun_enable else []
+        shared += [self.xmpp_port] if self.xmpp_enable else []  # worker 0's, for every client
+        if self.workers > 1 and 0 in shared:
             raise ConfigError("--workers needs fixed ports: each worker would pick its own for 0")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level is {self.log_level!r}; use debug, info, warning or error")

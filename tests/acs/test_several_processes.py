@@ -256,6 +256,7 @@ def children(pid: int) -> list[int]:
     [
         ({"workers": 2}, "SQLite serves one process"),
         ({"workers": 2, "store_url": "postgresql://h/db", "cwmp_port": 0}, "fixed ports"),
+        ({"workers": 2, "store_url": "postgresql://h/db", "xmpp_port": 0}, "fixed ports"),
         ({"workers": 0}, "give 1 or more"),
     ],
 )
