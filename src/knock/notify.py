@@ -48,8 +48,9 @@ class Hub:
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Queue[Announcement]]] = defaultdict(set)
         self._publish: Publish | None = None
-        # Sessions other processes announced and have not announced the end of, by device.
-        self._remote_sessions: dict[str, int] = {}
+        # Sessions other processes announced and have not announced the end of, by device:
+        # the session id and the announcing process (the relay's origin).
+        self._remote_sessions: dict[str, tuple[int, str]] = {}
 
     def relay_to(self, publish: Publish | None) -> None:
         """Hand every announcement made here to `publish` too (other processes' hubs)."""
@@ -62,26 +63,34 @@ class Hub:
         if self._publish is not None:
             self._publish(item)
 
-    def deliver(self, item: Announcement) -> None:
-        """What another process announced, to this process's waiters."""
+    def deliver(self, item: Announcement, origin: str = "") -> None:
+        """What another process (`origin`) announced, to this process's waiters."""
         if isinstance(item, Arrival):
-            self._remote_sessions[item.device_id] = item.session_id
+            self._remote_sessions[item.device_id] = (item.session_id, origin)
         elif (
             isinstance(item, SessionEnded)
-            and self._remote_sessions.get(item.device_id) == item.session_id
+            and self.remote_session(item.device_id) == item.session_id
         ):
             del self._remote_sessions[item.device_id]
         self._fan_out(item)
 
+    def forget(self, origin: str) -> None:
+        """The process `origin` is gone (killed): its sessions end here, for whoever waits."""
+        gone = [(d, s) for d, (s, o) in self._remote_sessions.items() if o == origin]
+        for device_id, session_id in gone:
+            del self._remote_sessions[device_id]
+            self._fan_out(SessionEnded(device_id, session_id))
+
     def in_remote_session(self, device_id: str) -> bool:
         """Whether another process announced a session of the device that has not ended. A
-        process killed mid-session never announces the end: the device's next session, in
-        any process, replaces the entry."""
+        process killed mid-session never announces the end: the relay `forget`s its sessions
+        once it falls silent, or the device's next session replaces the entry."""
         return device_id in self._remote_sessions
 
     def remote_session(self, device_id: str) -> int | None:
         """The id of that session (ids grow: a higher one is a later session)."""
-        return self._remote_sessions.get(device_id)
+        found = self._remote_sessions.get(device_id)
+        return None if found is None else found[0]
 
     def _fan_out(self, item: Announcement) -> None:
         for queue in self._waiters.get(item.device_id, ()):

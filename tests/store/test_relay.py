@@ -101,3 +101,21 @@ def test_a_hub_knows_which_devices_are_in_a_session_elsewhere() -> None:
     hub.deliver(SessionEnded("dev-1", 7))
     hub.announce(Arrival("dev-2", ("1 BOOT",), 9))  # the device came to this process
     assert not hub.in_remote_session("dev-1") and not hub.in_remote_session("dev-2")
+
+
+async def test_the_sessions_of_a_process_that_falls_silent_end_here(postgres_url: str) -> None:
+    """A process killed mid-session never announces the session's end: once it misses its
+    heartbeats, the others take its sessions for ended and wake whoever waits for that."""
+    here, there = Hub(), Hub()
+    relay_here = await Relay.start(postgres_url, here, heartbeat=0.1)
+    relay_there = await Relay.start(postgres_url, there, heartbeat=0.1)
+    try:
+        with here.subscribe("dev-9") as sub:
+            there.announce(Arrival("dev-9", ("2 PERIODIC",), 41))
+            assert await asyncio.wait_for(sub.next(), 10) == Arrival("dev-9", ("2 PERIODIC",), 41)
+            assert here.in_remote_session("dev-9")
+            await relay_there.close()  # not a word more, as after kill -9
+            assert await asyncio.wait_for(sub.next(), 10) == SessionEnded("dev-9", 41)
+        assert not here.in_remote_session("dev-9")
+    finally:
+        await relay_here.close()
