@@ -1,8 +1,11 @@
-"""Sessions per second through one `knock serve` process.
+"""Sessions per second through `knock serve` (one process, or --workers N on PostgreSQL).
 
 N concurrent simulated CPEs each run a whole session: Inform, empty POST, one
-GetParameterValues queued for it through the NBI, its response, and the final 204.
-Prints a table and writes JSON. Run: `.venv/bin/python bench/informs.py --devices 2000`.
+GetParameterValues queued for it through the NBI, its response, and the final 204. Each CPE keeps
+one connection, as CPEs do within a session, so that with several workers the kernel's choice of
+worker holds for the whole session. Prints a table and writes JSON.
+Run: `.venv/bin/python bench/informs.py --devices 2000`; bench/informs_scale.py runs it against
+1..N processes on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -142,6 +145,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[float, float]:
+    """Busy and total CPU seconds of the whole machine, every core (from /proc/stat)."""
+    ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
+
+
 def rss_kib(pid: int) -> dict[str, int]:
     found = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -151,54 +172,70 @@ def rss_kib(pid: int) -> dict[str, int]:
     return found
 
 
-async def wait_port(port: int, proc: asyncio.subprocess.Process) -> None:
-    for _ in range(200):
-        if proc.returncode is not None:
-            raise RuntimeError(f"knock serve exited with {proc.returncode}")
-        try:
-            _, w = await asyncio.open_connection("127.0.0.1", port)
-            w.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"knock serve did not open port {port}")
-
-
-async def bench(devices: int, concurrency: int, rounds: int) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="knock-bench-"))
-    cwmp, nbi = free_port(), free_port()
+async def start_serve(
+    store_url: str, workers: int, cwmp: int, nbi: int, stun: int
+) -> asyncio.subprocess.Process:
+    """`knock serve`, returned once every worker is ready (the banner says so)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "knock", "serve",
         "--cwmp-host", "127.0.0.1", "--cwmp-port", str(cwmp),
-        "--nbi-port", str(nbi), "--store-url", f"sqlite:///{tmp / 'bench.db'}",
+        "--nbi-port", str(nbi), "--store-url", store_url,
         "--log-level", "warning", "--no-xmpp-enable",
-        "--stun-host", "127.0.0.1", "--stun-port", "0",
-        stdout=asyncio.subprocess.DEVNULL,
+        "--stun-host", "127.0.0.1", "--stun-port", str(stun), "--workers", str(workers),
+        stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    assert proc.stdout is not None
+    ready = b"Knock: " if workers > 1 else b"NBI: "
+    while not (line := await asyncio.wait_for(proc.stdout.readline(), 60)).startswith(ready):
+        if not line:
+            raise RuntimeError(f"knock serve exited with {await proc.wait()}")
+    return proc
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def bench(
+    devices: int, concurrency: int, rounds: int, store_url: str | None = None, workers: int = 1
+) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="knock-bench-"))
+    cwmp, nbi = free_port(), free_port()
+    proc = await start_serve(
+        store_url or f"sqlite:///{tmp / 'bench.db'}", workers, cwmp, nbi, free_udp_port()
+    )
+    acs_pids = children(proc.pid) if workers > 1 else [proc.pid]
     try:
-        await wait_port(cwmp, proc)
-        await wait_port(nbi, proc)
         url = f"http://127.0.0.1:{cwmp}/"
         serials = [f"BENCH{i:06d}" for i in range(devices)]
-        connector = aiohttp.TCPConnector(limit=concurrency)
-        async with aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar()
-        ) as http:
-            sem = asyncio.Semaphore(concurrency)
+        # One connection per simulated CPE (see the module's docstring).
+        free: asyncio.Queue[aiohttp.ClientSession] = asyncio.Queue()
+        for _ in range(concurrency):
+            free.put_nowait(
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=1), cookie_jar=aiohttp.DummyCookieJar()
+                )
+            )
 
-            async def one(serial: str, event: str, requests: int) -> float:
-                async with sem:
-                    return await run_session(http, url, serial, event, requests)
+        async def one(serial: str, event: str, requests: int) -> float:
+            http = await free.get()
+            try:
+                return await run_session(http, url, serial, event, requests)
+            finally:
+                free.put_nowait(http)
 
+        async with aiohttp.ClientSession() as nbi_http:
             # Register every device (a bootstrap session each, in which the ACS reads its
             # ManagementServer object and sets its connection-request credentials) so that
             # tasks can be queued.
             await asyncio.gather(*(one(s, "0 BOOTSTRAP", 2) for s in serials))
             latencies: list[float] = []
-            elapsed = 0.0
+            elapsed = cpu = busy = spent = 0.0
             for _ in range(rounds):
                 for serial in serials:
-                    async with http.post(
+                    async with nbi_http.post(
                         f"http://127.0.0.1:{nbi}/devices/00D09E-BenchBox-{serial}/tasks",
                         json={
                             "name": "getParameterValues",
@@ -207,23 +244,36 @@ async def bench(devices: int, concurrency: int, rounds: int) -> dict[str, Any]:
                     ) as r:
                         if r.status not in (200, 202):
                             raise RuntimeError(f"NBI refused the task: {r.status} {await r.text()}")
+                cpu_before = sum(cpu_seconds(pid) for pid in acs_pids)
+                busy_before, all_before = machine_cpu()
                 start = time.perf_counter()
                 latencies += await asyncio.gather(*(one(s, "2 PERIODIC", 1) for s in serials))
                 elapsed += time.perf_counter() - start
-        memory = rss_kib(proc.pid)
+                cpu += sum(cpu_seconds(pid) for pid in acs_pids) - cpu_before
+                busy_after, all_after = machine_cpu()
+                busy += busy_after - busy_before
+                spent += all_after - all_before
+        while not free.empty():
+            await free.get_nowait().close()
+        memory = [rss_kib(pid) for pid in acs_pids]
     finally:
         proc.terminate()
-        await asyncio.wait_for(proc.wait(), 10)
+        await asyncio.wait_for(proc.wait(), 20)
     latencies.sort()
     return {
         "devices": devices,
         "concurrency": concurrency,
+        "store": "postgresql" if store_url and store_url.startswith("postgres") else "sqlite",
+        "acs_processes": workers,
         "sessions": len(latencies),
         "sessions_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 2),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
-        "acs_rss_mib": round(memory.get("VmRSS", 0) / 1024, 1),
-        "acs_peak_rss_mib": round(memory.get("VmHWM", 0) / 1024, 1),
+        "acs_cpu_ms_per_session": round(cpu * 1000 / len(latencies), 3),
+        # Everything on the machine (the client, PostgreSQL, other work): 100 means no core idle.
+        "machine_busy_pct": round(100 * busy / spent, 1) if spent else 0.0,
+        "acs_rss_mib": round(max(m.get("VmRSS", 0) for m in memory) / 1024, 1),
+        "acs_peak_rss_mib": round(max(m.get("VmHWM", 0) for m in memory) / 1024, 1),
         "cpus": os.cpu_count(),
     }
 
@@ -234,11 +284,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="a small smoke run: 50 devices")
+    parser.add_argument("--store-url", help="default: a new SQLite file")
+    parser.add_argument("--workers", type=int, default=1, help="knock serve --workers")
     parser.add_argument("--json", type=Path, default=Path("bench/results/informs.json"))
     args = parser.parse_args()
     if args.quick:
         args.devices, args.rounds = 50, 1
-    result = asyncio.run(bench(args.devices, args.concurrency, args.rounds))
+    result = asyncio.run(
+        bench(args.devices, args.concurrency, args.rounds, args.store_url, args.workers)
+    )
     report("knock serve: full sessions (Inform, empty POST, GPV, 204)", result, args.json)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from dataclasses import fields
 from pathlib import Path
@@ -35,7 +34,7 @@ def _serve(config: Optional[Path], **flags: Any) -> None:  # noqa: UP045 - typer
         for warning in server.check_exposure(settings):
             err.print(f"[bold red]WARNING:[/] {warning}")
         setup_logging(settings.log_level, settings.log_format)
-        asyncio.run(server.serve_forever(settings))
+        server.serve(settings)
     except ConfigError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None

@@ -202,6 +202,12 @@ class Settings:
         default="sqlite:///knock.db",
         metadata=_help("Database URL: sqlite:///file.db or postgresql://user:pw@host/db."),
     )
+    workers: int = field(
+        default=1,
+        metadata=_help(
+            "ACS processes sharing the CWMP, NBI and STUN ports (SO_REUSEPORT); needs PostgreSQL."
+        ),
+    )
     data_dir: str = field(
         default=".knock", metadata=_help("Folder for generated files (self-signed certificates).")
     )
@@ -247,6 +253,17 @@ class Settings:
             AllowedHosts.of(self.nbi_host, self.nbi_allowed_hosts)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if self.workers < 1:
+            raise ConfigError(f"workers is {self.workers}; give 1 or more")
+        if self.workers > 1 and not self.store_url.startswith(("postgresql", "postgres:")):
+            raise ConfigError(
+                "SQLite serves one process: --workers needs --store-url postgresql://..."
+            )
+        shared = [self.cwmp_port, self.nbi_port]
+        shared += [self.stun_port] if self.stun_enable else []
+        shared += [self.xmpp_port] if self.xmpp_enable else []  # worker 0's, for every client
+        if self.workers > 1 and 0 in shared:
+            raise ConfigError("--workers needs fixed ports: each worker would pick its own for 0")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level is {self.log_level!r}; use debug, info, warning or error")
         if self.log_format not in ("text", "json"):

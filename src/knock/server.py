@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import secrets
 import signal
+import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +27,7 @@ from knock.acs.provisioning import (
     XmppOffer,
 )
 from knock.acs.service import AcsService
+from knock.acs.stun_passwords import StunPasswords
 from knock.acs.xmpp_accounts import put_account, store_lookup
 from knock.config import ConfigError, Settings
 from knock.connreq.dispatcher import CrSettings, Dispatcher
@@ -36,6 +40,7 @@ from knock.nbi.app import ConnectionRequest, make_nbi_app
 from knock.nbi.origin import AllowedHosts
 from knock.notify import Hub
 from knock.store import Store
+from knock.store.relay import Relay
 from knock.stun.server import StunServer, start_stun_server
 from knock.stun.service import BindingLearned, StunSettings
 from knock.tlsutil import ensure_self_signed, server_context
@@ -108,7 +113,9 @@ def check_exposure(settings: Settings) -> list[str]:
     return warnings
 
 
-async def _start_stun(settings: Settings, store: Store, accounts: dict[str, str]) -> StunServer:
+async def _start_stun(
+    settings: Settings, store: Store, accounts: dict[str, str], reuse_port: bool
+) -> StunServer:
     pending: set[asyncio.Task[None]] = set()
 
     def record(event: BindingLearned) -> None:
@@ -124,9 +131,12 @@ async def _start_stun(settings: Settings, store: Store, accounts: dict[str, str]
     return await start_stun_server(
         settings.stun_host,
         settings.stun_port,
-        passwords=accounts.get,
+        passwords=StunPasswords(store, accounts).get,
         settings=StunSettings(require_auth=settings.stun_require_auth),
         on_binding=record,
+        # Every worker binds the STUN port: a CPE's keep-alives reach one of them, and any of
+        # them sends its UDP connection request from the port its NAT binding expects.
+        reuse_port=reuse_port,
     )
 
 
@@ -148,19 +158,20 @@ async def _start_xmpp(settings: Settings, store: Store) -> XmppServer:
 
 
 async def _acs_xmpp_client(
-    settings: Settings, store: Store, xmpp: XmppServer
+    settings: Settings, store: Store, port: int, certificate: Path, worker: int
 ) -> XmppConnectionRequester:
-    """The ACS's own connection to the built-in server, as acs@<domain>/knock with a password
-    made anew at each start."""
-    password = secrets.token_urlsafe(24)
+    """The ACS's own connection to the built-in server, as acs@<domain>/knock-<host>-<pid>-<n>:
+    one resource per ACS process, all logging in to the one account with the password the first
+    process on the database made, so that none locks the others out."""
+    password = await store.shared_secret("acs_xmpp_password", lambda: secrets.token_urlsafe(24))
     await put_account(store, ACS_XMPP_USER, password)
-    trust = ssl.create_default_context(cafile=str(xmpp.certificate))
+    trust = ssl.create_default_context(cafile=str(certificate))
     host = settings.xmpp_host if settings.xmpp_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     requester = XmppConnectionRequester(
-        f"{ACS_XMPP_USER}@{settings.xmpp_domain}/knock",
+        f"{ACS_XMPP_USER}@{settings.xmpp_domain}/{_process_resource(worker)}",
         password,
         host=host,
-        port=xmpp.port,
+        port=port,
         tls=TlsPolicy.IF_OFFERED,
         ssl_context=trust,
         timeout=settings.cr_timeout,
@@ -169,11 +180,18 @@ async def _acs_xmpp_client(
     return requester
 
 
-async def _acs_xmpp_external(settings: Settings) -> XmppConnectionRequester:
-    """The ACS's connection to an external server (Prosody, ejabberd), as xmpp_acs_jid.
-    Raises `ConfigError` when the server refuses the login: retrying cannot mend that."""
+def _process_resource(worker: int) -> str:
+    """The ACS's XMPP resource: one per process, so that the processes sharing a database (or
+    an account on an external server) do not push each other off."""
+    return f"knock-{socket.gethostname()}-{os.getpid()}-{worker}"
+
+
+async def _acs_xmpp_external(settings: Settings, worker: int) -> XmppConnectionRequester:
+    """The ACS's connection to an external server (Prosody, ejabberd), as xmpp_acs_jid (with a
+    resource of its own per process unless the JID names one). Raises `ConfigError` when the
+    server refuses the login: retrying cannot mend that."""
     jid = parse_jid(settings.xmpp_acs_jid)
-    full = str(jid) if jid.resource else f"{jid}/knock"
+    full = str(jid) if jid.resource else f"{jid}/{_process_resource(worker)}"
     requester = XmppConnectionRequester(
         full,
         settings.xmpp_acs_password,
@@ -236,16 +254,16 @@ def _acs_host(settings: Settings) -> str:
     return urlsplit(acs_url(settings, False, 1)).hostname or ""
 
 
-def _xmpp_offer(settings: Settings, xmpp: XmppServer | None) -> XmppOffer | None:
+def _xmpp_offer(settings: Settings, port: int | None) -> XmppOffer | None:
     if settings.xmpp_acs_jid:
         # An external server: devices' accounts are configured out of band (docs/configuration.md).
         return XmppOffer(str(parse_jid(settings.xmpp_acs_jid).bare))
-    if xmpp is None:
+    if port is None:
         return None
     account = XmppAccountOffer(
         domain=settings.xmpp_domain,
         server_address=_acs_host(settings),
-        port=xmpp.port,
+        port=port,
         use_tls=settings.xmpp_require_tls,
     )
     return XmppOffer(f"{ACS_XMPP_USER}@{settings.xmpp_domain}", account)
@@ -281,10 +299,13 @@ class Running:
     nbi_port: int
     acs_url: str
     metrics: Metrics
+    relay: Relay | None = None  # announcements to and from other processes on the database
 
     async def close(self) -> None:
         await self.runner_nbi.cleanup()
         await self.runner_cwmp.cleanup()
+        if self.relay is not None:
+            await self.relay.close()
         await self.cr_http.close()
         if self.stun is not None:
             await self.stun.close()
@@ -300,17 +321,38 @@ def _bound_port(runner: web.AppRunner) -> int:
     return int(server[1])
 
 
-async def start(settings: Settings, connection_request: ConnectionRequest | None = None) -> Running:
+async def start(
+    settings: Settings, connection_request: ConnectionRequest | None = None, worker: int = 0
+) -> Running:
+    """Start every service. With several workers (knock.workers) every one shares the CWMP, NBI
+    and STUN ports (SO_REUSEPORT); the built-in XMPP server runs in worker 0 alone, since a
+    connection request must go through the server the device is connected to, and every
+    worker's ACS client connects to it."""
+    shared_ports = settings.workers > 1
     tls = _tls_context(settings)
     # First, so that a refused login stops the start before anything else is open.
-    external = await _acs_xmpp_external(settings) if settings.xmpp_acs_jid else None
+    external = await _acs_xmpp_external(settings, worker) if settings.xmpp_acs_jid else None
     store = await Store.open(settings.store_url)
     metrics = Metrics()
     hub = Hub()
+    # PostgreSQL may be shared with other processes or machines: their announcements count.
+    relay = (
+        await Relay.start(settings.store_url, hub) if store.dialect_name == "postgresql" else None
+    )
     stun_accounts = await store.stun_passwords()
-    stun = await _start_stun(settings, store, stun_accounts) if settings.stun_enable else None
+    stun = (
+        await _start_stun(settings, store, stun_accounts, shared_ports)
+        if settings.stun_enable
+        else None
+    )
     builtin = settings.xmpp_enable and external is None
-    xmpp = await _start_xmpp(settings, store) if builtin else None
+    xmpp = await _start_xmpp(settings, store) if builtin and worker == 0 else None
+    xmpp_port: int | None = None
+    xmpp_cert: Path | None = None
+    if xmpp is not None:
+        xmpp_port, xmpp_cert = xmpp.port, xmpp.certificate
+    elif builtin:
+        xmpp_port, xmpp_cert = settings.xmpp_port, Path(settings.data_dir) / "xmpp-cert.pem"
     acs = AcsService(
         store,
         hub,
@@ -318,13 +360,15 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         cr_policy=CrPolicy(settings.cr_provision),
         cr_fixed=Credentials(settings.cr_username, settings.cr_password),
         stun_offer=_stun_offer(settings, stun),
-        xmpp_offer=_xmpp_offer(settings, xmpp),
+        xmpp_offer=_xmpp_offer(settings, xmpp_port),
         stun_accounts=stun_accounts,
         session_timeout=settings.cwmp_session_timeout,
         max_body=settings.cwmp_max_body,
         metrics=metrics,
     )
-    xmpp_requester = external if xmpp is None else await _acs_xmpp_client(settings, store, xmpp)
+    xmpp_requester = external
+    if xmpp_port is not None and xmpp_cert is not None:
+        xmpp_requester = await _acs_xmpp_client(settings, store, xmpp_port, xmpp_cert, worker)
     _watch(metrics, acs, stun, xmpp, xmpp_requester)
     cr_http = HttpConnectionRequester(
         allow_basic=settings.cr_allow_basic, timeout=settings.cr_timeout
@@ -356,7 +400,13 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
     )
     runner_cwmp = web.AppRunner(acs.app(), access_log=None)
     await runner_cwmp.setup()
-    await web.TCPSite(runner_cwmp, settings.cwmp_host, settings.cwmp_port, ssl_context=tls).start()
+    await web.TCPSite(
+        runner_cwmp,
+        settings.cwmp_host,
+        settings.cwmp_port,
+        ssl_context=tls,
+        reuse_port=shared_ports,
+    ).start()
     nbi = make_nbi_app(
         store,
         hub,
@@ -368,7 +418,9 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
     )
     runner_nbi = web.AppRunner(nbi, access_log=None)
     await runner_nbi.setup()
-    await web.TCPSite(runner_nbi, settings.nbi_host, settings.nbi_port).start()
+    await web.TCPSite(
+        runner_nbi, settings.nbi_host, settings.nbi_port, reuse_port=shared_ports
+    ).start()
     cwmp_port = _bound_port(runner_cwmp)
     return Running(
         store=store,
@@ -385,6 +437,7 @@ async def start(settings: Settings, connection_request: ConnectionRequest | None
         nbi_port=_bound_port(runner_nbi),
         acs_url=acs_url(settings, tls is not None, cwmp_port),
         metrics=metrics,
+        relay=relay,
     )
 
 
@@ -405,8 +458,23 @@ def _watch(
         metrics.watch_xmpp_client(lambda: xmpp_requester.connected)
 
 
-async def serve_forever(settings: Settings, announce: bool = True) -> None:
-    running = await start(settings)
+def serve(settings: Settings) -> None:
+    """`knock serve` until SIGINT or SIGTERM: in this process, or in `settings.workers`."""
+    if settings.workers == 1:
+        asyncio.run(serve_forever(settings))
+    else:
+        from knock.workers import supervise
+
+        supervise(settings)
+
+
+async def serve_forever(
+    settings: Settings,
+    announce: bool = True,
+    worker: int = 0,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    running = await start(settings, worker=worker)
     if announce:
         print(f"Knock ACS: point CPEs at {running.acs_url}", flush=True)
         print(f"NBI: http://{settings.nbi_host}:{running.nbi_port}/", flush=True)
@@ -426,6 +494,8 @@ async def serve_forever(settings: Settings, announce: bool = True) -> None:
                 f"({status.state})",
                 flush=True,
             )
+    if ready is not None:
+        ready()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

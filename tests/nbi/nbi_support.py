@@ -84,6 +84,7 @@ async def play_session(store: Store, hub: Hub, device_id: str, *, fault: bool = 
         await store.finish_task(
             task.id,
             status,
+            session_id,
             datetime.now(UTC),
             fault_code="cwmp.9005" if fault else None,
             fault_string="Invalid parameter name" if fault else None,

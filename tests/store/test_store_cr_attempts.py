@@ -84,6 +84,8 @@ async def test_stun_credentials_and_the_binding_they_key(
     await record()
     await store.set_stun_credentials(DEVICE, "stun-1", "stun-pw")
     assert await store.stun_passwords() == {"stun-1": "stun-pw"}
+    assert await store.stun_password("stun-1") == "stun-pw"
+    assert await store.stun_password("stun-2") is None
     target = await store.get_cr_target(DEVICE)
     assert target is not None and target.stun_binding is None
     await store.record_binding("stun-1", "203.0.113.1", 40000, now)
@@ -100,6 +102,19 @@ async def test_bootstrap_forgets_stun_credentials_too(store: Store, record: Reco
     await store.set_stun_credentials(DEVICE, "stun-1", "stun-pw")
     await record(events=("0 BOOTSTRAP",))
     assert await store.stun_passwords() == {}
+
+
+async def test_the_first_process_makes_a_shared_secret_the_others_read_it(
+    store: Store, db_url: str
+) -> None:
+    other = await Store.open(db_url)
+    try:
+        made = await store.shared_secret("acs_xmpp_password", lambda: "first")
+        read = await other.shared_secret("acs_xmpp_password", lambda: "second")
+        assert (made, read) == ("first", "first")
+        assert await other.shared_secret("another", lambda: "third") == "third"
+    finally:
+        await other.close()
 
 
 async def test_xmpp_accounts_are_created_and_replaced(store: Store) -> None:

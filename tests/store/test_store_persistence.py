@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta, timezone
 
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
 from knock.store import Store
-from knock.store.rows import ParamValue
+from knock.store.engine import open_database
+from knock.store.rows import InformRecord, ParamValue
+from knock.store.schema import metadata
 from knock.vocab import CrMethod, Event
 
 from .helpers import DEVICE, Record
@@ -72,3 +80,60 @@ async def test_reopened_store_sees_everything(
         assert after[3][0].id == attempt_id
     finally:
         await reopened.close()
+
+
+_TERMINATE = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+
+
+def _inform(device_id: str) -> InformRecord:
+    return InformRecord(device_id, "K", "00D09E", "Box", "SN", ["2 PERIODIC"], [], "", _NOW)
+
+
+_NOW = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
+async def test_after_postgresql_drops_every_connection_one_transaction_fails_at_most(
+    postgres_url: str,
+) -> None:
+    """The pool sends no ping before each transaction: a dropped connection costs the
+    transaction that finds it, and the next ones get fresh connections."""
+    db = open_database(postgres_url)
+    try:
+        await db.run(metadata.drop_all)
+    finally:
+        await db.close()
+    store = await Store.open(postgres_url)
+    killer = open_database(postgres_url)
+    try:
+        await asyncio.gather(*(store.get_device("x") for _ in range(5)))  # several pooled
+        await killer.run(lambda conn: conn.execute(text(_TERMINATE)))
+        failures = 0
+        for _ in range(4):
+            try:
+                assert await store.get_device("x") is None
+            except DBAPIError:
+                failures += 1
+        assert failures <= 1
+        assert await store.get_device("x") is None
+        # The same for the per-session transactions, which run on asyncpg itself.
+        await asyncio.gather(*(store.record_inform(_inform(f"d{n}")) for n in range(5)))
+        await killer.run(lambda conn: conn.execute(text(_TERMINATE)))
+        opened = []
+        for n in range(4):
+            with contextlib.suppress(
+                # What asyncpg raises on a connection it finds closed (the last: the rollback
+                # after the failure, on the closed connection).
+                asyncpg.PostgresConnectionError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+            ):
+                opened.append(await store.record_inform(_inform(f"d{n}")))
+        assert len(opened) >= 3
+        [latest, *_] = await store.list_sessions("d3")
+        assert latest.id == opened[-1]
+    finally:
+        await killer.close()
+        await store.close()

@@ -63,7 +63,13 @@ async def test_inform_opens_a_session_with_its_events(
     assert earlier.events == ["1 BOOT", "M Reboot"]
     assert earlier.cwmp_version == "urn:dslforum-org:cwmp-1-0"
     assert earlier.device_id == DEVICE
-    assert (earlier.started, earlier.ended, earlier.outcome) == (now, None, None)
+    # The device's second Inform ended the first session: one session per device.
+    assert (earlier.started, earlier.ended, earlier.outcome) == (
+        now,
+        now + timedelta(minutes=5),
+        "superseded",
+    )
+    assert (latest.ended, latest.outcome) == (None, None)
 
 
 async def test_end_session_records_the_outcome(store: Store, record: Record, now: datetime) -> None:

@@ -105,7 +105,9 @@ async def test_finish_task_done_keeps_the_result(
     task = await store.add_task(DEVICE, "getParameterValues", {}, now)
     await store.claim_next_task(DEVICE, session_id)
     result = {"Device.DeviceInfo.UpTime": ["42", "xsd:unsignedInt"]}
-    await store.finish_task(task.id, TaskStatus.DONE, now + timedelta(seconds=1), result=result)
+    await store.finish_task(
+        task.id, TaskStatus.DONE, session_id, now + timedelta(seconds=1), result=result
+    )
 
     done = await store.get_task(task.id)
     assert done is not None
@@ -127,6 +129,7 @@ async def test_finish_task_faulted_keeps_the_fault(
     await store.finish_task(
         task.id,
         TaskStatus.FAULTED,
+        session_id,
         now,
         fault_code="9003",
         fault_string="Invalid arguments",
@@ -145,19 +148,32 @@ async def test_finish_task_faulted_keeps_the_fault(
 async def test_finish_task_leaves_a_task_that_is_not_running(
     store: Store, record: Record, now: datetime
 ) -> None:
-    await record()
+    session_id = await record()
     task = await store.add_task(DEVICE, "reboot", {}, now)
-    await store.finish_task(task.id, TaskStatus.DONE, now)
+    await store.finish_task(task.id, TaskStatus.DONE, session_id, now)
     assert await store.get_task(task.id) == task
-    await store.finish_task(12345, TaskStatus.DONE, now)  # deleted meanwhile: no error
+    await store.finish_task(12345, TaskStatus.DONE, session_id, now)  # deleted: no error
+
+
+async def test_finish_task_leaves_a_task_another_session_runs(
+    store: Store, record: Record, now: datetime
+) -> None:
+    old = await record()
+    task = await store.add_task(DEVICE, "reboot", {}, now)
+    await store.claim_next_task(DEVICE, old)
+    new = await record()  # the device started over, perhaps in another process
+    claimed = await store.claim_next_task(DEVICE, new)
+    assert claimed is not None and claimed.id == task.id
+    await store.finish_task(task.id, TaskStatus.DONE, old, now)  # the old session, late
+    assert await store.get_task(task.id) == claimed
 
 
 async def test_finish_task_refuses_a_status_that_is_no_end(store: Store, now: datetime) -> None:
     with pytest.raises(ValueError, match=r"task 7 .*requeue_running"):
-        await store.finish_task(7, TaskStatus.QUEUED, now)
+        await store.finish_task(7, TaskStatus.QUEUED, 1, now)
 
 
-async def test_requeue_running_of_one_device(store: Store, record: Record, now: datetime) -> None:
+async def test_requeue_running_of_one_session(store: Store, record: Record, now: datetime) -> None:
     mine = await record()
     theirs = await record(device_id=OTHER)
     task = await store.add_task(DEVICE, "reboot", {}, now)
@@ -165,7 +181,7 @@ async def test_requeue_running_of_one_device(store: Store, record: Record, now: 
     await store.claim_next_task(DEVICE, mine)
     await store.claim_next_task(OTHER, theirs)
 
-    assert await store.requeue_running(DEVICE) == 1
+    assert await store.requeue_running(mine) == 1
     assert await store.get_task(task.id) == task  # queued again, with no session
     requeued = await store.claim_next_task(DEVICE, mine)
     assert requeued is not None and requeued.id == task.id
@@ -174,19 +190,27 @@ async def test_requeue_running_of_one_device(store: Store, record: Record, now: 
     assert other is not None and other.status == TaskStatus.RUNNING
 
 
-async def test_requeue_running_of_every_device(store: Store, record: Record, now: datetime) -> None:
-    sessions = [await record(), await record(device_id=OTHER)]
-    for device, session_id in zip([DEVICE, OTHER], sessions, strict=True):
-        await store.add_task(device, "reboot", {}, now)
-        await store.claim_next_task(device, session_id)
-    done = await store.add_task(DEVICE, "reboot", {}, now)
-    await store.claim_next_task(DEVICE, sessions[0])
-    await store.finish_task(done.id, TaskStatus.DONE, now)
+async def test_an_inform_ends_the_open_session_and_requeues_its_task(
+    store: Store, record: Record, now: datetime
+) -> None:
+    """What a process killed mid-task leaves behind is picked up by the device's next session,
+    in any process: the task runs there, once."""
+    dead = await record()
+    task = await store.add_task(DEVICE, "reboot", {}, now)
+    await store.claim_next_task(DEVICE, dead)
+    later = now + timedelta(seconds=5)
+    alive = await record(at=later)
 
-    assert await store.requeue_running() == 2
-    queued = await store.find_tasks(tasks.c.status == TaskStatus.QUEUED)
-    assert {t.device_id for t in queued} == {DEVICE, OTHER}
-    assert await store.requeue_running() == 0
+    [new_session, old_session] = await store.list_sessions(DEVICE)
+    assert (old_session.id, old_session.ended, old_session.outcome) == (dead, later, "superseded")
+    assert (new_session.id, new_session.ended) == (alive, None)
+    assert await store.claim_next_task(DEVICE, dead) is None  # an ended session claims nothing
+    claimed = await store.claim_next_task(DEVICE, alive)
+    assert claimed is not None and (claimed.id, claimed.session_id) == (task.id, alive)
+    assert await store.claim_next_task(DEVICE, alive) is None
+    await store.end_session(dead, "timeout", later)  # the old process notices late
+    [_, old_session] = await store.list_sessions(DEVICE)
+    assert old_session.outcome == "superseded"
 
 
 async def test_find_tasks_oldest_first_with_skip_and_limit(

@@ -138,9 +138,8 @@ class AcsService:
         return len(self._by_token)
 
     async def _start(self, _app: web.Application) -> None:
-        requeued = await self._store.requeue_running()
-        if requeued:
-            log.info("requeued %d task(s) left running by a previous run", requeued)
+        # Tasks a dead process left running are not requeued here: other processes may be
+        # running them. The device's next Inform requeues them (Store.record_inform).
         self._reaper = asyncio.create_task(self._reap_forever())
 
     async def _stop(self, _app: web.Application) -> None:
@@ -395,7 +394,7 @@ class AcsService:
         if live.core.state is not State.DONE:
             live.core.finish()
         if live.task is not None:
-            await self._store.requeue_running(live.device_id)
+            await self._store.requeue_running(live.session_id)
             live.task = live.plan = None
         live.provisioning = None
         if live.session_id:
@@ -435,6 +434,16 @@ class AcsService:
                 async with live.lock:
                     if live.last_activity < deadline:
                         await self._end(live, "timeout")
+            # The device opened a later session in another process: this one is dead, and
+            # would otherwise keep the device "in session" here until it timed out.
+            for live in [s for s in self._by_token.values() if self._moved_on(s)]:
+                async with live.lock:
+                    if self._moved_on(live):
+                        await self._end(live, "superseded")
+
+    def _moved_on(self, live: LiveSession) -> bool:
+        later = self._hub.remote_session(live.device_id)
+        return later is not None and later > live.session_id
 
 
 def _now() -> datetime:

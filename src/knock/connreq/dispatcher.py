@@ -110,7 +110,8 @@ class Dispatcher:
         """A device in a session refuses connection requests (busy, TR-069 §3.2.2): wait for it
         to end, within the deadline, rather than spend the request on a 503."""
         with self._hub.subscribe(device_id) as announcements:
-            if not self._in_session(device_id):
+            # A session in another ACS process keeps the device as busy as one in this.
+            if not (self._in_session(device_id) or self._hub.in_remote_session(device_id)):
                 return
             try:
                 async with asyncio.timeout(max(0.0, deadline - self._clock())):
@@ -133,7 +134,8 @@ class Dispatcher:
 
     async def nbi_hook(self, device_id: str, within: float) -> str | None:
         """The NBI's `?connection_request`: None once delivered, else the reason, as one line.
-        A device in a session now needs no request: the ACS gives it the new task there."""
+        A device in a session here needs no request: this process gives it the new task there.
+        A session in another process may be at its end already: the request then follows it."""
         if self._in_session(device_id):
             return None
         result = await self.reach(device_id, within)

@@ -73,8 +73,10 @@ class UdpConnectionRequester:
             await asyncio.sleep(self._interval)
             try:
                 self._send_to(datagram, address)
-            except OSError:
-                return  # the first one went; the dispatcher is already waiting for the Inform
+            except (OSError, RuntimeError):
+                # The first one went; the dispatcher is already waiting for the Inform. (A
+                # RuntimeError: the STUN server has closed, the ACS is stopping.)
+                return
 
 
 def udp_address(target: CrTarget, live_binding: LiveBinding) -> Address | None:

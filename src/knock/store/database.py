@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+import asyncpg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,6 +32,12 @@ class Database(Protocol):
     ) -> T:
         """`fn(connection, *args, **kwargs)` in one transaction: committed if it returns,
         rolled back if it raises."""
+        ...
+
+    async def run_statement(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Like `run`, for an `fn` that executes one statement, which is atomic by itself."""
         ...
 
     async def close(self) -> None:
@@ -59,6 +66,12 @@ class ThreadedDatabase:
         call = functools.partial(self._transaction, fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._threads, call)
 
+    async def run_statement(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        # sqlite3 has no round trips to save.
+        return await self.run(fn, *args, **kwargs)
+
     def _transaction(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
@@ -71,6 +84,14 @@ class ThreadedDatabase:
         self._closed = True
         await asyncio.get_running_loop().run_in_executor(self._threads, self._engine.dispose)
         self._threads.shutdown()
+
+
+_LOST_CONNECTION = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+)
 
 
 class AsyncDatabase:
@@ -88,6 +109,36 @@ class AsyncDatabase:
     ) -> T:
         async with self._engine.begin() as conn:
             return await conn.run_sync(fn, *args, **kwargs)
+
+    async def run_statement(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        # Without BEGIN and COMMIT: two round trips fewer, on PostgreSQL a third of the cost of
+        # a one-statement transaction.
+        async with self._engine.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await autocommit.run_sync(fn, *args, **kwargs)
+
+    async def run_on_asyncpg(
+        self,
+        fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`await fn(connection, ...)` in one transaction on a pooled connection's asyncpg
+        connection itself, past SQLAlchemy's execution layer (knock.store.pg_hot says why)."""
+        async with self._engine.connect() as conn:
+            pooled = await conn.get_raw_connection()
+            driver: Any = pooled.driver_connection
+            try:
+                async with driver.transaction():
+                    return await fn(driver, *args, **kwargs)
+            except _LOST_CONNECTION:
+                # SQLAlchemy did not see this fail, so it cannot do what it does on a lost
+                # connection: drop it, and every other pooled one, which likely went too.
+                await conn.invalidate()
+                await self._engine.dispose(close=False)
+                raise
 
     async def close(self) -> None:
         await self._engine.dispose()

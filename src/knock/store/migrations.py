@@ -47,11 +47,16 @@ def _add_xmpp_accounts(conn: Connection) -> None:
     schema.xmpp_accounts.create(conn)
 
 
+def _add_shared_secrets(conn: Connection) -> None:
+    schema.shared_secrets.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
     Migration(3, "STUN credentials per device and the NAT bindings STUN learns", _add_stun),
     Migration(4, "accounts of the built-in XMPP server", _add_xmpp_accounts),
+    Migration(5, "secrets the ACS processes on one database share", _add_shared_secrets),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -160,3 +160,12 @@ xmpp_accounts = Table(
     Column("stored_key", LargeBinary, nullable=False),
     Column("server_key", LargeBinary, nullable=False),
 )
+
+# Secrets every ACS process on one database must share, made by whichever process starts first:
+# the password of the ACS's own XMPP account, which several processes log in to.
+shared_secrets = Table(
+    "shared_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+)

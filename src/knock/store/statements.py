@@ -15,6 +15,7 @@ from knock.store.schema import (
     devices,
     parameters,
     sessions,
+    shared_secrets,
     stun_bindings,
     tasks,
     xmpp_accounts,
@@ -34,16 +35,52 @@ FORGET_CREDENTIALS = (
 # Takes the sessions columns.
 OPEN_SESSION = insert(sessions).returning(sessions.c.id)
 
+# A session already ended (superseded by the device's next Inform, perhaps in another process)
+# keeps the outcome it ended with.
 END_SESSION = (
     update(sessions)
-    .where(sessions.c.id == bindparam("session_id"))
+    .where(sessions.c.id == bindparam("session_id"), sessions.c.ended.is_(None))
     .values(ended=bindparam("ended_at"), outcome=bindparam("session_outcome"))
+)
+
+# A device has one session: its Inform ends every other one still open, wherever it runs (a
+# process that was killed, or one that has not noticed yet).
+SUPERSEDE_SESSIONS = (
+    update(sessions)
+    .where(sessions.c.device_id == bindparam("informing_device"), sessions.c.ended.is_(None))
+    .values(ended=bindparam("superseded_at"), outcome="superseded")
+    .returning(sessions.c.id)
+)
+
+# Once the device's other sessions are ended, a task still running belongs to none that lives.
+REQUEUE_DEVICE = (
+    update(tasks)
+    .where(tasks.c.device_id == bindparam("informing_device"), tasks.c.status == TaskStatus.RUNNING)
+    .values(status=TaskStatus.QUEUED, session_id=None)
+)
+
+REQUEUE_SESSION = (
+    update(tasks)
+    .where(
+        tasks.c.session_id == bindparam("requeued_session"), tasks.c.status == TaskStatus.RUNNING
+    )
+    .values(status=TaskStatus.QUEUED, session_id=None)
 )
 
 # The alias makes the subquery scan tasks on its own rather than correlate with the row the
 # UPDATE looks at. PostgreSQL skips a task another claimer has locked; the outer status test
 # turns a claim that lost a race into a no-op, so one task never goes to two sessions.
+# A session claims only while it is open. On PostgreSQL it holds its session row (FOR SHARE)
+# until the claim commits: an Inform of the same device in another process, which ends the
+# session (SUPERSEDE_SESSIONS), then waits and requeues the claimed task, or goes first and the
+# claim finds the session ended.
 _queued = tasks.alias("queued")
+_claimer_open = (
+    select(sessions.c.id)
+    .where(sessions.c.id == bindparam("claiming_session"), sessions.c.ended.is_(None))
+    .with_for_update(read=True)
+    .exists()
+)
 CLAIM_TASK = (
     update(tasks)
     .where(
@@ -58,15 +95,21 @@ CLAIM_TASK = (
         .with_for_update(skip_locked=True)
         .scalar_subquery(),
         tasks.c.status == TaskStatus.QUEUED,
+        _claimer_open,
     )
     .values(status=TaskStatus.RUNNING, session_id=bindparam("claiming_session"))
     .returning(*tasks.c)
 )
 
-# A task no longer running (deleted through the NBI, or finished already) stays as it is.
+# A task no longer running in this session (deleted through the NBI, finished already, or
+# requeued when the device moved to another session) stays as it is.
 FINISH_TASK = (
     update(tasks)
-    .where(tasks.c.id == bindparam("finished_task"), tasks.c.status == TaskStatus.RUNNING)
+    .where(
+        tasks.c.id == bindparam("finished_task"),
+        tasks.c.status == TaskStatus.RUNNING,
+        tasks.c.session_id == bindparam("finishing_session"),
+    )
     .values(
         status=bindparam("final_status"),
         finished=bindparam("finished_at"),
@@ -146,4 +189,11 @@ def xmpp_account_upsert(dialect_name: str) -> Insert:
             "stored_key": new.stored_key,
             "server_key": new.server_key,
         },
+    )
+
+
+def secret_insert(dialect_name: str) -> Insert:
+    """Takes name and value; the first process to store a secret wins, the others read it."""
+    return _insert(dialect_name, shared_secrets).on_conflict_do_nothing(
+        index_elements=[shared_secrets.c.name]
     )

@@ -6,7 +6,7 @@ one transaction, written as a plain function of a Connection and run by `databas
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
@@ -16,9 +16,9 @@ from sqlalchemy import Connection, Executable, Row, delete, insert, or_, select,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
-from knock.store import statements
+from knock.store import pg_hot, statements
 from knock.store.cr_stats import CrCounts, count_cr_attempts
-from knock.store.database import Database
+from knock.store.database import AsyncDatabase, Database
 from knock.store.engine import open_database
 from knock.store.errors import UnknownDeviceError
 from knock.store.migrations import migrate
@@ -39,6 +39,7 @@ from knock.store.schema import (
     devices,
     parameters,
     sessions,
+    shared_secrets,
     stun_bindings,
     tasks,
     xmpp_accounts,
@@ -56,10 +57,15 @@ class Store:
     def __init__(self, db: Database) -> None:
         """Use `Store.open`; this takes a database that is already migrated."""
         self._db = db
+        # PostgreSQL runs the per-session transactions on asyncpg itself (knock.store.pg_hot).
+        self._asyncpg = (
+            db if isinstance(db, AsyncDatabase) and db.dialect_name == "postgresql" else None
+        )
         self._device_upsert = statements.device_upsert(db.dialect_name)
         self._parameter_upsert = statements.parameter_upsert(db.dialect_name)
         self._binding_upsert = statements.binding_upsert(db.dialect_name)
         self._xmpp_account_upsert = statements.xmpp_account_upsert(db.dialect_name)
+        self._secret_insert = statements.secret_insert(db.dialect_name)
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -77,11 +83,32 @@ class Store:
     async def close(self) -> None:
         await self._db.close()
 
+    @property
+    def dialect_name(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self._db.dialect_name
+
+    async def shared_secret(self, name: str, make: Callable[[], str]) -> str:
+        """The secret stored under `name`; the first caller on the database stores `make()`."""
+        return await self._db.run(self._shared_secret, name, make())
+
+    def _shared_secret(self, conn: Connection, name: str, value: str) -> str:
+        conn.execute(self._secret_insert, {"name": name, "value": value})
+        stored = conn.execute(
+            select(shared_secrets.c.value).where(shared_secrets.c.name == name)
+        ).scalar_one()
+        return str(stored)
+
     # --- sessions (the ACS) -------------------------------------------------------------------
     async def record_inform(self, rec: InformRecord) -> int:
         """Upsert the device, store the Inform's parameters, open a session row; return its id.
         With "0 BOOTSTRAP" among the events, the device's stored parameters are dropped first
-        (tasks are kept). "1 BOOT" sets last_boot, "0 BOOTSTRAP" last_bootstrap."""
+        (tasks are kept). "1 BOOT" sets last_boot, "0 BOOTSTRAP" last_bootstrap. Sessions of the
+        device still open (in a process that died or lost it) end as "superseded", and the tasks
+        they were running go back to the queue."""
+        if self._asyncpg is not None:
+            rows = _parameter_rows(rec.device_id, rec.parameters, rec.now)
+            return await self._asyncpg.run_on_asyncpg(pg_hot.record_inform, rec, rows)
         return await self._db.run(self._record_inform, rec)
 
     def _record_inform(self, conn: Connection, rec: InformRecord) -> int:
@@ -109,6 +136,14 @@ class Store:
             conn.execute(
                 self._parameter_upsert, _parameter_rows(rec.device_id, rec.parameters, rec.now)
             )
+        # The device row is locked by the upsert until this commits: two Informs of one device,
+        # in any processes, open their sessions one after the other.
+        ended = conn.execute(
+            statements.SUPERSEDE_SESSIONS,
+            {"informing_device": rec.device_id, "superseded_at": rec.now},
+        ).all()
+        if ended:
+            conn.execute(statements.REQUEUE_DEVICE, {"informing_device": rec.device_id})
         session_id = conn.execute(
             statements.OPEN_SESSION,
             {
@@ -131,6 +166,7 @@ class Store:
         self,
         task_id: int,
         status: str,
+        session_id: int,
         now: datetime,
         *,
         result: Any = None,
@@ -138,9 +174,9 @@ class Store:
         fault_string: str | None = None,
         fault_detail: Any = None,
     ) -> None:
-        """Mark a running task done or faulted."""
+        """Mark a task running in this session done or faulted."""
         done = TaskResult(task_id, status, result, fault_code, fault_string, fault_detail)
-        await self._db.run(_finish_task, done, now)
+        await self._db.run(_finish_task, done, session_id, now)
 
     async def advance_session(
         self, device_id: str, session_id: int, now: datetime, done: TaskResult | None = None
@@ -148,6 +184,16 @@ class Store:
         """One step of the ACS's turn, in one transaction: record the task that just ended (its
         outcome and the parameter changes it made), then claim the device's next queued task;
         with none left, end the session as "ok". Returns the claimed task, or None."""
+        if self._asyncpg is not None and (done is None or not done.delete_under):
+            return await self._asyncpg.run_on_asyncpg(
+                pg_hot.advance_session,
+                device_id,
+                session_id,
+                done,
+                None if done is None else _finished(done, session_id, now),
+                [] if done is None else _parameter_rows(device_id, done.put, now),
+                _ended(session_id, "ok", now),
+            )
         return await self._db.run(self._advance_session, device_id, session_id, now, done)
 
     def _advance_session(
@@ -160,7 +206,7 @@ class Store:
     ) -> TaskRow | None:
         if done is not None:
             # The task's own row is written first so that SQLite takes the write lock at once.
-            _finish_task(conn, done, now)
+            _finish_task(conn, done, session_id, now)
             for prefix in done.delete_under:
                 _delete_parameters_under(conn, device_id, prefix)
             if done.put:
@@ -170,17 +216,13 @@ class Store:
             _end_session(conn, session_id, "ok", now)
         return task
 
-    async def requeue_running(self, device_id: str | None = None) -> int:
-        """Put tasks left running (a session died, or the process did) back in the queue.
-        None means every device (used at start-up). Returns how many."""
-        stmt = (
-            update(tasks)
-            .where(tasks.c.status == TaskStatus.RUNNING)
-            .values(status=TaskStatus.QUEUED, session_id=None)
+    async def requeue_running(self, session_id: int) -> int:
+        """Put the task the session was running back in the queue (the session died). Tasks of
+        a process that died go back when their device's next Inform arrives (record_inform).
+        Returns how many."""
+        return await self._db.run_statement(
+            _rowcount, statements.REQUEUE_SESSION, {"requeued_session": session_id}
         )
-        if device_id is not None:
-            stmt = stmt.where(tasks.c.device_id == device_id)
-        return await self._db.run(_rowcount, stmt)
 
     async def put_parameters(
         self, device_id: str, params: Sequence[ParamValue], now: datetime
@@ -190,7 +232,7 @@ class Store:
         if not params:
             return
         with _known_device(device_id, "store parameters"):
-            await self._db.run(
+            await self._db.run_statement(
                 _rowcount, self._parameter_upsert, _parameter_rows(device_id, params, now)
             )
 
@@ -200,7 +242,9 @@ class Store:
 
     # --- devices (the NBI) --------------------------------------------------------------------
     async def get_device(self, device_id: str) -> DeviceRow | None:
-        row = await self._db.run(_first, select(*_DEVICE_COLUMNS).where(devices.c.id == device_id))
+        row = await self._db.run_statement(
+            _first, select(*_DEVICE_COLUMNS).where(devices.c.id == device_id)
+        )
         return None if row is None else DeviceRow(**row._mapping)
 
     async def find_devices(
@@ -217,7 +261,7 @@ class Store:
             stmt = stmt.where(where)
         # The id breaks ties, so that pages cut by skip and limit neither overlap nor miss rows.
         stmt = stmt.order_by(*order_by, devices.c.id).offset(skip).limit(limit)
-        return [DeviceRow(**row._mapping) for row in await self._db.run(_all, stmt)]
+        return [DeviceRow(**row._mapping) for row in await self._db.run_statement(_all, stmt)]
 
     async def get_parameters(
         self, device_ids: Sequence[str], prefixes: Sequence[str] = ()
@@ -227,12 +271,14 @@ class Store:
 
     async def delete_device(self, device_id: str) -> bool:
         """Remove the device with its parameters, sessions, tasks and attempts."""
-        deleted = await self._db.run(_rowcount, delete(devices).where(devices.c.id == device_id))
+        deleted = await self._db.run_statement(
+            _rowcount, delete(devices).where(devices.c.id == device_id)
+        )
         return deleted > 0
 
     async def list_sessions(self, device_id: str, limit: int = 50) -> list[SessionRow]:
         """The device's latest sessions, newest first."""
-        rows = await self._db.run(
+        rows = await self._db.run_statement(
             _all,
             select(sessions)
             .where(sessions.c.device_id == device_id)
@@ -245,7 +291,7 @@ class Store:
     async def add_cr_attempt(self, device_id: str, method: str, now: datetime) -> int:
         """Record that a connection request (knock.vocab.CrMethod) is under way; return its id."""
         with _known_device(device_id, "record a connection request"):
-            row = await self._db.run(
+            row = await self._db.run_statement(
                 _first,
                 insert(cr_attempts)
                 .values(device_id=device_id, method=method, started=now)
@@ -258,7 +304,7 @@ class Store:
         self, attempt_id: int, outcome: str, now: datetime, detail: str | None = None
     ) -> None:
         """Record how the attempt ended (knock.vocab.CrOutcome), with what was seen."""
-        await self._db.run(
+        await self._db.run_statement(
             _rowcount,
             update(cr_attempts)
             .where(cr_attempts.c.id == attempt_id)
@@ -267,7 +313,7 @@ class Store:
 
     async def list_cr_attempts(self, device_id: str, limit: int = 50) -> list[CrAttemptRow]:
         """The device's latest connection-request attempts, newest first."""
-        rows = await self._db.run(
+        rows = await self._db.run_statement(
             _all,
             select(cr_attempts)
             .where(cr_attempts.c.device_id == device_id)
@@ -287,7 +333,7 @@ class Store:
 
     async def set_cr_credentials(self, device_id: str, username: str, password: str) -> None:
         """Remember the connection-request credentials the ACS set on the device."""
-        updated = await self._db.run(
+        updated = await self._db.run_statement(
             _rowcount,
             update(devices)
             .where(devices.c.id == device_id)
@@ -298,7 +344,7 @@ class Store:
 
     async def set_stun_credentials(self, device_id: str, username: str, password: str) -> None:
         """Remember the STUN credentials the ACS set on the device (TR-111)."""
-        updated = await self._db.run(
+        updated = await self._db.run_statement(
             _rowcount,
             update(devices)
             .where(devices.c.id == device_id)
@@ -309,7 +355,7 @@ class Store:
 
     async def stun_passwords(self) -> dict[str, str]:
         """Every STUN username Knock set, with its password: what the STUN server checks."""
-        rows = await self._db.run(
+        rows = await self._db.run_statement(
             _all,
             select(devices.c.stun_username, devices.c.stun_password).where(
                 devices.c.stun_username.is_not(None), devices.c.stun_password.is_not(None)
@@ -317,9 +363,17 @@ class Store:
         )
         return {row.stun_username: row.stun_password for row in rows}
 
+    async def stun_password(self, username: str) -> str | None:
+        """The password of one STUN username Knock set (perhaps by another ACS process)."""
+        row = await self._db.run_statement(
+            _first,
+            select(devices.c.stun_password).where(devices.c.stun_username == username),
+        )
+        return None if row is None else row.stun_password
+
     async def record_binding(self, username: str, host: str, port: int, seen: datetime) -> None:
         """The public address STUN saw for `username` (a CPE's NAT binding)."""
-        await self._db.run(
+        await self._db.run_statement(
             _rowcount,
             self._binding_upsert,
             {"username": username, "host": host, "port": port, "seen": seen},
@@ -327,7 +381,7 @@ class Store:
 
     async def put_xmpp_account(self, account: XmppAccountRow) -> None:
         """Create the account, or replace its credentials."""
-        await self._db.run(
+        await self._db.run_statement(
             _rowcount,
             self._xmpp_account_upsert,
             {
@@ -340,7 +394,7 @@ class Store:
         )
 
     async def get_xmpp_account(self, username: str) -> XmppAccountRow | None:
-        row = await self._db.run(
+        row = await self._db.run_statement(
             _first, select(xmpp_accounts).where(xmpp_accounts.c.username == username)
         )
         return None if row is None else XmppAccountRow(**row._mapping)
@@ -354,7 +408,7 @@ class Store:
         self, device_id: str, name: str, spec: dict[str, Any], now: datetime
     ) -> TaskRow:
         with _known_device(device_id, f"queue task {name!r}"):
-            row = await self._db.run(
+            row = await self._db.run_statement(
                 _first,
                 insert(tasks)
                 .values(
@@ -370,7 +424,7 @@ class Store:
         return TaskRow(**row._mapping)
 
     async def get_task(self, task_id: int) -> TaskRow | None:
-        row = await self._db.run(_first, select(tasks).where(tasks.c.id == task_id))
+        row = await self._db.run_statement(_first, select(tasks).where(tasks.c.id == task_id))
         return None if row is None else TaskRow(**row._mapping)
 
     async def find_tasks(
@@ -381,10 +435,12 @@ class Store:
         if where is not None:
             stmt = stmt.where(where)
         stmt = stmt.order_by(tasks.c.id).offset(skip).limit(limit)
-        return [TaskRow(**row._mapping) for row in await self._db.run(_all, stmt)]
+        return [TaskRow(**row._mapping) for row in await self._db.run_statement(_all, stmt)]
 
     async def delete_task(self, task_id: int) -> bool:
-        deleted = await self._db.run(_rowcount, delete(tasks).where(tasks.c.id == task_id))
+        deleted = await self._db.run_statement(
+            _rowcount, delete(tasks).where(tasks.c.id == task_id)
+        )
         return deleted > 0
 
 
@@ -441,10 +497,12 @@ def _cr_target(conn: Connection, device_id: str) -> CrTarget | None:
 
 
 def _end_session(conn: Connection, session_id: int, outcome: str, now: datetime) -> None:
-    conn.execute(
-        statements.END_SESSION,
-        {"session_id": session_id, "ended_at": now, "session_outcome": outcome},
-    )
+    conn.execute(statements.END_SESSION, _ended(session_id, outcome, now))
+
+
+def _ended(session_id: int, outcome: str, now: datetime) -> dict[str, Any]:
+    """END_SESSION's parameters."""
+    return {"session_id": session_id, "ended_at": now, "session_outcome": outcome}
 
 
 def _claim_task(conn: Connection, device_id: str, session_id: int) -> TaskRow | None:
@@ -454,25 +512,28 @@ def _claim_task(conn: Connection, device_id: str, session_id: int) -> TaskRow | 
     return None if row is None else TaskRow(**row._mapping)
 
 
-def _finish_task(conn: Connection, done: TaskResult, now: datetime) -> None:
+def _finish_task(conn: Connection, done: TaskResult, session_id: int, now: datetime) -> None:
+    conn.execute(statements.FINISH_TASK, _finished(done, session_id, now))
+
+
+def _finished(done: TaskResult, session_id: int, now: datetime) -> dict[str, Any]:
+    """FINISH_TASK's parameters."""
     if done.status not in (TaskStatus.DONE, TaskStatus.FAULTED):
         raise ValueError(
             f"task {done.task_id} can finish as {TaskStatus.DONE.value!r} or "
             f"{TaskStatus.FAULTED.value!r} only, not {done.status!r}; to retry it, use "
             "requeue_running"
         )
-    conn.execute(
-        statements.FINISH_TASK,
-        {
-            "finished_task": done.task_id,
-            "final_status": done.status,
-            "finished_at": now,
-            "task_result": done.result,
-            "task_fault_code": done.fault_code,
-            "task_fault_string": done.fault_string,
-            "task_fault_detail": done.fault_detail,
-        },
-    )
+    return {
+        "finished_task": done.task_id,
+        "finishing_session": session_id,
+        "final_status": done.status,
+        "finished_at": now,
+        "task_result": done.result,
+        "task_fault_code": done.fault_code,
+        "task_fault_string": done.fault_string,
+        "task_fault_detail": done.fault_detail,
+    }
 
 
 def _delete_parameters_under(conn: Connection, device_id: str, prefix: str) -> int:

@@ -149,10 +149,12 @@ async def start_stun_server(
     settings: StunSettings | None = None,
     on_binding: BindingHook | None = None,
     clock: Callable[[], float] = time.time,
+    reuse_port: bool = False,
 ) -> StunServer:
-    """Listen on *host*:*port* (0 picks a free port); close with `await server.close()`."""
+    """Listen on *host*:*port* (0 picks a free port); close with `await server.close()`.
+    `reuse_port` lets several processes bind the same port (SO_REUSEPORT)."""
     server = StunServer(StunService(passwords, settings), on_binding, clock)
     await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: server, local_addr=(host, port)
+        lambda: server, local_addr=(host, port), reuse_port=reuse_port or None
     )
     return server

@@ -1,0 +1,86 @@
+"""`knock serve` as a real process for the tests that kill it or run several on one database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+import aiohttp
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Serve:
+    """One `knock serve` command (with --workers, several processes) on its own ports."""
+
+    def __init__(self, store_url: str, *flags: str, ready_line: bytes = b"STUN (TR-111)") -> None:
+        self.store_url = store_url
+        self.flags = flags
+        self.ready_line = ready_line
+        self.cwmp, self.nbi = free_port(), free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.output: list[bytes] = []
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "knock", "serve",
+            "--cwmp-host", "127.0.0.1", "--cwmp-port", str(self.cwmp),
+            "--nbi-port", str(self.nbi), "--store-url", self.store_url,
+            "--log-level", "warning", "--cr-provision", "off",
+            "--stun-host", "127.0.0.1", "--stun-port", "0", "--no-xmpp-enable",
+            *self.flags,
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        while True:  # every listener is up once the last banner line is out
+            line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
+            assert line, f"knock serve ended before it was ready: {self.output}"
+            self.output.append(line)
+            if line.startswith(self.ready_line):
+                return
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+
+    async def wait(self) -> int:
+        assert self.proc is not None
+        return await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            await self.proc.wait()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.cwmp}/"
+
+    @property
+    def nbi_url(self) -> str:
+        return f"http://127.0.0.1:{self.nbi}"
+
+    async def post_task(self, device_id: str, task: dict[str, Any]) -> int:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{self.nbi_url}/devices/{device_id}/tasks", json=task) as r,
+        ):
+            assert r.status == 202, await r.text()
+            return int((await r.json())["_id"])
+
+    async def task(self, task_id: int) -> dict[str, Any]:
+        query = f'{{"_id":"{task_id}"}}'
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{self.nbi_url}/tasks/", params={"query": query}) as r,
+        ):
+            [found] = await r.json()
+            return dict(found)
