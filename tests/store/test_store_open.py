@@ -7,7 +7,18 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from sqlalchemy import Column, Connection, MetaData, Table, func, insert, make_url, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    Table,
+    func,
+    insert,
+    inspect,
+    make_url,
+    select,
+    update,
+)
 
 from knock.store import Store, migrations
 from knock.store.engine import driver_url, open_database
@@ -144,6 +155,9 @@ def _inform(device_id: str) -> InformRecord:
     return InformRecord(device_id, "M", "OUI", "PC", "SN", [], [], "", datetime.now(UTC))
 
 
+LATER_INDEXES = ("ix_cr_attempts_started",)  # migration 6
+
+
 async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
     db_url: str,
 ) -> None:
@@ -152,7 +166,8 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
         for table in metadata.sorted_tables:
             # The tables later steps add or change.
             if table.name not in ("devices", "stun_bindings", "xmpp_accounts", "shared_secrets"):
-                table.to_metadata(old)
+                copied = table.to_metadata(old)
+                copied.indexes = {i for i in copied.indexes if i.name not in LATER_INDEXES}
         Table(
             "devices",
             old,
@@ -184,3 +199,10 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
         await store.close()
     assert await _versions(db_url) == [LATEST]
     assert target is not None and (target.username, target.password) == ("cr-user", "cr-pass")
+    indexes = await _run(db_url, lambda conn: inspect(conn).get_indexes("cr_attempts"))
+    assert {i["name"]: i["column_names"] for i in indexes}["ix_cr_attempts_started"] == [
+        "started",
+        "method",
+        "outcome",
+        "ended",
+    ]

@@ -51,12 +51,20 @@ def _add_shared_secrets(conn: Connection) -> None:
     schema.shared_secrets.create(conn)
 
 
+def _index_cr_attempts_started(conn: Connection) -> None:
+    # Inside the migration's one transaction, so PostgreSQL builds it without CONCURRENTLY and
+    # blocks writes to cr_attempts meanwhile: on a large table, upgrade in a quiet hour.
+    (index,) = (i for i in schema.cr_attempts.indexes if i.name == "ix_cr_attempts_started")
+    index.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
     Migration(3, "STUN credentials per device and the NAT bindings STUN learns", _add_stun),
     Migration(4, "accounts of the built-in XMPP server", _add_xmpp_accounts),
     Migration(5, "secrets the ACS processes on one database share", _add_shared_secrets),
+    Migration(6, "an index for the fleet view's time window", _index_cr_attempts_started),
 )
 LATEST = MIGRATIONS[-1].version
 
