@@ -80,3 +80,22 @@ def test_dashboard(tmp_path: Path) -> None:
     result = quick("dashboard", tmp_path)
     assert result["attempts_counted"] == result["attempts_in_window"] == 2000
     assert result["max_ms"] >= result["p50_ms"] > 0
+
+
+def test_informs_against_one_and_two_processes_on_postgresql(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    result = quick("informs_scale", tmp_path, 180, "--store-url", postgres_url)
+    assert result["devices"] == 30
+    for processes in (1, 2):
+        assert result[f"{processes}p_sessions"] == 30
+        assert result[f"{processes}p_sessions_per_s"] > 0
+        assert result[f"{processes}p_p99_ms"] >= result[f"{processes}p_p50_ms"] > 0
+        assert result[f"{processes}p_acs_rss_mib"] > 0
+
+
+def test_rss_of_a_process_that_knows_many_devices(tmp_path: Path) -> None:
+    result = quick("rss_devices", tmp_path, 180)
+    assert (result["devices"], result["sessions"], result["udp_requests"]) == (2000, 10, 3)
+    assert result["udp_undelivered"] == 3  # nothing listens where the requests go
+    assert result["rss_after_mib"] >= result["rss_at_start_mib"] > 0

@@ -22,7 +22,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from knock.store import statements
 from knock.store.rows import InformRecord, TaskResult, TaskRow
-from knock.vocab import Event
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
@@ -87,20 +86,8 @@ async def record_inform(
     conn: asyncpg.Connection, rec: InformRecord, parameter_rows: list[dict[str, Any]]
 ) -> int:
     """Store.record_inform's transaction."""
-    bootstrap = Event.BOOTSTRAP in rec.events
-    device = {
-        "id": rec.device_id,
-        "manufacturer": rec.manufacturer,
-        "oui": rec.oui,
-        "product_class": rec.product_class,
-        "serial_number": rec.serial_number,
-        "registered": rec.now,
-        "last_inform": rec.now,
-        "last_boot": rec.now if Event.BOOT in rec.events else None,
-        "last_bootstrap": rec.now if bootstrap else None,
-    }
-    await conn.execute(_DEVICE_UPSERT.text, *_DEVICE_UPSERT.args(device))
-    if bootstrap:
+    await conn.execute(_DEVICE_UPSERT.text, *_DEVICE_UPSERT.args(rec.device_row()))
+    if rec.bootstrap:
         await conn.execute(
             _DROP_PARAMETERS.text, *_DROP_PARAMETERS.args({"device_id": rec.device_id})
         )

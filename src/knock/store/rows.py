@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from knock.vocab import Event
+
 
 @dataclass(frozen=True, slots=True)
 class ParamValue:
@@ -53,6 +55,24 @@ class InformRecord:
     parameters: list[ParamValue]
     cwmp_version: str
     now: datetime
+
+    @property
+    def bootstrap(self) -> bool:
+        return Event.BOOTSTRAP in self.events
+
+    def device_row(self) -> dict[str, Any]:
+        """The `devices` row the Inform upserts (registered counts only for a new device)."""
+        return {
+            "id": self.device_id,
+            "manufacturer": self.manufacturer,
+            "oui": self.oui,
+            "product_class": self.product_class,
+            "serial_number": self.serial_number,
+            "registered": self.now,
+            "last_inform": self.now,
+            "last_boot": self.now if Event.BOOT in self.events else None,
+            "last_bootstrap": self.now if self.bootstrap else None,
+        }
 
 
 @dataclass(frozen=True, slots=True)

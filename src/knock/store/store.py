@@ -44,7 +44,7 @@ from knock.store.schema import (
     tasks,
     xmpp_accounts,
 )
-from knock.vocab import Event, TaskStatus
+from knock.vocab import TaskStatus
 
 # What a DeviceRow shows: the stored credentials stay out of everything the NBI can read.
 _DEVICE_COLUMNS = [devices.c[f.name] for f in fields(DeviceRow)]
@@ -112,24 +112,10 @@ class Store:
         return await self._db.run(self._record_inform, rec)
 
     def _record_inform(self, conn: Connection, rec: InformRecord) -> int:
-        bootstrap = Event.BOOTSTRAP in rec.events
         # A write comes first, so that SQLite takes the write lock before anything is read: a
         # transaction that reads first cannot wait for the lock, only fail.
-        conn.execute(
-            self._device_upsert,
-            {
-                "id": rec.device_id,
-                "manufacturer": rec.manufacturer,
-                "oui": rec.oui,
-                "product_class": rec.product_class,
-                "serial_number": rec.serial_number,
-                "registered": rec.now,
-                "last_inform": rec.now,
-                "last_boot": rec.now if Event.BOOT in rec.events else None,
-                "last_bootstrap": rec.now if bootstrap else None,
-            },
-        )
-        if bootstrap:
+        conn.execute(self._device_upsert, rec.device_row())
+        if rec.bootstrap:
             conn.execute(statements.DROP_PARAMETERS, {"device_id": rec.device_id})
             conn.execute(statements.FORGET_CREDENTIALS, {"device_id": rec.device_id})
         if rec.parameters:
