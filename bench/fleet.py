@@ -110,15 +110,18 @@ def parse_status(line: str) -> dict[str, str]:
     )
 
 
-async def start_acs(folder: Path) -> tuple[asyncio.subprocess.Process, str, int]:
+async def start_acs(
+    folder: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[asyncio.subprocess.Process, str, int]:
+    """`knock serve` on loopback with SQLite in *folder*, *extra* flags and *env* added."""
     nbi = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "knock", "serve",
         "--cwmp-host", "127.0.0.1", "--cwmp-port", str(free_port()), "--nbi-port", str(nbi),
         "--store-url", f"sqlite:///{folder / 'bench.db'}", "--log-level", "warning",
         "--stun-host", "127.0.0.1", "--stun-port", "0",
-        "--xmpp-host", "127.0.0.1", "--xmpp-port", "0", "--xmpp-tls-port", "0",
-        stdout=asyncio.subprocess.PIPE,
+        "--xmpp-host", "127.0.0.1", "--xmpp-port", "0", "--xmpp-tls-port", "0", *extra,
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})},
     )  # fmt: skip
     assert process.stdout is not None
     async with asyncio.timeout(30):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import itertools
 import math
 import os
@@ -30,7 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,24 +125,34 @@ class Prosody:
     async def stop(self) -> None:
         await asyncio.to_thread(self._server.stop)
 
-    def add_accounts(self, names: Sequence[str]) -> None:
+    def add_accounts(
+        self, names: Sequence[str], password_of: Callable[[str], str] = lambda _name: PASSWORD
+    ) -> None:
         """Written as internal_hashed account files under its data_path (prosodyctl takes half
-        a second an account), all with SALT so the clients derive the SCRAM key once."""
-        creds = ScramCredentials.from_password(PASSWORD, salt=SALT, iterations=ITERATIONS)
-        # Prosody's datamanager escapes every non-alphanumeric byte of a host as %xx.
-        host = "".join(c if c.isalnum() else f"%{ord(c):02x}" for c in DOMAIN)
-        folder = self._server.root / "data" / host / "accounts"
-        folder.mkdir(parents=True, exist_ok=True)
-        record = (
-            f'return {{ ["iteration_count"] = {ITERATIONS}; ["salt"] = "{SALT.decode()}"; '
-            f'["stored_key"] = "{creds.stored_key.hex()}"; '
-            f'["server_key"] = "{creds.server_key.hex()}"; }};\n'
+        a second an account), all with SALT so a client derives the SCRAM key once a password
+        (bench/connreq.py gives each device its own, as `knock sim --xmpp-password-secret`)."""
+        derive = functools.cache(
+            lambda password: ScramCredentials.from_password(
+                password, salt=SALT, iterations=ITERATIONS
+            )
         )
+        folder = self._server.root / "data" / prosody_escape(DOMAIN) / "accounts"
+        folder.mkdir(parents=True, exist_ok=True)
         for name in names:
-            (folder / f"{name}.dat").write_text(record)
+            creds = derive(password_of(name))
+            (folder / f"{prosody_escape(name)}.dat").write_text(
+                f'return {{ ["iteration_count"] = {ITERATIONS}; ["salt"] = "{SALT.decode()}"; '
+                f'["stored_key"] = "{creds.stored_key.hex()}"; '
+                f'["server_key"] = "{creds.server_key.hex()}"; }};\n'
+            )
         if os.geteuid() == 0:
             for path in [folder.parent.parent, folder.parent, folder, *folder.iterdir()]:
                 shutil.chown(path, xmpp_servers.USER, xmpp_servers.USER)
+
+
+def prosody_escape(name: str) -> str:
+    """As Prosody's datamanager names files: every non-alphanumeric byte as %xx."""
+    return "".join(c if c.isalnum() else f"%{ord(c):02x}" for c in name)
 
 
 def make_server(name: str) -> Builtin | Prosody | Ejabberd:

@@ -44,6 +44,16 @@ def test_connreq(tmp_path: Path) -> None:
     assert result["p99_ms"] >= result["p50_ms"] > 0
 
 
+def test_connreq_by_xmpp_on_the_builtin_server_and_on_prosody(tmp_path: Path) -> None:
+    result = quick("connreq", tmp_path, 240, "--method", "xmpp", "--server", "both")
+    assert (result["method"], result["devices"]) == ("xmpp", 30)
+    for server in ("builtin", "prosody"):
+        figures = result[server]
+        assert figures["outcomes"] == {"delivered": 30}, server
+        assert figures["p99_ms"] >= figures["p50_ms"] > 0, server
+    assert isinstance(result["prosody"]["xmpp_server_kib_per_device"], float)
+
+
 def test_stun(tmp_path: Path) -> None:
     cases = quick("stun", tmp_path)["cases"]
     assert [(c["case"], c["window"]) for c in cases] == [

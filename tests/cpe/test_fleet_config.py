@@ -31,6 +31,28 @@ def test_config_crosses_into_a_worker_as_json() -> None:
     assert "pw" not in repr(config)
 
 
+def test_devices_on_an_external_xmpp_server_have_accounts_an_operator_can_register() -> None:
+    config = FleetConfig(
+        ACS,
+        3,
+        cr_methods=(CrMethod.HTTP, CrMethod.XMPP),
+        xmpp_server="127.0.0.1:5333",
+        xmpp_domain="xmpp.example",
+        xmpp_password_secret="fleet-secret",
+    )
+    config.validate()
+    assert FleetConfig.from_json(config.to_json()) == config
+    external = config.external_xmpp
+    assert external is not None and (external.host, external.port) == ("127.0.0.1", 5333)
+    assert "fleet-secret" not in repr(config) + repr(external)
+    # printf %s sim000002 | openssl dgst -sha256 -hmac fleet-secret
+    assert external.account("SIM000002") == (
+        "sim000002@xmpp.example/cwmp",
+        "a4573867b27b0fe430eeecca5bca7d66534b75e79e5e5836e3c0fe0d0562f57e",
+    )
+    assert FleetConfig(ACS, 1).external_xmpp is None
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -56,6 +78,27 @@ def test_config_crosses_into_a_worker_as_json() -> None:
         ({"start_rate": 0}, "--start-rate 0: give devices per second, above 0"),
         ({"cr_rate_limit": -1}, "--cr-rate-limit must be 0 (no limit) or a number of seconds"),
         ({"periodic_interval": -5}, "--periodic-interval must be 0 (off) or a number of seconds"),
+        (
+            {"xmpp_server": "127.0.0.1:5222", "xmpp_password_secret": "s"},
+            "--xmpp-server needs xmpp among --cr; e.g. --cr http,xmpp",
+        ),
+        (
+            {
+                "xmpp_server": "127.0.0.1",
+                "cr_methods": (CrMethod.HTTP, CrMethod.XMPP),
+                "xmpp_password_secret": "s",
+            },
+            "--xmpp-server '127.0.0.1': give HOST:PORT, e.g. xmpp.example.net:5222",
+        ),
+        (
+            {"xmpp_server": "127.0.0.1:5222", "cr_methods": (CrMethod.HTTP, CrMethod.XMPP)},
+            "--xmpp-server needs --xmpp-password-secret (or KNOCK_SIM_XMPP_PASSWORD_SECRET), the "
+            "secret the devices' passwords derive from",
+        ),
+        (
+            {"xmpp_password_secret": "s"},
+            "--xmpp-domain and --xmpp-password-secret go with --xmpp-server HOST:PORT",
+        ),
         (
             {"model": "/nonexistent.json"},
             "--model /nonexistent.json: cannot read model file "

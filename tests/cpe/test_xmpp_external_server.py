@@ -18,11 +18,11 @@ from knock.config import ConfigError
 from knock.cpe.cr_rate import CrPolicy
 from knock.cpe.cr_services import CrServices
 from knock.cpe.device import SimulatedCpe
+from knock.cpe.xmpp_account import preconfigure_xmpp
 from knock.cpe.xmpp_cr import XmppAnswer
 from knock.cwmp.deviceid import device_key
 from knock.server import start
 from knock.vocab import CrMethod, CrOutcome
-from preconfigured_xmpp import preconfigure_xmpp
 from serve_support import loopback_settings
 from xmpp_servers import Prosody, account, running_prosody
 

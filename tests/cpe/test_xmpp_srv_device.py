@@ -9,10 +9,10 @@ from pathlib import Path
 from dns_server import running_dns
 from knock.cpe.cr_rate import CrAdmission, CrPolicy
 from knock.cpe.device import SimulatedCpe
+from knock.cpe.xmpp_account import preconfigure_xmpp
 from knock.cpe.xmpp_agent import XmppShared
 from knock.cpe.xmpp_cr import XmppCrGate
 from knock.xmpp.srv import SrvResolver
-from preconfigured_xmpp import preconfigure_xmpp
 from xmpp_servers import account, running_knock
 
 MS = "Device.ManagementServer."

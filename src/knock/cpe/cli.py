@@ -131,6 +131,35 @@ def sim(
             "(ConnectionRequestURL, UDPConnectionRequestAddress); in a NAT lab, the LAN address."
         ),
     ] = "127.0.0.1",
+    xmpp_server: Annotated[
+        str,
+        typer.Option(
+            help="HOST:PORT of an external XMPP server (Prosody, ejabberd) on "
+            "which each device has an account from the start, as operators configure out of "
+            "band: username its serial in lower case (sim000001), password the hex "
+            "HMAC-SHA256 of the username under --xmpp-password-secret, resource cwmp. The "
+            "device holds that XMPP.Connection row and logs in at power-on; the ACS only tells "
+            "it whom to accept requests from. Needs --cr with xmpp.",
+        ),
+    ] = "",
+    xmpp_domain: Annotated[
+        str,
+        typer.Option(help="Domain of the devices' JIDs on --xmpp-server (default: its host)."),
+    ] = "",
+    xmpp_password_secret: Annotated[
+        str,
+        typer.Option(
+            envvar="KNOCK_SIM_XMPP_PASSWORD_SECRET",
+            help="Secret of the devices' XMPP passwords: register each account with the "
+            "password `printf %s sim000001 | openssl dgst -sha256 -hmac SECRET` gives.",
+        ),
+    ] = "",
+    xmpp_tls: Annotated[
+        bool,
+        typer.Option(
+            help="Devices on --xmpp-server require STARTTLS (UseTLS), checked against --xmpp-ca."
+        ),
+    ] = False,
     live: Annotated[
         bool, typer.Option(help="A live table; --no-live prints a line a second, for logs and CI.")
     ] = True,
@@ -173,6 +202,10 @@ def sim(
         xmpp_ca=str(xmpp_ca) if xmpp_ca is not None else "",
         cr_host=cr_host,
         defects=tuple(sorted(defects)),
+        xmpp_server=xmpp_server,
+        xmpp_domain=xmpp_domain,
+        xmpp_password_secret=xmpp_password_secret,
+        xmpp_tls=xmpp_tls,
     )
     err = Console(stderr=True)
     try:

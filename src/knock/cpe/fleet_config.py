@@ -13,6 +13,7 @@ from knock.cpe.cr_rate import DEFAULT_RATE_LIMIT, Busy
 from knock.cpe.cr_services import check_support
 from knock.cpe.datamodel import ModelError, load_model, template_of
 from knock.cpe.defects import Defect
+from knock.cpe.xmpp_account import ExternalXmpp
 from knock.vocab import CrMethod
 
 DEFAULT_START_RATE: Final = 200.0  # devices per second: a fleet boots without flooding the ACS
@@ -43,6 +44,12 @@ class FleetConfig:
     # lab, the address of the LAN side, so that what they report is what a NAT would hide.
     cr_host: str = "127.0.0.1"
     defects: tuple[Defect, ...] = ()  # requirements every device breaks on purpose (knock check)
+    # An external XMPP server (HOST:PORT) the devices have accounts on from the start; "": the
+    # ACS gives them accounts on its own server.
+    xmpp_server: str = ""
+    xmpp_domain: str = ""  # "": the host of xmpp_server
+    xmpp_password_secret: str = ""
+    xmpp_tls: bool = False
 
     def __repr__(self) -> str:  # the ACS password never reaches a log through a repr
         return f"FleetConfig({self.count} x {self.serial_prefix} -> {self.acs_url})"
@@ -50,6 +57,20 @@ class FleetConfig:
     @property
     def cr_text(self) -> str:
         return ",".join(self.cr_methods)
+
+    @property
+    def external_xmpp(self) -> ExternalXmpp | None:
+        """The external server's settings (validated), or None."""
+        if not self.xmpp_server:
+            return None
+        host, _, port = self.xmpp_server.rpartition(":")
+        return ExternalXmpp(
+            host.strip("[]"),
+            int(port),
+            self.xmpp_domain or host.strip("[]"),
+            self.xmpp_password_secret,
+            self.xmpp_tls,
+        )
 
     def serial(self, number: int) -> str:
         return f"{self.serial_prefix}{number:06d}"
@@ -82,7 +103,28 @@ class FleetConfig:
             raise FleetError("--cr-rate-limit must be 0 (no limit) or a number of seconds")
         if self.report_interval <= 0:
             raise FleetError(f"report_interval {self.report_interval}: give seconds, above 0")
+        self._validate_external_xmpp()
         self._validate_model()
+
+    def _validate_external_xmpp(self) -> None:
+        if not self.xmpp_server:
+            if self.xmpp_domain or self.xmpp_password_secret:
+                raise FleetError(
+                    "--xmpp-domain and --xmpp-password-secret go with --xmpp-server HOST:PORT"
+                )
+            return
+        if CrMethod.XMPP not in self.cr_methods:
+            raise FleetError("--xmpp-server needs xmpp among --cr; e.g. --cr http,xmpp")
+        host, _, port = self.xmpp_server.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise FleetError(
+                f"--xmpp-server {self.xmpp_server!r}: give HOST:PORT, e.g. xmpp.example.net:5222"
+            )
+        if not self.xmpp_password_secret:
+            raise FleetError(
+                "--xmpp-server needs --xmpp-password-secret (or KNOCK_SIM_XMPP_PASSWORD_SECRET), "
+                "the secret the devices' passwords derive from"
+            )
 
     def _validate_model(self) -> None:
         try:

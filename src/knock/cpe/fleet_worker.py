@@ -120,6 +120,9 @@ def _configure(cpe: SimulatedCpe, config: FleetConfig) -> None:
         cpe.set_value(management("PeriodicInformEnable"), str(config.periodic_interval > 0).lower())
         if config.periodic_interval:
             cpe.set_value(management("PeriodicInformInterval"), str(config.periodic_interval))
+    external = config.external_xmpp
+    if external is not None:
+        external.configure(cpe)
 
 
 def _raise_open_files_limit() -> None:
