@@ -33,8 +33,20 @@ test: lint
 	sh scripts/prepare-test-host.sh
 	$(BIN)/pytest
 
+# Every benchmark in turn, as docs/performance.md quotes them (about half an hour on 2 cores).
+# Each prints its table and writes JSON under bench/results/.
 bench: $(VENV)/.dev
 	$(BIN)/python bench/informs.py
+	$(BIN)/python bench/informs_scale.py --processes 1,2
+	$(BIN)/python bench/rss_devices.py --devices 100000
+	$(BIN)/python bench/stun.py
+	$(BIN)/python bench/xmpp.py
+	$(BIN)/python bench/xmpp_client.py
+	$(BIN)/python bench/dashboard.py
+	for n in 1000 10000; do for m in http udp xmpp; do \
+	    $(BIN)/python bench/connreq.py --method $$m --devices $$n \
+	        --json bench/results/connreq-$$m-$$n.json || exit 1; done; done
+	$(BIN)/python bench/fleet.py --cr http,udp,xmpp
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
