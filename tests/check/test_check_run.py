@@ -118,7 +118,17 @@ def test_the_command_lists_cases_and_refuses_an_unknown_one() -> None:
     assert unknown.exit_code == 2
     assert "no case matches 'http.nope'" in unknown.output
     helped = runner.invoke(app, ["check", "--help"], env={"COLUMNS": "200"})
-    for word in ("3478", "5222", "7547", "--xmpp-tls", "--stun-auth", "--udp-delay", "--junit"):
+    for word in (
+        "3478",
+        "5222",
+        "5223",
+        "7547",
+        "--xmpp-tls-port",
+        "--stun-auth",
+        "--udp-delay",
+        "--junit",
+        "knock serve",
+    ):
         assert word in helped.output
 
 
