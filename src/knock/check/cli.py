@@ -190,10 +190,7 @@ def check(
                     on_result=lambda r: out.print(report_console.case_line(r)),
                 )
             )
-        except ConfigError as exc:
-            err.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(2) from None
-        except NoDevice as exc:
+        except (ConfigError, NoDevice) as exc:
             err.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(2) from None
         except OSError as exc:
