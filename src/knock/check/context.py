@@ -445,14 +445,20 @@ class Watch:
         return None
 
     async def no_session(self, within: float | None = None) -> None:
-        """Fail the case if the device opens a session within *within* seconds."""
+        """Fail the case if the device opens a session with 6 CONNECTION REQUEST within *within*
+        seconds. Sessions of the device's own (a periodic Inform, a value change) are noted and
+        not counted: a real device's periodic Inform may well fall into the watch."""
         wait = within if within is not None else self._ctx.options.quiet_for
         self._ctx.note(f"watching {wait:g} s for a session that should not come")
         before = len(self.arrivals)
         await self.collect(wait)
-        if len(self.arrivals) > before:
-            events = ", ".join(self.arrivals[before].events)
-            self._ctx.fail(f"the device opened a session (Inform [{events}]) it should not have")
+        for arrival in self.arrivals[before:]:
+            events = ", ".join(arrival.events)
+            if Event.CONNECTION_REQUEST in arrival.events:
+                self._ctx.fail(
+                    f"the device opened a session (Inform [{events}]) that should not come"
+                )
+            self._ctx.note(f"a session of the device's own (Inform [{events}]), not counted")
 
     async def collect(self, within: float) -> list[Arrival]:
         """Every session that begins within *within* seconds (and those seen before)."""
