@@ -169,12 +169,12 @@ async def test_only_a_session_answering_a_request_counts_against_no_session(
     async def quiet_but_periodic(ctx: CheckContext) -> None:
         with ctx.watch() as sessions:
             lab.cpe.request_session(Event.PERIODIC)  # the device's own, as a timer fires
-            await sessions.no_session(2.0)
+            await sessions.no_session()
 
     async def answered(ctx: CheckContext) -> None:
         with ctx.watch() as sessions:
             lab.cpe.request_session(Event.CONNECTION_REQUEST)
-            await sessions.no_session(2.0)
+            await sessions.no_session()
 
     def made(run: CaseFn) -> Case:
         return Case("http.no-session-test", "none", "a test of no_session", Family.HTTP, run)
