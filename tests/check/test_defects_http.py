@@ -62,3 +62,10 @@ async def test_a_session_without_the_event_is_told_in_words(
 ) -> None:
     reason = results[Defect.NO_CR_EVENT]["http.digest-valid"].reason
     assert reason.startswith("no Inform with 6 CONNECTION REQUEST within 5 s (the device "), reason
+
+
+def test_every_defect_of_the_simulator_is_in_a_table() -> None:
+    from test_cases_udp import EXPECTED_FAILURES as UDP
+    from test_cases_xmpp import EXPECTED_FAILURES as XMPP
+
+    assert set(EXPECTED) | set(UDP) | set(XMPP) == {None, *Defect}
