@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from knock.check import CaseResult, CheckOptions, run_case, select
+import pytest
+
+from knock.check import CaseResult, CheckOptions, Verdict, run_case, select
 from knock.check.context import DeviceUnderTest
 from knock.check.device import wait_for_device
 from knock.cpe.cr_rate import CrPolicy
 from knock.cpe.cr_services import CrServices
+from knock.cpe.defects import Defect
 from knock.cpe.device import SimulatedCpe
 from knock.server import Running, start
 from knock.vocab import CrMethod
@@ -98,3 +101,37 @@ async def _reported(dut: DeviceUnderTest, methods: tuple[CrMethod, ...]) -> None
             while len(await ctx.parameters(*names)) < len(names):
                 await announcements.next()
     await ctx.idle()
+
+
+async def run_lab(
+    factory: pytest.TempPathFactory,
+    defect: Defect | None,
+    methods: tuple[CrMethod, ...],
+    patterns: list[str],
+    ready: Callable[[CheckLab], Awaitable[None]] | None = None,
+) -> dict[str, CaseResult]:
+    """The cases *patterns* against one device with *defect* (None: a correct one) offering
+    *methods*, once *ready*. Tests gather one per defect in one event loop, so a table of
+    defects costs about one run of the cases."""
+    folder = factory.mktemp(defect.value if defect else "correct")
+    defects = frozenset({defect} if defect else ())
+    async with check_lab(folder, methods=methods, defects=defects) as lab:
+        if ready is not None:
+            await ready(lab)
+        return {case.id: await lab.run(case.id) for case in select(patterns)}
+
+
+def assert_fails_exactly(
+    results: dict[str, CaseResult], failing: set[str], skipping: set[str] | None = None
+) -> None:
+    """The cases *failing* failed, each with its reason as its evidence's last entry, those of
+    *skipping* were skipped, and every other case passed."""
+    by_verdict: dict[Verdict, set[str]] = {verdict: set() for verdict in Verdict}
+    for case_id, result in results.items():
+        by_verdict[result.verdict].add(case_id)
+    failed = by_verdict[Verdict.FAIL]
+    assert failed == failing, {c: results[c].reason for c in failed ^ failing}
+    for case_id in failed:
+        assert results[case_id].evidence[-1].summary == f"fail: {results[case_id].reason}"
+    skipped = by_verdict[Verdict.SKIPPED]
+    assert skipped == (skipping or set()), {c: results[c].reason for c in skipped}

@@ -34,7 +34,7 @@ from knock.cpe.cr_services import CrServices
 from knock.cpe.defects import Defect
 from knock.cpe.device import SimulatedCpe
 from knock.server import Running
-from knock.vocab import CrMethod
+from knock.vocab import CrMethod, Event
 from serve_support import loopback_settings
 
 CASES = ["http.digest-valid", "http.basic-refused"]
@@ -118,7 +118,17 @@ def test_the_command_lists_cases_and_refuses_an_unknown_one() -> None:
     assert unknown.exit_code == 2
     assert "no case matches 'http.nope'" in unknown.output
     helped = runner.invoke(app, ["check", "--help"], env={"COLUMNS": "200"})
-    for word in ("3478", "5222", "7547", "--xmpp-tls", "--stun-auth", "--udp-delay", "--junit"):
+    for word in (
+        "3478",
+        "5222",
+        "5223",
+        "7547",
+        "--xmpp-tls-port",
+        "--stun-auth",
+        "--udp-delay",
+        "--junit",
+        "knock serve",
+    ):
         assert word in helped.output
 
 
@@ -151,3 +161,32 @@ async def test_the_runner_turns_every_ending_of_a_case_into_a_verdict(tmp_path: 
     )
     assert (skipped.verdict, skipped.reason) == (Verdict.SKIPPED, "the device offers no such thing")
     assert exit_code([skipped]) == 0 and exit_code([skipped, failed]) == 1
+
+
+async def test_only_a_session_answering_a_request_counts_against_no_session(
+    tmp_path: Path,
+) -> None:
+    async def quiet_but_periodic(ctx: CheckContext) -> None:
+        with ctx.watch() as sessions:
+            lab.cpe.request_session(Event.PERIODIC)  # the device's own, as a timer fires
+            await sessions.no_session()
+
+    async def answered(ctx: CheckContext) -> None:
+        with ctx.watch() as sessions:
+            lab.cpe.request_session(Event.CONNECTION_REQUEST)
+            await sessions.no_session()
+
+    def made(run: CaseFn) -> Case:
+        return Case("http.no-session-test", "none", "a test of no_session", Family.HTTP, run)
+
+    async with check_lab(tmp_path) as lab:
+        own = await run_case(lab.dut, made(quiet_but_periodic))
+        counted = await run_case(lab.dut, made(answered))
+    assert own.verdict is Verdict.PASS, own.reason
+    assert "a session of the device's own (Inform [2 PERIODIC]), not counted" in [
+        e.summary for e in own.evidence
+    ]
+    assert counted.verdict is Verdict.FAIL
+    assert counted.reason == (
+        "the device opened a session (Inform [6 CONNECTION REQUEST]) that should not come"
+    )

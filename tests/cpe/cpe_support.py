@@ -107,6 +107,7 @@ class FakeAcs:
         self.informs: asyncio.Queue[Inform] = asyncio.Queue()  # every Inform, failed ones too
         self.sessions: asyncio.Queue[AcsSession] = asyncio.Queue()  # sessions ended with 204
         self.on_request: Callable[[Rpc | bytes], None] | None = None
+        self.on_inform: Callable[[Inform], None] | None = None  # before its InformResponse
         self.challenges = 0
         self._open: dict[str, AcsSession] = {}
         self._keys = 0
@@ -178,6 +179,8 @@ class FakeAcs:
 
     def _inform(self, inform: Inform, cwmp_ns: str, id_: str | None) -> web.Response:
         self.informs.put_nowait(inform)
+        if self.on_inform is not None:
+            self.on_inform(inform)
         if self.fail_informs:
             self.fail_informs -= 1
             return web.Response(status=503, text="ACS busy")

@@ -352,6 +352,29 @@ async def test_value_changes_are_notified(
     assert cpe.model.changes() == {}
 
 
+async def test_a_value_changed_during_a_session_makes_one_more_session(
+    make_cpe: MakeCpe, run_cpe: RunCpe, acs: FakeAcs, clock: FakeClock
+) -> None:
+    address = MS + "UDPConnectionRequestAddress"
+    acs.scripts.append([SetParameterAttributes([notify(address, 2)])])
+    cpe = make_cpe("SN10")
+    run_cpe(cpe)
+    await acs.next_session()
+    await clock.next_timer()
+
+    def moved_back(inform: object) -> None:  # as a STUN mapping that moved comes back
+        cpe.set_value(address, "198.51.100.7:40001")
+
+    acs.on_inform = moved_back  # while the Inform reporting the first change is on its way
+    cpe.set_value(address, "198.51.100.7:40000")
+    first = await acs.next_session()
+    acs.on_inform = None
+    assert params(first.inform)[address] == "198.51.100.7:40000"
+    second = await acs.next_session()  # its acknowledged Inform does not swallow the change
+    assert codes(second.inform) == ["4 VALUE CHANGE"]
+    assert params(second.inform)[address] == "198.51.100.7:40001"
+
+
 async def test_download_ends_with_transfer_complete(
     make_cpe: MakeCpe, run_cpe: RunCpe, acs: FakeAcs, clock: FakeClock
 ) -> None:

@@ -8,9 +8,10 @@ import secrets
 from urllib.parse import urlsplit
 
 from knock.check.cases import case
-from knock.check.cases_udp import SLACK, device_address, short_keepalives
+from knock.check.cases_udp import SLACK, device_address, mapping_restored, short_keepalives
 from knock.check.context import CheckContext, Watch
 from knock.check.observe_stun import stun_watch
+from knock.check.offers import supports
 from knock.check.profiles import shortfalls
 from knock.stun.attributes import Address
 from knock.stun.service import Handled
@@ -18,18 +19,6 @@ from knock.vocab import Event, TaskStatus
 
 # TR-069 Annex A: ConnectionRequestUsername/Password are string(256).
 LONGEST = 256
-
-
-async def _supports(ctx: CheckContext, method: str) -> bool:
-    """Whether the device offers *method* (HTTP, STUN, XMPP) by its SupportedConnReqMethods;
-    a device without the parameter (TR-098, older TR-181) by the objects it reported."""
-    target = await ctx.target()
-    supported = target.management.get("SupportedConnReqMethods")
-    if supported is not None:
-        return method in {m.strip() for m in supported.split(",")}
-    if method == "XMPP":
-        return ctx.dut.root == "Device." and "ConnReqJabberID" in target.management
-    return "STUNEnable" in target.management
 
 
 async def _names(ctx: CheckContext, *objects: str) -> dict[str, bool]:
@@ -48,7 +37,7 @@ async def _names(ctx: CheckContext, *objects: str) -> dict[str, bool]:
 
 
 async def _profile(ctx: CheckContext, profile: str, method: str, *objects: str) -> None:
-    if not await _supports(ctx, method):
+    if not await supports(ctx, method):
         ctx.skip(
             f"the device does not offer {method} connection requests (SupportedConnReqMethods)"
         )
@@ -146,7 +135,7 @@ async def credentials_256(ctx: CheckContext) -> None:
     "4 VALUE CHANGE",
 )
 async def jid_notify(ctx: CheckContext) -> None:
-    if not await _supports(ctx, "XMPP"):
+    if not await supports(ctx, "XMPP"):
         ctx.skip("the device does not offer XMPP connection requests (SupportedConnReqMethods)")
     name = ctx.ms("ConnReqJabberID")
     await _active(ctx, name)
@@ -173,7 +162,7 @@ async def jid_notify(ctx: CheckContext) -> None:
     "the new address is informed at once with 4 VALUE CHANGE",
 )
 async def udp_address_notify(ctx: CheckContext) -> None:
-    if not await _supports(ctx, "STUN"):
+    if not await supports(ctx, "STUN"):
         ctx.skip("the device does not offer UDP connection requests (SupportedConnReqMethods)")
     name = ctx.ms("UDPConnectionRequestAddress")
     await _active(ctx, name)
@@ -203,10 +192,7 @@ async def udp_address_notify(ctx: CheckContext) -> None:
                 stun.move_next(moved, stun_password)
                 with server.tapped(keep):
                     await _informed(ctx, sessions, name, f"{host}:{moved[1]}", within)
-            # The true mapping comes back with the next Binding Request, which the device may
-            # inform in a session of its own: let that come here rather than in the next case.
-            await sessions.session_end()
-            await sessions.collect(ctx.options.quiet_for)
+            await mapping_restored(ctx, sessions, (host, port))
 
 
 async def _informed(

@@ -20,8 +20,11 @@ CHECK_HELP: Final = (
     "its own STUN and XMPP servers, wait for the device to Inform, provision it, run the cases "
     "and give a verdict for each, with the messages exchanged as evidence.\n\n"
     "Ports (all on --host): CWMP tcp --cwmp-port (7547), STUN udp --stun-port (3478), XMPP tcp "
-    "--xmpp-port (5222). The device must reach all three, and Knock must reach the device's "
-    "ConnectionRequestURL (HTTP) and its UDP port through any NAT.\n\n"
+    "--xmpp-port (5222), --xmpp-tls-port (5223, direct TLS). The device must reach them, and "
+    "Knock must reach the device's ConnectionRequestURL (HTTP) and its UDP port through any "
+    "NAT. The ACS is always its own, in this process: the cases hold sessions open, tap the "
+    "STUN server and restart the XMPP server, which a running knock serve does not offer, so "
+    "stop one that holds these ports (or pick others).\n\n"
     "Point the device at the ACS: set ManagementServer.URL to the URL printed at start (or give "
     "--url when the device reaches this host by another name), ACS authentication off (or as "
     "in --config), then reboot it or wait for its periodic Inform. Knock sets the "
@@ -65,6 +68,9 @@ def check(
     cwmp_port: Annotated[int, typer.Option(help="CWMP port.")] = 7547,
     stun_port: Annotated[int, typer.Option(help="STUN port (udp).")] = 3478,
     xmpp_port: Annotated[int, typer.Option(help="XMPP client port.")] = 5222,
+    xmpp_tls_port: Annotated[
+        int, typer.Option(help="XMPP direct-TLS port; 0 picks a free one.")
+    ] = 5223,
     xmpp_domain: Annotated[str, typer.Option(help="XMPP domain of the built-in server.")] = "",
     xmpp_tls: Annotated[
         bool, typer.Option(help="Require TLS on the device's XMPP connection (UseTLS).")
@@ -148,6 +154,7 @@ def check(
                 stun_port=stun_port,
                 xmpp_host=host,
                 xmpp_port=xmpp_port,
+                xmpp_tls_port=xmpp_tls_port,
                 xmpp_domain=xmpp_domain or settings.xmpp_domain,
                 nbi_port=0,  # not used by the check; never in the way of a knock serve
                 # A fresh store and folder, unless the configuration names its own: the device
@@ -183,10 +190,7 @@ def check(
                     on_result=lambda r: out.print(report_console.case_line(r)),
                 )
             )
-        except ConfigError as exc:
-            err.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(2) from None
-        except NoDevice as exc:
+        except (ConfigError, NoDevice) as exc:
             err.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(2) from None
         except OSError as exc:

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -425,22 +425,40 @@ class Watch:
                     await self._next()
         except TimeoutError:
             others = "; ".join(", ".join(a.events) for a in self.arrivals)
-            what = "an Inform" if event is None else f"an Inform with {event!r}"
+            what = "Inform" if event is None else f"Inform with {event}"
             self._ctx.fail(
                 f"no {what} within {wait:g} s"
                 + (f" (the device informed with [{others}])" if others else "")
             )
         return matching()[nth - 1]
 
+    async def first(self, matches: Callable[[Arrival], bool], within: float) -> Arrival | None:
+        """The first Inform since the watch began for which *matches* holds, or None when none
+        comes within *within* seconds: for what a case waits on without judging it."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while True:
+                    found = next((a for a in self.arrivals if matches(a)), None)
+                    if found is not None:
+                        return found
+                    await self._next()
+        return None
+
     async def no_session(self, within: float | None = None) -> None:
-        """Fail the case if the device opens a session within *within* seconds."""
+        """Fail the case if the device opens a session with 6 CONNECTION REQUEST within *within*
+        seconds. Sessions of the device's own (a periodic Inform, a value change) are noted and
+        not counted: a real device's periodic Inform may well fall into the watch."""
         wait = within if within is not None else self._ctx.options.quiet_for
         self._ctx.note(f"watching {wait:g} s for a session that should not come")
         before = len(self.arrivals)
         await self.collect(wait)
-        if len(self.arrivals) > before:
-            events = ", ".join(self.arrivals[before].events)
-            self._ctx.fail(f"the device opened a session (Inform [{events}]) it should not have")
+        for arrival in self.arrivals[before:]:
+            events = ", ".join(arrival.events)
+            if Event.CONNECTION_REQUEST in arrival.events:
+                self._ctx.fail(
+                    f"the device opened a session (Inform [{events}]) that should not come"
+                )
+            self._ctx.note(f"a session of the device's own (Inform [{events}]), not counted")
 
     async def collect(self, within: float) -> list[Arrival]:
         """Every session that begins within *within* seconds (and those seen before)."""
@@ -450,12 +468,13 @@ class Watch:
                     await self._next()
         return self.arrivals
 
-    async def session_end(self, within: float | None = None) -> None:
-        """Wait until the session of the last Inform seen ended."""
+    async def session_end(self, session: int | None = None, within: float | None = None) -> None:
+        """Wait until *session* (by default that of the last Inform seen) ended."""
         wait = within if within is not None else self._ctx.options.inform_within
-        if not self.arrivals:
-            raise RuntimeError("session_end() before any Inform was seen")
-        session = self.arrivals[-1].session_id
+        if session is None:
+            if not self.arrivals:
+                raise RuntimeError("session_end() before any Inform was seen")
+            session = self.arrivals[-1].session_id
         try:
             async with asyncio.timeout(wait):
                 while session not in self.ended:

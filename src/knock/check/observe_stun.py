@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from knock.check.context import CheckContext
@@ -116,17 +116,26 @@ class StunWatch:
         self._move = None
         return Handled(reply, handled.to, handled.events)
 
-    async def next(self, within: float, what: str = "a Binding Request") -> Seen:
-        """The next request seen from now on; fails the case after *within* seconds."""
+    async def first(self, matches: Callable[[Seen], bool], within: float) -> Seen | None:
+        """The first request from now on for which *matches* holds, or None when none comes
+        within *within* seconds."""
         count = len(self.seen)
-        try:
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):
-                while len(self.seen) <= count:
+                while True:
+                    found = next((seen for seen in self.seen[count:] if matches(seen)), None)
+                    if found is not None:
+                        return found
                     self._arrived.clear()
                     await self._arrived.wait()
-        except TimeoutError:
+        return None
+
+    async def next(self, within: float, what: str = "Binding Request") -> Seen:
+        """The next request seen from now on; fails the case after *within* seconds."""
+        seen = await self.first(lambda _seen: True, within)
+        if seen is None:
             self._ctx.fail(f"the device sent the STUN server no {what} within {within:g} s")
-        return self.seen[count]
+        return seen
 
 
 @contextlib.asynccontextmanager

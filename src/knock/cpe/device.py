@@ -228,14 +228,17 @@ class SimulatedCpe:
         """
         if event == Event.CONNECTION_REQUEST and Defect.NO_CR_EVENT in self.defects:
             event = Event.PERIODIC  # a session, but not one the ACS can tell it asked for
+        self._add_event(event)
+        self._retry_at = 0.0
+
+    def _add_event(self, event: str) -> None:
         if self._in_session:
             # The current Inform may carry the same event: its acknowledgement would swallow
-            # this request, which asked for a session after the one it interrupted.
+            # this one, which asks for a session after the one it interrupted.
             if event not in self._after_session:
                 self._after_session.append(event)
         else:
             self.state.add_event(event)
-        self._retry_at = 0.0
         self._wake.set()
 
     def set_value(self, name: str, value: str) -> None:
@@ -251,8 +254,7 @@ class SimulatedCpe:
                 f" of model {self.model.schema.name} and give a value of its type"
             ) from None
         if level == 2 and name not in self._silenced:
-            self.state.add_event(Event.VALUE_CHANGE)
-            self._wake.set()
+            self._add_event(Event.VALUE_CHANGE)
         self.state.save()
 
     def on_settled(self, callback: Callable[[], None]) -> None:
