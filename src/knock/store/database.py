@@ -17,6 +17,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import asyncpg
 from sqlalchemy import Connection, Engine
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 P = ParamSpec("P")
@@ -38,6 +39,13 @@ class Database(Protocol):
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Like `run`, for an `fn` that executes one statement, which is atomic by itself."""
+        ...
+
+    async def run_dbapi(
+        self, fn: Callable[Concatenate[DBAPIConnection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Like `run`, with `fn` given the DB-API connection, past SQLAlchemy's execution layer
+        (knock.store.sqlite_hot says why)."""
         ...
 
     async def close(self) -> None:
@@ -72,11 +80,33 @@ class ThreadedDatabase:
         # sqlite3 has no round trips to save.
         return await self.run(fn, *args, **kwargs)
 
+    async def run_dbapi(
+        self, fn: Callable[Concatenate[DBAPIConnection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        call = functools.partial(self._dbapi_transaction, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+
     def _transaction(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         with self._engine.begin() as conn:
             return fn(conn, *args, **kwargs)
+
+    def _dbapi_transaction(
+        self, fn: Callable[Concatenate[DBAPIConnection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        # The pool's connection as engine.begin() has it, without the Connection around it; the
+        # driver begins the transaction at the first write, as it does under engine.begin().
+        pooled = self._engine.raw_connection()
+        try:
+            result = fn(pooled.dbapi_connection, *args, **kwargs)  # type: ignore[arg-type]
+            pooled.commit()
+            return result
+        except BaseException:
+            pooled.rollback()
+            raise
+        finally:
+            pooled.close()
 
     async def close(self) -> None:
         if self._closed:
@@ -118,6 +148,15 @@ class AsyncDatabase:
         async with self._engine.connect() as conn:
             autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
             return await autocommit.run_sync(fn, *args, **kwargs)
+
+    async def run_dbapi(
+        self, fn: Callable[Concatenate[DBAPIConnection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        # The adapted connection SQLAlchemy wraps around an async driver answers DB-API calls
+        # synchronously inside run_sync.
+        return await self.run(
+            lambda conn: fn(conn.connection.dbapi_connection, *args, **kwargs)  # type: ignore[arg-type]
+        )
 
     async def run_on_asyncpg(
         self,
