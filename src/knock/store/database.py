@@ -102,7 +102,9 @@ class ThreadedDatabase:
             try:
                 return self._on_loop(fn, *args, **kwargs)
             except sqlite3.OperationalError as e:
-                if e.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                # Only the lock held elsewhere sends it to a thread (the code is None for errors
+                # the sqlite3 module raises itself).
+                if (e.sqlite_errorcode or 0) & 0xFF != sqlite3.SQLITE_BUSY:
                     raise
         call = functools.partial(self._dbapi_transaction, fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._threads, call)
