@@ -108,7 +108,7 @@ def _sqlite(url: URL) -> Database:
         connect_args={"check_same_thread": False},
     )
     event.listen(engine, "connect", _configure_sqlite)
-    return ThreadedDatabase(engine, workers=size)
+    return ThreadedDatabase(engine, workers=size, loop_first=size > 1)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Executable, Row, delete, insert, or_, select,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
-from knock.store import pg_hot, statements
+from knock.store import pg_hot, sqlite_hot, statements
 from knock.store.cr_stats import CrCounts, count_cr_attempts
 from knock.store.database import AsyncDatabase, Database
 from knock.store.engine import open_database
@@ -61,7 +61,6 @@ class Store:
         self._asyncpg = (
             db if isinstance(db, AsyncDatabase) and db.dialect_name == "postgresql" else None
         )
-        self._device_upsert = statements.device_upsert(db.dialect_name)
         self._parameter_upsert = statements.parameter_upsert(db.dialect_name)
         self._binding_upsert = statements.binding_upsert(db.dialect_name)
         self._xmpp_account_upsert = statements.xmpp_account_upsert(db.dialect_name)
@@ -109,37 +108,9 @@ class Store:
         if self._asyncpg is not None:
             rows = _parameter_rows(rec.device_id, rec.parameters, rec.now)
             return await self._asyncpg.run_on_asyncpg(pg_hot.record_inform, rec, rows)
-        return await self._db.run(self._record_inform, rec)
-
-    def _record_inform(self, conn: Connection, rec: InformRecord) -> int:
-        # A write comes first, so that SQLite takes the write lock before anything is read: a
-        # transaction that reads first cannot wait for the lock, only fail.
-        conn.execute(self._device_upsert, rec.device_row())
-        if rec.bootstrap:
-            conn.execute(statements.DROP_PARAMETERS, {"device_id": rec.device_id})
-            conn.execute(statements.FORGET_CREDENTIALS, {"device_id": rec.device_id})
-        if rec.parameters:
-            conn.execute(
-                self._parameter_upsert, _parameter_rows(rec.device_id, rec.parameters, rec.now)
-            )
-        # The device row is locked by the upsert until this commits: two Informs of one device,
-        # in any processes, open their sessions one after the other.
-        ended = conn.execute(
-            statements.SUPERSEDE_SESSIONS,
-            {"informing_device": rec.device_id, "superseded_at": rec.now},
-        ).all()
-        if ended:
-            conn.execute(statements.REQUEUE_DEVICE, {"informing_device": rec.device_id})
-        session_id = conn.execute(
-            statements.OPEN_SESSION,
-            {
-                "device_id": rec.device_id,
-                "started": rec.now,
-                "events": list(rec.events),
-                "cwmp_version": rec.cwmp_version,
-            },
-        ).scalar_one()
-        return int(session_id)
+        return await self._db.run_dbapi(
+            sqlite_hot.record_inform, rec, _parameter_rows(rec.device_id, rec.parameters, rec.now)
+        )
 
     async def end_session(self, session_id: int, outcome: str, now: datetime) -> None:
         await self._db.run(_end_session, session_id, outcome, now)
@@ -170,9 +141,8 @@ class Store:
         """One step of the ACS's turn, in one transaction: record the task that just ended (its
         outcome and the parameter changes it made), then claim the device's next queued task;
         with none left, end the session as "ok". Returns the claimed task, or None."""
-        if self._asyncpg is not None and (done is None or not done.delete_under):
-            return await self._asyncpg.run_on_asyncpg(
-                pg_hot.advance_session,
+        if done is None or not done.delete_under:
+            hot = (
                 device_id,
                 session_id,
                 done,
@@ -180,6 +150,9 @@ class Store:
                 [] if done is None else _parameter_rows(device_id, done.put, now),
                 _ended(session_id, "ok", now),
             )
+            if self._asyncpg is not None:
+                return await self._asyncpg.run_on_asyncpg(pg_hot.advance_session, *hot)
+            return await self._db.run_dbapi(sqlite_hot.advance_session, *hot)
         return await self._db.run(self._advance_session, device_id, session_id, now, done)
 
     def _advance_session(
