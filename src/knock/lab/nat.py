@@ -56,6 +56,7 @@ class NatLab:
         self._tools: dict[str, str] = {}
         self._built = False
         self._children: list[subprocess.Popen[Any]] = []
+        self._async_children: list[asyncio.subprocess.Process] = []
         self._lock = OwnerLock(self.tag)
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -135,6 +136,13 @@ class NatLab:
         with _signals_deferred():
             # Every process in the namespaces is stopped, ours and whatever they started.
             names = [self.plan.namespace(role) for role in topology.ROLES]
+            # One started just before may not have joined its namespace yet (`ip netns exec`
+            # between its fork and its setns), so no look inside finds it: stop it by its pid.
+            # Only unreaped children, whose pids cannot have been reused.
+            running = [c.pid for c in self._children if c.poll() is None]
+            running += [c.pid for c in self._async_children if c.returncode is None]
+            netns.stop_processes(running)
+            self._async_children.clear()
             problems = netns.remove(self._tools["ip"], names)
             for child in self._children:
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -200,7 +208,9 @@ class NatLab:
     ) -> asyncio.subprocess.Process:
         """asyncio's subprocess, inside a namespace; the lab kills it when it closes if it still
         runs (everything in the lab's namespaces is stopped then)."""
-        return await asyncio.create_subprocess_exec(*self.argv(role, argv), **kwargs)
+        process = await asyncio.create_subprocess_exec(*self.argv(role, argv), **kwargs)
+        self._async_children.append(process)
+        return process
 
     def socket(
         self, role: Role | str, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM
