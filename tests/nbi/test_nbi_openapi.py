@@ -39,6 +39,15 @@ async def test_every_route_is_documented_and_nothing_else(store: Store) -> None:
     assert _routes(make_nbi_app(store, Hub(), metrics=Metrics())) == _documented()
 
 
+def test_every_operation_lists_the_browser_refusals() -> None:
+    for path, operations in OPENAPI["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            assert "421" in codes, (method, path)
+            changes = method in ("post", "put", "patch", "delete")
+            assert ("403" in codes) == changes, (method, path)
+
+
 def test_path_parameters_match_the_path() -> None:
     for path, operations in OPENAPI["paths"].items():
         for operation in operations.values():

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from knock import __version__
+from knock.nbi.origin import SAFE_METHODS
 from knock.vocab import CrMethod, CrOutcome, TaskStatus
 
 
@@ -508,3 +509,18 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+
+def _answer_browser_refusals(document: dict[str, Any]) -> None:
+    """Every route answers 421 to a Host that is not one of the NBI's names, and every change
+    403 to another site's page (knock.nbi.origin), so every operation lists them."""
+    misdirected = _error("The Host is not one of the NBI's names; add it to nbi_allowed_hosts.")
+    cross_site = _error("A browser sent this change from another site's page.")
+    for operations in document["paths"].values():
+        for method, operation in operations.items():
+            operation["responses"]["421"] = misdirected
+            if method.upper() not in SAFE_METHODS:
+                operation["responses"]["403"] = cross_site
+
+
+_answer_browser_refusals(OPENAPI)

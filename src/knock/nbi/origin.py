@@ -26,7 +26,7 @@ SETTING = "nbi_allowed_hosts (--nbi-allowed-hosts, KNOCK_NBI_ALLOWED_HOSTS)"
 _WILDCARDS = ("", "0.0.0.0", "::")
 # Requests a browser sends from any page without consequence: the answer stays unreadable to
 # another origin, and these routes change nothing.
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Sec-Fetch-Site values of requests the user's own page or the user made ("none": typed or
 # bookmarked); same-site is not among them: another port of localhost is the same site.
 _OWN = frozenset({"same-origin", "none"})
@@ -98,7 +98,7 @@ def refusal(method: str, headers: Mapping[str, str], allowed: AllowedHosts) -> A
             f"this NBI is not served under the name {host!r} (a page on another site may be "
             f"posing as it); if it is one of its names, add it to {SETTING}",
         )
-    if method.upper() in _SAFE_METHODS:
+    if method.upper() in SAFE_METHODS:
         return None
     site = headers.get("Sec-Fetch-Site")
     origin = headers.get("Origin")
