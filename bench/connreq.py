@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import xmpp as xmpp_bench
-from fleet import Run, follow_fleet, open_files_limit, start_acs
-from informs import rss_kib
+from fleet import Run, follow_fleet, start_acs
 from knock.cpe.xmpp_account import device_password, device_username
 from knock.cwmp import DeviceIdStruct, device_key
 from knock.nbi.client import NbiClient
+from procfs import open_files_limit, rss_kib
 from report import compare, percentile, report
 
 SERVERS = ("builtin", "prosody")

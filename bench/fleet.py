@@ -35,9 +35,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from informs import free_port, rss_kib
+from informs import free_port
 from knock.cwmp import DeviceIdStruct, device_key
 from knock.nbi.client import NbiClient
+from procfs import children, cpu_seconds, open_files_limit, rss_kib
 from report import report
 
 MIB = 1024
@@ -78,8 +79,7 @@ class Run:
 
 
 def fleet_pids(parent: int) -> list[int]:
-    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-    return [parent, *(int(pid) for pid in children)]
+    return [parent, *children(parent)]
 
 
 def sample(parent: int, at: float, started: int) -> Sample:
@@ -90,18 +90,6 @@ def sample(parent: int, at: float, started: int) -> Sample:
         {pid: rss_kib(pid)["VmRSS"] for pid in pids},
         {pid: len(os.listdir(f"/proc/{pid}/fd")) for pid in pids},
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time *pid* has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def open_files_limit(pid: int) -> int:
-    """The soft limit *pid* runs with (a fleet worker raises its own to the hard limit)."""
-    limits = Path(f"/proc/{pid}/limits").read_text()
-    return int(limits.split("Max open files")[1].split()[0])
 
 
 def parse_status(line: str) -> dict[str, str]:

@@ -23,13 +23,13 @@ from informs import (
     _PARAMS,
     free_port,
     free_udp_port,
-    rss_kib,
     run_session,
     start_serve,
 )
 from knock.store import Store
 from knock.store.engine import open_database
 from knock.store.schema import devices, parameters, stun_bindings
+from procfs import rss_kib
 from report import report
 
 _BATCH = 5000

@@ -44,6 +44,7 @@ from knock.xmpp.c2s import Policy
 from knock.xmpp.sasl import ScramClient, ScramCredentials, salted_password
 from knock.xmpp.server import Listen, XmppServer
 from knock.xmpp.stream import Stanza, StreamOpened, StreamParser, stream_header
+from procfs import cpu_seconds, rss_kib
 from report import compare, percentile
 
 # tests/xmpp_servers.py starts Prosody for the tests; the benchmark starts it the same way.
@@ -403,21 +404,6 @@ class Child:
         if self.process.returncode is None:
             await self.say("quit")
         await asyncio.wait_for(self.process.wait(), 60)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time the process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kib(pid: int) -> dict[str, int]:
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            found[key] = int(value.split()[0])
-    return found
 
 
 async def round_trips(

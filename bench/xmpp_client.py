@@ -29,8 +29,9 @@ from lxml import etree
 from knock.connreq.xmpp import CONN_REQ_NS, connection_request
 from knock.xmpp.client import ClientConfig, IqRequest, TlsPolicy
 from knock.xmpp.client_conn import XmppClient
+from procfs import rss_kib
 from report import compare
-from xmpp import DOMAIN, PASSWORD, Child, rss_kib
+from xmpp import DOMAIN, PASSWORD, Child
 
 LIBRARIES = ("knock", "slixmpp")
 LOGINS_IN_FLIGHT = 100
