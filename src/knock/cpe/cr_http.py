@@ -158,13 +158,7 @@ class CrGate:
             return CrDecision(_UNAUTHENTICATED[verdict], 401, headers)
         if device.in_session and Defect.NO_503_WHEN_BUSY in device.defects:
             return CrDecision(CrAnswer.IGNORED, 200)
-        admitted = self.admission.admit(
-            device.serial,
-            device.in_session,
-            device.sessions_started,
-            now,
-            limited=Defect.NO_RATE_LIMIT not in device.defects,
-        )
+        admitted = self.admission.admit(device, now)
         if admitted.verdict is Admitted.MERGED:
             return CrDecision(CrAnswer.MERGED, 200)
         if admitted.verdict is Admitted.BUSY:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
+
+from knock.cpe.defects import Defect, Defects
 
 DEFAULT_RATE_LIMIT: Final = 2.0
 
@@ -41,6 +43,19 @@ class Admission:
     wait: float = 0.0  # seconds until a request would pass the rate limit (RATE_LIMITED only)
 
 
+class Asked(Protocol):
+    """What each method's facts about the device tell the admission they share."""
+
+    @property
+    def serial(self) -> str: ...
+    @property
+    def in_session(self) -> bool: ...
+    @property
+    def sessions_started(self) -> int: ...
+    @property
+    def defects(self) -> Defects: ...
+
+
 @dataclass(slots=True)
 class _Memory:
     accepted_at: float
@@ -52,22 +67,16 @@ class CrAdmission:
         self.policy = policy or CrPolicy()
         self._devices: dict[str, _Memory] = {}
 
-    def admit(
-        self,
-        serial: str,
-        in_session: bool,
-        sessions_started: int,
-        now: float,
-        *,
-        limited: bool = True,
-    ) -> Admission:
-        """Decide, and remember an accepted request. *sessions_started* counts the sessions the
-        device opened so far: an asked-for session has begun once it moves on. *limited* False
-        skips the rate limit (a device with the NO_RATE_LIMIT defect)."""
+    def admit(self, device: Asked, now: float) -> Admission:
+        """Decide, and remember an accepted request. The device's *sessions_started* counts the
+        sessions it opened so far: an asked-for session has begun once it moves on. A device
+        with the NO_RATE_LIMIT defect skips the rate limit."""
+        serial, sessions_started = device.serial, device.sessions_started
+        limited = Defect.NO_RATE_LIMIT not in device.defects
         memory = self._devices.get(serial)
         if memory is not None and memory.asked_before == sessions_started:
             return Admission(Verdict.MERGED)
-        if in_session and self.policy.busy is Busy.REFUSE:
+        if device.in_session and self.policy.busy is Busy.REFUSE:
             return Admission(Verdict.BUSY)
         if memory is not None and limited and self.policy.rate_limit > 0:
             wait = memory.accepted_at + self.policy.rate_limit - now

@@ -78,13 +78,7 @@ class UdpCrGate:
             )
         except UdpCrRejected as exc:
             return UdpDecision(UdpAnswer(exc.reason.value))
-        admitted = self.admission.admit(
-            device.serial,
-            device.in_session,
-            device.sessions_started,
-            now,
-            limited=Defect.NO_RATE_LIMIT not in device.defects,
-        )
+        admitted = self.admission.admit(device, now)
         return UdpDecision(_ANSWERS[admitted.verdict], request)
 
 

@@ -146,11 +146,5 @@ class XmppCrGate:
             return XmppAnswer.MALFORMED
         if (username, password) != (device.username, device.password):
             return XmppAnswer.BAD_CREDENTIALS
-        admitted = self.admission.admit(
-            device.serial,
-            device.in_session,
-            device.sessions_started,
-            now,
-            limited=Defect.NO_RATE_LIMIT not in device.defects,
-        )
+        admitted = self.admission.admit(device, now)
         return _ADMITTED[admitted.verdict]
