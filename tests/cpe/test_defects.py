@@ -19,9 +19,10 @@ from knock.cli import app
 from knock.cpe.cr_http import CrAnswer, CrDecision, CrPolicy, CrRequest
 from knock.cpe.cr_listener import CrListener
 from knock.cpe.cr_rate import CrAdmission
-from knock.cpe.defects import Defect, DefectError, parse_defects
+from knock.cpe.defects import Defect, parse_defects
 from knock.cpe.fleet_config import FleetConfig
 from knock.cpe.stun_agent import Mapped, StunAgent
+from knock.cpe.switches import SwitchError
 from knock.cpe.udp_cr import UdpAnswer, UdpCrGate, UdpDeviceFacts
 from knock.cpe.xmpp_cr import Reply, XmppCrGate, reply
 from knock.cwmp.rpcs import EventStruct
@@ -38,7 +39,7 @@ def test_defect_names_parse_and_unknown_ones_are_listed() -> None:
         Defect.UDP_REPLAY,
         Defect.NO_CR_EVENT,
     }
-    with pytest.raises(DefectError, match=r"'udp-reply' is not a defect; name one of .*udp-replay"):
+    with pytest.raises(SwitchError, match=r"'udp-reply' is not a defect; name one of .*udp-replay"):
         parse_defects(["udp-reply"])
 
 

@@ -16,10 +16,12 @@ from rich.table import Table
 from rich.text import Text
 
 from knock.cpe.cr_rate import DEFAULT_RATE_LIMIT, Busy
-from knock.cpe.defects import Defect, DefectError, parse_defects
+from knock.cpe.defects import Defect, parse_defects
 from knock.cpe.fleet import Fleet
 from knock.cpe.fleet_config import DEFAULT_START_RATE, FleetConfig, FleetError
 from knock.cpe.fleet_view import status_line, status_table
+from knock.cpe.quirks import Quirk, parse_quirks
+from knock.cpe.switches import SwitchError
 from knock.vocab import CrMethod
 
 SIM_HELP = (
@@ -45,14 +47,22 @@ def _methods(text: str) -> tuple[CrMethod, ...]:
     return tuple(CrMethod(name) for name in names)
 
 
-def _print_defects(wanted: bool) -> None:
-    if not wanted:
-        return
-    table = Table("defect", "breaks", box=None)
-    for defect in Defect:
-        table.add_row(defect.value, defect.breaks)
+def _print_switches(rows: list[tuple[str, str]], header: tuple[str, str]) -> None:
+    table = Table(*header, box=None)
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
     raise typer.Exit()
+
+
+def _print_defects(wanted: bool) -> None:
+    if wanted:
+        _print_switches([(d.value, d.breaks) for d in Defect], ("defect", "breaks"))
+
+
+def _print_quirks(wanted: bool) -> None:
+    if wanted:
+        _print_switches([(q.value, q.reading) for q in Quirk], ("quirk", "reading"))
 
 
 def sim(
@@ -180,11 +190,34 @@ def sim(
             "catch it; repeatable. " + "; ".join(f"{d.value}: {d.breaks}" for d in Defect) + ".",
         ),
     ] = None,
+    list_quirks: Annotated[
+        bool,
+        typer.Option(
+            "--list-quirks",
+            is_eager=True,
+            callback=_print_quirks,
+            help="Print the quirks --quirk takes and the reading of the spec each plays, and exit.",
+        ),
+    ] = False,
+    quirk: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--quirk",
+            help="Make every device read the spec as some deployed stacks do where it leaves "
+            "freedom (the ACS must cope; knock check must not fail it); repeatable. "
+            + "; ".join(f"{q.value}: {q.reading}" for q in Quirk)
+            + ".",
+        ),
+    ] = None,
 ) -> None:
     try:
         defects = parse_defects(defect or ())
-    except DefectError as exc:
+    except SwitchError as exc:
         raise typer.BadParameter(str(exc), param_hint="--defect") from None
+    try:
+        quirks = parse_quirks(quirk or ())
+    except SwitchError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--quirk") from None
     config = FleetConfig(
         acs_url=acs,
         count=count,
@@ -202,6 +235,7 @@ def sim(
         xmpp_ca=str(xmpp_ca) if xmpp_ca is not None else "",
         cr_host=cr_host,
         defects=tuple(sorted(defects)),
+        quirks=tuple(sorted(quirks)),
         xmpp_server=xmpp_server,
         xmpp_domain=xmpp_domain,
         xmpp_password_secret=xmpp_password_secret,

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Final
 
+from knock.cpe.switches import parse_switches
+
 
 class Defect(StrEnum):
     ACCEPT_ANY_CR_AUTH = "accept-any-cr-auth"
@@ -73,17 +75,6 @@ SILENCED: Final = {
 }
 
 
-class DefectError(ValueError):
-    """An unknown defect name; the message lists the known ones."""
-
-
 def parse_defects(names: Iterable[str]) -> Defects:
-    """The defects *names* name (each once or more, any letter case); raises `DefectError`."""
-    found: set[Defect] = set()
-    for name in names:
-        try:
-            found.add(Defect(name.strip().lower()))
-        except ValueError:
-            known = ", ".join(defect.value for defect in Defect)
-            raise DefectError(f"{name!r} is not a defect; name one of {known}") from None
-    return frozenset(found)
+    """The defects *names* name (each once or more, any letter case); raises `SwitchError`."""
+    return parse_switches(Defect, names, "defect")

@@ -28,6 +28,7 @@ import aiohttp
 from knock.cpe.acs_client import AcsClient, AcsRefused
 from knock.cpe.datamodel import DataModel, ModelFault, ModelSchema, load_model, template_of
 from knock.cpe.defects import NONE, SILENCED, Defect, Defects
+from knock.cpe.quirks import Quirks
 from knock.cpe.rpc_handler import (
     FIRMWARE_IMAGE,
     CancelQueuedTransfer,
@@ -171,10 +172,12 @@ class SimulatedCpe:
         uniform: Callable[[float, float], float] = random.uniform,
         client_factory: ClientFactory = default_client,
         defects: Defects = NONE,
+        quirks: Quirks = frozenset(),
     ) -> None:
         schema = model if isinstance(model, ModelSchema) else load_model(model)
         self.serial = serial
         self.defects = defects  # requirements this device breaks on purpose (knock check)
+        self.quirks = quirks  # readings of the spec it makes where the standard leaves freedom
         self._ms = schema.management
         self._silenced = {schema.management(leaf) for d, leaf in SILENCED.items() if d in defects}
         defaults = {

@@ -13,6 +13,7 @@ from knock.cpe.cr_rate import DEFAULT_RATE_LIMIT, Busy
 from knock.cpe.cr_services import check_support
 from knock.cpe.datamodel import ModelError, load_model, template_of
 from knock.cpe.defects import Defect
+from knock.cpe.quirks import Quirk
 from knock.cpe.xmpp_account import ExternalXmpp
 from knock.vocab import CrMethod
 
@@ -44,6 +45,7 @@ class FleetConfig:
     # lab, the address of the LAN side, so that what they report is what a NAT would hide.
     cr_host: str = "127.0.0.1"
     defects: tuple[Defect, ...] = ()  # requirements every device breaks on purpose (knock check)
+    quirks: tuple[Quirk, ...] = ()  # readings of the spec every device makes, as real stacks do
     # An external XMPP server (HOST:PORT) the devices have accounts on from the start; "": the
     # ACS gives them accounts on its own server.
     xmpp_server: str = ""
@@ -161,4 +163,5 @@ class FleetConfig:
         fields["cr_methods"] = tuple(CrMethod(m) for m in fields["cr_methods"])
         fields["cr_busy"] = Busy(fields["cr_busy"])
         fields["defects"] = tuple(Defect(d) for d in fields.get("defects", ()))
+        fields["quirks"] = tuple(Quirk(q) for q in fields.get("quirks", ()))
         return cls(**fields)

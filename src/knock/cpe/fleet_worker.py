@@ -85,6 +85,7 @@ class _Worker:
                 acs_username=config.acs_username,
                 acs_password=config.acs_password,
                 defects=frozenset(config.defects),
+                quirks=frozenset(config.quirks),
             )
             self.services.attach(cpe)
             _configure(cpe, config)

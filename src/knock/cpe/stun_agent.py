@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Final
 
 from knock.cpe.defects import NONE, Defect, Defects
+from knock.cpe.quirks import Quirk, Quirks
 from knock.stun.attributes import Address, AttributeType
 from knock.stun.codec import Message, MessageType, binding_request, check_integrity
 
@@ -76,6 +77,7 @@ class StunAgent:
         "_defects",
         "_due",
         "_mapped",
+        "_quirks",
         "_signed",
         "_tries",
         "_txid",
@@ -83,12 +85,17 @@ class StunAgent:
     )
 
     def __init__(
-        self, uniform: Callable[[float, float], float] = random.uniform, defects: Defects = NONE
+        self,
+        uniform: Callable[[float, float], float] = random.uniform,
+        defects: Defects = NONE,
+        quirks: Quirks = frozenset(),
     ) -> None:
         """*uniform* draws the keep-alive periods; tests pass a fixed one. *defects*: the
-        device's; NO_BINDING_CHANGE and STUN_NO_INTEGRITY change what the agent sends."""
+        device's; NO_BINDING_CHANGE and STUN_NO_INTEGRITY change what the agent sends.
+        *quirks*: the device's; STUN_USERNAME_SPACE_PAD pads USERNAME with spaces."""
         self._uniform = uniform
         self._defects = defects
+        self._quirks = quirks
         self._config: StunConfig | None = None
         self._txid = b""  # of the request outstanding; b"": none
         self._tries = 0
@@ -178,6 +185,7 @@ class StunAgent:
         datagram = binding_request(
             self._txid,
             username=config.username or None,  # TR-111: no USERNAME when none is set
+            username_pad=b" " if Quirk.STUN_USERNAME_SPACE_PAD in self._quirks else b"\0",
             password=config.password if self._signed else None,
             connection_request_binding=True,
             binding_change=self._change,

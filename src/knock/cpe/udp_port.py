@@ -107,7 +107,7 @@ class DevicePort:
     def __init__(self, ports: UdpPorts, cpe: SimulatedCpe) -> None:
         self.ports = ports
         self.cpe = cpe
-        self.agent = StunAgent(defects=cpe.defects)
+        self.agent = StunAgent(defects=cpe.defects, quirks=cpe.quirks)
         self._timer: asyncio.TimerHandle | None = None
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:

@@ -124,9 +124,10 @@ def decode_change_request(value: bytes) -> ChangeRequest:
     return ChangeRequest(change_ip=bool(flags & 4), change_port=bool(flags & 2))
 
 
-def encode_username(username: str) -> bytes:
-    # RFC 3489 makes the value itself a multiple of 4 bytes; NULs pad it, as stund's CPEs do.
-    return pad4(username.encode(), b"\0")
+def encode_username(username: str, pad: bytes = b"\0") -> bytes:
+    # RFC 3489 makes the value itself a multiple of 4 bytes and names no padding byte: NULs by
+    # default, as stund's CPEs do; spaces, as other deployed clients do.
+    return pad4(username.encode(), pad)
 
 
 def decode_username(value: bytes) -> str:

@@ -301,14 +301,16 @@ def binding_request(
     txid: bytes,
     *,
     username: str | None = None,
+    username_pad: bytes = b"\0",
     password: str | None = None,
     connection_request_binding: bool = False,
     binding_change: bool = False,
 ) -> bytes:
-    """A Binding Request as a TR-111 CPE sends it; *password* adds MESSAGE-INTEGRITY."""
+    """A Binding Request as a TR-111 CPE sends it; *password* adds MESSAGE-INTEGRITY.
+    *username_pad*: the byte that fills USERNAME to a multiple of 4 (RFC 3489 names none)."""
     attributes: list[tuple[int, bytes]] = []
     if username is not None:
-        attributes.append((AttributeType.USERNAME, encode_username(username)))
+        attributes.append((AttributeType.USERNAME, encode_username(username, username_pad)))
     if connection_request_binding:
         attributes.append((AttributeType.CONNECTION_REQUEST_BINDING, CRB_VALUE))
     if binding_change:
