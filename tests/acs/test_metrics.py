@@ -25,7 +25,7 @@ async def test_sessions_rpcs_and_faults_are_counted(acs: Running) -> None:
         await queue(acs, cpe.device_id, good)
         await queue(acs, cpe.device_id, {**good, "parameterNames": ["Device.Nope"]})
         await cpe.inform("2 PERIODIC")
-        await cpe.send(TransferComplete("t1", cpe_fault(0, ""), None, None))
+        await cpe.send(TransferComplete("t1"))
         step = await cpe.empty()
         step = await cpe.answer(
             step, GetParameterValuesResponse([ParameterValueStruct(UPTIME, "1", "xsd:int")])

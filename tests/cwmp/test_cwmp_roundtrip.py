@@ -76,6 +76,7 @@ from knock.cwmp import (
     cpe_fault,
     parse_envelope,
 )
+from wire_schema import has_message, unguarded_build
 
 T0 = "2024-05-01T12:00:00Z"
 T1 = "2024-05-01T12:03:07.25+02:00"
@@ -183,8 +184,11 @@ def test_examples_cover_every_message() -> None:
     assert {type(rpc) for rpc in EXAMPLES} == set(RPC_TYPES)
 
 
-@pytest.mark.parametrize("cwmp_ns", sorted(CWMP_NAMESPACES))
-@pytest.mark.parametrize("rpc", EXAMPLES, ids=lambda rpc: type(rpc).__name__)
+@pytest.mark.parametrize(
+    ("rpc", "cwmp_ns"),
+    [(rpc, ns) for rpc in EXAMPLES for ns in sorted(CWMP_NAMESPACES) if has_message(ns, type(rpc))],
+    ids=lambda x: x[-3:] if isinstance(x, str) else type(x).__name__,
+)
 def test_build_then_parse_is_identity(rpc: Rpc, cwmp_ns: str) -> None:
     env = parse_envelope(build_envelope(rpc, cwmp_ns=cwmp_ns, id="id-1"))
     assert (env.cwmp_ns, env.id, env.body) == (cwmp_ns, "id-1", rpc)
@@ -196,9 +200,10 @@ def test_build_then_parse_is_identity(rpc: Rpc, cwmp_ns: str) -> None:
     id_=st.none() | st.text(st.characters(codec="ascii", min_codepoint=0x20)),
 )
 def test_headers_round_trip(hold: bool | None, timeout: int | None, id_: str | None) -> None:
+    # SessionTimeout is a header of cwmp-1-2 (Amendment 4).
     data = build_envelope(
         InformResponse(),
-        cwmp_ns=CWMP_1_0,
+        cwmp_ns=CWMP_1_2,
         id=id_,
         hold_requests=hold,
         session_timeout=timeout,
@@ -222,7 +227,9 @@ parameter_values = st.builds(ParameterValueStruct, xml_text, xml_text, type_name
 @given(st.lists(parameter_values, max_size=8), xml_text)
 def test_parameter_values_round_trip_any_text(params: list[ParameterValueStruct], key: str) -> None:
     for rpc in (SetParameterValues(params, key), GetParameterValuesResponse(params)):
-        env = parse_envelope(build_envelope(rpc, cwmp_ns=CWMP_1_2, id=key))
+        # Any text under any type name: off-schema on purpose (an "xsd:int" of "abc"), because
+        # the codec carries a value's text as given; so the schema guard is bypassed here.
+        env = parse_envelope(unguarded_build(rpc, cwmp_ns=CWMP_1_2, id=key))
         assert env.body == rpc
         assert env.id == key
 
