@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KNOCK_ARGS ?=
 
-.PHONY: run demo test lint bench clean
+.PHONY: run demo test lint mutants bench clean
 
 $(BIN)/knock: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: $(VENV)/.dev
 test: lint
 	sh scripts/prepare-test-host.sh
 	$(BIN)/pytest
+
+# Renames, drops and reorders every element of the CWMP codec's table in turn and prints which
+# golden and which schema check caught each mutant (a few seconds; `make test` runs it too).
+mutants: $(VENV)/.dev
+	$(BIN)/pytest -q -s tests/cwmp/test_mutants.py
 
 # Every benchmark in turn, as docs/performance.md quotes them (about half an hour on 2 cores).
 # Each prints its table and writes JSON under bench/results/.

@@ -174,26 +174,33 @@ class _Array(_Codec):
 class _ParameterValue(_Codec):
     """ParameterValueStruct, whose Value carries its type in an xsi:type attribute."""
 
-    __slots__ = ()
+    # Element names held as data, like every _Shape's, so tests/cwmp/test_mutants.py can
+    # rename them and see the goldens fail.
+    __slots__ = ("name_tag", "value_tag")
+
+    def __init__(self) -> None:
+        self.name_tag = "Name"
+        self.value_tag = "Value"
 
     def build(self, parent: _Element, tag: str, value: Any) -> None:
         struct = etree.SubElement(parent, tag)
-        etree.SubElement(struct, "Name").text = value.name
-        typed = etree.SubElement(struct, "Value", {_XSI_TYPE: canonical_type(value.type)})
+        etree.SubElement(struct, self.name_tag).text = value.name
+        typed = etree.SubElement(struct, self.value_tag, {_XSI_TYPE: canonical_type(value.type)})
         typed.text = value.value
 
     def parse(self, el: _Element, path: str) -> ParameterValueStruct:
         name = value = None
         type_ = "xsd:string"
+        name_tag, value_tag = self.name_tag, self.value_tag
         for child in el:
             tag = child.tag
-            if tag == "Name" or _local(tag) == "Name":
+            if tag == name_tag or _local(tag) == name_tag:
                 name = child.text or ""
-            elif tag == "Value" or _local(tag) == "Value":
+            elif tag == value_tag or _local(tag) == value_tag:
                 value = child.text or ""
                 type_ = _value_type(child)
         if name is None or value is None:
-            missing = "Name" if name is None else "Value"
+            missing = name_tag if name is None else value_tag
             raise InvalidArguments(f"{path}: missing required element {missing}")
         return ParameterValueStruct(name, value, type_)
 
