@@ -20,6 +20,7 @@ from knock.auth import (
     new_cnonce,
     select_challenge,
 )
+from knock.auth.headers import parse_credentials
 
 RFC2617_CHALLENGE = (
     'Digest realm="testrealm@host.com", qop="auth,auth-int", '
@@ -101,21 +102,50 @@ def test_rfc2617_example_byte_for_byte() -> None:
     assert authorization == RFC2617_AUTHORIZATION
 
 
+def rfc7616_authorization(algorithm: str, response: str) -> str:
+    """RFC 7616 §3.9.1's Authorization header for *algorithm*, as the RFC prints it (folded
+    lines joined), parameters in the RFC's order."""
+    return (
+        'Digest username="Mufasa", realm="http-auth@example.org", uri="/dir/index.html", '
+        f'algorithm={algorithm}, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", '
+        f'nc=00000001, cnonce="{RFC7616_CNONCE}", qop=auth, response="{response}", '
+        'opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"'
+    )
+
+
+def knock_order(algorithm: str, response: str) -> str:
+    """The same parameters in the order Knock writes every Digest answer (RFC 2617's example
+    order, pinned byte for byte above): order carries no meaning in an auth-param list."""
+    return (
+        'Digest username="Mufasa", realm="http-auth@example.org", '
+        'nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", uri="/dir/index.html", '
+        f'algorithm={algorithm}, qop=auth, nc=00000001, cnonce="{RFC7616_CNONCE}", '
+        f'response="{response}", opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"'
+    )
+
+
 @pytest.mark.parametrize(
-    ("challenge", "response"),
+    ("challenge", "algorithm", "response"),
     [
-        (RFC7616_CHALLENGES[0], "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"),
-        (RFC7616_CHALLENGES[1], "8ca523f5e9506fed4657c9700eebdbec"),
+        (
+            RFC7616_CHALLENGES[0],
+            "SHA-256",
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+        ),
+        (RFC7616_CHALLENGES[1], "MD5", "8ca523f5e9506fed4657c9700eebdbec"),
     ],
 )
-def test_rfc7616_examples(challenge: str, response: str) -> None:
+def test_rfc7616_examples_byte_for_byte(challenge: str, algorithm: str, response: str) -> None:
     chosen = select_challenge(challenge)
     assert isinstance(chosen, DigestChallenge)
     authorization = chosen.authorization(
         "GET", "/dir/index.html", "Mufasa", "Circle of Life", cnonce=RFC7616_CNONCE
     )
-    assert f'response="{response}"' in authorization
-    assert f"algorithm={chosen.algorithm}, qop=auth, nc=00000001, " in authorization
+    assert authorization == knock_order(algorithm, response)
+    # The same header as the RFC's, parameter for parameter, nothing added or left out.
+    rfc = parse_credentials(rfc7616_authorization(algorithm, response))
+    assert parse_credentials(authorization) == rfc
+    assert len(rfc.params) == 10
 
 
 @pytest.mark.parametrize("order", [1, -1])
