@@ -151,8 +151,19 @@ async def test_put_parameters_for_an_unknown_device_says_which(store: Store, now
     assert caught.value.device_id == "no-such-device"
 
 
-async def test_put_no_parameters_is_a_no_op(store: Store, now: datetime) -> None:
-    await store.put_parameters("no-such-device", [], now)
+async def test_put_no_parameters_is_a_no_op(store: Store, record: Record, now: datetime) -> None:
+    await record(params=[ParamValue(SOFTWARE, "1.0", "xsd:string")])
+    before = (
+        await store.get_device(DEVICE),
+        await store.get_parameters([DEVICE, "no-such-device"]),
+    )
+    later = now + timedelta(hours=1)
+    await store.put_parameters(DEVICE, [], later)
+    await store.put_parameters("no-such-device", [], later)  # no row to check, so no error
+    after = (await store.get_device(DEVICE), await store.get_parameters([DEVICE, "no-such-device"]))
+    assert after == before
+    assert await store.get_device("no-such-device") is None
+    assert [p.path for p in before[1][DEVICE]] == [SOFTWARE]
 
 
 async def test_delete_parameters_under_takes_the_prefix_literally(
