@@ -30,9 +30,19 @@ def test_unreadable_announcements_are_refused(rows: object) -> None:
         decode(rows)
 
 
-async def _next(sub_hub: Hub, device_id: str, count: int) -> list[object]:
-    with sub_hub.subscribe(device_id) as sub:
-        return [await asyncio.wait_for(sub.next(), 10) for _ in range(count)]
+async def _listening(hub: Hub, device_id: str, count: int) -> asyncio.Task[list[object]]:
+    """A task collecting the next *count* announcements for *device_id*, returned once it has
+    subscribed (so nothing announced after this returns can be missed)."""
+    subscribed = asyncio.Event()
+
+    async def collect() -> list[object]:
+        with hub.subscribe(device_id) as sub:
+            subscribed.set()
+            return [await asyncio.wait_for(sub.next(), 10) for _ in range(count)]
+
+    task = asyncio.create_task(collect())
+    await subscribed.wait()
+    return task
 
 
 async def test_a_hub_hears_another_process_and_not_itself_twice(postgres_url: str) -> None:
@@ -40,9 +50,8 @@ async def test_a_hub_hears_another_process_and_not_itself_twice(postgres_url: st
     relay_here = await Relay.start(postgres_url, here)
     relay_there = await Relay.start(postgres_url, there)
     try:
-        heard_there = asyncio.create_task(_next(there, "dev-1", 3))
-        heard_here = asyncio.create_task(_next(here, "dev-1", 4))
-        await asyncio.sleep(0)  # both subscribed
+        heard_there = await _listening(there, "dev-1", 3)
+        heard_here = await _listening(here, "dev-1", 4)
         for item in ITEMS:
             here.announce(item)
         assert await heard_there == ITEMS
@@ -60,8 +69,7 @@ async def test_a_batch_larger_than_one_notification_arrives_whole(postgres_url: 
     relay_there = await Relay.start(postgres_url, there)
     try:
         sent = [Arrival("d" * 500, ("2 PERIODIC",), n) for n in range(40)]  # ~22 KB
-        heard = asyncio.create_task(_next(there, "d" * 500, len(sent)))
-        await asyncio.sleep(0)
+        heard = await _listening(there, "d" * 500, len(sent))
         for item in sent:
             here.announce(item)
         assert await heard == sent
@@ -76,8 +84,7 @@ async def test_an_unreadable_notification_is_dropped_and_counted(postgres_url: s
     dsn = driver_url(postgres_url).set(drivername="postgresql").render_as_string(False)
     other = await asyncpg.connect(dsn)
     try:
-        heard = asyncio.create_task(_next(hub, "dev-2", 1))
-        await asyncio.sleep(0)
+        heard = await _listening(hub, "dev-2", 1)
         await other.execute("SELECT pg_notify($1, $2)", CHANNEL, "{not json")
         await other.execute(
             "SELECT pg_notify($1, $2)",

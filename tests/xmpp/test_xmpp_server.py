@@ -416,18 +416,24 @@ async def test_a_broken_tls_handshake_harms_no_one(server: XmppServer) -> None:
 
 async def test_accounts_may_be_looked_up_asynchronously(tmp_path: Path) -> None:
     credentials = ScramCredentials.from_password("async-pw", iterations=64)
-    asked: list[str] = []
+    asked: asyncio.Queue[str] = asyncio.Queue()
+    store_answers = asyncio.Event()
 
     async def lookup(username: str) -> ScramCredentials | None:
-        asked.append(username)
-        await asyncio.sleep(0)  # a store answers on a later turn of the loop
+        await asked.put(username)
+        await store_answers.wait()  # a store answering only when the test lets it
         return credentials if username == "cpe-0001" else None
 
     listen = Listen(host="127.0.0.1", port=0, tls_port=None, data_dir=tmp_path)
     xmpp = XmppServer(Policy(DOMAIN), lookup, listen)
     await xmpp.start()
-    cpe = await login(Client("CPE-0001@xmpp.example/cwmp", "async-pw").plaintext(), xmpp.port)
-    assert asked == ["cpe-0001"] and xmpp.stats.authenticated == 1
+    client = Client("CPE-0001@xmpp.example/cwmp", "async-pw").plaintext()
+    logging_in = asyncio.create_task(login(client, xmpp.port))
+    assert await asyncio.wait_for(asked.get(), 10) == "cpe-0001"
+    assert xmpp.stats.authenticated == 0  # waiting on the store, not answering without it
+    store_answers.set()
+    cpe = await logging_in
+    assert asked.empty() and xmpp.stats.authenticated == 1
     await leave(cpe)
     await xmpp.close()
 
