@@ -109,6 +109,16 @@ class Golden:
     def namespaces(self) -> list[str]:
         return list(VERSIONS[VERSIONS.index(self.since) :])
 
+    def build(self, cwmp_ns: str) -> bytes:
+        """This golden's message and headers as the codec builds them in *cwmp_ns*."""
+        return unguarded_build(
+            self.message,
+            cwmp_ns=cwmp_ns,
+            id=self.id,
+            hold_requests=self.hold_requests,
+            session_timeout=self.session_timeout,
+        )
+
     def text(self, cwmp_ns: str) -> bytes:
         data = (GOLDEN_DIR / self.path).read_bytes()
         return data.replace(WRITTEN_IN.encode(), cwmp_ns.encode())
@@ -139,13 +149,7 @@ def golden_failure(golden: Golden, cwmp_ns: str) -> str | None:
     if parsed != expected:
         return f"parse: got {parsed!r}, expected {expected!r}"
     try:
-        built = unguarded_build(
-            golden.message,
-            cwmp_ns=cwmp_ns,
-            id=golden.id,
-            hold_requests=golden.hold_requests,
-            session_timeout=golden.session_timeout,
-        )
+        built = golden.build(cwmp_ns)
     except Exception as exc:
         return f"build: {exc!r}"
     got, want = canonical(built), canonical(text)
