@@ -148,7 +148,7 @@ unguarded_build = _original_build
 the mutation check, which expects them)."""
 
 
-def _guarded_build(body: Any, **kwargs: Any) -> bytes:
+def guarded_build(body: Any, **kwargs: Any) -> bytes:
     data = _original_build(body, **kwargs)
     errors = wire_errors(data)
     if errors:
@@ -163,4 +163,4 @@ def guard_build_envelope() -> None:
 
     for module in list(sys.modules.values()):
         if getattr(module, "build_envelope", None) is _original_build:
-            module.build_envelope = _guarded_build  # type: ignore[attr-defined]
+            module.build_envelope = guarded_build  # type: ignore[attr-defined]
