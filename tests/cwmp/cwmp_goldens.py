@@ -2,10 +2,18 @@
 
 Each golden file was written by hand from TR-069 Annex A (the argument tables of A.3 and the
 Broadband Forum's cwmp-1-x.xsd element order and types), not produced by Knock's codec, in the
-newest namespace, urn:dslforum-org:cwmp-1-2, with the prefixes Annex A's examples use. The
+newest namespace, urn:dslforum-org:cwmp-1-2, with the prefixes soap-env, soap-enc, xsd, xsi
+and cwmp (GenieACS writes the same; only cwmp is one a peer may insist on). The
 folder says who sends it: acs-to-cpe/ or cpe-to-acs/. Every field of a message carries a value
 other than its default where the spec allows, so a parser that skipped a renamed element would
 be caught too.
+
+Checked against two independent stacks' message formats (read, not copied): GenieACS, an ACS,
+and easycwmp, a CPE, name and order every element they share with these goldens the same way.
+They also show what the canonical comparison pins for them: easycwmp looks for the soap-env
+declaration on the element declaring the cwmp namespace (here all five sit on the Envelope),
+requires the message element to carry a prefix, and matches children by their unprefixed
+names (Name, Value, string), as Annex A's unqualified child elements are written.
 
 `golden_failure` is the whole check of one golden in one namespace (parse and compare the
 fields, build and compare canonical XML, validate what was built); the golden tests and the
