@@ -4,10 +4,11 @@ The codec describes each message once, in the table of `_Shape`s `knock.cwmp.env
 from the dataclasses of `knock.cwmp.rpcs` (one `_Field` per element: its name, in order). Each
 mutant here edits that table in-process: renames one element (``URL`` -> ``Url``), drops one,
 swaps two neighbours, renames an array's item element or its arrayType, renames a
-ParameterValueStruct's Name or Value or a SOAP envelope element or attribute, or binds the
-CWMP namespace to another prefix. Every mutant must make a golden fail (`golden_failure`: parse,
-build, compare), and every one but the few the spec allows must also make a message built
-from the goldens fail the schema alone, since that is the check every other test runs under.
+ParameterValueStruct's Name or Value, a CWMP header, a SOAP envelope or Fault element or
+attribute, or binds the CWMP namespace to another prefix. Every mutant must make a golden
+fail (`golden_failure`: parse, build, compare), and every one but the few the spec allows must
+also make a message built from the goldens fail the schema alone, since that is the check
+every other test runs under.
 Editing the table rather than the source keeps the run to seconds: no re-import, no pytest
 per mutant. `make mutants` runs this file and prints what killed each mutant.
 """
@@ -115,6 +116,15 @@ def _envelope_mutants() -> Iterator[Mutant]:
         )
 
 
+def _local_name_mutants() -> Iterator[Mutant]:
+    # The CWMP headers and the SOAP Fault's parts, which the envelope code names itself.
+    for constant in ("_ID", "_HOLD_REQUESTS", "_SESSION_TIMEOUT", "_FAULTCODE", "_FAULTSTRING"):
+        name = getattr(codec, constant)
+        wrong = _renamed(name)
+        yield f"{name} renamed {wrong}", lambda c=constant, w=wrong: _set_attr(codec, c, w)
+    yield "SOAP detail renamed Detail", lambda: _set_attr(codec, "_DETAIL", "Detail")
+
+
 def _prefix_mutant() -> Mutant:
     def apply() -> Callable[[], None]:
         saved = dict(NSMAPS[CWMP_1_2])
@@ -126,7 +136,13 @@ def _prefix_mutant() -> Mutant:
 
 def mutants() -> list[Mutant]:
     found = [m for shape in list(codec._SHAPE_CACHE.values()) for m in _shape_mutants(shape)]
-    return [*found, *_parameter_value_mutants(), *_envelope_mutants(), _prefix_mutant()]
+    return [
+        *found,
+        *_parameter_value_mutants(),
+        *_envelope_mutants(),
+        *_local_name_mutants(),
+        _prefix_mutant(),
+    ]
 
 
 @contextmanager

@@ -346,6 +346,14 @@ _HEADER: Final = f"{{{SOAP_ENV}}}Header"
 _BODY: Final = f"{{{SOAP_ENV}}}Body"
 _SOAP_FAULT: Final = f"{{{SOAP_ENV}}}Fault"
 _MUST_UNDERSTAND: Final = f"{{{SOAP_ENV}}}mustUnderstand"
+# Local names of the CWMP headers and the SOAP Fault's parts, read at each call (as the
+# qualified names above are) so tests/cwmp/test_mutants.py can rename them.
+_ID: Final = "ID"
+_HOLD_REQUESTS: Final = "HoldRequests"
+_SESSION_TIMEOUT: Final = "SessionTimeout"
+_FAULTCODE: Final = "faultcode"
+_FAULTSTRING: Final = "faultstring"
+_DETAIL: Final = "detail"
 _DECLARATION: Final = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 _SOAP_FAULTCODES: Final[dict[str, SoapFaultCode]] = {"Client": "Client", "Server": "Server"}
 
@@ -370,11 +378,11 @@ def build_envelope(
         if id is not None or hold_requests is not None or session_timeout is not None:
             header = etree.SubElement(root, _HEADER)
             if id is not None:
-                _header(header, cwmp_ns, "ID", id, "1")
+                _header(header, cwmp_ns, _ID, id, "1")
             if hold_requests is not None:
-                _header(header, cwmp_ns, "HoldRequests", "1" if hold_requests else "0", "1")
+                _header(header, cwmp_ns, _HOLD_REQUESTS, "1" if hold_requests else "0", "1")
             if session_timeout is not None:
-                _header(header, cwmp_ns, "SessionTimeout", str(session_timeout), "0")
+                _header(header, cwmp_ns, _SESSION_TIMEOUT, str(session_timeout), "0")
         body_el = etree.SubElement(root, _BODY)
         if isinstance(body, Fault):
             _build_fault(body_el, body, cwmp_ns)
@@ -392,9 +400,9 @@ def _header(parent: _Element, cwmp_ns: str, name: str, text: str, must: str) -> 
 
 def _build_fault(body: _Element, fault: Fault, cwmp_ns: str) -> None:
     soap_fault = etree.SubElement(body, _SOAP_FAULT)
-    etree.SubElement(soap_fault, "faultcode").text = fault.faultcode
-    etree.SubElement(soap_fault, "faultstring").text = "CWMP fault"
-    detail = etree.SubElement(soap_fault, "detail")
+    etree.SubElement(soap_fault, _FAULTCODE).text = fault.faultcode
+    etree.SubElement(soap_fault, _FAULTSTRING).text = "CWMP fault"
+    detail = etree.SubElement(soap_fault, _DETAIL)
     _FAULT.build_into(etree.SubElement(detail, f"{{{cwmp_ns}}}Fault"), fault)
 
 
@@ -410,7 +418,7 @@ def parse_envelope(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Envelope:
         raise MalformedEnvelope(f"root element is {_local(root.tag)!r}, not a SOAP Envelope")
     parts = _children(root)
     headers = _children(parts["Header"]) if "Header" in parts else {}
-    id_el = headers.get("ID")
+    id_el = headers.get(_ID)
     id_ = None if id_el is None else id_el.text or ""
     body = parts.get("Body")
     message = None if body is None else next(iter(body), None)
@@ -420,8 +428,8 @@ def parse_envelope(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Envelope:
             raise MalformedEnvelope("no SOAP Body" if body is None else "empty SOAP Body")
         if cwmp_ns is None:
             raise MalformedEnvelope("no CWMP namespace in the envelope")
-        hold = _optional(headers, "HoldRequests", _BOOL)
-        timeout = _optional(headers, "SessionTimeout", _INT)
+        hold = _optional(headers, _HOLD_REQUESTS, _BOOL)
+        timeout = _optional(headers, _SESSION_TIMEOUT, _INT)
         name = _local(message.tag)
         if name == "Fault":
             rpc: Rpc = _parse_fault(message)
@@ -461,13 +469,13 @@ def _cwmp_ns(root: _Element, message: _Element | None, id_el: _Element | None) -
 
 def _parse_fault(el: _Element) -> Fault:
     parts = _children(el)
-    detail = parts.get("detail")
+    detail = parts.get(_DETAIL)
     cwmp_fault = None if detail is None else _children(detail).get("Fault")
     if cwmp_fault is None:
         raise InvalidArguments("Fault: no CWMP Fault in the SOAP Fault detail")
     values = _FAULT.parse_values(cwmp_fault, "Fault")
     # Some CPEs qualify the faultcode (soap:Client); the CWMP meaning is in the local part.
-    faultcode = parts.get("faultcode")
+    faultcode = parts.get(_FAULTCODE)
     text = "" if faultcode is None else faultcode.text or ""
     soap_code = _SOAP_FAULTCODES.get(text.strip().rpartition(":")[2])
     return Fault(soap_code or soap_faultcode(values["fault_code"]), **values)
