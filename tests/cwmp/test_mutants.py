@@ -104,25 +104,31 @@ def _parameter_value_mutants() -> Iterator[Mutant]:
         )
 
 
+# The names the envelope code keeps in module constants: SOAP's (qualified) and the CWMP
+# headers' and SOAP Fault parts' (local).
+_ENVELOPE_NAMES = (
+    "_HEADER",
+    "_BODY",
+    "_SOAP_FAULT",
+    "_MUST_UNDERSTAND",
+    "_XSI_TYPE",
+    "_ID",
+    "_HOLD_REQUESTS",
+    "_SESSION_TIMEOUT",
+    "_FAULTCODE",
+    "_FAULTSTRING",
+    "_DETAIL",
+)
+
+
 def _envelope_mutants() -> Iterator[Mutant]:
-    # The SOAP names the envelope code keeps in module constants.
-    for constant in ("_HEADER", "_BODY", "_SOAP_FAULT", "_MUST_UNDERSTAND", "_XSI_TYPE"):
-        qualified = getattr(codec, constant)
-        namespace, _, local = qualified.rpartition("}")
-        wrong = f"{namespace}}}{_renamed(local)}"
+    for constant in _ENVELOPE_NAMES:
+        namespace, brace, local = getattr(codec, constant).rpartition("}")
+        wrong = _renamed(local)
         yield (
-            f"SOAP {local} renamed {_renamed(local)}",
-            lambda c=constant, w=wrong: _set_attr(codec, c, w),
+            f"envelope {local} renamed {wrong}",
+            lambda c=constant, w=f"{namespace}{brace}{wrong}": _set_attr(codec, c, w),
         )
-
-
-def _local_name_mutants() -> Iterator[Mutant]:
-    # The CWMP headers and the SOAP Fault's parts, which the envelope code names itself.
-    for constant in ("_ID", "_HOLD_REQUESTS", "_SESSION_TIMEOUT", "_FAULTCODE", "_FAULTSTRING"):
-        name = getattr(codec, constant)
-        wrong = _renamed(name)
-        yield f"{name} renamed {wrong}", lambda c=constant, w=wrong: _set_attr(codec, c, w)
-    yield "SOAP detail renamed Detail", lambda: _set_attr(codec, "_DETAIL", "Detail")
 
 
 def _prefix_mutant() -> Mutant:
@@ -140,7 +146,6 @@ def mutants() -> list[Mutant]:
         *found,
         *_parameter_value_mutants(),
         *_envelope_mutants(),
-        *_local_name_mutants(),
         _prefix_mutant(),
     ]
 
