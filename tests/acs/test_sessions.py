@@ -210,3 +210,56 @@ async def test_a_new_inform_supersedes_a_dead_session(acs: Running) -> None:
         assert (await cpe.empty()).status == 204
     outcomes = [s.outcome for s in await acs.store.list_sessions(cpe.device_id)]
     assert sorted(outcomes) == ["ok", "superseded"]
+
+
+async def next_session_end(announcements: Any) -> SessionEnded:
+    while not isinstance(ended := await asyncio.wait_for(announcements.next(), 5), SessionEnded):
+        pass
+    return ended
+
+
+async def test_a_connection_closed_mid_task_ends_the_session_at_once(start_acs: Any) -> None:
+    """With an hour's session timeout, only the closed connection can end the session; its
+    task is queued again (the first retry is at once) with the attempt counted."""
+    acs = await start_acs(cwmp_session_timeout=3600)
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        await cpe.empty()
+    task = await queue(
+        acs, cpe.device_id, {"name": "getParameterValues", "parameterNames": [UPTIME]}
+    )
+    with acs.hub.subscribe(cpe.device_id) as announcements:
+        async with ScriptedCpe(acs.acs_url) as cpe:
+            await cpe.inform("2 PERIODIC")
+            request = await cpe.empty()
+            assert isinstance(request.envelope and request.envelope.body, GetParameterValues)
+        # The client closed: its TCP connection with it.
+        ended = await next_session_end(announcements)
+    [last, _] = await acs.store.list_sessions(cpe.device_id)
+    assert (ended.session_id, last.outcome) == (last.id, "closed")
+    assert acs.acs.live_sessions == 0
+    stored = await acs.store.get_task(int(task["_id"]))
+    assert stored is not None
+    assert (stored.status, stored.attempts, stored.not_before) == ("queued", 1, None)
+
+
+async def test_a_response_with_an_id_no_request_had_is_no_success(acs: Running) -> None:
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        await cpe.empty()
+        task = await queue(
+            acs, cpe.device_id, {"name": "getParameterValues", "parameterNames": [UPTIME]}
+        )
+        await cpe.inform("2 PERIODIC")
+        request = await cpe.empty()
+        assert request.envelope is not None and request.envelope.id == "knock-1"
+        answer = GetParameterValuesResponse([ParameterValueStruct(UPTIME, "5", "xsd:unsignedInt")])
+        reply = await cpe.send(answer, id="knock-99")
+        assert reply.status == 500 and reply.envelope is not None
+        assert "matches no request sent" in reply.envelope.body.fault_string  # type: ignore[union-attr]
+    stored = await acs.store.get_task(int(task["_id"]))
+    assert stored is not None and (stored.status, stored.attempts) == ("queued", 1)
+    params = await acs.store.get_parameters([cpe.device_id], [UPTIME])
+    assert all(p.value != "5" for p in params[cpe.device_id])
+    [last, _] = await acs.store.list_sessions(cpe.device_id)
+    assert last.outcome == "error"

@@ -71,6 +71,9 @@ class LiveSession:
     rpcs: int = 0  # RPCs of this session either way, for its log line
     opened: float = 0.0  # on the service's clock, at the Inform
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The task serving the HTTP connection of the session's latest POST: it ends when that
+    # connection closes (aiohttp's `Request.task`).
+    connection: asyncio.Task[None] | None = None
 
 
 class AcsService:
@@ -109,6 +112,7 @@ class AcsService:
         self._by_token: dict[str, LiveSession] = {}
         self._by_device: dict[str, LiveSession] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # sessions whose connection closed
         self._holds: dict[str, asyncio.Event] = {}
 
     def app(self) -> web.Application:
@@ -149,6 +153,7 @@ class AcsService:
                 await self._reaper
         for live in list(self._by_token.values()):
             await self._end(live, "aborted")
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         live = self._by_token.get(request.cookies.get(COOKIE, ""))
@@ -172,7 +177,34 @@ class AcsService:
         async with live.lock:
             live.last_activity = self._clock()
             response = await self._step(live, body, request)
+            self._watch_connection(live, request)
         return response
+
+    def _watch_connection(self, live: LiveSession, request: web.Request) -> None:
+        """End the session as soon as the connection carrying it closes: a device that dropped
+        it (crashed, gave up) is not coming back to this session, and whatever it was running
+        is to be retried rather than held until the timeout. A device that asked to close the
+        connection after this POST (Connection: close) may go on over a new one, and is left to
+        the timeout."""
+        if live.token not in self._by_token or not request.keep_alive:
+            return
+        connection = request.task
+        if live.connection is connection:
+            return
+        live.connection = connection
+        connection.add_done_callback(lambda _: self._connection_closed(live, connection))
+
+    def _connection_closed(self, live: LiveSession, connection: asyncio.Task[None]) -> None:
+        if live.connection is connection and live.token in self._by_token:
+            ending = asyncio.create_task(self._end_closed(live, connection))
+            self._closing.add(ending)
+            ending.add_done_callback(self._closing.discard)
+
+    async def _end_closed(self, live: LiveSession, connection: asyncio.Task[None]) -> None:
+        async with live.lock:
+            # A POST that came over a new connection meanwhile keeps the session.
+            if live.connection is connection and live.token in self._by_token:
+                await self._end(live, "closed")
 
     async def _step(self, live: LiveSession, body: bytes, request: web.Request) -> web.Response:
         event = live.core.receive(body)
@@ -188,6 +220,10 @@ class AcsService:
             metrics.bad_input.labels("cwmp-fault").inc()
             metrics.faults.labels(str(event.fault_code), "acs").inc()
             reply = live.core.reply_fault(event.fault_code, event.message)
+            if live.core.awaiting_response and live.session_id:
+                # What the device answered to the ACS's request is unusable: whether it ran the
+                # request is unknown, so the session ends and its task is retried.
+                await self._end(live, "error")
             return _xml(reply, status=event.http_status)
         if isinstance(event, CpeRequest):
             live.rpcs += 1
@@ -390,11 +426,22 @@ class AcsService:
         return {p.path: p.type for p in stored.get(device_id, []) if p.path in paths and p.type}
 
     async def _end(self, live: LiveSession, outcome: str) -> None:
-        """End a session that did not finish normally; a task it was running is queued again."""
+        """End a session that did not finish normally; a task it was running is retried, or
+        faulted after its last attempt (knock.store.retry)."""
         if live.core.state is not State.DONE:
             live.core.finish()
         if live.task is not None:
-            await self._store.requeue_running(live.session_id)
+            for task in await self._store.retry_running(live.session_id, outcome, _now()):
+                log.info(
+                    "device %s: task %d %s after its session ended (%s), attempt %d",
+                    live.device_id,
+                    task.id,
+                    task.status,
+                    outcome,
+                    task.attempts,
+                )
+                if task.status == TaskStatus.FAULTED:
+                    self._hub.announce(TaskFinished(task.id, live.device_id, task.status))
             live.task = live.plan = None
         live.provisioning = None
         if live.session_id:

@@ -89,6 +89,8 @@ class TaskRow:
     fault_string: str | None = None
     fault_detail: Any = None
     result: Any = None
+    attempts: int = 0  # sessions that died while running it
+    not_before: datetime | None = None  # a retried task is not claimed before then
 
 
 @dataclass(frozen=True, slots=True)
