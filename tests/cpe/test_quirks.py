@@ -12,8 +12,8 @@ from knock.cli import app
 from knock.cpe.datamodel import DataModel, load_model
 from knock.cpe.fleet_config import FleetConfig
 from knock.cpe.quirks import Quirk, parse_quirks
-from knock.cpe.stun_agent import Send, StunAgent, StunConfig
 from knock.cpe.rpc_handler import Dropped, Handled, handle
+from knock.cpe.stun_agent import Send, StunAgent, StunConfig
 from knock.cpe.switches import SwitchError
 from knock.cwmp.faults import cpe_fault
 from knock.cwmp.rpcs import (
