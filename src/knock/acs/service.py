@@ -269,9 +269,34 @@ class AcsService:
         if target is not None and target.password is not None:
             self._provisioned.add(live.device_id)
             return None
+        if self._cr_policy is CrPolicy.OFF:
+            return None
         return provisioning_for(
-            self._cr_policy, live.root, self._cr_fixed, self._stun_offer, self._xmpp_offer
+            self._cr_policy,
+            live.root,
+            self._cr_fixed,
+            self._stun_offer,
+            self._xmpp_offer,
+            lacks=await self._store.device_lacks(live.device_id),
         )
+
+    async def _remember_lacks(self, live: LiveSession, outcome: str | None) -> None:
+        """Store what provisioning found the device unable to do: what it faulted on, and
+        what it was asked when its session died (*outcome*), so that no later session asks
+        again. An ACS shutting down ("aborted") says nothing about the device."""
+        assert live.provisioning is not None
+        lacking = live.provisioning.found_lacking
+        probing = live.provisioning.probing
+        if outcome not in (None, "aborted") and probing is not None:
+            lacking.add(probing)
+        if lacking:
+            log.warning(
+                "device %s cannot do %s%s; Knock reads it by leaf names from now on",
+                live.device_id,
+                ", ".join(sorted(lacking)),
+                f" (its session ended: {outcome})" if outcome else "",
+            )
+            await self._store.add_device_lacks(live.device_id, lacking)
 
     async def _on_provisioning(self, live: LiveSession, event: CpeResponse) -> Rpc | None:
         """The next provisioning RPC, or None once the device's answers are stored."""
@@ -279,6 +304,7 @@ class AcsService:
         step = live.provisioning.on_response(event.rpc)
         if not isinstance(step, Provisioned):
             return step
+        await self._remember_lacks(live, None)
         live.provisioning = None
         device_id = live.device_id
         if step.seen:
@@ -443,7 +469,9 @@ class AcsService:
                 if task.status == TaskStatus.FAULTED:
                     self._hub.announce(TaskFinished(task.id, live.device_id, task.status))
             live.task = live.plan = None
-        live.provisioning = None
+        if live.provisioning is not None:
+            await self._remember_lacks(live, outcome)
+            live.provisioning = None
         if live.session_id:
             await self._store.end_session(live.session_id, outcome, _now())
         self._forget(live, outcome)

@@ -487,7 +487,9 @@ class SimulatedCpe:
                     )
                 handled = self._answer(incoming)
                 if isinstance(handled, Dropped):
-                    # Leaving the client's context closes its TCP connection unanswered.
+                    # Leaving the client's context closes its TCP connection unanswered; the
+                    # crashed CWMP client starts again, and says so in its next Inform.
+                    self.state.add_event(Event.BOOT)
                     raise SessionFailed(f"dropped the connection on {handled.reason}")
                 if isinstance(incoming, Envelope):
                     ns, id_ = incoming.cwmp_ns, incoming.id

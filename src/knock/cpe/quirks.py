@@ -37,7 +37,8 @@ READINGS: Final = {
         "GetParameterValues of a partial path (ending in '.') is answered with fault 9005"
     ),
     Quirk.PARTIAL_PATH_DROP: (
-        "GetParameterValues of a partial path closes the connection with no answer (a crash)"
+        "GetParameterValues of a partial path crashes the CWMP client: the connection closes "
+        "unanswered, and the next Inform says 1 BOOT"
     ),
 }
 
