@@ -6,19 +6,23 @@ restart, not to ask it again."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 from live_lab import MS, WAIT, lab, settled
 
 from knock.cpe.quirks import Quirk
-from knock.notify import SessionEnded
+from knock.notify import SessionEnded, TaskFinished
 from knock.vocab import CrMethod, CrOutcome, Event, Lack
 
 PASSWORD = f"{MS}ConnectionRequestPassword"
 DROPPING = {
     "quirks": frozenset({Quirk.PARTIAL_PATH_DROP}),
-    # The device comes back 1-2 s after the session it dropped, not 5-10 s.
-    "values": {f"{MS}CWMPRetryMinimumWaitInterval": "1"},
+    # The device comes back 1 s after each session it dropped, not 5-10 s and growing.
+    "values": {
+        f"{MS}CWMPRetryMinimumWaitInterval": "1",
+        f"{MS}CWMPRetryIntervalMultiplier": "1000",
+    },
 }
 
 
@@ -77,3 +81,52 @@ async def test_a_device_faulting_on_partial_path_reads_is_provisioned_in_its_fir
         target = await running.acs.store.get_cr_target(device_id)
         assert target is not None and target.password == cpe.model.get(PASSWORD)
         assert await running.acs.store.device_lacks(device_id) == {Lack.PARTIAL_PATH_VALUES}
+
+
+async def test_a_task_that_crashes_the_device_is_retried_then_faulted_and_the_next_one_runs(
+    tmp_path: Path,
+) -> None:
+    """Its RPC (a partial-path read) makes the device drop the connection in each of the three
+    sessions a task may run in (no back-off here, to keep the test short); then it ends
+    faulted with the reason, and the task queued behind it runs."""
+    async with lab(tmp_path, device_options=DROPPING, cwmp_task_retry_delay=0.0) as running:
+        [cpe] = running.devices
+        device_id = running.device_id(cpe)
+        await running.provisioned(cpe)
+        if cpe.in_session:
+            await settled(cpe)
+        store = running.acs.store
+        now = datetime.now(UTC)
+        poisoned = await store.add_task(
+            device_id,
+            "getParameterValues",
+            {"name": "getParameterValues", "parameterNames": ["Device.DeviceInfo."]},
+            now,
+        )
+        uptime = "Device.DeviceInfo.UpTime"
+        behind = await store.add_task(
+            device_id,
+            "getParameterValues",
+            {"name": "getParameterValues", "parameterNames": [uptime]},
+            now,
+        )
+        failed = cpe.counts.failed
+        finished: dict[int, str] = {}
+        with running.acs.hub.subscribe(device_id) as announcements:
+            cpe.request_session()
+            async with asyncio.timeout(WAIT):
+                while behind.id not in finished:
+                    item = await announcements.next()
+                    if isinstance(item, TaskFinished):
+                        finished[item.task_id] = item.status
+        assert finished == {poisoned.id: "faulted", behind.id: "done"}
+        assert list(finished) == [poisoned.id, behind.id]
+        faulted = await store.get_task(poisoned.id)
+        assert faulted is not None
+        assert (faulted.status, faulted.attempts, faulted.fault_code) == ("faulted", 3, "closed")
+        assert faulted.fault_string is not None and "3 session(s) of 3 allowed" in (
+            faulted.fault_string
+        )
+        assert cpe.counts.failed == failed + 3
+        done = await store.get_task(behind.id)
+        assert done is not None and done.result[0][0] == uptime
