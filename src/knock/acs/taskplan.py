@@ -15,6 +15,7 @@ from knock.cwmp.rpcs import (
     AddObjectResponse,
     DeleteObject,
     Download,
+    DownloadResponse,
     FactoryReset,
     GetParameterAttributes,
     GetParameterAttributesResponse,
@@ -22,6 +23,7 @@ from knock.cwmp.rpcs import (
     GetParameterNamesResponse,
     GetParameterValues,
     GetParameterValuesResponse,
+    ParameterInfoStruct,
     ParameterValueStruct,
     Reboot,
     Rpc,
@@ -51,6 +53,7 @@ class TaskPlan:
         self._name = str(spec.get("name", ""))
         self._instance: int | None = None  # addObject: the instance the CPE created
         self._sent_values: list[ParameterValueStruct] = []
+        self._listed: list[ParameterInfoStruct] | None = None  # refreshObject: names read
 
     def first(self) -> Rpc:
         spec, name = self._spec, self._name
@@ -97,8 +100,19 @@ class TaskPlan:
             return TaskOutcome(
                 result=[[a.name, a.notification, list(a.access_list)] for a in attributes]
             )
+        if name == "refreshObject" and self._listed is not None:
+            values = _expect(rpc, GetParameterValuesResponse).parameter_list
+            return self._refreshed(self._listed, values)
         if name in ("getParameterNames", "refreshObject"):
             infos = _expect(rpc, GetParameterNamesResponse).parameter_list
+            leaves = [i.name for i in infos if not i.name.endswith(".")]
+            if name == "refreshObject" and leaves:
+                # Then the values of the leaves it listed, by name: a device may lack
+                # partial-path reads (GenieACS refreshes the same way).
+                self._listed = infos
+                return GetParameterValues(leaves)
+            if name == "refreshObject":
+                return self._refreshed(infos, [])
             return TaskOutcome(
                 result=[[i.name, i.writable] for i in infos],
                 put=[ParamValue(i.name, None, None, writable=i.writable) for i in infos],
@@ -123,7 +137,26 @@ class TaskPlan:
                 result={"status": getattr(rpc, "status", 0)},
                 delete_under=[_object_path(self._spec)],
             )
+        if name == "download":
+            # 1: the transfer is not done yet; its TransferComplete, in a later session, is
+            # recorded on this task (Store.record_transfer_complete).
+            return TaskOutcome(result={"status": _expect(rpc, DownloadResponse).status})
         return TaskOutcome(result={})
+
+    @staticmethod
+    def _refreshed(
+        infos: list[ParameterInfoStruct], values: list[ParameterValueStruct]
+    ) -> TaskOutcome:
+        """refreshObject's outcome: every name with its writability, the leaves' values."""
+        read = {p.name: p for p in values}
+        put = []
+        for info in infos:
+            value = read.get(info.name)
+            if value is None:
+                put.append(ParamValue(info.name, None, None, writable=info.writable))
+            else:
+                put.append(ParamValue(info.name, value.value, value.type, writable=info.writable))
+        return TaskOutcome(result=[[p.name, p.value, p.type] for p in values], put=put)
 
     @property
     def _instance_path(self) -> str:
