@@ -11,7 +11,7 @@ import pytest
 from knock.store import Store
 from knock.store.errors import UnknownDeviceError
 from knock.store.retry import TaskRetry
-from knock.store.rows import ParamValue, TaskResult
+from knock.store.rows import ParamValue, TaskResult, TransferDone
 from knock.store.schema import tasks
 from knock.vocab import TaskStatus
 
@@ -337,3 +337,35 @@ async def test_advance_session_ends_the_session_when_no_task_is_left(
     assert await store.advance_session(DEVICE, session_id, now + timedelta(seconds=2)) is None
     [session] = await store.list_sessions(DEVICE)
     assert (session.outcome, session.ended) == ("ok", now + timedelta(seconds=2))
+
+
+async def test_a_transfer_complete_lands_on_its_download_task_only(
+    store: Store, record: Record, now: datetime
+) -> None:
+    session = await record()
+    download = await store.add_task(DEVICE, "download", {"name": "download"}, now)
+    reboot = await store.add_task(DEVICE, "reboot", {"name": "reboot"}, now)
+    failed = TransferDone(9010, "HTTP 404", "2025-03-04T05:06:07Z", "2025-03-04T05:06:08Z")
+    # Not accepted by the device yet: nothing to record.
+    assert await store.record_transfer_complete(DEVICE, download.id, failed, now) is None
+    for task in (download, reboot):
+        await store.claim_next_task(DEVICE, session, now)
+        await store.finish_task(task.id, TaskStatus.DONE, session, now, result={"status": 1})
+    assert await store.record_transfer_complete(DEVICE, reboot.id, failed, now) is None
+    assert await store.record_transfer_complete(OTHER, download.id, failed, now) is None
+    later = now + timedelta(minutes=5)
+    recorded = await store.record_transfer_complete(DEVICE, download.id, failed, later)
+    assert recorded is not None
+    assert (recorded.status, recorded.fault_code, recorded.fault_string, recorded.finished) == (
+        TaskStatus.FAULTED,
+        "9010",
+        "HTTP 404",
+        later,
+    )
+    assert recorded.fault_detail == {
+        "transferComplete": {
+            "startTime": "2025-03-04T05:06:07Z",
+            "completeTime": "2025-03-04T05:06:08Z",
+        }
+    }
+    assert await store.get_task(download.id) == recorded

@@ -31,10 +31,17 @@ from knock.acs.provisioning import (
     data_model_root,
     provisioning_for,
 )
-from knock.acs.taskplan import TaskOutcome, TaskPlan, TaskSpecError, untyped_paths
+from knock.acs.taskplan import (
+    TaskOutcome,
+    TaskPlan,
+    TaskSpecError,
+    transfer_command_key,
+    transfer_task_id,
+    untyped_paths,
+)
 from knock.acs.xmpp_accounts import put_account
 from knock.cwmp.deviceid import device_key
-from knock.cwmp.rpcs import Fault, Rpc
+from knock.cwmp.rpcs import Fault, Rpc, TransferComplete
 from knock.cwmp.session import (
     AcsSession,
     CpeDone,
@@ -48,7 +55,7 @@ from knock.logs import fields
 from knock.metrics import Metrics
 from knock.notify import Arrival, Hub, SessionEnded, TaskFinished
 from knock.store import Store
-from knock.store.rows import InformRecord, ParamValue, TaskResult, TaskRow
+from knock.store.rows import InformRecord, ParamValue, TaskResult, TaskRow, TransferDone
 from knock.vocab import Event, TaskStatus
 
 log = logging.getLogger("knock.acs")
@@ -228,6 +235,8 @@ class AcsService:
         if isinstance(event, CpeRequest):
             live.rpcs += 1
             metrics.rpcs.labels(type(event.rpc).__name__, "cpe").inc()
+            if isinstance(event.rpc, TransferComplete):
+                await self._on_transfer_complete(live, event.rpc)
             answer = answer_cpe_request(event.rpc)
             if isinstance(answer, Fault):
                 metrics.faults.labels(str(answer.fault_code), "acs").inc()
@@ -254,6 +263,30 @@ class AcsService:
         if live.provisioning is not None:
             return self._request(live, live.provisioning.first())
         return await self._advance(live, None)
+
+    async def _on_transfer_complete(self, live: LiveSession, rpc: TransferComplete) -> None:
+        """Record the outcome of a transfer on the download task that asked for it."""
+        fault = rpc.fault_struct
+        task_id = transfer_task_id(rpc.command_key)
+        done = TransferDone(fault.fault_code, fault.fault_string, rpc.start_time, rpc.complete_time)
+        task = None
+        if task_id is not None:
+            task = await self._store.record_transfer_complete(live.device_id, task_id, done, _now())
+        if task is None:
+            log.info(
+                "device %s: TransferComplete for CommandKey %r matches no download task; "
+                "another ACS or the device itself started it",
+                live.device_id,
+                rpc.command_key,
+            )
+            return
+        log.info(
+            "device %s: download task %d: transfer %s",
+            live.device_id,
+            task.id,
+            f"failed ({fault.fault_code} {fault.fault_string})" if fault.fault_code else "done",
+        )
+        self._hub.announce(TaskFinished(task.id, live.device_id, task.status))
 
     def _request(self, live: LiveSession, rpc: Rpc) -> web.Response:
         """Send the CPE the ACS's next request, counted."""
@@ -433,7 +466,8 @@ class AcsService:
                 self._forget(live, "ok")
                 return web.Response(status=204)
             try:
-                plan = TaskPlan(task.spec, await self._stored_types(live.device_id, task.spec))
+                types = await self._stored_types(live.device_id, task.spec)
+                plan = TaskPlan(task.spec, types, transfer_command_key(task.id))
                 first = plan.first()
             except TaskSpecError as exc:
                 done = TaskResult(

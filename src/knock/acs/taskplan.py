@@ -6,6 +6,7 @@ RPCs one at a time and, after the last response, says what to write to the store
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -47,8 +48,13 @@ class TaskOutcome:
 
 
 class TaskPlan:
-    def __init__(self, spec: Mapping[str, Any], stored_types: Mapping[str, str]) -> None:
+    def __init__(
+        self, spec: Mapping[str, Any], stored_types: Mapping[str, str], command_key: str = ""
+    ) -> None:
+        """*command_key*: what a download sends as CommandKey, so that the device's
+        TransferComplete finds the task again (`transfer_command_key`)."""
         self._spec = spec
+        self._command_key = command_key
         self._types = stored_types
         self._name = str(spec.get("name", ""))
         self._instance: int | None = None  # addObject: the instance the CPE created
@@ -76,7 +82,7 @@ class TaskPlan:
             return FactoryReset()
         if name == "download":
             return Download(
-                command_key=str(spec.get("commandKey", "")),
+                command_key=self._command_key,
                 file_type=str(spec.get("fileType", "")),
                 url=str(spec.get("url") or spec.get("fileName") or ""),
                 username=str(spec.get("username", "")),
@@ -188,6 +194,17 @@ class TaskPlan:
         if isinstance(value, int):
             return "xsd:int"
         return "xsd:string"
+
+
+def transfer_command_key(task_id: int) -> str:
+    """The CommandKey of the transfer task *task_id* asks for (at most 32 characters)."""
+    return f"knock-task-{task_id}"
+
+
+def transfer_task_id(command_key: str) -> int | None:
+    """The task a TransferComplete's CommandKey names, if Knock made it."""
+    match = re.fullmatch(r"knock-task-([0-9]{1,18})", command_key)
+    return None if match is None else int(match.group(1))
 
 
 def untyped_paths(spec: Mapping[str, Any]) -> list[str]:

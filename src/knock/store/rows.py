@@ -121,6 +121,16 @@ class TaskResult:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferDone:
+    """What a device's TransferComplete reports about a transfer a task asked for."""
+
+    fault_code: int  # 0: the transfer succeeded
+    fault_string: str
+    start_time: str
+    complete_time: str
+
+
+@dataclass(frozen=True, slots=True)
 class SessionRow:
     id: int
     device_id: str

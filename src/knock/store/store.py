@@ -33,6 +33,7 @@ from knock.store.rows import (
     StoredParam,
     TaskResult,
     TaskRow,
+    TransferDone,
     XmppAccountRow,
 )
 from knock.store.schema import (
@@ -420,6 +421,15 @@ class Store:
         stmt = stmt.order_by(tasks.c.id).offset(skip).limit(limit)
         return [TaskRow(**row._mapping) for row in await self._db.run_statement(_all, stmt)]
 
+    async def record_transfer_complete(
+        self, device_id: str, task_id: int, done: TransferDone, now: datetime
+    ) -> TaskRow | None:
+        """Record the device's TransferComplete on the download task *task_id* that asked for
+        it (the device accepted it: done, or faulted by an earlier report): a fault makes the
+        task faulted with it, success adds the times to its result. Returns the task as it is
+        now, or None when the device has no such task."""
+        return await self._db.run(_record_transfer, device_id, task_id, done, now)
+
     async def delete_task(self, task_id: int) -> bool:
         deleted = await self._db.run_statement(
             _rowcount, delete(tasks).where(tasks.c.id == task_id)
@@ -477,6 +487,33 @@ def _cr_target(conn: Connection, device_id: str) -> CrTarget | None:
     return CrTarget(
         device_id, creds.cr_username, creds.cr_password, management, creds.stun_username, binding
     )
+
+
+def _record_transfer(
+    conn: Connection, device_id: str, task_id: int, done: TransferDone, now: datetime
+) -> TaskRow | None:
+    this = (
+        tasks.c.id == task_id,
+        tasks.c.device_id == device_id,
+        tasks.c.name == "download",
+        tasks.c.status.in_((TaskStatus.DONE, TaskStatus.FAULTED)),
+    )
+    task = conn.execute(select(tasks).where(*this)).first()
+    if task is None:
+        return None
+    times = {"startTime": done.start_time, "completeTime": done.complete_time}
+    if done.fault_code:
+        change: dict[str, Any] = {
+            "status": TaskStatus.FAULTED,
+            "fault_code": str(done.fault_code),
+            "fault_string": done.fault_string,
+            "fault_detail": {"transferComplete": times},
+            "finished": now,
+        }
+    else:
+        change = {"result": {**(task.result or {}), "transferComplete": times}}
+    row = conn.execute(update(tasks).where(*this).values(**change).returning(*tasks.c)).one()
+    return TaskRow(**row._mapping)
 
 
 def _add_lacks(conn: Connection, device_id: str, lacks: frozenset[str]) -> None:
