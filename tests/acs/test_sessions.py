@@ -184,22 +184,30 @@ async def test_bootstrap_drops_stale_parameters(acs: Running) -> None:
     assert INTERVAL in {p.path for p in stored}
 
 
+async def next_session_end(announcements: Any) -> SessionEnded:
+    while not isinstance(ended := await asyncio.wait_for(announcements.next(), 5), SessionEnded):
+        pass
+    return ended
+
+
+async def queue_uptime(acs: Running, device_id: str) -> int:
+    task = await queue(acs, device_id, {"name": "getParameterValues", "parameterNames": [UPTIME]})
+    return int(task["_id"])
+
+
 async def test_a_silent_session_times_out_and_its_task_is_requeued(start_acs: Any) -> None:
     acs = await start_acs(cwmp_session_timeout=0.3)
     async with ScriptedCpe(acs.acs_url) as cpe:
         await cpe.inform("0 BOOTSTRAP")
         await cpe.empty()
-        task = await queue(
-            acs, cpe.device_id, {"name": "getParameterValues", "parameterNames": [UPTIME]}
-        )
+        task = await queue_uptime(acs, cpe.device_id)
         with acs.hub.subscribe(cpe.device_id) as announcements:
             await cpe.inform("2 PERIODIC")
             request = await cpe.empty()
             assert request.envelope is not None  # the GPV, which the CPE never answers
-            while not isinstance(await asyncio.wait_for(announcements.next(), 5), SessionEnded):
-                pass
+            await next_session_end(announcements)
         assert acs.acs.live_sessions == 0
-    stored = await acs.store.get_task(int(task["_id"]))
+    stored = await acs.store.get_task(task)
     assert stored is not None and stored.status == "queued"
     sessions = await acs.store.list_sessions(cpe.device_id)
     assert sessions[0].outcome == "timeout"
@@ -215,12 +223,6 @@ async def test_a_new_inform_supersedes_a_dead_session(acs: Running) -> None:
     assert sorted(outcomes) == ["ok", "superseded"]
 
 
-async def next_session_end(announcements: Any) -> SessionEnded:
-    while not isinstance(ended := await asyncio.wait_for(announcements.next(), 5), SessionEnded):
-        pass
-    return ended
-
-
 async def test_a_connection_closed_mid_task_ends_the_session_at_once(start_acs: Any) -> None:
     """With an hour's session timeout, only the closed connection can end the session; its
     task is queued again (the first retry is at once) with the attempt counted."""
@@ -228,9 +230,7 @@ async def test_a_connection_closed_mid_task_ends_the_session_at_once(start_acs: 
     async with ScriptedCpe(acs.acs_url) as cpe:
         await cpe.inform("0 BOOTSTRAP")
         await cpe.empty()
-    task = await queue(
-        acs, cpe.device_id, {"name": "getParameterValues", "parameterNames": [UPTIME]}
-    )
+    task = await queue_uptime(acs, cpe.device_id)
     with acs.hub.subscribe(cpe.device_id) as announcements:
         async with ScriptedCpe(acs.acs_url) as cpe:
             await cpe.inform("2 PERIODIC")
@@ -241,7 +241,7 @@ async def test_a_connection_closed_mid_task_ends_the_session_at_once(start_acs: 
     [last, _] = await acs.store.list_sessions(cpe.device_id)
     assert (ended.session_id, last.outcome) == (last.id, "closed")
     assert acs.acs.live_sessions == 0
-    stored = await acs.store.get_task(int(task["_id"]))
+    stored = await acs.store.get_task(task)
     assert stored is not None
     assert (stored.status, stored.attempts, stored.not_before) == ("queued", 1, None)
 
@@ -250,9 +250,7 @@ async def test_a_response_with_an_id_no_request_had_is_no_success(acs: Running) 
     async with ScriptedCpe(acs.acs_url) as cpe:
         await cpe.inform("0 BOOTSTRAP")
         await cpe.empty()
-        task = await queue(
-            acs, cpe.device_id, {"name": "getParameterValues", "parameterNames": [UPTIME]}
-        )
+        task = await queue_uptime(acs, cpe.device_id)
         await cpe.inform("2 PERIODIC")
         request = await cpe.empty()
         assert request.envelope is not None and request.envelope.id == "knock-1"
@@ -260,7 +258,7 @@ async def test_a_response_with_an_id_no_request_had_is_no_success(acs: Running) 
         reply = await cpe.send(answer, id="knock-99")
         assert reply.status == 500 and reply.envelope is not None
         assert "matches no request sent" in reply.envelope.body.fault_string  # type: ignore[union-attr]
-    stored = await acs.store.get_task(int(task["_id"]))
+    stored = await acs.store.get_task(task)
     assert stored is not None and (stored.status, stored.attempts) == ("queued", 1)
     params = await acs.store.get_parameters([cpe.device_id], [UPTIME])
     assert all(p.value != "5" for p in params[cpe.device_id])
