@@ -303,7 +303,7 @@ class AcsService:
             self._provisioned.add(live.device_id)
             return None
         if self._cr_policy is CrPolicy.OFF:
-            return None
+            return None  # before reading what the device lacks: OFF devices never hold them
         return provisioning_for(
             self._cr_policy,
             live.root,
