@@ -15,6 +15,7 @@ from typing import Any
 
 from knock.connreq.order import MethodOrder
 from knock.nbi.origin import AllowedHosts
+from knock.store.retry import TaskRetry
 from knock.xmpp.client import TlsPolicy
 from knock.xmpp.jid import JidError, parse_jid
 
@@ -50,6 +51,20 @@ class Settings:
     )
     cwmp_session_timeout: float = field(
         default=30.0, metadata=_help("Seconds of silence after which a CWMP session is dropped.")
+    )
+    cwmp_task_attempts: int = field(
+        default=3,
+        metadata=_help(
+            "Sessions a task may run in: when the device's session dies (closed connection, "
+            "timeout, a new Inform) while it runs, it is retried until then, then faulted."
+        ),
+    )
+    cwmp_task_retry_delay: float = field(
+        default=60.0,
+        metadata=_help(
+            "Seconds a task waits before its second retry, doubled for each later one (the "
+            "first is at once); the device's other tasks run meanwhile."
+        ),
     )
     cwmp_max_body: int = field(
         default=2 * 1024 * 1024,
@@ -228,6 +243,9 @@ class Settings:
         merged.validate()
         return merged
 
+    def task_retry(self) -> TaskRetry:
+        return TaskRetry(self.cwmp_task_attempts, self.cwmp_task_retry_delay)
+
     def validate(self) -> None:
         if self.cwmp_auth not in ("none", "basic", "digest"):
             raise ConfigError(f"cwmp_auth is {self.cwmp_auth!r}; use none, basic or digest")
@@ -244,6 +262,10 @@ class Settings:
             raise ConfigError(f"cr_provision is {self.cr_provision!r}; use random, fixed or off")
         if self.cr_provision == "fixed" and not self.cr_password:
             raise ConfigError("cr_provision fixed needs --cr-username and --cr-password")
+        try:
+            self.task_retry()
+        except ValueError as exc:
+            raise ConfigError(f"cwmp_{exc}") from None
         if not 0 < self.stun_keepalive_min <= self.stun_keepalive_max:
             raise ConfigError("stun_keepalive_min must be positive and at most stun_keepalive_max")
         if bool(self.tls_cert) != bool(self.tls_key):

@@ -332,7 +332,7 @@ async def start(
     tls = _tls_context(settings)
     # First, so that a refused login stops the start before anything else is open.
     external = await _acs_xmpp_external(settings, worker) if settings.xmpp_acs_jid else None
-    store = await Store.open(settings.store_url)
+    store = await Store.open(settings.store_url, settings.task_retry())
     metrics = Metrics()
     hub = Hub()
     # PostgreSQL may be shared with other processes or machines: their announcements count.

@@ -32,6 +32,17 @@ class TaskStatus(StrEnum):
     FAULTED = "faulted"
 
 
+class Lack(StrEnum):
+    """What a device was found unable to do, remembered so that later sessions do not try it
+    again (the standard allows each, and deployed stacks take the freedom)."""
+
+    # GetParameterValues of a partial path ("Device.ManagementServer."): the device faulted or
+    # dropped the connection; Knock reads leaf names instead.
+    PARTIAL_PATH_VALUES = "partial-path-values"
+    # GetParameterNames of one: Knock falls back to the names the data model defines.
+    PARTIAL_PATH_NAMES = "partial-path-names"
+
+
 class Event(StrEnum):
     """Inform event codes (TR-069 §3.7.1.5)."""
 

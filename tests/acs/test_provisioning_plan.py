@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from knock.acs.provisioning import (
+    KNOWN_MANAGEMENT_LEAVES,
     Credentials,
     CrPolicy,
     Provisioned,
@@ -17,13 +18,17 @@ from knock.cwmp.faults import cpe_fault
 from knock.cwmp.rpcs import (
     AddObject,
     AddObjectResponse,
+    GetParameterNames,
+    GetParameterNamesResponse,
     GetParameterValues,
     GetParameterValuesResponse,
+    ParameterInfoStruct,
     ParameterValueStruct,
     SetParameterValues,
     SetParameterValuesResponse,
 )
 from knock.store.rows import ParamValue
+from knock.vocab import Lack
 
 MS = "Device.ManagementServer."
 CR = Credentials("cr-user", "cr-pass")
@@ -62,12 +67,62 @@ def test_a_stun_capable_device_gets_cr_and_stun_parameters() -> None:
     )
 
 
-def test_a_device_without_stun_or_partial_paths_gets_cr_only() -> None:
-    for reply in (GetParameterValuesResponse([]), cpe_fault(9005, "no partial paths")):
-        plan = fixed_plan()
-        write = plan.on_response(reply)
-        assert isinstance(write, SetParameterValues) and len(write.parameter_list) == 2
-        assert plan.on_response(SetParameterValuesResponse(0)) == Provisioned(CR, None, [])
+def test_a_device_without_stun_gets_cr_only() -> None:
+    plan = fixed_plan()
+    write = plan.on_response(GetParameterValuesResponse([]))
+    assert isinstance(write, SetParameterValues) and len(write.parameter_list) == 2
+    assert plan.on_response(SetParameterValuesResponse(0)) == Provisioned(CR, None, [])
+    assert plan.found_lacking == set()
+
+
+STUN_ENABLE = ParameterValueStruct(f"{MS}STUNEnable", "0", "xsd:boolean")
+
+
+def test_a_device_faulting_on_partial_paths_is_read_by_the_leaf_names_it_lists() -> None:
+    plan = fixed_plan()
+    assert plan.probing is Lack.PARTIAL_PATH_VALUES
+    names = plan.on_response(cpe_fault(9005, "no partial paths"))
+    assert names == GetParameterNames(MS, next_level=False)
+    assert (plan.probing, plan.found_lacking) == (
+        Lack.PARTIAL_PATH_NAMES,
+        {Lack.PARTIAL_PATH_VALUES},
+    )
+    listed = [
+        ParameterInfoStruct(f"{MS}STUNEnable", True),
+        ParameterInfoStruct(f"{MS}ManageableDevice.", False),
+        ParameterInfoStruct(f"{MS}URL", True),
+    ]
+    read = plan.on_response(GetParameterNamesResponse(listed))
+    assert read == GetParameterValues([f"{MS}STUNEnable", f"{MS}URL"])
+    assert plan.probing is None
+    write = plan.on_response(GetParameterValuesResponse([STUN_ENABLE]))
+    assert isinstance(write, SetParameterValues) and len(write.parameter_list) == 9  # STUN too
+    assert plan.on_response(SetParameterValuesResponse(0)) == Provisioned(
+        CR, STUN, [ParamValue(f"{MS}STUNEnable", "0", "xsd:boolean")]
+    )
+
+
+def test_a_device_known_to_lack_partial_paths_is_asked_known_names_one_at_a_time() -> None:
+    lacks = frozenset({Lack.PARTIAL_PATH_VALUES, Lack.PARTIAL_PATH_NAMES})
+    plan = provisioning_for(
+        CrPolicy.FIXED, "Device.", CR, OFFER, None, new_credentials=lambda: STUN, lacks=lacks
+    )
+    assert plan is not None
+    asked = [plan.first()]
+    while isinstance(asked[-1], GetParameterValues):
+        [name] = asked[-1].parameter_names
+        reply = (
+            GetParameterValuesResponse([STUN_ENABLE])
+            if name == STUN_ENABLE.name
+            else cpe_fault(9005, f"{name} does not exist")
+        )
+        asked.append(plan.on_response(reply))
+    assert [a.parameter_names[0] for a in asked[:-1]] == [  # type: ignore[union-attr]
+        MS + leaf for leaf in KNOWN_MANAGEMENT_LEAVES
+    ]
+    write = asked[-1]
+    assert isinstance(write, SetParameterValues) and len(write.parameter_list) == 9
+    assert plan.found_lacking == set()  # nothing new
 
 
 def test_no_stun_offer_means_no_stun_parameters() -> None:
@@ -182,5 +237,41 @@ def test_with_an_external_server_a_device_naming_no_connection_gets_its_enabled_
     assert isinstance(write, SetParameterValues)
     assert write.parameter_list[2:] == [
         ParameterValueStruct(f"{MS}ConnReqXMPPConnection", "Device.XMPP.Connection.3"),
+        ParameterValueStruct(f"{MS}ConnReqAllowedJabberIDs", "acs@xmpp.example"),
+    ]
+
+
+def test_a_device_lacking_partial_paths_has_its_enabled_xmpp_row_found_by_names() -> None:
+    plan = provisioning_for(
+        CrPolicy.FIXED,
+        "Device.",
+        CR,
+        None,
+        XmppOffer("acs@xmpp.example"),
+        lacks=frozenset({Lack.PARTIAL_PATH_VALUES}),
+    )
+    assert plan is not None
+    assert plan.first() == GetParameterNames(MS, next_level=False)
+    leaves = [f"{MS}ConnReqXMPPConnection", f"{MS}ConnReqAllowedJabberIDs"]
+    listed = [ParameterInfoStruct(name, True) for name in leaves]
+    assert plan.on_response(GetParameterNamesResponse(listed)) == GetParameterValues(leaves)
+    reported = [ParameterValueStruct(name, "") for name in leaves]
+    table = "Device.XMPP.Connection."
+    assert plan.on_response(GetParameterValuesResponse(reported)) == GetParameterNames(
+        table, next_level=False
+    )
+    listed = [
+        ParameterInfoStruct(f"{table}2.", False),
+        ParameterInfoStruct(f"{table}2.Enable", True),
+        ParameterInfoStruct(f"{table}2.Domain", True),
+    ]
+    assert plan.on_response(GetParameterNamesResponse(listed)) == GetParameterValues(
+        [f"{table}2.Enable"]
+    )
+    rows = [ParameterValueStruct(f"{table}2.Enable", "true", "xsd:boolean")]
+    write = plan.on_response(GetParameterValuesResponse(rows))
+    assert isinstance(write, SetParameterValues)
+    assert write.parameter_list[2:] == [
+        ParameterValueStruct(f"{MS}ConnReqXMPPConnection", "Device.XMPP.Connection.2"),
         ParameterValueStruct(f"{MS}ConnReqAllowedJabberIDs", "acs@xmpp.example"),
     ]

@@ -14,6 +14,8 @@ from knock.cwmp.rpcs import (
     AddObjectResponse,
     DeleteObject,
     DeleteObjectResponse,
+    Download,
+    DownloadResponse,
     GetParameterValues,
     GetParameterValuesResponse,
     GetRPCMethods,
@@ -24,9 +26,10 @@ from knock.cwmp.rpcs import (
     SetParameterValues,
     SetParameterValuesResponse,
     TransferComplete,
+    TransferCompleteFaultStruct,
     TransferCompleteResponse,
 )
-from knock.notify import SessionEnded
+from knock.notify import SessionEnded, TaskFinished
 from knock.server import Running
 
 UPTIME = "Device.DeviceInfo.UpTime"
@@ -181,22 +184,30 @@ async def test_bootstrap_drops_stale_parameters(acs: Running) -> None:
     assert INTERVAL in {p.path for p in stored}
 
 
+async def next_session_end(announcements: Any) -> SessionEnded:
+    while not isinstance(ended := await asyncio.wait_for(announcements.next(), 5), SessionEnded):
+        pass
+    return ended
+
+
+async def queue_uptime(acs: Running, device_id: str) -> int:
+    task = await queue(acs, device_id, {"name": "getParameterValues", "parameterNames": [UPTIME]})
+    return int(task["_id"])
+
+
 async def test_a_silent_session_times_out_and_its_task_is_requeued(start_acs: Any) -> None:
     acs = await start_acs(cwmp_session_timeout=0.3)
     async with ScriptedCpe(acs.acs_url) as cpe:
         await cpe.inform("0 BOOTSTRAP")
         await cpe.empty()
-        task = await queue(
-            acs, cpe.device_id, {"name": "getParameterValues", "parameterNames": [UPTIME]}
-        )
+        task = await queue_uptime(acs, cpe.device_id)
         with acs.hub.subscribe(cpe.device_id) as announcements:
             await cpe.inform("2 PERIODIC")
             request = await cpe.empty()
             assert request.envelope is not None  # the GPV, which the CPE never answers
-            while not isinstance(await asyncio.wait_for(announcements.next(), 5), SessionEnded):
-                pass
+            await next_session_end(announcements)
         assert acs.acs.live_sessions == 0
-    stored = await acs.store.get_task(int(task["_id"]))
+    stored = await acs.store.get_task(task)
     assert stored is not None and stored.status == "queued"
     sessions = await acs.store.list_sessions(cpe.device_id)
     assert sessions[0].outcome == "timeout"
@@ -210,3 +221,115 @@ async def test_a_new_inform_supersedes_a_dead_session(acs: Running) -> None:
         assert (await cpe.empty()).status == 204
     outcomes = [s.outcome for s in await acs.store.list_sessions(cpe.device_id)]
     assert sorted(outcomes) == ["ok", "superseded"]
+
+
+async def test_a_connection_closed_mid_task_ends_the_session_at_once(start_acs: Any) -> None:
+    """With an hour's session timeout, only the closed connection can end the session; its
+    task is queued again (the first retry is at once) with the attempt counted."""
+    acs = await start_acs(cwmp_session_timeout=3600)
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        await cpe.empty()
+    task = await queue_uptime(acs, cpe.device_id)
+    with acs.hub.subscribe(cpe.device_id) as announcements:
+        async with ScriptedCpe(acs.acs_url) as cpe:
+            await cpe.inform("2 PERIODIC")
+            request = await cpe.empty()
+            assert isinstance(request.envelope and request.envelope.body, GetParameterValues)
+        # The client closed: its TCP connection with it.
+        ended = await next_session_end(announcements)
+    [last, _] = await acs.store.list_sessions(cpe.device_id)
+    assert (ended.session_id, last.outcome) == (last.id, "closed")
+    assert acs.acs.live_sessions == 0
+    stored = await acs.store.get_task(task)
+    assert stored is not None
+    assert (stored.status, stored.attempts, stored.not_before) == ("queued", 1, None)
+
+
+async def test_a_response_with_an_id_no_request_had_is_no_success(acs: Running) -> None:
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        await cpe.empty()
+        task = await queue_uptime(acs, cpe.device_id)
+        await cpe.inform("2 PERIODIC")
+        request = await cpe.empty()
+        assert request.envelope is not None and request.envelope.id == "knock-1"
+        answer = GetParameterValuesResponse([ParameterValueStruct(UPTIME, "5", "xsd:unsignedInt")])
+        reply = await cpe.send(answer, id="knock-99")
+        assert reply.status == 500 and reply.envelope is not None
+        assert "matches no request sent" in reply.envelope.body.fault_string  # type: ignore[union-attr]
+    stored = await acs.store.get_task(task)
+    assert stored is not None and (stored.status, stored.attempts) == ("queued", 1)
+    params = await acs.store.get_parameters([cpe.device_id], [UPTIME])
+    assert all(p.value != "5" for p in params[cpe.device_id])
+    [last, _] = await acs.store.list_sessions(cpe.device_id)
+    assert last.outcome == "error"
+
+
+async def test_a_transfer_complete_with_a_fault_is_recorded_on_its_download_task(
+    acs: Running,
+) -> None:
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        await cpe.empty()
+        spec = {
+            "name": "download",
+            "fileType": "1 Firmware Upgrade Image",
+            "url": "http://127.0.0.1:1/fw.bin",
+        }
+        tasks = [await queue(acs, cpe.device_id, spec) for _ in range(2)]
+        await cpe.inform("2 PERIODIC")
+        reply = await cpe.empty()
+        keys = []
+        for _ in tasks:
+            assert reply.envelope is not None and isinstance(reply.envelope.body, Download)
+            keys.append(reply.envelope.body.command_key)
+            reply = await cpe.answer(reply, DownloadResponse(1))  # not done yet
+        assert reply.status == 204
+        assert keys == [f"knock-task-{task['_id']}" for task in tasks]  # one key per task
+        first, second = (int(task["_id"]) for task in tasks)
+        stored = await acs.store.get_task(second)
+        assert stored is not None and (stored.status, stored.result) == ("done", {"status": 1})
+
+        await cpe.inform("7 TRANSFER COMPLETE", "M Download")
+        with acs.hub.subscribe(cpe.device_id) as announcements:
+            failed = TransferComplete(
+                keys[1],
+                TransferCompleteFaultStruct(9010, "download failed: HTTP 404"),
+                "2026-11-26T12:00:01Z",
+                "2026-11-26T12:00:02Z",
+            )
+            answer = await cpe.send(failed)
+            assert answer.envelope is not None
+            assert answer.envelope.body == TransferCompleteResponse()
+            finished = await asyncio.wait_for(announcements.next(), 5)
+            assert finished == TaskFinished(second, cpe.device_id, "faulted")
+            worked = TransferComplete(keys[0], start_time="2026-11-26T12:00:03Z")
+            answer = await cpe.send(worked)
+            assert answer.envelope is not None
+            assert answer.envelope.body == TransferCompleteResponse()
+            finished = await asyncio.wait_for(announcements.next(), 5)
+            assert finished == TaskFinished(first, cpe.device_id, "done")
+        assert (await cpe.empty()).status == 204
+    stored = await acs.store.get_task(second)
+    assert stored is not None
+    assert (stored.status, stored.fault_code, stored.fault_string) == (
+        "faulted",
+        "9010",
+        "download failed: HTTP 404",
+    )
+    assert stored.fault_detail == {
+        "transferComplete": {
+            "startTime": "2026-11-26T12:00:01Z",
+            "completeTime": "2026-11-26T12:00:02Z",
+        }
+    }
+    done = await acs.store.get_task(first)
+    assert done is not None and done.status == "done"
+    assert done.result == {
+        "status": 1,
+        "transferComplete": {
+            "startTime": "2026-11-26T12:00:03Z",
+            "completeTime": "0001-01-01T00:00:00Z",
+        },
+    }

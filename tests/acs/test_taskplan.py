@@ -11,6 +11,7 @@ from knock.cwmp.rpcs import (
     DeleteObject,
     DeleteObjectResponse,
     Download,
+    DownloadResponse,
     GetParameterAttributes,
     GetParameterAttributesResponse,
     GetParameterNames,
@@ -111,14 +112,44 @@ def test_add_object_with_values_then_delete() -> None:
     )
 
 
-def test_refresh_object_stores_names_and_writability() -> None:
+def test_refresh_object_reads_names_then_the_values_of_the_leaves() -> None:
     plan = TaskPlan({"name": "refreshObject", "objectName": "Device.DeviceInfo."}, {})
     assert plan.first() == GetParameterNames("Device.DeviceInfo.", next_level=False)
-    outcome = plan.on_response(
-        GetParameterNamesResponse([ParameterInfoStruct("Device.DeviceInfo.UpTime", False)])
+    listed = [
+        ParameterInfoStruct("Device.DeviceInfo.", False),
+        ParameterInfoStruct("Device.DeviceInfo.UpTime", False),
+        ParameterInfoStruct("Device.DeviceInfo.ProvisioningCode", True),
+    ]
+    read = plan.on_response(GetParameterNamesResponse(listed))
+    assert read == GetParameterValues(
+        ["Device.DeviceInfo.UpTime", "Device.DeviceInfo.ProvisioningCode"]
     )
-    assert isinstance(outcome, TaskOutcome)
-    assert outcome.put == [ParamValue("Device.DeviceInfo.UpTime", None, None, writable=False)]
+    values = [
+        ParameterValueStruct("Device.DeviceInfo.UpTime", "42", "xsd:unsignedInt"),
+        ParameterValueStruct("Device.DeviceInfo.ProvisioningCode", "abc", "xsd:string"),
+    ]
+    assert plan.on_response(GetParameterValuesResponse(values)) == TaskOutcome(
+        result=[
+            ["Device.DeviceInfo.UpTime", "42", "xsd:unsignedInt"],
+            ["Device.DeviceInfo.ProvisioningCode", "abc", "xsd:string"],
+        ],
+        put=[
+            ParamValue("Device.DeviceInfo.", None, None, writable=False),
+            ParamValue("Device.DeviceInfo.UpTime", "42", "xsd:unsignedInt", writable=False),
+            ParamValue("Device.DeviceInfo.ProvisioningCode", "abc", "xsd:string", writable=True),
+        ],
+    )
+
+
+def test_refresh_of_an_empty_object_stores_its_node() -> None:
+    plan = TaskPlan({"name": "refreshObject", "objectName": "Device.Hosts.Host."}, {})
+    plan.first()
+    outcome = plan.on_response(
+        GetParameterNamesResponse([ParameterInfoStruct("Device.Hosts.Host.", True)])
+    )
+    assert outcome == TaskOutcome(
+        result=[], put=[ParamValue("Device.Hosts.Host.", None, None, writable=True)]
+    )
 
 
 def test_reboot_and_download() -> None:
@@ -130,6 +161,7 @@ def test_reboot_and_download() -> None:
     )
     first = download.first()
     assert isinstance(first, Download) and first.url == "http://f/x.bin"
+    assert download.on_response(DownloadResponse(1)) == TaskOutcome(result={"status": 1})
 
 
 def test_response_of_the_wrong_kind_is_a_task_error() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -112,14 +112,17 @@ async def lab(
     folder: Path,
     count: int = 1,
     policy: CrPolicy | None = None,
+    device_options: Mapping[str, Any] | None = None,
     **acs_settings: Any,
 ) -> AsyncIterator[Lab]:
+    """*device_options*: what every SimulatedCpe is given besides (quirks, values, ...)."""
     acs = await start(loopback_settings(folder, cr_session_wait=5.0, **acs_settings))
     services = CrServices(ALL_METHODS, policy or CrPolicy(rate_limit=0))
     await services.start()
     model = fast_retry_model(folder)
     devices = [
-        SimulatedCpe(f"LAB{n:04d}", model, folder / "state", acs.acs_url) for n in range(count)
+        SimulatedCpe(f"LAB{n:04d}", model, folder / "state", acs.acs_url, **(device_options or {}))
+        for n in range(count)
     ]
     running = Lab(folder, acs, services, devices)
     try:

@@ -9,12 +9,22 @@ import pytest
 from typer.testing import CliRunner
 
 from knock.cli import app
+from knock.cpe.datamodel import DataModel, load_model
 from knock.cpe.fleet_config import FleetConfig
 from knock.cpe.quirks import Quirk, parse_quirks
+from knock.cpe.rpc_handler import Dropped, Handled, handle
 from knock.cpe.stun_agent import Send, StunAgent, StunConfig
 from knock.cpe.switches import SwitchError
+from knock.cwmp.faults import cpe_fault
+from knock.cwmp.rpcs import (
+    GetParameterNames,
+    GetParameterNamesResponse,
+    GetParameterValues,
+    GetParameterValuesResponse,
+)
 
 NOW = 1_700_000_000.0
+MS = "Device.ManagementServer."
 SERVER = ("192.0.2.1", 3478)
 # 9 characters: 3 bytes of padding make the attribute 12 bytes long.
 CONFIG = StunConfig(SERVER, "stun-user", "stun-pw", min_period=20, max_period=60)
@@ -57,3 +67,31 @@ def test_fleet_config_carries_quirks_to_its_workers_and_the_cli_lists_them() -> 
     assert listed.exit_code == 0
     rows = [line.split(None, 1) for line in listed.output.splitlines()[1:]]
     assert [(name, text.strip()) for name, text in rows] == [(q.value, q.reading) for q in Quirk]
+
+
+@pytest.mark.parametrize(
+    ("quirks", "answer"),
+    [
+        (frozenset(), "values"),
+        (
+            frozenset({Quirk.PARTIAL_PATH_FAULT}),
+            Handled(cpe_fault(9005, "partial paths are not supported")),
+        ),
+        (frozenset({Quirk.PARTIAL_PATH_DROP}), Dropped("GetParameterValues of a partial path")),
+    ],
+)
+def test_partial_path_reads_follow_the_quirk_and_leaf_names_always_work(
+    quirks: frozenset[Quirk], answer: object
+) -> None:
+    model = DataModel.fresh(load_model("tr181"))
+    partial = handle(GetParameterValues([f"{MS}", f"{MS}URL"]), model, NOW, (), quirks)
+    if answer == "values":
+        assert isinstance(partial, Handled)
+        assert isinstance(partial.response, GetParameterValuesResponse)
+        assert len(partial.response.parameter_list) > 10
+    else:
+        assert partial == answer
+    leaf = handle(GetParameterValues([f"{MS}URL"]), model, NOW, (), quirks)
+    assert isinstance(leaf, Handled) and isinstance(leaf.response, GetParameterValuesResponse)
+    names = handle(GetParameterNames(MS, True), model, NOW, (), quirks)
+    assert isinstance(names, Handled) and isinstance(names.response, GetParameterNamesResponse)

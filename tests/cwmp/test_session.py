@@ -72,6 +72,23 @@ def test_full_session_with_one_acs_request() -> None:
     assert isinstance(session.receive(b""), ProtocolViolation)
 
 
+def test_a_response_whose_id_matches_no_request_is_a_protocol_error() -> None:
+    session = start()
+    session.reply_inform()
+    session.receive(b"")
+    session.request(GetParameterValues(["Device.DeviceInfo.UpTime"]))  # knock-1
+    answer = GetParameterValuesResponse([])
+    event = session.receive(build_envelope(answer, cwmp_ns=NS_10, id="knock-7"))
+    assert isinstance(event, ProtocolViolation)
+    assert event.fault_code == 8003
+    assert "'knock-7', which matches no request sent; the outstanding one is 'knock-1'" in (
+        event.message
+    )
+    assert session.awaiting_response  # the request is still unanswered
+    # Without an ID (optional in the CPE's messages) the response is taken as the answer.
+    assert session.receive(build_envelope(answer, cwmp_ns=NS_10, id=None)) == CpeResponse(answer)
+
+
 def test_cpe_requests_during_its_turn() -> None:
     session = start()
     session.reply_inform()

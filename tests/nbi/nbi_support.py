@@ -74,7 +74,7 @@ async def play_session(store: Store, hub: Hub, device_id: str, *, fault: bool = 
     session_id = await store.record_inform(inform(device_id, now=now, events=events))
     hub.announce(Arrival(device_id, events, session_id))
     status = TaskStatus.FAULTED if fault else TaskStatus.DONE
-    while (task := await store.claim_next_task(device_id, session_id)) is not None:
+    while (task := await store.claim_next_task(device_id, session_id, now)) is not None:
         if task.name == "setParameterValues" and not fault:
             written = [
                 ParamValue(path, str(value), (rest or ["xsd:string"])[0])

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -276,6 +277,16 @@ def test_document_of_a_faulted_task() -> None:
         },
         "retries": 0,
     }
+    waiting = replace(
+        row,
+        status="queued",
+        attempts=2,
+        not_before=CREATED + timedelta(seconds=60),
+        fault_code=None,
+    )
+    shown = task_document(waiting)
+    assert (shown["retries"], shown["retryAfter"]) == (2, "2024-05-01T12:01:00.000Z")
+    assert "fault" not in shown
 
 
 _NAMES = st.sampled_from(TASK_NAMES)

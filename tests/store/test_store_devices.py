@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from sqlalchemy import Exists, and_, exists
 
 from knock.store import Store
+from knock.store.errors import UnknownDeviceError
 from knock.store.rows import ParamValue
 from knock.store.schema import devices, parameters, tasks
-from knock.vocab import CrMethod
+from knock.vocab import CrMethod, Lack
 
 from .helpers import DEVICE, OTHER, Record
 
@@ -131,3 +133,17 @@ async def test_delete_device_takes_everything_of_it_along(
     assert len(await store.list_cr_attempts(OTHER)) == 1
 
     assert await store.delete_device(DEVICE) is False
+
+
+async def test_what_a_device_lacks_adds_up_and_outlives_a_factory_reset(
+    store: Store, record: Record
+) -> None:
+    await record()
+    assert await store.device_lacks(DEVICE) == frozenset()
+    await store.add_device_lacks(DEVICE, [Lack.PARTIAL_PATH_VALUES])
+    await store.add_device_lacks(DEVICE, [Lack.PARTIAL_PATH_NAMES, Lack.PARTIAL_PATH_VALUES])
+    await record(events=("0 BOOTSTRAP",))  # same firmware, whatever was reset
+    assert await store.device_lacks(DEVICE) == {"partial-path-values", "partial-path-names"}
+    assert await store.device_lacks("nobody") == frozenset()
+    with pytest.raises(UnknownDeviceError, match="nobody"):
+        await store.add_device_lacks("nobody", [Lack.PARTIAL_PATH_VALUES])

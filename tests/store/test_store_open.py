@@ -4,12 +4,13 @@ import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import (
     Column,
     Connection,
+    ForeignKey,
     MetaData,
     Table,
     func,
@@ -25,7 +26,7 @@ from knock.store.engine import driver_url, open_database
 from knock.store.errors import SchemaTooNewError
 from knock.store.migrations import LATEST, MIGRATIONS, Migration
 from knock.store.rows import InformRecord
-from knock.store.schema import devices, metadata, schema_version
+from knock.store.schema import devices, metadata, schema_version, tasks
 
 T = TypeVar("T")
 
@@ -155,7 +156,30 @@ def _inform(device_id: str) -> InformRecord:
     return InformRecord(device_id, "M", "OUI", "PC", "SN", [], [], "", datetime.now(UTC))
 
 
+def _columns_but(table: Table, later: tuple[str, ...]) -> list[Column[Any]]:
+    """Copies of *table*'s columns, without those later migrations add."""
+    return [
+        Column(
+            c.name,
+            c.type,
+            *(ForeignKey(key.target_fullname) for key in c.foreign_keys),
+            primary_key=c.primary_key,
+            nullable=c.nullable,
+        )
+        for c in table.columns
+        if c.name not in later
+    ]
+
+
 LATER_INDEXES = ("ix_cr_attempts_started",)  # migration 6
+# Migrations 2, 3 and 7.
+LATER_DEVICE_COLUMNS = (
+    "cr_username",
+    "cr_password",
+    "stun_username",
+    "stun_password",
+    "lacks",
+)
 
 
 async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
@@ -165,18 +189,20 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
         old = MetaData()
         for table in metadata.sorted_tables:
             # The tables later steps add or change.
-            if table.name not in ("devices", "stun_bindings", "xmpp_accounts", "shared_secrets"):
+            if table.name not in (
+                "devices",
+                "tasks",
+                "stun_bindings",
+                "xmpp_accounts",
+                "shared_secrets",
+            ):
                 copied = table.to_metadata(old)
                 copied.indexes = {i for i in copied.indexes if i.name not in LATER_INDEXES}
-        Table(
-            "devices",
-            old,
-            *(
-                Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
-                for c in devices.columns
-                if c.name not in ("cr_username", "cr_password", "stun_username", "stun_password")
-            ),
-        )
+        for table, later in (
+            (devices, LATER_DEVICE_COLUMNS),
+            (tasks, ("attempts", "not_before")),  # migration 7
+        ):
+            Table(table.name, old, *_columns_but(table, later))
         old.create_all(conn)
         conn.execute(insert(old.tables["schema_version"]).values(version=1))
         conn.execute(
@@ -189,12 +215,28 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
                 registered=datetime.now(UTC),
             )
         )
+        conn.execute(
+            insert(old.tables["tasks"]).values(
+                device_id="OLD-1",
+                name="queued-before",
+                spec={},
+                status="queued",
+                created=datetime.now(UTC),
+            )
+        )
 
     await _run(db_url, build_version_1)
     store = await Store.open(db_url)
     try:
         await store.set_cr_credentials("OLD-1", "cr-user", "cr-pass")
         target = await store.get_cr_target("OLD-1")
+        assert await store.device_lacks("OLD-1") == frozenset()
+        await store.add_device_lacks("OLD-1", ["partial-path-values"])
+        assert await store.device_lacks("OLD-1") == {"partial-path-values"}
+        task = await store.add_task("OLD-1", "reboot", {}, datetime.now(UTC))
+        assert (task.attempts, task.not_before) == (0, None)
+        [old_task] = await store.find_tasks(tasks.c.name == "queued-before")
+        assert (old_task.attempts, old_task.not_before) == (0, None)
     finally:
         await store.close()
     assert await _versions(db_url) == [LATEST]

@@ -10,7 +10,8 @@ import pytest
 
 from knock.store import Store
 from knock.store.errors import UnknownDeviceError
-from knock.store.rows import ParamValue, TaskResult
+from knock.store.retry import TaskRetry
+from knock.store.rows import ParamValue, TaskResult, TransferDone
 from knock.store.schema import tasks
 from knock.vocab import TaskStatus
 
@@ -58,7 +59,7 @@ async def test_claim_takes_the_oldest_queued_task_of_the_device(
     first = await store.add_task(DEVICE, "reboot", {}, now)
     second = await store.add_task(DEVICE, "factoryReset", {}, now)
 
-    claimed = await store.claim_next_task(DEVICE, session_id)
+    claimed = await store.claim_next_task(DEVICE, session_id, now)
     assert claimed is not None
     assert (claimed.id, claimed.status, claimed.session_id) == (
         first.id,
@@ -67,9 +68,9 @@ async def test_claim_takes_the_oldest_queued_task_of_the_device(
     )
     assert await store.get_task(second.id) == second  # still queued
 
-    claimed = await store.claim_next_task(DEVICE, session_id)
+    claimed = await store.claim_next_task(DEVICE, session_id, now)
     assert claimed is not None and claimed.id == second.id
-    assert await store.claim_next_task(DEVICE, session_id) is None
+    assert await store.claim_next_task(DEVICE, session_id, now) is None
 
 
 async def test_concurrent_claimers_never_share_a_task(
@@ -77,7 +78,9 @@ async def test_concurrent_claimers_never_share_a_task(
 ) -> None:
     session_id = await record()
     added = {(await store.add_task(DEVICE, "reboot", {}, now)).id for _ in range(5)}
-    claims = await asyncio.gather(*(store.claim_next_task(DEVICE, session_id) for _ in range(12)))
+    claims = await asyncio.gather(
+        *(store.claim_next_task(DEVICE, session_id, now) for _ in range(12))
+    )
     claimed = [task.id for task in claims if task is not None]
     assert sorted(claimed) == sorted(added)
 
@@ -90,7 +93,8 @@ async def test_two_stores_on_one_database_never_share_a_task(
     other = await Store.open(db_url)
     try:
         claims = await asyncio.gather(
-            store.claim_next_task(DEVICE, session_id), other.claim_next_task(DEVICE, session_id)
+            store.claim_next_task(DEVICE, session_id, now),
+            other.claim_next_task(DEVICE, session_id, now),
         )
     finally:
         await other.close()
@@ -103,7 +107,7 @@ async def test_finish_task_done_keeps_the_result(
 ) -> None:
     session_id = await record()
     task = await store.add_task(DEVICE, "getParameterValues", {}, now)
-    await store.claim_next_task(DEVICE, session_id)
+    await store.claim_next_task(DEVICE, session_id, now)
     result = {"Device.DeviceInfo.UpTime": ["42", "xsd:unsignedInt"]}
     await store.finish_task(
         task.id, TaskStatus.DONE, session_id, now + timedelta(seconds=1), result=result
@@ -124,7 +128,7 @@ async def test_finish_task_faulted_keeps_the_fault(
 ) -> None:
     session_id = await record()
     task = await store.add_task(DEVICE, "setParameterValues", {}, now)
-    await store.claim_next_task(DEVICE, session_id)
+    await store.claim_next_task(DEVICE, session_id, now)
     detail = [{"ParameterName": "Device.X", "FaultCode": "9007"}]
     await store.finish_task(
         task.id,
@@ -160,34 +164,103 @@ async def test_finish_task_leaves_a_task_another_session_runs(
 ) -> None:
     old = await record()
     task = await store.add_task(DEVICE, "reboot", {}, now)
-    await store.claim_next_task(DEVICE, old)
+    await store.claim_next_task(DEVICE, old, now)
     new = await record()  # the device started over, perhaps in another process
-    claimed = await store.claim_next_task(DEVICE, new)
+    claimed = await store.claim_next_task(DEVICE, new, now)
     assert claimed is not None and claimed.id == task.id
     await store.finish_task(task.id, TaskStatus.DONE, old, now)  # the old session, late
     assert await store.get_task(task.id) == claimed
 
 
 async def test_finish_task_refuses_a_status_that_is_no_end(store: Store, now: datetime) -> None:
-    with pytest.raises(ValueError, match=r"task 7 .*requeue_running"):
+    with pytest.raises(ValueError, match=r"task 7 .*retry_running"):
         await store.finish_task(7, TaskStatus.QUEUED, 1, now)
 
 
-async def test_requeue_running_of_one_session(store: Store, record: Record, now: datetime) -> None:
+async def test_retry_running_of_one_session(store: Store, record: Record, now: datetime) -> None:
     mine = await record()
     theirs = await record(device_id=OTHER)
     task = await store.add_task(DEVICE, "reboot", {}, now)
     other_task = await store.add_task(OTHER, "reboot", {}, now)
-    await store.claim_next_task(DEVICE, mine)
-    await store.claim_next_task(OTHER, theirs)
+    await store.claim_next_task(DEVICE, mine, now)
+    await store.claim_next_task(OTHER, theirs, now)
 
-    assert await store.requeue_running(mine) == 1
-    assert await store.get_task(task.id) == task  # queued again, with no session
-    requeued = await store.claim_next_task(DEVICE, mine)
+    [retried] = await store.retry_running(mine, "closed", now)
+    assert retried == replace(task, attempts=1)  # queued again at once, with no session
+    assert await store.get_task(task.id) == retried
+    requeued = await store.claim_next_task(DEVICE, mine, now)
     assert requeued is not None and requeued.id == task.id
 
     other = await store.get_task(other_task.id)
     assert other is not None and other.status == TaskStatus.RUNNING
+
+
+async def test_a_task_whose_sessions_die_backs_off_then_faults_and_the_next_one_runs(
+    store: Store, record: Record, now: datetime
+) -> None:
+    """Defaults: three sessions; the first retry at once, the second after 60 s. A task
+    behind the poisoned one runs while that waits."""
+    await record()
+    poisoned = await store.add_task(DEVICE, "reboot", {}, now)
+    behind = await store.add_task(DEVICE, "factoryReset", {}, now)
+
+    session = await record(at=now)
+    assert await claimed_id(store, session, now) == poisoned.id
+    [first] = await store.retry_running(session, "closed", now)
+    assert (first.status, first.attempts, first.not_before) == (TaskStatus.QUEUED, 1, None)
+
+    later = now + timedelta(seconds=1)
+    session = await record(at=later)
+    assert await claimed_id(store, session, later) == poisoned.id
+    [second] = await store.retry_running(session, "timeout", later)
+    retry_at = later + timedelta(seconds=60)
+    assert (second.status, second.attempts, second.not_before) == (TaskStatus.QUEUED, 2, retry_at)
+
+    # Inside the back-off the task behind runs; the poisoned one is not claimed.
+    session = await record(at=later)
+    claimed = await store.claim_next_task(DEVICE, session, later)
+    assert claimed is not None and claimed.id == behind.id
+    await store.finish_task(behind.id, TaskStatus.DONE, session, later)
+    assert await store.claim_next_task(DEVICE, session, retry_at - timedelta(seconds=1)) is None
+
+    # A new Inform supersedes the session it dies in the third time: faulted, with the reason.
+    session = await record(at=retry_at)
+    assert await claimed_id(store, session, retry_at) == poisoned.id
+    end = retry_at + timedelta(seconds=2)
+    await record(at=end)
+    third = await store.get_task(poisoned.id)
+    assert third is not None
+    assert (third.status, third.attempts, third.finished, third.session_id) == (
+        TaskStatus.FAULTED,
+        3,
+        end,
+        session,
+    )
+    assert third.fault_code == "superseded"
+    assert third.fault_string is not None and "in 3 session(s) of 3 allowed" in third.fault_string
+
+
+async def claimed_id(store: Store, session_id: int, now: datetime) -> int | None:
+    task = await store.claim_next_task(DEVICE, session_id, now)
+    return None if task is None else task.id
+
+
+async def test_the_retry_policy_is_the_stores(db_url: str, record: Record, now: datetime) -> None:
+    strict = await Store.open(db_url, TaskRetry(attempts=1))
+    try:
+        session = await record()
+        task = await strict.add_task(DEVICE, "reboot", {}, now)
+        await strict.claim_next_task(DEVICE, session, now)
+        [faulted] = await strict.retry_running(session, "closed", now)
+        assert (faulted.id, faulted.status, faulted.fault_code) == (
+            task.id,
+            TaskStatus.FAULTED,
+            "closed",
+        )
+    finally:
+        await strict.close()
+    with pytest.raises(ValueError, match="task_attempts must be 1 or more, not 0"):
+        TaskRetry(attempts=0)
 
 
 async def test_an_inform_ends_the_open_session_and_requeues_its_task(
@@ -197,17 +270,17 @@ async def test_an_inform_ends_the_open_session_and_requeues_its_task(
     in any process: the task runs there, once."""
     dead = await record()
     task = await store.add_task(DEVICE, "reboot", {}, now)
-    await store.claim_next_task(DEVICE, dead)
+    await store.claim_next_task(DEVICE, dead, now)
     later = now + timedelta(seconds=5)
     alive = await record(at=later)
 
     [new_session, old_session] = await store.list_sessions(DEVICE)
     assert (old_session.id, old_session.ended, old_session.outcome) == (dead, later, "superseded")
     assert (new_session.id, new_session.ended) == (alive, None)
-    assert await store.claim_next_task(DEVICE, dead) is None  # an ended session claims nothing
-    claimed = await store.claim_next_task(DEVICE, alive)
+    assert await store.claim_next_task(DEVICE, dead, now) is None  # an ended session claims nothing
+    claimed = await store.claim_next_task(DEVICE, alive, now)
     assert claimed is not None and (claimed.id, claimed.session_id) == (task.id, alive)
-    assert await store.claim_next_task(DEVICE, alive) is None
+    assert await store.claim_next_task(DEVICE, alive, now) is None
     await store.end_session(dead, "timeout", later)  # the old process notices late
     [_, old_session] = await store.list_sessions(DEVICE)
     assert old_session.outcome == "superseded"
@@ -264,3 +337,35 @@ async def test_advance_session_ends_the_session_when_no_task_is_left(
     assert await store.advance_session(DEVICE, session_id, now + timedelta(seconds=2)) is None
     [session] = await store.list_sessions(DEVICE)
     assert (session.outcome, session.ended) == ("ok", now + timedelta(seconds=2))
+
+
+async def test_a_transfer_complete_lands_on_its_download_task_only(
+    store: Store, record: Record, now: datetime
+) -> None:
+    session = await record()
+    download = await store.add_task(DEVICE, "download", {"name": "download"}, now)
+    reboot = await store.add_task(DEVICE, "reboot", {"name": "reboot"}, now)
+    failed = TransferDone(9010, "HTTP 404", "2025-03-04T05:06:07Z", "2025-03-04T05:06:08Z")
+    # Not accepted by the device yet: nothing to record.
+    assert await store.record_transfer_complete(DEVICE, download.id, failed, now) is None
+    for task in (download, reboot):
+        await store.claim_next_task(DEVICE, session, now)
+        await store.finish_task(task.id, TaskStatus.DONE, session, now, result={"status": 1})
+    assert await store.record_transfer_complete(DEVICE, reboot.id, failed, now) is None
+    assert await store.record_transfer_complete(OTHER, download.id, failed, now) is None
+    later = now + timedelta(minutes=5)
+    recorded = await store.record_transfer_complete(DEVICE, download.id, failed, later)
+    assert recorded is not None
+    assert (recorded.status, recorded.fault_code, recorded.fault_string, recorded.finished) == (
+        TaskStatus.FAULTED,
+        "9010",
+        "HTTP 404",
+        later,
+    )
+    assert recorded.fault_detail == {
+        "transferComplete": {
+            "startTime": "2025-03-04T05:06:07Z",
+            "completeTime": "2025-03-04T05:06:08Z",
+        }
+    }
+    assert await store.get_task(download.id) == recorded

@@ -2,7 +2,8 @@
 
 Pure: the service starts a `Provisioning` at the beginning of the ACS's turn when it holds no
 connection-request credentials for the device. It first reads the device's ManagementServer object
-(to learn, for one, whether the device does STUN), then sets the connection-request credentials
+(to learn, for one, whether the device does STUN; by its partial path, or by leaf names from a
+device that cannot take one: `ObjectRead`), then sets the connection-request credentials
 and, for a STUN-capable device, TR-111's STUN parameters, and for an XMPP-capable one either an
 account on Knock's own XMPP server or, with an external server whose accounts are configured out
 of band, only the ACS's JID in ConnReqAllowedJabberIDs; the service stores the credentials once
@@ -20,6 +21,9 @@ from enum import StrEnum
 from knock.cwmp.rpcs import (
     AddObject,
     AddObjectResponse,
+    Fault,
+    GetParameterNames,
+    GetParameterNamesResponse,
     GetParameterValues,
     GetParameterValuesResponse,
     ParameterValueStruct,
@@ -28,6 +32,7 @@ from knock.cwmp.rpcs import (
     SetParameterValuesResponse,
 )
 from knock.store.rows import ParamValue
+from knock.vocab import Lack
 
 
 class CrPolicy(StrEnum):
@@ -99,6 +104,107 @@ def data_model_root(parameter_names: list[str]) -> str:
     return "Device."
 
 
+# The ManagementServer leaves provisioning and connection requests use (TR-098 and TR-181
+# alike): what a device that can list neither values nor names of a partial path is asked for,
+# one at a time, so that a name its model lacks costs one fault and not the read.
+KNOWN_MANAGEMENT_LEAVES = (
+    "URL",
+    "PeriodicInformEnable",
+    "PeriodicInformInterval",
+    "ConnectionRequestURL",
+    "ConnectionRequestUsername",
+    "UDPConnectionRequestAddress",
+    "NATDetected",
+    "STUNEnable",
+    "STUNServerAddress",
+    "STUNServerPort",
+    "STUNUsername",
+    "ConnReqXMPPConnection",
+    "ConnReqAllowedJabberIDs",
+    "ConnReqJabberID",
+)
+
+
+class _Way(enum.Enum):
+    VALUES = "values"  # GetParameterValues of the partial path
+    NAMES = "names"  # GetParameterNames of it
+    LEAVES = "leaves"  # GetParameterValues of the leaf names it listed
+    KNOWN = "known"  # GetParameterValues of each known name, one at a time
+
+
+class ObjectRead:
+    """Reads the values under an object path in the way the device can, sans-IO.
+
+    GetParameterValues of the partial path first; a device that lacks that (it faults, or
+    dropped the connection in an earlier session) is asked GetParameterNames of the path and
+    then the values of the leaf names it listed, as GenieACS always reads; one that lacks that
+    too, or faults on the leaves, is asked for the *known* names one at a time (a name its model
+    lacks costs one fault, not the read). `probing` names what the outstanding request needs,
+    so that a session dying on it is remembered against the device."""
+
+    def __init__(
+        self,
+        path: str,
+        lacks: frozenset[str],
+        known: tuple[str, ...] = (),
+        wanted: Callable[[str], bool] = lambda name: True,
+    ) -> None:
+        self._path = path
+        self._lacks = set(lacks)
+        self.found_lacking: set[Lack] = set()
+        self._known = [path + leaf for leaf in known]
+        self._wanted = wanted
+        self._values: list[ParameterValueStruct] = []
+        self._way = _Way.VALUES
+
+    @property
+    def probing(self) -> Lack | None:
+        """What the device must be able to do to answer the outstanding request."""
+        if self._way is _Way.VALUES:
+            return Lack.PARTIAL_PATH_VALUES
+        if self._way is _Way.NAMES:
+            return Lack.PARTIAL_PATH_NAMES
+        return None
+
+    def first(self) -> Rpc | None:
+        """The first request, or None when the device offers no way to read the object."""
+        if Lack.PARTIAL_PATH_VALUES not in self._lacks:
+            self._way = _Way.VALUES
+            return GetParameterValues([self._path])
+        if Lack.PARTIAL_PATH_NAMES not in self._lacks:
+            self._way = _Way.NAMES
+            return GetParameterNames(self._path, next_level=False)
+        return self._next_known()
+
+    def on_response(self, rpc: Rpc) -> Rpc | list[ParameterValueStruct]:
+        """The next request, or every value read (none, if the device gives none)."""
+        if isinstance(rpc, Fault):
+            if (lacking := self.probing) is not None:
+                self.found_lacking.add(lacking)
+                self._lacks.add(lacking)
+                return self.first() or self._values
+            return self._next_known() or self._values
+        if isinstance(rpc, GetParameterNamesResponse) and self._way is _Way.NAMES:
+            leaves = [
+                info.name
+                for info in rpc.parameter_list
+                if not info.name.endswith(".") and self._wanted(info.name)
+            ]
+            self._way = _Way.LEAVES
+            return GetParameterValues(leaves) if leaves else self._values
+        if isinstance(rpc, GetParameterValuesResponse):
+            self._values += [p for p in rpc.parameter_list if self._wanted(p.name)]
+        if self._way is _Way.KNOWN:
+            return self._next_known() or self._values
+        return self._values
+
+    def _next_known(self) -> Rpc | None:
+        self._way = _Way.KNOWN
+        if not self._known:
+            return None
+        return GetParameterValues([self._known.pop(0)])
+
+
 class _Phase(enum.Enum):
     READ = "read"  # the device's ManagementServer object
     ADD_CONNECTION = "add-connection"  # an XMPP.Connection row for Knock's server
@@ -115,6 +221,7 @@ class Provisioning:
         stun: StunOffer | None,
         xmpp: XmppOffer | None,
         new_credentials: Callable[[], Credentials] = random_credentials,
+        lacks: frozenset[str] = frozenset(),
     ) -> None:
         self._root = root
         self._prefix = f"{root}ManagementServer."
@@ -123,6 +230,9 @@ class Provisioning:
         self._xmpp_offer = xmpp
         self._new_credentials = new_credentials
         self._phase = _Phase.READ
+        self._lacks = lacks
+        self._found: set[Lack] = set()
+        self._read = ObjectRead(self._prefix, lacks, KNOWN_MANAGEMENT_LEAVES)
         self._names: set[str] = set()
         self._seen: list[ParamValue] = []
         self._connection = ""  # "Device.XMPP.Connection.3." once the device added it
@@ -130,31 +240,31 @@ class Provisioning:
         self._stun: Credentials | None = None
         self._xmpp: Credentials | None = None
 
+    @property
+    def probing(self) -> Lack | None:
+        """What the device must be able to do to answer the outstanding request, if anything
+        beyond the basics: a session that dies on it says the device cannot."""
+        return self._read.probing if self._phase in (_Phase.READ, _Phase.FIND_CONNECTION) else None
+
+    @property
+    def found_lacking(self) -> set[Lack]:
+        """What the device was found unable to do in this session (it faulted)."""
+        return self._found | self._read.found_lacking
+
     def first(self) -> Rpc:
-        return GetParameterValues([self._prefix])
+        return self._read.first() or self._set()
 
     def on_response(self, rpc: Rpc) -> Rpc | Provisioned:
         """The next RPC, or what the device accepted (nothing, if it refused the values). A fault
-        to the read (no partial paths) or to adding XMPP rows only means Knock sets less."""
+        to a read or to adding XMPP rows only means Knock sets less."""
         if self._phase is _Phase.READ:
-            reported = rpc.parameter_list if isinstance(rpc, GetParameterValuesResponse) else []
-            self._seen = [ParamValue(p.name, p.value, p.type) for p in reported]
-            self._names = {p.name for p in reported}
-            reference = {p.name: p.value for p in reported}.get(
-                f"{self._prefix}ConnReqXMPPConnection"
-            )
-            if self._xmpp_offer is None or reference is None:
-                return self._set()
-            if self._xmpp_offer.account is not None:
-                self._phase = _Phase.ADD_CONNECTION
-                return AddObject(f"{self._root}XMPP.Connection.")
-            if not reference:
-                self._phase = _Phase.FIND_CONNECTION
-                return GetParameterValues([f"{self._root}XMPP.Connection."])
-            return self._set()
+            step = self._read.on_response(rpc)
+            return step if not isinstance(step, list) else self._after_read(step)
         if self._phase is _Phase.FIND_CONNECTION:
-            rows = rpc.parameter_list if isinstance(rpc, GetParameterValuesResponse) else []
-            self._connection = _first_enabled_row(f"{self._root}XMPP.Connection.", rows)
+            step = self._read.on_response(rpc)
+            if not isinstance(step, list):
+                return step
+            self._connection = _first_enabled_row(f"{self._root}XMPP.Connection.", step)
             return self._set()
         if self._phase is _Phase.ADD_CONNECTION:
             if not isinstance(rpc, AddObjectResponse):
@@ -169,6 +279,27 @@ class Provisioning:
         if isinstance(rpc, SetParameterValuesResponse):
             return Provisioned(self._cr, self._stun, self._seen, self._xmpp)
         return Provisioned(None, None, self._seen)
+
+    def _after_read(self, reported: list[ParameterValueStruct]) -> Rpc:
+        """What to do once the ManagementServer values are read."""
+        self._seen = [ParamValue(p.name, p.value, p.type) for p in reported]
+        self._names = {p.name for p in reported}
+        reference = {p.name: p.value for p in reported}.get(f"{self._prefix}ConnReqXMPPConnection")
+        if self._xmpp_offer is None or reference is None:
+            return self._set()
+        if self._xmpp_offer.account is not None:
+            self._phase = _Phase.ADD_CONNECTION
+            return AddObject(f"{self._root}XMPP.Connection.")
+        if not reference:
+            self._phase = _Phase.FIND_CONNECTION
+            self._found |= self._read.found_lacking
+            self._read = ObjectRead(
+                f"{self._root}XMPP.Connection.",
+                self._lacks | self._found,
+                wanted=lambda name: name.endswith(".Enable"),
+            )
+            return self._read.first() or self._set()
+        return self._set()
 
     def _set(self) -> SetParameterValues:
         self._phase = _Phase.SET
@@ -245,9 +376,11 @@ def provisioning_for(
     stun: StunOffer | None,
     xmpp: XmppOffer | None,
     new_credentials: Callable[[], Credentials] = random_credentials,
+    lacks: frozenset[str] = frozenset(),
 ) -> Provisioning | None:
-    """The provisioning a device without Knock's credentials gets, or None to leave it alone."""
+    """The provisioning a device without Knock's credentials gets, or None to leave it alone.
+    *lacks*: what the device was found unable to do in earlier sessions (knock.vocab.Lack)."""
     if policy is CrPolicy.OFF:
         return None
     cr = fixed if policy is CrPolicy.FIXED else new_credentials()
-    return Provisioning(root, cr, stun, xmpp, new_credentials)
+    return Provisioning(root, cr, stun, xmpp, new_credentials, lacks)

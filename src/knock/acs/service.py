@@ -31,10 +31,17 @@ from knock.acs.provisioning import (
     data_model_root,
     provisioning_for,
 )
-from knock.acs.taskplan import TaskOutcome, TaskPlan, TaskSpecError, untyped_paths
+from knock.acs.taskplan import (
+    TaskOutcome,
+    TaskPlan,
+    TaskSpecError,
+    transfer_command_key,
+    transfer_task_id,
+    untyped_paths,
+)
 from knock.acs.xmpp_accounts import put_account
 from knock.cwmp.deviceid import device_key
-from knock.cwmp.rpcs import Fault, Rpc
+from knock.cwmp.rpcs import Fault, Rpc, TransferComplete
 from knock.cwmp.session import (
     AcsSession,
     CpeDone,
@@ -48,7 +55,7 @@ from knock.logs import fields
 from knock.metrics import Metrics
 from knock.notify import Arrival, Hub, SessionEnded, TaskFinished
 from knock.store import Store
-from knock.store.rows import InformRecord, ParamValue, TaskResult, TaskRow
+from knock.store.rows import InformRecord, ParamValue, TaskResult, TaskRow, TransferDone
 from knock.vocab import Event, TaskStatus
 
 log = logging.getLogger("knock.acs")
@@ -71,6 +78,9 @@ class LiveSession:
     rpcs: int = 0  # RPCs of this session either way, for its log line
     opened: float = 0.0  # on the service's clock, at the Inform
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The task serving the HTTP connection of the session's latest POST: it ends when that
+    # connection closes (aiohttp's `Request.task`).
+    connection: asyncio.Task[None] | None = None
 
 
 class AcsService:
@@ -109,6 +119,7 @@ class AcsService:
         self._by_token: dict[str, LiveSession] = {}
         self._by_device: dict[str, LiveSession] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # sessions whose connection closed
         self._holds: dict[str, asyncio.Event] = {}
 
     def app(self) -> web.Application:
@@ -149,6 +160,7 @@ class AcsService:
                 await self._reaper
         for live in list(self._by_token.values()):
             await self._end(live, "aborted")
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         live = self._by_token.get(request.cookies.get(COOKIE, ""))
@@ -172,7 +184,34 @@ class AcsService:
         async with live.lock:
             live.last_activity = self._clock()
             response = await self._step(live, body, request)
+            self._watch_connection(live, request)
         return response
+
+    def _watch_connection(self, live: LiveSession, request: web.Request) -> None:
+        """End the session as soon as the connection carrying it closes: a device that dropped
+        it (crashed, gave up) is not coming back to this session, and whatever it was running
+        is to be retried rather than held until the timeout. A device that asked to close the
+        connection after this POST (Connection: close) may go on over a new one, and is left to
+        the timeout."""
+        if live.token not in self._by_token or not request.keep_alive:
+            return
+        connection = request.task
+        if live.connection is connection:
+            return
+        live.connection = connection
+        connection.add_done_callback(lambda _: self._connection_closed(live, connection))
+
+    def _connection_closed(self, live: LiveSession, connection: asyncio.Task[None]) -> None:
+        if live.connection is connection and live.token in self._by_token:
+            ending = asyncio.create_task(self._end_closed(live, connection))
+            self._closing.add(ending)
+            ending.add_done_callback(self._closing.discard)
+
+    async def _end_closed(self, live: LiveSession, connection: asyncio.Task[None]) -> None:
+        async with live.lock:
+            # A POST that came over a new connection meanwhile keeps the session.
+            if live.connection is connection and live.token in self._by_token:
+                await self._end(live, "closed")
 
     async def _step(self, live: LiveSession, body: bytes, request: web.Request) -> web.Response:
         event = live.core.receive(body)
@@ -188,10 +227,16 @@ class AcsService:
             metrics.bad_input.labels("cwmp-fault").inc()
             metrics.faults.labels(str(event.fault_code), "acs").inc()
             reply = live.core.reply_fault(event.fault_code, event.message)
+            if live.core.awaiting_response and live.session_id:
+                # What the device answered to the ACS's request is unusable: whether it ran the
+                # request is unknown, so the session ends and its task is retried.
+                await self._end(live, "error")
             return _xml(reply, status=event.http_status)
         if isinstance(event, CpeRequest):
             live.rpcs += 1
             metrics.rpcs.labels(type(event.rpc).__name__, "cpe").inc()
+            if isinstance(event.rpc, TransferComplete):
+                await self._on_transfer_complete(live, event.rpc)
             answer = answer_cpe_request(event.rpc)
             if isinstance(answer, Fault):
                 metrics.faults.labels(str(answer.fault_code), "acs").inc()
@@ -219,6 +264,30 @@ class AcsService:
             return self._request(live, live.provisioning.first())
         return await self._advance(live, None)
 
+    async def _on_transfer_complete(self, live: LiveSession, rpc: TransferComplete) -> None:
+        """Record the outcome of a transfer on the download task that asked for it."""
+        fault = rpc.fault_struct
+        task_id = transfer_task_id(rpc.command_key)
+        done = TransferDone(fault.fault_code, fault.fault_string, rpc.start_time, rpc.complete_time)
+        task = None
+        if task_id is not None:
+            task = await self._store.record_transfer_complete(live.device_id, task_id, done, _now())
+        if task is None:
+            log.info(
+                "device %s: TransferComplete for CommandKey %r matches no download task; "
+                "another ACS or the device itself started it",
+                live.device_id,
+                rpc.command_key,
+            )
+            return
+        log.info(
+            "device %s: download task %d: transfer %s",
+            live.device_id,
+            task.id,
+            f"failed ({fault.fault_code} {fault.fault_string})" if fault.fault_code else "done",
+        )
+        self._hub.announce(TaskFinished(task.id, live.device_id, task.status))
+
     def _request(self, live: LiveSession, rpc: Rpc) -> web.Response:
         """Send the CPE the ACS's next request, counted."""
         live.rpcs += 1
@@ -233,9 +302,34 @@ class AcsService:
         if target is not None and target.password is not None:
             self._provisioned.add(live.device_id)
             return None
+        if self._cr_policy is CrPolicy.OFF:
+            return None  # before reading what the device lacks: OFF devices never hold them
         return provisioning_for(
-            self._cr_policy, live.root, self._cr_fixed, self._stun_offer, self._xmpp_offer
+            self._cr_policy,
+            live.root,
+            self._cr_fixed,
+            self._stun_offer,
+            self._xmpp_offer,
+            lacks=await self._store.device_lacks(live.device_id),
         )
+
+    async def _remember_lacks(self, live: LiveSession, outcome: str | None) -> None:
+        """Store what provisioning found the device unable to do: what it faulted on, and
+        what it was asked when its session died (*outcome*), so that no later session asks
+        again. An ACS shutting down ("aborted") says nothing about the device."""
+        assert live.provisioning is not None
+        lacking = live.provisioning.found_lacking
+        probing = live.provisioning.probing
+        if outcome not in (None, "aborted") and probing is not None:
+            lacking.add(probing)
+        if lacking:
+            log.warning(
+                "device %s cannot do %s%s; Knock reads it by leaf names from now on",
+                live.device_id,
+                ", ".join(sorted(lacking)),
+                f" (its session ended: {outcome})" if outcome else "",
+            )
+            await self._store.add_device_lacks(live.device_id, lacking)
 
     async def _on_provisioning(self, live: LiveSession, event: CpeResponse) -> Rpc | None:
         """The next provisioning RPC, or None once the device's answers are stored."""
@@ -243,6 +337,7 @@ class AcsService:
         step = live.provisioning.on_response(event.rpc)
         if not isinstance(step, Provisioned):
             return step
+        await self._remember_lacks(live, None)
         live.provisioning = None
         device_id = live.device_id
         if step.seen:
@@ -371,7 +466,8 @@ class AcsService:
                 self._forget(live, "ok")
                 return web.Response(status=204)
             try:
-                plan = TaskPlan(task.spec, await self._stored_types(live.device_id, task.spec))
+                types = await self._stored_types(live.device_id, task.spec)
+                plan = TaskPlan(task.spec, types, transfer_command_key(task.id))
                 first = plan.first()
             except TaskSpecError as exc:
                 done = TaskResult(
@@ -390,13 +486,26 @@ class AcsService:
         return {p.path: p.type for p in stored.get(device_id, []) if p.path in paths and p.type}
 
     async def _end(self, live: LiveSession, outcome: str) -> None:
-        """End a session that did not finish normally; a task it was running is queued again."""
+        """End a session that did not finish normally; a task it was running is retried, or
+        faulted after its last attempt (knock.store.retry)."""
         if live.core.state is not State.DONE:
             live.core.finish()
         if live.task is not None:
-            await self._store.requeue_running(live.session_id)
+            for task in await self._store.retry_running(live.session_id, outcome, _now()):
+                log.info(
+                    "device %s: task %d %s after its session ended (%s), attempt %d",
+                    live.device_id,
+                    task.id,
+                    task.status,
+                    outcome,
+                    task.attempts,
+                )
+                if task.status == TaskStatus.FAULTED:
+                    self._hub.announce(TaskFinished(task.id, live.device_id, task.status))
             live.task = live.plan = None
-        live.provisioning = None
+        if live.provisioning is not None:
+            await self._remember_lacks(live, outcome)
+            live.provisioning = None
         if live.session_id:
             await self._store.end_session(live.session_id, outcome, _now())
         self._forget(live, outcome)

@@ -6,6 +6,7 @@ RPCs one at a time and, after the last response, says what to write to the store
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ from knock.cwmp.rpcs import (
     AddObjectResponse,
     DeleteObject,
     Download,
+    DownloadResponse,
     FactoryReset,
     GetParameterAttributes,
     GetParameterAttributesResponse,
@@ -22,6 +24,7 @@ from knock.cwmp.rpcs import (
     GetParameterNamesResponse,
     GetParameterValues,
     GetParameterValuesResponse,
+    ParameterInfoStruct,
     ParameterValueStruct,
     Reboot,
     Rpc,
@@ -45,12 +48,18 @@ class TaskOutcome:
 
 
 class TaskPlan:
-    def __init__(self, spec: Mapping[str, Any], stored_types: Mapping[str, str]) -> None:
+    def __init__(
+        self, spec: Mapping[str, Any], stored_types: Mapping[str, str], command_key: str = ""
+    ) -> None:
+        """*command_key*: what a download sends as CommandKey, so that the device's
+        TransferComplete finds the task again (`transfer_command_key`)."""
         self._spec = spec
+        self._command_key = command_key
         self._types = stored_types
         self._name = str(spec.get("name", ""))
         self._instance: int | None = None  # addObject: the instance the CPE created
         self._sent_values: list[ParameterValueStruct] = []
+        self._listed: list[ParameterInfoStruct] | None = None  # refreshObject: names read
 
     def first(self) -> Rpc:
         spec, name = self._spec, self._name
@@ -73,7 +82,7 @@ class TaskPlan:
             return FactoryReset()
         if name == "download":
             return Download(
-                command_key=str(spec.get("commandKey", "")),
+                command_key=self._command_key,
                 file_type=str(spec.get("fileType", "")),
                 url=str(spec.get("url") or spec.get("fileName") or ""),
                 username=str(spec.get("username", "")),
@@ -97,8 +106,19 @@ class TaskPlan:
             return TaskOutcome(
                 result=[[a.name, a.notification, list(a.access_list)] for a in attributes]
             )
+        if name == "refreshObject" and self._listed is not None:
+            values = _expect(rpc, GetParameterValuesResponse).parameter_list
+            return self._refreshed(self._listed, values)
         if name in ("getParameterNames", "refreshObject"):
             infos = _expect(rpc, GetParameterNamesResponse).parameter_list
+            leaves = [i.name for i in infos if not i.name.endswith(".")]
+            if name == "refreshObject" and leaves:
+                # Then the values of the leaves it listed, by name: a device may lack
+                # partial-path reads (GenieACS refreshes the same way).
+                self._listed = infos
+                return GetParameterValues(leaves)
+            if name == "refreshObject":
+                return self._refreshed(infos, [])
             return TaskOutcome(
                 result=[[i.name, i.writable] for i in infos],
                 put=[ParamValue(i.name, None, None, writable=i.writable) for i in infos],
@@ -123,7 +143,26 @@ class TaskPlan:
                 result={"status": getattr(rpc, "status", 0)},
                 delete_under=[_object_path(self._spec)],
             )
+        if name == "download":
+            # 1: the transfer is not done yet; its TransferComplete, in a later session, is
+            # recorded on this task (Store.record_transfer_complete).
+            return TaskOutcome(result={"status": _expect(rpc, DownloadResponse).status})
         return TaskOutcome(result={})
+
+    @staticmethod
+    def _refreshed(
+        infos: list[ParameterInfoStruct], values: list[ParameterValueStruct]
+    ) -> TaskOutcome:
+        """refreshObject's outcome: every name with its writability, the leaves' values."""
+        read = {p.name: p for p in values}
+        put = []
+        for info in infos:
+            value = read.get(info.name)
+            if value is None:
+                put.append(ParamValue(info.name, None, None, writable=info.writable))
+            else:
+                put.append(ParamValue(info.name, value.value, value.type, writable=info.writable))
+        return TaskOutcome(result=[[p.name, p.value, p.type] for p in values], put=put)
 
     @property
     def _instance_path(self) -> str:
@@ -155,6 +194,17 @@ class TaskPlan:
         if isinstance(value, int):
             return "xsd:int"
         return "xsd:string"
+
+
+def transfer_command_key(task_id: int) -> str:
+    """The CommandKey of the transfer task *task_id* asks for (at most 32 characters)."""
+    return f"knock-task-{task_id}"
+
+
+def transfer_task_id(command_key: str) -> int | None:
+    """The task a TransferComplete's CommandKey names, if Knock made it."""
+    match = re.fullmatch(r"knock-task-([0-9]{1,18})", command_key)
+    return None if match is None else int(match.group(1))
 
 
 def untyped_paths(spec: Mapping[str, Any]) -> list[str]:

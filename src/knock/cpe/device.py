@@ -32,6 +32,7 @@ from knock.cpe.quirks import Quirks
 from knock.cpe.rpc_handler import (
     FIRMWARE_IMAGE,
     CancelQueuedTransfer,
+    Dropped,
     Effect,
     FactoryResetAfterSession,
     Handled,
@@ -485,6 +486,11 @@ class SimulatedCpe:
                         f"the ACS answered with fault {fault.fault_code} ({fault.fault_string})"
                     )
                 handled = self._answer(incoming)
+                if isinstance(handled, Dropped):
+                    # Leaving the client's context closes its TCP connection unanswered; the
+                    # crashed CWMP client starts again, and says so in its next Inform.
+                    self.state.add_event(Event.BOOT)
+                    raise SessionFailed(f"dropped the connection on {handled.reason}")
                 if isinstance(incoming, Envelope):
                     ns, id_ = incoming.cwmp_ns, incoming.id
                 else:
@@ -497,11 +503,12 @@ class SimulatedCpe:
                     else:
                         self._apply(effect)
 
-    def _answer(self, incoming: Envelope | CwmpError) -> Handled:
+    def _answer(self, incoming: Envelope | CwmpError) -> Handled | Dropped:
         if isinstance(incoming, CwmpError):
             return Handled(_fault_for(incoming))
         self._refresh_uptime()
-        return handle(incoming.body, self.model, self._clock.time(), self.state.transfers)
+        clock = self._clock.time()
+        return handle(incoming.body, self.model, clock, self.state.transfers, self.quirks)
 
     def _next_id(self) -> str:
         return f"{self.serial}-{next(self._ids)}"

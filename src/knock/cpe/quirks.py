@@ -18,6 +18,9 @@ from knock.cpe.switches import parse_switches
 
 class Quirk(StrEnum):
     STUN_USERNAME_SPACE_PAD = "stun-username-space-pad"
+    # Partial paths (issue 12.2), one block so that merges stay easy.
+    PARTIAL_PATH_FAULT = "partial-path-fault"
+    PARTIAL_PATH_DROP = "partial-path-drop"
 
     @property
     def reading(self) -> str:
@@ -28,6 +31,14 @@ class Quirk(StrEnum):
 READINGS: Final = {
     Quirk.STUN_USERNAME_SPACE_PAD: (
         "RFC 3489 §11.2.6: USERNAME is padded to a multiple of 4 with spaces, not NULs"
+    ),
+    # Partial paths (issue 12.2).
+    Quirk.PARTIAL_PATH_FAULT: (
+        "GetParameterValues of a partial path (ending in '.') is answered with fault 9005"
+    ),
+    Quirk.PARTIAL_PATH_DROP: (
+        "GetParameterValues of a partial path crashes the CWMP client: the connection closes "
+        "unanswered, and the next Inform says 1 BOOT"
     ),
 }
 

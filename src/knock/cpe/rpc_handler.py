@@ -14,6 +14,7 @@ from typing import Any, Final, TypeAlias
 from urllib.parse import urlsplit
 
 from knock.cpe.datamodel import DataModel, ModelFault
+from knock.cpe.quirks import Quirk, Quirks
 from knock.cwmp.faults import CpeFault, cpe_fault
 from knock.cwmp.rpcs import (
     AddObject,
@@ -140,8 +141,29 @@ class Handled:
     effects: tuple[Effect, ...] = ()
 
 
-def handle(rpc: Rpc, model: DataModel, now: float, queue: Sequence[QueuedTransfer] = ()) -> Handled:
-    """Answer ACS request *rpc* at Unix time *now*; *queue* holds the transfers not yet done."""
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """No answer: the device closes the TCP connection, as stacks that crash on a request do."""
+
+    reason: str
+
+
+def handle(
+    rpc: Rpc,
+    model: DataModel,
+    now: float,
+    queue: Sequence[QueuedTransfer] = (),
+    quirks: Quirks = frozenset(),
+) -> Handled | Dropped:
+    """Answer ACS request *rpc* at Unix time *now*; *queue* holds the transfers not yet done,
+    *quirks* the readings of the spec the device makes."""
+    if isinstance(rpc, GetParameterValues) and any(n.endswith(".") for n in rpc.parameter_names):
+        if Quirk.PARTIAL_PATH_DROP in quirks:
+            return Dropped("GetParameterValues of a partial path")
+        if Quirk.PARTIAL_PATH_FAULT in quirks:
+            return Handled(
+                cpe_fault(CpeFault.INVALID_PARAMETER_NAME, "partial paths are not supported")
+            )
     handler = _HANDLERS.get(type(rpc))
     if handler is None:
         return Handled(

@@ -112,6 +112,15 @@ class AcsSession:
         if isinstance(rpc, Inform):
             return ProtocolViolation(AcsFault.REQUEST_DENIED, "Inform sent twice in one session")
         if self.state is State.ACS_TURN and self._outstanding is not None:
+            if envelope.id is not None and envelope.id != self._outstanding:
+                # A response to a request never sent (or long answered): taking it for the
+                # outstanding one's would record a result the device never gave. A response
+                # without an ID is taken: the header is optional in the CPE's messages.
+                return ProtocolViolation(
+                    AcsFault.INVALID_ARGUMENTS,
+                    f"{type(rpc).__name__} answers cwmp:ID {envelope.id!r}, which matches no "
+                    f"request sent; the outstanding one is {self._outstanding!r}",
+                )
             self._outstanding = None
             return CpeResponse(rpc)
         if self.state is State.CPE_TURN:

@@ -433,7 +433,15 @@ OPENAPI: dict[str, Any] = {
                             "detail": {},
                         },
                     },
-                    "retries": {"type": "integer"},
+                    "retries": {
+                        "type": "integer",
+                        "description": "sessions that died while the task ran",
+                    },
+                    "retryAfter": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "a retried task waits until then; other tasks run",
+                    },
                 },
                 "required": ["_id", "name", "device", "timestamp", "status"],
                 "additionalProperties": True,

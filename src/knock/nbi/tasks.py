@@ -35,7 +35,9 @@ XSD_TYPES = (
 _MAX_PATH = 256  # TR-069 ParameterName is string(256)
 # Fields of a task document the NBI itself writes; a script that posts a task document it got
 # back earlier carries them, and they are ignored rather than refused.
-_SERVER_FIELDS = frozenset({"_id", "device", "timestamp", "status", "fault", "retries"})
+_SERVER_FIELDS = frozenset(
+    {"_id", "device", "timestamp", "status", "fault", "retries", "retryAfter"}
+)
 
 
 class TaskError(ValueError):
@@ -220,6 +222,9 @@ def task_document(row: TaskRow) -> dict[str, Any]:
             "message": row.fault_string,
             "detail": row.fault_detail,
         }
-        # A faulted task is final in knock (never retried), unlike GenieACS's retry loop.
-        doc["retries"] = 0
+    if row.attempts or row.status == TaskStatus.FAULTED:
+        # Sessions that died while it ran (knock.store.retry); a CPE fault is final at once.
+        doc["retries"] = row.attempts
+    if row.status == TaskStatus.QUEUED and row.not_before is not None:
+        doc["retryAfter"] = iso(row.not_before)
     return doc

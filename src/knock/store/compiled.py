@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
@@ -46,7 +47,7 @@ class CompiledStatement:
 
 
 def compile_statement(
-    stmt: UpdateBase, dialect: Dialect, columns: Sequence[str] | None = None
+    stmt: UpdateBase | Select[Any], dialect: Dialect, columns: Sequence[str] | None = None
 ) -> CompiledStatement:
     """`columns`: for an INSERT, the columns its rows give (as execute()'s parameters would)."""
     compiled = stmt.compile(dialect=dialect, column_keys=columns)
@@ -75,7 +76,8 @@ class HotStatements:
     drop_parameters: CompiledStatement
     forget_credentials: CompiledStatement
     supersede_sessions: CompiledStatement
-    requeue_device: CompiledStatement
+    running_of_device: CompiledStatement
+    retry_task: CompiledStatement
     open_session: CompiledStatement
     claim_task: CompiledStatement
     finish_task: CompiledStatement
@@ -108,7 +110,8 @@ def hot_statements(dialect: Dialect) -> HotStatements:
         drop_parameters=compile_statement(statements.DROP_PARAMETERS, dialect),
         forget_credentials=compile_statement(statements.FORGET_CREDENTIALS, dialect),
         supersede_sessions=compile_statement(statements.SUPERSEDE_SESSIONS, dialect),
-        requeue_device=compile_statement(statements.REQUEUE_DEVICE, dialect),
+        running_of_device=compile_statement(statements.RUNNING_OF_DEVICE, dialect),
+        retry_task=compile_statement(statements.RETRY_TASK, dialect),
         open_session=compile_statement(
             statements.OPEN_SESSION, dialect, ("device_id", "started", "events", "cwmp_version")
         ),

@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, func, insert, inspect, select, text
+from sqlalchemy import (
+    Connection,
+    DefaultClause,
+    Table,
+    delete,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+)
 
 from knock.store import schema
 from knock.store.database import Database
@@ -58,6 +68,25 @@ def _index_cr_attempts_started(conn: Connection) -> None:
     index.create(conn)
 
 
+def _add_column(conn: Connection, table: Table, name: str) -> None:
+    """ALTER TABLE ADD COLUMN of *table*'s column *name* as schema.py describes it."""
+    column = table.c[name]
+    spec = f"{column.type.compile(conn.dialect)}"
+    if column.server_default is not None:
+        default = column.server_default
+        assert isinstance(default, DefaultClause) and isinstance(default.arg, str)
+        spec += f" DEFAULT {default.arg}"
+    if not column.nullable:
+        spec += " NOT NULL"
+    conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {spec}"))
+
+
+def _add_lacks_and_task_retries(conn: Connection) -> None:
+    _add_column(conn, schema.devices, "lacks")
+    _add_column(conn, schema.tasks, "attempts")
+    _add_column(conn, schema.tasks, "not_before")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
@@ -65,6 +94,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "accounts of the built-in XMPP server", _add_xmpp_accounts),
     Migration(5, "secrets the ACS processes on one database share", _add_shared_secrets),
     Migration(6, "an index for the fleet view's time window", _index_cr_attempts_started),
+    Migration(
+        7,
+        "what each device cannot do; retries and back-off of tasks whose session died",
+        _add_lacks_and_task_retries,
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

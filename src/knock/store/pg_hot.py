@@ -19,13 +19,17 @@ import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from knock.store.compiled import hot_statements
+from knock.store.retry import TaskRetry
 from knock.store.rows import InformRecord, TaskResult, TaskRow
 
 _SQL = hot_statements(asyncpg_dialect())  # type: ignore[no-untyped-call]
 
 
 async def record_inform(
-    conn: asyncpg.Connection, rec: InformRecord, parameter_rows: list[dict[str, Any]]
+    conn: asyncpg.Connection,
+    rec: InformRecord,
+    parameter_rows: list[dict[str, Any]],
+    retry: TaskRetry,
 ) -> int:
     """Store.record_inform's transaction."""
     await conn.execute(_SQL.device_upsert.text, *_SQL.device_upsert.args(rec.device_row()))
@@ -43,7 +47,12 @@ async def record_inform(
         )
     informing = {"informing_device": rec.device_id, "superseded_at": rec.now}
     if await conn.fetch(_SQL.supersede_sessions.text, *_SQL.supersede_sessions.args(informing)):
-        await conn.execute(_SQL.requeue_device.text, *_SQL.requeue_device.args(informing))
+        running = _SQL.running_of_device
+        for task_id, attempts, session_id in await conn.fetch(
+            running.text, *running.args(informing)
+        ):
+            retried = retry.after_death(task_id, attempts, session_id, "superseded", rec.now)
+            await conn.execute(_SQL.retry_task.text, *_SQL.retry_task.args(retried))
     session = {
         "device_id": rec.device_id,
         "started": rec.now,
@@ -55,11 +64,10 @@ async def record_inform(
 
 async def advance_session(
     conn: asyncpg.Connection,
-    device_id: str,
-    session_id: int,
     done: TaskResult | None,
     finished: Mapping[str, Any] | None,
     parameter_rows: list[dict[str, Any]],
+    claim: Mapping[str, Any],
     ended: Mapping[str, Any],
 ) -> TaskRow | None:
     """Store.advance_session's transaction, for a `done` that deletes no parameters."""
@@ -71,7 +79,6 @@ async def advance_session(
                 _SQL.parameter_upsert.text,
                 [_SQL.parameter_upsert.args(row) for row in parameter_rows],
             )
-    claim = {"claiming_device": device_id, "claiming_session": session_id}
     row = await conn.fetchrow(_SQL.claim_task.text, *_SQL.claim_task.args(claim))
     if row is None:
         await conn.execute(_SQL.end_session.text, *_SQL.end_session.args(ended))

@@ -89,6 +89,8 @@ class TaskRow:
     fault_string: str | None = None
     fault_detail: Any = None
     result: Any = None
+    attempts: int = 0  # sessions that died while running it
+    not_before: datetime | None = None  # a retried task is not claimed before then
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,16 @@ class TaskResult:
     fault_detail: Any = None
     put: Sequence[ParamValue] = ()
     delete_under: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TransferDone:
+    """What a device's TransferComplete reports about a transfer a task asked for."""
+
+    fault_code: int  # 0: the transfer succeeded
+    fault_string: str
+    start_time: str
+    complete_time: str
 
 
 @dataclass(frozen=True, slots=True)

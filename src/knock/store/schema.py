@@ -78,6 +78,10 @@ devices = Table(
     Column("stun_username", String(256), nullable=True),
     Column("stun_password", String(256), nullable=True),
     Index("uq_devices_stun_username", "stun_username", unique=True),
+    # What the device was found unable to do (knock.vocab.Lack values, a JSON list; NULL: none
+    # known), so that later sessions do not try it again. A factory reset keeps it: the
+    # firmware is the same.
+    Column("lacks", JSON, nullable=True),
 )
 
 # Each STUN username's public address as the STUN server last saw it (TR-111 keep-alives), shared
@@ -133,6 +137,10 @@ tasks = Table(
     Column("fault_string", Text, nullable=True),
     Column("fault_detail", JSON, nullable=True),
     Column("result", JSON, nullable=True),
+    # Sessions that died while running the task (closed, timed out, superseded); after the
+    # last allowed one the task ends faulted (knock.store.retry).
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("not_before", UtcDateTime, nullable=True),  # a retried task waits until then
     Index("ix_tasks_device_status", "device_id", "status", "id"),
 )
 

@@ -17,13 +17,17 @@ from sqlalchemy.dialects.sqlite.pysqlite import dialect as pysqlite_dialect
 from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from knock.store.compiled import hot_statements
+from knock.store.retry import TaskRetry
 from knock.store.rows import InformRecord, TaskResult, TaskRow
 
 _SQL = hot_statements(pysqlite_dialect())
 
 
 def record_inform(
-    conn: DBAPIConnection, rec: InformRecord, parameter_rows: list[dict[str, Any]]
+    conn: DBAPIConnection,
+    rec: InformRecord,
+    parameter_rows: list[dict[str, Any]],
+    retry: TaskRetry,
 ) -> int:
     """Store.record_inform's transaction."""
     cur = conn.cursor()
@@ -41,7 +45,10 @@ def record_inform(
     informing = {"informing_device": rec.device_id, "superseded_at": rec.now}
     cur.execute(_SQL.supersede_sessions.text, _SQL.supersede_sessions.args(informing))
     if cur.fetchall():
-        cur.execute(_SQL.requeue_device.text, _SQL.requeue_device.args(informing))
+        cur.execute(_SQL.running_of_device.text, _SQL.running_of_device.args(informing))
+        for task_id, attempts, session_id in cur.fetchall():
+            retried = retry.after_death(task_id, attempts, session_id, "superseded", rec.now)
+            cur.execute(_SQL.retry_task.text, _SQL.retry_task.args(retried))
     session = {
         "device_id": rec.device_id,
         "started": rec.now,
@@ -55,11 +62,10 @@ def record_inform(
 
 def advance_session(
     conn: DBAPIConnection,
-    device_id: str,
-    session_id: int,
     done: TaskResult | None,
     finished: Mapping[str, Any] | None,
     parameter_rows: list[dict[str, Any]],
+    claim: Mapping[str, Any],
     ended: Mapping[str, Any],
 ) -> TaskRow | None:
     """Store.advance_session's transaction, for a `done` that deletes no parameters."""
@@ -72,7 +78,6 @@ def advance_session(
             cur.executemany(
                 _SQL.parameter_upsert.text, [_SQL.parameter_upsert.args(r) for r in parameter_rows]
             )
-    claim = {"claiming_device": device_id, "claiming_session": session_id}
     cur.execute(_SQL.claim_task.text, _SQL.claim_task.args(claim))
     rows = cur.fetchall()
     if not rows:

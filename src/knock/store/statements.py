@@ -8,7 +8,18 @@ SQLAlchemy builds per dialect.
 
 from __future__ import annotations
 
-from sqlalchemy import Insert, Table, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import (
+    Insert,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from knock.store.schema import (
@@ -52,19 +63,26 @@ SUPERSEDE_SESSIONS = (
     .returning(sessions.c.id)
 )
 
-# Once the device's other sessions are ended, a task still running belongs to none that lives.
-REQUEUE_DEVICE = (
-    update(tasks)
-    .where(tasks.c.device_id == bindparam("informing_device"), tasks.c.status == TaskStatus.RUNNING)
-    .values(status=TaskStatus.QUEUED, session_id=None)
+# Once the device's other sessions are ended, a task still running belongs to none that lives:
+# each is retried or faulted (RETRY_TASK, with knock.store.retry's parameters).
+_running = select(tasks.c.id, tasks.c.attempts, tasks.c.session_id).where(
+    tasks.c.status == TaskStatus.RUNNING
 )
+RUNNING_OF_DEVICE = _running.where(tasks.c.device_id == bindparam("informing_device"))
+RUNNING_IN_SESSION = _running.where(tasks.c.session_id == bindparam("dead_session"))
 
-REQUEUE_SESSION = (
+RETRY_TASK = (
     update(tasks)
-    .where(
-        tasks.c.session_id == bindparam("requeued_session"), tasks.c.status == TaskStatus.RUNNING
+    .where(tasks.c.id == bindparam("retried_task"), tasks.c.status == TaskStatus.RUNNING)
+    .values(
+        status=bindparam("retry_status"),
+        attempts=bindparam("retry_attempts"),
+        session_id=bindparam("retry_session"),
+        finished=bindparam("retry_finished"),
+        fault_code=bindparam("retry_fault_code"),
+        fault_string=bindparam("retry_fault_string"),
+        not_before=bindparam("retry_not_before"),
     )
-    .values(status=TaskStatus.QUEUED, session_id=None)
 )
 
 # The alias makes the subquery scan tasks on its own rather than correlate with the row the
@@ -89,6 +107,8 @@ CLAIM_TASK = (
         .where(
             _queued.c.device_id == bindparam("claiming_device"),
             _queued.c.status == TaskStatus.QUEUED,
+            # A task waiting out its retry back-off lets the ones behind it run.
+            or_(_queued.c.not_before.is_(None), _queued.c.not_before <= bindparam("claiming_at")),
         )
         .order_by(_queued.c.id)
         .limit(1)

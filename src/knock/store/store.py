@@ -6,7 +6,7 @@ one transaction, written as a plain function of a Connection and run by `databas
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
@@ -22,6 +22,7 @@ from knock.store.database import AsyncDatabase, Database
 from knock.store.engine import open_database
 from knock.store.errors import UnknownDeviceError
 from knock.store.migrations import migrate
+from knock.store.retry import TaskRetry
 from knock.store.rows import (
     CrAttemptRow,
     CrTarget,
@@ -32,6 +33,7 @@ from knock.store.rows import (
     StoredParam,
     TaskResult,
     TaskRow,
+    TransferDone,
     XmppAccountRow,
 )
 from knock.store.schema import (
@@ -54,9 +56,10 @@ _IN_CHUNK = 1000
 
 
 class Store:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, task_retry: TaskRetry | None = None) -> None:
         """Use `Store.open`; this takes a database that is already migrated."""
         self._db = db
+        self._retry = task_retry or TaskRetry()
         # PostgreSQL runs the per-session transactions on asyncpg itself (knock.store.pg_hot).
         self._asyncpg = (
             db if isinstance(db, AsyncDatabase) and db.dialect_name == "postgresql" else None
@@ -67,7 +70,7 @@ class Store:
         self._secret_insert = statements.secret_insert(db.dialect_name)
 
     @classmethod
-    async def open(cls, url: str) -> Store:
+    async def open(cls, url: str, task_retry: TaskRetry | None = None) -> Store:
         """Connect and migrate. `url` is "sqlite:///path.db", "sqlite:///:memory:" or a
         "postgresql://user:pw@host/db" URL; the driver (sqlite3 in worker threads / asyncpg) is
         chosen here."""
@@ -77,7 +80,7 @@ class Store:
         except BaseException:
             await db.close()
             raise
-        return cls(db)
+        return cls(db, task_retry)
 
     async def close(self) -> None:
         await self._db.close()
@@ -104,20 +107,21 @@ class Store:
         With "0 BOOTSTRAP" among the events, the device's stored parameters are dropped first
         (tasks are kept). "1 BOOT" sets last_boot, "0 BOOTSTRAP" last_bootstrap. Sessions of the
         device still open (in a process that died or lost it) end as "superseded", and the tasks
-        they were running go back to the queue."""
+        they were running are retried or faulted (`TaskRetry`)."""
+        rows = _parameter_rows(rec.device_id, rec.parameters, rec.now)
         if self._asyncpg is not None:
-            rows = _parameter_rows(rec.device_id, rec.parameters, rec.now)
-            return await self._asyncpg.run_on_asyncpg(pg_hot.record_inform, rec, rows)
-        return await self._db.run_dbapi(
-            sqlite_hot.record_inform, rec, _parameter_rows(rec.device_id, rec.parameters, rec.now)
-        )
+            return await self._asyncpg.run_on_asyncpg(pg_hot.record_inform, rec, rows, self._retry)
+        return await self._db.run_dbapi(sqlite_hot.record_inform, rec, rows, self._retry)
 
     async def end_session(self, session_id: int, outcome: str, now: datetime) -> None:
         await self._db.run(_end_session, session_id, outcome, now)
 
-    async def claim_next_task(self, device_id: str, session_id: int) -> TaskRow | None:
-        """The oldest queued task of the device, atomically marked running in this session."""
-        return await self._db.run(_claim_task, device_id, session_id)
+    async def claim_next_task(
+        self, device_id: str, session_id: int, now: datetime
+    ) -> TaskRow | None:
+        """The oldest queued task of the device not waiting out a retry back-off at *now*,
+        atomically marked running in this session."""
+        return await self._db.run(_claim_task, device_id, session_id, now)
 
     async def finish_task(
         self,
@@ -143,11 +147,10 @@ class Store:
         with none left, end the session as "ok". Returns the claimed task, or None."""
         if done is None or not done.delete_under:
             hot = (
-                device_id,
-                session_id,
                 done,
                 None if done is None else _finished(done, session_id, now),
                 [] if done is None else _parameter_rows(device_id, done.put, now),
+                _claim(device_id, session_id, now),
                 _ended(session_id, "ok", now),
             )
             if self._asyncpg is not None:
@@ -170,18 +173,29 @@ class Store:
                 _delete_parameters_under(conn, device_id, prefix)
             if done.put:
                 conn.execute(self._parameter_upsert, _parameter_rows(device_id, done.put, now))
-        task = _claim_task(conn, device_id, session_id)
+        task = _claim_task(conn, device_id, session_id, now)
         if task is None:
             _end_session(conn, session_id, "ok", now)
         return task
 
-    async def requeue_running(self, session_id: int) -> int:
-        """Put the task the session was running back in the queue (the session died). Tasks of
-        a process that died go back when their device's next Inform arrives (record_inform).
-        Returns how many."""
-        return await self._db.run_statement(
-            _rowcount, statements.REQUEUE_SESSION, {"requeued_session": session_id}
-        )
+    async def retry_running(self, session_id: int, reason: str, now: datetime) -> list[TaskRow]:
+        """The session died (ended with outcome *reason*) while running a task: queue it again
+        after a back-off, or fault it after its last allowed attempt (`TaskRetry`). Tasks of a
+        process that died get the same when their device's next Inform arrives
+        (record_inform). Returns the tasks as they are now."""
+        return await self._db.run(self._retry_running, session_id, reason, now)
+
+    def _retry_running(
+        self, conn: Connection, session_id: int, reason: str, now: datetime
+    ) -> list[TaskRow]:
+        running = conn.execute(statements.RUNNING_IN_SESSION, {"dead_session": session_id})
+        retried = []
+        for task_id, attempts, running_in in running.all():
+            after = self._retry.after_death(task_id, attempts, running_in, reason, now)
+            conn.execute(statements.RETRY_TASK, after)
+            row = conn.execute(select(tasks).where(tasks.c.id == task_id)).one()
+            retried.append(TaskRow(**row._mapping))
+        return retried
 
     async def put_parameters(
         self, device_id: str, params: Sequence[ParamValue], now: datetime
@@ -312,6 +326,17 @@ class Store:
         if not updated:
             raise UnknownDeviceError(device_id, "store STUN credentials")
 
+    async def device_lacks(self, device_id: str) -> frozenset[str]:
+        """What the device was found unable to do (knock.vocab.Lack values)."""
+        row = await self._db.run_statement(
+            _first, select(devices.c.lacks).where(devices.c.id == device_id)
+        )
+        return frozenset(row.lacks or ()) if row is not None else frozenset()
+
+    async def add_device_lacks(self, device_id: str, lacks: Iterable[str]) -> None:
+        """Remember that the device cannot do *lacks*, beside what it was found to lack before."""
+        await self._db.run(_add_lacks, device_id, frozenset(lacks))
+
     async def stun_passwords(self) -> dict[str, str]:
         """Every STUN username Knock set, with its password: what the STUN server checks."""
         rows = await self._db.run_statement(
@@ -396,6 +421,15 @@ class Store:
         stmt = stmt.order_by(tasks.c.id).offset(skip).limit(limit)
         return [TaskRow(**row._mapping) for row in await self._db.run_statement(_all, stmt)]
 
+    async def record_transfer_complete(
+        self, device_id: str, task_id: int, done: TransferDone, now: datetime
+    ) -> TaskRow | None:
+        """Record the device's TransferComplete on the download task *task_id* that asked for
+        it (the device accepted it: done, or faulted by an earlier report): a fault makes the
+        task faulted with it, success adds the times to its result. Returns the task as it is
+        now, or None when the device has no such task."""
+        return await self._db.run(_record_transfer, device_id, task_id, done, now)
+
     async def delete_task(self, task_id: int) -> bool:
         deleted = await self._db.run_statement(
             _rowcount, delete(tasks).where(tasks.c.id == task_id)
@@ -455,6 +489,46 @@ def _cr_target(conn: Connection, device_id: str) -> CrTarget | None:
     )
 
 
+def _record_transfer(
+    conn: Connection, device_id: str, task_id: int, done: TransferDone, now: datetime
+) -> TaskRow | None:
+    this = (
+        tasks.c.id == task_id,
+        tasks.c.device_id == device_id,
+        tasks.c.name == "download",
+        tasks.c.status.in_((TaskStatus.DONE, TaskStatus.FAULTED)),
+    )
+    task = conn.execute(select(tasks).where(*this)).first()
+    if task is None:
+        return None
+    times = {"startTime": done.start_time, "completeTime": done.complete_time}
+    if done.fault_code:
+        change: dict[str, Any] = {
+            "status": TaskStatus.FAULTED,
+            "fault_code": str(done.fault_code),
+            "fault_string": done.fault_string,
+            "fault_detail": {"transferComplete": times},
+            "finished": now,
+        }
+    else:
+        change = {"result": {**(task.result or {}), "transferComplete": times}}
+    row = conn.execute(update(tasks).where(*this).values(**change).returning(*tasks.c)).one()
+    return TaskRow(**row._mapping)
+
+
+def _add_lacks(conn: Connection, device_id: str, lacks: frozenset[str]) -> None:
+    row = conn.execute(
+        select(devices.c.lacks).where(devices.c.id == device_id).with_for_update()
+    ).first()
+    if row is None:
+        raise UnknownDeviceError(device_id, "remember what it cannot do")
+    known = set(row.lacks or ())
+    if not lacks <= known:
+        conn.execute(
+            update(devices).where(devices.c.id == device_id).values(lacks=sorted(known | lacks))
+        )
+
+
 def _end_session(conn: Connection, session_id: int, outcome: str, now: datetime) -> None:
     conn.execute(statements.END_SESSION, _ended(session_id, outcome, now))
 
@@ -464,11 +538,14 @@ def _ended(session_id: int, outcome: str, now: datetime) -> dict[str, Any]:
     return {"session_id": session_id, "ended_at": now, "session_outcome": outcome}
 
 
-def _claim_task(conn: Connection, device_id: str, session_id: int) -> TaskRow | None:
-    row = conn.execute(
-        statements.CLAIM_TASK, {"claiming_device": device_id, "claiming_session": session_id}
-    ).first()
+def _claim_task(conn: Connection, device_id: str, session_id: int, now: datetime) -> TaskRow | None:
+    row = conn.execute(statements.CLAIM_TASK, _claim(device_id, session_id, now)).first()
     return None if row is None else TaskRow(**row._mapping)
+
+
+def _claim(device_id: str, session_id: int, now: datetime) -> dict[str, Any]:
+    """CLAIM_TASK's parameters: tasks waiting out a retry back-off until after *now* stay."""
+    return {"claiming_device": device_id, "claiming_session": session_id, "claiming_at": now}
 
 
 def _finish_task(conn: Connection, done: TaskResult, session_id: int, now: datetime) -> None:
@@ -481,7 +558,7 @@ def _finished(done: TaskResult, session_id: int, now: datetime) -> dict[str, Any
         raise ValueError(
             f"task {done.task_id} can finish as {TaskStatus.DONE.value!r} or "
             f"{TaskStatus.FAULTED.value!r} only, not {done.status!r}; to retry it, use "
-            "requeue_running"
+            "retry_running"
         )
     return {
         "finished_task": done.task_id,
