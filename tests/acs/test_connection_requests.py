@@ -142,13 +142,14 @@ async def test_knock_cr_prints_outcome_and_latency(lab: Lab) -> None:
 
 
 async def test_knock_cr_reports_a_failure_with_a_nonzero_exit(lab: Lab) -> None:
-    lab.endpoint.answer = 503
+    lab.endpoint.answer = 503  # without Retry-After: asked again each cr_rate_limit_pause
     cli = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "knock", "cr", lab.cpe.device_id,
-        "--nbi", f"http://127.0.0.1:{lab.acs.nbi_port}",
+        "--nbi", f"http://127.0.0.1:{lab.acs.nbi_port}", "--timeout", "3",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={"COLUMNS": "200", "PATH": ""},
     )  # fmt: skip
     _, err = await asyncio.wait_for(cli.communicate(), 30)
     assert cli.returncode == 1
     assert "rate-limited" in err.decode()
+    assert lab.endpoint.requests >= 4  # asked again after the pause: a 401 and a 503 a round
