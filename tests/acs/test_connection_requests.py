@@ -70,6 +70,11 @@ async def test_delivered_when_the_inform_arrives(lab: Lab) -> None:
     assert lab.endpoint.requests == 2  # the challenge, then the authenticated request
     [stored] = await lab.acs.store.list_cr_attempts(lab.cpe.device_id)
     assert (stored.method, stored.outcome) == ("http", "delivered")
+    # One latency for one request: the result, its attempt, and the record the dashboard reads
+    # (to the microsecond a timestamp keeps).
+    assert stored.ended is not None
+    assert result.attempts[0].seconds == result.latency
+    assert abs((stored.ended - stored.started).total_seconds() - result.latency) < 2e-6
     sessions = await lab.acs.store.list_sessions(lab.cpe.device_id)
     assert sessions[0].events == ["6 CONNECTION REQUEST"]
 

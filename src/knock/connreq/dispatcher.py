@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from knock.connreq.http import HttpConnectionRequester, Sent
 from knock.connreq.order import MethodOrder
@@ -150,11 +150,9 @@ class Dispatcher:
         attempt_id = await self._store.add_cr_attempt(device_id, method, _now())
         # Listen before sending, so that an Inform that comes at once is not missed.
         with self._hub.subscribe(device_id) as arrivals:
-            start = self._clock()
-            sent, asked = await self._send_past_rate_limit(target, method, deadline)
+            sent, asked, start, sent_at = await self._send_past_rate_limit(target, method, deadline)
             outcome, detail, latency = sent.outcome, sent.detail, None
             if sent.accepted:
-                start = self._clock() if asked > 1 else start  # latency: from the accepted one
                 wait_until = min(deadline, start + self._settings.session_wait)
                 latency, sends = await self._wait_for_inform(target, method, arrivals, wait_until)
                 again = (
@@ -171,7 +169,11 @@ class Dispatcher:
                 if asked > 1:
                     detail = f"rate-limited {_times(asked - 1)}, then {detail}"
         assert outcome is not None
-        await self._store.finish_cr_attempt(attempt_id, outcome, _now(), detail)
+        # One duration, the latency when delivered, for the record, the NBI and the dashboard.
+        took = latency if latency is not None else self._clock() - start
+        await self._store.finish_cr_attempt(
+            attempt_id, outcome, sent_at + timedelta(seconds=took), detail, started=sent_at
+        )
         self._metrics.cr_attempts.labels(method, outcome).inc()
         if latency is not None:
             self._metrics.cr_latency.labels(method).observe(latency)
@@ -190,16 +192,18 @@ class Dispatcher:
                 detail=detail,
             ),
         )
-        attempts.append(Attempt(method, outcome, detail, self._clock() - start))
+        attempts.append(Attempt(method, outcome, detail, took))
         return CrResult(device_id, outcome, method, latency, detail, list(attempts))
 
     async def _send_past_rate_limit(
         self, target: CrTarget, method: CrMethod, deadline: float
-    ) -> tuple[Sent, int]:
+    ) -> tuple[Sent, int, float, datetime]:
         """Send; while the device answers rate-limited, wait as long as it asked (or the
-        configured pause) and ask again, within the deadline. The last answer, and how many
-        times the device was asked."""
-        sent, asked = await self._send(target, method), 1
+        configured pause) and ask again, within the deadline. The last answer, how many times
+        the device was asked, and when the last request went (on the clock, and UTC)."""
+        asked = 1
+        start, sent_at = self._clock(), _now()
+        sent = await self._send(target, method)
         while sent.outcome is CrOutcome.RATE_LIMITED:
             pause = self._settings.rate_limit_pause
             if sent.retry_after is not None:
@@ -207,8 +211,9 @@ class Dispatcher:
             if pause <= 0 or self._clock() + pause >= deadline:
                 break
             await asyncio.sleep(pause)
-            sent, asked = await self._send(target, method), asked + 1
-        return sent, asked
+            asked, start, sent_at = asked + 1, self._clock(), _now()
+            sent = await self._send(target, method)
+        return sent, asked, start, sent_at
 
     async def _wait_for_inform(
         self, target: CrTarget, method: CrMethod, arrivals: Subscription, wait_until: float

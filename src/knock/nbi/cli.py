@@ -157,7 +157,7 @@ def tasks(
             ]
             for task in found
         ]
-        _print_table(["ID", "Device", "Name", "Status", "Created", "Fault"], rows, 1, 2, 4)
+        _print_table(["ID", "Device", "Name", "Status", "Created", "Fault"], rows, 0, 1, 2, 3, 4)
 
     _run(NbiClient(nbi, token=token, timeout_s=timeout), work)
 
