@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from knock.cli import app
 from knock.config import ConfigError, load_settings
 from knock.server import check_exposure
 
@@ -82,3 +84,12 @@ def test_connection_request_order_per_group(tmp_path: Path) -> None:
     assert settings.cr_order_groups == {"00D09E-Box": "http"}
     with pytest.raises(ConfigError, match="list each of http, udp, xmpp"):
         load_settings(None, {"cr_order": "smoke-signals"}, environ={})
+
+
+def test_serve_prints_a_refusal_with_its_brackets() -> None:
+    """rich markup would eat `[cwmp.credentials]` from the message."""
+    result = CliRunner().invoke(
+        app, ["serve", "--cwmp-auth", "digest"], env={"COLUMNS": "200", "KNOCK_CONFIG": ""}
+    )
+    assert result.exit_code == 2
+    assert "or a [cwmp.credentials] table" in " ".join(result.output.split())

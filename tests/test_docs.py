@@ -26,9 +26,12 @@ def test_every_setting_is_documented() -> None:
 def test_serve_help_lists_a_flag_per_setting() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
+    text = " ".join(result.output.replace("│", " ").split())
     for f in fields(Settings):
         if not is_table(f.type):
             assert "--" + f.name.replace("_", "-") in result.output
+            # rich would read a bare [default: ...] as markup and drop it
+            assert f"[default: {f.default}; env KNOCK_{f.name.upper()}]" in text, f.name
 
 
 def is_table(kind: object) -> bool:

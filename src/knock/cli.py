@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from knock import demo as demo_cli
 from knock.check import cli as check_cli
@@ -32,14 +33,17 @@ def _serve(config: Optional[Path], **flags: Any) -> None:  # noqa: UP045 - typer
         from knock import server  # imported here so `knock --help` stays fast
 
         for warning in server.check_exposure(settings):
-            err.print(f"[bold red]WARNING:[/] {warning}")
+            err.print(f"[bold red]WARNING:[/] {escape(warning)}")
         setup_logging(settings.log_level, settings.log_format)
         server.serve(settings)
     except ConfigError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     except OSError as exc:
-        err.print(f"[bold red]error:[/] cannot listen: {exc}. Is another `knock serve` running?")
+        err.print(
+            f"[bold red]error:[/] cannot listen: {escape(str(exc))}. "
+            "Is another `knock serve` running?"
+        )
         raise typer.Exit(1) from None
 
 
@@ -68,7 +72,10 @@ def _serve_signature() -> inspect.Signature:
                 default=typer.Option(
                     None,
                     *decls,
-                    help=f"{f.metadata['help']} [default: {f.default}; env KNOCK_{f.name.upper()}]",
+                    # Escaped: rich reads a bare [default: ...] as markup and drops it.
+                    help=escape(
+                        f"{f.metadata['help']} [default: {f.default}; env KNOCK_{f.name.upper()}]"
+                    ),
                     show_default=False,
                 ),
                 annotation=Optional[kind],  # noqa: UP045

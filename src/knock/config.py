@@ -113,6 +113,15 @@ class Settings:
         default=30.0,
         metadata=_help("Seconds to wait for the Inform with 6 CONNECTION REQUEST after a request."),
     )
+    cr_rate_limit_pause: float = field(
+        default=1.0,
+        metadata=_help(
+            "Seconds to wait before asking again a device that refused a connection request "
+            "as rate-limited without saying how long (an HTTP 503 without Retry-After, an XMPP "
+            "service-unavailable from a device whose ConnReqAllowedJabberIDs admit the ACS); it "
+            "asks again until cr_session_wait runs out. 0: give up at once."
+        ),
+    )
     stun_enable: bool = field(
         default=True,
         metadata=_help(
@@ -143,6 +152,14 @@ class Settings:
     )
     udp_cr_interval: float = field(
         default=0.2, metadata=_help("Seconds between the copies of a UDP connection request.")
+    )
+    udp_cr_resend: float = field(
+        default=3.0,
+        metadata=_help(
+            "Seconds after which a UDP connection request that opened no session is sent anew "
+            "(a new id and ts), until cr_session_wait runs out: a device drops one its rate "
+            "limit refuses without an answer. 0: send once."
+        ),
     )
     xmpp_enable: bool = field(
         default=True,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 
 if TYPE_CHECKING:
@@ -90,7 +91,10 @@ def _run(
         try:
             lab.build()
         except LabError as exc:
-            out.print(f"The NAT lab cannot be built ({exc}); the demo runs on 127.0.0.1 instead.")
+            out.print(
+                f"The NAT lab cannot be built ({escape(str(exc))}); the demo runs on 127.0.0.1 "
+                "instead."
+            )
             lab = None
     where = "on 127.0.0.1" if lab is None else "behind the NAT lab"
     out.print(f"Starting knock serve and {devices} simulated device(s) {where} ...")

@@ -382,6 +382,8 @@ async def start(
         cr_http,
         CrSettings(
             session_wait=settings.cr_session_wait,
+            rate_limit_pause=settings.cr_rate_limit_pause,
+            udp_resend=settings.udp_cr_resend,
             order=MethodOrder.parse(settings.cr_order, settings.cr_order_groups),
             username=settings.cr_username if shared else None,
             password=settings.cr_password if shared else None,

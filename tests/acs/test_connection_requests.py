@@ -70,6 +70,11 @@ async def test_delivered_when_the_inform_arrives(lab: Lab) -> None:
     assert lab.endpoint.requests == 2  # the challenge, then the authenticated request
     [stored] = await lab.acs.store.list_cr_attempts(lab.cpe.device_id)
     assert (stored.method, stored.outcome) == ("http", "delivered")
+    # One latency for one request: the result, its attempt, and the record the dashboard reads
+    # (to the microsecond a timestamp keeps).
+    assert stored.ended is not None
+    assert result.attempts[0].seconds == result.latency
+    assert abs((stored.ended - stored.started).total_seconds() - result.latency) < 2e-6
     sessions = await lab.acs.store.list_sessions(lab.cpe.device_id)
     assert sessions[0].events == ["6 CONNECTION REQUEST"]
 
@@ -144,13 +149,14 @@ async def test_knock_cr_prints_outcome_and_latency(lab: Lab) -> None:
 
 
 async def test_knock_cr_reports_a_failure_with_a_nonzero_exit(lab: Lab) -> None:
-    lab.endpoint.answer = 503
+    lab.endpoint.answer = 503  # without Retry-After: asked again each cr_rate_limit_pause
     cli = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "knock", "cr", lab.cpe.device_id,
-        "--nbi", f"http://127.0.0.1:{lab.acs.nbi_port}",
+        "--nbi", f"http://127.0.0.1:{lab.acs.nbi_port}", "--timeout", "3",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={"COLUMNS": "200", "PATH": ""},
     )  # fmt: skip
     _, err = await asyncio.wait_for(cli.communicate(), 30)
     assert cli.returncode == 1
     assert "rate-limited" in err.decode()
+    assert lab.endpoint.requests >= 4  # asked again after the pause: a 401 and a 503 a round

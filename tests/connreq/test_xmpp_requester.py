@@ -141,8 +141,13 @@ async def test_accepted(acs: XmppConnectionRequester, device: Device) -> None:
         ),
         (
             StanzaError("wait", "resource-constraint", text="busy"),
+            CrOutcome.RATE_LIMITED,
+            "answered wait/resource-constraint, text 'busy': a temporary refusal",
+        ),
+        (
+            StanzaError("modify", "resource-constraint"),
             CrOutcome.REFUSED,
-            "answered wait/resource-constraint, text 'busy': an unexpected error",
+            "answered modify/resource-constraint: an unexpected error",
         ),
         (StanzaError("cancel", "recipient-unavailable"), CrOutcome.UNREACHABLE, "not online"),
         (SILENCE, CrOutcome.TIMEOUT, "no answer from"),
@@ -159,6 +164,26 @@ async def test_refusals(
     sent = await acs.send(device.jid, CR_USERNAME, CR_PASSWORD)
     assert sent.outcome is outcome
     assert detail in sent.detail
+
+
+@pytest.mark.parametrize(
+    ("allowed", "outcome"),
+    [
+        ("", CrOutcome.RATE_LIMITED),  # an empty list admits every sender
+        ("someone@else.example, {bare}", CrOutcome.RATE_LIMITED),
+        ("{full}", CrOutcome.RATE_LIMITED),
+        ("{bare}x", CrOutcome.REFUSED),  # never by prefix
+        ("someone@else.example", CrOutcome.REFUSED),
+    ],
+)
+async def test_service_unavailable_from_a_device_that_admits_the_acs_is_its_rate_limit(
+    acs: XmppConnectionRequester, device: Device, allowed: str, outcome: CrOutcome
+) -> None:
+    device.answer = StanzaError("cancel", "service-unavailable")
+    full = acs.status.jid
+    listed = allowed.format(full=full, bare=full.split("/")[0])
+    sent = await acs.send(device.jid, CR_USERNAME, CR_PASSWORD, allowed=listed)
+    assert sent.outcome is outcome, sent
 
 
 async def test_an_offline_device_is_unreachable(

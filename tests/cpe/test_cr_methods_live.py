@@ -4,6 +4,7 @@ in-process `knock serve`, over loopback sockets."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -211,3 +212,31 @@ async def test_the_device_logs_in_again_after_the_server_restarts(tmp_path: Path
             running.device_id(cpe), within=5, via=CrMethod.XMPP
         )
         assert result.outcome is CrOutcome.DELIVERED, result
+
+
+@pytest.mark.parametrize("method", [CrMethod.HTTP, CrMethod.UDP, CrMethod.XMPP])
+async def test_back_to_back_requests_wait_out_the_device_rate_limit(
+    tmp_path: Path, method: CrMethod
+) -> None:
+    """A person typing `knock get` then `knock set` meets a device's rate limit (the
+    simulator's is 2 s, like many CPEs'): the ACS waits it out by every method, within its
+    session wait, instead of failing under a method-specific name."""
+    async with lab(tmp_path, policy=CrPolicy(rate_limit=2)) as running:
+        [cpe] = running.devices
+        await running.provisioned(cpe)
+        device_id = running.device_id(cpe)
+        results = []
+        for _request in range(2):
+            if cpe.in_session:  # busy would refuse before the rate limit is asked
+                await settled(cpe)
+            results.append(await running.acs.dispatcher.reach(device_id, via=method))
+        assert [r.outcome for r in results] == [CrOutcome.DELIVERED] * 2, results
+        if method is CrMethod.UDP:  # no answer on UDP: the request went again, anew
+            udp = running.services.udp
+            assert udp is not None
+            assert udp.gate.totals[UdpAnswer.RATE_LIMITED] >= 1
+            assert "sent 2 times" in results[1].detail or "sent 3 times" in results[1].detail
+        elif method is CrMethod.HTTP:  # 503 with Retry-After: one wait as long as it asked
+            assert results[1].detail.startswith("rate-limited 1 time, then "), results[1]
+        else:  # service-unavailable says no time: the configured pause (1 s), until it passes
+            assert re.match(r"rate-limited [12] times?, then ", results[1].detail), results[1]

@@ -10,7 +10,7 @@ import typer
 from nbi_support import ThreadedNbi, inform
 from typer.testing import CliRunner, Result
 
-from knock.nbi.cli import parse_assignment, register
+from knock.nbi.cli import fault_sentence, parse_assignment, register
 from knock.store.rows import ParamValue
 
 DEVICE = "001122-Router-SN1"
@@ -153,3 +153,17 @@ def test_help(knock: typer.Typer) -> None:
 )
 def test_parse_assignment(text: str, expected: list[str]) -> None:
     assert parse_assignment(text) == expected
+
+
+def test_a_fault_says_who_refused_and_each_parameter_s_reason() -> None:
+    assert fault_sentence({"code": "knock", "message": "no type for X", "detail": None}) == (
+        "Knock refused the task before sending it: no type for X"
+    )
+    device = {
+        "code": "9003",
+        "message": "Invalid arguments",
+        "detail": [{"parameter": SW, "code": 9008, "message": "not writable"}],
+    }
+    assert fault_sentence(device) == (
+        f"the device refused: 9003: Invalid arguments ({SW}: 9008 not writable)"
+    )

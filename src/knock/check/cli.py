@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from knock.server import Running
@@ -191,10 +192,12 @@ def check(
                 )
             )
         except (ConfigError, NoDevice) as exc:
-            err.print(f"[bold red]error:[/] {exc}")
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from None
         except OSError as exc:
-            err.print(f"[bold red]error:[/] cannot listen: {exc}. Is a knock serve running?")
+            err.print(
+                f"[bold red]error:[/] cannot listen: {escape(str(exc))}. Is a knock serve running?"
+            )
             raise typer.Exit(2) from None
     report_console.summary(out, run.results, run.device_id)
     if junit is not None:

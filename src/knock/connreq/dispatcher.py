@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from knock.connreq.http import HttpConnectionRequester, Sent
 from knock.connreq.order import MethodOrder
@@ -52,6 +52,8 @@ class CrResult:
 @dataclass(frozen=True, slots=True)
 class CrSettings:
     session_wait: float = 30.0  # TR-069 gives a device 30 s to start its session
+    rate_limit_pause: float = 1.0  # before asking again when the device did not say how long
+    udp_resend: float = 3.0  # a UDP request with no session by then is sent anew; 0: never
     order: MethodOrder = field(default_factory=MethodOrder)
     username: str | None = None  # used for devices Knock set no credentials on
     password: str | None = None
@@ -148,20 +150,30 @@ class Dispatcher:
         attempt_id = await self._store.add_cr_attempt(device_id, method, _now())
         # Listen before sending, so that an Inform that comes at once is not missed.
         with self._hub.subscribe(device_id) as arrivals:
-            start = self._clock()
-            sent = await self._send(target, method)
+            sent, asked, start, sent_at = await self._send_past_rate_limit(target, method, deadline)
             outcome, detail, latency = sent.outcome, sent.detail, None
             if sent.accepted:
                 wait_until = min(deadline, start + self._settings.session_wait)
-                latency = await _inform_with_cr(arrivals, wait_until, self._clock)
+                latency, sends = await self._wait_for_inform(target, method, arrivals, wait_until)
+                again = (
+                    f" (sent {_times(sends)}: no session followed the first)" if sends > 1 else ""
+                )
                 if latency is None:
                     outcome = CrOutcome.NO_SESSION
-                    detail = f"{sent.detail}, but no Inform with 6 CONNECTION REQUEST followed"
+                    detail = (
+                        f"{sent.detail}{again}, but no Inform with 6 CONNECTION REQUEST followed"
+                    )
                 else:
                     outcome, latency = CrOutcome.DELIVERED, latency - start
-                    detail = f"{sent.detail}; Inform after {latency * 1000:.0f} ms"
+                    detail = f"{sent.detail}{again}; Inform after {latency * 1000:.0f} ms"
+                if asked > 1:
+                    detail = f"rate-limited {_times(asked - 1)}, then {detail}"
         assert outcome is not None
-        await self._store.finish_cr_attempt(attempt_id, outcome, _now(), detail)
+        # One duration, the latency when delivered, for the record, the NBI and the dashboard.
+        took = latency if latency is not None else self._clock() - start
+        await self._store.finish_cr_attempt(
+            attempt_id, outcome, sent_at + timedelta(seconds=took), detail, started=sent_at
+        )
         self._metrics.cr_attempts.labels(method, outcome).inc()
         if latency is not None:
             self._metrics.cr_latency.labels(method).observe(latency)
@@ -180,8 +192,45 @@ class Dispatcher:
                 detail=detail,
             ),
         )
-        attempts.append(Attempt(method, outcome, detail, self._clock() - start))
+        attempts.append(Attempt(method, outcome, detail, took))
         return CrResult(device_id, outcome, method, latency, detail, list(attempts))
+
+    async def _send_past_rate_limit(
+        self, target: CrTarget, method: CrMethod, deadline: float
+    ) -> tuple[Sent, int, float, datetime]:
+        """Send; while the device answers rate-limited, wait as long as it asked (or the
+        configured pause) and ask again, within the deadline. The last answer, how many times
+        the device was asked, and when the last request went (on the clock, and UTC)."""
+        asked = 1
+        start, sent_at = self._clock(), _now()
+        sent = await self._send(target, method)
+        while sent.outcome is CrOutcome.RATE_LIMITED:
+            pause = self._settings.rate_limit_pause
+            if sent.retry_after is not None:
+                pause = sent.retry_after
+            if pause <= 0 or self._clock() + pause >= deadline:
+                break
+            await asyncio.sleep(pause)
+            asked, start, sent_at = asked + 1, self._clock(), _now()
+            sent = await self._send(target, method)
+        return sent, asked, start, sent_at
+
+    async def _wait_for_inform(
+        self, target: CrTarget, method: CrMethod, arrivals: Subscription, wait_until: float
+    ) -> tuple[float | None, int]:
+        """When the Inform with 6 CONNECTION REQUEST came (or None), and how many requests
+        were sent. A UDP request is sent anew while none comes: a device drops one that its
+        rate limit refuses, without an answer, and a new id and ts pass once it allows."""
+        resend = self._settings.udp_resend if method is CrMethod.UDP else 0.0
+        sends = 1
+        while True:
+            until = wait_until if resend <= 0 else min(wait_until, self._clock() + resend)
+            arrived = await _inform_with_cr(arrivals, until, self._clock)
+            if arrived is not None or self._clock() >= wait_until:
+                return arrived, sends
+            if not (await self._send(target, method)).accepted:
+                return None, sends
+            sends += 1
 
     def available_methods(self, target: CrTarget) -> list[CrMethod]:
         """The methods the device can be reached by, in the order its group tries them (by
@@ -227,7 +276,13 @@ class Dispatcher:
         jid = _jid(target)
         if not jid:
             return Sent(CrOutcome.UNREACHABLE, "the device reported no ConnReqJabberID yet")
-        return await self._xmpp.send(jid, username, password)
+        return await self._xmpp.send(
+            jid, username, password, target.management.get("ConnReqAllowedJabberIDs")
+        )
+
+
+def _times(count: int) -> str:
+    return "1 time" if count == 1 else f"{count} times"
 
 
 def _jid(target: CrTarget) -> str:

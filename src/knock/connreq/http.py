@@ -22,6 +22,9 @@ class Sent:
 
     outcome: CrOutcome | None
     detail: str
+    # RATE_LIMITED only: the seconds the device asked the ACS to wait (HTTP Retry-After), if it
+    # said; the dispatcher waits that long (or its own pause) and asks again within its deadline.
+    retry_after: float | None = None
 
     @property
     def accepted(self) -> bool:
@@ -65,12 +68,14 @@ class HttpConnectionRequester:
             return Sent(CrOutcome.UNREACHABLE, f"cannot connect to {url}: {exc}")
 
     async def _send(self, url: str, path: str, username: str | None, password: str | None) -> Sent:
-        status, challenges = await self._get(url, None)
-        if status in (200, 204):
-            return Sent(None, f"{status} without authentication (the device should require it)")
+        answer = await self._get(url, None)
+        if answer.status in (200, 204):
+            return Sent(
+                None, f"{answer.status} without authentication (the device should require it)"
+            )
         for _round in range(2):  # a stale nonce earns one more round
-            if status != 401:
-                return _refusal(status)
+            if answer.status != 401:
+                return _refusal(answer)
             if username is None or password is None:
                 return Sent(
                     CrOutcome.BAD_CREDENTIALS,
@@ -78,7 +83,7 @@ class HttpConnectionRequester:
                     "accepted Knock's ConnectionRequestUsername/Password yet (see cr_provision)",
                 )
             try:
-                challenge = select_challenge(challenges, allow_basic=self._allow_basic)
+                challenge = select_challenge(answer.challenges, allow_basic=self._allow_basic)
             except AuthError as exc:
                 return Sent(CrOutcome.REFUSED, f"no usable challenge from the device: {exc}")
             if isinstance(challenge, BasicChallenge):
@@ -87,21 +92,47 @@ class HttpConnectionRequester:
                 authorization = challenge.authorization(
                     "GET", path, username, password, cnonce=new_cnonce(), nc=1
                 )
-            status, challenges = await self._get(url, authorization)
-            if status in (200, 204):
-                return Sent(None, f"{status} after authentication")
-            if status == 401 and not any("stale=true" in c.lower() for c in challenges):
+            answer = await self._get(url, authorization)
+            if answer.status in (200, 204):
+                return Sent(None, f"{answer.status} after authentication")
+            if answer.status == 401 and not answer.stale:
                 return Sent(CrOutcome.BAD_CREDENTIALS, "the device refused the stored credentials")
-        return _refusal(status)
+        return _refusal(answer)
 
-    async def _get(self, url: str, authorization: str | None) -> tuple[int, list[str]]:
+    async def _get(self, url: str, authorization: str | None) -> _Answer:
         headers = {"Authorization": authorization} if authorization else {}
         async with self._client().get(url, headers=headers, allow_redirects=False) as response:
             await response.read()
-            return response.status, response.headers.getall("WWW-Authenticate", [])
+            return _Answer(
+                response.status,
+                response.headers.getall("WWW-Authenticate", []),
+                response.headers.get("Retry-After", ""),
+            )
 
 
-def _refusal(status: int) -> Sent:
-    if status == 503:
-        return Sent(CrOutcome.RATE_LIMITED, "503: the device is busy or limits requests")
-    return Sent(CrOutcome.REFUSED, f"the device answered HTTP {status}")
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    challenges: list[str]  # WWW-Authenticate
+    retry_after: str
+
+    @property
+    def stale(self) -> bool:
+        return any("stale=true" in c.lower() for c in self.challenges)
+
+
+def _refusal(answer: _Answer) -> Sent:
+    if answer.status == 503:
+        wait = retry_after_seconds(answer.retry_after)
+        asked = "" if wait is None else f", Retry-After {wait:g} s"
+        return Sent(
+            CrOutcome.RATE_LIMITED, f"503: the device is busy or limits requests{asked}", wait
+        )
+    return Sent(CrOutcome.REFUSED, f"the device answered HTTP {answer.status}")
+
+
+def retry_after_seconds(value: str) -> float | None:
+    """Retry-After as delta-seconds (RFC 9110 §10.2.3); an HTTP-date, which a device's clock
+    makes unreliable, or anything else: None."""
+    text = value.strip()
+    return float(text) if text.isdigit() else None

@@ -4,9 +4,10 @@ the ACS's own XMPP connection to the device's ConnReqJabberID.
 The transport only says whether the device accepted the request; the dispatcher then waits for
 the Inform that proves it.
 
-`service-unavailable` means two things. A device answers it to an ACS whose JID is not in its
-ConnReqAllowedJabberIDs, or that it rate-limits (refused); a server answers it for a device
-that is not online (unreachable). The 'from' of the error does not tell them apart: servers
+`service-unavailable` means three things. A device answers it to an ACS whose JID is not in its
+ConnReqAllowedJabberIDs (refused), or that it rate-limits (rate-limited: told apart by the list
+the device reported, when it admits the ACS); a server answers it for a device that is not
+online (unreachable). The 'from' of the error does not tell them apart: servers
 (Knock's, Prosody, ejabberd) answer on behalf of an offline full JID from that very JID, as
 RFC 6120 §8.3.1 has them do. So unless the error names the server ('from' or 'by' is the
 domain or the bare JID), the device is asked for an XEP-0199 ping: an offline device gets the
@@ -26,7 +27,7 @@ from knock.vocab import CrOutcome
 from knock.xmpp import ns
 from knock.xmpp.client import ClientConfig, IqResult, NotOnline, StanzaError, TlsPolicy
 from knock.xmpp.client_conn import ConnectionLost, ConnState, ServerRetry, Status, XmppClient
-from knock.xmpp.jid import Jid, JidError, parse_jid
+from knock.xmpp.jid import Jid, JidError, allowed_sender, parse_jid
 from knock.xmpp.srv import SYSTEM_RESOLVER, SrvResolver
 
 CONN_REQ_NS: Final = "urn:broadband-forum-org:cwmp:xmppConnReq-1-0"
@@ -130,8 +131,11 @@ class XmppConnectionRequester:
             jid, content, self._timeout if timeout is None else timeout
         )
 
-    async def send(self, jid: str, username: str, password: str) -> Sent:
-        """Ask the device at *jid* (its ConnReqJabberID) to open a session."""
+    async def send(
+        self, jid: str, username: str, password: str, allowed: str | None = None
+    ) -> Sent:
+        """Ask the device at *jid* (its ConnReqJabberID) to open a session. *allowed*: the
+        ConnReqAllowedJabberIDs the device reported, None when unknown."""
         try:
             target = parse_jid(jid)
         except JidError as exc:
@@ -147,7 +151,7 @@ class XmppConnectionRequester:
             return answer
         if answer.error is None:
             return Sent(None, f"{target} accepted the XMPP connection request")
-        return await self._refusal(target, answer)
+        return await self._refusal(target, answer, allowed)
 
     async def _ask(self, target: Jid, content: etree._Element) -> IqResult | Sent:
         try:
@@ -165,7 +169,7 @@ class XmppConnectionRequester:
                 CrOutcome.UNREACHABLE, f"the ACS's XMPP connection dropped while waiting: {exc}"
             )
 
-    async def _refusal(self, target: Jid, answer: IqResult) -> Sent:
+    async def _refusal(self, target: Jid, answer: IqResult, allowed: str | None) -> Sent:
         error = answer.error
         assert error is not None
         said = f"{answer.sender or 'the server'} answered {error.describe()}"
@@ -180,14 +184,16 @@ class XmppConnectionRequester:
             )
         if condition == "recipient-unavailable":
             return Sent(CrOutcome.UNREACHABLE, f"{said}: the device is not online")
+        if error.type == "wait":  # RFC 6120 §8.3.2: temporary, retry after waiting
+            return Sent(CrOutcome.RATE_LIMITED, f"{said}: a temporary refusal")
         if condition != "service-unavailable":
             kind = "an unexpected" if error.well_formed else "a malformed"
             return Sent(CrOutcome.REFUSED, f"{said}: {kind} error")
         if _from_server(answer.sender, error):
             return Sent(CrOutcome.UNREACHABLE, f"{said}: the server says it is not online")
-        return await self._probe(target, said)
+        return await self._probe(target, said, allowed)
 
-    async def _probe(self, target: Jid, said: str) -> Sent:
+    async def _probe(self, target: Jid, said: str, allowed: str | None) -> Sent:
         ping = etree.Element(ns.qname(ns.PING, "ping"), nsmap=ns.default(ns.PING))
         answer = await self._ask(target, ping)
         if isinstance(answer, Sent):
@@ -204,6 +210,13 @@ class XmppConnectionRequester:
             )
         else:
             online = f"a ping got {answer.error.describe()}"
+        own = self.status.jid
+        if allowed is not None and own and allowed_sender(own, allowed):
+            return Sent(
+                CrOutcome.RATE_LIMITED,
+                f"{said}, though it is online ({online}) and its ConnReqAllowedJabberIDs admit "
+                f"{own}: it limits connection requests",
+            )
         return Sent(
             CrOutcome.REFUSED,
             f"{said}, though it is online ({online}): the ACS's JID is not in its "

@@ -20,7 +20,7 @@ from lxml import etree
 from knock.cpe.cr_rate import CrAdmission, Verdict
 from knock.cpe.defects import NONE, Defect, Defects
 from knock.xmpp.client import StanzaError
-from knock.xmpp.jid import Jid, JidError, parse_jid
+from knock.xmpp.jid import allowed_sender
 
 CONN_REQ_NS: Final = "urn:broadband-forum-org:cwmp:xmppConnReq-1-0"
 _REQUEST: Final = f"{{{CONN_REQ_NS}}}connectionRequest"
@@ -96,27 +96,12 @@ def reply(answer: XmppAnswer, defects: Defects = NONE) -> Reply | None:
 
 
 def sender_allowed(sender: str, allowed: str, *, by_prefix: bool = False) -> bool:
-    """Annex K: an empty list allows all; a full JID matches exactly, a bare one any resource
-    of it. JIDs compare normalized (RFC 7622), never by prefix, unless *by_prefix* (the
-    PREFIX_JID_MATCH defect) says to, as some deployed CPEs do."""
-    entries = [entry.strip() for entry in allowed.split(",") if entry.strip()]
-    if not entries:
-        return True
+    """Annex K's rule (`knock.xmpp.jid.allowed_sender`), or prefix matching where *by_prefix*
+    (the PREFIX_JID_MATCH defect) says to, as some deployed CPEs do."""
     if by_prefix:
-        return any(sender.startswith(entry) for entry in entries)
-    try:
-        jid = parse_jid(sender)
-    except JidError:
-        return False
-    return any(_matches(jid, entry) for entry in entries)
-
-
-def _matches(jid: Jid, entry: str) -> bool:
-    try:
-        allowed = parse_jid(entry)
-    except JidError:
-        return False
-    return jid == allowed or (not allowed.is_full and jid.bare == allowed)
+        entries = [entry.strip() for entry in allowed.split(",") if entry.strip()]
+        return not entries or any(sender.startswith(entry) for entry in entries)
+    return allowed_sender(sender, allowed)
 
 
 class XmppCrGate:

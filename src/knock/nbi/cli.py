@@ -146,18 +146,16 @@ def tasks(
 
     async def work(client: NbiClient) -> None:
         found = await client.tasks({"device": device} if device is not None else None)
+        headers = ["ID", "Device", "Name", "Status", "Created"]
         rows = [
-            [
-                task["_id"],
-                task["device"],
-                task["name"],
-                task["status"],
-                task["timestamp"],
-                f"{task['fault']['code']}: {task['fault']['message']}" if "fault" in task else "",
-            ]
+            [task["_id"], task["device"], task["name"], task["status"], task["timestamp"]]
             for task in found
         ]
-        _print_table(["ID", "Device", "Name", "Status", "Created", "Fault"], rows, 1, 2, 4)
+        if any("fault" in task for task in found):
+            headers.append("Fault")
+            for row, task in zip(rows, found, strict=True):
+                row.append(fault_sentence(task["fault"]) if "fault" in task else "")
+        _print_table(headers, rows, 0, 1, 2, 3)
 
     _run(NbiClient(nbi, token=token, timeout_s=timeout), work)
 
@@ -214,12 +212,26 @@ def _require_done(device: str, outcome: TaskOutcome) -> None:
         )
     fault = outcome.task.get("fault")
     if fault:
-        raise NbiError(f"the device refused: {fault['code']}: {fault['message']}")
+        raise NbiError(fault_sentence(fault))
     if outcome.status != 200:
         raise NbiError(
             f"{device} did not run the task in time; {later} (see `knock tasks --device "
             f"{device}`, or allow longer with --timeout)"
         )
+
+
+def fault_sentence(fault: dict[str, Any]) -> str:
+    """Who refused a task and why, each parameter's own fault included. Knock's own refusals
+    (fault code "knock": a task it could not turn into an RPC) never reached the device."""
+    if fault.get("code") == "knock":
+        return f"Knock refused the task before sending it: {fault['message']}"
+    per_parameter = [
+        f"{item['parameter']}: {item['code']} {item['message']}"
+        for item in fault.get("detail") or ()
+        if isinstance(item, dict) and "parameter" in item
+    ]
+    because = f" ({'; '.join(per_parameter)})" if per_parameter else ""
+    return f"the device refused: {fault['code']}: {fault['message']}{because}"
 
 
 def _print_values(doc: dict[str, Any]) -> None:

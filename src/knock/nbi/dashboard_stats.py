@@ -19,8 +19,9 @@ LATENCY_EDGES_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000)
 
 
 def latency_ms(attempt: CrAttemptRow) -> float | None:
-    """From sending the request to recording its outcome; None while it is under way."""
-    if attempt.ended is None:
+    """From sending the request to the device's Inform; None unless it was delivered (a
+    request that failed has no latency, only the time it took to fail)."""
+    if attempt.ended is None or attempt.outcome != CrOutcome.DELIVERED:
         return None
     return (attempt.ended - attempt.started).total_seconds() * 1000
 

@@ -274,14 +274,21 @@ class Store:
         return int(row.id)
 
     async def finish_cr_attempt(
-        self, attempt_id: int, outcome: str, now: datetime, detail: str | None = None
+        self,
+        attempt_id: int,
+        outcome: str,
+        now: datetime,
+        detail: str | None = None,
+        started: datetime | None = None,
     ) -> None:
-        """Record how the attempt ended (knock.vocab.CrOutcome), with what was seen."""
+        """Record how the attempt ended (knock.vocab.CrOutcome), with what was seen; *started*,
+        when the request went later than the attempt was recorded (the one that was sent after
+        the device's rate limit, or after the record's own write)."""
+        values: dict[str, object] = {"ended": now, "outcome": outcome, "detail": detail}
+        if started is not None:
+            values["started"] = started
         await self._db.run_statement(
-            _rowcount,
-            update(cr_attempts)
-            .where(cr_attempts.c.id == attempt_id)
-            .values(ended=now, outcome=outcome, detail=detail),
+            _rowcount, update(cr_attempts).where(cr_attempts.c.id == attempt_id).values(values)
         )
 
     async def list_cr_attempts(self, device_id: str, limit: int = 50) -> list[CrAttemptRow]:

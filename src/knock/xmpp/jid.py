@@ -80,3 +80,25 @@ def parse_jid(text: str) -> Jid:
         domainpart(domain),
         resourcepart(resource) if slash else "",
     )
+
+
+def allowed_sender(sender: str, allowed: str) -> bool:
+    """Whether ConnReqAllowedJabberIDs (*allowed*, comma-separated) admits *sender* (Annex K):
+    an empty list allows all; a full JID matches exactly, a bare one any resource of it. JIDs
+    compare normalized (RFC 7622), never by prefix."""
+    entries = [entry.strip() for entry in allowed.split(",") if entry.strip()]
+    if not entries:
+        return True
+    try:
+        jid = parse_jid(sender)
+    except JidError:
+        return False
+    return any(_admits(entry, jid) for entry in entries)
+
+
+def _admits(entry: str, jid: Jid) -> bool:
+    try:
+        allowed = parse_jid(entry)
+    except JidError:
+        return False
+    return jid == allowed or (not allowed.is_full and jid.bare == allowed)
