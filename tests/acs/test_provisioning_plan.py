@@ -12,6 +12,7 @@ from knock.acs.provisioning import (
     XmppOffer,
     data_model_root,
     provisioning_for,
+    random_credentials,
 )
 from knock.cwmp.faults import cpe_fault
 from knock.cwmp.rpcs import (
@@ -91,6 +92,14 @@ def test_policies_and_roots() -> None:
     assert data_model_root(["InternetGatewayDevice.DeviceInfo.UpTime"]) == "InternetGatewayDevice."
     assert data_model_root(["Device.DeviceInfo.UpTime"]) == "Device."
     assert "cr-pass" not in repr(CR)
+
+
+def test_usernames_knock_makes_need_no_stun_padding() -> None:
+    """RFC 3489 pads USERNAME to a multiple of 4 with a byte it does not name: a username of
+    that length is sent as it is, whatever byte the CPE would pad with."""
+    for _ in range(20):
+        username = random_credentials().username
+        assert len(username.encode()) % 4 == 0 and username.startswith("knock-")
 
 
 XMPP = XmppOffer("acs@knock.lab", XmppAccountOffer("knock.lab", "acs.example", 5222, False))

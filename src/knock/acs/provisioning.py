@@ -89,7 +89,9 @@ class Provisioned:
 
 
 def random_credentials() -> Credentials:
-    return Credentials("knock-" + secrets.token_hex(6), secrets.token_urlsafe(24))
+    # 20 characters: a multiple of 4, so a STUN client puts the username in its USERNAME
+    # attribute unpadded, and no padding byte (RFC 3489 names none) can garble it.
+    return Credentials("knock-" + secrets.token_hex(7), secrets.token_urlsafe(24))
 
 
 def data_model_root(parameter_names: list[str]) -> str:

@@ -131,7 +131,8 @@ def encode_username(username: str, pad: bytes = b"\0") -> bytes:
 
 
 def decode_username(value: bytes) -> str:
-    return value.rstrip(b"\0").decode()
+    # Trailing NULs and spaces are padding, whichever byte the client chose (see encode_username).
+    return value.rstrip(b" \0").decode()
 
 
 def decode_integrity(value: bytes) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from types import MappingProxyType
 
 from knock.stun.attributes import Address, AttributeType, canonical
@@ -48,7 +49,25 @@ class LookupFailed:
     error: str
 
 
-StunEvent = BindingLearned | LookupFailed
+class Refusal(StrEnum):
+    """Why a signed Binding Request got 401."""
+
+    UNKNOWN_USERNAME = "unknown-username"  # no STUN password is known for its USERNAME
+    BAD_INTEGRITY = "bad-integrity"  # MESSAGE-INTEGRITY does not match the known password
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailed:
+    """A Binding Request carrying USERNAME and MESSAGE-INTEGRITY was refused with 401: the CPE
+    holds other STUN credentials than the ACS, and gets no UDP connection request until fixed."""
+
+    username: str
+    source: Address
+    reason: Refusal
+    at: float
+
+
+StunEvent = BindingLearned | LookupFailed | AuthFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +167,7 @@ class StunService:
     def _answer(
         self, message: Message, unknown: tuple[int, ...], source: Address, now: float
     ) -> Handled:
-        code, password, events = self._authenticate(message)
+        code, password, events = self._authenticate(message, source, now)
         if code is not None:
             return self._error(message.txid, code, source, events=events)
         # One socket cannot answer from another address, and answering from this one would make
@@ -177,7 +196,7 @@ class StunService:
         return Handled(reply, to, learned)
 
     def _authenticate(
-        self, message: Message
+        self, message: Message, source: Address, now: float
     ) -> tuple[int | None, str | None, tuple[StunEvent, ...]]:
         """(error code or None, the password to sign the response with, events)."""
         unsigned = 401 if self.settings.require_auth else None
@@ -189,10 +208,12 @@ class StunService:
         except Exception as exc:  # the ACS's lookup failed, not the CPE: a 401 would mislead it
             return 500, None, (LookupFailed(username, repr(exc)),)
         if password is None:
-            return unsigned, None, ()
+            if unsigned is None:
+                return None, None, ()
+            return 401, None, (AuthFailed(username, source, Refusal.UNKNOWN_USERNAME, now),)
         if not check_integrity(message, password):
             self.counters.integrity_failures += 1
-            return 401, None, ()
+            return 401, None, (AuthFailed(username, source, Refusal.BAD_INTEGRITY, now),)
         return None, password, ()
 
     def _learn(
