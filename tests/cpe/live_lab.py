@@ -14,6 +14,7 @@ from typing import Any
 from knock.cpe.cr_rate import CrPolicy
 from knock.cpe.cr_services import CrServices
 from knock.cpe.device import SimulatedCpe
+from knock.cpe.quirks import NONE, Quirks
 from knock.cwmp.deviceid import device_key
 from knock.server import Running, start
 from knock.vocab import CrMethod
@@ -112,6 +113,7 @@ async def lab(
     folder: Path,
     count: int = 1,
     policy: CrPolicy | None = None,
+    quirks: Quirks = NONE,
     **acs_settings: Any,
 ) -> AsyncIterator[Lab]:
     acs = await start(loopback_settings(folder, cr_session_wait=5.0, **acs_settings))
@@ -119,7 +121,8 @@ async def lab(
     await services.start()
     model = fast_retry_model(folder)
     devices = [
-        SimulatedCpe(f"LAB{n:04d}", model, folder / "state", acs.acs_url) for n in range(count)
+        SimulatedCpe(f"LAB{n:04d}", model, folder / "state", acs.acs_url, quirks=quirks)
+        for n in range(count)
     ]
     running = Lab(folder, acs, services, devices)
     try:

@@ -156,6 +156,11 @@ def _inform(device_id: str) -> InformRecord:
 
 
 LATER_INDEXES = ("ix_cr_attempts_started",)  # migration 6
+LATER_DEVICE_COLUMNS = (
+    *("cr_username", "cr_password", "stun_username", "stun_password"),  # migrations 2 and 3
+    *("stun_outcome", "stun_source", "stun_since"),  # migration 7
+    *("xmpp_setup", "xmpp_setup_detail", "xmpp_setup_at"),
+)
 
 
 async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
@@ -174,7 +179,7 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
             *(
                 Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
                 for c in devices.columns
-                if c.name not in ("cr_username", "cr_password", "stun_username", "stun_password")
+                if c.name not in LATER_DEVICE_COLUMNS
             ),
         )
         old.create_all(conn)
@@ -195,10 +200,16 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
     try:
         await store.set_cr_credentials("OLD-1", "cr-user", "cr-pass")
         target = await store.get_cr_target("OLD-1")
+        await store.record_xmpp_setup("OLD-1", "failed", "9005", datetime.now(UTC))
+        device = await store.get_device("OLD-1")
     finally:
         await store.close()
     assert await _versions(db_url) == [LATEST]
     assert target is not None and (target.username, target.password) == ("cr-user", "cr-pass")
+    assert device is not None and (device.xmpp_setup, device.xmpp_setup_detail) == (
+        "failed",
+        "9005",
+    )
     indexes = await _run(db_url, lambda conn: inspect(conn).get_indexes("cr_attempts"))
     assert {i["name"]: i["column_names"] for i in indexes}["ix_cr_attempts_started"] == [
         "started",

@@ -28,10 +28,10 @@ from knock.stun.service import (
     Counters,
     Handled,
     LookupFailed,
-    Refusal,
     StunService,
     StunSettings,
 )
+from knock.vocab import StunOutcome
 
 TXID = bytes(range(16))
 CLIENT = ("192.0.2.1", 32853)
@@ -181,7 +181,7 @@ def test_a_signed_request_is_answered_signed_and_its_binding_authenticated() -> 
 def test_forged_integrity_is_refused_and_counted(require_auth: bool) -> None:
     stun = service(require_auth=require_auth)
     handled = stun.handle(request(password="guess"), CLIENT, NOW)
-    refused = AuthFailed(USER, CLIENT, Refusal.BAD_INTEGRITY, NOW)
+    refused = AuthFailed(USER, CLIENT, StunOutcome.BAD_INTEGRITY, NOW)
     assert handled == Handled(binding_error(TXID, 401), CLIENT, (refused,))
     assert stun.counters == Counters(requests=1, unauthorized=1, integrity_failures=1)
     assert stun.bindings == {}
@@ -190,7 +190,7 @@ def test_forged_integrity_is_refused_and_counted(require_auth: bool) -> None:
 def test_an_unknown_user_is_refused_when_authentication_is_required() -> None:
     stun = service(require_auth=True)
     handled = stun.handle(request(username="nobody", password=PASSWORD), CLIENT, NOW)
-    refused = AuthFailed("nobody", CLIENT, Refusal.UNKNOWN_USERNAME, NOW)
+    refused = AuthFailed("nobody", CLIENT, StunOutcome.UNKNOWN_USERNAME, NOW)
     assert handled == Handled(binding_error(TXID, 401), CLIENT, (refused,))
     assert stun.counters == Counters(requests=1, unauthorized=1)
 

@@ -58,6 +58,20 @@ def _index_cr_attempts_started(conn: Connection) -> None:
     index.create(conn)
 
 
+def _add_device_outcomes(conn: Connection) -> None:
+    for name in (
+        "stun_outcome",
+        "stun_source",
+        "stun_since",
+        "xmpp_setup",
+        "xmpp_setup_detail",
+        "xmpp_setup_at",
+    ):
+        column = schema.devices.c[name]
+        kind = column.type.compile(conn.dialect)
+        conn.execute(text(f"ALTER TABLE devices ADD COLUMN {name} {kind}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
@@ -65,6 +79,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "accounts of the built-in XMPP server", _add_xmpp_accounts),
     Migration(5, "secrets the ACS processes on one database share", _add_shared_secrets),
     Migration(6, "an index for the fleet view's time window", _index_cr_attempts_started),
+    Migration(7, "each device's last STUN outcome and XMPP set-up", _add_device_outcomes),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -78,6 +78,16 @@ devices = Table(
     Column("stun_username", String(256), nullable=True),
     Column("stun_password", String(256), nullable=True),
     Index("uq_devices_stun_username", "stun_username", unique=True),
+    # How the STUN server last answered the device's signed Binding Requests (knock.vocab
+    # StunOutcome), from which address, since when: written when it changes, not per keep-alive.
+    Column("stun_outcome", String(32), nullable=True),
+    Column("stun_source", String(64), nullable=True),
+    Column("stun_since", UtcDateTime, nullable=True),
+    # How the last provisioning of XMPP connection requests ended (knock.vocab XmppSetup), and
+    # what the device did when it failed.
+    Column("xmpp_setup", String(32), nullable=True),
+    Column("xmpp_setup_detail", Text, nullable=True),
+    Column("xmpp_setup_at", UtcDateTime, nullable=True),
 )
 
 # Each STUN username's public address as the STUN server last saw it (TR-111 keep-alives), shared

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from types import MappingProxyType
 
 from knock.stun.attributes import Address, AttributeType, canonical
@@ -24,6 +23,7 @@ from knock.stun.codec import (
     check_integrity,
     parse,
 )
+from knock.vocab import StunOutcome
 
 PasswordLookup = Callable[[str], str | None]
 """The STUN password of a USERNAME, or None when the user is unknown."""
@@ -49,13 +49,6 @@ class LookupFailed:
     error: str
 
 
-class Refusal(StrEnum):
-    """Why a signed Binding Request got 401."""
-
-    UNKNOWN_USERNAME = "unknown-username"  # no STUN password is known for its USERNAME
-    BAD_INTEGRITY = "bad-integrity"  # MESSAGE-INTEGRITY does not match the known password
-
-
 @dataclass(frozen=True, slots=True)
 class AuthFailed:
     """A Binding Request carrying USERNAME and MESSAGE-INTEGRITY was refused with 401: the CPE
@@ -63,7 +56,7 @@ class AuthFailed:
 
     username: str
     source: Address
-    reason: Refusal
+    reason: StunOutcome  # UNKNOWN_USERNAME or BAD_INTEGRITY
     at: float
 
 
@@ -210,10 +203,10 @@ class StunService:
         if password is None:
             if unsigned is None:
                 return None, None, ()
-            return 401, None, (AuthFailed(username, source, Refusal.UNKNOWN_USERNAME, now),)
+            return 401, None, (AuthFailed(username, source, StunOutcome.UNKNOWN_USERNAME, now),)
         if not check_integrity(message, password):
             self.counters.integrity_failures += 1
-            return 401, None, (AuthFailed(username, source, Refusal.BAD_INTEGRITY, now),)
+            return 401, None, (AuthFailed(username, source, StunOutcome.BAD_INTEGRITY, now),)
         return None, password, ()
 
     def _learn(
