@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+import aiohttp
 import pytest
 from scripted_cpe import ScriptedCpe
 
@@ -92,3 +94,28 @@ async def test_off_leaves_devices_alone(start_acs: Any) -> None:
     async with ScriptedCpe(acs.acs_url) as cpe:
         await cpe.inform("0 BOOTSTRAP")
         assert (await cpe.empty()).status == 204
+
+
+async def test_values_the_device_accepted_are_its_values_at_once(start_acs: Any) -> None:
+    """As GenieACS records them: the NBI shows what was set without waiting for a re-read."""
+    acs: Running = await start_acs(cr_provision="random")
+    ms = "Device.ManagementServer."
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        cpe.params[f"{ms}STUNEnable"] = ("0", "xsd:boolean")
+        cpe.params[f"{ms}STUNUsername"] = ("", "xsd:string")
+        sent = await provisioned_pair(cpe, "0 BOOTSTRAP")
+    stored = await acs.store.get_parameters([cpe.device_id], [ms])
+    values = {p.path: (p.value, p.type) for p in stored[cpe.device_id]}
+    assert values[f"{ms}STUNEnable"] == ("1", "xsd:boolean")
+    assert values[f"{ms}STUNUsername"] == (sent[f"{ms}STUNUsername"], "xsd:string")
+    assert values[USER] == (sent[USER], "xsd:string")
+    # Secrets stay out of the document, as the device reads them back: empty.
+    assert values[PASSWORD] == ("", "xsd:string")
+    assert values[f"{ms}STUNPassword"] == ("", "xsd:string")
+    params = {"query": json.dumps({"_id": cpe.device_id}), "projection": f"{ms}STUNEnable"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{acs.nbi_port}/devices/", params=params) as r,
+    ):
+        [document] = await r.json()
+    assert document["Device"]["ManagementServer"]["STUNEnable"]["_value"] is True

@@ -115,6 +115,7 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
             )
         )
         assert facts["Last STUN outcome"].startswith("ok from 127.0.0.1:")
+        assert facts["XMPP set-up"].startswith("ok: Device.XMPP.Connection.1. (")
         paths = await page.wait_for(
             f"(() => {{ const p = {texts('#parameter-table td.path')}; "
             "return p.length ? p : null; })()"
