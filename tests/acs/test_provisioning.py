@@ -11,7 +11,18 @@ import pytest
 from scripted_cpe import ScriptedCpe
 
 from knock.cwmp.faults import cpe_fault
-from knock.cwmp.rpcs import GetParameterValuesResponse, SetParameterValues
+from knock.cwmp.rpcs import (
+    AddObject,
+    AddObjectResponse,
+    DeleteObject,
+    DeleteObjectResponse,
+    GetParameterNames,
+    GetParameterNamesResponse,
+    GetParameterValuesResponse,
+    ParameterValueStruct,
+    SetParameterValues,
+    SetParameterValuesResponse,
+)
 from knock.server import Running
 
 USER = "Device.ManagementServer.ConnectionRequestUsername"
@@ -119,3 +130,41 @@ async def test_values_the_device_accepted_are_its_values_at_once(start_acs: Any)
     ):
         [document] = await r.json()
     assert document["Device"]["ManagementServer"]["STUNEnable"]["_value"] is True
+
+
+async def test_a_refused_xmpp_row_leaves_no_orphan_and_the_reason_shows(
+    start_acs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    acs: Running = await start_acs(cr_provision="random")
+    ms, conn = "Device.ManagementServer.", "Device.XMPP.Connection."
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        step = await cpe.empty()
+        reported = [ParameterValueStruct(f"{ms}ConnReqXMPPConnection", "")]
+        script = [
+            (GetParameterValuesResponse(reported), GetParameterNames(conn, True)),
+            (GetParameterNamesResponse([]), AddObject(conn)),
+            (AddObjectResponse(3, 0), GetParameterNames(f"{conn}3.Server.", True)),
+            (GetParameterNamesResponse([]), AddObject(f"{conn}3.Server.")),
+            # The Connection this provisioning added goes again.
+            (cpe_fault(9005, "Invalid parameter name"), DeleteObject(f"{conn}3.")),
+        ]
+        for answer, expected in script:
+            step = await cpe.answer(step, answer)
+            assert step.envelope is not None and step.envelope.body == expected
+        step = await cpe.answer(step, DeleteObjectResponse(0))
+        assert step.envelope is not None
+        write = step.envelope.body
+        assert isinstance(write, SetParameterValues)
+        assert [p.name for p in write.parameter_list] == [USER, PASSWORD]
+        assert (await cpe.answer(step, SetParameterValuesResponse(0))).status == 204
+    reason = f"AddObject {conn}3.Server. was answered with fault 9005 Invalid parameter name"
+    device = await acs.store.get_device(cpe.device_id)
+    assert device is not None and (device.xmpp_setup, device.xmpp_setup_detail) == (
+        "failed",
+        reason,
+    )
+    target = await acs.store.get_cr_target(cpe.device_id)
+    assert target is not None and target.password is not None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"device {cpe.device_id}: no XMPP connection requests: {reason}." in " ".join(warnings)
