@@ -4,16 +4,13 @@ once per interval per device and reason (a real SQLite store, a clock the test t
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from knock.acs.stun_outcomes import StunOutcomes
 from knock.logs import Throttle
 from knock.store import Store
-from knock.store.rows import InformRecord
 from knock.stun.service import AuthFailed, BindingLearned
 from knock.vocab import StunOutcome
 
@@ -21,17 +18,9 @@ AT = 1_700_000_000.0
 SOURCE = ("2001:db8::7", 40000)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(f"sqlite:///{tmp_path / 'knock.db'}")
-    await opened.record_inform(
-        InformRecord(
-            "dev-1", "Knock", "00D09E", "Box", "SN1", ["1 BOOT"], [], "", datetime.now(UTC)
-        )
-    )
-    await opened.set_stun_credentials("dev-1", "stun-1", "pw-1")
-    yield opened
-    await opened.close()
+@pytest.fixture(autouse=True)
+async def stun_user(store: Store) -> None:
+    await store.set_stun_credentials("dev-1", "stun-1", "pw-1")
 
 
 def refused(reason: StunOutcome, username: str = "stun-1") -> AuthFailed:
