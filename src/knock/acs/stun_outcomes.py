@@ -29,7 +29,7 @@ _MAX_TRACKED = 1_000_000  # usernames, as many as the STUN server keeps bindings
 _ADVICE = {
     StunOutcome.UNKNOWN_USERNAME: (
         "no device holds this STUN username (set by another ACS, or by hand?): factory-reset "
-        "the device, or clear its STUNUsername, so that Knock provisions it again"
+        "the device so that Knock provisions it again"
     ),
     StunOutcome.BAD_INTEGRITY: (
         "MESSAGE-INTEGRITY does not match the STUNPassword Knock set: the device holds another "
