@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from knock.config import Settings
+from knock.store import Store
 
 
 def loopback_settings(folder: Path, **overrides: Any) -> Settings:
@@ -26,3 +28,14 @@ def loopback_settings(folder: Path, **overrides: Any) -> Settings:
     )
     settings.validate()
     return settings
+
+
+async def stun_outcome_is(store: Store, device_id: str, outcome: str) -> None:
+    """Wait for the device's stored STUN outcome, which `knock serve` writes behind the STUN
+    server's answer and nothing announces."""
+    async with asyncio.timeout(10):
+        while True:
+            row = await store.get_device(device_id)
+            if row is not None and row.stun_outcome == outcome:
+                return
+            await asyncio.sleep(0.01)

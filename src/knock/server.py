@@ -27,6 +27,7 @@ from knock.acs.provisioning import (
     XmppOffer,
 )
 from knock.acs.service import AcsService
+from knock.acs.stun_outcomes import StunOutcomes
 from knock.acs.stun_passwords import StunPasswords
 from knock.acs.xmpp_accounts import put_account, store_lookup
 from knock.config import ConfigError, Settings
@@ -117,8 +118,10 @@ async def _start_stun(
     settings: Settings, store: Store, accounts: dict[str, str], reuse_port: bool
 ) -> StunServer:
     pending: set[asyncio.Task[None]] = set()
+    outcomes = StunOutcomes(store)
 
     def record(event: BindingLearned) -> None:
+        outcomes.binding(event)
         # Keep-alives that change nothing cost no store write; a new or moved binding does.
         if not (event.changed or event.binding_change_flag):
             return
@@ -134,6 +137,7 @@ async def _start_stun(
         passwords=StunPasswords(store, accounts).get,
         settings=StunSettings(require_auth=settings.stun_require_auth),
         on_binding=record,
+        on_refused=outcomes.refused,
         # Every worker binds the STUN port: a CPE's keep-alives reach one of them, and any of
         # them sends its UDP connection request from the port its NAT binding expects.
         reuse_port=reuse_port,

@@ -25,6 +25,21 @@ class CrOutcome(StrEnum):
     NO_SESSION = "no-session"
 
 
+class StunOutcome(StrEnum):
+    """How the STUN server answered a device's signed Binding Request (TR-111)."""
+
+    OK = "ok"  # authenticated: its binding is known, UDP connection requests can reach it
+    UNKNOWN_USERNAME = "unknown-username"  # 401: no STUN password known for its USERNAME
+    BAD_INTEGRITY = "bad-integrity"  # 401: MESSAGE-INTEGRITY does not match the password
+
+
+class XmppSetup(StrEnum):
+    """How provisioning a device for XMPP connection requests (Annex K) ended."""
+
+    OK = "ok"
+    FAILED = "failed"  # the device faulted an AddObject or SetParameterValues; rows undone
+
+
 class TaskStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -8,6 +9,8 @@ import pytest
 
 from knock.nbi.app import ConnectionRequest
 from knock.server import Running, start
+from knock.store import Store
+from knock.store.rows import InformRecord
 from serve_support import loopback_settings
 
 StartAcs = Callable[..., Awaitable[Running]]
@@ -36,3 +39,16 @@ async def start_acs(tmp_path: Path) -> AsyncIterator[StartAcs]:
 @pytest.fixture
 async def acs(start_acs: StartAcs) -> Running:
     return await start_acs()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A real SQLite store holding one device, dev-1."""
+    opened = await Store.open(f"sqlite:///{tmp_path / 'knock.db'}")
+    await opened.record_inform(
+        InformRecord(
+            "dev-1", "Knock", "00D09E", "Box", "SN1", ["1 BOOT"], [], "", datetime.now(UTC)
+        )
+    )
+    yield opened
+    await opened.close()

@@ -13,11 +13,14 @@ from knock.acs.provisioning import (
     XmppOffer,
     data_model_root,
     provisioning_for,
+    random_credentials,
 )
 from knock.cwmp.faults import cpe_fault
 from knock.cwmp.rpcs import (
     AddObject,
     AddObjectResponse,
+    DeleteObject,
+    DeleteObjectResponse,
     GetParameterNames,
     GetParameterNamesResponse,
     GetParameterValues,
@@ -28,7 +31,7 @@ from knock.cwmp.rpcs import (
     SetParameterValuesResponse,
 )
 from knock.store.rows import ParamValue
-from knock.vocab import Lack
+from knock.vocab import Lack, XmppSetup
 
 MS = "Device.ManagementServer."
 CR = Credentials("cr-user", "cr-pass")
@@ -62,16 +65,27 @@ def test_a_stun_capable_device_gets_cr_and_stun_parameters() -> None:
             ParameterValueStruct(f"{MS}STUNMaximumKeepAlivePeriod", "60", "xsd:int"),
         ]
     )
-    assert plan.on_response(SetParameterValuesResponse(0)) == Provisioned(
-        CR, STUN, [ParamValue(f"{MS}STUNEnable", "0", "xsd:boolean")]
+    done = plan.on_response(SetParameterValuesResponse(0))
+    assert done == Provisioned(
+        CR,
+        STUN,
+        [ParamValue(f"{MS}STUNEnable", "0", "xsd:boolean")],
+        accepted=[
+            # What the device holds now, passwords as it reads them back.
+            ParamValue(p.name, "" if p.name.endswith("Password") else p.value, p.type)
+            for p in write.parameter_list
+        ],
     )
+    assert isinstance(done, Provisioned)
+    assert [p.value for p in done.accepted if p.path.endswith("Password")] == ["", ""]
 
 
 def test_a_device_without_stun_gets_cr_only() -> None:
     plan = fixed_plan()
     write = plan.on_response(GetParameterValuesResponse([]))
     assert isinstance(write, SetParameterValues) and len(write.parameter_list) == 2
-    assert plan.on_response(SetParameterValuesResponse(0)) == Provisioned(CR, None, [])
+    done = plan.on_response(SetParameterValuesResponse(0))
+    assert isinstance(done, Provisioned) and (done.cr, done.stun, done.seen) == (CR, None, [])
     assert plan.found_lacking == set()
 
 
@@ -97,8 +111,12 @@ def test_a_device_faulting_on_partial_paths_is_read_by_the_leaf_names_it_lists()
     assert plan.probing is None
     write = plan.on_response(GetParameterValuesResponse([STUN_ENABLE]))
     assert isinstance(write, SetParameterValues) and len(write.parameter_list) == 9  # STUN too
-    assert plan.on_response(SetParameterValuesResponse(0)) == Provisioned(
-        CR, STUN, [ParamValue(f"{MS}STUNEnable", "0", "xsd:boolean")]
+    done = plan.on_response(SetParameterValuesResponse(0))
+    assert isinstance(done, Provisioned)
+    assert (done.cr, done.stun, done.seen) == (
+        CR,
+        STUN,
+        [ParamValue(f"{MS}STUNEnable", "0", "xsd:boolean")],
     )
 
 
@@ -148,27 +166,40 @@ def test_policies_and_roots() -> None:
     assert "cr-pass" not in repr(CR)
 
 
+def test_usernames_knock_makes_need_no_stun_padding() -> None:
+    """RFC 3489 pads USERNAME to a multiple of 4 with a byte it does not name: a username of
+    that length is sent as it is, whatever byte the CPE would pad with."""
+    for _ in range(20):
+        username = random_credentials().username
+        assert len(username.encode()) % 4 == 0 and username.startswith("knock-")
+
+
 XMPP = XmppOffer("acs@knock.lab", XmppAccountOffer("knock.lab", "acs.example", 5222, False))
 DEVICE_XMPP = Credentials("cpe-user", "cpe-xmpp-pw")
 
 
-def test_an_xmpp_capable_device_gets_a_connection_and_server_row_and_the_allowed_jid() -> None:
+CONN = "Device.XMPP.Connection."
+
+
+def xmpp_plan(reference: str = "") -> Provisioning:
+    """A plan past its read of a device whose ConnReqXMPPConnection is *reference*: it lists
+    the device's Connection rows."""
     plan = provisioning_for(
         CrPolicy.FIXED, "Device.", CR, None, XMPP, new_credentials=lambda: DEVICE_XMPP
     )
     assert plan is not None
     plan.first()
-    reported = [ParameterValueStruct(f"{MS}ConnReqXMPPConnection", "")]
-    assert plan.on_response(GetParameterValuesResponse(reported)) == AddObject(
-        "Device.XMPP.Connection."
-    )
-    assert plan.on_response(AddObjectResponse(2, 0)) == AddObject(
-        "Device.XMPP.Connection.2.Server."
-    )
-    write = plan.on_response(AddObjectResponse(1, 0))
-    assert isinstance(write, SetParameterValues)
-    conn = "Device.XMPP.Connection.2."
-    assert write.parameter_list[2:] == [
+    reported = [ParameterValueStruct(f"{MS}ConnReqXMPPConnection", reference)]
+    assert plan.on_response(GetParameterValuesResponse(reported)) == GetParameterNames(CONN, True)
+    return plan
+
+
+def names(*rows: str) -> GetParameterNamesResponse:
+    return GetParameterNamesResponse([ParameterInfoStruct(row, False) for row in rows])
+
+
+def xmpp_values(conn: str, server: str) -> list[ParameterValueStruct]:
+    return [
         ParameterValueStruct(f"{conn}Enable", "1", "xsd:boolean"),
         ParameterValueStruct(f"{conn}Username", "cpe-user"),
         ParameterValueStruct(f"{conn}Password", "cpe-xmpp-pw"),
@@ -176,27 +207,110 @@ def test_an_xmpp_capable_device_gets_a_connection_and_server_row_and_the_allowed
         ParameterValueStruct(f"{conn}Resource", "cwmp"),
         ParameterValueStruct(f"{conn}UseTLS", "0", "xsd:boolean"),
         ParameterValueStruct(f"{conn}ServerConnectAlgorithm", "ServerTable"),
-        ParameterValueStruct(f"{conn}Server.1.Enable", "1", "xsd:boolean"),
-        ParameterValueStruct(f"{conn}Server.1.ServerAddress", "acs.example"),
-        ParameterValueStruct(f"{conn}Server.1.Port", "5222", "xsd:unsignedInt"),
-        ParameterValueStruct(f"{MS}ConnReqXMPPConnection", "Device.XMPP.Connection.2"),
+        ParameterValueStruct(f"{server}Enable", "1", "xsd:boolean"),
+        ParameterValueStruct(f"{server}ServerAddress", "acs.example"),
+        ParameterValueStruct(f"{server}Port", "5222", "xsd:unsignedInt"),
+        ParameterValueStruct(f"{MS}ConnReqXMPPConnection", conn.removesuffix(".")),
         ParameterValueStruct(f"{MS}ConnReqAllowedJabberIDs", "acs@knock.lab"),
     ]
-    done = plan.on_response(SetParameterValuesResponse(0))
+
+
+def test_a_device_without_rows_gets_a_connection_and_server_row_and_the_allowed_jid() -> None:
+    plan = xmpp_plan()
+    assert plan.on_response(names()) == AddObject(CONN)
+    # The new row is read back before a Server row is added to it.
+    assert plan.on_response(AddObjectResponse(2, 0)) == GetParameterNames(f"{CONN}2.Server.", True)
+    assert plan.on_response(names()) == AddObject(f"{CONN}2.Server.")
+    write = plan.on_response(AddObjectResponse(1, 0))
+    assert isinstance(write, SetParameterValues)
+    assert write.parameter_list[2:] == xmpp_values(f"{CONN}2.", f"{CONN}2.Server.1.")
+    done = plan.on_response(SetParameterValuesResponse(1))
     assert isinstance(done, Provisioned) and done.xmpp == DEVICE_XMPP
+    assert (done.xmpp_setup, done.xmpp_detail) == (XmppSetup.OK, f"{CONN}2.")
+    assert done.accepted[:2] == [
+        ParamValue(f"{CONN}2.", None, None),
+        ParamValue(f"{CONN}2.Server.1.", None, None),
+    ]
+    assert ParamValue(f"{CONN}2.Password", "", "xsd:string") in done.accepted
+
+
+def test_fixed_rows_are_filled_and_nothing_is_added() -> None:
+    """Many CPEs ship one Connection.1 with its Server.1 and refuse AddObject."""
+    plan = xmpp_plan()
+    listed = names(f"{CONN}1.", f"{CONN}1.Enable")
+    assert plan.on_response(listed) == GetParameterNames(f"{CONN}1.Server.", True)
+    write = plan.on_response(names(f"{CONN}1.Server.1."))
+    assert isinstance(write, SetParameterValues)
+    assert write.parameter_list[2:] == xmpp_values(f"{CONN}1.", f"{CONN}1.Server.1.")
+
+
+def test_the_row_conn_req_xmpp_connection_names_is_used_else_the_first() -> None:
+    plan = xmpp_plan("Device.XMPP.Connection.3")
+    rows = names(f"{CONN}1.", f"{CONN}3.", f"{CONN}12.")
+    assert plan.on_response(rows) == GetParameterNames(f"{CONN}3.Server.", True)
+    plan = xmpp_plan("Device.XMPP.Connection.7")  # a row the device no longer has
+    assert plan.on_response(names(f"{CONN}12.", f"{CONN}3.")) == GetParameterNames(
+        f"{CONN}3.Server.", True
+    )
+
+
+def test_a_server_row_the_device_made_with_its_connection_is_used() -> None:
+    """Some stacks create a Connection's Server.1 with it and fault AddObject on Server."""
+    plan = xmpp_plan()
+    assert plan.on_response(names()) == AddObject(CONN)
+    assert plan.on_response(AddObjectResponse(1, 0)) == GetParameterNames(f"{CONN}1.Server.", True)
+    write = plan.on_response(names(f"{CONN}1.Server.1."))
+    assert isinstance(write, SetParameterValues)
+    assert write.parameter_list[2:] == xmpp_values(f"{CONN}1.", f"{CONN}1.Server.1.")
+
+
+def test_a_refused_server_row_deletes_the_added_connection_and_sets_the_rest() -> None:
+    plan = xmpp_plan()
+    plan.on_response(names())
+    plan.on_response(AddObjectResponse(4, 0))
+    assert plan.on_response(names()) == AddObject(f"{CONN}4.Server.")
+    undo = plan.on_response(cpe_fault(9005, "Invalid parameter name"))
+    assert undo == DeleteObject(f"{CONN}4.")
+    write = plan.on_response(DeleteObjectResponse(0))
+    assert isinstance(write, SetParameterValues) and len(write.parameter_list) == 2
+    done = plan.on_response(SetParameterValuesResponse(0))
+    assert isinstance(done, Provisioned) and done.cr == CR and done.xmpp is None
+    assert done.xmpp_setup is XmppSetup.FAILED
+    assert done.xmpp_detail == (
+        f"AddObject {CONN}4.Server. was answered with fault 9005 Invalid parameter name"
+    )
+
+
+def test_a_refused_xmpp_value_deletes_the_added_row_and_sets_the_credentials_again() -> None:
+    plan = xmpp_plan()
+    plan.on_response(names(f"{CONN}1."))
+    assert plan.on_response(names()) == AddObject(f"{CONN}1.Server.")
+    first = plan.on_response(AddObjectResponse(2, 0))
+    assert isinstance(first, SetParameterValues) and len(first.parameter_list) == 14
+    # The Connection was the device's own: only the Server row this provisioning added goes.
+    assert plan.on_response(cpe_fault(9007, "Invalid parameter value")) == DeleteObject(
+        f"{CONN}1.Server.2."
+    )
+    again = plan.on_response(cpe_fault(9001, "Request denied"))
+    assert (
+        isinstance(again, SetParameterValues) and again.parameter_list == first.parameter_list[:2]
+    )
+    done = plan.on_response(SetParameterValuesResponse(0))
+    assert isinstance(done, Provisioned) and done.cr == CR and done.xmpp is None
+    assert done.xmpp_detail == (
+        "SetParameterValues was answered with fault 9007 Invalid parameter value; "
+        f"deleting {CONN}1.Server.2. failed too"
+    )
 
 
 def test_a_device_refusing_the_xmpp_rows_still_gets_its_cr_credentials() -> None:
-    plan = provisioning_for(CrPolicy.FIXED, "Device.", CR, None, XMPP)
-    assert plan is not None
-    plan.first()
-    plan.on_response(
-        GetParameterValuesResponse([ParameterValueStruct(f"{MS}ConnReqXMPPConnection", "")])
-    )
+    plan = xmpp_plan()
+    plan.on_response(names())
     write = plan.on_response(cpe_fault(9004, "no more rows"))
     assert isinstance(write, SetParameterValues) and len(write.parameter_list) == 2
     done = plan.on_response(SetParameterValuesResponse(0))
     assert isinstance(done, Provisioned) and done.xmpp is None and done.cr == CR
+    assert done.xmpp_detail == f"AddObject {CONN} was answered with fault 9004 no more rows"
 
 
 def test_with_an_external_server_only_the_acs_jid_is_allowed() -> None:

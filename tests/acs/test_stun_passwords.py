@@ -2,27 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
-
 from knock.acs.stun_passwords import StunPasswords
 from knock.store import Store
-from knock.store.rows import InformRecord
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(f"sqlite:///{tmp_path / 'knock.db'}")
-    await opened.record_inform(
-        InformRecord(
-            "dev-1", "Knock", "00D09E", "Box", "SN1", ["1 BOOT"], [], "", datetime.now(UTC)
-        )
-    )
-    yield opened
-    await opened.close()
 
 
 async def test_a_miss_is_answered_at_once_and_found_in_the_store_for_the_retry(

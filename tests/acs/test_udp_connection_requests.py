@@ -5,11 +5,14 @@ Knock's own STUN and UDP CR cores over real loopback sockets."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
 
+import aiohttp
 import pytest
 from scripted_cpe import ScriptedCpe
 
@@ -17,6 +20,8 @@ from knock.connreq.udp import verify_udp_cr
 from knock.server import Running
 from knock.stun.codec import MessageType, binding_request, parse
 from knock.vocab import CrMethod, CrOutcome
+from prom import scrape, value
+from serve_support import stun_outcome_is
 
 MS = "Device.ManagementServer."
 
@@ -152,3 +157,39 @@ async def test_no_credentials_means_no_signed_request(start_acs: Any) -> None:
     result = await acs.dispatcher.reach(cpe.device_id, via=CrMethod.UDP)
     assert result.outcome is CrOutcome.BAD_CREDENTIALS
     assert "Knock holds none" in result.detail
+
+
+async def test_a_device_with_another_stun_password_shows_in_the_log_its_document_and_metrics(
+    udp_lab: UdpLab, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "knock.stun")
+    lab = udp_lab
+    assert lab.acs.stun is not None
+    stun = ("127.0.0.1", lab.acs.stun.address[1])
+    user = lab.sent[f"{MS}STUNUsername"]
+    for _ in range(3):
+        forged = binding_request(
+            os.urandom(16), username=user, password="not-it", connection_request_binding=True
+        )
+        reply = parse(await lab.socket.exchange(forged, stun))
+        assert reply.error is not None and reply.error.code == 401
+    device_id = lab.cpe.device_id
+    await stun_outcome_is(lab.acs.store, device_id, "bad-integrity")
+    params = {"query": json.dumps({"_id": device_id}), "projection": "_stun"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{lab.acs.nbi_port}/devices/", params=params) as r,
+    ):
+        [document] = await r.json()
+    source = lab.socket.transport.get_extra_info("sockname")  # type: ignore[union-attr]
+    assert document["_stun"]["outcome"] == "bad-integrity"
+    assert document["_stun"]["source"] == f"127.0.0.1:{source[1]}"
+    [line] = [r.getMessage() for r in caplog.records if "refused (401" in r.getMessage()]
+    assert line.startswith(
+        f"device {device_id}: STUN Binding Request from 127.0.0.1:{source[1]} with username "
+        f"{user!r} refused (401, bad-integrity)"
+    )
+    assert value(await scrape(lab.acs), "knock_stun_integrity_failures_total") == 3
+
+    await keep_alive(lab)  # the right password again: the document says so
+    await stun_outcome_is(lab.acs.store, device_id, "ok")

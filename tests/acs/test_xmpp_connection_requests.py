@@ -16,6 +16,8 @@ from scripted_cpe import ScriptedCpe
 from knock.cwmp.rpcs import (
     AddObject,
     AddObjectResponse,
+    GetParameterNames,
+    GetParameterNamesResponse,
     GetParameterValuesResponse,
     ParameterValueStruct,
     SetParameterValuesResponse,
@@ -47,11 +49,18 @@ async def xmpp_lab(start_acs: Any) -> AsyncIterator[XmppLab]:
         step = await cpe.empty()
         read = step.envelope.body if step.envelope else None
         assert read is not None
-        # Provisioning: the ManagementServer read, then the two rows, then the values.
+        # Provisioning: the ManagementServer read, the rows listed (none), the Connection row
+        # added and read back, its Server row added, then the values.
         step = await cpe.answer(step, _values_under(cpe, MS))
+        assert step.envelope is not None
+        assert step.envelope.body == GetParameterNames("Device.XMPP.Connection.", True)
+        step = await cpe.answer(step, GetParameterNamesResponse([]))
         assert step.envelope is not None
         assert step.envelope.body == AddObject("Device.XMPP.Connection.")
         step = await cpe.answer(step, AddObjectResponse(1, 0))
+        assert step.envelope is not None
+        assert step.envelope.body == GetParameterNames("Device.XMPP.Connection.1.Server.", True)
+        step = await cpe.answer(step, GetParameterNamesResponse([]))
         assert step.envelope is not None
         assert step.envelope.body == AddObject("Device.XMPP.Connection.1.Server.")
         step = await cpe.answer(step, AddObjectResponse(1, 0))

@@ -121,7 +121,13 @@ async def lab(
     await services.start()
     model = fast_retry_model(folder)
     devices = [
-        SimulatedCpe(f"LAB{n:04d}", model, folder / "state", acs.acs_url, **(device_options or {}))
+        SimulatedCpe(
+            f"LAB{n:04d}",
+            model,
+            folder / "state",
+            acs.acs_url,
+            **(device_options or {}),
+        )
         for n in range(count)
     ]
     running = Lab(folder, acs, services, devices)

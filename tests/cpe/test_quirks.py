@@ -11,16 +11,22 @@ from typer.testing import CliRunner
 from knock.cli import app
 from knock.cpe.datamodel import DataModel, load_model
 from knock.cpe.fleet_config import FleetConfig
-from knock.cpe.quirks import Quirk, parse_quirks
+from knock.cpe.quirks import Quirk, parse_quirks, shaped
 from knock.cpe.rpc_handler import Dropped, Handled, handle
 from knock.cpe.stun_agent import Send, StunAgent, StunConfig
 from knock.cpe.switches import SwitchError
 from knock.cwmp.faults import cpe_fault
 from knock.cwmp.rpcs import (
+    AddObject,
+    AddObjectResponse,
+    DeleteObject,
+    DeleteObjectResponse,
+    Fault,
     GetParameterNames,
     GetParameterNamesResponse,
     GetParameterValues,
     GetParameterValuesResponse,
+    Rpc,
 )
 
 NOW = 1_700_000_000.0
@@ -60,7 +66,8 @@ def test_fleet_config_carries_quirks_to_its_workers_and_the_cli_lists_them() -> 
     assert FleetConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
     result = CliRunner().invoke(app, ["sim", "--acs", "http://127.0.0.1:1/", "--quirk", "nope"])
     assert result.exit_code == 2
-    assert "'nope' is not a quirk; name one of stun-username-space-pad" in " ".join(
+    known = ", ".join(q.value for q in Quirk)
+    assert f"'nope' is not a quirk; name one of {known}" in " ".join(
         result.output.replace("│", " ").split()
     )
     listed = CliRunner().invoke(app, ["sim", "--list-quirks"], env={"COLUMNS": "200"})
@@ -95,3 +102,45 @@ def test_partial_path_reads_follow_the_quirk_and_leaf_names_always_work(
     assert isinstance(leaf, Handled) and isinstance(leaf.response, GetParameterValuesResponse)
     names = handle(GetParameterNames(MS, True), model, NOW, (), quirks)
     assert isinstance(names, Handled) and isinstance(names.response, GetParameterNamesResponse)
+
+
+CONN = "Device.XMPP.Connection."
+
+
+def tr181(*quirks: Quirk) -> DataModel:
+    return DataModel.fresh(shaped(load_model("tr181"), frozenset(quirks)))
+
+
+def fault_code(answer: Rpc) -> int:
+    assert isinstance(answer, Fault), answer
+    return answer.fault_code
+
+
+def test_without_quirks_xmpp_rows_are_added_by_the_acs_alone() -> None:
+    model = tr181()
+    assert model.get("Device.XMPP.ConnectionNumberOfEntries") == "0"
+    assert handle(AddObject(CONN), model, NOW).response == AddObjectResponse(1, 0)
+    assert model.get(f"{CONN}1.ServerNumberOfEntries") == "0"
+    assert handle(AddObject(f"{CONN}1.Server."), model, NOW).response == AddObjectResponse(1, 0)
+
+
+def test_fixed_xmpp_rows_ship_with_the_device_and_refuse_add_and_delete() -> None:
+    model = tr181(Quirk.XMPP_FIXED_ROWS)
+    assert model.get("Device.XMPP.ConnectionNumberOfEntries") == "1"
+    assert model.get(f"{CONN}1.ServerNumberOfEntries") == "1"
+    assert model.get(f"{CONN}1.Server.1.Port") == "5222"
+    assert fault_code(handle(AddObject(CONN), model, NOW).response) == 9001
+    assert fault_code(handle(AddObject(f"{CONN}1.Server."), model, NOW).response) == 9001
+    assert fault_code(handle(DeleteObject(f"{CONN}1."), model, NOW).response) == 9001
+
+
+def test_a_connection_added_brings_its_server_row_and_the_server_table_is_read_only() -> None:
+    model = tr181(Quirk.XMPP_SERVER_AUTO)
+    assert model.get("Device.XMPP.ConnectionNumberOfEntries") == "0"
+    assert handle(AddObject(CONN), model, NOW).response == AddObjectResponse(1, 0)
+    assert model.get(f"{CONN}1.ServerNumberOfEntries") == "1"
+    assert model.has(f"{CONN}1.Server.1.ServerAddress")
+    assert fault_code(handle(AddObject(f"{CONN}1.Server."), model, NOW).response) == 9005
+    assert model.get(f"{CONN}1.ServerNumberOfEntries") == "1"
+    assert handle(DeleteObject(f"{CONN}1."), model, NOW).response == DeleteObjectResponse(0)
+    assert model.get("Device.XMPP.ConnectionNumberOfEntries") == "0"

@@ -17,6 +17,7 @@ from browser import HEIGHT, WIDTH, Image, Page, chromium, read_png
 from cpe.live_lab import lab
 from knock.nbi.dashboard_stats import LATENCY_EDGES_MS
 from knock.vocab import CrMethod, CrOutcome, TaskStatus
+from serve_support import stun_outcome_is
 
 TOKEN = "dashboard-s3cret"
 BACKGROUND = (0xF5, 0xF6, 0xFA)  # --paper in style.css
@@ -103,8 +104,18 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
             assert queued.status == 202
             task_id = (await queued.json())["_id"]
 
+        await stun_outcome_is(running.acs.store, second, "ok")
         await page.click("a.device-link")
         await page.wait_for(f"document.getElementById('device-id')?.textContent === {second!r}")
+        facts = dict(
+            zip(
+                await page.evaluate(texts(".facts dt")),
+                await page.evaluate(texts(".facts dd")),
+                strict=True,
+            )
+        )
+        assert facts["Last STUN outcome"].startswith("ok from 127.0.0.1:")
+        assert facts["XMPP set-up"].startswith("ok: Device.XMPP.Connection.1. (")
         paths = await page.wait_for(
             f"(() => {{ const p = {texts('#parameter-table td.path')}; "
             "return p.length ? p : null; })()"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -151,6 +152,32 @@ def test_document_is_json() -> None:
 )
 def test_projection(projection: list[str], expected: dict[str, object]) -> None:
     assert device_document(DEVICE, PARAMS, projection) == expected
+
+
+def test_the_last_stun_outcome_and_xmpp_set_up_are_underscore_attributes() -> None:
+    seen = replace(
+        DEVICE,
+        stun_outcome="bad-integrity",
+        stun_source="[2001:db8::1]:3478",
+        stun_since=T0,
+        xmpp_setup="failed",
+        xmpp_setup_detail="AddObject Device.XMPP.Connection.1.Server. faulted 9005",
+        xmpp_setup_at=T1,
+    )
+    assert device_document(seen, [], ["_stun", "_xmppSetup"]) == {
+        "_id": DEVICE.id,
+        "_stun": {
+            "outcome": "bad-integrity",
+            "source": "[2001:db8::1]:3478",
+            "since": "2024-05-01T12:00:00.123Z",
+        },
+        "_xmppSetup": {
+            "outcome": "failed",
+            "detail": "AddObject Device.XMPP.Connection.1.Server. faulted 9005",
+            "time": "2024-05-01T12:05:00.000Z",
+        },
+    }
+    assert "_stun" not in device_document(DEVICE, [])
 
 
 def test_parameters_to_fetch() -> None:

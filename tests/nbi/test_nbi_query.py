@@ -30,7 +30,9 @@ ON = "InternetGatewayDevice.WANDevice.1.Enable"
 BAD = "InternetGatewayDevice.X_Vendor.Count"
 
 
-def _device(device_id: str, manufacturer: str, last_inform: datetime | None) -> dict[str, Any]:
+def _device(
+    device_id: str, manufacturer: str, last_inform: datetime | None, stun: str | None = None
+) -> dict[str, Any]:
     return {
         "id": device_id,
         "manufacturer": manufacturer,
@@ -39,6 +41,7 @@ def _device(device_id: str, manufacturer: str, last_inform: datetime | None) -> 
         "serial_number": device_id.upper(),
         "registered": T0 - timedelta(days=30),
         "last_inform": last_inform,
+        "stun_outcome": stun,
     }
 
 
@@ -46,7 +49,11 @@ def _param(device_id: str, path: str, value: str | None, xsd: str | None) -> dic
     return {"device_id": device_id, "path": path, "value": value, "type": xsd, "timestamp": T0}
 
 
-DEVICES = [_device("d1", "Acme", T0), _device("d2", "Bcme", T1), _device("d3", "Acme", None)]
+DEVICES = [
+    _device("d1", "Acme", T0, "ok"),
+    _device("d2", "Bcme", T1, "bad-integrity"),
+    _device("d3", "Acme", None),
+]
 PARAMETERS = [
     _param("d1", SW, "1.2", "xsd:string"),
     _param("d1", UP, "100", "xsd:unsignedInt"),
@@ -97,6 +104,8 @@ def _ms(moment: datetime) -> int:
         ({"_id": "d2"}, ["d2"]),
         ({"_deviceId._Manufacturer": "Acme"}, ["d1", "d3"]),
         ({"_deviceId._SerialNumber": "D3", "_deviceId._OUI": "001122"}, ["d3"]),
+        # Devices whose STUN keep-alives are refused, for an operator to look into.
+        ({"_stun.outcome": "bad-integrity"}, ["d2"]),
         ({"_deviceId._ProductClass": {"$ne": "Router"}}, []),
         # Dates, as ISO text and as epoch milliseconds
         ({"_lastInform": "2024-05-01T12:00:00.000Z"}, ["d1"]),

@@ -97,6 +97,24 @@ async def test_stun_credentials_and_the_binding_they_key(
         await store.set_stun_credentials("NOPE", "x", "y")
 
 
+async def test_the_last_stun_outcome_is_noted_on_the_device_holding_the_username(
+    store: Store, record: Record, now: datetime
+) -> None:
+    await record()
+    await store.set_stun_credentials(DEVICE, "stun-1", "stun-pw")
+    assert await store.record_stun_outcome("stun-1", "bad-integrity", "[2001:db8::1]:9", now) == (
+        DEVICE
+    )
+    assert await store.record_stun_outcome("stun-2", "ok", "192.0.2.1:9", now) is None
+    device = await store.get_device(DEVICE)
+    assert device is not None
+    assert (device.stun_outcome, device.stun_source, device.stun_since) == (
+        "bad-integrity",
+        "[2001:db8::1]:9",
+        now,
+    )
+
+
 async def test_bootstrap_forgets_stun_credentials_too(store: Store, record: Record) -> None:
     await record()
     await store.set_stun_credentials(DEVICE, "stun-1", "stun-pw")

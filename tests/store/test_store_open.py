@@ -172,13 +172,11 @@ def _columns_but(table: Table, later: tuple[str, ...]) -> list[Column[Any]]:
 
 
 LATER_INDEXES = ("ix_cr_attempts_started",)  # migration 6
-# Migrations 2, 3 and 7.
 LATER_DEVICE_COLUMNS = (
-    "cr_username",
-    "cr_password",
-    "stun_username",
-    "stun_password",
-    "lacks",
+    *("cr_username", "cr_password", "stun_username", "stun_password"),  # migrations 2 and 3
+    "lacks",  # migration 7
+    *("stun_outcome", "stun_source", "stun_since"),  # migration 8
+    *("xmpp_setup", "xmpp_setup_detail", "xmpp_setup_at"),
 )
 
 
@@ -237,10 +235,16 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
         assert (task.attempts, task.not_before) == (0, None)
         [old_task] = await store.find_tasks(tasks.c.name == "queued-before")
         assert (old_task.attempts, old_task.not_before) == (0, None)
+        await store.record_xmpp_setup("OLD-1", "failed", "9005", datetime.now(UTC))
+        device = await store.get_device("OLD-1")
     finally:
         await store.close()
     assert await _versions(db_url) == [LATEST]
     assert target is not None and (target.username, target.password) == ("cr-user", "cr-pass")
+    assert device is not None and (device.xmpp_setup, device.xmpp_setup_detail) == (
+        "failed",
+        "9005",
+    )
     indexes = await _run(db_url, lambda conn: inspect(conn).get_indexes("cr_attempts"))
     assert {i["name"]: i["column_names"] for i in indexes}["ix_cr_attempts_started"] == [
         "started",

@@ -22,6 +22,7 @@ from knock.stun.codec import (
     parse,
 )
 from knock.stun.service import (
+    AuthFailed,
     Binding,
     BindingLearned,
     Counters,
@@ -30,6 +31,7 @@ from knock.stun.service import (
     StunService,
     StunSettings,
 )
+from knock.vocab import StunOutcome
 
 TXID = bytes(range(16))
 CLIENT = ("192.0.2.1", 32853)
@@ -179,7 +181,8 @@ def test_a_signed_request_is_answered_signed_and_its_binding_authenticated() -> 
 def test_forged_integrity_is_refused_and_counted(require_auth: bool) -> None:
     stun = service(require_auth=require_auth)
     handled = stun.handle(request(password="guess"), CLIENT, NOW)
-    assert handled == Handled(binding_error(TXID, 401), CLIENT, ())
+    refused = AuthFailed(USER, CLIENT, StunOutcome.BAD_INTEGRITY, NOW)
+    assert handled == Handled(binding_error(TXID, 401), CLIENT, (refused,))
     assert stun.counters == Counters(requests=1, unauthorized=1, integrity_failures=1)
     assert stun.bindings == {}
 
@@ -187,8 +190,23 @@ def test_forged_integrity_is_refused_and_counted(require_auth: bool) -> None:
 def test_an_unknown_user_is_refused_when_authentication_is_required() -> None:
     stun = service(require_auth=True)
     handled = stun.handle(request(username="nobody", password=PASSWORD), CLIENT, NOW)
-    assert handled.reply == binding_error(TXID, 401)
+    refused = AuthFailed("nobody", CLIENT, StunOutcome.UNKNOWN_USERNAME, NOW)
+    assert handled == Handled(binding_error(TXID, 401), CLIENT, (refused,))
     assert stun.counters == Counters(requests=1, unauthorized=1)
+
+
+@pytest.mark.parametrize("pad", [b" ", b"\0"])
+def test_a_username_padded_with_spaces_or_nuls_is_the_username(pad: bytes) -> None:
+    """RFC 3489 §11.2.6 names no padding byte: deployed CPEs pad USERNAME with either."""
+    user = USER + "z"  # 9 characters: 3 bytes of padding
+    stun = service(require_auth=True, lookup={user: PASSWORD}.get)
+    datagram = binding_request(
+        TXID, username=user, password=PASSWORD, connection_request_binding=True, username_pad=pad
+    )
+    assert datagram[20:36] == b"\x00\x06\x00\x0c" + user.encode() + pad * 3
+    handled = stun.handle(datagram, CLIENT, NOW)
+    assert handled.reply == response_to(CLIENT, password=PASSWORD)
+    assert handled.events == (BindingLearned(user, CLIENT, True, False, True, NOW),)
 
 
 def test_an_unknown_user_is_served_unauthenticated_when_not_required() -> None:

@@ -17,10 +17,12 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
+from knock.acs.xmpp_rows import NoRows, Rows, XmppRowPlan, refusal
 from knock.cwmp.rpcs import (
-    AddObject,
-    AddObjectResponse,
+    DeleteObject,
+    DeleteObjectResponse,
     Fault,
     GetParameterNames,
     GetParameterNamesResponse,
@@ -32,7 +34,7 @@ from knock.cwmp.rpcs import (
     SetParameterValuesResponse,
 )
 from knock.store.rows import ParamValue
-from knock.vocab import Lack
+from knock.vocab import Lack, XmppSetup
 
 
 class CrPolicy(StrEnum):
@@ -91,10 +93,17 @@ class Provisioned:
     stun: Credentials | None
     seen: list[ParamValue] = field(default_factory=list)
     xmpp: Credentials | None = None  # the device's XMPP account, to create on Knock's server
+    # The values the device accepted, as it now holds them (passwords as it reads them: ""),
+    # and the XMPP rows they went in: the store records them at once, as GenieACS does.
+    accepted: list[ParamValue] = field(default_factory=list)
+    xmpp_setup: XmppSetup | None = None  # None: XMPP was not offered to this device
+    xmpp_detail: str = ""  # the row used, or why the device got no XMPP
 
 
 def random_credentials() -> Credentials:
-    return Credentials("knock-" + secrets.token_hex(6), secrets.token_urlsafe(24))
+    # 20 characters: a multiple of 4, so a STUN client puts the username in its USERNAME
+    # attribute unpadded, and no padding byte (RFC 3489 names none) can garble it.
+    return Credentials("knock-" + secrets.token_hex(7), secrets.token_urlsafe(24))
 
 
 def data_model_root(parameter_names: list[str]) -> str:
@@ -207,10 +216,10 @@ class ObjectRead:
 
 class _Phase(enum.Enum):
     READ = "read"  # the device's ManagementServer object
-    ADD_CONNECTION = "add-connection"  # an XMPP.Connection row for Knock's server
-    ADD_SERVER = "add-server"  # its Server row
+    ROWS = "rows"  # the XMPP.Connection and Server rows for Knock's server (xmpp_rows)
     FIND_CONNECTION = "find-connection"  # the row an operator set up, for ConnReqXMPPConnection
     SET = "set"
+    UNDO = "undo"  # delete the XMPP row this provisioning added, once XMPP failed
 
 
 class Provisioning:
@@ -231,12 +240,16 @@ class Provisioning:
         self._new_credentials = new_credentials
         self._phase = _Phase.READ
         self._lacks = lacks
-        self._found: set[Lack] = set()
+        self._lacking: set[Lack] = set()  # found in this session, by reads before the last
         self._read = ObjectRead(self._prefix, lacks, KNOWN_MANAGEMENT_LEAVES)
         self._names: set[str] = set()
         self._seen: list[ParamValue] = []
-        self._connection = ""  # "Device.XMPP.Connection.3." once the device added it
-        self._server = ""
+        self._rows: XmppRowPlan | None = None
+        self._found: Rows | None = None  # the rows Knock's account goes in
+        self._connection = ""  # with an external server: the row ConnReqXMPPConnection names
+        self._added = ""  # the outermost XMPP object this provisioning added
+        self._xmpp_failure = ""  # why XMPP was given up; "" while it was not
+        self._sent: SetParameterValues | None = None
         self._stun: Credentials | None = None
         self._xmpp: Credentials | None = None
 
@@ -249,36 +262,52 @@ class Provisioning:
     @property
     def found_lacking(self) -> set[Lack]:
         """What the device was found unable to do in this session (it faulted)."""
-        return self._found | self._read.found_lacking
+        return self._lacking | self._read.found_lacking
 
     def first(self) -> Rpc:
         return self._read.first() or self._set()
 
     def on_response(self, rpc: Rpc) -> Rpc | Provisioned:
         """The next RPC, or what the device accepted (nothing, if it refused the values). A fault
-        to a read or to adding XMPP rows only means Knock sets less."""
+        to a read or to finding the XMPP rows only means Knock sets less."""
         if self._phase is _Phase.READ:
             step = self._read.on_response(rpc)
             return step if not isinstance(step, list) else self._after_read(step)
         if self._phase is _Phase.FIND_CONNECTION:
-            step = self._read.on_response(rpc)
-            if not isinstance(step, list):
-                return step
-            self._connection = _first_enabled_row(f"{self._root}XMPP.Connection.", step)
+            values = self._read.on_response(rpc)
+            if not isinstance(values, list):
+                return values
+            self._connection = _first_enabled_row(f"{self._root}XMPP.Connection.", values)
             return self._set()
-        if self._phase is _Phase.ADD_CONNECTION:
-            if not isinstance(rpc, AddObjectResponse):
+        if self._phase is _Phase.ROWS:
+            assert self._rows is not None
+            rows = self._rows.on_response(rpc)
+            if isinstance(rows, Rows):
+                self._found = rows
                 return self._set()
-            self._connection = f"{self._root}XMPP.Connection.{rpc.instance_number}."
-            self._phase = _Phase.ADD_SERVER
-            return AddObject(f"{self._connection}Server.")
-        if self._phase is _Phase.ADD_SERVER:
-            if isinstance(rpc, AddObjectResponse):
-                self._server = f"{self._connection}Server.{rpc.instance_number}."
+            if isinstance(rows, NoRows):
+                return self._give_up_xmpp(rows.reason, rows.added)
+            return rows
+        if self._phase is _Phase.UNDO:
+            if not isinstance(rpc, DeleteObjectResponse):
+                self._xmpp_failure += f"; deleting {self._added} failed too"
             return self._set()
-        if isinstance(rpc, SetParameterValuesResponse):
-            return Provisioned(self._cr, self._stun, self._seen, self._xmpp)
-        return Provisioned(None, None, self._seen)
+        sent = self._sent
+        assert sent is not None
+        if not isinstance(rpc, SetParameterValuesResponse):
+            if self._carries_xmpp:
+                # The credentials and STUN still go in: set them again without XMPP.
+                added = self._found.added if self._found is not None else ""
+                return self._give_up_xmpp(refusal(sent, rpc), added)
+            return Provisioned(None, None, self._seen, **self._xmpp_outcome())
+        return Provisioned(
+            self._cr,
+            self._stun,
+            self._seen,
+            self._xmpp,
+            accepted=self._accepted(sent),
+            **self._xmpp_outcome(),
+        )
 
     def _after_read(self, reported: list[ParameterValueStruct]) -> Rpc:
         """What to do once the ManagementServer values are read."""
@@ -288,18 +317,54 @@ class Provisioning:
         if self._xmpp_offer is None or reference is None:
             return self._set()
         if self._xmpp_offer.account is not None:
-            self._phase = _Phase.ADD_CONNECTION
-            return AddObject(f"{self._root}XMPP.Connection.")
+            self._phase = _Phase.ROWS
+            self._rows = XmppRowPlan(self._root, reference)
+            return self._rows.first()
         if not reference:
             self._phase = _Phase.FIND_CONNECTION
-            self._found |= self._read.found_lacking
+            self._lacking |= self._read.found_lacking
             self._read = ObjectRead(
                 f"{self._root}XMPP.Connection.",
-                self._lacks | self._found,
+                self._lacks | self._lacking,
                 wanted=lambda name: name.endswith(".Enable"),
             )
             return self._read.first() or self._set()
         return self._set()
+
+    def _give_up_xmpp(self, reason: str, added: str) -> Rpc:
+        """XMPP failed: delete what this provisioning added, then set the rest."""
+        self._xmpp_failure = reason
+        self._found = None
+        self._connection = ""
+        self._xmpp = None
+        if not added:
+            return self._set()
+        self._phase = _Phase.UNDO
+        self._added = added
+        return DeleteObject(added, parameter_key="")
+
+    @property
+    def _carries_xmpp(self) -> bool:
+        xmpp = self._xmpp_offer
+        if xmpp is None or self._xmpp_failure:
+            return False
+        if xmpp.account is not None:
+            return self._found is not None
+        return f"{self._prefix}ConnReqAllowedJabberIDs" in self._names
+
+    def _xmpp_outcome(self) -> dict[str, Any]:
+        if self._xmpp_failure:
+            return {"xmpp_setup": XmppSetup.FAILED, "xmpp_detail": self._xmpp_failure}
+        if self._found is not None:
+            return {"xmpp_setup": XmppSetup.OK, "xmpp_detail": self._found.connection}
+        return {}
+
+    def _accepted(self, sent: SetParameterValues) -> list[ParamValue]:
+        rows = [] if self._found is None else [self._found.connection, self._found.server]
+        return [ParamValue(row, None, None) for row in rows] + [
+            ParamValue(p.name, "" if p.name.endswith("Password") else p.value, p.type)
+            for p in sent.parameter_list
+        ]
 
     def _set(self) -> SetParameterValues:
         self._phase = _Phase.SET
@@ -310,7 +375,7 @@ class Provisioning:
         ]
         stun = self._stun_offer
         if stun is not None and f"{ms}STUNEnable" in self._names:
-            self._stun = self._new_credentials()
+            self._stun = self._stun or self._new_credentials()
             values += [
                 _boolean(f"{ms}STUNEnable", True),
                 ParameterValueStruct(f"{ms}STUNServerAddress", stun.server_address),
@@ -322,31 +387,38 @@ class Provisioning:
                     f"{ms}STUNMaximumKeepAlivePeriod", str(stun.max_keepalive), "xsd:int"
                 ),
             ]
-        xmpp = self._xmpp_offer
-        account = None if xmpp is None else xmpp.account
-        if xmpp is not None and account is not None and self._server:
-            self._xmpp = self._new_credentials()
-            conn, server = self._connection, self._server
-            values += [
-                _boolean(f"{conn}Enable", True),
-                ParameterValueStruct(f"{conn}Username", self._xmpp.username),
-                ParameterValueStruct(f"{conn}Password", self._xmpp.password),
-                ParameterValueStruct(f"{conn}Domain", account.domain),
-                ParameterValueStruct(f"{conn}Resource", account.resource),
-                _boolean(f"{conn}UseTLS", account.use_tls),
-                ParameterValueStruct(f"{conn}ServerConnectAlgorithm", "ServerTable"),
-                _boolean(f"{server}Enable", True),
-                ParameterValueStruct(f"{server}ServerAddress", account.server_address),
-                _unsigned(f"{server}Port", account.port),
-                ParameterValueStruct(f"{ms}ConnReqXMPPConnection", conn.removesuffix(".")),
-                ParameterValueStruct(f"{ms}ConnReqAllowedJabberIDs", xmpp.acs_jid),
-            ]
-        elif xmpp is not None and account is None and f"{ms}ConnReqAllowedJabberIDs" in self._names:
-            if self._connection:
-                reference = self._connection.removesuffix(".")
-                values.append(ParameterValueStruct(f"{ms}ConnReqXMPPConnection", reference))
-            values.append(ParameterValueStruct(f"{ms}ConnReqAllowedJabberIDs", xmpp.acs_jid))
-        return SetParameterValues(values, parameter_key="")
+        if self._carries_xmpp:
+            values += self._xmpp_values()
+        self._sent = SetParameterValues(values, parameter_key="")
+        return self._sent
+
+    def _xmpp_values(self) -> list[ParameterValueStruct]:
+        xmpp, ms = self._xmpp_offer, self._prefix
+        assert xmpp is not None
+        account, found = xmpp.account, self._found
+        if account is None:
+            # An external server: the device's account is the operator's; only allow the ACS.
+            reference = self._connection.removesuffix(".")
+            chosen = [ParameterValueStruct(f"{ms}ConnReqXMPPConnection", reference)]
+            allowed = ParameterValueStruct(f"{ms}ConnReqAllowedJabberIDs", xmpp.acs_jid)
+            return [*(chosen if reference else []), allowed]
+        assert found is not None
+        self._xmpp = self._xmpp or self._new_credentials()
+        conn, server = found.connection, found.server
+        return [
+            _boolean(f"{conn}Enable", True),
+            ParameterValueStruct(f"{conn}Username", self._xmpp.username),
+            ParameterValueStruct(f"{conn}Password", self._xmpp.password),
+            ParameterValueStruct(f"{conn}Domain", account.domain),
+            ParameterValueStruct(f"{conn}Resource", account.resource),
+            _boolean(f"{conn}UseTLS", account.use_tls),
+            ParameterValueStruct(f"{conn}ServerConnectAlgorithm", "ServerTable"),
+            _boolean(f"{server}Enable", True),
+            ParameterValueStruct(f"{server}ServerAddress", account.server_address),
+            _unsigned(f"{server}Port", account.port),
+            ParameterValueStruct(f"{ms}ConnReqXMPPConnection", conn.removesuffix(".")),
+            ParameterValueStruct(f"{ms}ConnReqAllowedJabberIDs", xmpp.acs_jid),
+        ]
 
 
 def _first_enabled_row(table: str, values: list[ParameterValueStruct]) -> str:

@@ -56,7 +56,7 @@ from knock.metrics import Metrics
 from knock.notify import Arrival, Hub, SessionEnded, TaskFinished
 from knock.store import Store
 from knock.store.rows import InformRecord, ParamValue, TaskResult, TaskRow, TransferDone
-from knock.vocab import Event, TaskStatus
+from knock.vocab import Event, TaskStatus, XmppSetup
 
 log = logging.getLogger("knock.acs")
 
@@ -340,8 +340,20 @@ class AcsService:
         await self._remember_lacks(live, None)
         live.provisioning = None
         device_id = live.device_id
-        if step.seen:
-            await self._store.put_parameters(device_id, step.seen, _now())
+        # What the device accepted is what it holds now: recorded at once, not at a re-read.
+        known = {p.path: p for p in step.seen} | {p.path: p for p in step.accepted}
+        await self._store.put_parameters(device_id, list(known.values()), _now())
+        if step.xmpp_setup is not None:
+            await self._store.record_xmpp_setup(
+                device_id, step.xmpp_setup, step.xmpp_detail or None, _now()
+            )
+        if step.xmpp_setup is XmppSetup.FAILED:
+            log.warning(
+                "device %s: no XMPP connection requests: %s. Knock deleted what it added and "
+                "reaches the device by HTTP or UDP; see the device's _xmppSetup",
+                device_id,
+                step.xmpp_detail,
+            )
         if step.cr is None:
             log.warning(
                 "device %s refused its connection-request credentials (%s); connection requests "

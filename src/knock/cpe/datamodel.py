@@ -135,6 +135,12 @@ class ObjectDef:
     count: str | None  # the NumberOfEntries parameter, in the table's parent object
     params: tuple[ParamDef, ...]
     children: tuple[str, ...]  # templates of the objects directly below
+    # How a table that is not writable refuses AddObject: TR-069 leaves the fault code open, and
+    # devices answer 9001 (request denied) or 9005 (as if the table did not exist).
+    refusal: CpeFault = CpeFault.REQUEST_DENIED
+    # Tables below each new row that the device gives a row of its own on AddObject
+    # ("Server." for an XMPP.Connection row on some stacks).
+    rows_with: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,9 +473,11 @@ class DataModel:
     def add_object(self, path: str, parameter_key: str) -> int:
         definition = self._table(path)
         if not definition.writable:
-            raise ModelFault(CpeFault.REQUEST_DENIED, f"{path} does not accept AddObject")
+            raise ModelFault(definition.refusal, f"{path} does not accept AddObject")
         self._check_parameter_key(parameter_key)
         number = self._instantiate(path, self._next_instance.get(path, 1), {})
+        for table in definition.rows_with:
+            self._instantiate(f"{path}{number}.{table}", 1, {})
         self._set_parameter_key(parameter_key)
         return number
 

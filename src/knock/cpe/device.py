@@ -28,7 +28,7 @@ import aiohttp
 from knock.cpe.acs_client import AcsClient, AcsRefused
 from knock.cpe.datamodel import DataModel, ModelFault, ModelSchema, load_model, template_of
 from knock.cpe.defects import NONE, SILENCED, Defect, Defects
-from knock.cpe.quirks import Quirks
+from knock.cpe.quirks import Quirks, shaped
 from knock.cpe.rpc_handler import (
     FIRMWARE_IMAGE,
     CancelQueuedTransfer,
@@ -175,7 +175,7 @@ class SimulatedCpe:
         defects: Defects = NONE,
         quirks: Quirks = frozenset(),
     ) -> None:
-        schema = model if isinstance(model, ModelSchema) else load_model(model)
+        schema = shaped(model if isinstance(model, ModelSchema) else load_model(model), quirks)
         self.serial = serial
         self.defects = defects  # requirements this device breaks on purpose (knock check)
         self.quirks = quirks  # readings of the spec it makes where the standard leaves freedom

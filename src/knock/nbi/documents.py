@@ -71,6 +71,7 @@ def device_document(
         "_lastBootstrap": device.last_bootstrap,
     }
     fields: dict[str, Any] = identity | {k: iso(v) for k, v in moments.items() if v is not None}
+    fields |= _outcomes(device)
     for key, value in fields.items():
         if selects(projection, key):
             *parents, last = key.split(".")
@@ -83,6 +84,21 @@ def device_document(
             continue
         _node(doc, parts).update(_attributes(param))
     return doc
+
+
+def _outcomes(device: DeviceRow) -> dict[str, Any]:
+    """What Knock saw of the device besides its parameters: how the STUN server last answered
+    it (`_stun`) and how provisioning XMPP ended (`_xmppSetup`), where it has."""
+    found: dict[str, Any] = {}
+    if device.stun_outcome is not None and device.stun_since is not None:
+        found["_stun.outcome"] = device.stun_outcome
+        found["_stun.source"] = device.stun_source
+        found["_stun.since"] = iso(device.stun_since)
+    if device.xmpp_setup is not None and device.xmpp_setup_at is not None:
+        found["_xmppSetup.outcome"] = device.xmpp_setup
+        found["_xmppSetup.detail"] = device.xmpp_setup_detail
+        found["_xmppSetup.time"] = iso(device.xmpp_setup_at)
+    return found
 
 
 def _node(doc: dict[str, Any], parts: Sequence[str]) -> dict[str, Any]:

@@ -369,6 +369,26 @@ OPENAPI: dict[str, Any] = {
                         k: {"type": "string", "format": "date-time"}
                         for k in ("_lastInform", "_registered", "_lastBoot", "_lastBootstrap")
                     },
+                    "_stun": {
+                        "type": "object",
+                        "description": "How the STUN server last answered the device's signed "
+                        "Binding Requests, from where, since when (written when it changes).",
+                        "properties": {
+                            "outcome": {"type": "string", "enum": ["ok", "bad-integrity"]},
+                            "source": {"type": "string"},
+                            "since": {"type": "string", "format": "date-time"},
+                        },
+                    },
+                    "_xmppSetup": {
+                        "type": "object",
+                        "description": "How provisioning XMPP connection requests last ended: "
+                        "the row used, or why the device got none.",
+                        "properties": {
+                            "outcome": {"type": "string", "enum": ["ok", "failed"]},
+                            "detail": {"type": "string"},
+                            "time": {"type": "string", "format": "date-time"},
+                        },
+                    },
                 },
                 "required": ["_id"],
                 "additionalProperties": {"type": "object"},

@@ -87,6 +87,18 @@ def _add_lacks_and_task_retries(conn: Connection) -> None:
     _add_column(conn, schema.tasks, "not_before")
 
 
+def _add_device_outcomes(conn: Connection) -> None:
+    for name in (
+        "stun_outcome",
+        "stun_source",
+        "stun_since",
+        "xmpp_setup",
+        "xmpp_setup_detail",
+        "xmpp_setup_at",
+    ):
+        _add_column(conn, schema.devices, name)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
@@ -99,6 +111,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "what each device cannot do; retries and back-off of tasks whose session died",
         _add_lacks_and_task_retries,
     ),
+    Migration(8, "each device's last STUN outcome and XMPP set-up", _add_device_outcomes),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -31,6 +31,12 @@ class DeviceRow:
     last_inform: datetime | None
     last_boot: datetime | None
     last_bootstrap: datetime | None
+    stun_outcome: str | None = None  # knock.vocab.StunOutcome, as last changed
+    stun_source: str | None = None  # the address it came from, "host:port"
+    stun_since: datetime | None = None
+    xmpp_setup: str | None = None  # knock.vocab.XmppSetup of the last XMPP provisioning
+    xmpp_setup_detail: str | None = None  # what the device did, when it failed
+    xmpp_setup_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

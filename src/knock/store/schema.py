@@ -82,6 +82,16 @@ devices = Table(
     # known), so that later sessions do not try it again. A factory reset keeps it: the
     # firmware is the same.
     Column("lacks", JSON, nullable=True),
+    # How the STUN server last answered the device's signed Binding Requests (knock.vocab
+    # StunOutcome), from which address, since when: written when it changes, not per keep-alive.
+    Column("stun_outcome", String(32), nullable=True),
+    Column("stun_source", String(64), nullable=True),
+    Column("stun_since", UtcDateTime, nullable=True),
+    # How the last provisioning of XMPP connection requests ended (knock.vocab XmppSetup), and
+    # what the device did when it failed.
+    Column("xmpp_setup", String(32), nullable=True),
+    Column("xmpp_setup_detail", Text, nullable=True),
+    Column("xmpp_setup_at", UtcDateTime, nullable=True),
 )
 
 # Each STUN username's public address as the STUN server last saw it (TR-111 keep-alives), shared

@@ -362,6 +362,26 @@ class Store:
         )
         return None if row is None else row.stun_password
 
+    async def record_stun_outcome(
+        self, username: str, outcome: str, source: str, since: datetime
+    ) -> str | None:
+        """Note how STUN answered the device holding STUN username *username* (a
+        knock.vocab.StunOutcome) and from where; the device's id, None if no device holds it."""
+        return await self._db.run(_record_stun_outcome, username, outcome, source, since)
+
+    async def record_xmpp_setup(
+        self, device_id: str, outcome: str, detail: str | None, at: datetime
+    ) -> None:
+        """Note how provisioning the device for XMPP ended (a knock.vocab.XmppSetup)."""
+        updated = await self._db.run_statement(
+            _rowcount,
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(xmpp_setup=outcome, xmpp_setup_detail=detail, xmpp_setup_at=at),
+        )
+        if not updated:
+            raise UnknownDeviceError(device_id, "store how its XMPP set-up ended")
+
     async def record_binding(self, username: str, host: str, port: int, seen: datetime) -> None:
         """The public address STUN saw for `username` (a CPE's NAT binding)."""
         await self._db.run_statement(
@@ -534,6 +554,20 @@ def _add_lacks(conn: Connection, device_id: str, lacks: frozenset[str]) -> None:
         conn.execute(
             update(devices).where(devices.c.id == device_id).values(lacks=sorted(known | lacks))
         )
+
+
+def _record_stun_outcome(
+    conn: Connection, username: str, outcome: str, source: str, since: datetime
+) -> str | None:
+    row = _first(conn, select(devices.c.id).where(devices.c.stun_username == username))
+    if row is None:
+        return None
+    conn.execute(
+        update(devices)
+        .where(devices.c.id == row.id)
+        .values(stun_outcome=outcome, stun_source=source, stun_since=since)
+    )
+    return str(row.id)
 
 
 def _end_session(conn: Connection, session_id: int, outcome: str, now: datetime) -> None:

@@ -79,6 +79,12 @@ def pad4(value: bytes, fill: bytes) -> bytes:
     return value + fill * (-len(value) % 4)
 
 
+def authority(address: Address) -> str:
+    """ "host:port", an IPv6 host in brackets, as logs and documents show an address."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def canonical(address: Address) -> Address:
     """The address with an IPv4-mapped IPv6 host written as IPv4: a dual-stack socket reports
     IPv4 peers that way, and MAPPED-ADDRESS must name them as IPv4."""
@@ -131,7 +137,8 @@ def encode_username(username: str, pad: bytes = b"\0") -> bytes:
 
 
 def decode_username(value: bytes) -> str:
-    return value.rstrip(b"\0").decode()
+    # Trailing NULs and spaces are padding, whichever byte the client chose (see encode_username).
+    return value.rstrip(b" \0").decode()
 
 
 def decode_integrity(value: bytes) -> bytes:

@@ -13,11 +13,12 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import cast
+from typing import TypeVar, cast
 
 from knock.stun.attributes import Address
 from knock.stun.codec import DEFAULT_PORT
 from knock.stun.service import (
+    AuthFailed,
     Binding,
     BindingLearned,
     Counters,
@@ -32,6 +33,9 @@ log = logging.getLogger("knock.stun")
 
 BindingHook = Callable[[BindingLearned], object]
 """Called in the event loop for each binding learned; it must not block (queue store writes)."""
+RefusalHook = Callable[[AuthFailed], object]
+"""Called, likewise, for each signed Binding Request refused with 401."""
+_E = TypeVar("_E", BindingLearned, AuthFailed)
 Tap = Callable[[bytes, Address, Handled, float], Handled]
 """Sees each datagram, its source, the service's answer and the time, and returns what to send
 instead (normally the answer itself): how `knock check` watches a device's Binding Requests and
@@ -44,9 +48,11 @@ class StunServer(asyncio.DatagramProtocol):
         service: StunService,
         on_binding: BindingHook | None = None,
         clock: Callable[[], float] = time.time,
+        on_refused: RefusalHook | None = None,
     ) -> None:
         self.service = service
         self._on_binding = on_binding
+        self._on_refused = on_refused
         self._clock = clock
         self._transport: asyncio.DatagramTransport | None = None
         self._family = socket.AF_INET
@@ -121,13 +127,11 @@ class StunServer(asyncio.DatagramProtocol):
         for event in handled.events:
             if isinstance(event, LookupFailed):
                 log.error("STUN password lookup for %r failed: %s", event.username, event.error)
-                continue
-            self.binding_changes += event.binding_change_flag
-            if self._on_binding is not None:
-                try:
-                    self._on_binding(event)
-                except Exception:
-                    log.exception("the binding hook failed for %r", event.username)
+            elif isinstance(event, AuthFailed):
+                _call(self._on_refused, event, "refusal")
+            else:
+                self.binding_changes += event.binding_change_flag
+                _call(self._on_binding, event, "binding")
 
     def error_received(self, exc: Exception) -> None:
         log.debug("STUN socket error: %s", exc)
@@ -141,6 +145,16 @@ class StunServer(asyncio.DatagramProtocol):
         return address
 
 
+def _call(hook: Callable[[_E], object] | None, event: _E, kind: str) -> None:
+    """Run a hook; its failure is logged and costs the other events nothing."""
+    if hook is None:
+        return
+    try:
+        hook(event)
+    except Exception:
+        log.exception("the %s hook failed for %r", kind, event.username)
+
+
 async def start_stun_server(
     host: str = "0.0.0.0",
     port: int = DEFAULT_PORT,
@@ -148,12 +162,13 @@ async def start_stun_server(
     passwords: PasswordLookup | None = None,
     settings: StunSettings | None = None,
     on_binding: BindingHook | None = None,
+    on_refused: RefusalHook | None = None,
     clock: Callable[[], float] = time.time,
     reuse_port: bool = False,
 ) -> StunServer:
     """Listen on *host*:*port* (0 picks a free port); close with `await server.close()`.
     `reuse_port` lets several processes bind the same port (SO_REUSEPORT)."""
-    server = StunServer(StunService(passwords, settings), on_binding, clock)
+    server = StunServer(StunService(passwords, settings), on_binding, clock, on_refused)
     await asyncio.get_running_loop().create_datagram_endpoint(
         lambda: server, local_addr=(host, port), reuse_port=reuse_port or None
     )

@@ -23,6 +23,7 @@ from knock.stun.codec import (
     check_integrity,
     parse,
 )
+from knock.vocab import StunOutcome
 
 PasswordLookup = Callable[[str], str | None]
 """The STUN password of a USERNAME, or None when the user is unknown."""
@@ -48,7 +49,18 @@ class LookupFailed:
     error: str
 
 
-StunEvent = BindingLearned | LookupFailed
+@dataclass(frozen=True, slots=True)
+class AuthFailed:
+    """A Binding Request carrying USERNAME and MESSAGE-INTEGRITY was refused with 401: the CPE
+    holds other STUN credentials than the ACS, and gets no UDP connection request until fixed."""
+
+    username: str
+    source: Address
+    reason: StunOutcome  # UNKNOWN_USERNAME or BAD_INTEGRITY
+    at: float
+
+
+StunEvent = BindingLearned | LookupFailed | AuthFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +160,7 @@ class StunService:
     def _answer(
         self, message: Message, unknown: tuple[int, ...], source: Address, now: float
     ) -> Handled:
-        code, password, events = self._authenticate(message)
+        code, password, events = self._authenticate(message, source, now)
         if code is not None:
             return self._error(message.txid, code, source, events=events)
         # One socket cannot answer from another address, and answering from this one would make
@@ -177,7 +189,7 @@ class StunService:
         return Handled(reply, to, learned)
 
     def _authenticate(
-        self, message: Message
+        self, message: Message, source: Address, now: float
     ) -> tuple[int | None, str | None, tuple[StunEvent, ...]]:
         """(error code or None, the password to sign the response with, events)."""
         unsigned = 401 if self.settings.require_auth else None
@@ -189,10 +201,12 @@ class StunService:
         except Exception as exc:  # the ACS's lookup failed, not the CPE: a 401 would mislead it
             return 500, None, (LookupFailed(username, repr(exc)),)
         if password is None:
-            return unsigned, None, ()
+            if unsigned is None:
+                return None, None, ()
+            return 401, None, (AuthFailed(username, source, StunOutcome.UNKNOWN_USERNAME, now),)
         if not check_integrity(message, password):
             self.counters.integrity_failures += 1
-            return 401, None, ()
+            return 401, None, (AuthFailed(username, source, StunOutcome.BAD_INTEGRITY, now),)
         return None, password, ()
 
     def _learn(

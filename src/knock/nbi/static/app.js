@@ -330,6 +330,19 @@ function crPanel(id, onDone) {
     el("div", { class: "buttons" }, ...buttons), outcome);
 }
 
+// How the STUN server last answered the device's signed Binding Requests (TR-111).
+function stunOutcome(stun) {
+  if (!stun) return "—";
+  return `${stun.outcome} from ${stun.source} since ${when(stun.since)}`;
+}
+
+// How Knock's provisioning of XMPP connection requests last ended, and why when it failed.
+function xmppSetup(setup) {
+  if (!setup) return "—";
+  const why = setup.detail ? `: ${setup.detail}` : "";
+  return `${setup.outcome}${why} (${when(setup.time)})`;
+}
+
 async function devicePage(id) {
   const mine = generation;
   const [devices, history] = await Promise.all([
@@ -368,6 +381,8 @@ async function devicePage(id) {
       ...[["Manufacturer", ident._Manufacturer], ["Product class", ident._ProductClass],
         ["Serial number", ident._SerialNumber], ["OUI", ident._OUI],
         ["CR methods", methodsOf(doc) || "—"],
+        ["Last STUN outcome", stunOutcome(doc._stun)],
+        ["XMPP set-up", xmppSetup(doc._xmppSetup)],
         ["Last inform", `${when(doc._lastInform)} (${ago(doc._lastInform)})`],
         ["Last boot", when(doc._lastBoot)], ["Registered", when(doc._registered)]]
         .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v || "" })])),
