@@ -57,6 +57,12 @@ def texts(selector: str, attribute: str | None = None) -> str:
     return f"[...document.querySelectorAll({json.dumps(selector)})].map((e) => {value})"
 
 
+LAST_INFORM = (
+    "[...document.querySelectorAll('.facts dt')]"
+    ".find((d) => d.textContent === 'Last inform').nextElementSibling.textContent"
+)
+
+
 async def test_token_search_device_page_and_http_connection_request(tmp_path: Path) -> None:
     async with (
         lab(tmp_path, count=2, nbi_token=TOKEN) as running,
@@ -147,6 +153,15 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
             " return r.length ? r : null; })()"
         )
         assert history == [str(stored.id)]
+        # One latency for one request: the banner's and the history's are the same figure.
+        banner = await page.evaluate(
+            "document.querySelector('#cr-outcome strong').nextSibling.textContent"
+        )
+        [cell] = await page.evaluate(texts("#cr-history tbody td:nth-child(4)"))
+        assert banner == f" in {cell}", (banner, cell)
+        # The header follows the session the request started, as the tables do.
+        opened_at = facts["Last inform"].split(" (")[0]  # the time, not how long ago
+        await page.wait_for(f"{LAST_INFORM}.split(' (')[0] !== {opened_at!r}")
         shown = await page.evaluate(texts("#sessions tbody td:nth-child(3)"))
         assert shown[0] == "6 CONNECTION REQUEST"
         # The task runs in that session, after the Inform; the page follows on its own.

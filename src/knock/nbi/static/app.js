@@ -356,8 +356,20 @@ async function devicePage(id) {
     return;
   }
   if (history instanceof Error) throw history;
-  const doc = devices[0];
-  const ident = doc._deviceId || {};
+  let doc = devices[0];
+  const facts = el("dl", { class: "facts" });
+  const fillFacts = () => {
+    const ident = doc._deviceId || {};
+    facts.replaceChildren(
+      ...[["Manufacturer", ident._Manufacturer], ["Product class", ident._ProductClass],
+        ["Serial number", ident._SerialNumber], ["OUI", ident._OUI],
+        ["CR methods", methodsOf(doc) || "—"],
+        ["Last STUN outcome", stunOutcome(doc._stun)],
+        ["XMPP set-up", xmppSetup(doc._xmppSetup)],
+        ["Last inform", `${when(doc._lastInform)} (${ago(doc._lastInform)})`],
+        ["Last boot", when(doc._lastBoot)], ["Registered", when(doc._registered)]]
+        .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v || "" })]));
+  };
   const histories = el("div", { id: "histories" });
   const fillHistories = ({ sessions, attempts, tasks }) => histories.replaceChildren(
     el("section", { class: "card" }, el("h2", { text: "Connection requests" }),
@@ -366,26 +378,28 @@ async function devicePage(id) {
       table("sessions", ["Started", "Duration", "Events", "Outcome", "CWMP"], sessionRows(sessions), "No session yet.")),
     el("section", { class: "card" }, el("h2", { text: "Tasks" }),
       table("tasks", ["Id", "Task", "Status", "Queued", "Fault"], taskRows(tasks), "No task queued through the NBI.")));
-  fillHistories(history);
-  const refresh = async () => fillHistories(await deviceHistory(id));
   const filter = el("input", { id: "param-filter", type: "search", placeholder: "Filter by path or value" });
   const params = el("div", { id: "parameters" });
   const fillParams = () => params.replaceChildren(table("parameter-table", ["Parameter", "Value", "Type", "Access"],
     parameterRows(doc, filter.value), "No parameter matches."));
   filter.addEventListener("input", fillParams);
+  // The header, the parameters and the histories come from one moment: a session that a
+  // request started moves all three (Last inform stayed where the page was opened).
+  const refresh = async () => {
+    const [fresh, later] = await Promise.all([
+      getJson(`/devices/?${query({ query: { _id: id } })}`), deviceHistory(id)]);
+    if (fresh.length > 0) doc = fresh[0];
+    fillFacts();
+    fillParams();
+    fillHistories(later);
+  };
+  fillFacts();
   fillParams();
+  fillHistories(history);
   show(mine,
     el("p", {}, el("a", { href: "#/", text: "← Devices" })),
     el("h1", { id: "device-id", text: doc._id }),
-    el("dl", { class: "facts" },
-      ...[["Manufacturer", ident._Manufacturer], ["Product class", ident._ProductClass],
-        ["Serial number", ident._SerialNumber], ["OUI", ident._OUI],
-        ["CR methods", methodsOf(doc) || "—"],
-        ["Last STUN outcome", stunOutcome(doc._stun)],
-        ["XMPP set-up", xmppSetup(doc._xmppSetup)],
-        ["Last inform", `${when(doc._lastInform)} (${ago(doc._lastInform)})`],
-        ["Last boot", when(doc._lastBoot)], ["Registered", when(doc._registered)]]
-        .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v || "" })])),
+    facts,
     crPanel(doc._id, () => refresh().catch((error) => current(mine) && failed(error))),
     histories,
     el("section", { class: "card" }, el("h2", { text: "Parameters" }), filter, params));
