@@ -28,7 +28,7 @@ import aiohttp
 from knock.cpe.acs_client import AcsClient, AcsRefused
 from knock.cpe.datamodel import DataModel, ModelFault, ModelSchema, load_model, template_of
 from knock.cpe.defects import NONE, SILENCED, Defect, Defects
-from knock.cpe.quirks import Quirks
+from knock.cpe.quirks import Quirk, Quirks
 from knock.cpe.rpc_handler import (
     FIRMWARE_IMAGE,
     CancelQueuedTransfer,
@@ -48,9 +48,11 @@ from knock.cwmp.namespaces import CWMP_1_2
 from knock.cwmp.rpcs import (
     EventStruct,
     Fault,
+    GetParameterValues,
     Inform,
     InformResponse,
     Rpc,
+    SetParameterValues,
     TransferComplete,
     TransferCompleteResponse,
 )
@@ -484,6 +486,11 @@ class SimulatedCpe:
                     raise SessionFailed(
                         f"the ACS answered with fault {fault.fault_code} ({fault.fault_string})"
                     )
+                if isinstance(incoming, Envelope) and self._drops(incoming.body):
+                    raise SessionFailed(
+                        f"dropped the connection on {type(incoming.body).__name__} of a "
+                        "parameter it lacks (quirk drop-on-unknown-parameter)"
+                    )
                 handled = self._answer(incoming)
                 if isinstance(incoming, Envelope):
                     ns, id_ = incoming.cwmp_ns, incoming.id
@@ -496,6 +503,18 @@ class SimulatedCpe:
                         after_session.append(effect)
                     else:
                         self._apply(effect)
+
+    def _drops(self, rpc: Rpc) -> bool:
+        """Whether the DROP_ON_UNKNOWN_PARAMETER quirk ends the session on *rpc*."""
+        if Quirk.DROP_ON_UNKNOWN_PARAMETER not in self.quirks:
+            return False
+        if isinstance(rpc, GetParameterValues):
+            names = rpc.parameter_names
+        elif isinstance(rpc, SetParameterValues):
+            names = [p.name for p in rpc.parameter_list]
+        else:
+            return False
+        return any(name and not self.model.has(name) for name in names)
 
     def _answer(self, incoming: Envelope | CwmpError) -> Handled:
         if isinstance(incoming, CwmpError):

@@ -18,6 +18,8 @@ from knock.cpe.switches import parse_switches
 
 class Quirk(StrEnum):
     STUN_USERNAME_SPACE_PAD = "stun-username-space-pad"
+    # knock check's trust (issue 13): readings that a conformance run must survive.
+    DROP_ON_UNKNOWN_PARAMETER = "drop-on-unknown-parameter"
 
     @property
     def reading(self) -> str:
@@ -28,6 +30,10 @@ class Quirk(StrEnum):
 READINGS: Final = {
     Quirk.STUN_USERNAME_SPACE_PAD: (
         "RFC 3489 §11.2.6: USERNAME is padded to a multiple of 4 with spaces, not NULs"
+    ),
+    Quirk.DROP_ON_UNKNOWN_PARAMETER: (
+        "TR-069 A.3.2.1/A.3.2.2: a Get/SetParameterValues naming a parameter the device lacks "
+        "drops the connection (no 9005 fault); the device informs again after its retry wait"
     ),
 }
 
