@@ -17,7 +17,7 @@ from knock.acs.xmpp_accounts import put_account
 from knock.check.context import CheckContext
 from knock.check.evidence import Kind
 from knock.check.memo import once
-from knock.check.offers import supports
+from knock.check.offers import require
 from knock.connreq.xmpp import connection_request
 from knock.xmpp.client import ClientConfig, IqResult, NotOnline, TlsPolicy
 from knock.xmpp.client_conn import ConnectionLost, XmppClient
@@ -66,8 +66,7 @@ async def ask(
 async def device_jid(ctx: CheckContext) -> str:
     """The device's ConnReqJabberID, once per run set up for the XMPP cases (`xmpp_setup`);
     skips the case for a device without XMPP, fails it for one that reports no JID."""
-    if not await supports(ctx, "XMPP"):
-        ctx.skip("the device does not offer XMPP connection requests (SupportedConnReqMethods)")
+    await require(ctx, "XMPP")
     await once(ctx, "xmpp set-up", lambda: xmpp_setup(ctx))
     jid = (await ctx.target()).management.get("ConnReqJabberID", "")
     if not jid:
