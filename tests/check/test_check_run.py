@@ -9,9 +9,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from check_lab import FAST, check_lab
 from typer.testing import CliRunner
 
+from acs.scripted_cpe import ScriptedCpe
 from knock.check import (
     Case,
     CaseResult,
@@ -24,6 +26,7 @@ from knock.check import (
     select,
 )
 from knock.check.cases import CaseFn
+from knock.check.device import NoDevice, wait_for_device
 from knock.check.report_html import html_report
 from knock.check.report_junit import junit_xml
 from knock.check.run import check_settings, run_check
@@ -33,7 +36,8 @@ from knock.cpe.cr_rate import CrPolicy
 from knock.cpe.cr_services import CrServices
 from knock.cpe.defects import Defect
 from knock.cpe.device import SimulatedCpe
-from knock.server import Running
+from knock.cwmp.rpcs import GetParameterValues
+from knock.server import Running, start
 from knock.vocab import CrMethod, Event
 from serve_support import loopback_settings
 
@@ -193,3 +197,31 @@ async def test_only_a_session_answering_a_request_counts_against_no_session(
     assert counted.reason == (
         "the device opened a session (Inform [6 CONNECTION REQUEST]) that should not come"
     )
+
+
+async def test_a_device_whose_sessions_die_is_told_by_how_they_ended(tmp_path: Path) -> None:
+    acs = await start(loopback_settings(tmp_path, cr_provision="random"))
+    try:
+        options = replace(FAST, device_within=3.0, quiet_for=1.0)
+        waiting = asyncio.create_task(wait_for_device(acs, options))
+        await asyncio.sleep(0)  # let it subscribe before the first Inform
+        for _ in range(3):
+            async with ScriptedCpe(acs.acs_url, serial="DROP1") as cpe:
+                await cpe.inform("0 BOOTSTRAP", "1 BOOT")
+                read = await cpe.empty()
+                assert read.envelope is not None
+                assert isinstance(read.envelope.body, GetParameterValues)
+            # The connection closes unanswered, as a device that crashes on the read does.
+        with pytest.raises(NoDevice) as raised:
+            await waiting
+    finally:
+        await acs.close()
+    message = str(raised.value)
+    assert message.startswith(
+        "device 00D09E-ScriptBox-DROP1 informed 3 times (3 x [0 BOOTSTRAP, 1 BOOT]); its sessions: "
+    ), message
+    assert "2 abandoned (the device dropped the connection and informed anew)" in message
+    assert "1 still open" in message
+    assert "not provisioned and quiet for 1 s within 3 s" in message
+    assert "GetParameterValues of that partial path" in message
+    assert "no device informed" not in message
