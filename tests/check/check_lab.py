@@ -42,6 +42,7 @@ class CheckLab:
     services: CrServices
     cpe: SimulatedCpe
     dut: DeviceUnderTest
+    running: asyncio.Task[None]  # the device's life: cancel it and the device is gone
 
     async def run(self, case_id: str) -> CaseResult:
         (case,) = select([case_id])
@@ -76,7 +77,7 @@ async def check_lab(
     try:
         dut = await found
         await _reported(dut, methods)
-        yield CheckLab(acs, services, cpe, dut)
+        yield CheckLab(acs, services, cpe, dut, running)
     finally:
         found.cancel()
         running.cancel()

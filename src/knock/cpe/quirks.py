@@ -33,7 +33,7 @@ READINGS: Final = {
     ),
     Quirk.DROP_ON_UNKNOWN_PARAMETER: (
         "TR-069 A.3.2.1/A.3.2.2: a Get/SetParameterValues naming a parameter the device lacks "
-        "drops the connection (no 9005 fault); the device informs again after its retry wait"
+        "drops the connection mid-session, as a crashing stack does, instead of fault 9005"
     ),
 }
 
