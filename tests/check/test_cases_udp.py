@@ -133,9 +133,12 @@ async def test_an_http_only_device_skips_every_udp_and_xmpp_case(tmp_path: Path)
         results = [await lab.run(case.id) for case in select(["udp.*", "xmpp.*"])]
     reasons = {r.reason for r in results if r.verdict is Verdict.SKIPPED}
     assert len(results) == sum(r.verdict is Verdict.SKIPPED for r in results) == 17
+    # A TR-181 device says so in SupportedConnReqMethods (a TR-098 one without it:
+    # test_http_only_device.py).
     assert reasons == {
-        "the device does not offer UDP connection requests (SupportedConnReqMethods)",
-        "the device does not offer XMPP connection requests (SupportedConnReqMethods)",
-        "the ACS runs no STUN server, or the device offers no UDP connection requests "
-        "(SupportedConnReqMethods) or took no STUN credentials",
+        "the device offers no UDP (STUN) connection requests: its "
+        "Device.ManagementServer.SupportedConnReqMethods is 'HTTP'",
+        "the device offers no XMPP connection requests: its "
+        "Device.ManagementServer.SupportedConnReqMethods is 'HTTP'",
     }
+    assert not [e for r in results for e in r.evidence if e.kind is Kind.SENT]

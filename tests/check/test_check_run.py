@@ -225,3 +225,34 @@ async def test_a_device_whose_sessions_die_is_told_by_how_they_ended(tmp_path: P
     assert "not provisioned and quiet for 1 s within 3 s" in message
     assert "GetParameterValues of that partial path" in message
     assert "no device informed" not in message
+
+
+def test_reports_show_a_warning_as_a_pass_and_a_case_not_run_as_skipped() -> None:
+    digest, rate, url = select(["http.rate-limit", "http.digest-valid", "datamodel.cr-url-http"])
+    results = [
+        CaseResult(
+            rate, Verdict.WARN, "answered 200: it SHOULD", 6.0, (Entry(0.1, Kind.NOTE, "x"),)
+        ),
+        CaseResult(digest, Verdict.PASS, "", 1.0, ()),
+        CaseResult(url, Verdict.NOT_RUN, "the device is unresponsive since case x", 0.0, ()),
+    ]
+    suite = ET.fromstring(junit_xml(results, "dev", datetime(2026, 1, 1, tzinfo=UTC)))
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "0", "1")
+    warned = suite.find("testcase[@name='http.rate-limit']")
+    assert warned is not None and warned.find("failure") is None and warned.find("skipped") is None
+    properties = {p.get("name"): p.get("value") for p in warned.iter("property")}
+    assert properties["verdict"] == "warn"
+    assert properties["warning"] == "answered 200: it SHOULD"
+    assert (warned.findtext("system-out") or "").startswith("WARNING: answered 200: it SHOULD")
+    not_run = suite.find("testcase[@name='datamodel.cr-url-http']/skipped")
+    assert not_run is not None and not_run.get("message") == results[2].reason
+    page = html_report(results, "dev", "http://acs/", datetime(2026, 1, 1, tzinfo=UTC))
+    assert '<section id="http.rate-limit" class="warn">' in page
+    assert '<span class="badge warn">warn</span>' in page
+    assert '<span class="badge not-run">not run</span>' in page
+    assert (
+        '<span class="t-pass">1 passed</span>, <span class="t-warn">1 warned</span>, '
+        '<span class="t-fail">0 failed</span>, <span class="t-skipped">0 skipped</span>, '
+        '<span class="t-not-run">1 not run</span>'
+    ) in page
+    assert exit_code(results[:2]) == 0 and exit_code(results) == 1
