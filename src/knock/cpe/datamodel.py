@@ -32,26 +32,22 @@ from knock.cwmp.rpcs import (
 from knock.cwmp.values import UNKNOWN_TIME, InvalidValue, XsdType, canonical_type, to_python
 
 BUILTIN_MODELS: Final = ("tr181", "tr098", "tr098-http")
+# The ManagementServer parameters of UDP connection requests (UDPConnReq:1, TR-111 part 2).
+UDP_PARAMETERS: Final = (
+    "UDPConnectionRequestAddress",
+    "NATDetected",
+    "STUNEnable",
+    "STUNServerAddress",
+    "STUNServerPort",
+    "STUNUsername",
+    "STUNPassword",
+    "STUNMinimumKeepAlivePeriod",
+    "STUNMaximumKeepAlivePeriod",
+)
 # Built-in variants: a base model less ManagementServer parameters. tr098-http is the device
 # load-test simulators and many small CPEs are: HTTP connection requests only, no STUN (no
 # UDPConnReq:1 parameters) and no SupportedConnReqMethods to say so.
-_VARIANTS: Final = {
-    "tr098-http": (
-        "tr098",
-        (
-            "UDPConnectionRequestAddress",
-            "STUNEnable",
-            "STUNServerAddress",
-            "STUNServerPort",
-            "STUNUsername",
-            "STUNPassword",
-            "STUNMaximumKeepAlivePeriod",
-            "STUNMinimumKeepAlivePeriod",
-            "NATDetected",
-            "SupportedConnReqMethods",
-        ),
-    ),
-}
+_VARIANTS: Final = {"tr098-http": ("tr098", (*UDP_PARAMETERS, "SupportedConnReqMethods"))}
 
 _INSTANCE: Final = "{i}."
 _SUBSCRIBER: Final = "Subscriber"
