@@ -7,21 +7,23 @@ from __future__ import annotations
 from typing import Final, Literal
 
 from knock.check.context import CheckContext
+from knock.check.profiles import PROFILES
 
 Method = Literal["STUN", "XMPP"]  # as SupportedConnReqMethods names them
 
-# What the cases of each method read and set (TR-111 part 2 / TR-069 Annex G; Annex K).
+
+def _management(profile: str, *leaves_left_out: str) -> tuple[str, ...]:
+    """The ManagementServer parameters of *profile* (profiles.py), as leaves."""
+    prefix = "ManagementServer."
+    found = (r.path.removeprefix(prefix) for r in PROFILES[profile] if r.path.startswith(prefix))
+    return tuple(leaf for leaf in found if leaf not in leaves_left_out)
+
+
+# What the cases of each method read and set: the ManagementServer part of the method's profile
+# (SupportedConnReqMethods aside, which TR-098 and older TR-181 devices lack).
 NEEDED: Final[dict[Method, tuple[str, ...]]] = {
-    "STUN": (
-        "UDPConnectionRequestAddress",
-        "STUNEnable",
-        "STUNServerAddress",
-        "STUNUsername",
-        "STUNPassword",
-        "STUNMinimumKeepAlivePeriod",
-        "STUNMaximumKeepAlivePeriod",
-    ),
-    "XMPP": ("ConnReqJabberID", "ConnReqXMPPConnection", "ConnReqAllowedJabberIDs"),
+    "STUN": _management("UDPConnReq:1"),
+    "XMPP": _management("XMPPConnReq:1", "SupportedConnReqMethods"),
 }
 WHAT: Final[dict[Method, str]] = {"STUN": "UDP (STUN)", "XMPP": "XMPP"}
 
