@@ -113,7 +113,11 @@ async def sets_what_the_device_lacks(ctx: CheckContext) -> None:
 
 @pytest.fixture
 async def http_only(tmp_path: Path) -> AsyncIterator[CheckLab]:
-    async with check_lab(tmp_path, methods=(CrMethod.HTTP,), **HTTP_ONLY) as lab:
+    # A session the device dropped ends when the ACS's session timeout passes: short here.
+    quick = {"cwmp_session_timeout": 5.0}
+    async with check_lab(
+        tmp_path, methods=(CrMethod.HTTP,), acs_settings=quick, **HTTP_ONLY
+    ) as lab:
         yield lab
 
 
