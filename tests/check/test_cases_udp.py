@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from check_lab import CheckLab, assert_fails_exactly, check_lab, run_lab
 
-from knock.check import CaseResult, Kind, Verdict, select
+from knock.check import CaseResult, Kind, Verdict, run_cases, select
 from knock.cpe.defects import Defect
 from knock.vocab import CrMethod
 
@@ -142,3 +142,14 @@ async def test_an_http_only_device_skips_every_udp_and_xmpp_case(tmp_path: Path)
         "Device.ManagementServer.SupportedConnReqMethods is 'HTTP'",
     }
     assert not [e for r in results for e in r.evidence if e.kind is Kind.SENT]
+
+
+async def test_a_run_sets_the_keepalive_periods_back_at_its_end(tmp_path: Path) -> None:
+    names = [f"Device.ManagementServer.STUN{m}imumKeepAlivePeriod" for m in ("Min", "Max")]
+    async with check_lab(tmp_path, methods=(CrMethod.HTTP, CrMethod.UDP)) as lab:
+        await udp_ready(lab)
+        provisioned = [lab.cpe.model.get(name) for name in names]
+        results = await run_cases(lab.dut, select(["udp.binding-request", "udp.keepalive-periods"]))
+        after = [lab.cpe.model.get(name) for name in names]
+    assert [r.verdict for r in results] == [Verdict.PASS, Verdict.PASS], results
+    assert provisioned == ["20", "60"] and after == provisioned

@@ -22,7 +22,7 @@ from typing import Final
 from knock.check.cases import case
 from knock.check.context import CheckContext, Watch
 from knock.check.evidence import Kind
-from knock.check.memo import memo, once
+from knock.check.memo import Undo, memo, once
 from knock.check.observe_stun import NO_STUN_CREDENTIALS, Seen, StunWatch, describe, stun_watch
 from knock.check.offers import require
 from knock.connreq.udp import build_udp_cr
@@ -222,14 +222,15 @@ async def wrong_username(ctx: CheckContext) -> None:
 async def short_keepalives(ctx: CheckContext) -> AsyncIterator[tuple[int, int]]:
     """Keep-alive periods short enough to watch several keep-alives within a case: the first
     case of a run sets them on the device (the ACS stores no values it set, so what the device
-    holds is only known by setting it) and they stay for the rest of the run."""
+    holds is only known by setting it) and they stay for the rest of the run, at whose end
+    the values the device had come back."""
     names = (ctx.ms("STUNMinimumKeepAlivePeriod"), ctx.ms("STUNMaximumKeepAlivePeriod"))
 
     await require(ctx, "STUN")  # before setting what a device without STUN lacks
 
-    async def shorten() -> None:
+    async def shorten() -> Undo:
         ctx.note(f"setting keep-alive periods of {SHORT_KEEPALIVE[0]}-{SHORT_KEEPALIVE[1]} s")
-        await ctx.set_values(dict(zip(names, map(str, SHORT_KEEPALIVE), strict=True)))
+        return await ctx.change(dict(zip(names, map(str, SHORT_KEEPALIVE), strict=True)))
 
     await once(ctx, "short keep-alives", shorten)
     yield SHORT_KEEPALIVE

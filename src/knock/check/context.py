@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -258,6 +258,17 @@ class CheckContext:
                 f"the device refused SetParameterValues of {', '.join(values)}: "
                 f"{done.fault_code} {done.fault_string}"
             )
+
+    async def change(self, values: Mapping[str, str]) -> Callable[[CheckContext], Awaitable[None]]:
+        """`set_values` after reading what the device holds; returns what sets that back."""
+        before = await self.read(*values)
+        await self.set_values(values)
+
+        async def undo(ctx: CheckContext) -> None:
+            ctx.note(f"setting back {', '.join(f'{k} = {v}' for k, v in before.items())}")
+            await ctx.set_values(before)
+
+        return undo
 
     async def responds(self) -> str:
         """ "" when the device still responds: its session ends (a dropped one once the ACS's

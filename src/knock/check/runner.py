@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from knock.check.cases import Case
 from knock.check.context import DeviceUnderTest
 from knock.check.evidence import Entry
+from knock.check.memo import restore
 from knock.check.verdict import CaseFailed, CaseResult, CaseSkipped, CaseWarned, Verdict
 
 log = logging.getLogger("knock.check")
@@ -69,12 +70,14 @@ async def run_cases(
     cases: Iterable[Case],
     on_result: Callable[[CaseResult], None] | None = None,
 ) -> list[CaseResult]:
+    """Run *cases* in order, then set back what set-ups shared by several cases changed."""
     results = []
     for case in cases:
         result = await run_case(dut, case)
         if on_result is not None:
             on_result(result)
         results.append(result)
+    await restore(dut)
     return results
 
 
