@@ -24,7 +24,7 @@ from knock.auth import (
 )
 from knock.check.evidence import Evidence, Kind
 from knock.check.options import CheckOptions
-from knock.check.verdict import CaseFailed, CaseSkipped, CaseWarned
+from knock.check.verdict import CaseFailed, CaseSkipped, CaseWarned, DeviceSilent
 from knock.notify import Arrival, SessionEnded, Subscription, TaskFinished
 from knock.server import Running
 from knock.store.rows import CrTarget, TaskRow
@@ -138,6 +138,10 @@ class CheckContext:
     def fail(self, reason: str) -> NoReturn:
         raise CaseFailed(reason)
 
+    def silent(self, reason: str) -> NoReturn:
+        """Fail the case because the device did not answer within a wait."""
+        raise DeviceSilent(reason)
+
     def skip(self, reason: str) -> NoReturn:
         raise CaseSkipped(reason)
 
@@ -215,7 +219,7 @@ class CheckContext:
                     if sessions
                     else "no session began"
                 )
-                self.fail(f"the device did not answer {spec['name']} within {wait:g} s: {why}")
+                self.silent(f"the device did not answer {spec['name']} within {wait:g} s: {why}")
             finally:
                 if reach is not None:
                     reach.cancel()
@@ -331,7 +335,7 @@ class CheckContext:
                         if isinstance(item, Arrival):
                             self._record_arrival(item)
             except TimeoutError:
-                self.fail(f"the device's session did not end within {wait} s")
+                self.silent(f"the device's session did not end within {wait:g} s")
 
     # --- HTTP connection requests --------------------------------------------------------------
 
@@ -355,7 +359,7 @@ class CheckContext:
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.evidence.add(Kind.RECEIVED, f"no answer: {exc!r}")
-            self.fail(f"the device did not answer GET {url}: {exc!r}")
+            self.silent(f"the device did not answer GET {url}: {exc!r}")
         if exchange.status in (200, 204):
             self.dut.last_accepted = time.monotonic()
         self.evidence.add(
@@ -494,12 +498,11 @@ class Watch:
                 while len(matching()) < nth:
                     await self._next()
         except TimeoutError:
-            others = "; ".join(", ".join(a.events) for a in self.arrivals)
             what = "Inform" if event is None else f"Inform with {event}"
-            self._ctx.fail(
-                f"no {what} within {wait:g} s"
-                + (f" (the device informed with [{others}])" if others else "")
-            )
+            if not self.arrivals:
+                self._ctx.silent(f"no {what} within {wait:g} s")
+            others = "; ".join(", ".join(a.events) for a in self.arrivals)
+            self._ctx.fail(f"no {what} within {wait:g} s (the device informed with [{others}])")
         return matching()[nth - 1]
 
     async def first(self, matches: Callable[[Arrival], bool], within: float) -> Arrival | None:
@@ -565,7 +568,7 @@ class Watch:
                 while session not in self.ended:
                     await self._next()
         except TimeoutError:
-            self._ctx.fail(f"session {session} did not end within {wait:g} s")
+            self._ctx.silent(f"session {session} did not end within {wait:g} s")
 
 
 def _target(url: str) -> str:

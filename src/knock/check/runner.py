@@ -1,7 +1,8 @@
 """Run cases one after another against one device, each within the per-case timeout.
 
-A case that fails is followed by a check that the device still responds; once it does not, the
-cases after it are `not run` rather than failed, each saying since which case."""
+A case that fails because the device did not answer (or by a timeout or an error of its own) is
+followed by a check that the device still responds; once it does not, the cases after it are
+`not run` rather than failed, each saying since which case."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from knock.check.cases import Case
 from knock.check.context import DeviceUnderTest
 from knock.check.evidence import Entry
 from knock.check.memo import restore
-from knock.check.verdict import CaseFailed, CaseResult, CaseSkipped, CaseWarned, Verdict
+from knock.check.verdict import (
+    CaseFailed,
+    CaseResult,
+    CaseSkipped,
+    CaseWarned,
+    DeviceSilent,
+    Verdict,
+)
 
 log = logging.getLogger("knock.check")
 
@@ -34,11 +42,14 @@ async def run_case(dut: DeviceUnderTest, case: Case) -> CaseResult:
         ctx.note(f"{Verdict.NOT_RUN.value}: {reason}")
         return _result(case, Verdict.NOT_RUN, reason, started, ctx.evidence.entries)
     verdict, reason = Verdict.PASS, ""
+    answered = False  # the case failed on what the device answered: it responds
     try:
         async with asyncio.timeout(dut.options.case_timeout):
             await case.run(ctx)
-    except CaseFailed as exc:
+    except DeviceSilent as exc:
         verdict, reason = Verdict.FAIL, str(exc)
+    except CaseFailed as exc:
+        verdict, reason, answered = Verdict.FAIL, str(exc), True
     except CaseWarned as exc:
         verdict, reason = Verdict.WARN, str(exc)
     except CaseSkipped as exc:
@@ -49,7 +60,7 @@ async def run_case(dut: DeviceUnderTest, case: Case) -> CaseResult:
     except Exception as exc:  # a broken case is reported, not fatal
         log.exception("case %s raised", case.id)
         verdict, reason = Verdict.FAIL, f"the case raised {exc!r}"
-    if verdict is Verdict.FAIL:
+    if verdict is Verdict.FAIL and not answered:
         why = await ctx.responds()
         if why:
             dut.unresponsive = f"case {case.id}: {why}"

@@ -28,6 +28,11 @@ class CaseFailed(Exception):
     """The device broke the requirement; the message says how, in the device's terms."""
 
 
+class DeviceSilent(CaseFailed):
+    """The device did not answer within a wait: besides failing the case, it may have stopped
+    responding, which the runner then checks."""
+
+
 class CaseWarned(Exception):
     """The device does not do what the standard says it SHOULD: the message says what it did."""
 
