@@ -17,16 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from knock.check import CheckOptions, Kind, select
 from knock.check.run import run_check
-from knock.config import Settings
 from knock.cpe.cr_rate import CrPolicy
 from knock.cpe.cr_services import CrServices
 from knock.cpe.defects import Defect
@@ -36,23 +35,15 @@ from knock.server import Running
 from knock.vocab import CrMethod
 from report import report
 
+# The tests' loopback settings (every listener on 127.0.0.1, any free port), not a copy of them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from serve_support import loopback_settings
+
 WAITED = re.compile(r"(?:waiting|watching) ([0-9.]+) s ")
 
 
 async def measure(folder: Path) -> dict[str, Any]:
-    settings = replace(
-        Settings(),
-        cwmp_host="127.0.0.1",
-        cwmp_port=0,
-        nbi_port=0,
-        stun_host="127.0.0.1",
-        stun_port=0,
-        xmpp_host="127.0.0.1",
-        xmpp_port=0,
-        xmpp_tls_port=0,
-        store_url=f"sqlite:///{folder / 'check.db'}",
-        data_dir=str(folder / "data"),
-    )
+    settings = loopback_settings(folder)
     options = CheckOptions()
     services = CrServices((CrMethod.HTTP,), CrPolicy())
     await services.start()
