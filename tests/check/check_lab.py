@@ -42,6 +42,7 @@ class CheckLab:
     services: CrServices
     cpe: SimulatedCpe
     dut: DeviceUnderTest
+    running: asyncio.Task[None]  # the device's life: cancel it and the device is gone
 
     async def run(self, case_id: str) -> CaseResult:
         (case,) = select([case_id])
@@ -76,7 +77,7 @@ async def check_lab(
     try:
         dut = await found
         await _reported(dut, methods)
-        yield CheckLab(acs, services, cpe, dut)
+        yield CheckLab(acs, services, cpe, dut, running)
     finally:
         found.cancel()
         running.cancel()
@@ -122,10 +123,13 @@ async def run_lab(
 
 
 def assert_fails_exactly(
-    results: dict[str, CaseResult], failing: set[str], skipping: set[str] | None = None
+    results: dict[str, CaseResult],
+    failing: set[str],
+    skipping: set[str] | None = None,
+    warning: set[str] | None = None,
 ) -> None:
     """The cases *failing* failed, each with its reason as its evidence's last entry, those of
-    *skipping* were skipped, and every other case passed."""
+    *skipping* were skipped, those of *warning* warned, and every other case passed."""
     by_verdict: dict[Verdict, set[str]] = {verdict: set() for verdict in Verdict}
     for case_id, result in results.items():
         by_verdict[result.verdict].add(case_id)
@@ -135,3 +139,8 @@ def assert_fails_exactly(
         assert results[case_id].evidence[-1].summary == f"fail: {results[case_id].reason}"
     skipped = by_verdict[Verdict.SKIPPED]
     assert skipped == (skipping or set()), {c: results[c].reason for c in skipped}
+    warned = by_verdict[Verdict.WARN]
+    assert warned == (warning or set()), {c: results[c].reason for c in warned}
+    assert not by_verdict[Verdict.NOT_RUN], {
+        c: results[c].reason for c in by_verdict[Verdict.NOT_RUN]
+    }

@@ -48,5 +48,5 @@ async def test_profiles_skip_on_an_http_only_device(tmp_path: Path) -> None:
         for case_id in ("datamodel.xmpp-basic-profile", "datamodel.udp-connreq-profile"):
             result = await lab.run(case_id)
             assert result.verdict is Verdict.SKIPPED, result
-            assert "does not offer" in result.reason
+            assert "SupportedConnReqMethods is 'HTTP'" in result.reason, result.reason
             assert result.evidence[-1].kind is Kind.NOTE

@@ -3,6 +3,7 @@ that each defect fails exactly its cases is test_defects_http.py's."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from check_lab import CheckLab, check_lab
 
 from knock.check import Kind, Verdict, select
+from knock.notify import Arrival
 from knock.vocab import Event
 
 
@@ -33,3 +35,23 @@ async def test_valid_digest_request_passes_with_its_evidence(good: CheckLab) -> 
     assert "Device.ManagementServer.ConnectionRequestURL = http://" in exchanged[4].detail
     assert [e.at for e in exchanged] == sorted(e.at for e in exchanged)
     assert select(["http.*"])[0].requirement == "TR-069 §3.2.2"
+
+
+async def test_a_follow_up_session_of_the_devices_own_is_not_a_second_cr_session(
+    good: CheckLab,
+) -> None:
+    async def periodic_during_the_first_session() -> None:
+        with good.acs.hub.subscribe(good.dut.device_id) as heard:
+            while not isinstance(await heard.next(), Arrival):
+                pass
+        good.cpe.request_session(Event.PERIODIC)  # in a session: one more right after it
+
+    follow_up = asyncio.create_task(periodic_during_the_first_session())
+    result = await good.run("http.burst-one-session")
+    await follow_up
+    assert result.verdict is Verdict.PASS, result.reason
+    informs = [e.summary for e in result.evidence if e.kind is Kind.INFORM]
+    assert len(informs) == 2 and "2 PERIODIC" in informs[1], informs
+    assert "a session of the device's own (Inform [2 PERIODIC]), not counted" in [
+        e.summary for e in result.evidence
+    ]

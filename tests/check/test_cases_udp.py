@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from check_lab import CheckLab, assert_fails_exactly, check_lab, run_lab
 
-from knock.check import CaseResult, Kind, Verdict, select
+from knock.check import CaseResult, Kind, Verdict, run_cases, select
 from knock.cpe.defects import Defect
 from knock.vocab import CrMethod
 
@@ -133,9 +133,23 @@ async def test_an_http_only_device_skips_every_udp_and_xmpp_case(tmp_path: Path)
         results = [await lab.run(case.id) for case in select(["udp.*", "xmpp.*"])]
     reasons = {r.reason for r in results if r.verdict is Verdict.SKIPPED}
     assert len(results) == sum(r.verdict is Verdict.SKIPPED for r in results) == 17
+    # A TR-181 device says so in SupportedConnReqMethods (a TR-098 one without it:
+    # test_http_only_device.py).
     assert reasons == {
-        "the device does not offer UDP connection requests (SupportedConnReqMethods)",
-        "the device does not offer XMPP connection requests (SupportedConnReqMethods)",
-        "the ACS runs no STUN server, or the device offers no UDP connection requests "
-        "(SupportedConnReqMethods) or took no STUN credentials",
+        "the device offers no UDP (STUN) connection requests: its "
+        "Device.ManagementServer.SupportedConnReqMethods is 'HTTP'",
+        "the device offers no XMPP connection requests: its "
+        "Device.ManagementServer.SupportedConnReqMethods is 'HTTP'",
     }
+    assert not [e for r in results for e in r.evidence if e.kind is Kind.SENT]
+
+
+async def test_a_run_sets_the_keepalive_periods_back_at_its_end(tmp_path: Path) -> None:
+    names = [f"Device.ManagementServer.STUN{m}imumKeepAlivePeriod" for m in ("Min", "Max")]
+    async with check_lab(tmp_path, methods=(CrMethod.HTTP, CrMethod.UDP)) as lab:
+        await udp_ready(lab)
+        provisioned = [lab.cpe.model.get(name) for name in names]
+        results = await run_cases(lab.dut, select(["udp.binding-request", "udp.keepalive-periods"]))
+        after = [lab.cpe.model.get(name) for name in names]
+    assert [r.verdict for r in results] == [Verdict.PASS, Verdict.PASS], results
+    assert provisioned == ["20", "60"] and after == provisioned

@@ -9,9 +9,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from check_lab import FAST, check_lab
 from typer.testing import CliRunner
 
+from acs.scripted_cpe import ScriptedCpe
 from knock.check import (
     Case,
     CaseResult,
@@ -24,6 +26,7 @@ from knock.check import (
     select,
 )
 from knock.check.cases import CaseFn
+from knock.check.device import NoDevice, wait_for_device
 from knock.check.report_html import html_report
 from knock.check.report_junit import junit_xml
 from knock.check.run import check_settings, run_check
@@ -33,7 +36,9 @@ from knock.cpe.cr_rate import CrPolicy
 from knock.cpe.cr_services import CrServices
 from knock.cpe.defects import Defect
 from knock.cpe.device import SimulatedCpe
-from knock.server import Running
+from knock.cwmp.rpcs import GetParameterNames, GetParameterValues
+from knock.notify import SessionEnded
+from knock.server import Running, start
 from knock.vocab import CrMethod, Event
 from serve_support import loopback_settings
 
@@ -151,8 +156,11 @@ async def test_the_runner_turns_every_ending_of_a_case_into_a_verdict(tmp_path: 
         failed = await run_case(lab.dut, made(broken))
         skipped = await run_case(lab.dut, made(unsure))
     assert (hung.verdict, hung.reason) == (Verdict.FAIL, "the case did not end within 0.5 s")
-    assert [e.summary for e in hung.evidence if e.kind is Kind.NOTE][-2:] == [
+    # A failure is followed by a check that the device still responds, in the evidence.
+    assert [e.summary for e in hung.evidence if e.kind is Kind.NOTE][-4:] == [
         "about to hang",
+        "checking that the device still responds",
+        "the device still responds",
         "fail: the case did not end within 0.5 s",
     ]
     assert (failed.verdict, failed.reason) == (
@@ -190,3 +198,73 @@ async def test_only_a_session_answering_a_request_counts_against_no_session(
     assert counted.reason == (
         "the device opened a session (Inform [6 CONNECTION REQUEST]) that should not come"
     )
+
+
+async def test_a_device_whose_sessions_die_is_told_by_how_they_ended(tmp_path: Path) -> None:
+    acs = await start(loopback_settings(tmp_path, cr_provision="random"))
+    try:
+        options = replace(FAST, device_within=3.0, quiet_for=1.0)
+        waiting = asyncio.create_task(wait_for_device(acs, options))
+        await asyncio.sleep(0)  # let it subscribe before the first Inform
+
+        async def session(cpe: ScriptedCpe) -> None:
+            await cpe.inform("0 BOOTSTRAP", "1 BOOT")
+            read = await cpe.empty()
+            assert read.envelope is not None
+            # The partial path first, then (Knock learns) its names, then the known leaves.
+            assert isinstance(read.envelope.body, GetParameterValues | GetParameterNames)
+
+        for _ in range(2):
+            with acs.hub.subscribe("00D09E-ScriptBox-DROP1") as announcements:
+                async with ScriptedCpe(acs.acs_url, serial="DROP1") as cpe:
+                    await session(cpe)
+                # The connection closes unanswered, as a device that crashes on the read does;
+                # the ACS ends the session then, before the next Inform could supersede it.
+                while not isinstance(await announcements.next(), SessionEnded):
+                    pass
+        async with ScriptedCpe(acs.acs_url, serial="DROP1") as cpe:
+            await session(cpe)  # and this one hangs, open, until the check gives up
+            with pytest.raises(NoDevice) as raised:
+                await waiting
+    finally:
+        await acs.close()
+    message = str(raised.value)
+    assert message.startswith(
+        "device 00D09E-ScriptBox-DROP1 informed 3 times (3 x [0 BOOTSTRAP, 1 BOOT]); its sessions: "
+    ), message
+    assert "2 cut short (the device closed the connection without answering)" in message
+    assert "1 still open" in message
+    assert "not provisioned and quiet for 1 s within 3 s" in message
+    assert "GetParameterValues of that partial path; from a device that faulted" in message
+    assert "no device informed" not in message
+
+
+def test_reports_show_a_warning_as_a_pass_and_a_case_not_run_as_skipped() -> None:
+    digest, rate, url = select(["http.rate-limit", "http.digest-valid", "datamodel.cr-url-http"])
+    results = [
+        CaseResult(
+            rate, Verdict.WARN, "answered 200: it SHOULD", 6.0, (Entry(0.1, Kind.NOTE, "x"),)
+        ),
+        CaseResult(digest, Verdict.PASS, "", 1.0, ()),
+        CaseResult(url, Verdict.NOT_RUN, "the device is unresponsive since case x", 0.0, ()),
+    ]
+    suite = ET.fromstring(junit_xml(results, "dev", datetime(2026, 1, 1, tzinfo=UTC)))
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "0", "1")
+    warned = suite.find("testcase[@name='http.rate-limit']")
+    assert warned is not None and warned.find("failure") is None and warned.find("skipped") is None
+    properties = {p.get("name"): p.get("value") for p in warned.iter("property")}
+    assert properties["verdict"] == "warn"
+    assert properties["warning"] == "answered 200: it SHOULD"
+    assert (warned.findtext("system-out") or "").startswith("WARNING: answered 200: it SHOULD")
+    not_run = suite.find("testcase[@name='datamodel.cr-url-http']/skipped")
+    assert not_run is not None and not_run.get("message") == results[2].reason
+    page = html_report(results, "dev", "http://acs/", datetime(2026, 1, 1, tzinfo=UTC))
+    assert '<section id="http.rate-limit" class="warn">' in page
+    assert '<span class="badge warn">warn</span>' in page
+    assert '<span class="badge not-run">not run</span>' in page
+    assert (
+        '<span class="t-pass">1 passed</span>, <span class="t-warn">1 warned</span>, '
+        '<span class="t-fail">0 failed</span>, <span class="t-skipped">0 skipped</span>, '
+        '<span class="t-not-run">1 not run</span>'
+    ) in page
+    assert exit_code(results[:2]) == 0 and exit_code(results) == 1

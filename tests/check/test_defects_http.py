@@ -10,9 +10,9 @@ import pytest
 import pytest_asyncio
 from check_lab import assert_fails_exactly, run_lab
 
-from knock.check import CaseResult, select
+from knock.check import CaseResult, Kind, select
 from knock.cpe.defects import Defect
-from knock.vocab import CrMethod
+from knock.vocab import CrMethod, Event
 
 HTTP_ONLY = (CrMethod.HTTP,)
 ALL = (CrMethod.HTTP, CrMethod.UDP, CrMethod.XMPP)
@@ -24,12 +24,18 @@ EXPECTED: dict[Defect | None, tuple[tuple[CrMethod, ...], list[str], set[str]]] 
     Defect.ACCEPT_ANY_CR_AUTH: (
         HTTP_ONLY,
         HTTP_CASES,
-        {"http.no-credentials", "http.wrong-password", "http.basic-refused", "http.nonce-reuse"},
+        {
+            "http.digest-valid",
+            "http.no-credentials",
+            "http.wrong-password",
+            "http.basic-refused",
+            "http.nonce-reuse",
+        },
     ),
     Defect.BASIC_ACCEPTED: (HTTP_ONLY, HTTP_CASES, {"http.basic-refused"}),
     Defect.NO_CR_EVENT: (HTTP_ONLY, HTTP_CASES, {"http.digest-valid"}),
     Defect.NO_503_WHEN_BUSY: (HTTP_ONLY, HTTP_CASES, {"http.busy"}),
-    Defect.NO_RATE_LIMIT: (HTTP_ONLY, HTTP_CASES, {"http.rate-limit"}),
+    Defect.NO_RATE_LIMIT: (HTTP_ONLY, HTTP_CASES, set()),  # http.rate-limit warns: a SHOULD
     Defect.CR_URL_ANY_PATH: (HTTP_ONLY, HTTP_CASES, {"http.wrong-path"}),
     Defect.HTTPS_CR_URL: (HTTP_ONLY, HTTP_CASES, {"datamodel.cr-url-http"}),
     Defect.NO_ACTIVE_NOTIFY_JID: (ALL, ["datamodel.*"], {"datamodel.jid-notify"}),
@@ -54,7 +60,34 @@ async def test_a_defect_fails_exactly_its_cases(
 ) -> None:
     # With an https:// ConnectionRequestURL there is nothing to talk HTTP to.
     skipping = {c.id for c in select(["http.*"])} if defect is Defect.HTTPS_CR_URL else set()
-    assert_fails_exactly(results[defect], EXPECTED[defect][2], skipping)
+    warning = {"http.rate-limit"} if defect is Defect.NO_RATE_LIMIT else set()
+    assert_fails_exactly(results[defect], EXPECTED[defect][2], skipping, warning)
+
+
+async def test_a_device_that_never_challenges_fails_the_digest_cases_with_that_evidence(
+    results: dict[Defect | None, dict[str, CaseResult]],
+) -> None:
+    found = results[Defect.ACCEPT_ANY_CR_AUTH]
+    for case_id in ("http.digest-valid", "http.wrong-password", "http.nonce-reuse"):
+        result = found[case_id]
+        assert result.reason.startswith(
+            "the device made no challenge: a CR without credentials was answered 200, not 401"
+        ), result.reason
+        exchanged = [e.summary for e in result.evidence if e.kind in (Kind.SENT, Kind.RECEIVED)]
+        assert exchanged[0].endswith("(no Authorization)"), exchanged
+        assert exchanged[1] == "200 0 bytes of body", exchanged
+        assert not any("Digest Authorization" in summary for summary in exchanged)
+
+
+async def test_a_device_that_does_not_rate_limit_warns_and_its_session_is_waited_for(
+    results: dict[Defect | None, dict[str, CaseResult]],
+) -> None:
+    result = results[Defect.NO_RATE_LIMIT]["http.rate-limit"]
+    assert result.reason.startswith("a CR right after the session the previous one opened was")
+    assert "which TR-069 §3.2.2 says it SHOULD" in result.reason
+    informs = [e for e in result.evidence if e.kind is Kind.INFORM]
+    assert len(informs) == 2 and all(Event.CONNECTION_REQUEST in e.summary for e in informs)
+    assert result.evidence[-1].summary == f"warn: {result.reason}"
 
 
 async def test_a_session_without_the_event_is_told_in_words(

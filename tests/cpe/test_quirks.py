@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from cpe_support import FakeAcs, FakeClock, MakeCpe, RunCpe
 from typer.testing import CliRunner
 
 from knock.cli import app
 from knock.cpe.datamodel import DataModel, load_model
 from knock.cpe.fleet_config import FleetConfig
-from knock.cpe.quirks import Quirk, parse_quirks, shaped
+from knock.cpe.quirks import Quirk, Quirks, parse_quirks, shaped
 from knock.cpe.rpc_handler import Dropped, Handled, handle
 from knock.cpe.stun_agent import Send, StunAgent, StunConfig
 from knock.cpe.switches import SwitchError
@@ -144,3 +145,35 @@ def test_a_connection_added_brings_its_server_row_and_the_server_table_is_read_o
     assert model.get(f"{CONN}1.ServerNumberOfEntries") == "1"
     assert handle(DeleteObject(f"{CONN}1."), model, NOW).response == DeleteObjectResponse(0)
     assert model.get("Device.XMPP.ConnectionNumberOfEntries") == "0"
+
+
+STUN_ENABLE = "InternetGatewayDevice.ManagementServer.STUNEnable"
+
+
+def test_the_http_only_tr098_variant_lacks_stun_and_supported_methods() -> None:
+    full, http_only = load_model("tr098"), load_model("tr098-http")
+    for leaf in ("STUNEnable", "UDPConnectionRequestAddress", "SupportedConnReqMethods"):
+        assert full.management(leaf) in full.params
+        assert http_only.management(leaf) not in http_only.params
+    assert http_only.management("ConnectionRequestURL") in http_only.params
+    assert http_only.name == "tr098-http"
+
+
+@pytest.mark.parametrize("quirks", [frozenset(), frozenset({Quirk.DROP_ON_UNKNOWN_PARAMETER})])
+async def test_a_read_of_a_parameter_the_device_lacks_faults_or_drops_the_session(
+    make_cpe: MakeCpe, run_cpe: RunCpe, acs: FakeAcs, clock: FakeClock, quirks: Quirks
+) -> None:
+    acs.scripts.append([GetParameterValues([STUN_ENABLE])])
+    cpe = make_cpe("HTTP1", "tr098-http", quirks=quirks)
+    run_cpe(cpe)
+    if not quirks:
+        answered = await acs.next_session()
+        [fault] = answered.responses
+        assert isinstance(fault, Fault) and fault.fault_code == 9005
+        return
+    assert (await acs.next_inform()).retry_count == 0
+    # No answer, no Fault: the session failed, and the device informs again after its wait.
+    clock.advance_to(await clock.next_timer())
+    again = await acs.next_session()
+    assert again.inform.retry_count == 1 and again.responses == []
+    assert cpe.counts.failed == 1

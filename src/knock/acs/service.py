@@ -133,6 +133,11 @@ class AcsService:
     def in_session(self, device_id: str) -> bool:
         return device_id in self._by_device
 
+    @property
+    def session_timeout(self) -> float:
+        """Seconds of silence after which a session is dropped."""
+        return self._timeout
+
     def hold(self, device_id: str) -> asyncio.Event:
         """Keep the device's next sessions waiting for their InformResponse until the returned
         event is set: the checker needs a device that stays in a session while it sends a

@@ -11,7 +11,7 @@ from knock.check.cases import case
 from knock.check.cases_udp import SLACK, device_address, mapping_restored, short_keepalives
 from knock.check.context import CheckContext, Watch
 from knock.check.observe_stun import stun_watch
-from knock.check.offers import supports
+from knock.check.offers import Method, require
 from knock.check.profiles import shortfalls
 from knock.stun.attributes import Address
 from knock.stun.service import Handled
@@ -36,11 +36,8 @@ async def _names(ctx: CheckContext, *objects: str) -> dict[str, bool]:
     return names
 
 
-async def _profile(ctx: CheckContext, profile: str, method: str, *objects: str) -> None:
-    if not await supports(ctx, method):
-        ctx.skip(
-            f"the device does not offer {method} connection requests (SupportedConnReqMethods)"
-        )
+async def _profile(ctx: CheckContext, profile: str, method: Method, *objects: str) -> None:
+    await require(ctx, method, declared_only=True)
     missing, read_only = shortfalls(profile, ctx.dut.root, await _names(ctx, *objects))
     problems = []
     if missing:
@@ -120,7 +117,7 @@ async def credentials_256(ctx: CheckContext) -> None:
     await ctx.acs.store.set_cr_credentials(ctx.device_id, username, password)
     await ctx.ready()
     with ctx.watch() as sessions:
-        answer = await ctx.http_cr(username, password)
+        answer = await ctx.digest_cr(username, password)
         ctx.expect(
             answer.status in (200, 204),
             f"a CR with the {LONGEST}-character credentials was answered {answer.status}",
@@ -135,8 +132,7 @@ async def credentials_256(ctx: CheckContext) -> None:
     "4 VALUE CHANGE",
 )
 async def jid_notify(ctx: CheckContext) -> None:
-    if not await supports(ctx, "XMPP"):
-        ctx.skip("the device does not offer XMPP connection requests (SupportedConnReqMethods)")
+    await require(ctx, "XMPP")
     name = ctx.ms("ConnReqJabberID")
     await _active(ctx, name)
     reference = ctx.ms("ConnReqXMPPConnection")
@@ -162,8 +158,7 @@ async def jid_notify(ctx: CheckContext) -> None:
     "the new address is informed at once with 4 VALUE CHANGE",
 )
 async def udp_address_notify(ctx: CheckContext) -> None:
-    if not await supports(ctx, "STUN"):
-        ctx.skip("the device does not offer UDP connection requests (SupportedConnReqMethods)")
+    await require(ctx, "STUN")
     name = ctx.ms("UDPConnectionRequestAddress")
     await _active(ctx, name)
     target = await ctx.target()

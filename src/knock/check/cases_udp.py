@@ -22,9 +22,9 @@ from typing import Final
 from knock.check.cases import case
 from knock.check.context import CheckContext, Watch
 from knock.check.evidence import Kind
-from knock.check.memo import memo, once
-from knock.check.observe_stun import Seen, StunWatch, describe, stun_watch
-from knock.check.offers import supports
+from knock.check.memo import Undo, memo, once
+from knock.check.observe_stun import NO_STUN_CREDENTIALS, Seen, StunWatch, describe, stun_watch
+from knock.check.offers import require
 from knock.connreq.udp import build_udp_cr
 from knock.connreq.udp_sender import parse_address, udp_address
 from knock.notify import Arrival
@@ -124,8 +124,7 @@ async def device_address(ctx: CheckContext) -> Address:
 async def udp_requests(ctx: CheckContext) -> UdpRequests:
     if ctx.acs.stun is None:
         ctx.skip("the ACS runs no STUN server, whose socket UDP connection requests leave from")
-    if not await supports(ctx, "STUN"):
-        ctx.skip("the device does not offer UDP connection requests (SupportedConnReqMethods)")
+    await require(ctx, "STUN")
     target = await ctx.target()
     if not target.management.get("UDPConnectionRequestAddress"):
         ctx.skip("the device reports no UDPConnectionRequestAddress: it offers no UDP CRs")
@@ -223,12 +222,15 @@ async def wrong_username(ctx: CheckContext) -> None:
 async def short_keepalives(ctx: CheckContext) -> AsyncIterator[tuple[int, int]]:
     """Keep-alive periods short enough to watch several keep-alives within a case: the first
     case of a run sets them on the device (the ACS stores no values it set, so what the device
-    holds is only known by setting it) and they stay for the rest of the run."""
+    holds is only known by setting it) and they stay for the rest of the run, at whose end
+    the values the device had come back."""
     names = (ctx.ms("STUNMinimumKeepAlivePeriod"), ctx.ms("STUNMaximumKeepAlivePeriod"))
 
-    async def shorten() -> None:
+    await require(ctx, "STUN")  # before setting what a device without STUN lacks
+
+    async def shorten() -> Undo:
         ctx.note(f"setting keep-alive periods of {SHORT_KEEPALIVE[0]}-{SHORT_KEEPALIVE[1]} s")
-        await ctx.set_values(dict(zip(names, map(str, SHORT_KEEPALIVE), strict=True)))
+        return await ctx.change(dict(zip(names, map(str, SHORT_KEEPALIVE), strict=True)))
 
     await once(ctx, "short keep-alives", shorten)
     yield SHORT_KEEPALIVE
@@ -290,12 +292,12 @@ async def stun_integrity(ctx: CheckContext) -> None:
 )
 async def address_mapped(ctx: CheckContext) -> None:
     stun = ctx.acs.stun
+    if stun is None:
+        ctx.skip("the ACS runs no STUN server (stun_enable is off)")
+    await require(ctx, "STUN")
     target = await ctx.target()
-    if stun is None or target.stun_username is None or not await supports(ctx, "STUN"):
-        ctx.skip(
-            "the ACS runs no STUN server, or the device offers no UDP connection requests "
-            "(SupportedConnReqMethods) or took no STUN credentials"
-        )
+    if target.stun_username is None:
+        ctx.skip(NO_STUN_CREDENTIALS)
     within = ctx.options.inform_within
     deadline = asyncio.get_running_loop().time() + within
     name = ctx.ms("UDPConnectionRequestAddress")

@@ -32,7 +32,10 @@ CHECK_HELP: Final = (
     "connection-request credentials, STUN and XMPP settings itself.\n\n"
     "What a lab varies: --xmpp-tls, --xmpp-connect, --stun-auth, --udp-delay, --cr-attempts, "
     "--cr-interval; waits: --inform-within (TR-069's 30 s), --quiet-for, --rate-gap. "
-    "The exit status is 1 when any case fails, 2 on a usage or start-up error."
+    "Verdicts: pass, warn (a SHOULD the device does not do), fail, skipped (a method the "
+    "device does not offer), not run (the device stopped responding in an earlier case). The "
+    "exit status is 0 when cases only passed, warned or were skipped, 1 when any failed or was "
+    "not run, 2 on a usage or start-up error."
 )
 CHECK_EPILOG: Final = (
     "Examples: knock check --list  |  knock check --html report.html --junit junit.xml  |  "

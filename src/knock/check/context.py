@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -24,7 +24,7 @@ from knock.auth import (
 )
 from knock.check.evidence import Evidence, Kind
 from knock.check.options import CheckOptions
-from knock.check.verdict import CaseFailed, CaseSkipped
+from knock.check.verdict import CaseFailed, CaseSkipped, CaseWarned, DeviceSilent
 from knock.notify import Arrival, SessionEnded, Subscription, TaskFinished
 from knock.server import Running
 from knock.store.rows import CrTarget, TaskRow
@@ -62,6 +62,8 @@ class DeviceUnderTest:
     informs: list[Arrival] = field(default_factory=list)  # every Inform seen during the run
     last_session: float = 0.0  # time.monotonic() of the last of them
     last_accepted: float = 0.0  # time.monotonic() of the last CR the device answered 200/204
+    # Why the device stopped responding, naming the case it stopped in; "" while it responds.
+    unresponsive: str = ""
     _http: aiohttp.ClientSession | None = field(default=None, repr=False)
     _listener: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -136,8 +138,16 @@ class CheckContext:
     def fail(self, reason: str) -> NoReturn:
         raise CaseFailed(reason)
 
+    def silent(self, reason: str) -> NoReturn:
+        """Fail the case because the device did not answer within a wait."""
+        raise DeviceSilent(reason)
+
     def skip(self, reason: str) -> NoReturn:
         raise CaseSkipped(reason)
+
+    def warn(self, reason: str) -> NoReturn:
+        """End the case in a warning: for a requirement the standard words as SHOULD."""
+        raise CaseWarned(reason)
 
     def expect(self, condition: bool, reason: str) -> None:
         """Fail with *reason* unless *condition* holds."""
@@ -189,25 +199,36 @@ class CheckContext:
             await self.ready()  # the connection request below must not meet the rate limit
         row = await store.add_task(self.device_id, str(spec["name"]), dict(spec), datetime.now(UTC))
         self.evidence.add(Kind.SENT, f"task {row.id}: {spec['name']}", _show(spec))
+        finished = False
+        sessions: list[int] = []
         with self.acs.hub.subscribe(self.device_id) as announcements:
             reach = None
             if not self.acs.acs.in_session(self.device_id):
                 reach = asyncio.create_task(self.acs.dispatcher.reach(self.device_id, wait))
             try:
                 async with asyncio.timeout(wait):
-                    while True:
+                    while not finished:
                         item = await announcements.next()
                         if isinstance(item, Arrival):
                             self._record_arrival(item)
-                        if isinstance(item, TaskFinished) and item.task_id == row.id:
-                            break
+                            sessions.append(item.session_id)
+                        finished = isinstance(item, TaskFinished) and item.task_id == row.id
             except TimeoutError:
-                self.fail(f"task {spec['name']} did not finish within {wait} s: no session?")
+                why = (
+                    f"the device never answered it in sessions {', '.join(map(str, sessions))}"
+                    if sessions
+                    else "no session began"
+                )
+                self.silent(f"the device did not answer {spec['name']} within {wait:g} s: {why}")
             finally:
                 if reach is not None:
                     reach.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await reach
+                if not finished and await store.delete_task(row.id):
+                    # Left queued, the ACS would send it in every later session: a device that
+                    # cannot take it would fail every case after this one.
+                    self.note(f"task {row.id} cancelled: removed from the ACS's queue")
         done = await store.get_task(row.id)
         assert done is not None  # it just finished
         if done.status == TaskStatus.FAULTED:
@@ -241,6 +262,38 @@ class CheckContext:
                 f"the device refused SetParameterValues of {', '.join(values)}: "
                 f"{done.fault_code} {done.fault_string}"
             )
+
+    async def change(self, values: Mapping[str, str]) -> Callable[[CheckContext], Awaitable[None]]:
+        """`set_values` after reading what the device holds; returns what sets that back."""
+        before = await self.read(*values)
+        await self.set_values(values)
+
+        async def undo(ctx: CheckContext) -> None:
+            ctx.note(f"setting back {', '.join(f'{k} = {v}' for k, v in before.items())}")
+            await ctx.set_values(before)
+
+        return undo
+
+    async def responds(self) -> str:
+        """ "" when the device still responds: its session ends (a dropped one once the ACS's
+        session timeout passed) and it answers a GetParameterValues in a session of its own;
+        otherwise why not. Evidence after a failure that the cases after it can still judge
+        the device."""
+        self.note("checking that the device still responds")
+        try:
+            await self.settled()
+            url = self.ms("ConnectionRequestURL")
+            await self.run_task({"name": "getParameterValues", "parameterNames": [url]})
+        except CaseFailed as exc:
+            return str(exc)
+        self.note("the device still responds")
+        return ""
+
+    async def settled(self) -> None:
+        """`ready`, waiting for the device's session to end as long as the ACS keeps a silent
+        one open (a device that dropped its connection ends it only so)."""
+        await self.idle(self.acs.acs.session_timeout + self.options.inform_within)
+        await self.ready()
 
     async def ready(self) -> None:
         """Wait until the device is in no session and `options.rate_gap` seconds have passed
@@ -282,7 +335,7 @@ class CheckContext:
                         if isinstance(item, Arrival):
                             self._record_arrival(item)
             except TimeoutError:
-                self.fail(f"the device's session did not end within {wait} s")
+                self.silent(f"the device's session did not end within {wait:g} s")
 
     # --- HTTP connection requests --------------------------------------------------------------
 
@@ -306,7 +359,7 @@ class CheckContext:
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.evidence.add(Kind.RECEIVED, f"no answer: {exc!r}")
-            self.fail(f"the device did not answer GET {url}: {exc!r}")
+            self.silent(f"the device did not answer GET {url}: {exc!r}")
         if exchange.status in (200, 204):
             self.dut.last_accepted = time.monotonic()
         self.evidence.add(
@@ -341,12 +394,32 @@ class CheckContext:
     def basic(username: str, password: str) -> str:
         return basic_authorization(username, password)
 
+    async def challenge(self, url: str | None = None) -> HttpExchange:
+        """A GET without credentials, which a device must answer 401 with a challenge: fails the
+        case, saying that no challenge was made, when the device answers otherwise (a Digest
+        case cannot exchange credentials with a device that never asks for them)."""
+        first = await self.http_get(url)
+        if first.status != 401:
+            self.fail(
+                f"the device made no challenge: a CR without credentials was answered "
+                f"{first.status}, not 401, so no Digest credentials were exchanged (TR-069 "
+                "§3.2.2 requires HTTP Digest authentication)"
+            )
+        return first
+
+    async def digest_cr(self, username: str, password: str, url: str | None = None) -> HttpExchange:
+        """A Digest-authenticated connection request: the `challenge`, then a GET answering it
+        with *username*/*password*. Returns the answer to that GET."""
+        first = await self.challenge(url)
+        return await self.http_get(first.url, self.digest(first, username, password))
+
     async def http_cr(
         self, username: str | None = None, password: str | None = None, url: str | None = None
     ) -> HttpExchange:
         """A connection request as an ACS makes it: GET, and on a 401 GET again answering the
         Digest challenge with *username*/*password* (the stored credentials by default).
-        Returns the last answer."""
+        Returns the last answer. For the cases that need a session, not those that judge
+        authentication: those use `digest_cr`."""
         if username is None or password is None:
             username, password = await self.credentials()
         first = await self.http_get(url)
@@ -394,6 +467,7 @@ class Watch:
         self._subscription = subscription
         self.arrivals: list[Arrival] = []
         self.ended: list[int] = []
+        self._uncounted: set[int] = set()  # sessions of the device's own, noted as such
 
     async def _next(self) -> Arrival | SessionEnded | None:
         item = await self._subscription.next()
@@ -424,12 +498,11 @@ class Watch:
                 while len(matching()) < nth:
                     await self._next()
         except TimeoutError:
-            others = "; ".join(", ".join(a.events) for a in self.arrivals)
             what = "Inform" if event is None else f"Inform with {event}"
-            self._ctx.fail(
-                f"no {what} within {wait:g} s"
-                + (f" (the device informed with [{others}])" if others else "")
-            )
+            if not self.arrivals:
+                self._ctx.silent(f"no {what} within {wait:g} s")
+            others = "; ".join(", ".join(a.events) for a in self.arrivals)
+            self._ctx.fail(f"no {what} within {wait:g} s (the device informed with [{others}])")
         return matching()[nth - 1]
 
     async def first(self, matches: Callable[[Arrival], bool], within: float) -> Arrival | None:
@@ -444,21 +517,36 @@ class Watch:
                     await self._next()
         return None
 
+    def answering(self, besides: Arrival | None = None) -> list[Arrival]:
+        """The sessions seen that answer a connection request (6 CONNECTION REQUEST), but for
+        *besides*; each of the device's own (a periodic Inform, a value change) is noted as not
+        counted, once."""
+        answering = []
+        for arrival in self.arrivals:
+            if besides is not None and arrival.session_id == besides.session_id:
+                continue
+            if Event.CONNECTION_REQUEST in arrival.events:
+                answering.append(arrival)
+            elif arrival.session_id not in self._uncounted:
+                self._uncounted.add(arrival.session_id)
+                events = ", ".join(arrival.events)
+                self._ctx.note(f"a session of the device's own (Inform [{events}]), not counted")
+        return answering
+
     async def no_session(self, within: float | None = None) -> None:
         """Fail the case if the device opens a session with 6 CONNECTION REQUEST within *within*
         seconds. Sessions of the device's own (a periodic Inform, a value change) are noted and
         not counted: a real device's periodic Inform may well fall into the watch."""
         wait = within if within is not None else self._ctx.options.quiet_for
         self._ctx.note(f"watching {wait:g} s for a session that should not come")
-        before = len(self.arrivals)
+        before = {arrival.session_id for arrival in self.arrivals}
         await self.collect(wait)
-        for arrival in self.arrivals[before:]:
-            events = ", ".join(arrival.events)
-            if Event.CONNECTION_REQUEST in arrival.events:
+        for arrival in self.answering():
+            if arrival.session_id not in before:
+                events = ", ".join(arrival.events)
                 self._ctx.fail(
                     f"the device opened a session (Inform [{events}]) that should not come"
                 )
-            self._ctx.note(f"a session of the device's own (Inform [{events}]), not counted")
 
     async def collect(self, within: float) -> list[Arrival]:
         """Every session that begins within *within* seconds (and those seen before)."""
@@ -480,7 +568,7 @@ class Watch:
                 while session not in self.ended:
                     await self._next()
         except TimeoutError:
-            self._ctx.fail(f"session {session} did not end within {wait:g} s")
+            self._ctx.silent(f"session {session} did not end within {wait:g} s")
 
 
 def _target(url: str) -> str:

@@ -15,10 +15,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Final
 
 from knock.check.context import CheckContext
 from knock.check.evidence import Kind
-from knock.check.offers import supports
+from knock.check.offers import require
 from knock.stun.attributes import CRB_VALUE, Address, AttributeType
 from knock.stun.codec import Message, MessageType, StunError, binding_response, parse
 from knock.stun.server import StunServer
@@ -138,6 +139,12 @@ class StunWatch:
         return seen
 
 
+NO_STUN_CREDENTIALS: Final = (
+    "Knock set no STUN credentials on the device: it refused them in the first session (see the "
+    "ACS log)"
+)
+
+
 @contextlib.asynccontextmanager
 async def stun_watch(ctx: CheckContext) -> AsyncIterator[StunWatch]:
     """Watch the device's STUN traffic; skips the case when the ACS runs no STUN server or
@@ -145,14 +152,10 @@ async def stun_watch(ctx: CheckContext) -> AsyncIterator[StunWatch]:
     server = ctx.acs.stun
     if server is None:
         ctx.skip("the ACS runs no STUN server (stun_enable is off)")
-    if not await supports(ctx, "STUN"):
-        ctx.skip("the device does not offer UDP connection requests (SupportedConnReqMethods)")
+    await require(ctx, "STUN")
     target = await ctx.target()
     if target.stun_username is None:
-        ctx.skip(
-            "Knock set no STUN credentials on the device: its data model lacks "
-            "ManagementServer.STUNEnable (UDPConnReq:1), or it refused them"
-        )
+        ctx.skip(NO_STUN_CREDENTIALS)
     watch = StunWatch(ctx, server, target.stun_username)
     with server.tapped(watch.tap):
         yield watch

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
 
 from knock.check.cases import Case
-from knock.check.verdict import CaseResult, Verdict
+from knock.check.verdict import CaseResult, Verdict, tally
 
-STYLE = {Verdict.PASS: "green", Verdict.FAIL: "bold red", Verdict.SKIPPED: "yellow"}
+STYLE = {
+    Verdict.PASS: "green",
+    Verdict.WARN: "bold dark_orange",
+    Verdict.FAIL: "bold red",
+    Verdict.SKIPPED: "yellow",
+    Verdict.NOT_RUN: "magenta",
+}
 
 
 def case_line(result: CaseResult) -> str:
@@ -40,11 +45,7 @@ def summary(console: Console, results: Sequence[CaseResult], device_id: str) -> 
             result.reason,
         )
     console.print(table)
-    counts = Counter(r.verdict for r in results)
-    console.print(
-        f"{counts[Verdict.PASS]} passed, {counts[Verdict.FAIL]} failed, "
-        f"{counts[Verdict.SKIPPED]} skipped"
-    )
+    console.print(", ".join(words for _verdict, words in tally(results)))
 
 
 def listing(console: Console, cases: Sequence[Case]) -> None:

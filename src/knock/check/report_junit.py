@@ -1,5 +1,7 @@
 """JUnit XML of a `knock check` run, for a CI server: one testcase per case, the family as its
-class, a failure or skipped element with the reason, the evidence as system-out."""
+class, a failure or skipped element with the reason, the evidence as system-out. JUnit knows no
+warning: a warned case is a pass with a `verdict` property of `warn`, a `warning` property with
+the reason, and the reason first in its system-out; a case not run is skipped."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ def junit_xml(results: Sequence[CaseResult], device_id: str, started: datetime) 
         name=f"knock check {device_id}",
         tests=str(len(results)),
         failures=str(sum(r.verdict is Verdict.FAIL for r in results)),
-        skipped=str(sum(r.verdict is Verdict.SKIPPED for r in results)),
+        skipped=str(sum(r.verdict in (Verdict.SKIPPED, Verdict.NOT_RUN) for r in results)),
         errors="0",
         time=f"{sum(r.duration for r in results):.3f}",
         timestamp=started.isoformat(timespec="seconds"),
@@ -39,17 +41,23 @@ def junit_xml(results: Sequence[CaseResult], device_id: str, started: datetime) 
             name=case.id,
             time=f"{result.duration:.3f}",
         )
-        ET.SubElement(testcase, "properties").extend(
+        properties = ET.SubElement(testcase, "properties")
+        properties.extend(
             [
                 ET.Element("property", name="requirement", value=case.requirement),
                 ET.Element("property", name="title", value=case.title),
+                ET.Element("property", name="verdict", value=result.verdict.value),
             ]
         )
+        out = evidence_text(result.evidence)
         if result.verdict is Verdict.FAIL:
             ET.SubElement(testcase, "failure", message=result.reason).text = case.requirement
-        elif result.verdict is Verdict.SKIPPED:
+        elif result.verdict in (Verdict.SKIPPED, Verdict.NOT_RUN):
             ET.SubElement(testcase, "skipped", message=result.reason)
-        ET.SubElement(testcase, "system-out").text = evidence_text(result.evidence)
+        elif result.verdict is Verdict.WARN:
+            ET.SubElement(properties, "property", name="warning", value=result.reason)
+            out = f"WARNING: {result.reason}\n\n{out}"
+        ET.SubElement(testcase, "system-out").text = out
     ET.indent(suite)
     text: bytes = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
     return text

@@ -16,8 +16,8 @@ from lxml import etree
 from knock.acs.xmpp_accounts import put_account
 from knock.check.context import CheckContext
 from knock.check.evidence import Kind
-from knock.check.memo import once
-from knock.check.offers import supports
+from knock.check.memo import Undo, once
+from knock.check.offers import require
 from knock.connreq.xmpp import connection_request
 from knock.xmpp.client import ClientConfig, IqResult, NotOnline, TlsPolicy
 from knock.xmpp.client_conn import ConnectionLost, XmppClient
@@ -66,8 +66,7 @@ async def ask(
 async def device_jid(ctx: CheckContext) -> str:
     """The device's ConnReqJabberID, once per run set up for the XMPP cases (`xmpp_setup`);
     skips the case for a device without XMPP, fails it for one that reports no JID."""
-    if not await supports(ctx, "XMPP"):
-        ctx.skip("the device does not offer XMPP connection requests (SupportedConnReqMethods)")
+    await require(ctx, "XMPP")
     await once(ctx, "xmpp set-up", lambda: xmpp_setup(ctx))
     jid = (await ctx.target()).management.get("ConnReqJabberID", "")
     if not jid:
@@ -75,17 +74,17 @@ async def device_jid(ctx: CheckContext) -> str:
     return jid
 
 
-async def xmpp_setup(ctx: CheckContext) -> None:
+async def xmpp_setup(ctx: CheckContext) -> Undo:
     """Give the device's XMPP connection the run's ServerConnectAlgorithm (`xmpp_connect`) and
     a first reconnection wait of RETRY_INITIAL s (TR-181's 60 to 120 s would outlast a case),
-    then wait until it is logged in again and ready for a request. The connection is the row
-    ConnReqXMPPConnection names, read from the device: the ACS set it after the values it
-    stores were reported."""
+    then wait until it is logged in again and ready for a request; returns what sets the two
+    back. The connection is the row ConnReqXMPPConnection names, read from the device: the ACS
+    set it after the values it stores were reported."""
     reference = ctx.ms("ConnReqXMPPConnection")
     row = (await ctx.read(reference)).get(reference, "").rstrip(".")
     if not row:
         ctx.fail("the device's ConnReqXMPPConnection names no XMPP.Connection row")
-    await ctx.set_values(
+    undo = await ctx.change(
         {
             f"{row}.ServerConnectAlgorithm": str(ctx.options.xmpp_connect),
             f"{row}.ServerRetryInitialInterval": str(RETRY_INITIAL),
@@ -95,6 +94,7 @@ async def xmpp_setup(ctx: CheckContext) -> None:
     if ctx.acs.xmpp is not None and jid:
         await logged_in(ctx, ctx.acs.xmpp, parse_jid(jid).bare, ctx.options.inform_within)
     await ctx.ready()  # the set-up's sessions are over and the rate limit passed
+    return undo
 
 
 async def logged_in(ctx: CheckContext, server: XmppServer, account: Jid, within: float) -> str:

@@ -80,7 +80,11 @@ def sim(
         str, typer.Option(help="Serial numbers are this and a number: SIM000001, ...")
     ] = "SIM",
     model: Annotated[
-        str, typer.Option(help="Data model: tr181, tr098 or a JSON model file.")
+        str,
+        typer.Option(
+            help="Data model: tr181, tr098, tr098-http (TR-098 without STUN: HTTP connection "
+            "requests only) or a JSON model file."
+        ),
     ] = "tr181",
     state_dir: Annotated[
         Path | None,

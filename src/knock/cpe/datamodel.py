@@ -31,7 +31,23 @@ from knock.cwmp.rpcs import (
 )
 from knock.cwmp.values import UNKNOWN_TIME, InvalidValue, XsdType, canonical_type, to_python
 
-BUILTIN_MODELS: Final = ("tr181", "tr098")
+BUILTIN_MODELS: Final = ("tr181", "tr098", "tr098-http")
+# The ManagementServer parameters of UDP connection requests (UDPConnReq:1, TR-111 part 2).
+UDP_PARAMETERS: Final = (
+    "UDPConnectionRequestAddress",
+    "NATDetected",
+    "STUNEnable",
+    "STUNServerAddress",
+    "STUNServerPort",
+    "STUNUsername",
+    "STUNPassword",
+    "STUNMinimumKeepAlivePeriod",
+    "STUNMaximumKeepAlivePeriod",
+)
+# Built-in variants: a base model less ManagementServer parameters. tr098-http is the device
+# load-test simulators and many small CPEs are: HTTP connection requests only, no STUN (no
+# UDPConnReq:1 parameters) and no SupportedConnReqMethods to say so.
+_VARIANTS: Final = {"tr098-http": ("tr098", (*UDP_PARAMETERS, "SupportedConnReqMethods"))}
 
 _INSTANCE: Final = "{i}."
 _SUBSCRIBER: Final = "Subscriber"
@@ -174,7 +190,7 @@ _MODEL_KEYS: Final = frozenset(
 
 
 def load_model(source: str | Path) -> ModelSchema:
-    """The schema of a built-in model (``"tr181"``, ``"tr098"``) or of a JSON model file.
+    """The schema of a built-in model (`BUILTIN_MODELS`) or of a JSON model file.
 
     Schemas are cached by source, so every device of a fleet shares one.
     """
@@ -184,20 +200,37 @@ def load_model(source: str | Path) -> ModelSchema:
 @lru_cache(maxsize=32)
 def _load_cached(source: str) -> ModelSchema:
     if source in BUILTIN_MODELS:
-        text = resources.files("knock.cpe").joinpath(f"models/{source}.json").read_text("utf-8")
+        doc = _builtin(source)
     else:
         try:
             text = Path(source).read_text("utf-8")
         except OSError as exc:
             raise ModelError(f"cannot read model file {source}: {exc.strerror}") from None
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise ModelError(f"model {source}: {exc}") from None
     try:
-        schema = _build_schema(json.loads(text))
+        schema = _build_schema(doc)
         DataModel.fresh(schema)  # proves the initial instances fit the definitions
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ModelError(f"model {source}: {exc}") from None
     except ModelFault as exc:
         raise ModelError(f"model {source}: instances: {exc.message}") from None
     return schema
+
+
+def _builtin(name: str) -> dict[str, Any]:
+    base, dropped = _VARIANTS.get(name, (name, ()))
+    text = resources.files("knock.cpe").joinpath(f"models/{base}.json").read_text("utf-8")
+    doc: dict[str, Any] = json.loads(text)
+    if dropped:
+        management = doc["objects"][doc["root"] + "ManagementServer."]["parameters"]
+        for leaf in dropped:
+            del management[leaf]
+        doc["name"] = name
+        doc["description"] += f" Without ManagementServer.{', '.join(dropped)}."
+    return doc
 
 
 def _build_schema(doc: dict[str, Any]) -> ModelSchema:

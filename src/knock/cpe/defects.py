@@ -42,7 +42,10 @@ class Defect(StrEnum):
 
 
 BREAKS: Final = {
-    Defect.ACCEPT_ANY_CR_AUTH: "§3.2.2: an HTTP CR without valid Digest gets 200 and a session",
+    Defect.ACCEPT_ANY_CR_AUTH: (
+        "§3.2.2: no HTTP CR is ever challenged: without credentials, with wrong ones or with "
+        "Basic, it gets 200 and a session"
+    ),
     Defect.BASIC_ACCEPTED: "§3.2.2: the CR password sent with Basic gets 200 and a session",
     Defect.NO_CR_EVENT: "§3.2.2: the session a CR opens lacks 6 CONNECTION REQUEST",
     Defect.NO_503_WHEN_BUSY: "§3.2.2: a CR during a session gets 200 and no session after it",

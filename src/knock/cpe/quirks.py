@@ -25,6 +25,7 @@ class Quirk(StrEnum):
     PARTIAL_PATH_DROP = "partial-path-drop"
     XMPP_FIXED_ROWS = "xmpp-fixed-rows"
     XMPP_SERVER_AUTO = "xmpp-server-auto"
+    DROP_ON_UNKNOWN_PARAMETER = "drop-on-unknown-parameter"
 
     @property
     def reading(self) -> str:
@@ -50,6 +51,10 @@ READINGS: Final = {
     Quirk.XMPP_SERVER_AUTO: (
         "TR-181: AddObject of an XMPP.Connection makes its Server.1 too; the Server table is "
         "read-only (AddObject faults 9005)"
+    ),
+    Quirk.DROP_ON_UNKNOWN_PARAMETER: (
+        "TR-069 A.3.2.1/A.3.2.2: a Get/SetParameterValues naming a parameter the device lacks "
+        "drops the connection mid-session, as a crashing stack does, instead of fault 9005"
     ),
 }
 

@@ -148,6 +148,15 @@ class Dropped:
     reason: str
 
 
+def _names_in(rpc: Rpc) -> list[str]:
+    """The parameter names a Get/SetParameterValues asks for; none for other RPCs."""
+    if isinstance(rpc, GetParameterValues):
+        return list(rpc.parameter_names)
+    if isinstance(rpc, SetParameterValues):
+        return [p.name for p in rpc.parameter_list]
+    return []
+
+
 def handle(
     rpc: Rpc,
     model: DataModel,
@@ -157,6 +166,10 @@ def handle(
 ) -> Handled | Dropped:
     """Answer ACS request *rpc* at Unix time *now*; *queue* holds the transfers not yet done,
     *quirks* the readings of the spec the device makes."""
+    if Quirk.DROP_ON_UNKNOWN_PARAMETER in quirks and any(
+        name and not model.has(name) for name in _names_in(rpc)
+    ):
+        return Dropped(f"{type(rpc).__name__} of a parameter it lacks")
     if isinstance(rpc, GetParameterValues) and any(n.endswith(".") for n in rpc.parameter_names):
         if Quirk.PARTIAL_PATH_DROP in quirks:
             return Dropped("GetParameterValues of a partial path")

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Final
 from urllib.parse import urlsplit
 
-from knock.cpe.datamodel import ModelError, ModelSchema, template_of
+from knock.cpe.datamodel import UDP_PARAMETERS, ModelError, ModelSchema, template_of
 from knock.cpe.device import CpeError, SimulatedCpe
 from knock.cpe.stun_agent import Dropped, Mapped, Output, Send, StunAgent, StunConfig
 from knock.cpe.udp_cr import UdpCrGate, UdpDeviceFacts
@@ -33,17 +33,6 @@ from knock.vocab import Event
 
 log = logging.getLogger(__name__)
 
-UDP_PARAMETERS: Final = (
-    "UDPConnectionRequestAddress",
-    "NATDetected",
-    "STUNEnable",
-    "STUNServerAddress",
-    "STUNServerPort",
-    "STUNUsername",
-    "STUNPassword",
-    "STUNMinimumKeepAlivePeriod",
-    "STUNMaximumKeepAlivePeriod",
-)
 _CR_PREFIX: Final = b"GET "
 _READS_PER_WAKE: Final = 16  # then other devices get their turn
 _MAX_DATAGRAM: Final = 4096
