@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from knock.cli import app
@@ -37,3 +38,11 @@ def test_serve_help_lists_a_flag_per_setting() -> None:
 def is_table(kind: object) -> bool:
     """Tables (username = password, prefix = order) come from the TOML file only."""
     return kind == "Mapping[str, str]"
+
+
+@pytest.mark.parametrize("command", ["serve", "sim", "check", "cr", "demo"])
+def test_help_shows_no_value_beside_a_flag(command: str) -> None:
+    """A flag takes no value: no `<bool>` beside it (typer 0.29 printed one, --help included)."""
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "--help" in result.output and "<bool>" not in result.output
