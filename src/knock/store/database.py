@@ -20,9 +20,10 @@ commits and never let the WAL file start over, which then grew without end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -171,6 +172,35 @@ _LOST_CONNECTION = (
 )
 
 
+_DETAIL = "\nDETAIL:"
+
+
+@contextlib.contextmanager
+def _without_details() -> Iterator[None]:
+    """Drop PostgreSQL's DETAIL from an error on its way out. It can repeat the statement's
+    values ("Failing row contains (...)", "Key (...)=(...)"), credentials among them, and a log
+    line must not; the message itself names the constraint that failed."""
+    try:
+        yield
+    except Exception as exc:
+        _drop_details(exc)
+        raise
+
+
+def _drop_details(exc: BaseException | None, seen: frozenset[int] = frozenset()) -> None:
+    if exc is None or id(exc) in seen:
+        return
+    if isinstance(exc, asyncpg.PostgresError):
+        exc.detail = None  # its str() adds the DETAIL line when set
+    elif exc.args and isinstance(exc.args[0], str) and _DETAIL in exc.args[0]:
+        # SQLAlchemy's adapter made its message from the asyncpg error's str(), DETAIL and all.
+        exc.args = (exc.args[0].split(_DETAIL, 1)[0], *exc.args[1:])
+    if hasattr(exc, "orig"):  # SQLAlchemy's DBAPIError: the driver's error it wraps
+        _drop_details(exc.orig, seen | {id(exc)})
+    _drop_details(exc.__cause__, seen | {id(exc)})
+    _drop_details(exc.__context__, seen | {id(exc)})
+
+
 class AsyncDatabase:
     """For an asyncio driver: the transaction runs on the event loop."""
 
@@ -184,17 +214,19 @@ class AsyncDatabase:
     async def run(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        async with self._engine.begin() as conn:
-            return await conn.run_sync(fn, *args, **kwargs)
+        with _without_details():
+            async with self._engine.begin() as conn:
+                return await conn.run_sync(fn, *args, **kwargs)
 
     async def run_statement(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         # Without BEGIN and COMMIT: two round trips fewer, on PostgreSQL a third of the cost of
         # a one-statement transaction.
-        async with self._engine.connect() as conn:
-            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return await autocommit.run_sync(fn, *args, **kwargs)
+        with _without_details():
+            async with self._engine.connect() as conn:
+                autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return await autocommit.run_sync(fn, *args, **kwargs)
 
     async def run_dbapi(
         self, fn: Callable[Concatenate[DBAPIConnection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -213,6 +245,15 @@ class AsyncDatabase:
     ) -> T:
         """`await fn(connection, ...)` in one transaction on a pooled connection's asyncpg
         connection itself, past SQLAlchemy's execution layer (knock.store.pg_hot says why)."""
+        with _without_details():
+            return await self._on_asyncpg(fn, *args, **kwargs)
+
+    async def _on_asyncpg(
+        self,
+        fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         async with self._engine.connect() as conn:
             pooled = await conn.get_raw_connection()
             driver: Any = pooled.driver_connection

@@ -53,6 +53,8 @@ _SQLITE_POOL_SIZE = 4
 # for its announcement relay: PostgreSQL's default max_connections (100) serves three processes.
 _POSTGRES_POOL_SIZE = 20
 _POSTGRES_MAX_OVERFLOW = 5
+# Every engine is made with hide_parameters=True: a failed statement's error would otherwise
+# carry its bound values ("[parameters: ...]"), credentials among them, into the log.
 
 
 def driver_url(url: str) -> URL:
@@ -85,6 +87,7 @@ def open_database(url: str) -> Database:
             # that finds it, and SQLAlchemy then replaces every pooled connection older than
             # the failure, so after a server restart one transaction fails (its CPE retries).
             pool_pre_ping=False,
+            hide_parameters=True,
         )
     )
 
@@ -95,7 +98,11 @@ def _sqlite(url: URL) -> Database:
     size = 1 if url.database in (None, "", ":memory:") else _SQLITE_POOL_SIZE
     if url.get_driver_name() == "aiosqlite":
         async_engine = create_async_engine(
-            url, poolclass=AsyncAdaptedQueuePool, pool_size=size, max_overflow=0
+            url,
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=size,
+            max_overflow=0,
+            hide_parameters=True,
         )
         event.listen(async_engine.sync_engine, "connect", _configure_sqlite)
         return AsyncDatabase(async_engine)
@@ -106,6 +113,7 @@ def _sqlite(url: URL) -> Database:
         pool_size=size,
         max_overflow=0,
         connect_args={"check_same_thread": False},
+        hide_parameters=True,
     )
     event.listen(engine, "connect", _configure_sqlite)
     return ThreadedDatabase(engine, workers=size, loop_first=size > 1)
