@@ -23,6 +23,7 @@ from knock.nbi.openapi import OPENAPI
 from knock.nbi.origin import AllowedHosts, origin_guard
 from knock.nbi.query import (
     QueryError,
+    check_text,
     device_filter,
     device_order,
     parse_projection,
@@ -73,7 +74,8 @@ def make_nbi_app(
     public: set[web.AbstractResource] = set()  # the dashboard's pages: they hold no data
     guard = origin_guard(allowed_hosts or AllowedHosts.of())
     app = web.Application(
-        client_max_size=MAX_BODY, middlewares=[_json_errors, guard, _auth(token, public)]
+        client_max_size=MAX_BODY,
+        middlewares=[_json_errors, guard, _auth(token, public), _text_in_path],
     )
     nbi = _Nbi(store, hub, connection_request, reach)
     routes: list[tuple[str, str, Handler]] = [
@@ -162,6 +164,14 @@ def _auth(token: str | None, public: set[web.AbstractResource]) -> Middleware:
         return await handler(request)
 
     return check
+
+
+@web.middleware
+async def _text_in_path(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A device or task id in the URL path is text a database can hold (no %00), or 400."""
+    for name, value in request.match_info.items():
+        check_text(value, f"the {name} in the URL path")
+    return await handler(request)
 
 
 def _load_json(text: str | bytes, what: str) -> Any:
