@@ -21,6 +21,7 @@ from knock.store.cr_stats import CrCounts, count_cr_attempts
 from knock.store.database import AsyncDatabase, Database
 from knock.store.engine import open_database
 from knock.store.errors import UnknownDeviceError
+from knock.store.limits import check_inform, check_parameters
 from knock.store.migrations import migrate
 from knock.store.rows import (
     CrAttemptRow,
@@ -104,13 +105,13 @@ class Store:
         With "0 BOOTSTRAP" among the events, the device's stored parameters are dropped first
         (tasks are kept). "1 BOOT" sets last_boot, "0 BOOTSTRAP" last_bootstrap. Sessions of the
         device still open (in a process that died or lost it) end as "superseded", and the tasks
-        they were running go back to the queue."""
+        they were running go back to the queue. A text longer than the store keeps raises
+        TooLongError naming it, on every database, and nothing is written."""
+        check_inform(rec.device_row(), rec.cwmp_version)
+        rows = _parameter_rows(rec.device_id, rec.parameters, rec.now)
         if self._asyncpg is not None:
-            rows = _parameter_rows(rec.device_id, rec.parameters, rec.now)
             return await self._asyncpg.run_on_asyncpg(pg_hot.record_inform, rec, rows)
-        return await self._db.run_dbapi(
-            sqlite_hot.record_inform, rec, _parameter_rows(rec.device_id, rec.parameters, rec.now)
-        )
+        return await self._db.run_dbapi(sqlite_hot.record_inform, rec, rows)
 
     async def end_session(self, session_id: int, outcome: str, now: datetime) -> None:
         await self._db.run(_end_session, session_id, outcome, now)
@@ -535,7 +536,7 @@ def _parameter_rows(
     # One row per path, the last given winning: PostgreSQL refuses an upsert batch that touches
     # a row twice.
     latest = {p.path: p for p in params}
-    return [
+    rows = [
         {
             "device_id": device_id,
             "path": p.path,
@@ -546,6 +547,8 @@ def _parameter_rows(
         }
         for p in latest.values()
     ]
+    check_parameters(rows)
+    return rows
 
 
 @contextmanager
