@@ -108,3 +108,11 @@ async def test_a_nul_in_a_device_id_gets_400(nbi: Nbi, add_device: AddDevice) ->
             body = await response.json()
             assert response.status == 400, (path, body)
             assert "NUL character" in body["error"]
+
+
+async def test_a_stopped_read_gets_503_naming_why(nbi: Nbi, store: Store) -> None:
+    store.stop_reads()  # what `knock serve` does first on SIGTERM
+    for path in ("/devices/", "/tasks/", "/dashboard/api/cr-stats"):
+        status, body = await _get(nbi, path)
+        assert status == 503, path
+        assert "shutting down" in body["error"]

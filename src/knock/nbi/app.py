@@ -33,6 +33,7 @@ from knock.nbi.query import (
 from knock.nbi.tasks import TaskError, parse_task, task_document
 from knock.notify import Announcement, Arrival, Hub, Subscription, TaskFinished
 from knock.store import Store
+from knock.store.errors import QueryTimeoutError, ReadsStoppedError
 from knock.store.rows import TaskRow
 from knock.vocab import CrMethod, TaskStatus
 
@@ -125,6 +126,8 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return _error(exc.status, exc.message, reason=exc.reason, headers=exc.headers)
     except (QueryError, TaskError) as exc:
         return _error(400, str(exc))
+    except (QueryTimeoutError, ReadsStoppedError) as exc:
+        return _error(503, str(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -267,7 +270,7 @@ class _Nbi:
         prefixes = parameters_to_fetch(projection)
         params = {}
         if rows and prefixes is not None:
-            params = await self.store.get_parameters([row.id for row in rows], prefixes)
+            params = await self.store.get_parameters([row.id for row in rows], prefixes, nbi=True)
         return web.json_response(
             [device_document(row, params.get(row.id, []), projection) for row in rows]
         )
