@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,28 +14,15 @@ from yarl import URL
 
 from knock.nbi.query import MAX_CONDITIONS, MAX_SORT_KEYS, MAX_TEXT, MAX_VALUES
 from knock.store import Store
-from knock.store.engine import open_database
 from knock.store.rows import ParamValue
-from knock.store.schema import metadata
 
 SW = "InternetGatewayDevice.DeviceInfo.SoftwareVersion"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """The NBI's store on each database (the other NBI tests use SQLite only)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'k.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        db = open_database(url)
-        try:
-            await db.run(metadata.drop_all)
-        finally:
-            await db.close()
-    opened = await Store.open(url)
-    yield opened
-    await opened.close()
+@pytest.fixture
+def store(store_on_each_database: Store) -> Store:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return store_on_each_database
 
 
 async def _get(nbi: Nbi, path: str, **query: Any) -> tuple[int, Any]:
