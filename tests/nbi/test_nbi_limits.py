@@ -12,6 +12,7 @@ import pytest
 from nbi_support import AddDevice, Nbi
 from yarl import URL
 
+from knock.nbi.openapi import OPENAPI
 from knock.nbi.query import MAX_CONDITIONS, MAX_SORT_KEYS, MAX_TEXT, MAX_VALUES
 from knock.store import Store
 from knock.store.rows import ParamValue
@@ -101,3 +102,4 @@ async def test_a_stopped_read_gets_503_naming_why(nbi: Nbi, store: Store) -> Non
         status, body = await _get(nbi, path)
         assert status == 503, path
         assert "shutting down" in body["error"]
+        assert "503" in OPENAPI["paths"][path]["get"]["responses"]
