@@ -5,7 +5,7 @@ made slow for real: another connection holds the devices table locked, so the NB
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -23,18 +23,20 @@ async def pg_url(postgres_url: str) -> str:
 
 
 @pytest.fixture
-async def locked_devices(pg_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """Call with the store migrated: holds the devices table until the test ends."""
+async def lock_devices(pg_url: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Once called (the store migrated), another connection holds the devices table locked
+    until the test ends."""
     conn = await asyncpg.connect(pg_url)
-    yield conn
-    await conn.close()
+
+    async def lock() -> None:
+        await conn.execute("BEGIN; LOCK TABLE devices IN ACCESS EXCLUSIVE MODE")
+
+    yield lock
+    await conn.close()  # which rolls back and frees the table
 
 
-async def _lock(conn: asyncpg.Connection) -> asyncpg.transaction.Transaction:
-    tx = conn.transaction()
-    await tx.start()
-    await conn.execute("LOCK TABLE devices IN ACCESS EXCLUSIVE MODE")
-    return tx
+async def _get_devices(http: aiohttp.ClientSession, acs: Running) -> aiohttp.ClientResponse:
+    return await http.get(f"http://127.0.0.1:{acs.nbi_port}/devices/")
 
 
 async def _waiting_for_the_lock(conn: asyncpg.Connection) -> None:
@@ -48,39 +50,30 @@ async def _waiting_for_the_lock(conn: asyncpg.Connection) -> None:
 
 
 async def test_a_query_past_its_time_gets_503(
-    start_acs: Any, pg_url: str, locked_devices: asyncpg.Connection
+    start_acs: Any, pg_url: str, lock_devices: Callable[[], Awaitable[None]]
 ) -> None:
     acs: Running = await start_acs(store_url=pg_url, nbi_query_timeout=0.5)
-    tx = await _lock(locked_devices)
-    try:
-        async with aiohttp.ClientSession() as http:
-            url = f"http://127.0.0.1:{acs.nbi_port}/devices/"
-            async with http.get(url) as response:
-                body = await response.json()
-        assert response.status == 503
-        assert "longer than 0.5 s" in body["error"] and "nbi_query_timeout" in body["error"]
-    finally:
-        await tx.rollback()
+    await lock_devices()
+    async with aiohttp.ClientSession() as http, await _get_devices(http, acs) as response:
+        body = await response.json()
+    assert response.status == 503
+    assert "longer than 0.5 s" in body["error"] and "nbi_query_timeout" in body["error"]
 
 
 async def test_shutdown_does_not_wait_for_a_query_in_flight(
-    start_acs: Any, pg_url: str, locked_devices: asyncpg.Connection
+    start_acs: Any, pg_url: str, lock_devices: Callable[[], Awaitable[None]]
 ) -> None:
     acs: Running = await start_acs(store_url=pg_url, nbi_query_timeout=3600)
-    tx = await _lock(locked_devices)
-    try:
-        async with aiohttp.ClientSession() as http:
-            url = f"http://127.0.0.1:{acs.nbi_port}/devices/"
-            request = asyncio.ensure_future(http.get(url))
-            watcher = await asyncpg.connect(pg_url)
-            try:
-                await asyncio.wait_for(_waiting_for_the_lock(watcher), 30)
-            finally:
-                await watcher.close()
-            # Without stop_reads the NBI's shutdown waited for the read: here, for an hour.
-            await asyncio.wait_for(acs.close(), 60)
-            response = await request
+    await lock_devices()
+    async with aiohttp.ClientSession() as http:
+        request = asyncio.ensure_future(_get_devices(http, acs))
+        watcher = await asyncpg.connect(pg_url)
+        try:
+            await asyncio.wait_for(_waiting_for_the_lock(watcher), 30)
+        finally:
+            await watcher.close()
+        # Without stop_reads the NBI's shutdown waited for the read: here, for an hour.
+        await asyncio.wait_for(acs.close(), 60)
+        async with await request as response:
             body = await response.json()
-        assert response.status == 503 and "shutting down" in body["error"]
-    finally:
-        await tx.rollback()
+    assert response.status == 503 and "shutting down" in body["error"]
