@@ -12,8 +12,7 @@ from knock.store import Store
 
 
 def loopback_settings(folder: Path, **overrides: Any) -> Settings:
-    settings = replace(
-        Settings(),
+    defaults: dict[str, Any] = dict(
         cwmp_host="127.0.0.1",
         cwmp_port=0,
         nbi_port=0,
@@ -24,8 +23,8 @@ def loopback_settings(folder: Path, **overrides: Any) -> Settings:
         xmpp_tls_port=0,
         store_url=f"sqlite:///{folder / 'knock.db'}",
         data_dir=str(folder / "data"),
-        **overrides,
     )
+    settings = replace(Settings(), **{**defaults, **overrides})
     settings.validate()
     return settings
 

@@ -230,6 +230,19 @@ class Settings:
         default=False,
         metadata=_help("Let the NBI bind beyond loopback without a token (not recommended)."),
     )
+    nbi_query_timeout: float = field(
+        default=10.0,
+        metadata=_help(
+            "Seconds an NBI query may run in the database before it is stopped (answered 503)."
+        ),
+    )
+    nbi_query_slots: int = field(
+        default=2,
+        metadata=_help(
+            "NBI queries run at once, on database connections of their own: CWMP sessions "
+            "never wait for them."
+        ),
+    )
     store_url: str = field(
         default="sqlite:///knock.db",
         metadata=_help("Database URL: sqlite:///file.db or postgresql://user:pw@host/db."),
@@ -292,6 +305,10 @@ class Settings:
             AllowedHosts.of(self.nbi_host, self.nbi_allowed_hosts)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if not self.nbi_query_timeout > 0:
+            raise ConfigError(f"nbi_query_timeout is {self.nbi_query_timeout}; give seconds > 0")
+        if self.nbi_query_slots < 1:
+            raise ConfigError(f"nbi_query_slots is {self.nbi_query_slots}; give 1 or more")
         if self.workers < 1:
             raise ConfigError(f"workers is {self.workers}; give 1 or more")
         if self.workers > 1 and not self.store_url.startswith(("postgresql", "postgres:")):

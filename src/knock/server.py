@@ -41,6 +41,7 @@ from knock.nbi.app import ConnectionRequest, make_nbi_app
 from knock.nbi.origin import AllowedHosts
 from knock.notify import Hub
 from knock.store import Store
+from knock.store.database import ReadLimits
 from knock.store.relay import Relay
 from knock.stun.server import StunServer, start_stun_server
 from knock.stun.service import BindingLearned, StunSettings
@@ -306,6 +307,8 @@ class Running:
     relay: Relay | None = None  # announcements to and from other processes on the database
 
     async def close(self) -> None:
+        # A slow NBI query would hold the NBI's shutdown (it waits for requests in flight).
+        self.store.stop_reads()
         await self.runner_nbi.cleanup()
         await self.runner_cwmp.cleanup()
         if self.relay is not None:
@@ -336,7 +339,11 @@ async def start(
     tls = _tls_context(settings)
     # First, so that a refused login stops the start before anything else is open.
     external = await _acs_xmpp_external(settings, worker) if settings.xmpp_acs_jid else None
-    store = await Store.open(settings.store_url, settings.task_retry())
+    store = await Store.open(
+        settings.store_url,
+        settings.task_retry(),
+        ReadLimits(settings.nbi_query_timeout, settings.nbi_query_slots),
+    )
     metrics = Metrics()
     hub = Hub()
     # PostgreSQL may be shared with other processes or machines: their announcements count.

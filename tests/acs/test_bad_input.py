@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from scripted_cpe import ScriptedCpe
+from scripted_cpe import NS_10, ScriptedCpe
 
-from knock.cwmp.envelope import parse_envelope
-from knock.cwmp.rpcs import DeviceIdStruct, Fault, GetRPCMethods
+from knock.cwmp.deviceid import device_key
+from knock.cwmp.envelope import build_envelope, parse_envelope
+from knock.cwmp.rpcs import (
+    DeviceIdStruct,
+    EventStruct,
+    Fault,
+    GetRPCMethods,
+    Inform,
+    ParameterValueStruct,
+)
 from knock.server import Running
 
 BOMB = b"""<?xml version="1.0"?>
@@ -106,3 +114,39 @@ async def test_device_id_fields_are_escaped_into_the_key(acs: Running) -> None:
     assert cpe.device_id == "00D09E-ScriptBox-SN%201%2F%C3%A9"
     assert await acs.store.get_device(cpe.device_id) is not None
     assert cpe.ident == DeviceIdStruct("Knock", "00D09E", "ScriptBox", "SN 1/é")
+
+
+@pytest.mark.parametrize(
+    ("ident", "params", "named"),
+    [
+        (DeviceIdStruct("Knock", "00D09E", "Box", "S" * 257), {}, "DeviceId/SerialNumber"),
+        (DeviceIdStruct("Knock", "00D09E", "P" * 300, "SN1"), {}, "DeviceId/ProductClass"),
+        # 100 characters, 600 once escaped: the key is longer than the store keeps.
+        (DeviceIdStruct("Knock", "00D09E", "Box", "é" * 100), {}, "the device key"),
+        (DeviceIdStruct("Knock", "00D09E", "Box", "SN1"), {"Device." + "X" * 1100: ""}, "name"),
+    ],
+    ids=["serial", "product-class", "escaped-key", "parameter-name"],
+)
+async def test_text_longer_than_the_store_keeps_gets_a_fault_naming_it(
+    acs: Running, ident: DeviceIdStruct, params: dict[str, str], named: str
+) -> None:
+    inform = Inform(
+        device_id=ident,
+        events=[EventStruct("1 BOOT")],
+        max_envelopes=1,
+        current_time="2026-11-26T12:00:00Z",
+        retry_count=0,
+        parameter_list=[ParameterValueStruct(n, v, "xsd:string") for n, v in params.items()],
+    )
+    for _attempt in range(2):  # the same answer every time, never a 500
+        async with ScriptedCpe(acs.acs_url) as cpe:
+            got, data = await cpe.client.post_raw(
+                build_envelope(inform, cwmp_ns=NS_10, id="i-1"), XML
+            )
+        assert got == 400
+        envelope = parse_envelope(data)
+        assert isinstance(envelope.body, Fault) and envelope.body.fault_code == 8003
+        assert named in envelope.body.fault_string
+        assert "characters long; Knock stores at most" in envelope.body.fault_string
+    assert await acs.store.get_device(device_key(ident)) is None
+    await still_serves(acs)

@@ -20,6 +20,7 @@ from knock.store import Store
 from knock.store.engine import driver_url
 from knock.store.rows import ParamValue
 from knock.store.schema import metadata
+from pg_server import drop_tables
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -41,6 +42,22 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     opened = await Store.open("sqlite:///" + str(tmp_path / "k.db"))
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_on_each_database(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Store]:
+    """A store on SQLite, then on PostgreSQL: modules whose every test runs on both make it
+    their `store`."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'k.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        await drop_tables(url)
+    opened = await Store.open(url)
     yield opened
     await opened.close()
 

@@ -3,9 +3,7 @@ store queries behind it) and its pages, with and without the NBI's token."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -15,8 +13,6 @@ from nbi_support import Nbi, StartNbi, inform
 from knock.nbi.dashboard_stats import LATENCY_EDGES_MS
 from knock.store import Store
 from knock.store.cr_stats import CrCount
-from knock.store.engine import open_database
-from knock.store.schema import metadata
 from knock.vocab import CrMethod, CrOutcome
 
 DEVICE = "001122-Router-SN1"
@@ -24,21 +20,10 @@ OTHER = "001122-Router-SN2"
 API = "/dashboard/api"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """Overrides the NBI tests' SQLite store: every test here runs on both databases."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'k.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        db = open_database(url)
-        try:
-            await db.run(metadata.drop_all)
-        finally:
-            await db.close()
-    opened = await Store.open(url)
-    yield opened
-    await opened.close()
+@pytest.fixture
+def store(store_on_each_database: Store) -> Store:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return store_on_each_database
 
 
 async def get(nbi: Nbi, path: str, token: str | None = None) -> tuple[int, Any]:

@@ -41,6 +41,7 @@ from knock.acs.taskplan import (
 )
 from knock.acs.xmpp_accounts import put_account
 from knock.cwmp.deviceid import device_key
+from knock.cwmp.faults import AcsFault
 from knock.cwmp.rpcs import Fault, Rpc, TransferComplete
 from knock.cwmp.session import (
     AcsSession,
@@ -55,6 +56,7 @@ from knock.logs import fields
 from knock.metrics import Metrics
 from knock.notify import Arrival, Hub, SessionEnded, TaskFinished
 from knock.store import Store
+from knock.store.limits import TooLongError
 from knock.store.rows import InformRecord, ParamValue, TaskResult, TaskRow, TransferDone
 from knock.vocab import Event, TaskStatus, XmppSetup
 
@@ -188,7 +190,14 @@ class AcsService:
             live = LiveSession(secrets.token_urlsafe(18), AcsSession(self._max_body), self._clock())
         async with live.lock:
             live.last_activity = self._clock()
-            response = await self._step(live, body, request)
+            try:
+                response = await self._step(live, body, request)
+            except TooLongError as exc:
+                # The same input would fail again: the device must send less, not retry.
+                log.warning("device %s: %s; answered fault 8003", live.device_id or "?", exc)
+                self._metrics.bad_input.labels("cwmp-fault").inc()
+                reply = live.core.reply_fault(AcsFault.INVALID_ARGUMENTS, str(exc))
+                return _xml(reply, status=400)
             self._watch_connection(live, request)
         return response
 

@@ -23,6 +23,7 @@ from knock.nbi.openapi import OPENAPI
 from knock.nbi.origin import AllowedHosts, origin_guard
 from knock.nbi.query import (
     QueryError,
+    check_text,
     device_filter,
     device_order,
     parse_projection,
@@ -32,6 +33,7 @@ from knock.nbi.query import (
 from knock.nbi.tasks import TaskError, parse_task, task_document
 from knock.notify import Announcement, Arrival, Hub, Subscription, TaskFinished
 from knock.store import Store
+from knock.store.errors import QueryTimeoutError, ReadsStoppedError
 from knock.store.rows import TaskRow
 from knock.vocab import CrMethod, TaskStatus
 
@@ -73,7 +75,8 @@ def make_nbi_app(
     public: set[web.AbstractResource] = set()  # the dashboard's pages: they hold no data
     guard = origin_guard(allowed_hosts or AllowedHosts.of())
     app = web.Application(
-        client_max_size=MAX_BODY, middlewares=[_json_errors, guard, _auth(token, public)]
+        client_max_size=MAX_BODY,
+        middlewares=[_json_errors, guard, _auth(token, public), _text_in_path],
     )
     nbi = _Nbi(store, hub, connection_request, reach)
     routes: list[tuple[str, str, Handler]] = [
@@ -123,6 +126,8 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return _error(exc.status, exc.message, reason=exc.reason, headers=exc.headers)
     except (QueryError, TaskError) as exc:
         return _error(400, str(exc))
+    except (QueryTimeoutError, ReadsStoppedError) as exc:
+        return _error(503, str(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -162,6 +167,14 @@ def _auth(token: str | None, public: set[web.AbstractResource]) -> Middleware:
         return await handler(request)
 
     return check
+
+
+@web.middleware
+async def _text_in_path(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A device or task id in the URL path is text a database can hold (no %00), or 400."""
+    for name, value in request.match_info.items():
+        check_text(value, f"the {name} in the URL path")
+    return await handler(request)
 
 
 def _load_json(text: str | bytes, what: str) -> Any:
@@ -257,7 +270,7 @@ class _Nbi:
         prefixes = parameters_to_fetch(projection)
         params = {}
         if rows and prefixes is not None:
-            params = await self.store.get_parameters([row.id for row in rows], prefixes)
+            params = await self.store.get_parameters([row.id for row in rows], prefixes, nbi=True)
         return web.json_response(
             [device_document(row, params.get(row.id, []), projection) for row in rows]
         )

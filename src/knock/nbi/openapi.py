@@ -551,4 +551,29 @@ def _answer_browser_refusals(document: dict[str, Any]) -> None:
                 operation["responses"]["403"] = cross_site
 
 
+_QUERY_STOPPED = _error(
+    "The query ran past nbi_query_timeout and was stopped, or Knock is shutting down; the "
+    "message says which."
+)
+# The routes whose reads the store bounds (Database.read).
+_BOUNDED_READS = (
+    ("/devices/", "get"),
+    ("/tasks/", "get"),
+    ("/dashboard/api/cr-stats", "get"),
+)
+_PATH_TEXT = _error("An id in the URL path holds a NUL character or a lone surrogate.")
+
+
+def _answer_bounds(document: dict[str, Any]) -> None:
+    """The bounded reads answer 503; every route with an id in its path 400 for text no
+    database holds (knock.nbi.app's _text_in_path)."""
+    for path, method in _BOUNDED_READS:
+        document["paths"][path][method]["responses"]["503"] = _QUERY_STOPPED
+    for path, operations in document["paths"].items():
+        if "{" in path:
+            for operation in operations.values():
+                operation["responses"].setdefault("400", _PATH_TEXT)
+
+
 _answer_browser_refusals(OPENAPI)
+_answer_bounds(OPENAPI)

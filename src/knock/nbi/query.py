@@ -53,13 +53,41 @@ _ORDERING: dict[str, Compare] = {
     "$lt": operator.lt,
     "$lte": operator.le,
 }
-# Deeper nesting is no real query, and would exhaust the stack translating or compiling it.
-_MAX_DEPTH = 20
+# Bounds on what one request may ask of the database (docs/security.md). Past them a query is no
+# real one: deeper nesting would exhaust the stack translating or compiling it, and each condition
+# or value adds work for every device the database scans.
+MAX_DEPTH = 20
+MAX_CONDITIONS = 100  # fields compared and operators applied, over the whole query
+MAX_VALUES = 1000  # values in the $in and $nin lists of one query, together
+MAX_TEXT = 1024  # characters in one key or string (the longest parameter path the store keeps)
+MAX_SORT_KEYS = 5
+MAX_PROJECTION_PATHS = 100
+# No stored text holds these: PostgreSQL refuses NUL in text, and a lone surrogate is no character.
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 _FIELD_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists")
 
 
 class QueryError(ValueError):
     """A query, sort or projection the NBI cannot translate; the message says what to change."""
+
+
+def check_text(text: str, what: str) -> str:
+    """`text` if it is no longer than MAX_TEXT and is text a database can hold."""
+    if len(text) > MAX_TEXT:
+        raise QueryError(f"{what} is {len(text)} characters long; the limit is {MAX_TEXT}")
+    bad = _NOT_TEXT.search(text)
+    if bad is not None:
+        kind = "a NUL character" if bad.group() == "\x00" else "a lone surrogate"
+        raise QueryError(
+            f"{what} holds {kind} ({json.dumps(bad.group())}), which no stored text contains; "
+            "send whole UTF-8 characters"
+        )
+    return text
+
+
+def _shown(key: str) -> str:
+    """A key as an error message names it: long keys cut short."""
+    return key if len(key) <= 60 else key[:60] + "..."
 
 
 # --- fields ---------------------------------------------------------------------------------
@@ -71,7 +99,11 @@ class _Field(ABC):
 
     @abstractmethod
     def compare(self, op: Compare, operand: Scalar) -> ColumnElement[bool]:
-        """The field compared with a non-null operand."""
+        """The field ordered against a non-null operand ($gt, $gte, $lt, $lte)."""
+
+    @abstractmethod
+    def any_of(self, operands: list[Scalar]) -> ColumnElement[bool]:
+        """The field equals one of the non-null operands: one IN list, however many there are."""
 
     @abstractmethod
     def present(self) -> ColumnElement[bool]:
@@ -88,6 +120,10 @@ class _ColumnField(_Field):
         # Explicit on NULL so that negating the comparison ($ne, $nin) matches missing values
         # as MongoDB does, instead of SQL's unknown.
         return and_(self.column.is_not(None), op(self.column, self.coerce(self.name, operand)))
+
+    def any_of(self, operands: list[Scalar]) -> ColumnElement[bool]:
+        values = [self.coerce(self.name, operand) for operand in operands]
+        return and_(self.column.is_not(None), self.column.in_(values))
 
     def present(self) -> ColumnElement[bool]:
         return self.column.is_not(None)
@@ -114,25 +150,51 @@ class _ParameterField(_Field):
 
     def compare(self, op: Compare, operand: Scalar) -> ColumnElement[bool]:
         if isinstance(operand, bool):
-            if op is not operator.eq:
-                raise QueryError(f"{self.name}: booleans only compare for equality")
-            texts = _TRUE_TEXT if operand else _FALSE_TEXT
-            return self._row(
-                and_(parameters.c.type == "xsd:boolean", func.lower(parameters.c.value).in_(texts))
-            )
+            raise QueryError(f"{self.name}: booleans only compare for equality")
         if isinstance(operand, int | float):
             return self._row(op(_numeric_value(), float(operand)))
-        text_type = or_(parameters.c.type.is_(None), parameters.c.type.not_in(INTEGER_TYPES))
-        matches = [and_(text_type, op(parameters.c.value, operand))]
+        matches = [and_(_text_type(), op(parameters.c.value, operand))]
         number = _as_number(operand)
         if number is not None:
             matches.append(op(_numeric_value(), number))
         return self._row(or_(*matches))
 
+    def any_of(self, operands: list[Scalar]) -> ColumnElement[bool]:
+        # Each kind of operand matches its own kind of parameter, as `compare` has it; numbers
+        # and strings that read as numbers meet integer parameters in one list.
+        texts = [o for o in operands if isinstance(o, str)]
+        numbers = {
+            float(o) for o in operands if isinstance(o, int | float) and not isinstance(o, bool)
+        }
+        numbers |= {n for n in map(_as_number, texts) if n is not None}
+        booleans = [t for o in operands if isinstance(o, bool) for t in _boolean_texts(o)]
+        matches = []
+        if texts:
+            matches.append(and_(_text_type(), parameters.c.value.in_(texts)))
+        if numbers:
+            matches.append(_numeric_value().in_(sorted(numbers)))
+        if booleans:
+            matches.append(
+                and_(
+                    parameters.c.type == "xsd:boolean",
+                    func.lower(parameters.c.value).in_(booleans),
+                )
+            )
+        return self._row(or_(false(), *matches))
+
     def present(self) -> ColumnElement[bool]:
         if self.path.endswith("."):
             return self._row(true())  # object nodes have no value
         return self._row(parameters.c.value.is_not(None))
+
+
+def _text_type() -> ColumnElement[bool]:
+    """The parameter row compares as text: its type is not an integer type."""
+    return or_(parameters.c.type.is_(None), parameters.c.type.not_in(INTEGER_TYPES))
+
+
+def _boolean_texts(operand: bool) -> tuple[str, ...]:
+    return _TRUE_TEXT if operand else _FALSE_TEXT
 
 
 def _as_number(text: str) -> float | None:
@@ -245,42 +307,95 @@ def _task_field(key: str) -> _Field:
 
 def device_filter(query: Any) -> ColumnElement[bool] | None:
     """A GenieACS device query as a WHERE clause over `schema.devices`; None matches all."""
-    return None if query is None else _translate(query, _device_field)
+    return None if query is None else _Translation(_device_field).query(query, 0)
 
 
 def task_filter(query: Any) -> ColumnElement[bool] | None:
     """A GenieACS task query (over _id, device, name, status, timestamp) over `schema.tasks`."""
-    return None if query is None else _translate(query, _task_field)
+    return None if query is None else _Translation(_task_field).query(query, 0)
 
 
-def _translate(
-    query: Any, field_for: Callable[[str], _Field], depth: int = 0
-) -> ColumnElement[bool]:
-    if depth > _MAX_DEPTH:
-        raise QueryError(f"$and and $or nest at most {_MAX_DEPTH} levels deep")
-    if not isinstance(query, dict):
+class _Translation:
+    """One query's translation, counting what it asks of the database against the bounds."""
+
+    def __init__(self, field_for: Callable[[str], _Field]) -> None:
+        self.field_for = field_for
+        self.conditions = 0
+        self.values = 0
+
+    def query(self, query: Any, depth: int) -> ColumnElement[bool]:
+        if depth > MAX_DEPTH:
+            raise QueryError(f"$and and $or nest at most {MAX_DEPTH} levels deep")
+        if not isinstance(query, dict):
+            raise QueryError(
+                'a query is a JSON object such as {"_id": "..."} or {"$or": [{...}, {...}]}, '
+                f"not {json.dumps(query)}"
+            )
+        parts = []
+        for key, value in query.items():
+            check_text(key, f"the query key {_shown(key)!r}")
+            if key in ("$and", "$or"):
+                if not isinstance(value, list) or not value:
+                    raise QueryError(f"{key} takes a non-empty list of queries")
+                subqueries = [self.query(sub, depth + 1) for sub in value]
+                parts.append(and_(*subqueries) if key == "$and" else or_(*subqueries))
+            elif key.startswith("$"):
+                raise QueryError(f"{key} is not supported at the top of a query; use $and or $or")
+            else:
+                parts.append(self.condition(self.field_for(key), value))
+        return and_(true(), *parts)
+
+    def condition(self, field: _Field, value: Any) -> ColumnElement[bool]:
+        if isinstance(value, dict) and value and all(k.startswith("$") for k in value):
+            return and_(*(self.operator(field, op, arg) for op, arg in value.items()))
+        return self.any_of(field, [value])
+
+    def counted(self) -> None:
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise QueryError(
+                f"the query applies more than {MAX_CONDITIONS} conditions (fields and operators "
+                "together); split it into several queries"
+            )
+
+    def operator(self, field: _Field, op: str, arg: Any) -> ColumnElement[bool]:
+        if op == "$eq":
+            return self.any_of(field, [arg])
+        if op == "$ne":
+            return not_(self.any_of(field, [arg]))
+        if op in _ORDERING:
+            self.counted()
+            if arg is None:
+                raise QueryError(f"{field.name}: {op} needs a value, not null")
+            return field.compare(_ORDERING[op], _scalar(field, arg))
+        if op in ("$in", "$nin"):
+            if not isinstance(arg, list):
+                raise QueryError(f"{field.name}: {op} takes a list of values")
+            self.values += len(arg)
+            if self.values > MAX_VALUES:
+                raise QueryError(
+                    f"the query lists more than {MAX_VALUES} values in $in and $nin together; "
+                    "split it into several queries"
+                )
+            any_of = self.any_of(field, arg)
+            return any_of if op == "$in" else not_(any_of)
+        if op == "$exists":
+            self.counted()
+            if not isinstance(arg, bool):
+                raise QueryError(f"{field.name}: $exists takes true or false")
+            return field.present() if arg else not_(field.present())
         raise QueryError(
-            'a query is a JSON object such as {"_id": "..."} or {"$or": [{...}, {...}]}, '
-            f"not {json.dumps(query)}"
+            f"{field.name}: unsupported operator {_shown(op)}; use {', '.join(_FIELD_OPERATORS)}"
         )
-    parts = []
-    for key, value in query.items():
-        if key in ("$and", "$or"):
-            if not isinstance(value, list) or not value:
-                raise QueryError(f"{key} takes a non-empty list of queries")
-            subqueries = [_translate(sub, field_for, depth + 1) for sub in value]
-            parts.append(and_(*subqueries) if key == "$and" else or_(*subqueries))
-        elif key.startswith("$"):
-            raise QueryError(f"{key} is not supported at the top of a query; use $and or $or")
-        else:
-            parts.append(_condition(field_for(key), value))
-    return and_(true(), *parts)
 
-
-def _condition(field: _Field, value: Any) -> ColumnElement[bool]:
-    if isinstance(value, dict) and value and all(k.startswith("$") for k in value):
-        return and_(*(_operator(field, op, arg) for op, arg in value.items()))
-    return _equals(field, value)
+    def any_of(self, field: _Field, items: list[Any]) -> ColumnElement[bool]:
+        """The field equals one of `items`; a null among them matches a missing field."""
+        self.counted()
+        operands = [_scalar(field, item) for item in items if item is not None]
+        parts = [field.any_of(operands)] if operands else []
+        if len(operands) < len(items):
+            parts.append(not_(field.present()))
+        return or_(false(), *parts)
 
 
 def _scalar(field: _Field, operand: Any) -> Scalar:
@@ -291,34 +406,9 @@ def _scalar(field: _Field, operand: Any) -> Scalar:
         )
     if isinstance(operand, int | float) and not abs(operand) < 2**64:
         raise QueryError(f"{field.name}: {operand} is out of range")
+    if isinstance(operand, str):
+        check_text(operand, f"a value compared with {field.name}")
     return operand
-
-
-def _equals(field: _Field, operand: Any) -> ColumnElement[bool]:
-    if operand is None:
-        return not_(field.present())
-    return field.compare(operator.eq, _scalar(field, operand))
-
-
-def _operator(field: _Field, op: str, arg: Any) -> ColumnElement[bool]:
-    if op == "$eq":
-        return _equals(field, arg)
-    if op == "$ne":
-        return not_(_equals(field, arg))
-    if op in _ORDERING:
-        if arg is None:
-            raise QueryError(f"{field.name}: {op} needs a value, not null")
-        return field.compare(_ORDERING[op], _scalar(field, arg))
-    if op in ("$in", "$nin"):
-        if not isinstance(arg, list):
-            raise QueryError(f"{field.name}: {op} takes a list of values")
-        any_of = or_(false(), *(_equals(field, item) for item in arg))
-        return any_of if op == "$in" else not_(any_of)
-    if op == "$exists":
-        if not isinstance(arg, bool):
-            raise QueryError(f"{field.name}: $exists takes true or false")
-        return field.present() if arg else not_(field.present())
-    raise QueryError(f"{field.name}: unsupported operator {op}; use {', '.join(_FIELD_OPERATORS)}")
 
 
 # --- sort and projection --------------------------------------------------------------------
@@ -330,8 +420,11 @@ def device_order(sort: Any) -> list[ColumnElement[Any]]:
         return []
     if not isinstance(sort, dict):
         raise QueryError('sort is a JSON object such as {"_lastInform": -1}')
+    if len(sort) > MAX_SORT_KEYS:
+        raise QueryError(f"sort takes at most {MAX_SORT_KEYS} keys, not {len(sort)}")
     order: list[ColumnElement[Any]] = []
     for key, direction in sort.items():
+        check_text(key, f"the sort key {_shown(key)!r}")
         if direction not in (1, -1) or isinstance(direction, bool):
             raise QueryError(f"sort direction of {key!r} is 1 (ascending) or -1 (descending)")
         for term in _sort_terms(key):
@@ -359,8 +452,12 @@ def parse_projection(text: str | None) -> list[str] | None:
     """
     if not text:
         return None
+    items = text.split(",")
+    if len(items) > MAX_PROJECTION_PATHS:
+        raise QueryError(f"projection names at most {MAX_PROJECTION_PATHS} paths, not {len(items)}")
     paths = []
-    for item in text.split(","):
+    for item in items:
+        check_text(item, f"the projection path {_shown(item.strip())!r}")
         path = item.strip()
         if not path.startswith("_"):
             path = re.sub(r"(\._[A-Za-z]+)+$", "", path).rstrip(".")

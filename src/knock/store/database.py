@@ -20,19 +20,37 @@ commits and never let the WAL file start over, which then grew without end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import asyncpg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from knock.store.errors import QueryTimeoutError, ReadsStoppedError
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+# SQLite calls the progress handler every this many virtual-machine steps (well under 1 ms).
+_PROGRESS_STEPS = 10_000
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How the NBI's reads are bounded (docs/security.md): each runs at most `timeout_s`
+    seconds, and at most `slots` run at once, on connections of their own."""
+
+    timeout_s: float = 10.0
+    slots: int = 2
 
 
 class Database(Protocol):
@@ -59,9 +77,34 @@ class Database(Protocol):
         (knock.store.sqlite_hot says why)."""
         ...
 
+    async def read(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`fn` as one of the NBI's reads: on connections apart from the ACS's (its sessions
+        never wait for a read), at most ReadLimits.slots at a time; QueryTimeoutError once it
+        has run ReadLimits.timeout_s, ReadsStoppedError at once after `stop_reads`."""
+        ...
+
+    def stop_reads(self) -> None:
+        """Stop the reads in flight and refuse new ones: the process is shutting down."""
+        ...
+
     async def close(self) -> None:
         """Release the connections; closing again does nothing."""
         ...
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """The error says the database stopped the statement: SQLite's interrupt (the progress
+    handler asked for it) or PostgreSQL's statement_timeout."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, asyncpg.QueryCanceledError):
+            return True
+        if isinstance(seen, sqlite3.OperationalError):
+            return (seen.sqlite_errorcode or 0) & 0xFF == sqlite3.SQLITE_INTERRUPT
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
 
 
 class ThreadedDatabase:
@@ -72,12 +115,29 @@ class ThreadedDatabase:
     docstring says why); not for ":memory:", whose one connection must be shared.
     """
 
-    def __init__(self, engine: Engine, workers: int, loop_first: bool) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        workers: int,
+        loop_first: bool,
+        reads: ReadLimits,
+        read_engine: Engine | None,
+    ) -> None:
+        """Reads run on `read_engine` in threads of their own; without it (":memory:", whose
+        one connection everything shares) on `engine`."""
         self._engine = engine
         self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="knock-store")
         self._closed = False
         self._loop_first = loop_first
         self._loop_conn: DBAPIConnection | None = None
+        self._reads = reads
+        self._read_engine = read_engine or engine
+        self._read_threads = (
+            ThreadPoolExecutor(max_workers=reads.slots, thread_name_prefix="knock-nbi-read")
+            if read_engine is not None
+            else self._threads
+        )
+        self._reads_stopped = False
 
     @property
     def dialect_name(self) -> str:
@@ -153,13 +213,57 @@ class ThreadedDatabase:
         finally:
             pooled.close()
 
+    async def read(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        # The time runs from the request: one that waited for a thread past it stops at once.
+        deadline = time.monotonic() + self._reads.timeout_s
+        call = functools.partial(self._read, deadline, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._read_threads, call)
+
+    def _read(
+        self,
+        deadline: float,
+        fn: Callable[Concatenate[Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        if self._reads_stopped:
+            raise ReadsStoppedError()
+
+        def stop() -> int:
+            return int(self._reads_stopped or time.monotonic() > deadline)
+
+        with self._read_engine.connect() as conn:
+            raw: Any = conn.connection.dbapi_connection
+            raw.set_progress_handler(stop, _PROGRESS_STEPS)
+            try:
+                with conn.begin():
+                    return fn(conn, *args, **kwargs)
+            except Exception as exc:
+                if not _interrupted(exc):
+                    raise
+                if self._reads_stopped:
+                    raise ReadsStoppedError() from None
+                raise QueryTimeoutError(self._reads.timeout_s) from None
+            finally:
+                raw.set_progress_handler(None, 0)
+
+    def stop_reads(self) -> None:
+        self._reads_stopped = True  # each read's progress handler sees it within a moment
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self.stop_reads()
         if self._loop_conn is not None:
             self._loop_conn.close()
-        await asyncio.get_running_loop().run_in_executor(self._threads, self._engine.dispose)
+        loop = asyncio.get_running_loop()
+        if self._read_engine is not self._engine:
+            await loop.run_in_executor(self._read_threads, self._read_engine.dispose)
+            self._read_threads.shutdown()
+        await loop.run_in_executor(self._threads, self._engine.dispose)
         self._threads.shutdown()
 
 
@@ -171,11 +275,45 @@ _LOST_CONNECTION = (
 )
 
 
+_DETAIL = "\nDETAIL:"
+
+
+@contextlib.contextmanager
+def _without_details() -> Iterator[None]:
+    """Drop PostgreSQL's DETAIL from an error on its way out. It can repeat the statement's
+    values ("Failing row contains (...)", "Key (...)=(...)"), credentials among them, and a log
+    line must not; the message itself names the constraint that failed."""
+    try:
+        yield
+    except Exception as exc:
+        _drop_details(exc)
+        raise
+
+
+def _drop_details(exc: BaseException | None, seen: frozenset[int] = frozenset()) -> None:
+    if exc is None or id(exc) in seen:
+        return
+    if isinstance(exc, asyncpg.PostgresError):
+        exc.detail = None  # its str() adds the DETAIL line when set
+    elif exc.args and isinstance(exc.args[0], str) and _DETAIL in exc.args[0]:
+        # SQLAlchemy's adapter made its message from the asyncpg error's str(), DETAIL and all.
+        exc.args = (exc.args[0].split(_DETAIL, 1)[0], *exc.args[1:])
+    if hasattr(exc, "orig"):  # SQLAlchemy's DBAPIError: the driver's error it wraps
+        _drop_details(exc.orig, seen | {id(exc)})
+    _drop_details(exc.__cause__, seen | {id(exc)})
+    _drop_details(exc.__context__, seen | {id(exc)})
+
+
 class AsyncDatabase:
     """For an asyncio driver: the transaction runs on the event loop."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, reads: ReadLimits, read_engine: AsyncEngine) -> None:
+        """Reads run on `read_engine`, a pool of ReadLimits.slots connections of their own."""
         self._engine = engine
+        self._reads = reads
+        self._read_engine = read_engine
+        self._reads_in_flight: set[asyncio.Task[Any]] = set()
+        self._reads_stopped = False
 
     @property
     def dialect_name(self) -> str:
@@ -184,17 +322,19 @@ class AsyncDatabase:
     async def run(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        async with self._engine.begin() as conn:
-            return await conn.run_sync(fn, *args, **kwargs)
+        with _without_details():
+            async with self._engine.begin() as conn:
+                return await conn.run_sync(fn, *args, **kwargs)
 
     async def run_statement(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         # Without BEGIN and COMMIT: two round trips fewer, on PostgreSQL a third of the cost of
         # a one-statement transaction.
-        async with self._engine.connect() as conn:
-            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return await autocommit.run_sync(fn, *args, **kwargs)
+        with _without_details():
+            async with self._engine.connect() as conn:
+                autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return await autocommit.run_sync(fn, *args, **kwargs)
 
     async def run_dbapi(
         self, fn: Callable[Concatenate[DBAPIConnection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -213,6 +353,15 @@ class AsyncDatabase:
     ) -> T:
         """`await fn(connection, ...)` in one transaction on a pooled connection's asyncpg
         connection itself, past SQLAlchemy's execution layer (knock.store.pg_hot says why)."""
+        with _without_details():
+            return await self._on_asyncpg(fn, *args, **kwargs)
+
+    async def _on_asyncpg(
+        self,
+        fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         async with self._engine.connect() as conn:
             pooled = await conn.get_raw_connection()
             driver: Any = pooled.driver_connection
@@ -226,5 +375,54 @@ class AsyncDatabase:
                 await self._engine.dispose(close=False)
                 raise
 
+    async def read(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        if self._reads_stopped:
+            raise ReadsStoppedError()
+        reading = asyncio.ensure_future(self._read(fn, *args, **kwargs))
+        self._reads_in_flight.add(reading)
+        try:
+            return await reading
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if self._reads_stopped and not (caller is not None and caller.cancelling()):
+                raise ReadsStoppedError() from None
+            raise
+        finally:
+            self._reads_in_flight.discard(reading)
+
+    async def _read(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        timeout_s = self._reads.timeout_s
+        deadline = time.monotonic() + timeout_s
+        try:
+            with _without_details():
+                # pool_timeout: a read waits for a connection no longer than it may run.
+                async with self._read_engine.connect() as conn, conn.begin():
+                    if self.dialect_name == "postgresql":
+                        ms = max(1, int((deadline - time.monotonic()) * 1000))
+                        await conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+                    else:  # aiosqlite: its thread calls the handler
+                        raw = await conn.get_raw_connection()
+                        await raw.driver_connection.set_progress_handler(  # type: ignore[union-attr]
+                            lambda: int(time.monotonic() > deadline), _PROGRESS_STEPS
+                        )
+                    return await conn.run_sync(fn, *args, **kwargs)
+        except PoolTimeoutError:
+            raise QueryTimeoutError(timeout_s) from None
+        except Exception as exc:
+            if _interrupted(exc):
+                raise QueryTimeoutError(timeout_s) from None
+            raise
+
+    def stop_reads(self) -> None:
+        self._reads_stopped = True
+        for reading in self._reads_in_flight:
+            reading.cancel()  # asyncpg then has the server cancel the statement
+
     async def close(self) -> None:
+        self.stop_reads()
+        await self._read_engine.dispose()
         await self._engine.dispose()

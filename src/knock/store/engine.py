@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import URL, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
-from knock.store.database import AsyncDatabase, Database, ThreadedDatabase
+from knock.store.database import AsyncDatabase, Database, ReadLimits, ThreadedDatabase
 
 SUPPORTED_URLS = (
     "sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite:///:memory:, "
@@ -49,10 +49,13 @@ _SQLITE_PRAGMAS = (
 _SQLITE_POOL_SIZE = 4
 # Connections beyond the pool size are closed when returned and opened again at the next burst
 # (py-spy: 3% of the ACS's CPU went to connecting at 100 sessions in flight), so the pool keeps
-# most of what a busy process uses. Each ACS process needs up to 25 server connections and one
-# for its announcement relay: PostgreSQL's default max_connections (100) serves three processes.
+# most of what a busy process uses. Each ACS process needs up to 25 server connections, one for
+# its announcement relay and ReadLimits.slots (2) for the NBI's reads: PostgreSQL's default
+# max_connections (100) serves three processes.
 _POSTGRES_POOL_SIZE = 20
 _POSTGRES_MAX_OVERFLOW = 5
+# Every engine is made with hide_parameters=True: a failed statement's error would otherwise
+# carry its bound values ("[parameters: ...]"), credentials among them, into the log.
 
 
 def driver_url(url: str) -> URL:
@@ -71,10 +74,11 @@ def driver_url(url: str) -> URL:
     return parsed.set(drivername=driver)
 
 
-def open_database(url: str) -> Database:
+def open_database(url: str, reads: ReadLimits | None = None) -> Database:
     target = driver_url(url)
+    reads = reads or ReadLimits()
     if target.get_backend_name() == "sqlite":
-        return _sqlite(target)
+        return _sqlite(target, reads)
     return AsyncDatabase(
         create_async_engine(
             target,
@@ -85,30 +89,67 @@ def open_database(url: str) -> Database:
             # that finds it, and SQLAlchemy then replaces every pooled connection older than
             # the failure, so after a server restart one transaction fails (its CPE retries).
             pool_pre_ping=False,
-        )
+            hide_parameters=True,
+        ),
+        reads,
+        create_async_engine(
+            target,
+            pool_size=reads.slots,
+            max_overflow=0,
+            pool_timeout=reads.timeout_s,
+            hide_parameters=True,
+        ),
     )
 
 
-def _sqlite(url: URL) -> Database:
+def _sqlite(url: URL, reads: ReadLimits) -> Database:
     # Each connection to ":memory:" would open a new, empty database: the one connection is kept
-    # for good and lent to one transaction at a time.
-    size = 1 if url.database in (None, "", ":memory:") else _SQLITE_POOL_SIZE
+    # for good and lent to one transaction at a time, reads included.
+    memory = url.database in (None, "", ":memory:")
+    size = 1 if memory else _SQLITE_POOL_SIZE
     if url.get_driver_name() == "aiosqlite":
-        async_engine = create_async_engine(
-            url, poolclass=AsyncAdaptedQueuePool, pool_size=size, max_overflow=0
+        async_engine = _sqlite_async_engine(url, size)
+        return AsyncDatabase(
+            async_engine,
+            reads,
+            async_engine if memory else _sqlite_async_engine(url, reads.slots, reads.timeout_s),
         )
-        event.listen(async_engine.sync_engine, "connect", _configure_sqlite)
-        return AsyncDatabase(async_engine)
+    read_engine = None if memory else _sqlite_engine(url, reads.slots, reads.timeout_s)
+    return ThreadedDatabase(
+        _sqlite_engine(url, size),
+        workers=size,
+        loop_first=size > 1,
+        reads=reads,
+        read_engine=read_engine,
+    )
+
+
+def _sqlite_engine(url: URL, size: int, pool_timeout: float = 30.0) -> Engine:
     # Connections move between the worker threads, one thread at a time.
     engine = create_engine(
         url,
         poolclass=QueuePool,
         pool_size=size,
         max_overflow=0,
+        pool_timeout=pool_timeout,
         connect_args={"check_same_thread": False},
+        hide_parameters=True,
     )
     event.listen(engine, "connect", _configure_sqlite)
-    return ThreadedDatabase(engine, workers=size, loop_first=size > 1)
+    return engine
+
+
+def _sqlite_async_engine(url: URL, size: int, pool_timeout: float = 30.0) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        poolclass=AsyncAdaptedQueuePool,
+        pool_size=size,
+        max_overflow=0,
+        pool_timeout=pool_timeout,
+        hide_parameters=True,
+    )
+    event.listen(engine.sync_engine, "connect", _configure_sqlite)
+    return engine
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

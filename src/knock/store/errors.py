@@ -29,3 +29,22 @@ class SchemaTooNewError(StoreError):
         )
         self.found = found
         self.latest = latest
+
+
+class QueryTimeoutError(StoreError):
+    """A read for the NBI ran past its time and was stopped (Database.read)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            f"the query ran longer than {timeout_s:g} s and was stopped: narrow it (fewer "
+            "devices, conditions or values; a projection; skip and limit), or raise "
+            "nbi_query_timeout (--nbi-query-timeout)"
+        )
+        self.timeout_s = timeout_s
+
+
+class ReadsStoppedError(StoreError):
+    """A read for the NBI was stopped because Knock is shutting down."""
+
+    def __init__(self) -> None:
+        super().__init__("Knock is shutting down; send the request again once it is back")

@@ -103,8 +103,12 @@ class Relay:
         loop = asyncio.get_running_loop()
         next_beat = loop.time()
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the event is set (close() with sessions ending, hence announcing),
+            # and close() then waited for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_beat - loop.time()))
+                async with asyncio.timeout_at(next_beat):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 if self._lost:

@@ -18,9 +18,10 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from knock.store import pg_hot, sqlite_hot, statements
 from knock.store.cr_stats import CrCounts, count_cr_attempts
-from knock.store.database import AsyncDatabase, Database
+from knock.store.database import AsyncDatabase, Database, ReadLimits
 from knock.store.engine import open_database
 from knock.store.errors import UnknownDeviceError
+from knock.store.limits import check_inform, check_parameters
 from knock.store.migrations import migrate
 from knock.store.retry import TaskRetry
 from knock.store.rows import (
@@ -70,17 +71,23 @@ class Store:
         self._secret_insert = statements.secret_insert(db.dialect_name)
 
     @classmethod
-    async def open(cls, url: str, task_retry: TaskRetry | None = None) -> Store:
+    async def open(
+        cls, url: str, task_retry: TaskRetry | None = None, reads: ReadLimits | None = None
+    ) -> Store:
         """Connect and migrate. `url` is "sqlite:///path.db", "sqlite:///:memory:" or a
         "postgresql://user:pw@host/db" URL; the driver (sqlite3 in worker threads / asyncpg) is
-        chosen here."""
-        db = open_database(url)
+        chosen here. `reads` bounds the NBI's reads (the methods that say so)."""
+        db = open_database(url, reads)
         try:
             await migrate(db)
         except BaseException:
             await db.close()
             raise
         return cls(db, task_retry)
+
+    def stop_reads(self) -> None:
+        """Stop the NBI's reads in flight (ReadsStoppedError) and refuse new ones: shutting down."""
+        self._db.stop_reads()
 
     async def close(self) -> None:
         await self._db.close()
@@ -107,7 +114,9 @@ class Store:
         With "0 BOOTSTRAP" among the events, the device's stored parameters are dropped first
         (tasks are kept). "1 BOOT" sets last_boot, "0 BOOTSTRAP" last_bootstrap. Sessions of the
         device still open (in a process that died or lost it) end as "superseded", and the tasks
-        they were running are retried or faulted (`TaskRetry`)."""
+        they were running are retried or faulted (`TaskRetry`). A text longer than the store
+        keeps raises TooLongError naming it, on every database, and nothing is written."""
+        check_inform(rec.device_row(), rec.cwmp_version)
         rows = _parameter_rows(rec.device_id, rec.parameters, rec.now)
         if self._asyncpg is not None:
             return await self._asyncpg.run_on_asyncpg(pg_hot.record_inform, rec, rows, self._retry)
@@ -228,18 +237,22 @@ class Store:
         limit: int | None = None,
     ) -> list[DeviceRow]:
         """Devices matching `where`, an SQLAlchemy expression over `schema.devices` (and
-        correlated EXISTS subqueries over `schema.parameters`), built by the NBI."""
+        correlated EXISTS subqueries over `schema.parameters`), built by the NBI. An NBI read
+        (Database.read): QueryTimeoutError past its time."""
         stmt = select(*_DEVICE_COLUMNS)
         if where is not None:
             stmt = stmt.where(where)
         # The id breaks ties, so that pages cut by skip and limit neither overlap nor miss rows.
         stmt = stmt.order_by(*order_by, devices.c.id).offset(skip).limit(limit)
-        return [DeviceRow(**row._mapping) for row in await self._db.run_statement(_all, stmt)]
+        return [DeviceRow(**row._mapping) for row in await self._db.read(_all, stmt)]
 
     async def get_parameters(
-        self, device_ids: Sequence[str], prefixes: Sequence[str] = ()
+        self, device_ids: Sequence[str], prefixes: Sequence[str] = (), *, nbi: bool = False
     ) -> dict[str, list[StoredParam]]:
-        """Parameters of each device, optionally only those under the given path prefixes."""
+        """Parameters of each device, optionally only those under the given path prefixes.
+        With `nbi`, an NBI read (Database.read)."""
+        if nbi:
+            return await self._db.read(_parameters_of, device_ids, prefixes)
         return await self._db.run(_parameters_of, device_ids, prefixes)
 
     async def delete_device(self, device_id: str) -> bool:
@@ -306,8 +319,8 @@ class Store:
         self, since: datetime, until: datetime, slices: int, edges_ms: Sequence[int]
     ) -> CrCounts:
         """Every device's attempts started in [since, until], counted in the database (see
-        `cr_stats.count_cr_attempts`): the dashboard's fleet view."""
-        return await self._db.run(
+        `cr_stats.count_cr_attempts`): the dashboard's fleet view, an NBI read."""
+        return await self._db.read(
             count_cr_attempts, self._db.dialect_name, since, until, slices, edges_ms
         )
 
@@ -441,12 +454,13 @@ class Store:
     async def find_tasks(
         self, where: ColumnElement[bool] | None, skip: int = 0, limit: int | None = None
     ) -> list[TaskRow]:
-        """Tasks matching `where`, an SQLAlchemy expression over `schema.tasks`, oldest first."""
+        """Tasks matching `where`, an SQLAlchemy expression over `schema.tasks`, oldest first;
+        an NBI read (Database.read)."""
         stmt = select(tasks)
         if where is not None:
             stmt = stmt.where(where)
         stmt = stmt.order_by(tasks.c.id).offset(skip).limit(limit)
-        return [TaskRow(**row._mapping) for row in await self._db.run_statement(_all, stmt)]
+        return [TaskRow(**row._mapping) for row in await self._db.read(_all, stmt)]
 
     async def record_transfer_complete(
         self, device_id: str, task_id: int, done: TransferDone, now: datetime
@@ -653,7 +667,7 @@ def _parameter_rows(
     # One row per path, the last given winning: PostgreSQL refuses an upsert batch that touches
     # a row twice.
     latest = {p.path: p for p in params}
-    return [
+    rows = [
         {
             "device_id": device_id,
             "path": p.path,
@@ -664,6 +678,8 @@ def _parameter_rows(
         }
         for p in latest.values()
     ]
+    check_parameters(rows)
+    return rows
 
 
 @contextmanager

@@ -1,0 +1,58 @@
+"""The longest text each stored column keeps, checked before a write.
+
+PostgreSQL fails a statement whose text is longer than its column (the ACS then answered a
+device's every Inform with 500); SQLite keeps any length. Checking here holds both to the
+schema's lengths and names the field that is too long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Column, String
+
+from knock.store.errors import StoreError
+from knock.store.schema import devices, parameters, sessions
+
+
+class TooLongError(StoreError, ValueError):
+    """A text is longer than the store keeps; the message names the field and the limit."""
+
+    def __init__(self, field: str, length: int, limit: int) -> None:
+        super().__init__(
+            f"{field} is {length} characters long; Knock stores at most {limit} characters"
+        )
+        self.field = field
+        self.limit = limit
+
+
+def check_length(field: str, value: str | None, column: Column[Any]) -> None:
+    limit = column.type.length if isinstance(column.type, String) else None
+    if value is not None and limit is not None and len(value) > limit:
+        raise TooLongError(field, len(value), limit)
+
+
+def _shown(path: str) -> str:
+    return path if len(path) <= 60 else path[:60] + "..."
+
+
+def check_inform(device: Mapping[str, Any], cwmp_version: str) -> None:
+    """The Inform's DeviceIdStruct, the device key made of it, and its namespace, by the names
+    the Inform gives them."""
+    check_length("DeviceId/Manufacturer", device["manufacturer"], devices.c.manufacturer)
+    check_length("DeviceId/OUI", device["oui"], devices.c.oui)
+    check_length("DeviceId/ProductClass", device["product_class"], devices.c.product_class)
+    check_length("DeviceId/SerialNumber", device["serial_number"], devices.c.serial_number)
+    # Escaping (knock.cwmp.deviceid) can make the key up to nine times its parts' length.
+    check_length(
+        "the device key (OUI-ProductClass-SerialNumber, escaped)", device["id"], devices.c.id
+    )
+    check_length("the CWMP namespace", cwmp_version, sessions.c.cwmp_version)
+
+
+def check_parameters(rows: Iterable[Mapping[str, Any]]) -> None:
+    """Parameter rows as the store writes them (path, value, type)."""
+    for row in rows:
+        check_length(f"the parameter name {_shown(row['path'])!r}", row["path"], parameters.c.path)
+        check_length(f"the type of {_shown(row['path'])}", row["type"], parameters.c.type)
