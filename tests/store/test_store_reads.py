@@ -53,7 +53,7 @@ async def test_sessions_go_on_while_reads_hold_every_slot(bounded: Store, now: d
     session = await bounded.record_inform(_inform(DEVICE, now))
     await bounded.record_inform(_inform(OTHER, now))
     await bounded.add_task(DEVICE, "reboot", {"name": "reboot"}, now)
-    assert await bounded.claim_next_task(DEVICE, session) is not None
+    assert await bounded.claim_next_task(DEVICE, session, now) is not None
     assert not any(read.done() for read in reads)
     for read in reads:
         with pytest.raises(QueryTimeoutError):
