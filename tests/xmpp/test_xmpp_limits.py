@@ -60,12 +60,15 @@ def throttled(reply: bytes) -> bool:
 
 def test_wrong_passwords_are_throttled_per_account_from_any_address() -> None:
     guard = Guard(LIMITS)
+    assert b"<success" in try_password(guard, "cpe-0001", PASSWORD, peer="192.0.2.50")
     for n in range(3):
         reply = try_password(guard, "cpe-0001", "wrong", peer=f"198.51.100.{n}", now=1.0)
         assert b"<not-authorized/>" in reply
     # Even the right password, from a fresh address, waits: the account's tries are spent.
     assert throttled(try_password(guard, "cpe-0001", PASSWORD, peer="203.0.113.9", now=1.0))
     assert b"<success" in try_password(guard, "cpe-0002", PASSWORD, peer="203.0.113.9", now=1.0)
+    # The address the device logged in from before is not locked out by others' guesses.
+    assert b"<success" in try_password(guard, "cpe-0001", PASSWORD, peer="192.0.2.50", now=1.0)
     # Ten seconds regain one try.
     assert b"<success" in try_password(guard, "cpe-0001", PASSWORD, peer="203.0.113.9", now=11.5)
 

@@ -506,12 +506,14 @@ class C2S:
             self._mechanism = None
             self._checking = None
             self._username = localpart(step.username)
-            if self._guard is not None and self._guard.limits.is_service(self._username):
-                self._shaper = None
             own = (self._username, f"{self._username}@{self._policy.domain}")
             if step.authzid and step.authzid not in own:
                 self._username = ""
                 return self._sasl_step(Failure(SaslCondition.NOT_AUTHORIZED, "authzid refused"))
+            if self._guard is not None:
+                self._guard.logins.succeeded(self._username, self._peer)
+                if self._guard.limits.is_service(self._username):
+                    self._shaper = None
             self._emit(_sasl_element("success", step.data))
             self._emit(Authenticated(self._username))
             self._restart()

@@ -3,7 +3,9 @@ argument, nothing here reads a clock or a socket.
 
 * Wrong passwords cost tokens from two buckets, the account's and the source address's (an
   IPv6 address counts by its /64); with either empty, a login is answered temporary-auth-failure
-  before any account is looked up, known or not.
+  before any account is looked up, known or not. An address the account logged in from before
+  is not held back by the account's bucket, so guessing at a device's password from elsewhere
+  does not lock the device itself out.
 * Each device connection's input is shaped (stanzas and bytes a second): over the rate, the
   adapter stops reading it until the debt is paid, so one flooding device slows itself only.
 * Device accounts may address only the service accounts (the ACS) and the server: TR-069
@@ -25,6 +27,7 @@ from knock.xmpp.jid import Jid
 # Buckets that have refilled are forgotten once the table grows past this, so a stream of
 # made-up user names cannot grow it without bound.
 _PRUNE_AT: Final = 4096
+_KNOWN_ADDRESSES: Final = 4  # per account, the latest it logged in from
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,20 +84,33 @@ def address_key(address: str) -> str:
 class LoginThrottle:
     """Failed logins per account and per source address, shared by every connection."""
 
-    __slots__ = ("_accounts", "_addresses", "_limits")
+    __slots__ = ("_accounts", "_addresses", "_known", "_limits")
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self._accounts: dict[str, Bucket] = {}
         self._addresses: dict[str, Bucket] = {}
+        self._known: dict[str, list[str]] = {}  # account: addresses it logged in from
 
     def refused(self, username: str, address: str, now: float) -> bool:
         """Whether a login as *username* from *address* is refused before it is checked."""
-        for table, key in ((self._accounts, username), (self._addresses, address_key(address))):
-            bucket = table.get(key)
+        key = address_key(address)
+        checks = [(self._addresses, key)]
+        if key not in self._known.get(username, ()):
+            checks.append((self._accounts, username))
+        for table, name in checks:
+            bucket = table.get(name)
             if bucket is not None and bucket.level(now) < 1:
                 return True
         return False
+
+    def succeeded(self, username: str, address: str) -> None:
+        known = self._known.setdefault(username, [])
+        key = address_key(address)
+        if key in known:
+            known.remove(key)
+        known.append(key)
+        del known[:-_KNOWN_ADDRESSES]
 
     def failed(self, username: str, address: str, now: float) -> None:
         limits = self._limits
