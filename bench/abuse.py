@@ -66,6 +66,7 @@ ROWS = (
     "cut_off_by_server",
     "queries_answered",
     "flood_stanzas_sent",
+    "flood_not_answered",
     "password_guesses",
     "victim_online",
     "serve_log_lines",
@@ -327,11 +328,19 @@ async def xmpp_flood(serve: Serve, args: argparse.Namespace) -> tuple[dict, dict
     big.text = "x" * 60_000
     ping = etree.Element("{urn:xmpp:ping}ping")
 
-    async def flood(name: str, stop: asyncio.Event, sent: Counter[str]) -> None:
+    async def flood(
+        name: str, stop: asyncio.Event, sent: Counter[str], refused: Counter[str]
+    ) -> None:
         c = client(f"{name}@{DOMAIN}/cwmp", DEVICE_PASSWORD)
         c.start()
         await asyncio.wait_for(c.wait_online(), 30)
         in_flight: set[asyncio.Task[Any]] = set()
+
+        def settle(task: asyncio.Task[Any]) -> None:
+            in_flight.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                refused[type(task.exception()).__name__] += 1
+
         try:
             while not stop.is_set():
                 while len(in_flight) < 64:
@@ -340,7 +349,7 @@ async def xmpp_flood(serve: Serve, args: argparse.Namespace) -> tuple[dict, dict
                     )
                     task = asyncio.create_task(c.request(target, content, timeout=5))
                     in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
+                    task.add_done_callback(settle)
                     sent[name] += 1
                 await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -355,14 +364,16 @@ async def xmpp_flood(serve: Serve, args: argparse.Namespace) -> tuple[dict, dict
             answers[await wrong_login(serve.xmpp, "legit")] += 1
 
     async def attack(stop: asyncio.Event) -> dict[str, Any]:
-        sent = Counter[str]()
-        answers = Counter[str]()
+        sent, refused, answers = Counter[str](), Counter[str](), Counter[str]()
         await asyncio.gather(
-            flood("flood-1", stop, sent), flood("flood-2", stop, sent), guess(stop, answers)
+            flood("flood-1", stop, sent, refused),
+            flood("flood-2", stop, sent, refused),
+            guess(stop, answers),
         )
         return {
             "attack": "2 devices flooding 60 KB IQs and pings, 1 password guesser",
             "flood_stanzas_sent": sum(sent.values()),
+            "flood_not_answered": dict(refused),
             "password_guesses": dict(answers),
             "victim_online": victim.online,
         }
@@ -444,11 +455,17 @@ async def bench(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, dic
     columns: dict[str, dict[str, Any]] = {}
     common: dict[str, Any] = {"seconds_per_measure": args.seconds}
     for name, scenario in SCENARIOS.items():
+        if args.only and name not in args.only:
+            continue
         with tempfile.TemporaryDirectory(prefix="knock-abuse-") as folder:
             async with Serve(Path(folder)) as serve:
                 common.setdefault("open_files", serve.banner[0])
                 without, with_ = await scenario(serve, args)
-                with_["serve_log_lines"] = serve.log_lines()
+            with_["serve_log_lines"] = serve.log_lines()
+            if args.logs is not None:
+                args.logs.mkdir(parents=True, exist_ok=True)
+                log = (Path(folder) / "serve.log").read_bytes()
+                (args.logs / f"{name.replace(' ', '-')}.log").write_bytes(log)
             columns[f"{name}: without"] = {key: without.get(key, "") for key in ROWS}
             columns[f"{name}: with"] = {key: with_.get(key, "") for key in ROWS}
     return common, columns
@@ -464,6 +481,10 @@ def main() -> None:
     parser.add_argument("--in-values", type=int, default=900)
     parser.add_argument("--queriers", type=int, default=4)
     parser.add_argument("--json", type=Path, default=Path("bench/results/abuse.json"))
+    parser.add_argument("--logs", type=Path, help="keep each scenario's knock serve log here")
+    parser.add_argument(
+        "--only", choices=sorted(SCENARIOS), action="append", help="run this scenario (repeat)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.slow_connections, args.slow_bodies = 3.0, 100, 5

@@ -1,12 +1,11 @@
-"""How every HTTP listener of Knock is served (CWMP, NBI, the simulator's connection-request
-port): on a `Listener` that sheds under descriptor pressure, with a deadline for request
-headers and idle keep-alive, and one for the body.
+"""How Knock's HTTP servers (CWMP, NBI) are served: on a `Listener` that sheds under
+descriptor pressure, with a deadline for request headers and idle keep-alive, and one for the
+body.
 
 aiohttp's keep-alive timer runs from the moment a connection opens and from the end of each
 response until a complete request header has arrived, so `idle_timeout` bounds a client that
-trickles its header a byte at a time as well as one that just sits there. The body is read by
-the `body_deadline` middleware under its own deadline before the handler runs (the handler's
-`request.read()` then returns it at once), so a body at one byte a second is cut off too.
+trickles its header a byte at a time as well as one that just sits there. The `body_deadline`
+middleware gives the body its own deadline, so a body at one byte a second is cut off too.
 """
 
 from __future__ import annotations
@@ -40,22 +39,40 @@ class HttpLimits:
 
 
 def body_deadline(limits: HttpLimits, name: str) -> Any:
-    """Middleware: read the request body within `limits.body_timeout`, or answer 408 and close."""
+    """Middleware: a request whose body has not arrived in full within `limits.body_timeout`
+    is answered 408 and its connection closed. The handler reads the body as it always does
+    (its own size limit and errors unchanged); it is cancelled only while the body is still
+    coming, never once it is all in."""
     slow = RepeatedLog(log, f"{name}: request body not received in {limits.body_timeout:g} s")
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.can_read_body:
-            try:
-                async with asyncio.timeout(limits.body_timeout):
-                    await request.read()
-            except TimeoutError:
-                slow.hit(request.remote or "")
-                raise web.HTTPRequestTimeout(
-                    text=f"the request body did not arrive within {limits.body_timeout:g} s\n",
-                    headers={"Connection": "close"},
-                ) from None
-        return await handler(request)
+        if not request.can_read_body:
+            return await handler(request)
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            if not request.content.is_eof():
+                expired = True
+                task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(limits.body_timeout, expire)
+        try:
+            return await handler(request)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            task.uncancel()
+            slow.hit(request.remote or "")
+            raise web.HTTPRequestTimeout(
+                text=f"the request body did not arrive within {limits.body_timeout:g} s\n",
+                headers={"Connection": "close"},
+            ) from None
+        finally:
+            timer.cancel()
 
     return middleware
 
@@ -63,7 +80,7 @@ def body_deadline(limits: HttpLimits, name: str) -> Any:
 class GuardedSite(web.BaseSite):
     """A TCP site on a shedding `Listener` instead of the loop's own accept."""
 
-    __slots__ = ("_host", "_limits", "_name", "_port", "_reuse_port")
+    __slots__ = ("_host", "_limits", "_listener", "_name", "_port", "_reuse_port")
 
     def __init__(
         self,
@@ -80,10 +97,16 @@ class GuardedSite(web.BaseSite):
         self._name, self._host, self._port = name, host, port
         self._limits = limits
         self._reuse_port = reuse_port
+        self._listener: Listener | None = None
 
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def listener(self) -> Listener | None:
+        """The listener once started, for its counts."""
+        return self._listener
 
     async def start(self) -> None:
         await super().start()
@@ -101,6 +124,7 @@ class GuardedSite(web.BaseSite):
         )
         # BaseSite.stop() closes it, AppRunner.addresses reads its sockets.
         self._server = cast(asyncio.AbstractServer, listener)
+        self._listener = listener
 
 
 async def serve_app(
@@ -121,3 +145,12 @@ async def serve_app(
         runner, name, host, port, limits=limits, ssl_context=ssl_context, reuse_port=reuse_port
     ).start()
     return runner
+
+
+def listeners(runner: web.BaseRunner) -> list[Listener]:
+    """The listeners of *runner*'s guarded sites."""
+    return [
+        site.listener
+        for site in runner.sites
+        if isinstance(site, GuardedSite) and site.listener is not None
+    ]

@@ -35,7 +35,7 @@ from knock.connreq.http import HttpConnectionRequester
 from knock.connreq.order import MethodOrder
 from knock.connreq.udp_sender import LiveBinding, UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
-from knock.http_listen import HttpLimits, serve_app
+from knock.http_listen import HttpLimits, listeners, serve_app
 from knock.listener import raise_open_files_limit
 from knock.metrics import Metrics
 from knock.nbi.app import ConnectionRequest, make_nbi_app
@@ -438,6 +438,13 @@ async def start(
         nbi, "NBI", settings.nbi_host, settings.nbi_port, limits, reuse_port=shared_ports
     )
     cwmp_port = _bound_port(runner_cwmp)
+    metrics.watch_listeners(
+        lambda: [
+            *listeners(runner_cwmp),
+            *listeners(runner_nbi),
+            *(xmpp.listeners if xmpp is not None else []),
+        ]
+    )
     return Running(
         store=store,
         hub=hub,

@@ -4,6 +4,7 @@ lowered in its own process before it starts (never the machine's or this test pr
 from __future__ import annotations
 
 import asyncio
+import re
 import resource
 import socket
 import sys
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 from scripted_cpe import ScriptedCpe
 from serve_process import free_port
@@ -145,3 +147,10 @@ async def test_a_flood_of_idle_connections_is_shed_and_logged_once(served: Serve
     assert not [line for line in lines if "Traceback" in line], "\n".join(lines[:40])
     shed = [line for line in lines if "too few open files left" in line]
     assert 1 <= len(shed) <= 3, "\n".join(lines[:40])  # once per listener and minute at most
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{served.nbi}/metrics") as r,
+    ):
+        metrics = await r.text()
+    counted = re.findall(r'^knock_listen_shed_total\{listener="(\w+)"\} (\d+)', metrics, re.M)
+    assert sum(int(n) for _name, n in counted) > 0, metrics

@@ -108,6 +108,10 @@ class XmppServer:
         self.tls_port: int | None = None
 
     @property
+    def listeners(self) -> list[Listener]:
+        return list(self._servers)
+
+    @property
     def sessions(self) -> Mapping[Jid, object]:
         """Bound connections by full JID."""
         return self._sessions
