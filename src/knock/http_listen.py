@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from knock.listener import DEFAULT_RESERVE, Listener
-from knock.ratelog import RepeatedLog
+from knock.ratelog import RepeatedLog, quiet_logger
 
 log = logging.getLogger("knock.http")
 
@@ -35,7 +35,12 @@ class HttpLimits:
     fd_reserve: int = DEFAULT_RESERVE
 
     def runner_options(self) -> dict[str, Any]:
-        return {"keepalive_timeout": self.idle_timeout, "lingering_time": LINGER}
+        return {
+            "keepalive_timeout": self.idle_timeout,
+            "lingering_time": LINGER,
+            # aiohttp logs every bad request line or header with a traceback: once a minute.
+            "logger": quiet_logger("knock.http.server"),
+        }
 
 
 def body_deadline(limits: HttpLimits, name: str) -> Any:

@@ -154,3 +154,16 @@ async def test_a_flood_of_idle_connections_is_shed_and_logged_once(served: Serve
         metrics = await r.text()
     counted = re.findall(r'^knock_listen_shed_total\{listener="(\w+)"\} (\d+)', metrics, re.M)
     assert sum(int(n) for _name, n in counted) > 0, metrics
+
+
+async def test_a_storm_of_bad_requests_is_logged_once_with_its_count(served: Served) -> None:
+    """aiohttp logs each unparsable request with a traceback; Knock lets one a minute through."""
+    for _ in range(50):
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.nbi)
+        writer.write(b"GET /devices/?query=" + b"x" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+        answer = await reader.read()
+        writer.close()
+        assert answer.startswith(b"HTTP/1.0 400 "), answer[:100]  # before any version is read
+    lines = served.log_lines()
+    errors = [line for line in lines if "Error handling request" in line]
+    assert len(errors) == 1, "\n".join(errors[:5])
