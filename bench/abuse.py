@@ -99,7 +99,7 @@ class Serve:
         )  # fmt: skip
         assert self.proc.stdout is not None
         self.banner: list[str] = []
-        while not self.banner or not self.banner[-1].startswith("XMPP ("):
+        while not self.banner or not self.banner[-1].startswith("Open files:"):
             line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
             if not line:
                 raise RuntimeError(f"knock serve ended: {self.banner}")
@@ -459,7 +459,7 @@ async def bench(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, dic
             continue
         with tempfile.TemporaryDirectory(prefix="knock-abuse-") as folder:
             async with Serve(Path(folder)) as serve:
-                common.setdefault("open_files", serve.banner[0])
+                common.setdefault("open_files", serve.banner[-1])
                 without, with_ = await scenario(serve, args)
             with_["serve_log_lines"] = serve.log_lines()
             if args.logs is not None:

@@ -511,10 +511,6 @@ async def serve_forever(
     if after > before:
         log.info("open-files limit raised from %d to %d (the hard limit)", before, after)
     if announce:
-        if after > before:
-            print(f"Open files: limit raised from {before} to {after} (the hard limit)", flush=True)
-        else:
-            print(f"Open files: limit {after}", flush=True)
         print(f"Knock ACS: point CPEs at {running.acs_url}", flush=True)
         print(f"NBI: http://{settings.nbi_host}:{running.nbi_port}/", flush=True)
         if running.stun is not None:
@@ -533,6 +529,11 @@ async def serve_forever(
                 f"({status.state})",
                 flush=True,
             )
+    if announce:  # last: tools read the lines above by position
+        if after > before:
+            print(f"Open files: limit raised from {before} to {after} (the hard limit)", flush=True)
+        else:
+            print(f"Open files: limit {after}", flush=True)
     if ready is not None:
         ready()
     stop = asyncio.Event()

@@ -56,7 +56,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         assert proc.stdout is not None
         banner: list[str] = []
         try:
-            while not banner or not banner[-1].startswith("XMPP ("):
+            while not banner or not banner[-1].startswith("Open files:"):
                 line = await asyncio.wait_for(proc.stdout.readline(), 30)
                 assert line, f"knock serve ended before it was ready: {banner}"
                 banner.append(line.decode())
