@@ -66,7 +66,7 @@ ROWS = (
     "cut_off_by_server",
     "queries_answered",
     "flood_stanzas_sent",
-    "flood_not_answered",
+    "flood_errors",
     "password_guesses",
     "victim_online",
     "serve_log_lines",
@@ -238,9 +238,13 @@ async def query_cost(serve: Serve, args: argparse.Namespace) -> tuple[dict, dict
                     for n in range(first, min(first + batch, args.devices))
                 )
             )
-    values = [f"SW-{n}" for n in range(args.in_values)]
-    query = json.dumps({"InternetGatewayDevice.DeviceInfo.SoftwareVersion": {"$in": values}})
-    url = f"http://127.0.0.1:{serve.nbi}/devices/?query={quote(query)}"
+    # Numbers, and JSON's punctuation left unescaped, so that 900 values fit the 8 KiB request
+    # line HTTP servers accept.
+    values = list(range(args.in_values))
+    query = json.dumps(
+        {"InternetGatewayDevice.DeviceInfo.UpTime": {"$in": values}}, separators=(",", ":")
+    )
+    url = f"http://127.0.0.1:{serve.nbi}/devices/?query={quote(query, safe=':,[]{}$')}"
     statuses = Counter[str]()
 
     async def querier(stop: asyncio.Event) -> None:
@@ -373,7 +377,7 @@ async def xmpp_flood(serve: Serve, args: argparse.Namespace) -> tuple[dict, dict
         return {
             "attack": "2 devices flooding 60 KB IQs and pings, 1 password guesser",
             "flood_stanzas_sent": sum(sent.values()),
-            "flood_not_answered": dict(refused),
+            "flood_errors": dict(refused),
             "password_guesses": dict(answers),
             "victim_online": victim.online,
         }
