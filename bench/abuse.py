@@ -76,8 +76,9 @@ ROWS = (
 class Serve:
     """`knock serve` on free loopback ports, with its own data folder and log."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, flags: list[str]) -> None:
         self.folder = folder
+        self.flags = flags
         self.cwmp, self.nbi, self.xmpp = free_port(), free_port(), free_port()
         self.store_url = f"sqlite:///{folder / 'knock.db'}"
         self.proc: asyncio.subprocess.Process | None = None
@@ -94,7 +95,7 @@ class Serve:
             "--nbi-port", str(self.nbi), "--store-url", self.store_url,
             "--cr-provision", "off", "--no-stun-enable", "--log-level", "warning",
             "--xmpp-host", "127.0.0.1", "--xmpp-port", str(self.xmpp), "--xmpp-tls-port", "0",
-            "--data-dir", str(self.folder / "data"),
+            "--data-dir", str(self.folder / "data"), *self.flags,
             stdout=asyncio.subprocess.PIPE, stderr=self.log, preexec_fn=soft_limit,
         )  # fmt: skip
         assert self.proc.stdout is not None
@@ -181,11 +182,27 @@ async def slow_clients(serve: Serve, args: argparse.Namespace) -> tuple[dict, di
     ended_by_server = Counter[str]()
 
     async def trickle(stop: asyncio.Event, kind: str) -> None:
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", serve.cwmp)
-        except OSError:
-            ended_by_server["refused"] += 1
-            return
+        """One slow client, connecting again each time the server cuts it off."""
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", serve.cwmp)
+            except OSError:
+                ended_by_server["refused"] += 1
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await trickle_once(stop, kind, reader, writer)
+            except ConnectionError:
+                ended_by_server[kind] += 1
+            finally:
+                writer.close()
+
+    async def trickle_once(
+        stop: asyncio.Event,
+        kind: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         if kind == "body":
             writer.write(
                 b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -194,20 +211,15 @@ async def slow_clients(serve: Serve, args: argparse.Namespace) -> tuple[dict, di
         else:
             writer.write(b"POST / HTTP/1.1\r\n")
             piece = b"X"
-        try:
-            while not stop.is_set():
-                writer.write(piece)
-                await writer.drain()
-                try:
-                    await asyncio.wait_for(reader.read(65536), 1.0)
-                    ended_by_server[kind] += 1  # an answer (408) or the end: cut off
-                    return
-                except TimeoutError:
-                    continue
-        except ConnectionError:
-            ended_by_server[kind] += 1
-        finally:
-            writer.close()
+        while not stop.is_set():
+            writer.write(piece)
+            await writer.drain()
+            try:
+                await asyncio.wait_for(reader.read(65536), 1.0)
+                ended_by_server[kind] += 1  # an answer (408) or the end: cut off
+                return
+            except TimeoutError:
+                continue
 
     async def attack(stop: asyncio.Event) -> dict[str, Any]:
         started = loop.time()
@@ -457,12 +469,19 @@ SCENARIOS = {"slow clients": slow_clients, "query cost": query_cost, "xmpp flood
 
 async def bench(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     columns: dict[str, dict[str, Any]] = {}
-    common: dict[str, Any] = {"seconds_per_measure": args.seconds}
+    common: dict[str, Any] = {
+        "seconds_per_measure": args.seconds,
+        "slow_clients_listen_timeouts_s": args.seconds / 3,
+    }
+    # The slow clients' scenario shortens the listeners' timeouts (30 s and 60 s by default) to
+    # a third of a measurement, so that the server cuts the attackers off while it is measured.
+    bound = f"{args.seconds / 3:g}"
+    flags = {"slow clients": ["--listen-idle-timeout", bound, "--listen-body-timeout", bound]}
     for name, scenario in SCENARIOS.items():
         if args.only and name not in args.only:
             continue
         with tempfile.TemporaryDirectory(prefix="knock-abuse-") as folder:
-            async with Serve(Path(folder)) as serve:
+            async with Serve(Path(folder), flags.get(name, [])) as serve:
                 common.setdefault("open_files", serve.banner[-1])
                 without, with_ = await scenario(serve, args)
             with_["serve_log_lines"] = serve.log_lines()
