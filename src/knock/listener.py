@@ -195,10 +195,18 @@ async def bind_sockets(
     host: str, port: int, *, reuse_port: bool = False, backlog: int = 1024
 ) -> list[socket.socket]:
     """Listening sockets for every address *host* names, as `loop.create_server` makes them."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(
-        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )
+    try:
+        # An address needs no resolver, and no thread for one (as asyncio's create_server).
+        infos = socket.getaddrinfo(
+            host or None,
+            port,
+            type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE | socket.AI_NUMERICHOST,
+        )
+    except socket.gaierror:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
     sockets: list[socket.socket] = []
     try:
         for family, kind, proto, _name, address in dict.fromkeys(infos):
