@@ -107,6 +107,16 @@ class XmppServer:
         self.port = 0
         self.tls_port: int | None = None
 
+    def add_service_account(self, username: str) -> None:
+        """Let *username* address every account, unshaped and uncapped, as the ACS does
+        (`knock check`'s second JID, which must reach the device to see it refuse)."""
+        limits = self.policy.limits
+        if limits is None or self.guard is None:
+            return
+        limits = replace(limits, service_accounts=limits.service_accounts | {username})
+        self.policy = replace(self.policy, limits=limits)
+        self.guard.limits = limits
+
     @property
     def listeners(self) -> list[Listener]:
         return list(self._servers)
