@@ -84,6 +84,21 @@ def test_wrong_passwords_are_throttled_per_address_whatever_the_account() -> Non
     assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
 
 
+def test_a_device_behind_a_shared_address_is_not_locked_out_by_its_neighbours() -> None:
+    """A carrier NAT: other accounts' failures empty the address's tries, not the known pair's;
+    and loopback (a local proxy, the lab) is no address to count."""
+    guard = Guard(LIMITS)
+    assert b"<success" in try_password(guard, "cpe-0001", PASSWORD, peer="198.51.100.7")
+    for n in range(5):
+        try_password(guard, f"neighbour-{n}", "wrong", peer="198.51.100.7")
+    assert throttled(try_password(guard, "cpe-0002", PASSWORD, peer="198.51.100.7"))
+    assert b"<success" in try_password(guard, "cpe-0001", PASSWORD, peer="198.51.100.7")
+    for n in range(10):
+        try_password(guard, f"lab-{n}", "wrong", peer="::1")
+    assert b"<success" in try_password(guard, "cpe-0002", PASSWORD, peer="::1")
+    assert address_key("::1") == "::1"
+
+
 def test_a_throttled_login_is_answered_alike_for_known_and_unknown_accounts() -> None:
     guard = Guard(LIMITS)
     for n in range(5):

@@ -4,8 +4,8 @@ argument, nothing here reads a clock or a socket.
 * Wrong passwords cost tokens from two buckets, the account's and the source address's (an
   IPv6 address counts by its /64); with either empty, a login is answered temporary-auth-failure
   before any account is looked up, known or not. An address the account logged in from before
-  is not held back by the account's bucket, so guessing at a device's password from elsewhere
-  does not lock the device itself out.
+  has a bucket of its own for that account, so guesses from elsewhere do not lock the device
+  out (see `LoginThrottle`).
 * Each device connection's input is shaped (stanzas and bytes a second): over the rate, the
   adapter stops reading it until the debt is paid, so one flooding device slows itself only.
 * Device accounts may address only the service accounts (the ACS) and the server: TR-069
@@ -19,6 +19,7 @@ are exempt from the shaper, the addressing rule and the session cap.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -74,7 +75,7 @@ def address_key(address: str) -> str:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return address
-    if isinstance(ip, ipaddress.IPv6Address):
+    if isinstance(ip, ipaddress.IPv6Address) and not ip.is_loopback:
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
@@ -82,27 +83,31 @@ def address_key(address: str) -> str:
 
 
 class LoginThrottle:
-    """Failed logins per account and per source address, shared by every connection."""
+    """Failed logins per account and per source address, shared by every connection.
 
-    __slots__ = ("_accounts", "_addresses", "_known", "_limits")
+    An account and an address it logged in from before are a known pair: a login from there
+    is held back only by that pair's own failures, so neither guesses at the account from
+    elsewhere nor other accounts' failures behind the same address (a carrier NAT) lock the
+    device out. Loopback addresses are not counted as addresses: behind a local proxy every
+    client is one."""
+
+    __slots__ = ("_accounts", "_addresses", "_known", "_limits", "_pairs")
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
-        self._accounts: dict[str, Bucket] = {}
-        self._addresses: dict[str, Bucket] = {}
+        self._accounts: dict[Hashable, Bucket] = {}
+        self._addresses: dict[Hashable, Bucket] = {}
+        self._pairs: dict[Hashable, Bucket] = {}
         self._known: dict[str, list[str]] = {}  # account: addresses it logged in from
 
     def refused(self, username: str, address: str, now: float) -> bool:
         """Whether a login as *username* from *address* is refused before it is checked."""
         key = address_key(address)
-        checks = [(self._addresses, key)]
-        if key not in self._known.get(username, ()):
-            checks.append((self._accounts, username))
-        for table, name in checks:
-            bucket = table.get(name)
-            if bucket is not None and bucket.level(now) < 1:
-                return True
-        return False
+        if key in self._known.get(username, ()):
+            return _empty(self._pairs, (username, key), now)
+        if _empty(self._accounts, username, now):
+            return True
+        return not _loopback(key) and _empty(self._addresses, key, now)
 
     def succeeded(self, username: str, address: str) -> None:
         known = self._known.setdefault(username, [])
@@ -114,10 +119,14 @@ class LoginThrottle:
 
     def failed(self, username: str, address: str, now: float) -> None:
         limits = self._limits
+        key = address_key(address)
         self._charge(self._accounts, username, limits.auth_tries_account, now)
-        self._charge(self._addresses, address_key(address), limits.auth_tries_address, now)
+        if key in self._known.get(username, ()):
+            self._charge(self._pairs, (username, key), limits.auth_tries_account, now)
+        if not _loopback(key):
+            self._charge(self._addresses, key, limits.auth_tries_address, now)
 
-    def _charge(self, table: dict[str, Bucket], key: str, tries: int, now: float) -> None:
+    def _charge(self, table: dict[Hashable, Bucket], key: Hashable, tries: int, now: float) -> None:
         bucket = table.get(key)
         if bucket is None:
             if len(table) >= _PRUNE_AT:
@@ -125,6 +134,18 @@ class LoginThrottle:
                     del table[stale]
             bucket = table[key] = Bucket(tries, tries / self._limits.auth_window, now)
         bucket.take(1, now)
+
+
+def _empty(table: dict[Hashable, Bucket], key: Hashable, now: float) -> bool:
+    bucket = table.get(key)
+    return bucket is not None and bucket.level(now) < 1
+
+
+def _loopback(key: str) -> bool:
+    try:
+        return ipaddress.ip_address(key).is_loopback
+    except ValueError:
+        return False
 
 
 class Shaper:
