@@ -52,6 +52,7 @@ bench: $(VENV)/.dev
 	    $(BIN)/python bench/connreq.py --method $$m --devices $$n \
 	        --json bench/results/connreq-$$m-$$n.json || exit 1; done; done
 	$(BIN)/python bench/fleet.py --cr http,udp,xmpp
+	$(BIN)/python bench/abuse.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

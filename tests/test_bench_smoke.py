@@ -109,3 +109,18 @@ def test_rss_of_a_process_that_knows_many_devices(tmp_path: Path) -> None:
     assert (result["devices"], result["sessions"], result["udp_requests"]) == (2000, 10, 3)
     assert result["udp_undelivered"] == 3  # nothing listens where the requests go
     assert result["rss_after_mib"] >= result["rss_at_start_mib"] > 0
+
+
+def test_abuse(tmp_path: Path) -> None:
+    """Each attack beside the same device's figures without it, on a fresh knock serve."""
+    result = quick("abuse", tmp_path, 300)
+    for scenario in ("slow clients", "query cost", "xmpp flood"):
+        without, with_ = result[f"{scenario}: without"], result[f"{scenario}: with"]
+        assert without["sessions_ok"] > 0 and without["sessions_failed"] == 0, scenario
+        assert with_["sessions_ok"] > 0, scenario
+        assert with_["session_p99_ms"] >= with_["session_p50_ms"] > 0, scenario
+        assert isinstance(with_["serve_log_lines"], int) and with_["attack"], scenario
+    flood = result["xmpp flood: with"]
+    assert flood["cr_ok"] > 0 and flood["flood_stanzas_sent"] > 0
+    assert flood["password_guesses"].get("temporary-auth-failure", 0) > 0
+    assert result["open_files"].startswith("Open files: ")

@@ -50,6 +50,8 @@ def test_per_device_credentials_table(tmp_path: Path) -> None:
         ("[cwmp]\nauth = 'digest'\n", {}, "no credentials are set"),
         ("[tls]\ncert = 'a.pem'\n", {}, "tls_cert and tls_key go together"),
         ("[cwmp\n", {}, "is not valid TOML"),
+        ("[listen]\nidle_timeout = 0\n", {}, "listen_idle_timeout is 0.0; give a positive"),
+        ("", {"KNOCK_XMPP_MAX_SESSIONS": "-1"}, "xmpp_max_sessions is -1; give a positive"),
     ],
 )
 def test_refusals_name_the_setting(

@@ -261,6 +261,64 @@ class Settings:
         default="text",
         metadata=_help("text, or json: one object a line with ts, level, logger, msg and fields."),
     )
+    listen_idle_timeout: float = field(
+        default=30.0,
+        metadata=_help(
+            "HTTP listeners (CWMP, NBI): seconds a connection may go without a complete "
+            "request header, from connecting or from the last response (slow headers and idle "
+            "keep-alive connections alike); also bounds the TLS handshake."
+        ),
+    )
+    listen_body_timeout: float = field(
+        default=60.0,
+        metadata=_help("HTTP listeners: seconds a request body may take to arrive (408 beyond)."),
+    )
+    listen_fd_reserve: int = field(
+        default=64,
+        metadata=_help(
+            "Open files kept free for the store, connection requests and logs: a listener "
+            "closes new connections at once beyond the open-files limit less this."
+        ),
+    )
+    xmpp_login_timeout: float = field(
+        default=30.0,
+        metadata=_help("Seconds an XMPP client has from connecting to a bound resource."),
+    )
+    xmpp_ping_interval: float = field(
+        default=300.0,
+        metadata=_help("Seconds of silence after which the XMPP server pings a client."),
+    )
+    xmpp_ping_timeout: float = field(
+        default=60.0,
+        metadata=_help("Seconds a pinged XMPP client has to say anything before it is cut off."),
+    )
+    xmpp_auth_tries_account: int = field(
+        default=5,
+        metadata=_help(
+            "Failed XMPP logins one account may take at once; it regains them over "
+            "xmpp_auth_window (then temporary-auth-failure until it does)."
+        ),
+    )
+    xmpp_auth_tries_address: int = field(
+        default=20,
+        metadata=_help("Failed XMPP logins one source address (IPv6: /64) may make at once."),
+    )
+    xmpp_auth_window: float = field(
+        default=60.0,
+        metadata=_help("Seconds over which an account or address regains all its login tries."),
+    )
+    xmpp_stanza_rate: float = field(
+        default=50.0,
+        metadata=_help("Stanzas per second one device connection may send (reading pauses)."),
+    )
+    xmpp_byte_rate: int = field(
+        default=65536,
+        metadata=_help("Bytes per second one device connection may send (reading pauses)."),
+    )
+    xmpp_max_sessions: int = field(
+        default=4,
+        metadata=_help("Connected resources one device account may have at once."),
+    )
 
     def with_updates(self, updates: Mapping[str, Any]) -> Settings:
         known = {f.name: f for f in fields(self)}
@@ -324,6 +382,9 @@ class Settings:
             raise ConfigError(f"log_level is {self.log_level!r}; use debug, info, warning or error")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"log_format is {self.log_format!r}; use text or json")
+        for name in _POSITIVE:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} is {getattr(self, name)}; give a positive number")
 
     def _validate_xmpp_acs(self) -> None:
         if self.xmpp_acs_tls not in _XMPP_TLS:
@@ -345,6 +406,21 @@ class Settings:
 
 
 _XMPP_TLS = frozenset(policy.value for policy in TlsPolicy)
+# Limits that mean nothing at zero or below (docs/security.md lists them all).
+_POSITIVE = (
+    "listen_idle_timeout",
+    "listen_body_timeout",
+    "listen_fd_reserve",
+    "xmpp_login_timeout",
+    "xmpp_ping_interval",
+    "xmpp_ping_timeout",
+    "xmpp_auth_tries_account",
+    "xmpp_auth_tries_address",
+    "xmpp_auth_window",
+    "xmpp_stanza_rate",
+    "xmpp_byte_rate",
+    "xmpp_max_sessions",
+)
 
 
 def _coerce(name: str, value: Any, kind: type) -> Any:

@@ -23,6 +23,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from knock.listener import Listener
     from knock.stun.service import Counters as StunCounters
     from knock.xmpp.server import Stats as XmppStats
 
@@ -106,6 +107,9 @@ class Metrics:
 
     def watch_xmpp_server(self, stats: XmppStats) -> None:
         self.registry.register(_XmppServerCollector(stats))
+
+    def watch_listeners(self, listeners: Callable[[], Iterable[Listener]]) -> None:
+        self.registry.register(_ListenerCollector(listeners))
 
     def watch_xmpp_client(self, connected: Callable[[], bool]) -> None:
         Gauge(
@@ -209,6 +213,38 @@ class _XmppServerCollector(Collector):
         yield CounterMetricFamily(
             "knock_xmpp_server_tls_failures", "TLS handshakes that failed.", s.tls_failures
         )
+        yield CounterMetricFamily(
+            "knock_xmpp_server_shaped",
+            "Times a device connection sent faster than its rate and was not read for a while.",
+            s.paused,
+        )
+
+
+class _ListenerCollector(Collector):
+    def __init__(self, listeners: Callable[[], Iterable[Listener]]) -> None:
+        self._listeners = listeners
+
+    def collect(self) -> Iterable[Metric]:
+        listeners = list(self._listeners())
+        for name, doc, field in (
+            ("knock_listen_accepted", "TCP connections accepted, by listener.", "accepted"),
+            (
+                "knock_listen_shed",
+                "Connections closed at once because too few open files were left.",
+                "shed",
+            ),
+            (
+                "knock_listen_paused",
+                "Times accept() ran out of descriptors or memory and accepting paused.",
+                "paused",
+            ),
+        ):
+            yield _by_label(
+                name,
+                doc,
+                "listener",
+                {listener.name: getattr(listener.stats, field) for listener in listeners},
+            )
 
 
 def _by_label(name: str, doc: str, label: str, counts: Mapping[str, int]) -> CounterMetricFamily:

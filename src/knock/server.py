@@ -36,10 +36,13 @@ from knock.connreq.http import HttpConnectionRequester
 from knock.connreq.order import MethodOrder
 from knock.connreq.udp_sender import LiveBinding, UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
+from knock.http_listen import HttpLimits, listeners, serve_app
+from knock.listener import raise_open_files_limit
 from knock.metrics import Metrics
 from knock.nbi.app import ConnectionRequest, make_nbi_app
 from knock.nbi.origin import AllowedHosts
 from knock.notify import Hub
+from knock.ratelog import RepeatedLog
 from knock.store import Store
 from knock.store.database import ReadLimits
 from knock.store.relay import Relay
@@ -50,6 +53,7 @@ from knock.xmpp.c2s import Policy
 from knock.xmpp.client import EndReason, TlsPolicy
 from knock.xmpp.client_conn import ConnState, Status
 from knock.xmpp.jid import Jid, parse_jid
+from knock.xmpp.limits import Limits
 from knock.xmpp.server import Listen, XmppServer
 
 log = logging.getLogger("knock.serve")
@@ -150,12 +154,25 @@ async def _start_xmpp(settings: Settings, store: Store) -> XmppServer:
         settings.xmpp_domain,
         require_tls=settings.xmpp_require_tls,
         allow_plain_without_tls=settings.xmpp_allow_plain,
+        login_timeout=settings.xmpp_login_timeout,
+        ping_interval=settings.xmpp_ping_interval,
+        ping_timeout=settings.xmpp_ping_timeout,
+        limits=Limits(
+            auth_tries_account=settings.xmpp_auth_tries_account,
+            auth_tries_address=settings.xmpp_auth_tries_address,
+            auth_window=settings.xmpp_auth_window,
+            stanza_rate=settings.xmpp_stanza_rate,
+            byte_rate=settings.xmpp_byte_rate,
+            max_sessions=settings.xmpp_max_sessions,
+            service_accounts=frozenset({ACS_XMPP_USER}),
+        ),
     )
     listen = Listen(
         settings.xmpp_host,
         settings.xmpp_port,
         settings.xmpp_tls_port,
         data_dir=Path(settings.data_dir),
+        fd_reserve=settings.listen_fd_reserve,
     )
     server = XmppServer(policy, store_lookup(store), listen)
     await server.start()
@@ -411,15 +428,16 @@ async def start(
         in_session=acs.in_session,
         metrics=metrics,
     )
-    runner_cwmp = web.AppRunner(acs.app(), access_log=None)
-    await runner_cwmp.setup()
-    await web.TCPSite(
-        runner_cwmp,
+    limits = http_limits(settings)
+    runner_cwmp = await serve_app(
+        acs.app(),
+        "CWMP",
         settings.cwmp_host,
         settings.cwmp_port,
+        limits,
         ssl_context=tls,
         reuse_port=shared_ports,
-    ).start()
+    )
     nbi = make_nbi_app(
         store,
         hub,
@@ -429,12 +447,17 @@ async def start(
         metrics=metrics,
         allowed_hosts=AllowedHosts.of(settings.nbi_host, settings.nbi_allowed_hosts),
     )
-    runner_nbi = web.AppRunner(nbi, access_log=None)
-    await runner_nbi.setup()
-    await web.TCPSite(
-        runner_nbi, settings.nbi_host, settings.nbi_port, reuse_port=shared_ports
-    ).start()
+    runner_nbi = await serve_app(
+        nbi, "NBI", settings.nbi_host, settings.nbi_port, limits, reuse_port=shared_ports
+    )
     cwmp_port = _bound_port(runner_cwmp)
+    metrics.watch_listeners(
+        lambda: [
+            *listeners(runner_cwmp),
+            *listeners(runner_nbi),
+            *(xmpp.listeners if xmpp is not None else []),
+        ]
+    )
     return Running(
         store=store,
         hub=hub,
@@ -451,6 +474,14 @@ async def start(
         acs_url=acs_url(settings, tls is not None, cwmp_port),
         metrics=metrics,
         relay=relay,
+    )
+
+
+def http_limits(settings: Settings) -> HttpLimits:
+    return HttpLimits(
+        idle_timeout=settings.listen_idle_timeout,
+        body_timeout=settings.listen_body_timeout,
+        fd_reserve=settings.listen_fd_reserve,
     )
 
 
@@ -487,7 +518,11 @@ async def serve_forever(
     worker: int = 0,
     ready: Callable[[], None] | None = None,
 ) -> None:
+    before, after = raise_open_files_limit()
+    _quiet_loop_errors(asyncio.get_running_loop())
     running = await start(settings, worker=worker)
+    if after > before:
+        log.info("open-files limit raised from %d to %d (the hard limit)", before, after)
     if announce:
         print(f"Knock ACS: point CPEs at {running.acs_url}", flush=True)
         print(f"NBI: http://{settings.nbi_host}:{running.nbi_port}/", flush=True)
@@ -507,6 +542,11 @@ async def serve_forever(
                 f"({status.state})",
                 flush=True,
             )
+    if announce:  # last: tools read the lines above by position
+        if after > before:
+            print(f"Open files: limit raised from {before} to {after} (the hard limit)", flush=True)
+        else:
+            print(f"Open files: limit {after}", flush=True)
     if ready is not None:
         ready()
     stop = asyncio.Event()
@@ -517,3 +557,22 @@ async def serve_forever(
         await stop.wait()
     finally:
         await running.close()
+
+
+def _quiet_loop_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Errors the event loop reports (a transport that failed, a callback that raised) are
+    logged once per interval per kind with a count: a storm of them must not fill the log."""
+    by_kind: dict[str, RepeatedLog] = {}
+
+    def handler(_loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        message = str(context.get("message", "event loop error"))
+        kind = by_kind.get(message)
+        if kind is None:
+            if len(by_kind) >= 100:  # messages that vary (they name objects): one line each
+                by_kind.clear()
+            kind = by_kind[message] = RepeatedLog(logging.getLogger("knock.loop"), message)
+        exc = context.get("exception")
+        error = exc if isinstance(exc, BaseException) else None
+        kind.hit(repr(error) if error else "", exc_info=error)
+
+    loop.set_exception_handler(handler)

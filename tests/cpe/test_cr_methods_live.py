@@ -133,6 +133,9 @@ async def ask(lab_: Lab, account: str, target: str, username: str, password: str
     the device answered, "" for a result."""
     await put_account(lab_.acs.store, account, "pw-" + account)
     assert lab_.acs.xmpp is not None
+    # Knock's server lets device accounts address only the ACS: this one plays another sender
+    # that reaches the device, whose own check is what is tested.
+    lab_.acs.xmpp.add_service_account(account)
     client = XmppClient(
         f"{account}@knock.lab/probe",
         "pw-" + account,
@@ -178,6 +181,7 @@ async def test_a_malformed_connection_request_is_a_bad_request(three: Lab) -> No
     _address, jid = await three.provisioned(cpe)
     await put_account(three.acs.store, "probe", "pw-probe")
     assert three.acs.xmpp is not None
+    three.acs.xmpp.add_service_account("probe")  # a sender that reaches the device
     cpe.set_value(f"{MS}ConnReqAllowedJabberIDs", "")  # an empty list allows every sender
     request = etree.Element("{urn:broadband-forum-org:cwmp:xmppConnReq-1-0}connectionRequest")
     etree.SubElement(request, "{urn:broadband-forum-org:cwmp:xmppConnReq-1-0}username").text = "u"

@@ -24,6 +24,7 @@ from knock.xmpp.c2s import (
     StartTls,
 )
 from knock.xmpp.jid import Jid
+from knock.xmpp.limits import Guard
 from knock.xmpp.sasl import NeedCredentials, SaslCondition, ScramClient, ScramCredentials
 from knock.xmpp.stanzas import StanzaCondition
 from knock.xmpp.stream import STREAM_CLOSE, StreamCondition, serialize, stream_header
@@ -61,12 +62,20 @@ BIND_FEATURES = (
 class Wire:
     """A C2S and the client side of its conversation."""
 
-    def __init__(self, *, tls: bool = False, starttls: bool = False, **rules: Any) -> None:
+    def __init__(
+        self,
+        *,
+        tls: bool = False,
+        starttls: bool = False,
+        peer: str = "",
+        guard: Guard | None = None,
+        **rules: Any,
+    ) -> None:
         ids = itertools.count(1)
         rules.setdefault("ping_interval", 60.0)
         rules.setdefault("ping_timeout", 10.0)
         self.policy = Policy(DOMAIN, new_id=lambda: f"id{next(ids)}", **rules)
-        self.c2s = C2S(self.policy, now=0.0, tls=tls, starttls=starttls)
+        self.c2s = C2S(self.policy, now=0.0, tls=tls, starttls=starttls, peer=peer, guard=guard)
         self.events: list[Action] = []
 
     def split(self, actions: list[Action]) -> bytes:

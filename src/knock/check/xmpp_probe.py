@@ -139,6 +139,7 @@ async def probe(ctx: CheckContext, resource: str) -> AsyncIterator[tuple[str, As
     server = built_in(ctx)
     password = secrets.token_urlsafe(18)
     await put_account(ctx.acs.store, PROBE_USER, password)
+    server.add_service_account(PROBE_USER)  # a device account may address only the ACS
     jid = f"{PROBE_USER}@{server.policy.domain}/{resource}"
     host = server.listen.host
     client = XmppClient(

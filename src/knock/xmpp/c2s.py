@@ -25,6 +25,7 @@ from lxml import etree
 
 from knock.xmpp import ns, services
 from knock.xmpp.jid import Jid, JidError, domainpart, localpart, parse_jid, resourcepart
+from knock.xmpp.limits import Guard, Limits, Shaper
 from knock.xmpp.sasl import (
     Challenge,
     Failure,
@@ -90,6 +91,9 @@ class Policy:
     max_stanza: int = DEFAULT_MAX_STANZA
     max_depth: int = DEFAULT_MAX_DEPTH
     new_id: Callable[[], str] = _random_id  # stream ids, generated resources, SCRAM nonces
+    # Login throttle, shaper, addressing rule and session cap (knock.xmpp.limits); None: none,
+    # every account a peer of every other (a general server, as the tests and benches use).
+    limits: Limits | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "domain", domainpart(self.domain))
@@ -144,6 +148,14 @@ class Refused:
 
 
 @dataclass(frozen=True, slots=True)
+class Pause:
+    """Stop reading the connection until *until* (the clock `receive` is given): it sent
+    faster than its rate."""
+
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     """Close the connection after writing what came before. *condition* is the stream error
     sent, None for a clean close."""
@@ -161,6 +173,7 @@ Action = (
     | PresenceChanged
     | Route
     | Refused
+    | Pause
     | Closed
 )
 
@@ -185,25 +198,45 @@ class C2S:
     __slots__ = (
         "_available",
         "_awaiting",
+        "_checking",
         "_closed",
         "_deadline",
         "_failures",
+        "_guard",
         "_header_sent",
         "_jid",
         "_last_rx",
         "_mechanism",
         "_out",
         "_parser",
+        "_peer",
         "_pinged",
         "_policy",
+        "_shaper",
         "_starttls",
         "_tls",
         "_username",
     )
 
-    def __init__(self, policy: Policy, *, now: float, tls: bool = False, starttls: bool = False):
-        """*tls*: the connection is TLS already (direct TLS); *starttls*: it can be upgraded."""
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        now: float,
+        tls: bool = False,
+        starttls: bool = False,
+        peer: str = "",
+        guard: Guard | None = None,
+    ):
+        """*tls*: the connection is TLS already (direct TLS); *starttls*: it can be upgraded.
+        *peer*: the client's address, for the login throttle; *guard*: the state the server's
+        connections share to enforce `policy.limits` (one of its own when not given)."""
         self._policy = policy
+        limits = policy.limits
+        self._guard = guard or (Guard(limits) if limits is not None else None)
+        self._shaper = Shaper(limits, policy.max_stanza, now) if limits is not None else None
+        self._peer = peer
+        self._checking: str | None = None  # the user whose password is being checked
         self._parser = StreamParser(policy.max_stanza, policy.max_depth)
         self._tls = tls
         self._starttls = starttls and not tls
@@ -244,8 +277,12 @@ class C2S:
         if not self._closed:
             self._last_rx, self._pinged = now, False
             events = self._parser.feed(data)
-            if not self._awaiting:
-                self._drain(events)
+            stanzas = 0 if self._awaiting else self._drain(events)
+            shaper = self._shaper
+            if shaper is not None and not self._closed:
+                until = shaper.charge(len(data), stanzas, now)
+                if until > now:
+                    self._emit(Pause(until))
         return self._take()
 
     def credentials(self, found: ScramCredentials | None) -> list[Action]:
@@ -294,10 +331,13 @@ class C2S:
     def _emit(self, action: Action) -> None:
         self._out.append(action)
 
-    def _drain(self, events: Iterator[StreamEvent]) -> None:
+    def _drain(self, events: Iterator[StreamEvent]) -> int:
+        """Act on *events*; return how many stanzas there were, for the shaper."""
         parser = self._parser
+        stanzas = 0
         for event in events:
             if isinstance(event, Stanza):
+                stanzas += 1
                 self._stanza(event.element)
             elif isinstance(event, StreamOpened):
                 self._opened(event)
@@ -308,7 +348,8 @@ class C2S:
             # STARTTLS replaces the parser: bytes after <starttls/> were sent in the clear and
             # are dropped, never read as if TLS had protected them.
             if self._closed or self._awaiting or self._parser is not parser:
-                return
+                break
+        return stanzas
 
     def _send_header(self, peer: str | None = None) -> None:
         self._header_sent = True
@@ -446,6 +487,14 @@ class C2S:
             try:
                 username = localpart(step.username)
             except JidError:
+                username = ""
+            guard = self._guard
+            if guard is not None and guard.logins.refused(username, self._peer, self._last_rx):
+                # Decided before any lookup: the same answer whether the account exists or not.
+                text = "too many failed logins; try again later"
+                return self._sasl_step(Failure(SaslCondition.TEMPORARY_AUTH_FAILURE, text))
+            self._checking = username
+            if not username:
                 # A name no account can have is looked up as an unknown one.
                 assert self._mechanism is not None
                 return self._sasl_step(self._mechanism.credentials(None))
@@ -455,17 +504,26 @@ class C2S:
             self._emit(_sasl_element("challenge", step.data))
         elif isinstance(step, Success):
             self._mechanism = None
+            self._checking = None
             self._username = localpart(step.username)
             own = (self._username, f"{self._username}@{self._policy.domain}")
             if step.authzid and step.authzid not in own:
                 self._username = ""
                 return self._sasl_step(Failure(SaslCondition.NOT_AUTHORIZED, "authzid refused"))
+            if self._guard is not None:
+                self._guard.logins.succeeded(self._username, self._peer)
+                if self._guard.limits.is_service(self._username):
+                    self._shaper = None
             self._emit(_sasl_element("success", step.data))
             self._emit(Authenticated(self._username))
             self._restart()
         else:
             self._mechanism = None
             self._failures += 1
+            checked, self._checking = self._checking, None
+            wrong = checked is not None and step.condition is SaslCondition.NOT_AUTHORIZED
+            if wrong and self._guard is not None:
+                self._guard.logins.failed(checked or "", self._peer, self._last_rx)
             text = f"<text>{escape_text(step.text)}</text>" if step.text else ""
             self._emit(f"<failure xmlns='{ns.SASL}'><{step.condition}/>{text}</failure>".encode())
             self._emit(AuthFailed(step.condition))
@@ -482,12 +540,21 @@ class C2S:
             resource = resourcepart(asked or self._policy.new_id())
         except JidError:
             return self._refuse(element, StanzaCondition.BAD_REQUEST)
-        jid = self._jid = Jid(self._username, self._policy.domain, resource)
+        jid = Jid(self._username, self._policy.domain, resource)
+        guard = self._guard
+        if guard is not None and not self._admitted(guard, jid):
+            return self._refuse(element, StanzaCondition.RESOURCE_CONSTRAINT)
+        self._jid = jid
         answer = reply(element)
         bound = payload(answer, ns.BIND, "bind")
         etree.SubElement(bound, ns.qname(ns.BIND, "jid")).text = str(jid)
         self._emit(serialize(answer))
         self._emit(Bound(jid))
+
+    def _admitted(self, guard: Guard, jid: Jid) -> bool:
+        """The session cap: service accounts (one resource per ACS process) have none."""
+        limits = guard.limits
+        return limits.is_service(jid.local) or guard.sessions.admits(jid, limits.max_sessions)
 
     def _bound_stanza(self, element: etree._Element, tag: object) -> None:
         jid = self._jid
@@ -505,11 +572,21 @@ class C2S:
             self._for_server(element, tag, to is None)
         elif to.domain != domain:
             self._refuse(element, StanzaCondition.REMOTE_SERVER_NOT_FOUND)
+        elif not self._may_address(to):
+            self._refuse(element, StanzaCondition.NOT_ALLOWED)
         elif to.is_full:
             self._emit(Route(to, element))
         else:
             # No offline storage and no rosters: a bare JID reaches no one.
             self._refuse(element, StanzaCondition.SERVICE_UNAVAILABLE)
+
+    def _may_address(self, to: Jid) -> bool:
+        """A device account reaches the service accounts (the ACS) alone; others anyone."""
+        guard = self._guard
+        if guard is None:
+            return True
+        is_service = guard.limits.is_service
+        return is_service(self._username) or is_service(to.local)
 
     def _for_server(self, element: etree._Element, tag: object, untargeted: bool) -> None:
         if tag == PRESENCE:

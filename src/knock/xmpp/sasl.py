@@ -35,6 +35,7 @@ class SaslCondition(enum.StrEnum):
     INVALID_MECHANISM = "invalid-mechanism"
     MALFORMED_REQUEST = "malformed-request"
     NOT_AUTHORIZED = "not-authorized"
+    TEMPORARY_AUTH_FAILURE = "temporary-auth-failure"
 
 
 class SaslError(ValueError):
@@ -281,7 +282,10 @@ class PlainServer:
 
     def credentials(self, found: ScramCredentials | None) -> Step:
         password, self._password = self._password, ""
-        if found is None or not found.matches(password):
+        # An unknown user costs the same derivation as a known one (against a decoy that never
+        # matches), so the time of the failure does not tell which users exist.
+        matches = (found or _decoy(self._username)).matches(password)
+        if found is None or not matches:
             return Failure(SaslCondition.NOT_AUTHORIZED)
         return Success(self._username, self._authzid)
 

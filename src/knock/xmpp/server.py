@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from knock.listener import DEFAULT_RESERVE, Listener
+from knock.ratelog import RepeatedLog
 from knock.tlsutil import ensure_self_signed, server_context
 from knock.xmpp.accounts import Lookup
 from knock.xmpp.c2s import (
@@ -28,6 +30,7 @@ from knock.xmpp.c2s import (
     AuthFailed,
     Bound,
     Closed,
+    Pause,
     Policy,
     PresenceChanged,
     Refused,
@@ -36,6 +39,7 @@ from knock.xmpp.c2s import (
 )
 from knock.xmpp.drive import carry_out
 from knock.xmpp.jid import Jid
+from knock.xmpp.limits import Guard
 from knock.xmpp.sasl import NeedCredentials, ScramCredentials
 from knock.xmpp.stream import StreamCondition, serialize
 from knock.xmpp.tls import TlsError, TlsLayer
@@ -57,6 +61,7 @@ class Listen:
     cert: Path | None = None
     key: Path | None = None
     data_dir: Path = Path(".knock")  # where a self-signed pair is made when none is given
+    fd_reserve: int = DEFAULT_RESERVE  # open files kept free: see knock.listener
 
 
 @dataclass(slots=True)
@@ -71,6 +76,7 @@ class Stats:
     stream_errors: Counter[str] = field(default_factory=Counter)  # sent, by condition
     stanza_errors: Counter[str] = field(default_factory=Counter)  # answered or dropped
     tls_failures: int = 0
+    paused: int = 0  # times a connection's reading was paused by the shaper
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -88,7 +94,9 @@ class XmppServer:
         self._listen = listen or Listen()
         self._sessions: dict[Jid, _Connection] = {}
         self._connections: set[_Connection] = set()
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[Listener] = []
+        self.guard = Guard(policy.limits) if policy.limits is not None else None
+        self._lookup_failed = RepeatedLog(log, "XMPP account lookup failed")
         self._lookups: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.read_buffer = memoryview(bytearray(READ_BUFFER))
@@ -98,6 +106,20 @@ class XmppServer:
         self.certificate: Path | None = None
         self.port = 0
         self.tls_port: int | None = None
+
+    def add_service_account(self, username: str) -> None:
+        """Let *username* address every account, unshaped and uncapped, as the ACS does
+        (`knock check`'s second JID, which must reach the device to see it refuse)."""
+        limits = self.policy.limits
+        if limits is None or self.guard is None:
+            return
+        limits = replace(limits, service_accounts=limits.service_accounts | {username})
+        self.policy = replace(self.policy, limits=limits)
+        self.guard.limits = limits
+
+    @property
+    def listeners(self) -> list[Listener]:
+        return list(self._servers)
 
     @property
     def sessions(self) -> Mapping[Jid, object]:
@@ -137,11 +159,16 @@ class XmppServer:
         await self.start()
 
     async def _serve(self, port: int, *, direct_tls: bool) -> int:
-        server = await asyncio.get_running_loop().create_server(
-            lambda: _Connection(self, direct_tls=direct_tls), self._listen.host, port, backlog=4096
+        server = await Listener.open(
+            "XMPP direct TLS" if direct_tls else "XMPP",
+            lambda: _Connection(self, direct_tls=direct_tls),
+            self._listen.host,
+            port,
+            backlog=4096,
+            reserve=self._listen.fd_reserve,
         )
         self._servers.append(server)
-        return int(server.sockets[0].getsockname()[1])
+        return server.port
 
     async def close(self) -> None:
         """Stop listening, end every stream with system-shutdown, and wait for them to go."""
@@ -193,6 +220,8 @@ class XmppServer:
             stats.bound -= 1
             if self._sessions.get(jid) is connection:
                 del self._sessions[jid]
+                if self.guard is not None:
+                    self.guard.sessions.discard(jid)
         if self._all_gone is not None and not self._connections:
             self._all_gone.set()
 
@@ -207,6 +236,9 @@ class XmppServer:
         elif isinstance(action, StartTls):
             assert self.tls_context is not None
             connection.start_tls(self.tls_context)
+        elif isinstance(action, Pause):
+            stats.paused += 1
+            connection.pause_until(action.until)
         elif isinstance(action, Closed):
             if action.condition is not None:
                 stats.stream_errors[action.condition] += 1
@@ -243,6 +275,8 @@ class XmppServer:
         self.stats.bound += 1
         previous = self._sessions.get(jid)
         self._sessions[jid] = connection
+        if self.guard is not None:
+            self.guard.sessions.add(jid)
         if previous is not None:
             # RFC 6120 §7.7.2.2: the newer connection wins; the older one ends with conflict.
             previous.run(previous.c2s.close(StreamCondition.CONFLICT, "replaced by a new login"))
@@ -250,8 +284,8 @@ class XmppServer:
     def _lookup(self, connection: _Connection, username: str) -> None:
         try:
             found = self._accounts(username)
-        except Exception:
-            log.exception("account lookup for %r failed", username)
+        except Exception as exc:
+            self._lookup_failed.hit(repr(exc))
             connection.run(connection.c2s.close(StreamCondition.INTERNAL_SERVER_ERROR))
             return
         if found is None or isinstance(found, ScramCredentials):
@@ -267,8 +301,8 @@ class XmppServer:
     ) -> None:
         try:
             found = await pending
-        except Exception:
-            log.exception("account lookup failed")
+        except Exception as exc:
+            self._lookup_failed.hit(repr(exc))
             connection.run(connection.c2s.close(StreamCondition.INTERNAL_SERVER_ERROR))
             return
         connection.run(connection.c2s.credentials(found))
@@ -283,7 +317,7 @@ class XmppServer:
 class _Connection(asyncio.BufferedProtocol):
     """One client connection: moves bytes between the socket, TLS and the C2S core."""
 
-    __slots__ = ("_out", "_server", "_tls", "_transport", "c2s", "direct_tls")
+    __slots__ = ("_out", "_resume", "_server", "_tls", "_transport", "c2s", "direct_tls")
 
     def __init__(self, server: XmppServer, *, direct_tls: bool) -> None:
         self._server = server
@@ -291,16 +325,20 @@ class _Connection(asyncio.BufferedProtocol):
         self._tls: TlsLayer | None = None
         self._transport: asyncio.Transport | None = None
         self._out: list[bytes] | None = None  # written, not yet flushed
+        self._resume: asyncio.TimerHandle | None = None  # the shaper's pause
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         server = self._server
+        peer = transport.get_extra_info("peername")
         self.c2s = C2S(
             server.policy,
             now=asyncio.get_running_loop().time(),
             tls=self.direct_tls,
             starttls=not self.direct_tls,
+            peer=str(peer[0]) if peer else "",
+            guard=server.guard,
         )
         if self.direct_tls:
             assert server.tls_context is not None
@@ -329,6 +367,8 @@ class _Connection(asyncio.BufferedProtocol):
         return False  # a half-closed XMPP stream is over: close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._resume is not None:
+            self._resume.cancel()
         self._server._lost(self)
 
     def run(self, actions: list[Action]) -> None:
@@ -371,8 +411,21 @@ class _Connection(asyncio.BufferedProtocol):
             self._transport.pause_reading()
 
     def resume(self) -> None:
+        if self._resume is not None:
+            return  # the shaper's pause ends on its own time
         if self._transport is not None and not self._transport.is_closing():
             self._transport.resume_reading()
+
+    def pause_until(self, until: float) -> None:
+        """The shaper's pause: no reading until *until* (loop time)."""
+        if self._resume is not None:
+            self._resume.cancel()
+        self.pause()
+        self._resume = asyncio.get_running_loop().call_at(until, self._shaped)
+
+    def _shaped(self) -> None:
+        self._resume = None
+        self.resume()
 
     def close(self) -> None:
         self.flush()

@@ -21,11 +21,14 @@ class StanzaCondition(enum.StrEnum):
     BAD_REQUEST = "bad-request"
     JID_MALFORMED = "jid-malformed"
     NOT_ALLOWED = "not-allowed"
+    RESOURCE_CONSTRAINT = "resource-constraint"  # RFC 6120 §7.6.2.1: too many resources
     REMOTE_SERVER_NOT_FOUND = "remote-server-not-found"
     SERVICE_UNAVAILABLE = "service-unavailable"
 
     @property
     def error_type(self) -> str:
+        if self is StanzaCondition.RESOURCE_CONSTRAINT:
+            return "wait"
         return "modify" if self in _MODIFY else "cancel"
 
 
