@@ -141,9 +141,22 @@ class Settings:
     xmpp_domain: str = field(
         default="knock.lab", metadata=_help("The XMPP domain: JIDs are user@domain.")
     )
-    xmpp_require_tls: bool = field(
-        default=False, metadata=_help("Refuse XMPP logins before STARTTLS or on the plain port.")
+    xmpp_lab_plaintext: bool = field(
+        default=False,
+        metadata=_help(
+            "Lab only: accept XMPP logins without TLS and provision devices with UseTLS false, "
+            "so their passwords cross the network in clear. Off: TLS is required (STARTTLS or "
+            "the direct-TLS port) and devices get UseTLS true."
+        ),
     )
+    xmpp_tls_cert: str = field(
+        default="",
+        metadata=_help(
+            "PEM certificate chain of the built-in XMPP server, naming xmpp_domain; empty: one "
+            "the lab CA in data_dir signs. Re-read on SIGHUP or when the file changes."
+        ),
+    )
+    xmpp_tls_key: str = field(default="", metadata=_help("PEM private key for xmpp_tls_cert."))
     xmpp_allow_plain: bool = field(
         default=False, metadata=_help("Allow SASL PLAIN without TLS (SCRAM-SHA-1 is always on).")
     )
@@ -179,7 +192,10 @@ class Settings:
     tls_key: str = field(default="", metadata=_help("PEM private key for --tls-cert."))
     tls_self_signed: bool = field(
         default=False,
-        metadata=_help("Serve CWMP over HTTPS with a self-signed pair made in the data folder."),
+        metadata=_help(
+            "Serve CWMP over HTTPS with a certificate the lab CA in data_dir signs (devices "
+            "must trust that CA: GET /ca.pem on the NBI)."
+        ),
     )
     tls_client_ca: str = field(
         default="", metadata=_help("PEM CA bundle: CPEs must present a certificate it signed.")
@@ -209,7 +225,10 @@ class Settings:
         ),
     )
     data_dir: str = field(
-        default=".knock", metadata=_help("Folder for generated files (self-signed certificates).")
+        default=".knock",
+        metadata=_help(
+            "Folder for generated files: the lab CA (ca.pem) and the certificates it signs."
+        ),
     )
     log_level: str = field(default="info", metadata=_help("debug, info, warning or error."))
     log_format: str = field(
@@ -248,6 +267,8 @@ class Settings:
             raise ConfigError("stun_keepalive_min must be positive and at most stun_keepalive_max")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
+        if bool(self.xmpp_tls_cert) != bool(self.xmpp_tls_key):
+            raise ConfigError("xmpp_tls_cert and xmpp_tls_key go together: give both or neither")
         self._validate_xmpp_acs()
         try:
             AllowedHosts.of(self.nbi_host, self.nbi_allowed_hosts)

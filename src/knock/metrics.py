@@ -209,6 +209,13 @@ class _XmppServerCollector(Collector):
         yield CounterMetricFamily(
             "knock_xmpp_server_tls_failures", "TLS handshakes that failed.", s.tls_failures
         )
+        yield _by_label(
+            "knock_xmpp_server_tls_refused",
+            "TLS handshakes a client aborted over the server's certificate, by the alert it "
+            "sent (unknown-ca, bad-certificate, ...): devices that do not trust it.",
+            "alert",
+            s.tls_refusals,
+        )
 
 
 def _by_label(name: str, doc: str, label: str, counts: Mapping[str, int]) -> CounterMetricFamily:

@@ -19,6 +19,7 @@ from knock.cpe.cr_rate import CrPolicy
 from knock.cpe.cr_services import CrServices
 from knock.cpe.defects import Defect
 from knock.cpe.device import SimulatedCpe
+from knock.cpe.trust import device_tls
 from knock.server import Running, start
 from knock.vocab import CrMethod
 from serve_support import loopback_settings
@@ -66,7 +67,10 @@ async def check_lab(
         folder, cr_provision="random", cr_session_wait=options.inform_within, **(acs_settings or {})
     )
     acs = await start(settings)
-    services = CrServices(methods, policy)
+    # The device trusts the lab CA (unless a test hands it another), as a lab sets one up.
+    defects = cpe_options.get("defects", frozenset())
+    trusted = str(acs.ca.cert_path) if acs.ca is not None else ""
+    services = CrServices(methods, policy, tls=device_tls(trusted, defects))
     await services.start()
     cpe = SimulatedCpe("CHECK0001", model, folder / "state", acs.acs_url, **cpe_options)
     services.attach(cpe)

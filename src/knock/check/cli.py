@@ -29,8 +29,9 @@ CHECK_HELP: Final = (
     "--url when the device reaches this host by another name), ACS authentication off (or as "
     "in --config), then reboot it or wait for its periodic Inform. Knock sets the "
     "connection-request credentials, STUN and XMPP settings itself.\n\n"
-    "What a lab varies: --xmpp-tls, --xmpp-connect, --stun-auth, --udp-delay, --cr-attempts, "
-    "--cr-interval; waits: --inform-within (TR-069's 30 s), --quiet-for, --rate-gap. "
+    "What a lab varies: --xmpp-tls or --xmpp-lab-plaintext, --xmpp-connect, --stun-auth, "
+    "--udp-delay, --cr-attempts, --cr-interval; waits: --inform-within (TR-069's 30 s), "
+    "--quiet-for, --rate-gap. "
     "The exit status is 1 when any case fails, 2 on a usage or start-up error."
 )
 CHECK_EPILOG: Final = (
@@ -73,8 +74,13 @@ def check(
     ] = 5223,
     xmpp_domain: Annotated[str, typer.Option(help="XMPP domain of the built-in server.")] = "",
     xmpp_tls: Annotated[
-        bool, typer.Option(help="Require TLS on the device's XMPP connection (UseTLS).")
-    ] = False,
+        bool,
+        typer.Option(
+            "--xmpp-tls/--xmpp-lab-plaintext",
+            help="Require TLS on the device's XMPP connection (UseTLS true), or, in a lab, "
+            "accept it in clear (UseTLS false).",
+        ),
+    ] = True,
     xmpp_connect: Annotated[
         str,
         typer.Option(help="XMPP ServerConnectAlgorithm the cases set: DNS-SRV, DNS, ServerTable."),
@@ -176,6 +182,11 @@ def check(
                     out.print(
                         f"XMPP tcp {host}:{acs.xmpp.port} ({settings.xmpp_domain}), "
                         f"certificate {acs.xmpp.certificate}"
+                    )
+                if acs.ca is not None:
+                    out.print(
+                        f"Lab CA {acs.ca.cert_path}: the device must trust it (knock sim --ca "
+                        f"{acs.ca.cert_path})"
                     )
                 out.print(f"Waiting up to {device_within:g} s for a device to Inform ...")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
@@ -19,6 +18,7 @@ from knock.check.evidence import Kind
 from knock.check.memo import once
 from knock.check.offers import supports
 from knock.connreq.xmpp import connection_request
+from knock.tlsutil import trusting
 from knock.xmpp.client import ClientConfig, IqResult, NotOnline, TlsPolicy
 from knock.xmpp.client_conn import ConnectionLost, XmppClient
 from knock.xmpp.jid import Jid, parse_jid
@@ -146,7 +146,7 @@ async def probe(ctx: CheckContext, resource: str) -> AsyncIterator[tuple[str, As
         password,
         host="127.0.0.1" if host in ("0.0.0.0", "::", "") else host,
         port=server.port,
-        ssl_context=ssl.create_default_context(cafile=str(server.certificate)),
+        ssl_context=trusting(server.ca_file, server.certificate),
         config=ClientConfig(tls=TlsPolicy.IF_OFFERED),
     )
     client.start()

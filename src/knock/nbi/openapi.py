@@ -301,6 +301,19 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/ca.pem": {
+            "get": {
+                "summary": "The lab CA's certificate, for devices to trust (docs/security.md); "
+                "served when a certificate Knock serves is one the lab CA signed",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "PEM.",
+                        "content": {"application/x-pem-file": {"schema": {"type": "string"}}},
+                    },
+                },
+            }
+        },
         "/openapi.json": {
             "get": {
                 "summary": "This document",

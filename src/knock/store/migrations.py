@@ -58,6 +58,17 @@ def _index_cr_attempts_started(conn: Connection) -> None:
     index.create(conn)
 
 
+def _add_xmpp_login(conn: Connection) -> None:
+    for column, kind in (
+        ("xmpp_login_at", "TIMESTAMP WITH TIME ZONE"),
+        ("xmpp_login_outcome", "VARCHAR(32)"),
+        ("xmpp_login_detail", "VARCHAR(256)"),
+        ("xmpp_login_address", "VARCHAR(64)"),
+    ):
+        conn.execute(text(f"ALTER TABLE devices ADD COLUMN {column} {kind}"))
+    conn.execute(text("ALTER TABLE xmpp_accounts ADD COLUMN device_id VARCHAR(512)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
@@ -65,6 +76,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "accounts of the built-in XMPP server", _add_xmpp_accounts),
     Migration(5, "secrets the ACS processes on one database share", _add_shared_secrets),
     Migration(6, "an index for the fleet view's time window", _index_cr_attempts_started),
+    Migration(7, "each device's last XMPP login and its account's device", _add_xmpp_login),
 )
 LATEST = MIGRATIONS[-1].version
 

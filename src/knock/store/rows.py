@@ -31,6 +31,10 @@ class DeviceRow:
     last_inform: datetime | None
     last_boot: datetime | None
     last_bootstrap: datetime | None
+    xmpp_login_at: datetime | None = None
+    xmpp_login_outcome: str | None = None
+    xmpp_login_detail: str | None = None
+    xmpp_login_address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,3 +155,4 @@ class XmppAccountRow:
     iterations: int
     stored_key: bytes = field(repr=False)
     server_key: bytes = field(repr=False)
+    device_id: str | None = None

@@ -8,12 +8,37 @@ mode inside the connection instead of a swap of transports under it.
 from __future__ import annotations
 
 import ssl
+from typing import Final
 
 READ_SIZE = 16 * 1024  # one TLS record's worth of plaintext
 
 
 class TlsError(Exception):
-    """The peer broke the TLS protocol: the connection cannot go on."""
+    """The peer broke the TLS protocol: the connection cannot go on. *reason* is OpenSSL's
+    (`TLSV1_ALERT_UNKNOWN_CA`, ...) when it gave one."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    @property
+    def refusal(self) -> str | None:
+        """What the peer said of our certificate when it aborted the handshake for it
+        (RFC 8446 §6.2 alerts: unknown-ca, bad-certificate, ...), else None."""
+        return CERTIFICATE_ALERTS.get(self.reason or "")
+
+
+# The alerts a client sends when it does not accept the server's certificate, as OpenSSL names
+# them when it receives one.
+CERTIFICATE_ALERTS: Final = {
+    "TLSV1_ALERT_UNKNOWN_CA": "unknown-ca",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "bad-certificate",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "certificate-unknown",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "certificate-expired",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": "certificate-revoked",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": "unsupported-certificate",
+    "TLSV1_ALERT_ACCESS_DENIED": "access-denied",
+}
 
 
 class TlsLayer:
@@ -42,7 +67,7 @@ class TlsLayer:
         except ssl.SSLZeroReturnError:
             self.eof = True
         except ssl.SSLError as exc:
-            raise TlsError(str(exc)) from exc
+            raise TlsError(str(exc), exc.reason) from exc
         return b"".join(chunks)
 
     def send(self, plaintext: bytes) -> None:
