@@ -10,9 +10,10 @@ names it, when exactly one device informs from there (not behind a shared NAT ad
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -41,6 +42,7 @@ class XmppLogins:
         self._clock = clock
         self._logged_at: float | None = None
         self._unlogged = 0  # refusals since the last line
+        self._watchers: list[asyncio.Queue[LoginEvent]] = []
 
     def seen_at(self, device_id: str, address: str) -> None:
         """A device informed from *address* (AcsService calls this for each Inform)."""
@@ -53,8 +55,20 @@ class XmppLogins:
     def device_at(self, address: str) -> str | None:
         return self._by_address.get(address) or None
 
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[asyncio.Queue[LoginEvent]]:
+        """Every login event from now on, while in the block (`knock check` waits on them)."""
+        queue: asyncio.Queue[LoginEvent] = asyncio.Queue()
+        self._watchers.append(queue)
+        try:
+            yield queue
+        finally:
+            self._watchers.remove(queue)
+
     def event(self, event: LoginEvent) -> None:
         """What the XMPP server tells of a login (its `on_login`)."""
+        for queue in self._watchers:
+            queue.put_nowait(event)
         if event.outcome is LoginOutcome.TLS_REFUSED:
             device = self.device_at(event.address)
             self._log_refusal(event, device)

@@ -45,7 +45,7 @@ from knock.xmpp.drive import carry_out
 from knock.xmpp.jid import Jid
 from knock.xmpp.sasl import NeedCredentials, ScramCredentials
 from knock.xmpp.stream import StreamCondition, serialize
-from knock.xmpp.tls import TlsError, TlsLayer
+from knock.xmpp.tls import CLOSED_IN_HANDSHAKE, TlsError, TlsLayer
 
 log = logging.getLogger("knock.xmpp")
 
@@ -186,6 +186,22 @@ class XmppServer:
             log.error("XMPP certificate not reloaded, still serving the previous one: %s", exc)
             return False
         log.info("XMPP certificate reloaded from %s for new logins", self.certificate)
+        return True
+
+    def serve_context(self, context: ssl.SSLContext) -> ssl.SSLContext:
+        """Serve *context* to new logins (`knock check` offers a wrong certificate this way);
+        returns the one served so far, to put back."""
+        served, self.tls_context = self.tls_context, context
+        assert served is not None, "start the server first"
+        return served
+
+    def drop(self, jid: Jid) -> bool:
+        """End the stream bound as *jid* (system-shutdown), as a restart would for it alone;
+        False when no such stream is bound."""
+        connection = self._sessions.get(jid)
+        if connection is None:
+            return False
+        connection.run(connection.c2s.close(StreamCondition.SYSTEM_SHUTDOWN))
         return True
 
     def _files_changed(self) -> bool:
@@ -404,6 +420,7 @@ class _Connection(asyncio.BufferedProtocol):
             try:
                 data = tls.receive(data)
             except TlsError as exc:
+                self._tls = None  # failed once: its closing is no second failure
                 self._server._tls_failed(self, exc)
                 return
             self._send_raw(tls.outgoing())
@@ -416,6 +433,8 @@ class _Connection(asyncio.BufferedProtocol):
         return False  # a half-closed XMPP stream is over: close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._tls is not None and self._tls.in_handshake:
+            self._server._tls_failed(self, TlsError("closed in the handshake", CLOSED_IN_HANDSHAKE))
         self._server._lost(self)
 
     def run(self, actions: list[Action]) -> None:

@@ -330,6 +330,16 @@ function crPanel(id, onDone) {
     el("div", { class: "buttons" }, ...buttons), outcome);
 }
 
+// The built-in XMPP server's word on the device's last login; a refusal says what to do.
+function xmppLogin(login) {
+  if (!login) return "—";
+  const since = `since ${when(login._timestamp)} from ${login._address}`;
+  if (login._outcome === "tls-refused") {
+    return `refused the server's certificate (TLS alert ${login._detail}) ${since}: install the CA (GET /ca.pem) on the device`;
+  }
+  return `${login._outcome} ${since}`;
+}
+
 async function devicePage(id) {
   const mine = generation;
   const [devices, history] = await Promise.all([
@@ -369,6 +379,7 @@ async function devicePage(id) {
         ["Serial number", ident._SerialNumber], ["OUI", ident._OUI],
         ["CR methods", methodsOf(doc) || "—"],
         ["Last inform", `${when(doc._lastInform)} (${ago(doc._lastInform)})`],
+        ["Last XMPP login", xmppLogin(doc._xmppLogin)],
         ["Last boot", when(doc._lastBoot)], ["Registered", when(doc._registered)]]
         .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v || "" })])),
     crPanel(doc._id, () => refresh().catch((error) => current(mine) && failed(error))),
