@@ -120,10 +120,13 @@ async def lab(
     folder: Path,
     count: int = 1,
     policy: CrPolicy | None = None,
+    trust: ssl.SSLContext | None = None,
     **acs_settings: Any,
 ) -> AsyncIterator[Lab]:
+    """*trust*: what the devices check certificates with; default the lab CA."""
     acs = await start(loopback_settings(folder, cr_session_wait=5.0, **acs_settings))
-    services = CrServices(ALL_METHODS, policy or CrPolicy(rate_limit=0), tls=lab_trust(acs))
+    tls = trust or lab_trust(acs)
+    services = CrServices(ALL_METHODS, policy or CrPolicy(rate_limit=0), tls=tls)
     await services.start()
     model = fast_retry_model(folder)
     devices = [

@@ -124,5 +124,9 @@ class XmppLogins:
         if not task.cancelled() and task.exception() is not None:
             log.error("could not store an XMPP login: %s", task.exception())
 
-    async def close(self) -> None:
+    async def written(self) -> None:
+        """Wait until what was told so far is in the store."""
         await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.written()
