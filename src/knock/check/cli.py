@@ -37,7 +37,8 @@ CHECK_HELP: Final = (
 CHECK_EPILOG: Final = (
     "Examples: knock check --list  |  knock check --html report.html --junit junit.xml  |  "
     "knock check 'http.*' datamodel.cr-url-http  |  against the simulator: knock check "
-    "--host 127.0.0.1 & knock sim --acs http://127.0.0.1:7547/ --count 1 --cr http,udp,xmpp"
+    "--host 127.0.0.1 & knock sim --acs http://127.0.0.1:7547/ --count 1 --cr http,udp,xmpp "
+    "--ca THE-LAB-CA-IT-PRINTED"
 )
 err = Console(stderr=True)
 
