@@ -175,6 +175,7 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
                 Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
                 for c in devices.columns
                 if c.name not in ("cr_username", "cr_password", "stun_username", "stun_password")
+                and not c.name.startswith("xmpp_login_")
             ),
         )
         old.create_all(conn)
@@ -195,10 +196,13 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
     try:
         await store.set_cr_credentials("OLD-1", "cr-user", "cr-pass")
         target = await store.get_cr_target("OLD-1")
+        await store.record_xmpp_login("OLD-1", datetime.now(UTC), "ok", "", "192.0.2.1")
+        device = await store.get_device("OLD-1")
     finally:
         await store.close()
     assert await _versions(db_url) == [LATEST]
     assert target is not None and (target.username, target.password) == ("cr-user", "cr-pass")
+    assert device is not None and device.xmpp_login_address == "192.0.2.1"  # migration 7
     indexes = await _run(db_url, lambda conn: inspect(conn).get_indexes("cr_attempts"))
     assert {i["name"]: i["column_names"] for i in indexes}["ix_cr_attempts_started"] == [
         "started",

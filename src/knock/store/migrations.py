@@ -66,7 +66,10 @@ def _add_xmpp_login(conn: Connection) -> None:
         ("xmpp_login_address", "VARCHAR(64)"),
     ):
         conn.execute(text(f"ALTER TABLE devices ADD COLUMN {column} {kind}"))
-    conn.execute(text("ALTER TABLE xmpp_accounts ADD COLUMN device_id VARCHAR(512)"))
+    # Step 4 made xmpp_accounts from the newest schema: on a database older than step 4 the
+    # column is there already.
+    if "device_id" not in {c["name"] for c in inspect(conn).get_columns("xmpp_accounts")}:
+        conn.execute(text("ALTER TABLE xmpp_accounts ADD COLUMN device_id VARCHAR(512)"))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
