@@ -126,3 +126,25 @@ async def test_a_renewed_certificate_reaches_new_logins_and_spares_connected_dev
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await services.close()
+
+
+async def test_knock_serve_prints_where_the_lab_ca_is_and_the_nbi_serves_it(
+    tmp_path: Path,
+) -> None:
+    server = Serve(
+        f"sqlite:///{tmp_path / 'knock.db'}",
+        "--xmpp-enable", "--xmpp-host", "127.0.0.1", "--xmpp-port", "0", "--xmpp-tls-port", "0",
+        "--data-dir", str(tmp_path / "data"), "--nbi-token", "secret",
+        ready_line=b"Lab CA",
+    )  # fmt: skip
+    await server.start()
+    try:
+        line = server.output[-1].decode()
+        ca = tmp_path / "data" / "ca.pem"
+        assert f" {ca}, also GET {server.nbi_url}/ca.pem" in line
+        async with aiohttp.ClientSession() as http, http.get(f"{server.nbi_url}/ca.pem") as got:
+            assert got.status == 200  # no token: the CA is no secret
+            assert await got.read() == ca.read_bytes()
+        assert (tmp_path / "data" / "ca-key.pem").stat().st_mode & 0o777 == 0o600
+    finally:
+        await server.stop()

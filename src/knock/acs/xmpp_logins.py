@@ -37,6 +37,8 @@ class XmppLogins:
         self._store = store
         self._by_address: dict[str, str] = {}
         self._last: dict[str, tuple[str, str]] = {}  # device -> (outcome, detail) stored
+        # account -> its device (None: the ACS's or the checker's): a login costs no read.
+        self._accounts: dict[str, str | None] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._log_interval = log_interval
         self._clock = clock
@@ -99,7 +101,11 @@ class XmppLogins:
         )
 
     async def _record_account(self, event: LoginEvent) -> None:
-        device = await self._store.device_of_xmpp_account(event.username)
+        if event.username in self._accounts:
+            device = self._accounts[event.username]
+        else:
+            device = await self._store.device_of_xmpp_account(event.username)
+            self._accounts[event.username] = device
         if device is not None:
             self._record(device, event)
 
