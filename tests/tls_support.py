@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import os
+import ssl
 from pathlib import Path
 
 from cryptography import x509
@@ -116,3 +119,22 @@ def _der_utf8(text: str) -> bytes:
     body = text.encode()
     assert len(body) < 128
     return bytes([0x0C, len(body)]) + body
+
+
+def install(pair: tuple[Path, Path], cert: Path, key: Path) -> None:
+    """Put a certificate pair in place as renewal tools do: each file replaced whole, at once."""
+    for source, target in zip(pair, (cert, key), strict=True):
+        staged = target.with_suffix(".new")
+        staged.write_bytes(source.read_bytes())
+        os.replace(staged, target)
+
+
+async def served_certificate(port: int, trust: ssl.SSLContext, name: str) -> bytes:
+    """The certificate (DER) a new TLS client on *port* gets, checked as *name*."""
+    _reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=trust, server_hostname=name
+    )
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    assert isinstance(der, bytes)
+    return der

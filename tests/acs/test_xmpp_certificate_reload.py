@@ -22,31 +22,10 @@ from knock.cpe.device import SimulatedCpe
 from knock.cpe.trust import device_tls
 from knock.cwmp.deviceid import device_key
 from knock.vocab import CrMethod
-from tls_support import OperatorCa
+from tls_support import OperatorCa, install, served_certificate
 
 WAIT = 15.0
 UPTIME = "Device.DeviceInfo.UpTime"
-
-
-def install(pair: tuple[Path, Path], cert: Path, key: Path) -> None:
-    """Put a certificate in place as renewal tools do: each file replaced whole, at once."""
-    for source, target in zip(pair, (cert, key), strict=True):
-        staged = target.with_suffix(".new")
-        staged.write_bytes(source.read_bytes())
-        os.replace(staged, target)
-
-
-async def served(port: int, trust: ssl.SSLContext) -> bytes:
-    """The certificate (DER) a new client gets on the direct-TLS port."""
-    _reader, writer = await asyncio.open_connection(
-        "127.0.0.1", port, ssl=trust, server_hostname="knock.lab"
-    )
-    try:
-        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-        assert isinstance(der, bytes)
-        return der
-    finally:
-        writer.close()
 
 
 async def opened(nbi: str, http: aiohttp.ClientSession) -> float:
@@ -100,7 +79,7 @@ async def test_a_renewed_certificate_reaches_new_logins_and_spares_connected_dev
                 await settled.wait()
             await agent.client.wait_online()
         client = agent.client
-        before = await served(tls_port, trust)
+        before = await served_certificate(tls_port, trust, "knock.lab")
         async with aiohttp.ClientSession() as http:
             connections = await opened(server.nbi_url, http)
             install(operator.issue("renewed", ["knock.lab"]), cert, key)
@@ -109,7 +88,7 @@ async def test_a_renewed_certificate_reaches_new_logins_and_spares_connected_dev
             os.kill(server.proc.pid, signal.SIGHUP)
             probes = 1
             async with asyncio.timeout(WAIT):
-                while (now := await served(tls_port, trust)) != renewed:
+                while (now := await served_certificate(tls_port, trust, "knock.lab")) != renewed:
                     assert now == before
                     probes += 1
             device_id = device_key(cpe.model.device_id())

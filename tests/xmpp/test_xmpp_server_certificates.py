@@ -5,7 +5,6 @@ and left out while the one served stays."""
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,28 +15,15 @@ from knock.certcheck import CertificateError
 from knock.xmpp.accounts import MemoryAccounts
 from knock.xmpp.c2s import Policy
 from knock.xmpp.server import Listen, XmppServer
-from tls_support import OperatorCa
+from tls_support import OperatorCa, install, served_certificate
 
 DOMAIN = "xmpp.example"
 WAIT = 10.0
 
 
-def install(pair: tuple[Path, Path], cert: Path, key: Path) -> None:
-    for source, target in zip(pair, (cert, key), strict=True):
-        staged = target.with_suffix(".new")
-        staged.write_bytes(source.read_bytes())
-        os.replace(staged, target)
-
-
 async def served(server: XmppServer, trust: ssl.SSLContext) -> bytes:
     assert server.tls_port is not None
-    _reader, writer = await asyncio.open_connection(
-        "127.0.0.1", server.tls_port, ssl=trust, server_hostname=DOMAIN
-    )
-    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-    writer.close()
-    assert isinstance(der, bytes)
-    return der
+    return await served_certificate(server.tls_port, trust, DOMAIN)
 
 
 def der(cert: Path) -> bytes:
