@@ -240,6 +240,8 @@ class Settings:
         known = {f.name: f for f in fields(self)}
         clean: dict[str, Any] = {}
         for name, value in updates.items():
+            if name in _GONE:
+                raise ConfigError(f"{name} is gone: {_GONE[name]}")
             if name not in known:
                 raise ConfigError(f"unknown setting {name!r}; `knock serve --help` lists them")
             clean[name] = _coerce(name, value, type(getattr(self, name)))
@@ -310,6 +312,12 @@ class Settings:
 
 
 _XMPP_TLS = frozenset(policy.value for policy in TlsPolicy)
+
+# Settings of earlier versions, and what to write instead.
+_GONE = {
+    "xmpp_require_tls": "TLS is required by default now; xmpp_lab_plaintext = true turns it off "
+    "in a lab",
+}
 
 
 def _coerce(name: str, value: Any, kind: type) -> Any:
