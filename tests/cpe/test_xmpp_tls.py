@@ -117,7 +117,7 @@ async def test_a_device_without_the_ca_refuses_and_it_shows_in_log_metrics_and_d
         assert cpe.model.get(f"{MS}ConnReqJabberID") == ""
         assert cpe.model.get(row + "Status") == "ServerNotPresent"
         nbi = f"http://127.0.0.1:{acs.nbi_port}"
-        query = json.dumps({"_xmppLogin._outcome": "tls-refused"})
+        query = json.dumps({"_xmppLogin.outcome": "tls-refused"})
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{nbi}/devices/", params={"query": query}) as answer:
                 [doc] = await answer.json()
@@ -128,7 +128,7 @@ async def test_a_device_without_the_ca_refuses_and_it_shows_in_log_metrics_and_d
                 assert acs.ca is not None and await answer.read() == acs.ca.pem
         assert doc["_id"] == device_id
         login = doc["_xmppLogin"]
-        assert (login["_outcome"], login["_detail"], login["_address"]) == (
+        assert (login["outcome"], login["detail"], login["source"]) == (
             "tls-refused",
             "unknown-ca",
             "127.0.0.1",

@@ -202,7 +202,7 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
         await store.close()
     assert await _versions(db_url) == [LATEST]
     assert target is not None and (target.username, target.password) == ("cr-user", "cr-pass")
-    assert device is not None and device.xmpp_login_address == "192.0.2.1"  # migration 7
+    assert device is not None and device.xmpp_login_source == "192.0.2.1"  # migration 7
     indexes = await _run(db_url, lambda conn: inspect(conn).get_indexes("cr_attempts"))
     assert {i["name"]: i["column_names"] for i in indexes}["ix_cr_attempts_started"] == [
         "started",

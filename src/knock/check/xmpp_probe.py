@@ -80,9 +80,9 @@ async def not_online(ctx: CheckContext, what: str) -> str:
     server's certificate, or it never logged in, or it did once."""
     device = await ctx.acs.store.get_device(ctx.device_id)
     outcome = device.xmpp_login_outcome if device is not None else None
-    if device is None or device.xmpp_login_at is None:
+    if device is None or device.xmpp_login_since is None:
         return f"{what}: the device never logged in to the XMPP server"
-    since = f"from {device.xmpp_login_address}, since {device.xmpp_login_at:%H:%M:%S}"
+    since = f"from {device.xmpp_login_source}, since {device.xmpp_login_since:%H:%M:%S}"
     if outcome == LoginOutcome.TLS_REFUSED:
         return (
             f"{what}: the device refused the server's certificate (TLS alert "

@@ -71,14 +71,14 @@ def device_document(
         "_lastBootstrap": device.last_bootstrap,
     }
     fields: dict[str, Any] = identity | {k: iso(v) for k, v in moments.items() if v is not None}
-    if device.xmpp_login_at is not None:
+    if device.xmpp_login_since is not None:
         # The last login to the built-in XMPP server: ok, or tls-refused (detail: the TLS
-        # alert the device sent over the server's certificate), since _timestamp.
+        # alert the device sent over the server's certificate), from source, since when.
         fields |= {
-            "_xmppLogin._outcome": device.xmpp_login_outcome,
-            "_xmppLogin._detail": device.xmpp_login_detail or "",
-            "_xmppLogin._address": device.xmpp_login_address or "",
-            "_xmppLogin._timestamp": iso(device.xmpp_login_at),
+            "_xmppLogin.outcome": device.xmpp_login_outcome,
+            "_xmppLogin.detail": device.xmpp_login_detail or "",
+            "_xmppLogin.source": device.xmpp_login_source or "",
+            "_xmppLogin.since": iso(device.xmpp_login_since),
         }
     for key, value in fields.items():
         if selects(projection, key):

@@ -382,6 +382,19 @@ OPENAPI: dict[str, Any] = {
                         k: {"type": "string", "format": "date-time"}
                         for k in ("_lastInform", "_registered", "_lastBoot", "_lastBootstrap")
                     },
+                    "_xmppLogin": {
+                        "type": "object",
+                        "description": "The device's last login to the built-in XMPP server, "
+                        "written when it changes: outcome ok, or tls-refused (detail: the TLS "
+                        "alert it sent over the server's certificate); the address it came from "
+                        "and since when. Queryable as _xmppLogin.outcome.",
+                        "properties": {
+                            "outcome": {"type": "string", "enum": ["ok", "tls-refused"]},
+                            "detail": {"type": "string"},
+                            "source": {"type": "string"},
+                            "since": {"type": "string", "format": "date-time"},
+                        },
+                    },
                 },
                 "required": ["_id"],
                 "additionalProperties": {"type": "object"},

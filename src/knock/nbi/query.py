@@ -200,7 +200,7 @@ _DEVICE_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
     "_deviceId._OUI": (devices.c.oui, _text),
     "_deviceId._ProductClass": (devices.c.product_class, _text),
     "_deviceId._SerialNumber": (devices.c.serial_number, _text),
-    "_xmppLogin._outcome": (devices.c.xmpp_login_outcome, _text),
+    "_xmppLogin.outcome": (devices.c.xmpp_login_outcome, _text),
 }
 
 _TASK_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {

@@ -60,10 +60,10 @@ def _index_cr_attempts_started(conn: Connection) -> None:
 
 def _add_xmpp_login(conn: Connection) -> None:
     for column, kind in (
-        ("xmpp_login_at", "TIMESTAMP WITH TIME ZONE"),
+        ("xmpp_login_since", "TIMESTAMP WITH TIME ZONE"),
         ("xmpp_login_outcome", "VARCHAR(32)"),
         ("xmpp_login_detail", "VARCHAR(256)"),
-        ("xmpp_login_address", "VARCHAR(64)"),
+        ("xmpp_login_source", "VARCHAR(64)"),
     ):
         conn.execute(text(f"ALTER TABLE devices ADD COLUMN {column} {kind}"))
     # Step 4 made xmpp_accounts from the newest schema: on a database older than step 4 the

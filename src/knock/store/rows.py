@@ -31,10 +31,10 @@ class DeviceRow:
     last_inform: datetime | None
     last_boot: datetime | None
     last_bootstrap: datetime | None
-    xmpp_login_at: datetime | None = None
+    xmpp_login_since: datetime | None = None
     xmpp_login_outcome: str | None = None
     xmpp_login_detail: str | None = None
-    xmpp_login_address: str | None = None
+    xmpp_login_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,10 +79,10 @@ devices = Table(
     Column("stun_password", String(256), nullable=True),
     # The device's last login to the built-in XMPP server as that server saw it: ok, or
     # tls-refused (the device aborted the handshake over the certificate, detail the alert).
-    Column("xmpp_login_at", UtcDateTime, nullable=True),
+    Column("xmpp_login_since", UtcDateTime, nullable=True),
     Column("xmpp_login_outcome", String(32), nullable=True),
     Column("xmpp_login_detail", String(256), nullable=True),
-    Column("xmpp_login_address", String(64), nullable=True),
+    Column("xmpp_login_source", String(64), nullable=True),
     Index("uq_devices_stun_username", "stun_username", unique=True),
 )
 

@@ -362,7 +362,7 @@ class Store:
         return None if row is None else row.device_id
 
     async def record_xmpp_login(
-        self, device_id: str, at: datetime, outcome: str, detail: str, address: str
+        self, device_id: str, since: datetime, outcome: str, detail: str, source: str
     ) -> None:
         """The device's last login to the built-in XMPP server (a gone device: nothing)."""
         await self._db.run_statement(
@@ -370,10 +370,10 @@ class Store:
             update(devices)
             .where(devices.c.id == device_id)
             .values(
-                xmpp_login_at=at,
+                xmpp_login_since=since,
                 xmpp_login_outcome=outcome,
                 xmpp_login_detail=detail[:256],
-                xmpp_login_address=address[:64],
+                xmpp_login_source=source[:64],
             ),
         )
 

@@ -333,11 +333,11 @@ function crPanel(id, onDone) {
 // The built-in XMPP server's word on the device's last login; a refusal says what to do.
 function xmppLogin(login) {
   if (!login) return "—";
-  const since = `since ${when(login._timestamp)} from ${login._address}`;
-  if (login._outcome === "tls-refused") {
-    return `refused the server's certificate (TLS alert ${login._detail}) ${since}: install the CA (GET /ca.pem) on the device`;
+  const since = `since ${when(login.since)} from ${login.source}`;
+  if (login.outcome === "tls-refused") {
+    return `refused the server's certificate (TLS alert ${login.detail}) ${since}: install the CA (GET /ca.pem) on the device`;
   }
-  return `${login._outcome} ${since}`;
+  return `${login.outcome} ${since}`;
 }
 
 async function devicePage(id) {
