@@ -131,8 +131,10 @@ class XmppLogins:
             log.error("could not store an XMPP login: %s", task.exception())
 
     async def written(self) -> None:
-        """Wait until what was told so far is in the store."""
-        await asyncio.gather(*self._pending, return_exceptions=True)
+        """Wait until what was told so far is in the store (a login's write follows the read
+        of its account's device: wait for that too)."""
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
 
     async def close(self) -> None:
         await self.written()
