@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import xmpp as xmpp_bench
-from fleet import Run, follow_fleet, start_acs
+from fleet import Run, follow_fleet, lab_ca, start_acs
 from knock.cpe.xmpp_account import device_password, device_username
 from knock.cwmp import DeviceIdStruct, device_key
 from knock.nbi.client import NbiClient
@@ -142,7 +142,8 @@ async def bench(args: argparse.Namespace, server: str) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="knock-bench-connreq-"))
     prosody = PrivateProsody(args.devices) if server == "prosody" else None
     acs_flags: list[str] = []
-    sim_flags: list[str] = []
+    # On the built-in server the devices check its certificate against the lab CA.
+    sim_flags: list[str] = ["--ca", str(lab_ca(folder))]
     sim_env = dict(os.environ)
     if prosody is not None:
         await prosody.start()

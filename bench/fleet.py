@@ -37,6 +37,7 @@ from typing import Any
 
 from informs import free_port
 from knock.cwmp import DeviceIdStruct, device_key
+from knock.labca import CA_CERT
 from knock.nbi.client import NbiClient
 from procfs import children, cpu_seconds, open_files_limit, rss_kib
 from report import report
@@ -98,6 +99,12 @@ def parse_status(line: str) -> dict[str, str]:
     )
 
 
+def lab_ca(folder: Path) -> Path:
+    """The lab CA of the `knock serve` that `start_acs` runs in *folder*: the simulated devices
+    trust it (knock sim --ca), as a lab's devices do."""
+    return folder / "data" / CA_CERT
+
+
 async def start_acs(
     folder: Path, *extra: str, env: dict[str, str] | None = None
 ) -> tuple[asyncio.subprocess.Process, str, int]:
@@ -108,7 +115,8 @@ async def start_acs(
         "--cwmp-host", "127.0.0.1", "--cwmp-port", str(free_port()), "--nbi-port", str(nbi),
         "--store-url", f"sqlite:///{folder / 'bench.db'}", "--log-level", "warning",
         "--stun-host", "127.0.0.1", "--stun-port", "0",
-        "--xmpp-host", "127.0.0.1", "--xmpp-port", "0", "--xmpp-tls-port", "0", *extra,
+        "--xmpp-host", "127.0.0.1", "--xmpp-port", "0", "--xmpp-tls-port", "0",
+        "--data-dir", str(folder / "data"), *extra,
         stdout=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})},
     )  # fmt: skip
     assert process.stdout is not None
@@ -192,7 +200,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     sim = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "knock", "sim", "--acs", acs_url, "--count", str(args.devices),
         "--workers", str(args.workers), "--start-rate", str(args.start_rate), "--no-live",
-        "--cr", args.cr,
+        "--cr", args.cr, "--ca", str(lab_ca(folder)),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     follower = asyncio.create_task(follow_fleet(sim, run, began))

@@ -77,7 +77,7 @@ async def serve(data_dir: Path) -> None:
     listen = Listen(host="127.0.0.1", port=0, tls_port=None, data_dir=data_dir)
     server = XmppServer(policy, lambda _user: credentials, listen)
     await server.start()
-    print("READY", server.port, server.certificate, flush=True)
+    print("READY", server.port, server.ca_file, flush=True)  # what clients must trust
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     await server.close()
 

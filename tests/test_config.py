@@ -49,6 +49,12 @@ def test_per_device_credentials_table(tmp_path: Path) -> None:
         ("[cwmp]\nauth = 'kerberos'\n", {}, "use none, basic or digest"),
         ("[cwmp]\nauth = 'digest'\n", {}, "no credentials are set"),
         ("[tls]\ncert = 'a.pem'\n", {}, "tls_cert and tls_key go together"),
+        ("[xmpp]\ntls_key = 'k.pem'\n", {}, "xmpp_tls_cert and xmpp_tls_key go together"),
+        (
+            "[xmpp]\nrequire_tls = true\n",
+            {},
+            "xmpp_require_tls is gone: TLS is required by default now; xmpp_lab_plaintext",
+        ),
         ("[cwmp\n", {}, "is not valid TOML"),
         ("[listen]\nidle_timeout = 0\n", {}, "listen_idle_timeout is 0.0; give a positive"),
         ("", {"KNOCK_XMPP_MAX_SESSIONS": "-1"}, "xmpp_max_sessions is -1; give a positive"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import os
+import ssl
 from pathlib import Path
 
 from cryptography import x509
@@ -67,3 +70,71 @@ def make_client_ca(tmp_path: Path) -> tuple[Path, tuple[Path, Path], tuple[Path,
         _write_identity(tmp_path, "member", member, member_key),
         _write_identity(tmp_path, "rogue", rogue, rogue_key),
     )
+
+
+class OperatorCa:
+    """An operator's private CA made in a test, and the server certificates it issues."""
+
+    def __init__(self, directory: Path, name: str = "operator CA") -> None:
+        self.directory = directory
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.certificate = _issue(name, self.key, None, self.key)
+        self.path, _ = _write_identity(
+            directory, name.replace(" ", "-"), self.certificate, self.key
+        )
+
+    def issue(
+        self,
+        name: str,
+        dns: list[str],
+        xmpp_addrs: list[str] = [],  # noqa: B006 - never changed
+        *,
+        days: float = 1,
+    ) -> tuple[Path, Path]:
+        """A server certificate for *dns* names and id-on-xmppAddr *xmpp_addrs*, valid for
+        *days* from now (negative: expired); its PEM file and its key's."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns]
+        names += [x509.OtherName(ID_ON_XMPP_ADDR, _der_utf8(a)) for a in xmpp_addrs]
+        leaf = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=2))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        return _write_identity(self.directory, name, leaf, key)
+
+
+ID_ON_XMPP_ADDR = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.5")
+
+
+def _der_utf8(text: str) -> bytes:
+    body = text.encode()
+    assert len(body) < 128
+    return bytes([0x0C, len(body)]) + body
+
+
+def install(pair: tuple[Path, Path], cert: Path, key: Path) -> None:
+    """Put a certificate pair in place as renewal tools do: each file replaced whole, at once."""
+    for source, target in zip(pair, (cert, key), strict=True):
+        staged = target.with_suffix(".new")
+        staged.write_bytes(source.read_bytes())
+        os.replace(staged, target)
+
+
+async def served_certificate(port: int, trust: ssl.SSLContext, name: str) -> bytes:
+    """The certificate (DER) a new TLS client on *port* gets, checked as *name*."""
+    _reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=trust, server_hostname=name
+    )
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    assert isinstance(der, bytes)
+    return der

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from knock.labca import CA_CERT
 from knock.tlsutil import ensure_self_signed
 from knock.xmpp.accounts import MemoryAccounts
 from knock.xmpp.c2s import Policy
@@ -56,7 +57,8 @@ VirtualHost "{domain}"
 
 
 class KnockXmpp:
-    """Knock's built-in server on 127.0.0.1, STARTTLS with a self-signed certificate."""
+    """Knock's built-in server on 127.0.0.1, STARTTLS with a certificate its lab CA signed
+    (`certificate` is the CA's, what clients trust)."""
 
     domain = DOMAIN
     host = "127.0.0.1"
@@ -65,7 +67,7 @@ class KnockXmpp:
         self._data_dir = data_dir
         self.accounts = MemoryAccounts(iterations=64)  # a low count keeps the tests fast
         self.port = 0
-        self.certificate = data_dir / "xmpp-cert.pem"
+        self.certificate = data_dir / CA_CERT
         self.server: XmppServer | None = None
 
     def register(self, username: str, password: str) -> None:

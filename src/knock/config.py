@@ -173,9 +173,22 @@ class Settings:
     xmpp_domain: str = field(
         default="knock.lab", metadata=_help("The XMPP domain: JIDs are user@domain.")
     )
-    xmpp_require_tls: bool = field(
-        default=False, metadata=_help("Refuse XMPP logins before STARTTLS or on the plain port.")
+    xmpp_lab_plaintext: bool = field(
+        default=False,
+        metadata=_help(
+            "Lab only: accept XMPP logins without TLS and provision devices with UseTLS false, "
+            "so their passwords cross the network in clear. Off: TLS is required (STARTTLS or "
+            "the direct-TLS port) and devices get UseTLS true."
+        ),
     )
+    xmpp_tls_cert: str = field(
+        default="",
+        metadata=_help(
+            "PEM certificate chain of the built-in XMPP server, naming xmpp_domain; empty: one "
+            "the lab CA in data_dir signs. Re-read on SIGHUP or when the file changes."
+        ),
+    )
+    xmpp_tls_key: str = field(default="", metadata=_help("PEM private key for xmpp_tls_cert."))
     xmpp_allow_plain: bool = field(
         default=False, metadata=_help("Allow SASL PLAIN without TLS (SCRAM-SHA-1 is always on).")
     )
@@ -211,7 +224,10 @@ class Settings:
     tls_key: str = field(default="", metadata=_help("PEM private key for --tls-cert."))
     tls_self_signed: bool = field(
         default=False,
-        metadata=_help("Serve CWMP over HTTPS with a self-signed pair made in the data folder."),
+        metadata=_help(
+            "Serve CWMP over HTTPS with a certificate the lab CA in data_dir signs (devices "
+            "must trust that CA: GET /ca.pem on the NBI)."
+        ),
     )
     tls_client_ca: str = field(
         default="", metadata=_help("PEM CA bundle: CPEs must present a certificate it signed.")
@@ -254,7 +270,10 @@ class Settings:
         ),
     )
     data_dir: str = field(
-        default=".knock", metadata=_help("Folder for generated files (self-signed certificates).")
+        default=".knock",
+        metadata=_help(
+            "Folder for generated files: the lab CA (ca.pem) and the certificates it signs."
+        ),
     )
     log_level: str = field(default="info", metadata=_help("debug, info, warning or error."))
     log_format: str = field(
@@ -324,6 +343,8 @@ class Settings:
         known = {f.name: f for f in fields(self)}
         clean: dict[str, Any] = {}
         for name, value in updates.items():
+            if name in _GONE:
+                raise ConfigError(f"{name} is gone: {_GONE[name]}")
             if name not in known:
                 raise ConfigError(f"unknown setting {name!r}; `knock serve --help` lists them")
             clean[name] = _coerce(name, value, type(getattr(self, name)))
@@ -358,6 +379,8 @@ class Settings:
             raise ConfigError("stun_keepalive_min must be positive and at most stun_keepalive_max")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
+        if bool(self.xmpp_tls_cert) != bool(self.xmpp_tls_key):
+            raise ConfigError("xmpp_tls_cert and xmpp_tls_key go together: give both or neither")
         self._validate_xmpp_acs()
         try:
             AllowedHosts.of(self.nbi_host, self.nbi_allowed_hosts)
@@ -421,6 +444,12 @@ _POSITIVE = (
     "xmpp_byte_rate",
     "xmpp_max_sessions",
 )
+
+# Settings of earlier versions, and what to write instead.
+_GONE = {
+    "xmpp_require_tls": "TLS is required by default now; xmpp_lab_plaintext = true turns it off "
+    "in a lab",
+}
 
 
 def _coerce(name: str, value: Any, kind: type) -> Any:

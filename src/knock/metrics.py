@@ -219,6 +219,14 @@ class _XmppServerCollector(Collector):
             s.paused,
         )
 
+        yield _by_label(
+            "knock_xmpp_server_tls_refused",
+            "TLS handshakes a client aborted over the server's certificate, by the alert it "
+            "sent (unknown-ca, bad-certificate, ...): devices that do not trust it.",
+            "alert",
+            s.tls_refusals,
+        )
+
 
 class _ListenerCollector(Collector):
     def __init__(self, listeners: Callable[[], Iterable[Listener]]) -> None:

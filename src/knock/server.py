@@ -30,6 +30,8 @@ from knock.acs.service import AcsService
 from knock.acs.stun_outcomes import StunOutcomes
 from knock.acs.stun_passwords import StunPasswords
 from knock.acs.xmpp_accounts import put_account, store_lookup
+from knock.acs.xmpp_logins import XmppLogins
+from knock.certcheck import CertificateError
 from knock.config import ConfigError, Settings
 from knock.connreq.dispatcher import CrSettings, Dispatcher
 from knock.connreq.http import HttpConnectionRequester
@@ -37,6 +39,7 @@ from knock.connreq.order import MethodOrder
 from knock.connreq.udp_sender import LiveBinding, UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
 from knock.http_listen import HttpLimits, listeners, serve_app
+from knock.labca import LabCa, listen_names
 from knock.listener import raise_open_files_limit
 from knock.metrics import Metrics
 from knock.nbi.app import ConnectionRequest, make_nbi_app
@@ -48,7 +51,7 @@ from knock.store.database import ReadLimits
 from knock.store.relay import Relay
 from knock.stun.server import StunServer, start_stun_server
 from knock.stun.service import BindingLearned, StunSettings
-from knock.tlsutil import ensure_self_signed, server_context
+from knock.tlsutil import server_context, trusting
 from knock.xmpp.c2s import Policy
 from knock.xmpp.client import EndReason, TlsPolicy
 from knock.xmpp.client_conn import ConnState, Status
@@ -70,21 +73,50 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def lab_names(settings: Settings) -> list[str]:
+    """What the lab CA's certificates name: the XMPP domain, the host devices are told to
+    reach (the ACS URL's), and every address CWMP and XMPP listen on."""
+    return [
+        settings.xmpp_domain,
+        _acs_host(settings),
+        settings.cwmp_host,
+        *listen_names(settings.cwmp_host),
+        *listen_names(settings.xmpp_host),
+    ]
+
+
+def _cwmp_pair(settings: Settings) -> tuple[Path, Path] | None:
+    if settings.tls_cert:
+        return Path(settings.tls_cert), Path(settings.tls_key)
+    if not settings.tls_self_signed:
+        return None
+    folder = Path(settings.data_dir)
+    cert, key = folder / "cwmp-cert.pem", folder / "cwmp-key.pem"
+    LabCa.ensure(folder).ensure_leaf(cert, key, lab_names(settings))
+    return cert, key
+
+
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:
-    cert, key = settings.tls_cert, settings.tls_key
-    if settings.tls_self_signed and not cert:
-        folder = Path(settings.data_dir)
-        cert, key = str(folder / "cwmp-cert.pem"), str(folder / "cwmp-key.pem")
-        names = sorted({"localhost", "127.0.0.1", settings.cwmp_host} - {"0.0.0.0", "::"})
-        ensure_self_signed(Path(cert), Path(key), names)
-    if not cert:
+    pair = _cwmp_pair(settings)
+    if pair is None:
         if settings.tls_client_ca:
             raise ConfigError(
                 "tls_client_ca needs HTTPS: give --tls-cert/--tls-key or --tls-self-signed"
             )
         return None
     client_ca = Path(settings.tls_client_ca) if settings.tls_client_ca else None
-    return server_context(Path(cert), Path(key), client_ca)
+    return server_context(*pair, client_ca)
+
+
+def lab_ca(settings: Settings) -> LabCa | None:
+    """The lab CA, when some certificate Knock serves is its own (none given)."""
+    own_xmpp = settings.xmpp_enable and not settings.xmpp_acs_jid and not settings.xmpp_tls_cert
+    own_cwmp = settings.tls_self_signed and not settings.tls_cert
+    return LabCa.ensure(Path(settings.data_dir)) if own_xmpp or own_cwmp else None
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def acs_url(settings: Settings, tls: bool, port: int) -> str:
@@ -149,10 +181,10 @@ async def _start_stun(
     )
 
 
-async def _start_xmpp(settings: Settings, store: Store) -> XmppServer:
+async def _start_xmpp(settings: Settings, store: Store, logins: XmppLogins) -> XmppServer:
     policy = Policy(
         settings.xmpp_domain,
-        require_tls=settings.xmpp_require_tls,
+        require_tls=not settings.xmpp_lab_plaintext,
         allow_plain_without_tls=settings.xmpp_allow_plain,
         login_timeout=settings.xmpp_login_timeout,
         ping_interval=settings.xmpp_ping_interval,
@@ -171,30 +203,42 @@ async def _start_xmpp(settings: Settings, store: Store) -> XmppServer:
         settings.xmpp_host,
         settings.xmpp_port,
         settings.xmpp_tls_port,
+        cert=Path(settings.xmpp_tls_cert) if settings.xmpp_tls_cert else None,
+        key=Path(settings.xmpp_tls_key) if settings.xmpp_tls_key else None,
         data_dir=Path(settings.data_dir),
         fd_reserve=settings.listen_fd_reserve,
+        names=tuple(lab_names(settings)),
     )
-    server = XmppServer(policy, store_lookup(store), listen)
-    await server.start()
+    server = XmppServer(policy, store_lookup(store), listen, on_login=logins.event)
+    try:
+        await server.start()
+    except CertificateError as exc:
+        raise ConfigError(str(exc)) from None
     return server
 
 
+def _acs_trust(settings: Settings, ca: LabCa | None) -> ssl.SSLContext:
+    """What the ACS's own XMPP client trusts: the system's CAs, the lab CA, and the
+    operator's certificate file itself (a private CA's leaf: partial chains are accepted)."""
+    operator = Path(settings.xmpp_tls_cert) if settings.xmpp_tls_cert else None
+    return trusting(ca.cert_path if ca is not None else None, operator)
+
+
 async def _acs_xmpp_client(
-    settings: Settings, store: Store, port: int, certificate: Path, worker: int
+    settings: Settings, store: Store, port: int, trust: ssl.SSLContext, worker: int
 ) -> XmppConnectionRequester:
     """The ACS's own connection to the built-in server, as acs@<domain>/knock-<host>-<pid>-<n>:
     one resource per ACS process, all logging in to the one account with the password the first
     process on the database made, so that none locks the others out."""
     password = await store.shared_secret("acs_xmpp_password", lambda: secrets.token_urlsafe(24))
     await put_account(store, ACS_XMPP_USER, password)
-    trust = ssl.create_default_context(cafile=str(certificate))
     host = settings.xmpp_host if settings.xmpp_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     requester = XmppConnectionRequester(
         f"{ACS_XMPP_USER}@{settings.xmpp_domain}/{_process_resource(worker)}",
         password,
         host=host,
         port=port,
-        tls=TlsPolicy.IF_OFFERED,
+        tls=TlsPolicy.NEVER if settings.xmpp_lab_plaintext else TlsPolicy.REQUIRED,
         ssl_context=trust,
         timeout=settings.cr_timeout,
     )
@@ -286,7 +330,7 @@ def _xmpp_offer(settings: Settings, port: int | None) -> XmppOffer | None:
         domain=settings.xmpp_domain,
         server_address=_acs_host(settings),
         port=port,
-        use_tls=settings.xmpp_require_tls,
+        use_tls=not settings.xmpp_lab_plaintext,
     )
     return XmppOffer(f"{ACS_XMPP_USER}@{settings.xmpp_domain}", account)
 
@@ -321,7 +365,24 @@ class Running:
     nbi_port: int
     acs_url: str
     metrics: Metrics
+    xmpp_logins: XmppLogins
+    cwmp_tls: ssl.SSLContext | None = None
+    ca: LabCa | None = None  # the lab CA, when a certificate served is its own
     relay: Relay | None = None  # announcements to and from other processes on the database
+
+    def reload_certificates(self, settings: Settings) -> None:
+        """SIGHUP: serve renewed certificate files to new connections; the connections up
+        keep theirs, so no device drops."""
+        if self.xmpp is not None:
+            self.xmpp.reload()
+        pair = _cwmp_pair(settings)
+        if self.cwmp_tls is not None and pair is not None:
+            try:
+                self.cwmp_tls.load_cert_chain(*pair)
+            except (OSError, ssl.SSLError) as exc:
+                log.error("CWMP certificate not reloaded, still serving the previous one: %s", exc)
+            else:
+                log.info("CWMP certificate reloaded from %s for new connections", pair[0])
 
     async def close(self) -> None:
         # A slow NBI query would hold the NBI's shutdown (it waits for requests in flight).
@@ -337,6 +398,7 @@ class Running:
             await self.xmpp_requester.close()
         if self.xmpp is not None:
             await self.xmpp.close()
+        await self.xmpp_logins.close()
         await self.store.close()
 
 
@@ -353,6 +415,7 @@ async def start(
     connection request must go through the server the device is connected to, and every
     worker's ACS client connects to it."""
     shared_ports = settings.workers > 1
+    ca = lab_ca(settings)
     tls = _tls_context(settings)
     # First, so that a refused login stops the start before anything else is open.
     external = await _acs_xmpp_external(settings, worker) if settings.xmpp_acs_jid else None
@@ -374,13 +437,13 @@ async def start(
         else None
     )
     builtin = settings.xmpp_enable and external is None
-    xmpp = await _start_xmpp(settings, store) if builtin and worker == 0 else None
+    logins = XmppLogins(store)
+    xmpp = await _start_xmpp(settings, store, logins) if builtin and worker == 0 else None
     xmpp_port: int | None = None
-    xmpp_cert: Path | None = None
     if xmpp is not None:
-        xmpp_port, xmpp_cert = xmpp.port, xmpp.certificate
+        xmpp_port = xmpp.port
     elif builtin:
-        xmpp_port, xmpp_cert = settings.xmpp_port, Path(settings.data_dir) / "xmpp-cert.pem"
+        xmpp_port = settings.xmpp_port
     acs = AcsService(
         store,
         hub,
@@ -393,10 +456,15 @@ async def start(
         session_timeout=settings.cwmp_session_timeout,
         max_body=settings.cwmp_max_body,
         metrics=metrics,
+        seen_at=logins.seen_at if xmpp is not None else None,
     )
     xmpp_requester = external
-    if xmpp_port is not None and xmpp_cert is not None:
-        xmpp_requester = await _acs_xmpp_client(settings, store, xmpp_port, xmpp_cert, worker)
+    if xmpp_port is not None:
+        trust = _acs_trust(settings, ca)
+        if xmpp is not None:
+            # A renewed operator certificate is one more the ACS's own client must accept.
+            xmpp.on_certificate = lambda path: trust.load_verify_locations(cafile=str(path))
+        xmpp_requester = await _acs_xmpp_client(settings, store, xmpp_port, trust, worker)
     _watch(metrics, acs, stun, xmpp, xmpp_requester)
     cr_http = HttpConnectionRequester(
         allow_basic=settings.cr_allow_basic, timeout=settings.cr_timeout
@@ -446,6 +514,7 @@ async def start(
         reach=dispatcher.reach,
         metrics=metrics,
         allowed_hosts=AllowedHosts.of(settings.nbi_host, settings.nbi_allowed_hosts),
+        ca_pem=ca.pem if ca is not None else None,
     )
     runner_nbi = await serve_app(
         nbi, "NBI", settings.nbi_host, settings.nbi_port, limits, reuse_port=shared_ports
@@ -473,6 +542,9 @@ async def start(
         nbi_port=_bound_port(runner_nbi),
         acs_url=acs_url(settings, tls is not None, cwmp_port),
         metrics=metrics,
+        xmpp_logins=logins,
+        cwmp_tls=tls,
+        ca=ca,
         relay=relay,
     )
 
@@ -525,7 +597,7 @@ async def serve_forever(
         log.info("open-files limit raised from %d to %d (the hard limit)", before, after)
     if announce:
         print(f"Knock ACS: point CPEs at {running.acs_url}", flush=True)
-        print(f"NBI: http://{settings.nbi_host}:{running.nbi_port}/", flush=True)
+        print(f"NBI: http://{_url_host(settings.nbi_host)}:{running.nbi_port}/", flush=True)
         if running.stun is not None:
             host, port = running.stun.address
             print(f"STUN (TR-111): udp {host}:{port}", flush=True)
@@ -535,11 +607,20 @@ async def serve_forever(
                 f"direct TLS {running.xmpp.tls_port}",
                 flush=True,
             )
+            if settings.xmpp_lab_plaintext:
+                print("XMPP: TLS not required (xmpp_lab_plaintext): lab use only", flush=True)
         elif running.xmpp_requester is not None:
             status = running.xmpp_requester.status
             print(
                 f"XMPP: external server, the ACS is {status.jid or settings.xmpp_acs_jid} "
                 f"({status.state})",
+                flush=True,
+            )
+        if running.ca is not None:
+            print(
+                f"Lab CA (install it on devices so they accept Knock's certificates): "
+                f"{running.ca.cert_path.resolve()}, also GET "
+                f"http://{_url_host(settings.nbi_host)}:{running.nbi_port}/ca.pem",
                 flush=True,
             )
     if announce:  # last: tools read the lines above by position
@@ -553,6 +634,7 @@ async def serve_forever(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, running.reload_certificates, settings)
     try:
         await stop.wait()
     finally:

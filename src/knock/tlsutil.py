@@ -1,10 +1,9 @@
-"""Self-signed certificates and server TLS contexts for lab deployments."""
+"""Self-signed certificates (test and benchmark servers: Prosody, ejabberd) and server TLS
+contexts. Knock's own servers use the lab CA (`knock.labca`) instead."""
 
 from __future__ import annotations
 
 import datetime
-import ipaddress
-import os
 import ssl
 from pathlib import Path
 
@@ -13,16 +12,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from knock.labca import CLOCK_SKEW, general_name, key_usage, write_key
+
 VALIDITY = datetime.timedelta(days=3650)
-# Back-dated so a client whose clock runs a little behind still accepts a fresh certificate.
-CLOCK_SKEW = datetime.timedelta(days=1)
-
-
-def _general_name(hostname: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(hostname))
-    except ValueError:
-        return x509.DNSName(hostname)
 
 
 def ensure_self_signed(cert_path: Path, key_path: Path, hostnames: list[str]) -> None:
@@ -47,40 +39,16 @@ def ensure_self_signed(cert_path: Path, key_path: Path, hostnames: list[str]) ->
         .not_valid_before(now - CLOCK_SKEW)
         .not_valid_after(now + VALIDITY)
         .add_extension(
-            x509.SubjectAlternativeName([_general_name(h) for h in hostnames]), critical=False
+            x509.SubjectAlternativeName([general_name(h) for h in hostnames]), critical=False
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    key_path.parent.mkdir(parents=True, exist_ok=True)
+    write_key(key_path, key)
     cert_path.parent.mkdir(parents=True, exist_ok=True)
-    # Opened 0600 from the start so the key is never readable by others, not even briefly;
-    # fchmod also tightens a leftover key file that had looser permissions.
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as key_file:
-        os.fchmod(key_file.fileno(), 0o600)
-        key_file.write(key_pem)
     # Written last: a crash in between leaves no certificate, so the next call starts over.
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
@@ -93,4 +61,16 @@ def server_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.
     if client_ca is not None:
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cafile=client_ca)
+    return context
+
+
+def trusting(*files: Path | None) -> ssl.SSLContext:
+    """A client context that trusts the system's CAs and each PEM file of *files*, a server's
+    own certificate among them (partial chains accepted): how Knock's own clients reach
+    Knock's own servers."""
+    context = ssl.create_default_context()
+    for path in files:
+        if path is not None:
+            context.load_verify_locations(cafile=path)
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return context

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
 import time
 from multiprocessing.connection import Connection, wait
@@ -28,7 +29,8 @@ _STOP_TIMEOUT_S = 10.0
 
 
 def supervise(settings: Settings) -> None:
-    """Run the workers until SIGINT or SIGTERM, then stop them."""
+    """Run the workers until SIGINT or SIGTERM, then stop them; pass SIGHUP (reload the
+    certificates) on to each."""
     # fork, not spawn: the workers inherit the logging set up by the command line, and this
     # process has no event loop or threads yet.
     context = multiprocessing.get_context("fork")
@@ -38,9 +40,16 @@ def supervise(settings: Settings) -> None:
         nonlocal stopping
         stopping = True
 
+    workers: dict[int, BaseProcess] = {}
+
+    def reload(_signum: int, _frame: object) -> None:
+        for process in workers.values():
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGHUP)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
-    workers: dict[int, BaseProcess] = {}
+    signal.signal(signal.SIGHUP, reload)
     try:
         for index in range(settings.workers):
             workers[index] = _start_worker(context, settings, index)
@@ -97,6 +106,7 @@ def _worker_main(settings: Settings, index: int, ready: Connection) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)  # serve_forever installs its own on its loop
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until then: not the supervisor's
     asyncio.run(
         serve_forever(settings, announce=index == 0, worker=index, ready=lambda: ready.send(True))
     )

@@ -59,12 +59,12 @@ async def test_per_device_credentials_speak_only_for_their_device(start_acs: Any
     assert [d.serial_number for d in await acs.store.find_devices(None)] == ["SN-A"]
 
 
-async def test_session_over_https_with_a_self_signed_certificate(
+async def test_session_over_https_with_a_certificate_the_lab_ca_signed(
     start_acs: Any, tmp_path: Path
 ) -> None:
     acs: Running = await start_acs(tls_self_signed=True)
     assert acs.acs_url.startswith("https://127.0.0.1:")
-    trust = ssl.create_default_context(cafile=str(tmp_path / "data" / "cwmp-cert.pem"))
+    trust = ssl.create_default_context(cafile=str(tmp_path / "data" / "ca.pem"))
     async with ScriptedCpe(acs.acs_url, ssl_context=trust) as cpe:
         await cpe.inform("0 BOOTSTRAP")
         assert (await cpe.empty()).status == 204
@@ -76,7 +76,7 @@ async def test_client_certificates_are_checked_when_a_client_ca_is_set(
 ) -> None:
     ca, member, rogue = make_client_ca(tmp_path)
     acs: Running = await start_acs(tls_self_signed=True, tls_client_ca=str(ca))
-    trust = str(tmp_path / "data" / "cwmp-cert.pem")
+    trust = str(tmp_path / "data" / "ca.pem")
 
     insider = ssl.create_default_context(cafile=trust)
     insider.load_cert_chain(*member)

@@ -363,7 +363,8 @@ async def test_every_process_logs_in_to_the_xmpp_server_with_its_own_resource(
         # so any of them can log in again after a lost connection.
         shared = await third.store.shared_secret("acs_xmpp_password", lambda: "not made again")
         assert shared != "not made again"
-        assert await log_in(first.xmpp.port, "acs@knock.lab/check", shared)
+        assert first.ca is not None
+        assert await log_in(first.xmpp.port, "acs@knock.lab/check", shared, first.ca.cert_path)
     finally:
         for running in (third, second, first):
             await running.close()

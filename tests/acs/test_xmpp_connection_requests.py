@@ -6,6 +6,7 @@ scripted by the test."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -71,13 +72,16 @@ async def xmpp_lab(start_acs: Any) -> AsyncIterator[XmppLab]:
         conn = "Device.XMPP.Connection.1."
         assert sent[f"{MS}ConnReqAllowedJabberIDs"] == "acs@knock.lab"
         assert sent[f"{conn}Server.1.Port"] == str(acs.xmpp.port)
+        assert sent[f"{conn}UseTLS"] == "1" and acs.ca is not None
         requests: asyncio.Queue[IqRequest] = asyncio.Queue()
         device = XmppClient(
             f"{sent[f'{conn}Username']}@{sent[f'{conn}Domain']}/{sent[f'{conn}Resource']}",
             sent[f"{conn}Password"],
             host="127.0.0.1",
             port=int(sent[f"{conn}Server.1.Port"]),
-            config=ClientConfig(tls=TlsPolicy.NEVER),
+            # TLS by default (UseTLS true), checked against the lab CA as a real device would.
+            config=ClientConfig(tls=TlsPolicy.REQUIRED),
+            ssl_context=ssl.create_default_context(cafile=acs.ca.cert_path),
             on_request=lambda _client, request: requests.put_nowait(request),
         )
         device.start()

@@ -19,6 +19,7 @@ from knock.cpe.cr_rate import CrPolicy
 from knock.cpe.cr_services import CrServices
 from knock.cpe.defects import Defect
 from knock.cpe.device import SimulatedCpe
+from knock.cpe.trust import device_tls
 from knock.server import Running, start
 from knock.vocab import CrMethod
 from serve_support import loopback_settings
@@ -58,16 +59,21 @@ async def check_lab(
     options: CheckOptions = FAST,
     model: str = "tr181",
     acs_settings: dict[str, Any] | None = None,
+    trusted: bool = True,
     **cpe_options: Any,
 ) -> AsyncIterator[CheckLab]:
     """Start the ACS (random CR credentials, as `knock check` runs it), the device's CR services
     for *methods* and one device (*cpe_options* go to `SimulatedCpe`, e.g. ``defects=``), and
-    yield once the device is provisioned and idle."""
+    yield once the device is provisioned and idle. Not *trusted*, the device does not hold the
+    lab CA: it cannot log in to XMPP (and is not waited for there)."""
     settings = loopback_settings(
         folder, cr_provision="random", cr_session_wait=options.inform_within, **(acs_settings or {})
     )
     acs = await start(settings)
-    services = CrServices(methods, policy)
+    # The device trusts the lab CA (unless a test hands it another), as a lab sets one up.
+    defects = cpe_options.get("defects", frozenset())
+    ca = str(acs.ca.cert_path) if acs.ca is not None and trusted else ""
+    services = CrServices(methods, policy, tls=device_tls(ca, defects))
     await services.start()
     cpe = SimulatedCpe("CHECK0001", model, folder / "state", acs.acs_url, **cpe_options)
     services.attach(cpe)
@@ -76,7 +82,7 @@ async def check_lab(
     dut = None
     try:
         dut = await found
-        await _reported(dut, methods)
+        await _reported(dut, methods if trusted else (CrMethod.HTTP,))
         yield CheckLab(acs, services, cpe, dut, running)
     finally:
         found.cancel()

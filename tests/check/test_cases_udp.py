@@ -132,7 +132,7 @@ async def test_an_http_only_device_skips_every_udp_and_xmpp_case(tmp_path: Path)
     async with check_lab(tmp_path, methods=(CrMethod.HTTP,)) as lab:
         results = [await lab.run(case.id) for case in select(["udp.*", "xmpp.*"])]
     reasons = {r.reason for r in results if r.verdict is Verdict.SKIPPED}
-    assert len(results) == sum(r.verdict is Verdict.SKIPPED for r in results) == 17
+    assert len(results) == sum(r.verdict is Verdict.SKIPPED for r in results) == 18
     # A TR-181 device says so in SupportedConnReqMethods (a TR-098 one without it:
     # test_http_only_device.py).
     assert reasons == {

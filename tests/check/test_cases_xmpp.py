@@ -24,6 +24,7 @@ EXPECTED_FAILURES: dict[Defect | None, set[str]] = {
     Defect.NOT_AUTORIZED_TYPO: {"xmpp.wrong-credentials"},
     Defect.XMPP_NO_RESULT: {"xmpp.valid-cr", "xmpp.reconnect"},
     Defect.NO_CR_EVENT: {"xmpp.valid-cr", "xmpp.reconnect"},
+    Defect.NO_CERT_CHECK: {"xmpp.validates-certificate"},
 }
 
 

@@ -92,10 +92,11 @@ async def test_a_run_finds_the_device_runs_the_cases_and_reports(tmp_path: Path)
 
 
 def test_check_settings_give_the_lab_its_choices(tmp_path: Path) -> None:
-    lab = replace(FAST, stun_auth=False, xmpp_tls=True, cr_attempts=5, cr_interval=0.5)
+    lab = replace(FAST, stun_auth=False, xmpp_tls=False, cr_attempts=5, cr_interval=0.5)
     settings = check_settings(loopback_settings(tmp_path, cr_provision="off"), lab)
     assert settings.cr_provision == "random"
-    assert (settings.stun_require_auth, settings.xmpp_require_tls) == (False, True)
+    assert (settings.stun_require_auth, settings.xmpp_lab_plaintext) == (False, True)
+    assert not check_settings(loopback_settings(tmp_path), FAST).xmpp_lab_plaintext
     assert (settings.udp_cr_repeat, settings.udp_cr_interval) == (5, 0.5)
     assert settings.cr_session_wait == FAST.inform_within
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -14,6 +15,7 @@ from typing import Any
 from knock.cpe.cr_rate import CrPolicy
 from knock.cpe.cr_services import CrServices
 from knock.cpe.device import SimulatedCpe
+from knock.cpe.trust import device_tls
 from knock.cwmp.deviceid import device_key
 from knock.server import Running, start
 from knock.vocab import CrMethod
@@ -49,6 +51,12 @@ def fast_retry_model(folder: Path) -> str:
     path = folder / "tr181-fast-retry.json"
     path.write_text(json.dumps(model), "utf-8")
     return str(path)
+
+
+def lab_trust(acs: Running) -> ssl.SSLContext:
+    """What the lab's devices and probes trust: the lab CA, as a lab installs it on devices."""
+    assert acs.ca is not None
+    return device_tls(str(acs.ca.cert_path))
 
 
 @dataclass
@@ -113,11 +121,14 @@ async def lab(
     count: int = 1,
     policy: CrPolicy | None = None,
     device_options: Mapping[str, Any] | None = None,
+    trust: ssl.SSLContext | None = None,
     **acs_settings: Any,
 ) -> AsyncIterator[Lab]:
-    """*device_options*: what every SimulatedCpe is given besides (quirks, values, ...)."""
+    """*device_options*: what every SimulatedCpe is given besides (quirks, values, ...);
+    *trust*: what the devices check certificates with; default the lab CA."""
     acs = await start(loopback_settings(folder, cr_session_wait=5.0, **acs_settings))
-    services = CrServices(ALL_METHODS, policy or CrPolicy(rate_limit=0))
+    tls = trust or lab_trust(acs)
+    services = CrServices(ALL_METHODS, policy or CrPolicy(rate_limit=0), tls=tls)
     await services.start()
     model = fast_retry_model(folder)
     devices = [

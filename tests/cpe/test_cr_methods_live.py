@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from live_lab import MS, WAIT, Lab, lab, settled, until
+from live_lab import MS, WAIT, Lab, lab, lab_trust, settled, until
 from lxml import etree
 
 from knock.acs.xmpp_accounts import put_account
@@ -22,7 +22,6 @@ from knock.cpe.device import SimulatedCpe
 from knock.cpe.udp_cr import UdpAnswer
 from knock.cpe.xmpp_cr import XmppAnswer
 from knock.vocab import CrMethod, CrOutcome
-from knock.xmpp.client import ClientConfig, TlsPolicy
 from knock.xmpp.client_conn import XmppClient
 
 
@@ -141,7 +140,7 @@ async def ask(lab_: Lab, account: str, target: str, username: str, password: str
         "pw-" + account,
         host="127.0.0.1",
         port=lab_.acs.xmpp.port,
-        config=ClientConfig(tls=TlsPolicy.NEVER),
+        ssl_context=lab_trust(lab_.acs),
     )
     client.start()
     try:
@@ -190,7 +189,7 @@ async def test_a_malformed_connection_request_is_a_bad_request(three: Lab) -> No
         "pw-probe",
         host="127.0.0.1",
         port=three.acs.xmpp.port,
-        config=ClientConfig(tls=TlsPolicy.NEVER),
+        ssl_context=lab_trust(three.acs),
     )
     probe.start()
     try:

@@ -62,7 +62,7 @@ async def test_a_fleet_on_prosody_takes_connection_requests_from_an_acs_on_proso
             cr_methods=(CrMethod.HTTP, CrMethod.XMPP),
             start_rate=1000,
             report_interval=0.05,
-            xmpp_ca=str(prosody.certificate),
+            ca_file=str(prosody.certificate),
             xmpp_server=f"{prosody.host}:{prosody.port}",
             xmpp_domain=prosody.domain,
             xmpp_password_secret=SECRET,

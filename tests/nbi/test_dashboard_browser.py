@@ -6,6 +6,7 @@ back and checked."""
 from __future__ import annotations
 
 import json
+import re
 from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -70,6 +71,7 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
     ):
         for cpe in running.devices:
             await running.provisioned(cpe)
+        await running.acs.xmpp_logins.written()  # each device's login, for its page
         first, second = (running.device_id(cpe) for cpe in running.devices)
         page = await browser.new_page()
         await page.goto(f"http://127.0.0.1:{running.acs.nbi_port}/")
@@ -127,6 +129,11 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
             "return p.length ? p : null; })()"
         )
         assert "Device.ManagementServer.ConnectionRequestURL" in paths
+        facts = await page.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('dl.facts dt')]"
+            ".map((dt) => [dt.textContent, dt.nextElementSibling.textContent]))"
+        )
+        assert re.fullmatch(r"ok since .+ from 127\.0\.0\.1", facts["Last XMPP login"])
         shown = await page.evaluate(texts("#sessions tbody td:nth-child(3)"))
         stored_sessions = await running.acs.store.list_sessions(second)
         assert shown == [", ".join(s.events) for s in stored_sessions]

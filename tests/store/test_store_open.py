@@ -177,6 +177,7 @@ LATER_DEVICE_COLUMNS = (
     "lacks",  # migration 7
     *("stun_outcome", "stun_source", "stun_since"),  # migration 8
     *("xmpp_setup", "xmpp_setup_detail", "xmpp_setup_at"),
+    *("xmpp_login_since", "xmpp_login_outcome", "xmpp_login_detail", "xmpp_login_source"),  # 9
 )
 
 
@@ -236,6 +237,7 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
         [old_task] = await store.find_tasks(tasks.c.name == "queued-before")
         assert (old_task.attempts, old_task.not_before) == (0, None)
         await store.record_xmpp_setup("OLD-1", "failed", "9005", datetime.now(UTC))
+        await store.record_xmpp_login("OLD-1", datetime.now(UTC), "ok", "", "192.0.2.1")
         device = await store.get_device("OLD-1")
     finally:
         await store.close()
@@ -245,6 +247,7 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
         "failed",
         "9005",
     )
+    assert device.xmpp_login_source == "192.0.2.1"  # migration 9
     indexes = await _run(db_url, lambda conn: inspect(conn).get_indexes("cr_attempts"))
     assert {i["name"]: i["column_names"] for i in indexes}["ix_cr_attempts_started"] == [
         "started",

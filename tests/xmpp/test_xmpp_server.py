@@ -162,11 +162,11 @@ async def test_connection_request_round_trip_in_the_clear(server: XmppServer) ->
 
 async def test_connection_request_round_trip_over_starttls(server: XmppServer) -> None:
     acs = await login(
-        Client("acs@xmpp.example/knock", PASSWORDS["acs"]).trusting(server.certificate),
+        Client("acs@xmpp.example/knock", PASSWORDS["acs"]).trusting(server.ca_file),
         server.port,
     )
     cpe = await login(
-        Client("cpe-0001@xmpp.example/cwmp", PASSWORDS["cpe-0001"]).trusting(server.certificate),
+        Client("cpe-0001@xmpp.example/cwmp", PASSWORDS["cpe-0001"]).trusting(server.ca_file),
         server.port,
     )
     assert cpe.tls_version() in ("TLSv1.2", "TLSv1.3")
@@ -177,7 +177,7 @@ async def test_connection_request_round_trip_over_starttls(server: XmppServer) -
 async def test_direct_tls_on_the_second_port(server: XmppServer) -> None:
     assert server.tls_port is not None
     cpe = Client("cpe-0001@xmpp.example/cwmp", PASSWORDS["cpe-0001"])
-    await login(cpe.trusting(server.certificate, direct=True), server.tls_port)
+    await login(cpe.trusting(server.ca_file, direct=True), server.tls_port)
     assert cpe.tls_version() in ("TLSv1.2", "TLSv1.3")
     await leave(cpe)
 
@@ -410,7 +410,7 @@ async def test_a_broken_tls_handshake_harms_no_one(server: XmppServer) -> None:
     raw.close()
     assert server.stats.tls_failures == 1
     cpe = Client("cpe-0001@xmpp.example/cwmp", PASSWORDS["cpe-0001"])
-    await login(cpe.trusting(server.certificate, direct=True), server.tls_port)
+    await login(cpe.trusting(server.ca_file, direct=True), server.tls_port)
     await leave(cpe)
 
 

@@ -101,8 +101,11 @@ class AcsService:
         max_body: int = 2 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
+        seen_at: Callable[[str, str], None] | None = None,
     ) -> None:
+        """*seen_at*: told each Inform's device id and source address."""
         self._store = store
+        self._seen_at = seen_at
         self._metrics = metrics or Metrics()
         self._hub = hub
         self._auth = authenticator
@@ -384,7 +387,7 @@ class AcsService:
             self._stun_accounts[step.stun.username] = step.stun.password
         if step.xmpp is not None:
             # Before the session ends: the device logs in as soon as it applies the values.
-            await put_account(self._store, step.xmpp.username, step.xmpp.password)
+            await put_account(self._store, step.xmpp.username, step.xmpp.password, device_id)
         self._provisioned.add(device_id)
         log.info(
             "device %s: connection-request credentials set%s%s",
@@ -437,6 +440,8 @@ class AcsService:
         )
         self._by_token[live.token] = live
         self._by_device[device_id] = live
+        if self._seen_at is not None and request.remote:
+            self._seen_at(device_id, request.remote)
         live.opened = self._clock()
         self._metrics.sessions_started.inc()
         log.debug("device %s: session %d opened, events %s", device_id, live.session_id, events)

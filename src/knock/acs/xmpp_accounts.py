@@ -21,11 +21,19 @@ def store_lookup(store: Store) -> Lookup:
     return lookup
 
 
-async def put_account(store: Store, username: str, password: str) -> None:
-    """Create or reset an account; only the derived SCRAM credentials are kept."""
+async def put_account(
+    store: Store, username: str, password: str, device_id: str | None = None
+) -> None:
+    """Create or reset an account (for *device_id*, when it is a device's); only the derived
+    SCRAM credentials are kept."""
     creds = ScramCredentials.from_password(password)
     await store.put_xmpp_account(
         XmppAccountRow(
-            localpart(username), creds.salt, creds.iterations, creds.stored_key, creds.server_key
+            localpart(username),
+            creds.salt,
+            creds.iterations,
+            creds.stored_key,
+            creds.server_key,
+            device_id,
         )
     )

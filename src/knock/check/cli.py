@@ -30,8 +30,9 @@ CHECK_HELP: Final = (
     "--url when the device reaches this host by another name), ACS authentication off (or as "
     "in --config), then reboot it or wait for its periodic Inform. Knock sets the "
     "connection-request credentials, STUN and XMPP settings itself.\n\n"
-    "What a lab varies: --xmpp-tls, --xmpp-connect, --stun-auth, --udp-delay, --cr-attempts, "
-    "--cr-interval; waits: --inform-within (TR-069's 30 s), --quiet-for, --rate-gap. "
+    "What a lab varies: --xmpp-tls or --xmpp-lab-plaintext, --xmpp-connect, --stun-auth, "
+    "--udp-delay, --cr-attempts, --cr-interval; waits: --inform-within (TR-069's 30 s), "
+    "--quiet-for, --rate-gap. "
     "Verdicts: pass, warn (a SHOULD the device does not do), fail, skipped (a method the "
     "device does not offer), not run (the device stopped responding in an earlier case). The "
     "exit status is 0 when cases only passed, warned or were skipped, 1 when any failed or was "
@@ -40,7 +41,8 @@ CHECK_HELP: Final = (
 CHECK_EPILOG: Final = (
     "Examples: knock check --list  |  knock check --html report.html --junit junit.xml  |  "
     "knock check 'http.*' datamodel.cr-url-http  |  against the simulator: knock check "
-    "--host 127.0.0.1 & knock sim --acs http://127.0.0.1:7547/ --count 1 --cr http,udp,xmpp"
+    "--host 127.0.0.1 & knock sim --acs http://127.0.0.1:7547/ --count 1 --cr http,udp,xmpp "
+    "--ca THE-LAB-CA-IT-PRINTED"
 )
 err = Console(stderr=True)
 
@@ -77,8 +79,13 @@ def check(
     ] = 5223,
     xmpp_domain: Annotated[str, typer.Option(help="XMPP domain of the built-in server.")] = "",
     xmpp_tls: Annotated[
-        bool, typer.Option(help="Require TLS on the device's XMPP connection (UseTLS).")
-    ] = False,
+        bool,
+        typer.Option(
+            "--xmpp-tls/--xmpp-lab-plaintext",
+            help="Require TLS on the device's XMPP connection (UseTLS true), or, in a lab, "
+            "accept it in clear (UseTLS false).",
+        ),
+    ] = True,
     xmpp_connect: Annotated[
         str,
         typer.Option(help="XMPP ServerConnectAlgorithm the cases set: DNS-SRV, DNS, ServerTable."),
@@ -180,6 +187,11 @@ def check(
                     out.print(
                         f"XMPP tcp {host}:{acs.xmpp.port} ({settings.xmpp_domain}), "
                         f"certificate {acs.xmpp.certificate}"
+                    )
+                if acs.ca is not None:
+                    out.print(
+                        f"Lab CA {acs.ca.cert_path}: the device must trust it (knock sim --ca "
+                        f"{acs.ca.cert_path})"
                     )
                 out.print(f"Waiting up to {device_within:g} s for a device to Inform ...")
 

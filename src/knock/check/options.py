@@ -21,7 +21,7 @@ class CheckOptions:
     case_timeout: float = 120.0  # a case still running after this fails
     device_within: float = 300.0  # how long to wait for the device's first Inform
     rate_gap: float = 5.0  # least seconds from a session's start to a request that should pass
-    xmpp_tls: bool = False  # the device's XMPP connection uses TLS (UseTLS)
+    xmpp_tls: bool = True  # the device's XMPP connection uses TLS (UseTLS); off: lab plaintext
     xmpp_connect: ConnectAlgorithm = ConnectAlgorithm.SERVER_TABLE
     stun_auth: bool = True  # the STUN server asks for MESSAGE-INTEGRITY (401 first)
     udp_delay: float = 0.0  # seconds between the STUN binding and the first UDP CR

@@ -31,7 +31,7 @@ def check_settings(settings: Settings, options: CheckOptions) -> Settings:
         settings,
         cr_provision="random",
         stun_require_auth=options.stun_auth,
-        xmpp_require_tls=options.xmpp_tls,
+        xmpp_lab_plaintext=not options.xmpp_tls,
         udp_cr_repeat=options.cr_attempts,
         udp_cr_interval=options.cr_interval,
         cr_session_wait=options.inform_within,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
@@ -19,10 +18,11 @@ from knock.check.evidence import Kind
 from knock.check.memo import Undo, once
 from knock.check.offers import require
 from knock.connreq.xmpp import connection_request
+from knock.tlsutil import trusting
 from knock.xmpp.client import ClientConfig, IqResult, NotOnline, TlsPolicy
 from knock.xmpp.client_conn import ConnectionLost, XmppClient
 from knock.xmpp.jid import Jid, parse_jid
-from knock.xmpp.server import XmppServer
+from knock.xmpp.server import LoginOutcome, XmppServer
 
 PROBE_USER: Final = "knock-check"  # the second account's localpart on the built-in server
 LOGIN_WITHIN: Final = 5.0
@@ -70,8 +70,25 @@ async def device_jid(ctx: CheckContext) -> str:
     await once(ctx, "xmpp set-up", lambda: xmpp_setup(ctx))
     jid = (await ctx.target()).management.get("ConnReqJabberID", "")
     if not jid:
-        ctx.fail("the device reports an empty ConnReqJabberID: it is not connected to XMPP")
+        ctx.fail(await not_online(ctx, "the device reports an empty ConnReqJabberID"))
     return jid
+
+
+async def not_online(ctx: CheckContext, what: str) -> str:
+    """Why the device is not logged in, as far as the XMPP server saw: it refused the
+    server's certificate, or it never logged in, or it did once."""
+    device = await ctx.acs.store.get_device(ctx.device_id)
+    outcome = device.xmpp_login_outcome if device is not None else None
+    if device is None or device.xmpp_login_since is None:
+        return f"{what}: the device never logged in to the XMPP server"
+    since = f"from {device.xmpp_login_source}, since {device.xmpp_login_since:%H:%M:%S}"
+    if outcome == LoginOutcome.TLS_REFUSED:
+        return (
+            f"{what}: the device refused the server's certificate (TLS alert "
+            f"{device.xmpp_login_detail}, {since}); give it the CA that signed it (the lab CA "
+            "knock check printed) or run with the certificate it trusts"
+        )
+    return f"{what}: the device's last login was {outcome} ({since}), and it is not on now"
 
 
 async def xmpp_setup(ctx: CheckContext) -> Undo:
@@ -107,7 +124,9 @@ async def logged_in(ctx: CheckContext, server: XmppServer, account: Jid, within:
                     return str(bound[0])
                 await asyncio.sleep(0.1)  # the server announces no logins
     except TimeoutError:
-        ctx.fail(f"the device did not log in as {account} within {within:g} s")
+        ctx.fail(
+            await not_online(ctx, f"the device did not log in as {account} within {within:g} s")
+        )
 
 
 async def from_acs(
@@ -147,7 +166,7 @@ async def probe(ctx: CheckContext, resource: str) -> AsyncIterator[tuple[str, As
         password,
         host="127.0.0.1" if host in ("0.0.0.0", "::", "") else host,
         port=server.port,
-        ssl_context=ssl.create_default_context(cafile=str(server.certificate)),
+        ssl_context=trusting(server.ca_file, server.certificate),
         config=ClientConfig(tls=TlsPolicy.IF_OFFERED),
     )
     client.start()

@@ -131,11 +131,16 @@ def sim(
     start_rate: Annotated[
         float, typer.Option(min=0.001, help="Devices powered on per second, over the whole fleet.")
     ] = DEFAULT_START_RATE,
-    xmpp_ca: Annotated[
+    ca: Annotated[
         Path | None,
         typer.Option(
-            help="Certificates (PEM) an XMPP server must chain to when the ACS sets UseTLS; "
-            "knock serve's own is in its data folder. Default: the system's trust store."
+            "--ca",
+            "--xmpp-ca",
+            help="CA certificates (PEM) the devices trust besides the system's, as an operator "
+            "installs its CA on real devices: they check the ACS's HTTPS and the XMPP server's "
+            "certificates against them. Knock serve's lab CA is DATA_DIR/ca.pem, or fetch it: "
+            "curl -o ca.pem http://NBI:7557/ca.pem. Devices that check nothing: "
+            "--defect no-cert-check.",
         ),
     ] = None,
     cr_host: Annotated[
@@ -171,7 +176,7 @@ def sim(
     xmpp_tls: Annotated[
         bool,
         typer.Option(
-            help="Devices on --xmpp-server require STARTTLS (UseTLS), checked against --xmpp-ca."
+            help="Devices on --xmpp-server require STARTTLS (UseTLS), checked against --ca."
         ),
     ] = False,
     live: Annotated[
@@ -236,7 +241,7 @@ def sim(
         cr_busy=cr_busy,
         cr_rate_limit=cr_rate_limit,
         start_rate=start_rate,
-        xmpp_ca=str(xmpp_ca) if xmpp_ca is not None else "",
+        ca_file=str(ca) if ca is not None else "",
         cr_host=cr_host,
         defects=tuple(sorted(defects)),
         quirks=tuple(sorted(quirks)),

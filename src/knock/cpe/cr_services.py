@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Final
 
 from knock.cpe.cr_http import CrGate
@@ -38,15 +39,15 @@ class CrServices:
         policy: CrPolicy,
         *,
         host: str = "127.0.0.1",
-        xmpp_ca: str = "",
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """*tls*: what devices check their XMPP server's certificate with (None: the system's
+        CAs)."""
         admission = CrAdmission(policy)
         self.methods = methods
         self.http = CrListener(CrGate(admission=admission), host=host)
         self.udp = UdpPorts(UdpCrGate(admission), host=host) if CrMethod.UDP in methods else None
-        self.xmpp = (
-            XmppShared(XmppCrGate(admission), ca_file=xmpp_ca) if CrMethod.XMPP in methods else None
-        )
+        self.xmpp = XmppShared(XmppCrGate(admission), tls=tls) if CrMethod.XMPP in methods else None
 
     async def start(self) -> None:
         await self.http.start()

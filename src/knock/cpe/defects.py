@@ -34,6 +34,7 @@ class Defect(StrEnum):
     XMPP_NO_RESULT = "xmpp-no-result"
     NO_ACTIVE_NOTIFY_JID = "no-active-notify-jid"
     NO_ACTIVE_NOTIFY_UDP_ADDRESS = "no-active-notify-udp-address"
+    NO_CERT_CHECK = "no-cert-check"
 
     @property
     def breaks(self) -> str:
@@ -64,6 +65,10 @@ BREAKS: Final = {
     Defect.NO_ACTIVE_NOTIFY_JID: "Annex K: a new ConnReqJabberID waits for the next session",
     Defect.NO_ACTIVE_NOTIFY_UDP_ADDRESS: (
         "TR-111: a new UDPConnectionRequestAddress waits for the next session"
+    ),
+    Defect.NO_CERT_CHECK: (
+        "RFC 6120 §13.7.2: any certificate of the XMPP server (and the ACS) is accepted, "
+        "whoever signed it and whatever it names"
     ),
 }
 

@@ -15,6 +15,7 @@ import logging
 import math
 import random
 import secrets
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -115,6 +116,17 @@ def default_client(endpoint: AcsEndpoint) -> AcsClient:
     Passing another factory to `SimulatedCpe` is how a fleet would share one pool.
     """
     return AcsClient(endpoint.url, username=endpoint.username, password=endpoint.password)
+
+
+def trusting_client(tls: ssl.SSLContext) -> ClientFactory:
+    """`default_client` checking an HTTPS ACS's certificate with *tls* (`knock.cpe.trust`)."""
+
+    def client(endpoint: AcsEndpoint) -> AcsClient:
+        return AcsClient(
+            endpoint.url, username=endpoint.username, password=endpoint.password, ssl_context=tls
+        )
+
+    return client
 
 
 def retry_wait_range(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -40,7 +41,9 @@ class FleetConfig:
     cr_rate_limit: float = DEFAULT_RATE_LIMIT
     start_rate: float = DEFAULT_START_RATE
     report_interval: float = 0.5  # seconds between a worker's reports to the parent
-    xmpp_ca: str = ""  # certificates an XMPP server must chain to under UseTLS; "": the system's
+    # CA certificates the devices trust besides the system's, for the ACS's HTTPS and the XMPP
+    # server (Knock's lab CA, say); "": the system's alone.
+    ca_file: str = ""
     # The address the devices' connection-request listeners (HTTP, UDP) bind and report: in a
     # lab, the address of the LAN side, so that what they report is what a NAT would hide.
     cr_host: str = "127.0.0.1"
@@ -105,6 +108,11 @@ class FleetConfig:
             raise FleetError("--cr-rate-limit must be 0 (no limit) or a number of seconds")
         if self.report_interval <= 0:
             raise FleetError(f"report_interval {self.report_interval}: give seconds, above 0")
+        if self.ca_file and not Path(self.ca_file).is_file():
+            raise FleetError(
+                f"--ca {self.ca_file}: no such file; give the PEM CA the devices trust (knock "
+                "serve's lab CA: its data_dir/ca.pem, or GET /ca.pem on its NBI)"
+            )
         self._validate_external_xmpp()
         self._validate_model()
 

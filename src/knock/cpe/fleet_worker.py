@@ -23,10 +23,11 @@ from typing import Any
 from knock.cpe.cr_rate import CrPolicy
 from knock.cpe.cr_services import CrServices
 from knock.cpe.datamodel import ModelSchema, load_model
-from knock.cpe.device import CpeError, SimulatedCpe
+from knock.cpe.device import CpeError, SimulatedCpe, trusting_client
 from knock.cpe.fleet_config import FleetConfig
 from knock.cpe.fleet_stats import FleetStats
 from knock.cpe.state import StateError
+from knock.cpe.trust import device_tls
 
 log = logging.getLogger("knock.sim")
 
@@ -38,10 +39,11 @@ class _Worker:
         self.config = config
         self.numbers = numbers
         self.schema: ModelSchema = load_model(config.model)
+        self.tls = device_tls(config.ca_file, frozenset(config.defects))
         self.services = CrServices(
             config.cr_methods,
             CrPolicy(config.cr_busy, config.cr_rate_limit),
-            xmpp_ca=config.xmpp_ca,
+            tls=self.tls,
             host=config.cr_host,
         )
         self.devices: list[SimulatedCpe] = []
@@ -86,6 +88,7 @@ class _Worker:
                 acs_password=config.acs_password,
                 defects=frozenset(config.defects),
                 quirks=frozenset(config.quirks),
+                client_factory=trusting_client(self.tls),
             )
             self.services.attach(cpe)
             _configure(cpe, config)

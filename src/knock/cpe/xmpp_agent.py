@@ -10,7 +10,8 @@ ConnReqJabberID (active notification: the ACS hears of it at once); Status, TLSE
 LastChangeDate follow the connection. Incoming IQs go to the `XmppCrGate`.
 
 A fleet runs thousands: every agent of a worker shares one `XmppShared`, holding the gate, the
-client configurations (one per TLS policy and keep-alive) and the one TLS context.
+client configurations (one per TLS policy and keep-alive) and the one TLS context (what the
+devices trust, `knock.cpe.trust`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Final
 
 from knock.cpe.datamodel import ModelError, ModelSchema
 from knock.cpe.device import CpeError, SimulatedCpe
+from knock.cpe.trust import device_tls
 from knock.cpe.xmpp_cr import XmppCrGate, XmppDeviceFacts, reply
 from knock.cwmp.values import format_datetime, parse_boolean
 from knock.vocab import Event
@@ -60,18 +62,17 @@ class XmppShared:
         self,
         gate: XmppCrGate,
         *,
-        ca_file: str = "",
+        tls: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.time,
         resolver: SrvResolver = SYSTEM_RESOLVER,
     ) -> None:
-        """*ca_file*: the certificates a server must chain to under UseTLS (knock serve's is
-        ``<data_dir>/xmpp/…``); empty: the system's trust store. *resolver*: for devices that
+        """*tls*: what the devices check a server's certificate with under UseTLS
+        (`knock.cpe.trust.device_tls`; None: the system's CAs). *resolver*: for devices that
         find their server through DNS SRV."""
         self.gate = gate
         self.resolver = resolver
         self.clock = clock
-        self._ca_file = ca_file
-        self._context: ssl.SSLContext | None = None
+        self._context = tls
         self._configs: dict[tuple[bool, float], ClientConfig] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self.agents: list[DeviceXmpp] = []
@@ -99,7 +100,7 @@ class XmppShared:
 
     def ssl_context(self) -> ssl.SSLContext:
         if self._context is None:
-            self._context = ssl.create_default_context(cafile=self._ca_file or None)
+            self._context = device_tls()
         return self._context
 
     def close_later(self, client: XmppClient) -> None:

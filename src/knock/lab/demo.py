@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 from rich.table import Table
 
+from knock.labca import CA_CERT
 from knock.nbi.client import NbiClient
 
 if TYPE_CHECKING:
@@ -159,6 +160,8 @@ def _start(
                 "--acs-username", acs_user, "--acs-password", acs_password,
                 "--cr", "http,udp,xmpp", "--cr-host", cpe_host, "--cr-rate-limit", "0",
                 "--periodic-interval", "0", "--no-live",
+                # The lab CA installed on the devices: they check the XMPP server's certificate.
+                "--ca", str(folder / "data" / CA_CERT),
             ],
         )  # fmt: skip
         # Provisioned, bound, logged in, and both reported (4 VALUE CHANGE).

@@ -67,11 +67,14 @@ def make_nbi_app(
     reach: Reach | None = None,
     metrics: Metrics | None = None,
     allowed_hosts: AllowedHosts | None = None,
+    ca_pem: bytes | None = None,
 ) -> web.Application:
     """The NBI. With `token`, every request must carry `Authorization: Bearer <token>`.
     Without `connection_request`, ?connection_request only waits for the device's next session.
     Requests must name one of `allowed_hosts` (default: loopback's) or an IP address as their
-    Host, and browsers may change nothing from another site's page (knock.nbi.origin)."""
+    Host, and browsers may change nothing from another site's page (knock.nbi.origin).
+    `ca_pem`, the lab CA's certificate, is served to anyone at /ca.pem: devices must trust it,
+    and it is no secret."""
     public: set[web.AbstractResource] = set()  # the dashboard's pages: they hold no data
     guard = origin_guard(allowed_hosts or AllowedHosts.of())
     app = web.Application(
@@ -94,8 +97,25 @@ def make_nbi_app(
     app.router.add_get("/openapi.json", _openapi)
     if metrics is not None:
         app.router.add_get("/metrics", _metrics_handler(metrics))
+    if ca_pem is not None:
+        resource = app.router.add_get("/ca.pem", _ca_handler(ca_pem)).resource
+        assert resource is not None
+        public.add(resource)
     public.update(add_dashboard(app, store))
     return app
+
+
+def _ca_handler(pem: bytes) -> Handler:
+    async def ca(request: web.Request) -> web.Response:
+        return web.Response(
+            body=pem,
+            headers={
+                "Content-Type": "application/x-pem-file",
+                "Content-Disposition": 'attachment; filename="knock-lab-ca.pem"',
+            },
+        )
+
+    return ca
 
 
 def _metrics_handler(metrics: Metrics) -> Handler:

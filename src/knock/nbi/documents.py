@@ -88,7 +88,8 @@ def device_document(
 
 def _outcomes(device: DeviceRow) -> dict[str, Any]:
     """What Knock saw of the device besides its parameters: how the STUN server last answered
-    it (`_stun`) and how provisioning XMPP ended (`_xmppSetup`), where it has."""
+    it (`_stun`), how provisioning XMPP ended (`_xmppSetup`) and its last login to the built-in
+    XMPP server (`_xmppLogin`), where it has."""
     found: dict[str, Any] = {}
     if device.stun_outcome is not None and device.stun_since is not None:
         found["_stun.outcome"] = device.stun_outcome
@@ -98,6 +99,13 @@ def _outcomes(device: DeviceRow) -> dict[str, Any]:
         found["_xmppSetup.outcome"] = device.xmpp_setup
         found["_xmppSetup.detail"] = device.xmpp_setup_detail
         found["_xmppSetup.time"] = iso(device.xmpp_setup_at)
+    if device.xmpp_login_since is not None:
+        # ok, or tls-refused (detail: the TLS alert the device sent over the server's
+        # certificate), from source, since when.
+        found["_xmppLogin.outcome"] = device.xmpp_login_outcome
+        found["_xmppLogin.detail"] = device.xmpp_login_detail or ""
+        found["_xmppLogin.source"] = device.xmpp_login_source or ""
+        found["_xmppLogin.since"] = iso(device.xmpp_login_since)
     return found
 
 

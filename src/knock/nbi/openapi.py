@@ -301,6 +301,19 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/ca.pem": {
+            "get": {
+                "summary": "The lab CA's certificate, for devices to trust (docs/security.md); "
+                "served when a certificate Knock serves is one the lab CA signed",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "PEM.",
+                        "content": {"application/x-pem-file": {"schema": {"type": "string"}}},
+                    },
+                },
+            }
+        },
         "/openapi.json": {
             "get": {
                 "summary": "This document",
@@ -375,6 +388,19 @@ OPENAPI: dict[str, Any] = {
                         "Binding Requests, from where, since when (written when it changes).",
                         "properties": {
                             "outcome": {"type": "string", "enum": ["ok", "bad-integrity"]},
+                            "source": {"type": "string"},
+                            "since": {"type": "string", "format": "date-time"},
+                        },
+                    },
+                    "_xmppLogin": {
+                        "type": "object",
+                        "description": "The device's last login to the built-in XMPP server, "
+                        "written when it changes: outcome ok, or tls-refused (detail: the TLS "
+                        "alert it sent over the server's certificate); the address it came from "
+                        "and since when. Queryable as _xmppLogin.outcome.",
+                        "properties": {
+                            "outcome": {"type": "string", "enum": ["ok", "tls-refused"]},
+                            "detail": {"type": "string"},
                             "source": {"type": "string"},
                             "since": {"type": "string", "format": "date-time"},
                         },

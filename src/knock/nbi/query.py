@@ -264,6 +264,7 @@ _DEVICE_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
     "_deviceId._SerialNumber": (devices.c.serial_number, _text),
     "_stun.outcome": (devices.c.stun_outcome, _text),
     "_xmppSetup.outcome": (devices.c.xmpp_setup, _text),
+    "_xmppLogin.outcome": (devices.c.xmpp_login_outcome, _text),
 }
 
 _TASK_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {

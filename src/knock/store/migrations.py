@@ -99,6 +99,20 @@ def _add_device_outcomes(conn: Connection) -> None:
         _add_column(conn, schema.devices, name)
 
 
+def _add_xmpp_login(conn: Connection) -> None:
+    for name in (
+        "xmpp_login_since",
+        "xmpp_login_outcome",
+        "xmpp_login_detail",
+        "xmpp_login_source",
+    ):
+        _add_column(conn, schema.devices, name)
+    # Step 4 made xmpp_accounts from the newest schema: on a database older than step 4 the
+    # column is there already.
+    if "device_id" not in {c["name"] for c in inspect(conn).get_columns("xmpp_accounts")}:
+        conn.execute(text("ALTER TABLE xmpp_accounts ADD COLUMN device_id VARCHAR(512)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
@@ -112,6 +126,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _add_lacks_and_task_retries,
     ),
     Migration(8, "each device's last STUN outcome and XMPP set-up", _add_device_outcomes),
+    Migration(9, "each device's last XMPP login and its account's device", _add_xmpp_login),
 )
 LATEST = MIGRATIONS[-1].version
 

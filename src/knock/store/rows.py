@@ -37,6 +37,10 @@ class DeviceRow:
     xmpp_setup: str | None = None  # knock.vocab.XmppSetup of the last XMPP provisioning
     xmpp_setup_detail: str | None = None  # what the device did, when it failed
     xmpp_setup_at: datetime | None = None
+    xmpp_login_since: datetime | None = None
+    xmpp_login_outcome: str | None = None
+    xmpp_login_detail: str | None = None
+    xmpp_login_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,3 +173,4 @@ class XmppAccountRow:
     iterations: int
     stored_key: bytes = field(repr=False)
     server_key: bytes = field(repr=False)
+    device_id: str | None = None

@@ -77,6 +77,12 @@ devices = Table(
     # The STUN credentials Knock set (TR-111): the username keys the device's NAT binding.
     Column("stun_username", String(256), nullable=True),
     Column("stun_password", String(256), nullable=True),
+    # The device's last login to the built-in XMPP server as that server saw it: ok, or
+    # tls-refused (the device aborted the handshake over the certificate, detail the alert).
+    Column("xmpp_login_since", UtcDateTime, nullable=True),
+    Column("xmpp_login_outcome", String(32), nullable=True),
+    Column("xmpp_login_detail", String(256), nullable=True),
+    Column("xmpp_login_source", String(64), nullable=True),
     Index("uq_devices_stun_username", "stun_username", unique=True),
     # What the device was found unable to do (knock.vocab.Lack values, a JSON list; NULL: none
     # known), so that later sessions do not try it again. A factory reset keeps it: the
@@ -181,6 +187,8 @@ xmpp_accounts = Table(
     Column("iterations", Integer, nullable=False),
     Column("stored_key", LargeBinary, nullable=False),
     Column("server_key", LargeBinary, nullable=False),
+    # The device the account was made for; NULL for the ACS's own and the checker's.
+    Column("device_id", String(512), nullable=True),
 )
 
 # Secrets every ACS process on one database must share, made by whichever process starts first:

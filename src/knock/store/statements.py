@@ -208,6 +208,7 @@ def xmpp_account_upsert(dialect_name: str) -> Insert:
             "iterations": new.iterations,
             "stored_key": new.stored_key,
             "server_key": new.server_key,
+            "device_id": new.device_id,
         },
     )
 

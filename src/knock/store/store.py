@@ -414,7 +414,32 @@ class Store:
                 "iterations": account.iterations,
                 "stored_key": account.stored_key,
                 "server_key": account.server_key,
+                "device_id": account.device_id,
             },
+        )
+
+    async def device_of_xmpp_account(self, username: str) -> str | None:
+        """The device an account of the built-in XMPP server was made for, if any."""
+        row = await self._db.run_statement(
+            _first,
+            select(xmpp_accounts.c.device_id).where(xmpp_accounts.c.username == username),
+        )
+        return None if row is None else row.device_id
+
+    async def record_xmpp_login(
+        self, device_id: str, since: datetime, outcome: str, detail: str, source: str
+    ) -> None:
+        """The device's last login to the built-in XMPP server (a gone device: nothing)."""
+        await self._db.run_statement(
+            _rowcount,
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(
+                xmpp_login_since=since,
+                xmpp_login_outcome=outcome,
+                xmpp_login_detail=detail[:256],
+                xmpp_login_source=source[:64],
+            ),
         )
 
     async def get_xmpp_account(self, username: str) -> XmppAccountRow | None:

@@ -361,11 +361,7 @@ class _ClientTls(TlsLayer):
     __slots__ = ()
 
     def __init__(self, context: ssl.SSLContext, domain: str) -> None:
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_hostname=domain)
-        self._ready = False
-        self.eof = False
+        super().__init__(context, domain)
 
     @property
     def established(self) -> bool:
@@ -410,7 +406,11 @@ class _Protocol(asyncio.BufferedProtocol):
             try:
                 data = tls.receive(data)
             except TlsError as exc:
-                return self._abort(f"TLS failed: {exc}")
+                # As OpenSSL on a socket does, the alert that says why (unknown CA, bad
+                # certificate) leaves before the connection closes: the server can tell.
+                self._send_raw(tls.outgoing())
+                self._reason = f"TLS failed: {exc}"
+                return self._transport.close() if self._transport is not None else None
             self._send_raw(tls.outgoing())
             if handshaking and tls.established:
                 core = self.core

@@ -6,6 +6,10 @@ full JIDs, and one sweeper for keep-alives and dead connections. All connections
 single buffer: callbacks run one at a time and copy out what they read at once. What is written
 to a connection waits for the end of the event loop's round: the stanzas routed to one connection
 in a round (results from many devices to one ACS) leave in one system call.
+
+The certificate is the operator's (`Listen.cert`) or one the lab CA in the data folder signs;
+`reload` (SIGHUP, or a change of the files seen by the sweeper) serves renewed files to new
+logins while the connections already up keep theirs.
 """
 
 from __future__ import annotations
@@ -14,14 +18,17 @@ import asyncio
 import logging
 import ssl
 from collections import Counter
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from knock.certcheck import check_server_pair
+from knock.labca import LabCa, listen_names
 from knock.listener import DEFAULT_RESERVE, Listener
 from knock.ratelog import RepeatedLog
-from knock.tlsutil import ensure_self_signed, server_context
+from knock.tlsutil import server_context
 from knock.xmpp.accounts import Lookup
 from knock.xmpp.c2s import (
     C2S,
@@ -42,7 +49,7 @@ from knock.xmpp.jid import Jid
 from knock.xmpp.limits import Guard
 from knock.xmpp.sasl import NeedCredentials, ScramCredentials
 from knock.xmpp.stream import StreamCondition, serialize
-from knock.xmpp.tls import TlsError, TlsLayer
+from knock.xmpp.tls import CLOSED_IN_HANDSHAKE, TlsError, TlsLayer
 
 log = logging.getLogger("knock.xmpp")
 
@@ -60,8 +67,24 @@ class Listen:
     tls_port: int | None = 5223  # direct TLS; None: no such listener
     cert: Path | None = None
     key: Path | None = None
-    data_dir: Path = Path(".knock")  # where a self-signed pair is made when none is given
+    data_dir: Path = Path(".knock")  # where the lab CA signs a pair when none is given
+    names: tuple[str, ...] = ()  # for the lab certificate, besides the domain and the host
     fd_reserve: int = DEFAULT_RESERVE  # open files kept free: see knock.listener
+
+
+class LoginOutcome(StrEnum):
+    OK = "ok"
+    TLS_REFUSED = "tls-refused"  # the client aborted the handshake over our certificate
+
+
+@dataclass(frozen=True, slots=True)
+class LoginEvent:
+    """How a client's login went, for whoever keeps devices' last outcome."""
+
+    address: str  # the client's IP address
+    outcome: LoginOutcome
+    username: str = ""  # the account, once SASL named it
+    detail: str = ""  # for a refusal, the alert: unknown-ca, bad-certificate, ...
 
 
 @dataclass(slots=True)
@@ -77,6 +100,7 @@ class Stats:
     stanza_errors: Counter[str] = field(default_factory=Counter)  # answered or dropped
     tls_failures: int = 0
     paused: int = 0  # times a connection's reading was paused by the shaper
+    tls_refusals: Counter[str] = field(default_factory=Counter)  # by alert the client sent
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -87,8 +111,15 @@ class Stats:
 
 
 class XmppServer:
-    def __init__(self, policy: Policy, accounts: Lookup, listen: Listen | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        accounts: Lookup,
+        listen: Listen | None = None,
+        on_login: Callable[[LoginEvent], None] | None = None,
+    ) -> None:
         self.policy = policy
+        self.on_login = on_login
         self.stats = Stats()
         self._accounts = accounts
         self._listen = listen or Listen()
@@ -104,6 +135,10 @@ class XmppServer:
         self._all_gone: asyncio.Event | None = None
         self._unflushed: list[_Connection] = []
         self.certificate: Path | None = None
+        self.ca_file: Path | None = None  # the lab CA that signed the certificate, if it did
+        self._files: tuple[tuple[int, int], ...] | None = None  # the pair's (mtime, size) served
+        # Told each certificate file served after a reload (the ACS's own client trusts it).
+        self.on_certificate: Callable[[Path], None] | None = None
         self.port = 0
         self.tls_port: int | None = None
 
@@ -127,13 +162,9 @@ class XmppServer:
         return self._sessions
 
     async def start(self) -> None:
+        """Raises `CertificateError` when the operator's certificate cannot serve the domain."""
         listen = self._listen
-        cert, key = listen.cert, listen.key
-        if cert is None or key is None:
-            cert, key = listen.data_dir / "xmpp-cert.pem", listen.data_dir / "xmpp-key.pem"
-            ensure_self_signed(cert, key, [self.policy.domain])
-        self.certificate = cert
-        self.tls_context = server_context(cert, key)
+        self._load_certificate()
         self.port = await self._serve(listen.port, direct_tls=False)
         if listen.tls_port is not None:
             self.tls_port = await self._serve(listen.tls_port, direct_tls=True)
@@ -145,6 +176,58 @@ class XmppServer:
             self.port,
             self.tls_port,
         )
+
+    def _pair(self) -> tuple[Path, Path]:
+        listen = self._listen
+        if listen.cert is not None and listen.key is not None:
+            return listen.cert, listen.key
+        return listen.data_dir / "xmpp-cert.pem", listen.data_dir / "xmpp-key.pem"
+
+    def _load_certificate(self) -> None:
+        listen = self._listen
+        cert, key = self._pair()
+        if listen.cert is None or listen.key is None:
+            names = [self.policy.domain, *listen.names, *listen_names(listen.host)]
+            ca = LabCa.ensure(listen.data_dir)
+            ca.ensure_leaf(cert, key, names)
+            self.ca_file = ca.cert_path
+        self._files = _stamp(cert, key)
+        check_server_pair(cert, key, self.policy.domain, "xmpp_tls_cert/xmpp_tls_key")
+        self.tls_context = server_context(cert, key)
+        self.certificate = cert
+        if self.on_certificate is not None:
+            self.on_certificate(cert)
+
+    def reload(self) -> bool:
+        """Serve the certificate files as they are now (renewed): logins from now on get them;
+        connections already up keep theirs. A pair that does not fit is logged and the one
+        served stays."""
+        try:
+            self._load_certificate()
+        except (OSError, ValueError, ssl.SSLError) as exc:  # CertificateError is a ValueError
+            log.error("XMPP certificate not reloaded, still serving the previous one: %s", exc)
+            return False
+        log.info("XMPP certificate reloaded from %s for new logins", self.certificate)
+        return True
+
+    def serve_context(self, context: ssl.SSLContext) -> ssl.SSLContext:
+        """Serve *context* to new logins (`knock check` offers a wrong certificate this way);
+        returns the one served so far, to put back."""
+        served, self.tls_context = self.tls_context, context
+        assert served is not None, "start the server first"
+        return served
+
+    def drop(self, jid: Jid) -> bool:
+        """End the stream bound as *jid* (system-shutdown), as a restart would for it alone;
+        False when no such stream is bound."""
+        connection = self._sessions.get(jid)
+        if connection is None:
+            return False
+        connection.run(connection.c2s.close(StreamCondition.SYSTEM_SHUTDOWN))
+        return True
+
+    def _files_changed(self) -> bool:
+        return _stamp(*self._pair()) != self._files
 
     @property
     def listen(self) -> Listen:
@@ -199,6 +282,8 @@ class XmppServer:
             now = loop.time()
             for connection in list(self._connections):
                 connection.run(connection.c2s.tick(now))
+            if self._files_changed():
+                self.reload()
 
     # --- called by connections ------------------------------------------------------------
 
@@ -249,6 +334,8 @@ class XmppServer:
             stats.available += 1 if action.available else -1
         elif isinstance(action, Authenticated):
             stats.authenticated += 1
+            if self.on_login is not None:
+                self.on_login(LoginEvent(connection.address, LoginOutcome.OK, action.username))
         elif isinstance(action, AuthFailed):
             stats.auth_failures[action.condition] += 1
 
@@ -310,14 +397,36 @@ class XmppServer:
 
     def _tls_failed(self, connection: _Connection, error: TlsError) -> None:
         self.stats.tls_failures += 1
-        log.debug("TLS failed: %s", error)
+        log.debug("TLS failed from %s: %s", connection.address, error)
+        refusal = error.refusal
+        if refusal is not None:
+            self.stats.tls_refusals[refusal] += 1
+            if self.on_login is not None:
+                event = LoginEvent(connection.address, LoginOutcome.TLS_REFUSED, detail=refusal)
+                self.on_login(event)
         connection.abort()
+
+
+def _stamp(*paths: Path) -> tuple[tuple[int, int], ...] | None:
+    try:
+        return tuple((s.st_mtime_ns, s.st_size) for s in (path.stat() for path in paths))
+    except OSError:
+        return None
 
 
 class _Connection(asyncio.BufferedProtocol):
     """One client connection: moves bytes between the socket, TLS and the C2S core."""
 
-    __slots__ = ("_out", "_resume", "_server", "_tls", "_transport", "c2s", "direct_tls")
+    __slots__ = (
+        "_out",
+        "_resume",
+        "_server",
+        "_tls",
+        "_transport",
+        "address",
+        "c2s",
+        "direct_tls",
+    )
 
     def __init__(self, server: XmppServer, *, direct_tls: bool) -> None:
         self._server = server
@@ -326,10 +435,13 @@ class _Connection(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._out: list[bytes] | None = None  # written, not yet flushed
         self._resume: asyncio.TimerHandle | None = None  # the shaper's pause
+        self.address = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self.address = str(peer[0]) if peer else ""
         server = self._server
         peer = transport.get_extra_info("peername")
         self.c2s = C2S(
@@ -355,6 +467,7 @@ class _Connection(asyncio.BufferedProtocol):
             try:
                 data = tls.receive(data)
             except TlsError as exc:
+                self._tls = None  # failed once: its closing is no second failure
                 self._server._tls_failed(self, exc)
                 return
             self._send_raw(tls.outgoing())
@@ -367,6 +480,8 @@ class _Connection(asyncio.BufferedProtocol):
         return False  # a half-closed XMPP stream is over: close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._tls is not None and self._tls.in_handshake:
+            self._server._tls_failed(self, TlsError("closed in the handshake", CLOSED_IN_HANDSHAKE))
         if self._resume is not None:
             self._resume.cancel()
         self._server._lost(self)

@@ -343,6 +343,16 @@ function xmppSetup(setup) {
   return `${setup.outcome}${why} (${when(setup.time)})`;
 }
 
+// The built-in XMPP server's word on the device's last login; a refusal says what to do.
+function xmppLogin(login) {
+  if (!login) return "—";
+  const since = `since ${when(login.since)} from ${login.source}`;
+  if (login.outcome === "tls-refused") {
+    return `refused the server's certificate (TLS alert ${login.detail}) ${since}: install the CA (GET /ca.pem) on the device`;
+  }
+  return `${login.outcome} ${since}`;
+}
+
 async function devicePage(id) {
   const mine = generation;
   const [devices, history] = await Promise.all([
@@ -367,6 +377,7 @@ async function devicePage(id) {
         ["Last STUN outcome", stunOutcome(doc._stun)],
         ["XMPP set-up", xmppSetup(doc._xmppSetup)],
         ["Last inform", `${when(doc._lastInform)} (${ago(doc._lastInform)})`],
+        ["Last XMPP login", xmppLogin(doc._xmppLogin)],
         ["Last boot", when(doc._lastBoot)], ["Registered", when(doc._registered)]]
         .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v || "" })]));
   };
