@@ -104,8 +104,11 @@ class RepeatFilter(logging.Filter):
 
 
 def quiet_logger(name: str) -> logging.Logger:
-    """The logger *name*, with a `RepeatFilter` (added once)."""
-    logger = logging.getLogger(name)
-    if not any(isinstance(f, RepeatFilter) for f in logger.filters):
-        logger.addFilter(RepeatFilter())
+    """A logger for one server's library (aiohttp's per-request errors) with a `RepeatFilter`
+    of its own: each server counts its own repeats, and one that stopped leaves no count behind
+    for the next (logging's registry would share one logger, and its filter, process-wide).
+    Its lines go wherever the registered logger *name*'s go."""
+    logger = logging.Logger(name)
+    logger.parent = logging.getLogger(name)
+    logger.addFilter(RepeatFilter())
     return logger
