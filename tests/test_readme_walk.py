@@ -48,9 +48,15 @@ def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
 
 
 @contextlib.asynccontextmanager
-async def process(*command: str, env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+async def process(
+    *command: str, env: dict[str, str], cwd: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
     proc = await asyncio.create_subprocess_exec(
-        *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        *command,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         yield proc
@@ -99,23 +105,22 @@ async def test_every_line_of_the_readme_walk_runs(tmp_path: Path) -> None:
         "KNOCK_XMPP_HOST": "127.0.0.1",
         "KNOCK_XMPP_PORT": "0",
         "KNOCK_XMPP_TLS_PORT": "0",
-        "KNOCK_DATA_DIR": str(tmp_path / "data"),
         "KNOCK_STORE_URL": f"sqlite:///{tmp_path / 'knock.db'}",
     }
     lines = walk_lines((ROOT / "README.md").read_text())
     outputs: dict[str, str] = {}
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(
-            process(sys.executable, "-m", "knock", "serve", env=env)  # what `make run` runs
+            process(sys.executable, "-m", "knock", "serve", env=env, cwd=tmp_path)  # `make run`
         )
         for line in lines:
             moved = line.replace(":7547/", f":{cwmp}/").replace(":7557/", f":{nbi}/")
             if BACKGROUND in line:
-                await stack.enter_async_context(process("bash", "-c", moved, env=env))
+                await stack.enter_async_context(process("bash", "-c", moved, env=env, cwd=tmp_path))
                 await ready(f"http://127.0.0.1:{nbi}")
                 continue
             run = await asyncio.create_subprocess_exec(
-                "bash", "-c", moved, env=env,
+                "bash", "-c", moved, env=env, cwd=tmp_path,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
             out, err = await asyncio.wait_for(run.communicate(), 60)
