@@ -356,7 +356,7 @@ async def start(
     acs = AcsService(
         store,
         hub,
-        authenticator=CpeAuthenticator.from_settings(settings),
+        authenticator=CpeAuthenticator.from_settings(settings, store.bind_cwmp_user),
         cr_policy=CrPolicy(settings.cr_provision),
         cr_fixed=Credentials(settings.cr_username, settings.cr_password),
         stun_offer=_stun_offer(settings, stun),

@@ -278,7 +278,7 @@ class AcsService:
     ) -> web.Response:
         inform = event.inform
         device_id = device_key(inform.device_id)
-        denied = self._auth.check_device(request, device_id, inform.device_id.serial_number)
+        denied = await self._auth.check_device(request, device_id, inform.device_id.serial_number)
         if denied is not None:
             return denied
         if request.transport is None or request.transport.is_closing():

@@ -58,6 +58,10 @@ def _index_cr_attempts_started(conn: Connection) -> None:
     index.create(conn)
 
 
+def _add_cwmp_user_devices(conn: Connection) -> None:
+    schema.cwmp_user_devices.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
@@ -65,6 +69,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "accounts of the built-in XMPP server", _add_xmpp_accounts),
     Migration(5, "secrets the ACS processes on one database share", _add_shared_secrets),
     Migration(6, "an index for the fleet view's time window", _index_cr_attempts_started),
+    Migration(7, "the device a serial-number CWMP username speaks for", _add_cwmp_user_devices),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -173,3 +173,12 @@ shared_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
 )
+
+# The device a per-device CWMP username that is a serial number speaks for: the first device that
+# authenticated with it. A serial number alone is the same under every OUI and ProductClass.
+cwmp_user_devices = Table(
+    "cwmp_user_devices",
+    metadata,
+    Column("username", String(256), primary_key=True),
+    Column("device_id", String(512), nullable=False),
+)

@@ -15,7 +15,6 @@ from knock.store.schema import (
     devices,
     parameters,
     sessions,
-    shared_secrets,
     stun_bindings,
     tasks,
     xmpp_accounts,
@@ -192,8 +191,9 @@ def xmpp_account_upsert(dialect_name: str) -> Insert:
     )
 
 
-def secret_insert(dialect_name: str) -> Insert:
-    """Takes name and value; the first process to store a secret wins, the others read it."""
-    return _insert(dialect_name, shared_secrets).on_conflict_do_nothing(
-        index_elements=[shared_secrets.c.name]
+def first_wins_insert(dialect_name: str, table: Table) -> Insert:
+    """Takes every column of `table`; the first process to store a key wins, the others keep
+    the stored row and read it (shared_secrets, cwmp_user_devices)."""
+    return _insert(dialect_name, table).on_conflict_do_nothing(
+        index_elements=list(table.primary_key.columns)
     )

@@ -36,6 +36,7 @@ from knock.store.rows import (
 )
 from knock.store.schema import (
     cr_attempts,
+    cwmp_user_devices,
     devices,
     parameters,
     sessions,
@@ -64,7 +65,8 @@ class Store:
         self._parameter_upsert = statements.parameter_upsert(db.dialect_name)
         self._binding_upsert = statements.binding_upsert(db.dialect_name)
         self._xmpp_account_upsert = statements.xmpp_account_upsert(db.dialect_name)
-        self._secret_insert = statements.secret_insert(db.dialect_name)
+        self._secret_insert = statements.first_wins_insert(db.dialect_name, shared_secrets)
+        self._user_device_insert = statements.first_wins_insert(db.dialect_name, cwmp_user_devices)
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -97,6 +99,18 @@ class Store:
             select(shared_secrets.c.value).where(shared_secrets.c.name == name)
         ).scalar_one()
         return str(stored)
+
+    async def bind_cwmp_user(self, username: str, device_id: str) -> str:
+        """The device the CWMP username speaks for: `device_id` unless another device was bound
+        to it first (by any process on the database)."""
+        return await self._db.run(self._bind_cwmp_user, username, device_id)
+
+    def _bind_cwmp_user(self, conn: Connection, username: str, device_id: str) -> str:
+        conn.execute(self._user_device_insert, {"username": username, "device_id": device_id})
+        bound = conn.execute(
+            select(cwmp_user_devices.c.device_id).where(cwmp_user_devices.c.username == username)
+        ).scalar_one()
+        return str(bound)
 
     # --- sessions (the ACS) -------------------------------------------------------------------
     async def record_inform(self, rec: InformRecord) -> int:
