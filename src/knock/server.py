@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -300,8 +301,14 @@ class Running:
     acs_url: str
     metrics: Metrics
     relay: Relay | None = None  # announcements to and from other processes on the database
+    # Connection requests to the devices whose tasks a crash left running (SQLite).
+    recovery: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
+        if self.recovery is not None:
+            self.recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.recovery
         await self.runner_nbi.cleanup()
         await self.runner_cwmp.cleanup()
         if self.relay is not None:
@@ -333,6 +340,11 @@ async def start(
     # First, so that a refused login stops the start before anything else is open.
     external = await _acs_xmpp_external(settings, worker) if settings.xmpp_acs_jid else None
     store = await Store.open(settings.store_url)
+    # SQLite serves one process, so tasks it finds running were left by a crash; on PostgreSQL
+    # other processes may be running them, and the device's next Inform settles them.
+    requeued = (
+        await store.recover_after_crash(datetime.now(UTC)) if store.dialect_name == "sqlite" else []
+    )
     metrics = Metrics()
     hub = Hub()
     # PostgreSQL may be shared with other processes or machines: their announcements count.
@@ -422,6 +434,7 @@ async def start(
         runner_nbi, settings.nbi_host, settings.nbi_port, reuse_port=shared_ports
     ).start()
     cwmp_port = _bound_port(runner_cwmp)
+    recovery = asyncio.create_task(_reach_requeued(dispatcher, requeued)) if requeued else None
     return Running(
         store=store,
         hub=hub,
@@ -438,7 +451,28 @@ async def start(
         acs_url=acs_url(settings, tls is not None, cwmp_port),
         metrics=metrics,
         relay=relay,
+        recovery=recovery,
     )
+
+
+async def _reach_requeued(dispatcher: Dispatcher, device_ids: list[str]) -> None:
+    """The tasks a crash left running are queued again: ask their devices for a session, as the
+    NBI did (or would have) when they were posted."""
+    log.warning(
+        "%d devices had tasks running when the last process stopped without ending their "
+        "sessions; their tasks are queued again (addObject, deleteObject, reboot, factoryReset "
+        "and download end 'unknown' instead) and a connection request goes to each",
+        len(device_ids),
+    )
+    for result in await dispatcher.reach_many(device_ids):
+        if not result.delivered:
+            log.warning(
+                "device %s: the connection request for its requeued tasks failed (%s: %s); "
+                "they run at its next session",
+                result.device_id,
+                result.outcome.value,
+                result.detail,
+            )
 
 
 def _watch(

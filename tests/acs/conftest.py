@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from serve_process import emptied
 
 from knock.nbi.app import ConnectionRequest
 from knock.server import Running, start
@@ -36,3 +37,9 @@ async def start_acs(tmp_path: Path) -> AsyncIterator[StartAcs]:
 @pytest.fixture
 async def acs(start_acs: StartAcs) -> Running:
     return await start_acs()
+
+
+@pytest.fixture
+async def pg_url(postgres_url: str) -> str:
+    """The test PostgreSQL server's database, emptied (tests/pg_server.py)."""
+    return await emptied(postgres_url)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     inspect,
     make_url,
     select,
+    text,
     update,
 )
 
@@ -155,7 +156,7 @@ def _inform(device_id: str) -> InformRecord:
     return InformRecord(device_id, "M", "OUI", "PC", "SN", [], [], "", datetime.now(UTC))
 
 
-LATER_INDEXES = ("ix_cr_attempts_started",)  # migration 6
+LATER_INDEXES = ("ix_cr_attempts_started", "uq_tasks_idempotency_key")  # migrations 6, 8
 LATER_TABLES = (
     "devices",  # changed by migrations 2 and 3
     "stun_bindings",
@@ -163,6 +164,7 @@ LATER_TABLES = (
     "shared_secrets",
     "cwmp_user_devices",
 )
+LATER_TASK_COLUMNS = ("idempotency_key",)  # migration 8
 
 
 async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
@@ -185,6 +187,8 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
             ),
         )
         old.create_all(conn)
+        for column in LATER_TASK_COLUMNS:
+            conn.execute(text(f"ALTER TABLE tasks DROP COLUMN {column}"))
         conn.execute(insert(old.tables["schema_version"]).values(version=1))
         conn.execute(
             insert(old.tables["devices"]).values(

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 import pytest
 
 from knock.store import Store
-from knock.store.errors import UnknownDeviceError
+from knock.store.errors import IdempotencyKeyReusedError, UnknownDeviceError
 from knock.store.rows import ParamValue, TaskResult
 from knock.store.schema import tasks
-from knock.vocab import TaskStatus
+from knock.vocab import NOT_RESENT, TaskStatus
 
 from .helpers import DEVICE, OTHER, Record
 
@@ -30,6 +30,24 @@ async def test_add_task_queues_it(store: Store, record: Record, now: datetime) -
     )
     assert (task.finished, task.session_id, task.result) == (None, None, None)
     assert await store.get_task(task.id) == task
+
+
+async def test_add_task_with_an_idempotency_key_adds_it_once(
+    store: Store, record: Record, now: datetime
+) -> None:
+    await record()
+    await record(device_id=OTHER)
+    spec = {"name": "reboot"}
+    first = await store.add_task(DEVICE, "reboot", spec, now, idempotency_key="k-1")
+    assert first.idempotency_key == "k-1"
+    assert await store.add_task(DEVICE, "reboot", spec, now, idempotency_key="k-1") == first
+    theirs = await store.add_task(OTHER, "reboot", spec, now, idempotency_key="k-1")
+    assert theirs.id != first.id  # keys are per device
+    with pytest.raises(IdempotencyKeyReusedError, match=f"already names task {first.id}"):
+        await store.add_task(DEVICE, "factoryReset", {"name": "factoryReset"}, now, "k-1")
+    unkeyed = [await store.add_task(DEVICE, "reboot", spec, now) for _ in range(2)]
+    assert len({t.id for t in unkeyed}) == 2
+    assert len(await store.find_tasks(None)) == 4
 
 
 async def test_add_task_for_an_unknown_device_says_which(store: Store, now: datetime) -> None:
@@ -159,7 +177,7 @@ async def test_finish_task_leaves_a_task_another_session_runs(
     store: Store, record: Record, now: datetime
 ) -> None:
     old = await record()
-    task = await store.add_task(DEVICE, "reboot", {}, now)
+    task = await store.add_task(DEVICE, "getParameterValues", {}, now)
     await store.claim_next_task(DEVICE, old)
     new = await record()  # the device started over, perhaps in another process
     claimed = await store.claim_next_task(DEVICE, new)
@@ -176,8 +194,8 @@ async def test_finish_task_refuses_a_status_that_is_no_end(store: Store, now: da
 async def test_requeue_running_of_one_session(store: Store, record: Record, now: datetime) -> None:
     mine = await record()
     theirs = await record(device_id=OTHER)
-    task = await store.add_task(DEVICE, "reboot", {}, now)
-    other_task = await store.add_task(OTHER, "reboot", {}, now)
+    task = await store.add_task(DEVICE, "getParameterValues", {}, now)
+    other_task = await store.add_task(OTHER, "getParameterValues", {}, now)
     await store.claim_next_task(DEVICE, mine)
     await store.claim_next_task(OTHER, theirs)
 
@@ -196,7 +214,7 @@ async def test_an_inform_ends_the_open_session_and_requeues_its_task(
     """What a process killed mid-task leaves behind is picked up by the device's next session,
     in any process: the task runs there, once."""
     dead = await record()
-    task = await store.add_task(DEVICE, "reboot", {}, now)
+    task = await store.add_task(DEVICE, "getParameterValues", {}, now)
     await store.claim_next_task(DEVICE, dead)
     later = now + timedelta(seconds=5)
     alive = await record(at=later)
@@ -211,6 +229,35 @@ async def test_an_inform_ends_the_open_session_and_requeues_its_task(
     await store.end_session(dead, "timeout", later)  # the old process notices late
     [_, old_session] = await store.list_sessions(DEVICE)
     assert old_session.outcome == "superseded"
+
+
+@pytest.mark.parametrize("name", sorted(NOT_RESENT))
+async def test_a_task_the_device_may_have_run_is_never_sent_again(
+    store: Store, record: Record, now: datetime, name: str
+) -> None:
+    """Exactly once: a task that changes the device with each run, whose session died after it
+    went out (a process killed mid-task, a timeout), ends `unknown` instead of going back to the
+    queue, while a read behind it is queued again."""
+    dead = await record()
+    risky = await store.add_task(DEVICE, name, {"name": name}, now)
+    await store.claim_next_task(DEVICE, dead)
+    await record(at=now + timedelta(seconds=5))  # the device's next Inform, in any process
+    unknown = await store.get_task(risky.id)
+    assert unknown is not None
+    assert (unknown.status, unknown.session_id) == (TaskStatus.UNKNOWN, dead)
+
+    timed_out = await record(at=now + timedelta(seconds=10))
+    second = await store.add_task(DEVICE, name, {"name": name}, now)
+    read = await store.add_task(DEVICE, "getParameterValues", {}, now)
+    await store.claim_next_task(DEVICE, timed_out)
+    assert await store.requeue_running(timed_out) == 1
+    assert [(t.id, t.status) for t in await store.find_tasks(None)] == [
+        (risky.id, TaskStatus.UNKNOWN),
+        (second.id, TaskStatus.UNKNOWN),
+        (read.id, TaskStatus.QUEUED),
+    ]
+    claimed = await store.claim_next_task(DEVICE, timed_out)
+    assert claimed is not None and claimed.id == read.id
 
 
 async def test_find_tasks_oldest_first_with_skip_and_limit(

@@ -222,4 +222,15 @@ def task_document(row: TaskRow) -> dict[str, Any]:
         }
         # A faulted task is final in knock (never retried), unlike GenieACS's retry loop.
         doc["retries"] = 0
+    elif row.status == TaskStatus.UNKNOWN:
+        # GenieACS clients look for "fault" to tell a task that did not surely run.
+        doc["fault"] = {
+            "code": TaskStatus.UNKNOWN.value,
+            "message": (
+                f"the session ended after {row.name} was sent and before the device answered, "
+                "so whether it ran only the device can tell; Knock does not send it again "
+                "unasked: check the device, and post the task again if it did not run"
+            ),
+            "detail": None,
+        }
     return doc

@@ -62,6 +62,12 @@ def _add_cwmp_user_devices(conn: Connection) -> None:
     schema.cwmp_user_devices.create(conn)
 
 
+def _add_task_idempotency_keys(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE tasks ADD COLUMN idempotency_key VARCHAR(128)"))
+    (index,) = (i for i in schema.tasks.indexes if i.name == "uq_tasks_idempotency_key")
+    index.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
@@ -70,6 +76,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "secrets the ACS processes on one database share", _add_shared_secrets),
     Migration(6, "an index for the fleet view's time window", _index_cr_attempts_started),
     Migration(7, "the device a serial-number CWMP username speaks for", _add_cwmp_user_devices),
+    Migration(8, "task idempotency keys: a retried POST adds no task", _add_task_idempotency_keys),
 )
 LATEST = MIGRATIONS[-1].version
 

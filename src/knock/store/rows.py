@@ -89,6 +89,8 @@ class TaskRow:
     fault_string: str | None = None
     fault_detail: Any = None
     result: Any = None
+    # The NBI client's Idempotency-Key header: a retried POST finds this task, not a new one.
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,7 +133,9 @@ tasks = Table(
     Column("fault_string", Text, nullable=True),
     Column("fault_detail", JSON, nullable=True),
     Column("result", JSON, nullable=True),
+    Column("idempotency_key", String(128), nullable=True),  # the NBI's Idempotency-Key header
     Index("ix_tasks_device_status", "device_id", "status", "id"),
+    Index("uq_tasks_idempotency_key", "device_id", "idempotency_key", unique=True),
 )
 
 cr_attempts = Table(

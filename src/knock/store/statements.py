@@ -8,7 +8,7 @@ SQLAlchemy builds per dialect.
 
 from __future__ import annotations
 
-from sqlalchemy import Insert, Table, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import Insert, Table, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from knock.store.schema import (
@@ -19,7 +19,7 @@ from knock.store.schema import (
     tasks,
     xmpp_accounts,
 )
-from knock.vocab import TaskStatus
+from knock.vocab import NOT_RESENT, TaskStatus
 
 # Takes device_id.
 DROP_PARAMETERS = delete(parameters).where(parameters.c.device_id == bindparam("device_id"))
@@ -51,11 +51,35 @@ SUPERSEDE_SESSIONS = (
     .returning(sessions.c.id)
 )
 
+# A running task whose session died goes back to the queue, unless the device may have run it
+# and a second run would change the device again (knock.vocab.NOT_RESENT): that one ends
+# `unknown`, keeping the session it was sent in, and is never sent again unasked.
+_not_resent = or_(*(tasks.c.name == name for name in sorted(NOT_RESENT)))
+_ORPHANED = {
+    "status": case((_not_resent, TaskStatus.UNKNOWN), else_=TaskStatus.QUEUED),
+    "session_id": case((_not_resent, tasks.c.session_id), else_=None),
+}
+
 # Once the device's other sessions are ended, a task still running belongs to none that lives.
 REQUEUE_DEVICE = (
     update(tasks)
     .where(tasks.c.device_id == bindparam("informing_device"), tasks.c.status == TaskStatus.RUNNING)
-    .values(status=TaskStatus.QUEUED, session_id=None)
+    .values(_ORPHANED)
+)
+
+# Every task still running, when the one process on an SQLite file starts after a crash.
+REQUEUE_ALL = (
+    update(tasks)
+    .where(tasks.c.status == TaskStatus.RUNNING)
+    .values(_ORPHANED)
+    .returning(tasks.c.device_id, tasks.c.status)
+)
+
+# Every session still open, at that same start: the process that held them is gone.
+ABORT_SESSIONS = (
+    update(sessions)
+    .where(sessions.c.ended.is_(None))
+    .values(ended=bindparam("ended_at"), outcome="aborted")
 )
 
 REQUEUE_SESSION = (
@@ -63,7 +87,7 @@ REQUEUE_SESSION = (
     .where(
         tasks.c.session_id == bindparam("requeued_session"), tasks.c.status == TaskStatus.RUNNING
     )
-    .values(status=TaskStatus.QUEUED, session_id=None)
+    .values(_ORPHANED)
 )
 
 # The alias makes the subquery scan tasks on its own rather than correlate with the row the
@@ -188,6 +212,16 @@ def xmpp_account_upsert(dialect_name: str) -> Insert:
             "stored_key": new.stored_key,
             "server_key": new.server_key,
         },
+    )
+
+
+def keyed_task_insert(dialect_name: str) -> Insert:
+    """Takes the tasks columns; a task whose device already has one under the same
+    idempotency key is not inserted (and nothing is returned)."""
+    return (
+        _insert(dialect_name, tasks)
+        .on_conflict_do_nothing(index_elements=[tasks.c.device_id, tasks.c.idempotency_key])
+        .returning(*tasks.c)
     )
 
 

@@ -20,7 +20,7 @@ from knock.store import pg_hot, sqlite_hot, statements
 from knock.store.cr_stats import CrCounts, count_cr_attempts
 from knock.store.database import AsyncDatabase, Database
 from knock.store.engine import open_database
-from knock.store.errors import UnknownDeviceError
+from knock.store.errors import IdempotencyKeyReusedError, UnknownDeviceError
 from knock.store.migrations import migrate
 from knock.store.rows import (
     CrAttemptRow,
@@ -66,6 +66,7 @@ class Store:
         self._binding_upsert = statements.binding_upsert(db.dialect_name)
         self._xmpp_account_upsert = statements.xmpp_account_upsert(db.dialect_name)
         self._secret_insert = statements.first_wins_insert(db.dialect_name, shared_secrets)
+        self._keyed_task_insert = statements.keyed_task_insert(db.dialect_name)
         self._user_device_insert = statements.first_wins_insert(db.dialect_name, cwmp_user_devices)
 
     @classmethod
@@ -196,6 +197,18 @@ class Store:
         return await self._db.run_statement(
             _rowcount, statements.REQUEUE_SESSION, {"requeued_session": session_id}
         )
+
+    async def recover_after_crash(self, now: datetime) -> list[str]:
+        """SQLite only, at start: the one process on the file is this one, so whatever the last
+        one left open is dead. End its open sessions ("aborted") and settle their running tasks
+        as the device's next Inform would (queued again, or `unknown` for knock.vocab.NOT_RESENT).
+        Returns the devices that have tasks queued again, to be sent a connection request."""
+        if self.dialect_name != "sqlite":
+            raise ValueError(
+                "recover_after_crash is for SQLite, which one process serves; on PostgreSQL "
+                "other processes may be running those tasks"
+            )
+        return await self._db.run(_recover_after_crash, now)
 
     async def put_parameters(
         self, device_id: str, params: Sequence[ParamValue], now: datetime
@@ -378,23 +391,47 @@ class Store:
 
     # --- tasks (the NBI) ----------------------------------------------------------------------
     async def add_task(
-        self, device_id: str, name: str, spec: dict[str, Any], now: datetime
+        self,
+        device_id: str,
+        name: str,
+        spec: dict[str, Any],
+        now: datetime,
+        idempotency_key: str | None = None,
     ) -> TaskRow:
+        """Queue a task. With an idempotency key, the device's task already stored under it is
+        returned instead of a new one (a client retrying a POST whose answer it lost); if that
+        task is another one (name or spec), IdempotencyKeyReusedError."""
+        row = {
+            "device_id": device_id,
+            "name": name,
+            "spec": spec,
+            "status": TaskStatus.QUEUED,
+            "created": now,
+            "idempotency_key": idempotency_key,
+        }
         with _known_device(device_id, f"queue task {name!r}"):
-            row = await self._db.run_statement(
-                _first,
-                insert(tasks)
-                .values(
-                    device_id=device_id,
-                    name=name,
-                    spec=spec,
-                    status=TaskStatus.QUEUED,
-                    created=now,
+            return await self._db.run(self._add_task, row)
+
+    def _add_task(self, conn: Connection, row: dict[str, Any]) -> TaskRow:
+        if row["idempotency_key"] is None:
+            added = conn.execute(insert(tasks).values(row).returning(*tasks.c)).one()
+            return TaskRow(**added._mapping)
+        inserted = conn.execute(self._keyed_task_insert, row).first()
+        if inserted is not None:
+            return TaskRow(**inserted._mapping)
+        stored = TaskRow(
+            **conn.execute(
+                select(tasks).where(
+                    tasks.c.device_id == row["device_id"],
+                    tasks.c.idempotency_key == row["idempotency_key"],
                 )
-                .returning(*tasks.c),
             )
-        assert row is not None  # INSERT ... RETURNING returns the row it inserted
-        return TaskRow(**row._mapping)
+            .one()
+            ._mapping
+        )
+        if (stored.name, stored.spec) != (row["name"], row["spec"]):
+            raise IdempotencyKeyReusedError(row["device_id"], row["idempotency_key"], stored.id)
+        return stored
 
     async def get_task(self, task_id: int) -> TaskRow | None:
         row = await self._db.run_statement(_first, select(tasks).where(tasks.c.id == task_id))
@@ -467,6 +504,12 @@ def _cr_target(conn: Connection, device_id: str) -> CrTarget | None:
     return CrTarget(
         device_id, creds.cr_username, creds.cr_password, management, creds.stun_username, binding
     )
+
+
+def _recover_after_crash(conn: Connection, now: datetime) -> list[str]:
+    settled = conn.execute(statements.REQUEUE_ALL).all()
+    conn.execute(statements.ABORT_SESSIONS, {"ended_at": now})
+    return sorted({row.device_id for row in settled if row.status == TaskStatus.QUEUED})
 
 
 def _end_session(conn: Connection, session_id: int, outcome: str, now: datetime) -> None:
