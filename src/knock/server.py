@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from knock.acs.auth import CpeAuthenticator
+from knock.acs.auth import CpeAuthenticator, SharedNonces
 from knock.acs.provisioning import (
     Credentials,
     CrPolicy,
@@ -368,7 +368,12 @@ async def start(
     acs = AcsService(
         store,
         hub,
-        authenticator=CpeAuthenticator.from_settings(settings, store.bind_cwmp_user),
+        authenticator=CpeAuthenticator.from_settings(
+            settings,
+            store.bind_cwmp_user,
+            # PostgreSQL may be shared by several processes; SQLite by this one alone.
+            await SharedNonces.of(store) if store.dialect_name == "postgresql" else None,
+        ),
         cr_policy=CrPolicy(settings.cr_provision),
         cr_fixed=Credentials(settings.cr_username, settings.cr_password),
         stun_offer=_stun_offer(settings, stun),

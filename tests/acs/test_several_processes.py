@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +15,7 @@ import aiohttp
 import pytest
 from cr_endpoint import CrEndpoint
 from scripted_cpe import ScriptedCpe
-from serve_process import Serve
+from serve_process import Serve, children, free_udp_port, gone
 from test_udp_connection_requests import MS, DeviceSocket
 from test_xmpp_in_serve import log_in
 
@@ -181,12 +180,6 @@ async def test_a_task_interrupted_by_kill_9_runs_once_in_the_other_process(
     ]
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_knock_serve_workers_share_the_ports_and_restart_a_killed_worker(
     pg_url: str,
 ) -> None:
@@ -224,18 +217,6 @@ async def test_knock_serve_workers_share_the_ports_and_restart_a_killed_worker(
     finally:
         await serve.stop()
     assert await serve.wait() == 0
-
-
-def gone(pid: int) -> bool:
-    """Dead, a zombie at most: its sockets are closed."""
-    try:
-        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-
-
-def children(pid: int) -> list[int]:
-    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 @pytest.mark.parametrize(

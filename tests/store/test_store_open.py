@@ -163,6 +163,7 @@ LATER_TABLES = (
     "xmpp_accounts",
     "shared_secrets",
     "cwmp_user_devices",
+    "digest_nonces",
 )
 LATER_TASK_COLUMNS = ("idempotency_key",)  # migration 8
 

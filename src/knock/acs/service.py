@@ -153,7 +153,7 @@ class AcsService:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         live = self._by_token.get(request.cookies.get(COOKIE, ""))
         if live is None:
-            denied = self._auth.check(request)
+            denied = await self._auth.check(request)
             if denied is not None:
                 return denied
         try:

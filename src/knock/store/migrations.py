@@ -68,6 +68,10 @@ def _add_task_idempotency_keys(conn: Connection) -> None:
     index.create(conn)
 
 
+def _add_digest_nonces(conn: Connection) -> None:
+    schema.digest_nonces.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
@@ -77,6 +81,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "an index for the fleet view's time window", _index_cr_attempts_started),
     Migration(7, "the device a serial-number CWMP username speaks for", _add_cwmp_user_devices),
     Migration(8, "task idempotency keys: a retried POST adds no task", _add_task_idempotency_keys),
+    Migration(9, "Digest nonce counts the ACS processes share", _add_digest_nonces),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Dialect,
@@ -183,4 +184,16 @@ cwmp_user_devices = Table(
     metadata,
     Column("username", String(256), primary_key=True),
     Column("device_id", String(512), nullable=False),
+)
+
+# The highest nonce count accepted per CWMP Digest nonce, when several processes share the nonce
+# key (PostgreSQL): a Digest answer may reach any of them, and a replay must fail on all.
+# Rows older than the nonce lifetime are deleted: such nonces are refused as stale anyway.
+digest_nonces = Table(
+    "digest_nonces",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("nc", BigInteger, nullable=False),
+    Column("issued", BigInteger, nullable=False),  # Unix seconds, from the nonce itself
+    Index("ix_digest_nonces_issued", "issued"),
 )

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from knock.store.schema import (
     devices,
+    digest_nonces,
     parameters,
     sessions,
     stun_bindings,
@@ -213,6 +214,18 @@ def xmpp_account_upsert(dialect_name: str) -> Insert:
             "server_key": new.server_key,
         },
     )
+
+
+def nonce_count_advance(dialect_name: str) -> Insert:
+    """Takes nonce, nc and issued; returns the nonce when nc is higher than any count recorded
+    for it (a new nonce, or the next request on it), nothing for a replay. One statement, so two
+    processes given the same count cannot both accept it."""
+    stmt = _insert(dialect_name, digest_nonces)
+    return stmt.on_conflict_do_update(
+        index_elements=[digest_nonces.c.nonce],
+        set_={"nc": stmt.excluded.nc},
+        where=digest_nonces.c.nc < stmt.excluded.nc,
+    ).returning(digest_nonces.c.nonce)
 
 
 def keyed_task_insert(dialect_name: str) -> Insert:

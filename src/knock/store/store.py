@@ -38,6 +38,7 @@ from knock.store.schema import (
     cr_attempts,
     cwmp_user_devices,
     devices,
+    digest_nonces,
     parameters,
     sessions,
     shared_secrets,
@@ -67,6 +68,7 @@ class Store:
         self._xmpp_account_upsert = statements.xmpp_account_upsert(db.dialect_name)
         self._secret_insert = statements.first_wins_insert(db.dialect_name, shared_secrets)
         self._keyed_task_insert = statements.keyed_task_insert(db.dialect_name)
+        self._nonce_count_advance = statements.nonce_count_advance(db.dialect_name)
         self._user_device_insert = statements.first_wins_insert(db.dialect_name, cwmp_user_devices)
 
     @classmethod
@@ -112,6 +114,24 @@ class Store:
             select(cwmp_user_devices.c.device_id).where(cwmp_user_devices.c.username == username)
         ).scalar_one()
         return str(bound)
+
+    async def advance_digest_nonce(
+        self, nonce: str, issued: int, nc: int, forget_before: int | None = None
+    ) -> bool:
+        """Record nonce count `nc` of a CWMP Digest nonce issued at `issued` (Unix seconds);
+        False when a count as high was recorded already (a replay), by any process. With
+        `forget_before`, nonces issued earlier are deleted first (they are stale anyway)."""
+        return await self._db.run(self._advance_digest_nonce, nonce, issued, nc, forget_before)
+
+    def _advance_digest_nonce(
+        self, conn: Connection, nonce: str, issued: int, nc: int, forget_before: int | None
+    ) -> bool:
+        if forget_before is not None:
+            conn.execute(delete(digest_nonces).where(digest_nonces.c.issued < forget_before))
+        advanced = conn.execute(
+            self._nonce_count_advance, {"nonce": nonce, "nc": nc, "issued": issued}
+        ).first()
+        return advanced is not None
 
     # --- sessions (the ACS) -------------------------------------------------------------------
     async def record_inform(self, rec: InformRecord) -> int:
