@@ -45,6 +45,18 @@ def postgres_url() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture
+def own_postgres() -> Iterator[_Server]:
+    """A PostgreSQL server of the test's own, which it may stop and start (`pause`, `resume`)
+    without disturbing the session's shared server."""
+    server = _Server(_bin_dir())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
 def _bin_dir() -> Path:
     """Where initdb and pg_ctl are: Debian's newest /usr/lib/postgresql/<ver>/bin, else PATH."""
     found = glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")
@@ -100,28 +112,38 @@ class _Server:
         for attempt in range(_START_ATTEMPTS):
             # The port may be taken between choosing it and binding it: then another is chosen.
             self.port = _free_port()
-            options = " ".join(
-                [
-                    "-c listen_addresses=127.0.0.1",
-                    f"-p {self.port}",
-                    f"-k {self.root}",
-                    *(f"-c {setting}" for setting in _FAST_SETTINGS),
-                ]
-            )
-            started = self._run(
-                "pg_ctl",
-                "start",
-                f"--pgdata={self.data}",
-                f"--log={self.log}",
-                f"--options={options}",
-                "--wait",
-                f"--timeout={_START_TIMEOUT_S}",
-                check=attempt == _START_ATTEMPTS - 1,
-            )
-            if started:
+            if self._pg_ctl_start(check=attempt == _START_ATTEMPTS - 1):
                 break
         self.started = True
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, DATABASE)
+
+    def _pg_ctl_start(self, check: bool) -> bool:
+        options = " ".join(
+            [
+                "-c listen_addresses=127.0.0.1",
+                f"-p {self.port}",
+                f"-k {self.root}",
+                *(f"-c {setting}" for setting in _FAST_SETTINGS),
+            ]
+        )
+        return self._run(
+            "pg_ctl",
+            "start",
+            f"--pgdata={self.data}",
+            f"--log={self.log}",
+            f"--options={options}",
+            "--wait",
+            f"--timeout={_START_TIMEOUT_S}",
+            check=check,
+        )
+
+    def pause(self) -> None:
+        """Stop the server as an outage would (connections cut), keeping its data and port."""
+        self._run("pg_ctl", "stop", f"--pgdata={self.data}", "-m", "immediate", "--wait")
+
+    def resume(self) -> None:
+        """Start a paused server again on its port."""
+        self._pg_ctl_start(check=True)
 
     def stop(self) -> None:
         try:
