@@ -80,13 +80,13 @@ class CpeAuthenticator:
     shared_user: str | None = None  # the shared pair's username, which speaks for any device
     bind_user: BindUser | None = None  # needed for per-device usernames that are serial numbers
     shared_nonces: SharedNonces | None = None  # several processes answer the same CPEs
-    digest: DigestServer = field(default_factory=lambda: DigestServer(REALM))
+    digest: DigestServer = field(init=False, repr=False)
     # (username, device id) pairs the store has bound, to spare a read per session.
     _bound: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.shared_nonces is not None:
-            self.digest = self.shared_nonces.server()
+        shared = self.shared_nonces
+        self.digest = DigestServer(REALM) if shared is None else shared.server()
 
     @classmethod
     def from_settings(

@@ -211,7 +211,9 @@ class AcsService:
             return await self._advance(live, step)
         assert isinstance(event, CpeDone)
         if live.task is not None or live.provisioning is not None:
-            # The CPE answered our request with an empty POST: it did not run it.
+            # The CPE answered our request with an empty POST, which no response may be: the
+            # task is requeued, or ends unknown when running it twice would do harm
+            # (knock.vocab.NOT_RESENT), as for any session that dies with a task sent.
             await self._end(live, "error")
             return web.Response(status=204)
         live.provisioning = await self._provisioning(live)
@@ -390,7 +392,8 @@ class AcsService:
         return {p.path: p.type for p in stored.get(device_id, []) if p.path in paths and p.type}
 
     async def _end(self, live: LiveSession, outcome: str) -> None:
-        """End a session that did not finish normally; a task it was running is queued again."""
+        """End a session that did not finish normally; a task it was running is queued again,
+        or ends `unknown` (Store.requeue_running)."""
         if live.core.state is not State.DONE:
             live.core.finish()
         if live.task is not None:

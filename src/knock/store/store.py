@@ -139,7 +139,7 @@ class Store:
         With "0 BOOTSTRAP" among the events, the device's stored parameters are dropped first
         (tasks are kept). "1 BOOT" sets last_boot, "0 BOOTSTRAP" last_bootstrap. Sessions of the
         device still open (in a process that died or lost it) end as "superseded", and the tasks
-        they were running go back to the queue."""
+        they were running go back to the queue (or end `unknown`, as in requeue_running)."""
         if self._asyncpg is not None:
             rows = _parameter_rows(rec.device_id, rec.parameters, rec.now)
             return await self._asyncpg.run_on_asyncpg(pg_hot.record_inform, rec, rows)
@@ -211,9 +211,10 @@ class Store:
         return task
 
     async def requeue_running(self, session_id: int) -> int:
-        """Put the task the session was running back in the queue (the session died). Tasks of
-        a process that died go back when their device's next Inform arrives (record_inform).
-        Returns how many."""
+        """Put the task the session was running back in the queue (the session died), or mark
+        it `unknown` when it is one the device may have run and must not run twice
+        (knock.vocab.NOT_RESENT). Tasks of a process that died are settled so when their
+        device's next Inform arrives (record_inform). Returns how many."""
         return await self._db.run_statement(
             _rowcount, statements.REQUEUE_SESSION, {"requeued_session": session_id}
         )
