@@ -22,12 +22,25 @@ from pathlib import Path
 
 import pytest
 
+from knock.store.engine import open_database
+from knock.store.schema import metadata
+
 DATABASE = "knock_test"
 SUPERUSER = "postgres"
 # Only what a test database can do without: a crash loses it anyway.
 _FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
 _START_TIMEOUT_S = 60
 _START_ATTEMPTS = 3
+
+
+async def emptied(url: str) -> str:
+    """The database at `url` with Knock's tables dropped, for a test to start afresh."""
+    db = open_database(url)
+    try:
+        await db.run(metadata.drop_all)
+    finally:
+        await db.close()
+    return url
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_process import emptied
 
 from knock.nbi.app import ConnectionRequest
 from knock.server import Running, start
+from pg_server import emptied
 from serve_support import loopback_settings
 
 StartAcs = Callable[..., Awaitable[Running]]

@@ -12,19 +12,6 @@ from typing import Any
 
 import aiohttp
 
-from knock.store.engine import open_database
-from knock.store.schema import metadata
-
-
-async def emptied(url: str) -> str:
-    """The database at `url` with every table dropped, for processes to start on afresh."""
-    db = open_database(url)
-    try:
-        await db.run(metadata.drop_all)
-    finally:
-        await db.close()
-    return url
-
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -12,7 +12,18 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Executable, Row, delete, insert, or_, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Executable,
+    Insert,
+    Row,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -94,26 +105,24 @@ class Store:
 
     async def shared_secret(self, name: str, make: Callable[[], str]) -> str:
         """The secret stored under `name`; the first caller on the database stores `make()`."""
-        return await self._db.run(self._shared_secret, name, make())
-
-    def _shared_secret(self, conn: Connection, name: str, value: str) -> str:
-        conn.execute(self._secret_insert, {"name": name, "value": value})
-        stored = conn.execute(
-            select(shared_secrets.c.value).where(shared_secrets.c.name == name)
-        ).scalar_one()
-        return str(stored)
+        return await self._db.run(
+            _first_wins,
+            self._secret_insert,
+            {"name": name, "value": make()},
+            shared_secrets.c.name,
+            shared_secrets.c.value,
+        )
 
     async def bind_cwmp_user(self, username: str, device_id: str) -> str:
         """The device the CWMP username speaks for: `device_id` unless another device was bound
         to it first (by any process on the database)."""
-        return await self._db.run(self._bind_cwmp_user, username, device_id)
-
-    def _bind_cwmp_user(self, conn: Connection, username: str, device_id: str) -> str:
-        conn.execute(self._user_device_insert, {"username": username, "device_id": device_id})
-        bound = conn.execute(
-            select(cwmp_user_devices.c.device_id).where(cwmp_user_devices.c.username == username)
-        ).scalar_one()
-        return str(bound)
+        return await self._db.run(
+            _first_wins,
+            self._user_device_insert,
+            {"username": username, "device_id": device_id},
+            cwmp_user_devices.c.username,
+            cwmp_user_devices.c.device_id,
+        )
 
     async def advance_digest_nonce(
         self, nonce: str, issued: int, nc: int, forget_before: int | None = None
@@ -525,6 +534,15 @@ def _cr_target(conn: Connection, device_id: str) -> CrTarget | None:
     return CrTarget(
         device_id, creds.cr_username, creds.cr_password, management, creds.stun_username, binding
     )
+
+
+def _first_wins(
+    conn: Connection, stmt: Insert, row: dict[str, Any], key: Column[Any], value: Column[Any]
+) -> str:
+    """Insert `row` unless its key is stored already (`stmt` does nothing then); return the
+    stored value, which the first writer on the database chose."""
+    conn.execute(stmt, row)
+    return str(conn.execute(select(value).where(key == row[key.key])).scalar_one())
 
 
 def _recover_after_crash(conn: Connection, now: datetime) -> list[str]:
