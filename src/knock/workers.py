@@ -146,12 +146,13 @@ def _start_worker(
     sender.close()
     # One at a time: the next worker finds the schema, the certificates and the XMPP server.
     deadline = time.monotonic() + _READY_TIMEOUT_S
-    while not receiver.poll(_POLL_S):
-        if stopping() or time.monotonic() >= deadline:
-            break
-    else:
-        if _ready(receiver):
-            return process
+    with receiver:  # closed each time: a long outage means many tries
+        while not receiver.poll(_POLL_S):
+            if stopping() or time.monotonic() >= deadline:
+                break
+        else:
+            if _ready(receiver):
+                return process
     process.kill()
     process.join()
     return None
