@@ -140,6 +140,15 @@ OPENAPI: dict[str, Any] = {
                         "Milliseconds to wait, default 3000.",
                         {"type": "integer", "minimum": 0, "maximum": 600000},
                     ),
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "1 to 128 visible ASCII characters (a UUID, say). A "
+                        "retried POST with the same key gets the task the first one queued "
+                        "instead of a second task, whatever became of the first answer.",
+                        "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$"},
+                    },
                 ],
                 "requestBody": {
                     "required": False,
@@ -159,6 +168,7 @@ OPENAPI: dict[str, Any] = {
                     "400": _BAD_REQUEST,
                     "401": _UNAUTHORIZED,
                     "404": _error("No such device."),
+                    "409": _error("The Idempotency-Key already names another task."),
                     "413": _error("The body is over 1 MiB."),
                     "504": _error("Without a body: the device opened no session in time."),
                 },
