@@ -339,8 +339,9 @@ class _Nbi:
         if finished is None:
             return _task_response(await self.store.get_task(row.id) or row, 202, NOT_PROCESSED)
         final = await self.store.get_task(row.id) or replace(row, status=finished.status)
-        if final.status == TaskStatus.FAULTED:
-            # GenieACS's answer too: scripts take 200 to mean the task succeeded.
+        if final.status in (TaskStatus.FAULTED, TaskStatus.UNKNOWN):
+            # GenieACS's answer too: scripts take 200 to mean the task succeeded. An `unknown`
+            # task carries a fault too (code "unknown": it may or may not have run).
             return _task_response(final, 202, FAULTED)
         return _task_response(final, 200, None)
 

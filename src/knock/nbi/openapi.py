@@ -162,8 +162,9 @@ OPENAPI: dict[str, Any] = {
                     "202": _json(
                         {"oneOf": [_ref("Task"), _ref("ConnectionRequestFailed")]},
                         "Queued. Reason phrase: 'Task queued but not processed' (no wait, or "
-                        "the wait timed out), 'Task faulted' (the task carries its fault), or "
-                        "why the connection request failed.",
+                        "the wait timed out), 'Task faulted' (the task carries its fault: the "
+                        "device's, its sessions', or code 'unknown'), or why the connection "
+                        "request failed.",
                     ),
                     "400": _BAD_REQUEST,
                     "401": _UNAUTHORIZED,
