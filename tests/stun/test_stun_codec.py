@@ -385,7 +385,11 @@ txids = st.binary(min_size=16, max_size=16)
 ipv4 = st.ip_addresses(v=4).map(str)
 ipv6 = st.ip_addresses(v=6).filter(lambda ip: ip.ipv4_mapped is None).map(str)
 addresses = st.tuples(ipv4 | ipv6, st.integers(0, 0xFFFF))
-usernames = st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=40)
+# Trailing NULs and spaces are padding (decode_username), so no username that round-trips ends
+# in one; test_rfc5389_padding_outside_the_length_is_read and its neighbours cover padding.
+usernames = st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=40).filter(
+    lambda name: not name.endswith(" ")
+)
 
 
 @given(
