@@ -15,9 +15,8 @@ from nbi_support import Nbi, StartNbi, inform
 from knock.nbi.dashboard_stats import LATENCY_EDGES_MS
 from knock.store import Store
 from knock.store.cr_stats import CrCount
-from knock.store.engine import open_database
-from knock.store.schema import metadata
 from knock.vocab import CrMethod, CrOutcome
+from pg_server import emptied
 
 DEVICE = "001122-Router-SN1"
 OTHER = "001122-Router-SN2"
@@ -30,12 +29,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'k.db'}"
     else:
-        url = request.getfixturevalue("postgres_url")
-        db = open_database(url)
-        try:
-            await db.run(metadata.drop_all)
-        finally:
-            await db.close()
+        url = await emptied(request.getfixturevalue("postgres_url"))
     opened = await Store.open(url)
     yield opened
     await opened.close()
