@@ -5,10 +5,10 @@ from collections.abc import Iterator
 import pytest
 
 from nat_lab import nat_lab
-from pg_server import postgres_url
+from pg_server import own_postgres, postgres_url
 from wire_schema import VIOLATIONS, guard_build_envelope
 
-__all__ = ["nat_lab", "postgres_url"]
+__all__ = ["nat_lab", "own_postgres", "postgres_url"]
 
 guard_build_envelope()
 

@@ -22,12 +22,25 @@ from pathlib import Path
 
 import pytest
 
+from knock.store.engine import open_database
+from knock.store.schema import metadata
+
 DATABASE = "knock_test"
 SUPERUSER = "postgres"
 # Only what a test database can do without: a crash loses it anyway.
 _FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
 _START_TIMEOUT_S = 60
 _START_ATTEMPTS = 3
+
+
+async def emptied(url: str) -> str:
+    """The database at `url` with Knock's tables dropped, for a test to start afresh."""
+    db = open_database(url)
+    try:
+        await db.run(metadata.drop_all)
+    finally:
+        await db.close()
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +54,18 @@ def postgres_url() -> Iterator[str]:
     try:
         server.start()
         yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[_Server]:
+    """A PostgreSQL server of the test's own, which it may stop and start (`pause`, `resume`)
+    without disturbing the session's shared server."""
+    server = _Server(_bin_dir())
+    try:
+        server.start()
+        yield server
     finally:
         server.stop()
 
@@ -100,28 +125,38 @@ class _Server:
         for attempt in range(_START_ATTEMPTS):
             # The port may be taken between choosing it and binding it: then another is chosen.
             self.port = _free_port()
-            options = " ".join(
-                [
-                    "-c listen_addresses=127.0.0.1",
-                    f"-p {self.port}",
-                    f"-k {self.root}",
-                    *(f"-c {setting}" for setting in _FAST_SETTINGS),
-                ]
-            )
-            started = self._run(
-                "pg_ctl",
-                "start",
-                f"--pgdata={self.data}",
-                f"--log={self.log}",
-                f"--options={options}",
-                "--wait",
-                f"--timeout={_START_TIMEOUT_S}",
-                check=attempt == _START_ATTEMPTS - 1,
-            )
-            if started:
+            if self._pg_ctl_start(check=attempt == _START_ATTEMPTS - 1):
                 break
         self.started = True
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, DATABASE)
+
+    def _pg_ctl_start(self, check: bool) -> bool:
+        options = " ".join(
+            [
+                "-c listen_addresses=127.0.0.1",
+                f"-p {self.port}",
+                f"-k {self.root}",
+                *(f"-c {setting}" for setting in _FAST_SETTINGS),
+            ]
+        )
+        return self._run(
+            "pg_ctl",
+            "start",
+            f"--pgdata={self.data}",
+            f"--log={self.log}",
+            f"--options={options}",
+            "--wait",
+            f"--timeout={_START_TIMEOUT_S}",
+            check=check,
+        )
+
+    def pause(self) -> None:
+        """Stop the server as an outage would (connections cut), keeping its data and port."""
+        self._run("pg_ctl", "stop", f"--pgdata={self.data}", "-m", "immediate", "--wait")
+
+    def resume(self) -> None:
+        """Start a paused server again on its port."""
+        self._pg_ctl_start(check=True)
 
     def stop(self) -> None:
         try:

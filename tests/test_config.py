@@ -48,6 +48,11 @@ def test_per_device_credentials_table(tmp_path: Path) -> None:
         ("", {"KNOCK_TLS_SELF_SIGNED": "perhaps"}, "tls_self_signed must be true or false"),
         ("[cwmp]\nauth = 'kerberos'\n", {}, "use none, basic or digest"),
         ("[cwmp]\nauth = 'digest'\n", {}, "no credentials are set"),
+        (
+            "[cwmp]\nusername = 'SN1'\npassword = 'p'\n[cwmp.credentials]\nSN1 = 'q'\n",
+            {},
+            "is also a per-device username",
+        ),
         ("[tls]\ncert = 'a.pem'\n", {}, "tls_cert and tls_key go together"),
         ("[xmpp]\ntls_key = 'k.pem'\n", {}, "xmpp_tls_cert and xmpp_tls_key go together"),
         (

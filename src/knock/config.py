@@ -363,6 +363,12 @@ class Settings:
                 f"cwmp_auth is {self.cwmp_auth} but no credentials are set: give "
                 "--cwmp-username/--cwmp-password or a [cwmp.credentials] table"
             )
+        if self.cwmp_password and self.cwmp_username in self.cwmp_credentials:
+            raise ConfigError(
+                f"cwmp_username {self.cwmp_username!r} is also a per-device username in "
+                "[cwmp.credentials]: the shared pair speaks for every device, so give it a name "
+                "no device has"
+            )
         try:
             MethodOrder.parse(self.cr_order, self.cr_order_groups)
         except ValueError as exc:

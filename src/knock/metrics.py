@@ -166,9 +166,10 @@ class _StunCollector(Collector):
         )
         yield _by_label(
             "knock_stun_dropped",
-            "Datagrams dropped unanswered: malformed (not STUN), ignored (no Binding Request).",
+            "Datagrams dropped unanswered: malformed (not STUN), ignored (no Binding Request), "
+            "withheld (the smallest unsigned answer was larger than the request).",
             "reason",
-            {"malformed": c.malformed, "ignored": c.ignored},
+            {"malformed": c.malformed, "ignored": c.ignored, "withheld": c.withheld},
         )
 
 

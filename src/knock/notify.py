@@ -30,7 +30,7 @@ class Arrival:
 class TaskFinished:
     task_id: int
     device_id: str
-    status: str  # knock.vocab.TaskStatus: done or faulted
+    status: str  # knock.vocab.TaskStatus: done, faulted or unknown
 
 
 @dataclass(frozen=True, slots=True)

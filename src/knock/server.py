@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from knock.acs.auth import CpeAuthenticator
+from knock.acs.auth import CpeAuthenticator, SharedNonces
 from knock.acs.provisioning import (
     Credentials,
     CrPolicy,
@@ -52,6 +53,7 @@ from knock.store.relay import Relay
 from knock.stun.server import StunServer, start_stun_server
 from knock.stun.service import BindingLearned, StunSettings
 from knock.tlsutil import server_context, trusting
+from knock.vocab import NOT_RESENT
 from knock.xmpp.c2s import Policy
 from knock.xmpp.client import EndReason, TlsPolicy
 from knock.xmpp.client_conn import ConnState, Status
@@ -369,6 +371,8 @@ class Running:
     cwmp_tls: ssl.SSLContext | None = None
     ca: LabCa | None = None  # the lab CA, when a certificate served is its own
     relay: Relay | None = None  # announcements to and from other processes on the database
+    # Connection requests to the devices whose tasks a crash left running (SQLite).
+    recovery: asyncio.Task[None] | None = None
 
     def reload_certificates(self, settings: Settings) -> None:
         """SIGHUP: serve renewed certificate files to new connections; the connections up
@@ -387,6 +391,10 @@ class Running:
     async def close(self) -> None:
         # A slow NBI query would hold the NBI's shutdown (it waits for requests in flight).
         self.store.stop_reads()
+        if self.recovery is not None:
+            self.recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.recovery
         await self.runner_nbi.cleanup()
         await self.runner_cwmp.cleanup()
         if self.relay is not None:
@@ -424,6 +432,11 @@ async def start(
         settings.task_retry(),
         ReadLimits(settings.nbi_query_timeout, settings.nbi_query_slots),
     )
+    # SQLite serves one process, so tasks it finds running were left by a crash; on PostgreSQL
+    # other processes may be running them, and the device's next Inform settles them.
+    requeued = (
+        await store.recover_after_crash(datetime.now(UTC)) if store.dialect_name == "sqlite" else []
+    )
     metrics = Metrics()
     hub = Hub()
     # PostgreSQL may be shared with other processes or machines: their announcements count.
@@ -447,7 +460,12 @@ async def start(
     acs = AcsService(
         store,
         hub,
-        authenticator=CpeAuthenticator.from_settings(settings),
+        authenticator=CpeAuthenticator.from_settings(
+            settings,
+            store.bind_cwmp_user,
+            # PostgreSQL may be shared by several processes; SQLite by this one alone.
+            await SharedNonces.of(store) if store.dialect_name == "postgresql" else None,
+        ),
         cr_policy=CrPolicy(settings.cr_provision),
         cr_fixed=Credentials(settings.cr_username, settings.cr_password),
         stun_offer=_stun_offer(settings, stun),
@@ -527,6 +545,7 @@ async def start(
             *(xmpp.listeners if xmpp is not None else []),
         ]
     )
+    recovery = asyncio.create_task(_reach_requeued(dispatcher, requeued)) if requeued else None
     return Running(
         store=store,
         hub=hub,
@@ -546,6 +565,7 @@ async def start(
         cwmp_tls=tls,
         ca=ca,
         relay=relay,
+        recovery=recovery,
     )
 
 
@@ -555,6 +575,27 @@ def http_limits(settings: Settings) -> HttpLimits:
         body_timeout=settings.listen_body_timeout,
         fd_reserve=settings.listen_fd_reserve,
     )
+
+
+async def _reach_requeued(dispatcher: Dispatcher, device_ids: list[str]) -> None:
+    """The tasks a crash left running are queued again: ask their devices for a session, as the
+    NBI did (or would have) when they were posted."""
+    log.warning(
+        "%d devices had tasks running when the last process stopped without ending their "
+        "sessions; their tasks are queued again, the crash counting as an attempt (%s end "
+        "'unknown' instead), and a connection request goes to each",
+        len(device_ids),
+        ", ".join(sorted(NOT_RESENT)),
+    )
+    for result in await dispatcher.reach_many(device_ids):
+        if not result.delivered:
+            log.warning(
+                "device %s: the connection request for its requeued tasks failed (%s: %s); "
+                "they run at its next session",
+                result.device_id,
+                result.outcome.value,
+                result.detail,
+            )
 
 
 def _watch(

@@ -45,6 +45,17 @@ class TaskStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAULTED = "faulted"
+    # Its session died after its RPC went out, and the task is one Knock does not send again
+    # unasked (NOT_RESENT): whether the device ran it, only the device can tell.
+    UNKNOWN = "unknown"
+
+
+# Tasks whose RPC changes the device anew each time it runs (a second AddObject adds a second
+# instance, a second Download installs again). TR-069 gives the ACS no way to ask whether an RPC
+# whose response was lost ran, so when the session dies with one of these running it ends
+# `unknown` instead of being retried. The others (Get*, SetParameterValues) leave the device as
+# one run would, and are retried (knock.store.retry decides both).
+NOT_RESENT = frozenset({"addObject", "deleteObject", "reboot", "factoryReset", "download"})
 
 
 class Lack(StrEnum):

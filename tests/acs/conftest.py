@@ -11,6 +11,7 @@ from knock.nbi.app import ConnectionRequest
 from knock.server import Running, start
 from knock.store import Store
 from knock.store.rows import InformRecord
+from pg_server import emptied
 from serve_support import loopback_settings
 
 StartAcs = Callable[..., Awaitable[Running]]
@@ -52,3 +53,9 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     )
     yield opened
     await opened.close()
+
+
+@pytest.fixture
+async def pg_url(postgres_url: str) -> str:
+    """The test PostgreSQL server's database, emptied (tests/pg_server.py)."""
+    return await emptied(postgres_url)

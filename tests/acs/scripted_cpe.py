@@ -29,6 +29,7 @@ NS_12 = "urn:dslforum-org:cwmp-1-2"
 class ScriptedCpe:
     url: str
     serial: str = "SN0001"
+    product_class: str = "ScriptBox"
     cwmp_ns: str = NS_10
     username: str = ""
     password: str = ""
@@ -53,7 +54,7 @@ class ScriptedCpe:
 
     @property
     def ident(self) -> DeviceIdStruct:
-        return DeviceIdStruct("Knock", "00D09E", "ScriptBox", self.serial)
+        return DeviceIdStruct("Knock", "00D09E", self.product_class, self.serial)
 
     async def __aenter__(self) -> ScriptedCpe:
         self._client = AcsClient(

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,11 +19,37 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def gone(pid: int) -> bool:
+    """Dead, a zombie at most: its sockets are closed."""
+    try:
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (a supervisor's workers)."""
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 class Serve:
     """One `knock serve` command (with --workers, several processes) on its own ports."""
 
-    def __init__(self, store_url: str, *flags: str, ready_line: bytes = b"STUN (TR-111)") -> None:
+    def __init__(
+        self,
+        store_url: str,
+        *flags: str,
+        ready_line: bytes = b"STUN (TR-111)",
+        read_log: bool = False,  # the test reads the log (stderr) with next_log, so it drains it
+    ) -> None:
         self.store_url = store_url
+        self.read_log = read_log
         self.flags = flags
         self.ready_line = ready_line
         self.cwmp, self.nbi = free_port(), free_port()
@@ -38,6 +65,7 @@ class Serve:
             "--stun-host", "127.0.0.1", "--stun-port", "0", "--no-xmpp-enable",
             *self.flags,
             stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE if self.read_log else None,
         )  # fmt: skip
         assert self.proc.stdout is not None
         while True:  # every listener is up once the last banner line is out
@@ -46,6 +74,25 @@ class Serve:
             self.output.append(line)
             if line.startswith(self.ready_line):
                 return
+
+    async def next_line(self, containing: bytes, within: float = 120) -> bytes:
+        """The next line of the command's output that contains `containing`."""
+        assert self.proc is not None and self.proc.stdout is not None
+        return await self._next(self.proc.stdout, containing, within)
+
+    async def next_log(self, containing: bytes, within: float = 120) -> bytes:
+        """The next line of its log (read_log=True) that contains `containing`."""
+        assert self.proc is not None and self.proc.stderr is not None
+        return await self._next(self.proc.stderr, containing, within)
+
+    async def _next(self, stream: asyncio.StreamReader, containing: bytes, within: float) -> bytes:
+        async with asyncio.timeout(within):
+            while True:
+                line = await stream.readline()
+                assert line, f"knock serve ended: {self.output}"
+                self.output.append(line)
+                if containing in line:
+                    return line
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -45,18 +45,57 @@ async def test_basic_auth_and_its_challenge(start_acs: Any) -> None:
             await bad.inform("1 BOOT")
 
 
+async def bootstrap(url: str, **cpe: Any) -> str:
+    """A whole first session of a ScriptedCpe made with `cpe`; returns its device id."""
+    async with ScriptedCpe(url, **cpe) as device:
+        await device.inform("0 BOOTSTRAP")
+        assert (await device.empty()).status == 204
+        return device.device_id
+
+
+async def refusal(url: str, **cpe: Any) -> int:
+    """The HTTP status the ACS refuses a ScriptedCpe's Inform with."""
+    async with ScriptedCpe(url, **cpe) as device:
+        with pytest.raises(AcsRefused) as refused:
+            await device.inform("0 BOOTSTRAP")
+    return refused.value.status
+
+
 async def test_per_device_credentials_speak_only_for_their_device(start_acs: Any) -> None:
     acs: Running = await start_acs(
         cwmp_auth="digest", cwmp_credentials={"SN-A": "pw-a", "SN-B": "pw-b"}
     )
-    async with ScriptedCpe(acs.acs_url, serial="SN-A", username="SN-A", password="pw-a") as cpe:
-        await cpe.inform("0 BOOTSTRAP")
-        assert (await cpe.empty()).status == 204
-    async with ScriptedCpe(acs.acs_url, serial="SN-B", username="SN-A", password="pw-a") as thief:
-        with pytest.raises(AcsRefused) as refused:
-            await thief.inform("0 BOOTSTRAP")
-    assert refused.value.status == 403
+    await bootstrap(acs.acs_url, serial="SN-A", username="SN-A", password="pw-a")
+    assert await refusal(acs.acs_url, serial="SN-B", username="SN-A", password="pw-a") == 403
     assert [d.serial_number for d in await acs.store.find_devices(None)] == ["SN-A"]
+
+
+async def test_a_shared_credential_works_beside_per_device_ones(start_acs: Any) -> None:
+    acs: Running = await start_acs(
+        cwmp_auth="digest",
+        cwmp_username="cpe",
+        cwmp_password="shared-pw",
+        cwmp_credentials={"SN-A": "pw-a"},
+    )
+    for serial in ("SN-A", "SN-Z"):  # the shared pair speaks for any device
+        await bootstrap(acs.acs_url, serial=serial, username="cpe", password="shared-pw")
+    assert await refusal(acs.acs_url, serial="SN-B", username="SN-A", password="pw-a") == 403
+    assert sorted(d.serial_number for d in await acs.store.find_devices(None)) == ["SN-A", "SN-Z"]
+
+
+async def test_a_serial_number_username_speaks_for_the_first_device_only(
+    start_acs: Any,
+) -> None:
+    settings = {"cwmp_auth": "digest", "cwmp_credentials": {"SN-A": "pw-a"}}
+    acs: Running = await start_acs(**settings)
+    owner = {"serial": "SN-A", "username": "SN-A", "password": "pw-a"}
+    device_id = await bootstrap(acs.acs_url, **owner)
+    assert await bootstrap(acs.acs_url, **owner) == device_id  # the same device again
+    # The binding is stored: another ACS process on the database refuses the same serial
+    # number under another ProductClass too.
+    other: Running = await start_acs(**settings)
+    assert await refusal(other.acs_url, **owner, product_class="OtherBox") == 403
+    assert [d.id for d in await acs.store.find_devices(None)] == [device_id]
 
 
 async def test_session_over_https_with_a_certificate_the_lab_ca_signed(

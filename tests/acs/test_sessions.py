@@ -246,6 +246,49 @@ async def test_a_connection_closed_mid_task_ends_the_session_at_once(start_acs: 
     assert (stored.status, stored.attempts, stored.not_before) == ("queued", 1, None)
 
 
+async def test_a_reboot_whose_connection_closes_ends_unknown_and_its_waiting_post_hears_it(
+    start_acs: Any,
+) -> None:
+    """A task the device must not run twice is final when its session dies: never retried, and
+    a POST waiting on it answers as for a fault (202 "Task faulted", code "unknown") at once,
+    not at its timeout."""
+    asked: asyncio.Queue[str] = asyncio.Queue()
+
+    async def connection_request(device_id: str, _seconds: float) -> None:
+        asked.put_nowait(device_id)
+
+    acs: Running = await start_acs(connection_request, cwmp_session_timeout=3600)
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        await cpe.empty()
+
+    async def nbi_call() -> tuple[int, str | None, dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                nbi_url(acs, f"/devices/{cpe.device_id}/tasks?connection_request&timeout=60000"),
+                json={"name": "reboot"},
+            ) as r,
+        ):
+            return r.status, r.reason, await r.json()
+
+    call = asyncio.create_task(nbi_call())
+    assert await asyncio.wait_for(asked.get(), 5) == cpe.device_id
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("6 CONNECTION REQUEST")
+        request = await cpe.empty()
+        assert isinstance(request.envelope and request.envelope.body, Reboot)
+    # The device closed the connection unanswered: it may have rebooted, or not.
+    status, reason, task = await call
+    assert (status, reason) == (202, "Task faulted"), task
+    assert (task["status"], task["fault"]["code"]) == ("unknown", "unknown")
+    assert "retries" not in task
+    [last, _] = await acs.store.list_sessions(cpe.device_id)
+    stored = await acs.store.get_task(int(task["_id"]))
+    assert stored is not None and last.outcome == "closed"
+    assert (stored.status, stored.attempts, stored.session_id) == ("unknown", 0, last.id)
+
+
 async def test_a_response_with_an_id_no_request_had_is_no_success(acs: Running) -> None:
     async with ScriptedCpe(acs.acs_url) as cpe:
         await cpe.inform("0 BOOTSTRAP")

@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +15,7 @@ import aiohttp
 import pytest
 from cr_endpoint import CrEndpoint
 from scripted_cpe import ScriptedCpe
-from serve_process import Serve
+from serve_process import Serve, children, free_udp_port, gone
 from test_udp_connection_requests import MS, DeviceSocket
 from test_xmpp_in_serve import log_in
 
@@ -25,8 +24,6 @@ from knock.connreq.udp import verify_udp_cr
 from knock.cwmp.rpcs import GetParameterValues, GetParameterValuesResponse, ParameterValueStruct
 from knock.server import start
 from knock.store import Store
-from knock.store.engine import open_database
-from knock.store.schema import metadata
 from knock.stun.codec import MessageType, binding_request, parse
 from knock.vocab import CrMethod, CrOutcome
 from serve_support import loopback_settings
@@ -42,17 +39,6 @@ def gpv(*names: str) -> dict[str, object]:
 
 def answer_to(names: list[str]) -> GetParameterValuesResponse:
     return GetParameterValuesResponse([ParameterValueStruct(n, "7", "xsd:string") for n in names])
-
-
-@pytest.fixture
-async def pg_url(postgres_url: str) -> AsyncIterator[str]:
-    """The test server's database, emptied, and a Store to read what the processes wrote."""
-    db = open_database(postgres_url)
-    try:
-        await db.run(metadata.drop_all)
-    finally:
-        await db.close()
-    yield postgres_url
 
 
 @pytest.fixture
@@ -194,12 +180,6 @@ async def test_a_task_interrupted_by_kill_9_runs_once_in_the_other_process(
     ]
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_knock_serve_workers_share_the_ports_and_restart_a_killed_worker(
     pg_url: str,
 ) -> None:
@@ -237,18 +217,6 @@ async def test_knock_serve_workers_share_the_ports_and_restart_a_killed_worker(
     finally:
         await serve.stop()
     assert await serve.wait() == 0
-
-
-def gone(pid: int) -> bool:
-    """Dead, a zombie at most: its sockets are closed."""
-    try:
-        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-
-
-def children(pid: int) -> list[int]:
-    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 @pytest.mark.parametrize(

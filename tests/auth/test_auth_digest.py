@@ -310,6 +310,19 @@ def test_a_failed_forgery_does_not_burn_the_genuine_clients_counts() -> None:
     assert verify(srv, challenge.authorization("POST", URI, "cpe", "secret", cnonce="c")).ok
 
 
+def test_a_server_sharing_its_counts_leaves_them_to_the_caller() -> None:
+    """count_nonces=False: the decision names the count used, for a table all processes share;
+    the server itself does not refuse a replay."""
+    srv = server(count_nonces=False)
+    authorization = answer(srv, nc=3)
+    first, again = verify(srv, authorization), verify(srv, authorization)
+    assert first == again
+    assert first.ok and first.nonce_use is not None
+    assert (first.nonce_use.issued, first.nonce_use.nc) == (int(NOW), 3)
+    assert first.nonce_use.nonce in authorization
+    assert verify(server(), authorization).nonce_use is None  # a counting server's decision
+
+
 def test_replay_is_still_refused_after_the_nonce_left_the_bounded_table() -> None:
     srv = server(max_tracked_nonces=2)
     first = answer(srv, now=NOW)

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import pytest
 from nbi_support import AddDevice, Nbi, StartNbi, play_session
 from yarl import URL
 
@@ -212,6 +213,53 @@ async def test_task_not_processed_in_time(nbi: Nbi, add_device: AddDevice) -> No
         task = await _json(response)
     assert task["status"] == "queued"
     assert [t.id for t in await nbi.store.find_tasks(None)] == [int(task["_id"])]
+
+
+async def test_a_retried_post_with_its_idempotency_key_adds_no_second_task(
+    start_nbi: StartNbi, add_device: AddDevice
+) -> None:
+    """The client gives up on a POST (its answer lost) after the task was stored; its retry
+    carries the same Idempotency-Key and gets that task back, not a duplicate."""
+    await add_device()
+    asked, stuck = asyncio.Event(), asyncio.Event()
+
+    async def never_answers(device_id: str, timeout_s: float) -> str | None:
+        asked.set()  # the task is stored by now
+        await stuck.wait()
+        return None
+
+    nbi = await start_nbi(connection_request=never_answers)
+    key = {"Idempotency-Key": "7f0e3c1a-add-lan-object"}
+    add = {"name": "addObject", "objectName": "InternetGatewayDevice.LANDevice."}
+
+    async def first_post() -> None:
+        url = _tasks_url(nbi, connection_request="")
+        async with nbi.http.post(url, json=add, headers=key) as response:
+            await response.read()
+
+    try:
+        posting = asyncio.create_task(first_post())
+        await asked.wait()
+        posting.cancel()  # the client gives up: the answer is lost
+        with pytest.raises(asyncio.CancelledError):
+            await posting
+        [first] = await nbi.store.find_tasks(None)
+        async with nbi.http.post(_tasks_url(nbi), json=add, headers=key) as response:
+            assert response.status == 202
+            again = await _json(response)
+        assert again["_id"] == str(first.id)
+        assert [t.id for t in await nbi.store.find_tasks(None)] == [first.id]
+
+        async with nbi.http.post(_tasks_url(nbi), json={"name": "reboot"}, headers=key) as response:
+            assert response.status == 409
+            assert f"already names task {first.id}" in (await _json(response))["error"]
+        async with nbi.http.post(
+            _tasks_url(nbi), json=add, headers={"Idempotency-Key": "with space"}
+        ) as response:
+            assert response.status == 400
+        assert [t.id for t in await nbi.store.find_tasks(None)] == [first.id]
+    finally:
+        stuck.set()  # the first request's handler ends, and the server can stop
 
 
 async def test_connection_request_failed(start_nbi: StartNbi, add_device: AddDevice) -> None:

@@ -171,13 +171,22 @@ def _columns_but(table: Table, later: tuple[str, ...]) -> list[Column[Any]]:
     ]
 
 
-LATER_INDEXES = ("ix_cr_attempts_started",)  # migration 6
+LATER_INDEXES = ("ix_cr_attempts_started", "uq_tasks_idempotency_key")  # migrations 6, 11
+LATER_TABLES = (
+    *("devices", "tasks"),  # changed by later migrations
+    *("stun_bindings", "xmpp_accounts", "shared_secrets"),  # migrations 3, 4, 5
+    *("cwmp_user_devices", "digest_nonces"),  # migrations 10, 12
+)
 LATER_DEVICE_COLUMNS = (
     *("cr_username", "cr_password", "stun_username", "stun_password"),  # migrations 2 and 3
     "lacks",  # migration 7
     *("stun_outcome", "stun_source", "stun_since"),  # migration 8
     *("xmpp_setup", "xmpp_setup_detail", "xmpp_setup_at"),
     *("xmpp_login_since", "xmpp_login_outcome", "xmpp_login_detail", "xmpp_login_source"),  # 9
+)
+LATER_TASK_COLUMNS = (
+    *("attempts", "not_before"),  # migration 7
+    "idempotency_key",  # migration 11
 )
 
 
@@ -188,18 +197,12 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
         old = MetaData()
         for table in metadata.sorted_tables:
             # The tables later steps add or change.
-            if table.name not in (
-                "devices",
-                "tasks",
-                "stun_bindings",
-                "xmpp_accounts",
-                "shared_secrets",
-            ):
+            if table.name not in LATER_TABLES:
                 copied = table.to_metadata(old)
                 copied.indexes = {i for i in copied.indexes if i.name not in LATER_INDEXES}
         for table, later in (
             (devices, LATER_DEVICE_COLUMNS),
-            (tasks, ("attempts", "not_before")),  # migration 7
+            (tasks, LATER_TASK_COLUMNS),
         ):
             Table(table.name, old, *_columns_but(table, later))
         old.create_all(conn)
@@ -235,7 +238,13 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
         task = await store.add_task("OLD-1", "reboot", {}, datetime.now(UTC))
         assert (task.attempts, task.not_before) == (0, None)
         [old_task] = await store.find_tasks(tasks.c.name == "queued-before")
-        assert (old_task.attempts, old_task.not_before) == (0, None)
+        assert (old_task.attempts, old_task.not_before, old_task.idempotency_key) == (0, None, None)
+        keyed = await store.add_task("OLD-1", "reboot", {}, datetime.now(UTC), "key-1")
+        assert await store.add_task("OLD-1", "reboot", {}, datetime.now(UTC), "key-1") == keyed
+        assert await store.bind_cwmp_user("SN-1", "OLD-1") == "OLD-1"
+        assert await store.bind_cwmp_user("SN-1", "OTHER") == "OLD-1"
+        assert await store.advance_digest_nonce("n", 1, 1)
+        assert not await store.advance_digest_nonce("n", 1, 1)
         await store.record_xmpp_setup("OLD-1", "failed", "9005", datetime.now(UTC))
         await store.record_xmpp_login("OLD-1", datetime.now(UTC), "ok", "", "192.0.2.1")
         device = await store.get_device("OLD-1")
@@ -255,3 +264,16 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
         "outcome",
         "ended",
     ]
+    # Every table and column schema.py describes, whichever migration added it.
+    assert await _run(db_url, _tables_and_columns) == {
+        table.name: set(table.c.keys()) for table in metadata.sorted_tables
+    }
+    indexes = await _run(db_url, lambda conn: inspect(conn).get_indexes("tasks"))
+    assert {i["name"]: (i["column_names"], bool(i["unique"])) for i in indexes}[
+        "uq_tasks_idempotency_key"
+    ] == (["device_id", "idempotency_key"], True)
+
+
+def _tables_and_columns(conn: Connection) -> dict[str, set[str]]:
+    found = inspect(conn)
+    return {name: {c["name"] for c in found.get_columns(name)} for name in found.get_table_names()}

@@ -13,8 +13,8 @@ from sqlalchemy.exc import DBAPIError
 from knock.store import Store
 from knock.store.engine import open_database
 from knock.store.rows import InformRecord, ParamValue
-from knock.store.schema import metadata
 from knock.vocab import CrMethod, Event
+from pg_server import emptied
 
 from .helpers import DEVICE, Record
 
@@ -100,12 +100,7 @@ async def test_after_postgresql_drops_every_connection_one_transaction_fails_at_
 ) -> None:
     """The pool sends no ping before each transaction: a dropped connection costs the
     transaction that finds it, and the next ones get fresh connections."""
-    db = open_database(postgres_url)
-    try:
-        await db.run(metadata.drop_all)
-    finally:
-        await db.close()
-    store = await Store.open(postgres_url)
+    store = await Store.open(await emptied(postgres_url))
     killer = open_database(postgres_url)
     try:
         await asyncio.gather(*(store.get_device("x") for _ in range(5)))  # several pooled

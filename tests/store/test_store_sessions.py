@@ -184,3 +184,16 @@ async def test_delete_parameters_under_takes_the_prefix_literally(
     assert await store.delete_parameters_under(DEVICE, "Device.WiFi.SSID_1.") == 0
     remaining = [p.path for p in (await store.get_parameters([DEVICE]))[DEVICE]]
     assert remaining == sorted(set(paths) - {paths[0], paths[1], paths[5]})
+
+
+async def test_digest_nonce_counts_only_go_up_and_expire(store: Store) -> None:
+    """What keeps a replayed Digest answer out when several processes share the nonce key."""
+    assert await store.advance_digest_nonce("n1", 1000, 1)
+    assert not await store.advance_digest_nonce("n1", 1000, 1)  # a replay
+    assert await store.advance_digest_nonce("n1", 1000, 2)
+    assert not await store.advance_digest_nonce("n1", 1000, 2)
+    assert await store.advance_digest_nonce("n2", 2000, 1)
+    # Nonces issued before 1500 are forgotten (they are stale anyway); n2 keeps its count.
+    assert await store.advance_digest_nonce("n3", 2000, 1, forget_before=1500)
+    assert await store.advance_digest_nonce("n1", 1000, 1)
+    assert not await store.advance_digest_nonce("n2", 2000, 1)

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 import pytest
 
 from knock.store import Store
-from knock.store.errors import UnknownDeviceError
+from knock.store.errors import IdempotencyKeyReusedError, UnknownDeviceError
 from knock.store.retry import TaskRetry
 from knock.store.rows import ParamValue, TaskResult, TransferDone
 from knock.store.schema import tasks
-from knock.vocab import TaskStatus
+from knock.vocab import NOT_RESENT, TaskStatus
 
 from .helpers import DEVICE, OTHER, Record
 
@@ -31,6 +31,24 @@ async def test_add_task_queues_it(store: Store, record: Record, now: datetime) -
     )
     assert (task.finished, task.session_id, task.result) == (None, None, None)
     assert await store.get_task(task.id) == task
+
+
+async def test_add_task_with_an_idempotency_key_adds_it_once(
+    store: Store, record: Record, now: datetime
+) -> None:
+    await record()
+    await record(device_id=OTHER)
+    spec = {"name": "reboot"}
+    first = await store.add_task(DEVICE, "reboot", spec, now, idempotency_key="k-1")
+    assert first.idempotency_key == "k-1"
+    assert await store.add_task(DEVICE, "reboot", spec, now, idempotency_key="k-1") == first
+    theirs = await store.add_task(OTHER, "reboot", spec, now, idempotency_key="k-1")
+    assert theirs.id != first.id  # keys are per device
+    with pytest.raises(IdempotencyKeyReusedError, match=f"already names task {first.id}"):
+        await store.add_task(DEVICE, "factoryReset", {"name": "factoryReset"}, now, "k-1")
+    unkeyed = [await store.add_task(DEVICE, "reboot", spec, now) for _ in range(2)]
+    assert len({t.id for t in unkeyed}) == 2
+    assert len(await store.find_tasks(None)) == 4
 
 
 async def test_add_task_for_an_unknown_device_says_which(store: Store, now: datetime) -> None:
@@ -163,7 +181,7 @@ async def test_finish_task_leaves_a_task_another_session_runs(
     store: Store, record: Record, now: datetime
 ) -> None:
     old = await record()
-    task = await store.add_task(DEVICE, "reboot", {}, now)
+    task = await store.add_task(DEVICE, "getParameterValues", {}, now)
     await store.claim_next_task(DEVICE, old, now)
     new = await record()  # the device started over, perhaps in another process
     claimed = await store.claim_next_task(DEVICE, new, now)
@@ -180,8 +198,8 @@ async def test_finish_task_refuses_a_status_that_is_no_end(store: Store, now: da
 async def test_retry_running_of_one_session(store: Store, record: Record, now: datetime) -> None:
     mine = await record()
     theirs = await record(device_id=OTHER)
-    task = await store.add_task(DEVICE, "reboot", {}, now)
-    other_task = await store.add_task(OTHER, "reboot", {}, now)
+    task = await store.add_task(DEVICE, "getParameterValues", {}, now)
+    other_task = await store.add_task(OTHER, "getParameterValues", {}, now)
     await store.claim_next_task(DEVICE, mine, now)
     await store.claim_next_task(OTHER, theirs, now)
 
@@ -201,8 +219,8 @@ async def test_a_task_whose_sessions_die_backs_off_then_faults_and_the_next_one_
     """Defaults: three sessions; the first retry at once, the second after 60 s. A task
     behind the poisoned one runs while that waits."""
     await record()
-    poisoned = await store.add_task(DEVICE, "reboot", {}, now)
-    behind = await store.add_task(DEVICE, "factoryReset", {}, now)
+    poisoned = await store.add_task(DEVICE, "setParameterValues", {}, now)
+    behind = await store.add_task(DEVICE, "getParameterValues", {}, now)
 
     session = await record(at=now)
     assert await claimed_id(store, session, now) == poisoned.id
@@ -249,7 +267,7 @@ async def test_the_retry_policy_is_the_stores(db_url: str, record: Record, now: 
     strict = await Store.open(db_url, TaskRetry(attempts=1))
     try:
         session = await record()
-        task = await strict.add_task(DEVICE, "reboot", {}, now)
+        task = await strict.add_task(DEVICE, "getParameterValues", {}, now)
         await strict.claim_next_task(DEVICE, session, now)
         [faulted] = await strict.retry_running(session, "closed", now)
         assert (faulted.id, faulted.status, faulted.fault_code) == (
@@ -269,7 +287,7 @@ async def test_an_inform_ends_the_open_session_and_requeues_its_task(
     """What a process killed mid-task leaves behind is picked up by the device's next session,
     in any process: the task runs there, once."""
     dead = await record()
-    task = await store.add_task(DEVICE, "reboot", {}, now)
+    task = await store.add_task(DEVICE, "getParameterValues", {}, now)
     await store.claim_next_task(DEVICE, dead, now)
     later = now + timedelta(seconds=5)
     alive = await record(at=later)
@@ -284,6 +302,86 @@ async def test_an_inform_ends_the_open_session_and_requeues_its_task(
     await store.end_session(dead, "timeout", later)  # the old process notices late
     [_, old_session] = await store.list_sessions(DEVICE)
     assert old_session.outcome == "superseded"
+
+
+@pytest.mark.parametrize("name", sorted(NOT_RESENT))
+async def test_a_task_the_device_may_have_run_is_never_sent_again(
+    store: Store, record: Record, now: datetime, name: str
+) -> None:
+    """Exactly once: a task that changes the device with each run, whose session died after it
+    went out (a process killed mid-task, a timeout), ends `unknown` at once instead of being
+    retried (no attempt counted, no back-off), while a read behind it is retried."""
+    dead = await record()
+    risky = await store.add_task(DEVICE, name, {"name": name}, now)
+    await store.claim_next_task(DEVICE, dead, now)
+    later = now + timedelta(seconds=5)
+    await record(at=later)  # the device's next Inform, in any process
+    unknown = await store.get_task(risky.id)
+    assert unknown == replace(risky, status=TaskStatus.UNKNOWN, session_id=dead, finished=later)
+
+    timed_out = await record(at=now + timedelta(seconds=10))
+    second = await store.add_task(DEVICE, name, {"name": name}, now)
+    read = await store.add_task(DEVICE, "getParameterValues", {}, now)
+    await store.claim_next_task(DEVICE, timed_out, now)
+    [settled] = await store.retry_running(timed_out, "timeout", later)
+    assert (settled.id, settled.status, settled.attempts, settled.not_before) == (
+        second.id,
+        TaskStatus.UNKNOWN,
+        0,
+        None,
+    )
+    assert (settled.session_id, settled.fault_code) == (timed_out, None)
+    claimed = await store.claim_next_task(DEVICE, timed_out, later)
+    assert claimed is not None and claimed.id == read.id
+    [retried] = await store.retry_running(timed_out, "timeout", later)
+    assert (retried.id, retried.status, retried.attempts) == (read.id, TaskStatus.QUEUED, 1)
+    assert [(t.id, t.status) for t in await store.find_tasks(None)] == [
+        (risky.id, TaskStatus.UNKNOWN),
+        (second.id, TaskStatus.UNKNOWN),
+        (read.id, TaskStatus.QUEUED),
+    ]
+
+
+async def test_recovery_after_a_crash_settles_running_tasks_by_the_same_rule(
+    store: Store, record: Record, now: datetime
+) -> None:
+    """SQLite, at start after a crash: open sessions end `aborted`; a task they ran counts the
+    crash as an attempt (retried, or faulted after its last), or ends `unknown`
+    (knock.vocab.NOT_RESENT); the devices with tasks queued again are returned."""
+    mine = await record()
+    theirs = await record(device_id=OTHER)
+    read = await store.add_task(DEVICE, "getParameterValues", {}, now)
+    reboot = await store.add_task(OTHER, "reboot", {"name": "reboot"}, now)
+    await store.claim_next_task(DEVICE, mine, now)
+    await store.claim_next_task(OTHER, theirs, now)
+    later = now + timedelta(seconds=3)
+    if store.dialect_name != "sqlite":
+        with pytest.raises(ValueError, match="on PostgreSQL other processes"):
+            await store.recover_after_crash(later)
+        return
+
+    assert await store.recover_after_crash(later) == [DEVICE]
+    assert await store.get_task(read.id) == replace(read, attempts=1)
+    assert await store.get_task(reboot.id) == replace(
+        reboot, status=TaskStatus.UNKNOWN, session_id=theirs, finished=later
+    )
+    for device in (DEVICE, OTHER):
+        [session] = await store.list_sessions(device)
+        assert (session.outcome, session.ended) == ("aborted", later)
+
+    # The crash was an attempt: with the default three, two more crashes fault the read.
+    for crash in range(2):
+        session = await record(at=later)
+        await store.claim_next_task(DEVICE, session, later + timedelta(hours=1))
+        devices = await store.recover_after_crash(later)
+        assert devices == ([DEVICE] if crash == 0 else [])
+    faulted = await store.get_task(read.id)
+    assert faulted is not None
+    assert (faulted.status, faulted.attempts, faulted.fault_code) == (
+        TaskStatus.FAULTED,
+        3,
+        "aborted",
+    )
 
 
 async def test_find_tasks_oldest_first_with_skip_and_limit(

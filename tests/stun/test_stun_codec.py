@@ -327,7 +327,7 @@ def test_framing_errors(datagram: bytes, error: type[StunError], reason: str) ->
         (h("0004 0014 0001 0001") + bytes(16), "SOURCE-ADDRESS: 20 bytes with family 01"),
         (h("0005 0000"), "CHANGED-ADDRESS: 0 bytes with family none"),
         (h("0003 0008") + bytes(8), "CHANGE-REQUEST: 8 bytes instead of 4"),
-        (h("0006 0004 fffefdfc"), "USERNAME: 'utf-8' codec can't decode"),
+        (h("0006 0004 fffefdfc"), "USERNAME: not UTF-8 (byte 0)"),
         (h("0008 0010") + bytes(16), "MESSAGE-INTEGRITY: 16 bytes instead of 20"),
         (h("0009 0004 0000 0701"), "ERROR-CODE: class 7 number 1"),
         (h("0009 0004 0000 0464"), "ERROR-CODE: class 4 number 100"),
@@ -385,7 +385,11 @@ txids = st.binary(min_size=16, max_size=16)
 ipv4 = st.ip_addresses(v=4).map(str)
 ipv6 = st.ip_addresses(v=6).filter(lambda ip: ip.ipv4_mapped is None).map(str)
 addresses = st.tuples(ipv4 | ipv6, st.integers(0, 0xFFFF))
-usernames = st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=40)
+# Trailing NULs and spaces are padding (decode_username), so no username that round-trips ends
+# in one; test_rfc5389_padding_outside_the_length_is_read and its neighbours cover padding.
+usernames = st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=40).filter(
+    lambda name: not name.endswith(" ")
+)
 
 
 @given(

@@ -30,13 +30,15 @@ async def test_bindings_requests_binding_changes_and_drops(
 
     await client.ask(tr111(False), server.address)
     client.send(b"\xff" * 40, server.address)
+    client.send(binding_request(os.urandom(16)), server.address)  # too small for any answer
     await client.ask(tr111(True), server.address)
     await client.ask(tr111(True), server.address)
     samples = parse(metrics.exposition().decode())
     assert value(samples, "knock_stun_bindings") == 1
-    assert value(samples, "knock_stun_requests_total") == 3
+    assert value(samples, "knock_stun_requests_total") == 4
     assert value(samples, "knock_stun_responses_total") == 3
     assert value(samples, "knock_stun_binding_changes_total") == 2
     assert value(samples, "knock_stun_dropped_total", reason="malformed") == 1
     assert value(samples, "knock_stun_dropped_total", reason="ignored") == 0
+    assert value(samples, "knock_stun_dropped_total", reason="withheld") == 1
     assert value(samples, "knock_stun_error_responses_total", code="401") == 0

@@ -12,7 +12,7 @@ import pytest
 from stun_support import PASSWORD, USER, OpenClient, StartServer
 
 from knock.connreq.udp import build_udp_cr, verify_udp_cr
-from knock.stun.attributes import AttributeType, ErrorCode
+from knock.stun.attributes import CRB_VALUE, AttributeType, ErrorCode
 from knock.stun.codec import (
     MessageType,
     binding_request,
@@ -28,9 +28,13 @@ def txid() -> bytes:
     return os.urandom(16)
 
 
-def tr111(*, password: str | None = None, binding_change: bool = False) -> bytes:
+def tr111(
+    request_id: bytes | None = None, *, password: str | None = None, binding_change: bool = False
+) -> bytes:
+    """A TR-111 keep-alive, large enough for a full unsigned answer over IPv4 (no unsigned answer
+    is larger than its request)."""
     return binding_request(
-        txid(),
+        request_id or txid(),
         username=USER,
         password=password,
         connection_request_binding=True,
@@ -43,7 +47,7 @@ async def test_binding_request_answered_with_the_client_address(
 ) -> None:
     server, client = await start_server(), await open_client()
     request_id = txid()
-    reply = await client.ask(binding_request(request_id), server.address)
+    reply = await client.ask(tr111(request_id), server.address)
     assert (reply.kind, reply.txid) == (MessageType.BINDING_RESPONSE, request_id)
     assert reply.address(AttributeType.MAPPED_ADDRESS) == client.address
     assert reply.address(AttributeType.SOURCE_ADDRESS) == server.address
@@ -113,7 +117,15 @@ async def test_unknown_required_attribute_answered_420(
     start_server: StartServer, open_client: OpenClient
 ) -> None:
     server, client = await start_server(), await open_client()
-    datagram = encode(MessageType.BINDING_REQUEST, txid(), [(0x0023, bytes(4))])
+    datagram = encode(
+        MessageType.BINDING_REQUEST,
+        txid(),
+        [
+            (AttributeType.USERNAME, USER.encode()),
+            (AttributeType.CONNECTION_REQUEST_BINDING, CRB_VALUE),
+            (0x0023, bytes(4)),
+        ],
+    )
     reply = await client.ask(datagram, server.address)
     assert reply.kind is MessageType.BINDING_ERROR_RESPONSE
     assert reply.error == ErrorCode(420, "Unknown Attribute")
@@ -131,7 +143,7 @@ async def test_garbage_is_dropped_counted_and_the_next_request_answered(
     for garbage in (tr111()[:25], b"\xff" * 1400, b"GET / HTTP/1.1\r\n\r\n" + bytes(8)):
         client.send(garbage, server.address)
     request_id = txid()
-    reply = await client.ask(binding_request(request_id), server.address)
+    reply = await client.ask(tr111(request_id), server.address)
     # Datagrams on one loopback path arrive in order: the first reply is the valid request's.
     assert reply.txid == request_id
     assert server.counters == Counters(requests=1, responses=1, malformed=4)
@@ -154,7 +166,8 @@ async def test_send_to_leaves_from_the_stun_port(
 
 async def test_ipv6_loopback(start_server: StartServer, open_client: OpenClient) -> None:
     server, client = await start_server("::1"), await open_client("::1")
-    reply = await client.ask(binding_request(txid()), server.address)
+    # Signed: an unsigned answer with three IPv6 addresses would be larger than the request.
+    reply = await client.ask(tr111(password=PASSWORD), server.address)
     assert reply.address(AttributeType.MAPPED_ADDRESS) == client.address
     assert reply.address(AttributeType.SOURCE_ADDRESS) == server.address
 
@@ -187,7 +200,7 @@ async def test_a_dual_stack_socket_reaches_ipv4_peers_through_mapped_addresses()
     server.connection_made(transport)
     server.send_to(b"cr", ("192.0.2.1", 7))
     server.send_to(b"cr", ("2001:db8::1", 7))
-    server.datagram_received(binding_request(bytes(16)), ("::ffff:192.0.2.1", 7, 0, 0))
+    server.datagram_received(tr111(bytes(16)), ("::ffff:192.0.2.1", 7, 0, 0))
     assert transport.sent == [
         (b"cr", ("::ffff:192.0.2.1", 7)),
         (b"cr", ("2001:db8::1", 7)),
@@ -221,7 +234,7 @@ async def test_the_reply_on_the_wire_is_what_the_codec_builds(
 ) -> None:
     server, client = await start_server(), await open_client()
     request_id = txid()
-    client.send(binding_request(request_id), server.address)
+    client.send(tr111(request_id), server.address)
     datagram, source = await client.next()
     expected = binding_response(
         request_id, client.address, source=server.address, changed=server.address

@@ -89,7 +89,7 @@ def learned(
 
 def test_a_binding_request_is_answered_with_the_source_as_mapped_address() -> None:
     stun = service()
-    handled = stun.handle(binding_request(TXID), CLIENT, NOW)
+    handled = stun.handle(with_attributes(), CLIENT, NOW)
     assert handled == Handled(response_to(CLIENT), CLIENT, ())
     assert parse(handled.reply or b"").address(AttributeType.MAPPED_ADDRESS) == CLIENT
     assert stun.counters == Counters(requests=1, responses=1)
@@ -97,7 +97,7 @@ def test_a_binding_request_is_answered_with_the_source_as_mapped_address() -> No
 
 def test_a_wildcard_bound_server_names_no_address_of_its_own() -> None:
     stun = StunService()
-    assert stun.handle(binding_request(TXID), CLIENT, NOW).reply == binding_response(TXID, CLIENT)
+    assert stun.handle(with_attributes(), CLIENT, NOW).reply == binding_response(TXID, CLIENT)
 
 
 def test_connection_request_binding_is_learned_by_username() -> None:
@@ -153,7 +153,8 @@ def test_a_dual_stack_source_is_seen_as_ipv4() -> None:
 
 def test_ipv6_sources_are_mapped_as_ipv6() -> None:
     client = ("2001:db8::7", 40000)
-    assert service().handle(binding_request(TXID), client, NOW).reply == response_to(client)
+    signed = with_attributes(password=PASSWORD)  # IPv6 addresses are larger than the request
+    assert service().handle(signed, client, NOW).reply == response_to(client, password=PASSWORD)
 
 
 # --- authentication ---------------------------------------------------------------------------
@@ -244,9 +245,16 @@ def test_requiring_authentication_needs_a_lookup() -> None:
 # --- attributes Knock does not honour ---------------------------------------------------------
 
 
+# SOFTWARE (0x8022, optional): makes the request large enough for every full answer below, since
+# no unsigned answer is larger than its request.
+SOFTWARE = (0x8022, b"Knock test CPE: RFC 3489 client, TR-111 ")
+
+
 def with_attributes(*attributes: tuple[int, bytes], password: str | None = None) -> bytes:
     username = (AttributeType.USERNAME, USER.encode())
-    return encode(MessageType.BINDING_REQUEST, TXID, [username, *attributes], password=password)
+    return encode(
+        MessageType.BINDING_REQUEST, TXID, [username, SOFTWARE, *attributes], password=password
+    )
 
 
 def test_unknown_required_attributes_are_answered_420() -> None:
@@ -291,6 +299,44 @@ def test_response_address_elsewhere_is_refused() -> None:
     reason = "Bad Request: RESPONSE-ADDRESS on another host"
     assert handled == Handled(binding_error(TXID, 400, reason), CLIENT, ())
     assert stun.counters == Counters(requests=1, bad_requests=1)
+
+
+# --- no amplification -----------------------------------------------------------------------
+
+
+def test_a_username_that_is_not_utf8_gets_a_400_no_larger_than_the_request() -> None:
+    stun = service()
+    datagram = encode(
+        MessageType.BINDING_REQUEST, TXID, [(AttributeType.USERNAME, b"\xff\xfe\xfd\xfc")]
+    )
+    handled = stun.handle(datagram, CLIENT, NOW)
+    assert len(datagram) == 28
+    # The reason is cut to the request's size: the 8-byte ERROR-CODE header leaves no room.
+    assert handled == Handled(binding_error(TXID, 400, ""), CLIENT, ())
+    assert len(handled.reply or b"") <= len(datagram)
+    padded = encode(MessageType.BINDING_REQUEST, TXID, [(AttributeType.USERNAME, b"\xff" * 36)])
+    reply = stun.handle(padded, CLIENT, NOW).reply
+    assert reply == binding_error(TXID, 400, "Bad Request: USERNAME: not UTF-8")
+    assert len(reply) == len(padded) == 60
+
+
+def test_an_unsigned_answer_leaves_out_what_does_not_fit_or_is_withheld() -> None:
+    stun = service()
+    assert stun.handle(binding_request(TXID), CLIENT, NOW) == Handled(None, CLIENT, ())
+    small = binding_request(TXID, username=USER)  # 32 bytes: MAPPED-ADDRESS alone fits
+    assert stun.handle(small, CLIENT, NOW).reply == binding_response(TXID, CLIENT)
+    unknown = encode(MessageType.BINDING_REQUEST, TXID, [(0x0023, b"")])  # a 420 needs 36
+    assert stun.handle(unknown, CLIENT, NOW) == Handled(None, CLIENT, ())
+    assert stun.counters == Counters(requests=3, responses=1, unknown_attributes=1, withheld=2)
+    # A verified request is answered in full, whatever its size.
+    signed = binding_request(TXID, username=USER, password=PASSWORD)
+    assert stun.handle(signed, CLIENT, NOW).reply == response_to(CLIENT, password=PASSWORD)
+
+
+@given(st.binary(max_size=120))
+def test_no_unsigned_answer_is_larger_than_its_request(datagram: bytes) -> None:
+    reply = service().handle(datagram, CLIENT, NOW).reply
+    assert reply is None or len(reply) <= len(datagram)
 
 
 # --- bad input --------------------------------------------------------------------------------

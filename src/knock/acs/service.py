@@ -159,8 +159,9 @@ class AcsService:
         return len(self._by_token)
 
     async def _start(self, _app: web.Application) -> None:
-        # Tasks a dead process left running are not requeued here: other processes may be
-        # running them. The device's next Inform requeues them (Store.record_inform).
+        # Tasks a dead process left running are not settled here: other processes may be
+        # running them. The device's next Inform settles them (Store.record_inform); on SQLite,
+        # the start after a crash does (Store.recover_after_crash, in knock.server.start).
         self._reaper = asyncio.create_task(self._reap_forever())
 
     async def _stop(self, _app: web.Application) -> None:
@@ -175,7 +176,7 @@ class AcsService:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         live = self._by_token.get(request.cookies.get(COOKIE, ""))
         if live is None:
-            denied = self._auth.check(request)
+            denied = await self._auth.check(request)
             if denied is not None:
                 return denied
         try:
@@ -273,7 +274,9 @@ class AcsService:
             return await self._advance(live, step)
         assert isinstance(event, CpeDone)
         if live.task is not None or live.provisioning is not None:
-            # The CPE answered our request with an empty POST: it did not run it.
+            # The CPE answered our request with an empty POST, which no response may be: the
+            # task is retried, or ends unknown when running it twice would do harm
+            # (knock.store.retry), as for any session that dies with a task sent.
             await self._end(live, "error")
             return web.Response(status=204)
         live.provisioning = await self._provisioning(live)
@@ -402,7 +405,7 @@ class AcsService:
     ) -> web.Response:
         inform = event.inform
         device_id = device_key(inform.device_id)
-        denied = self._auth.check_device(request, device_id, inform.device_id.serial_number)
+        denied = await self._auth.check_device(request, device_id, inform.device_id.serial_number)
         if denied is not None:
             return denied
         if request.transport is None or request.transport.is_closing():
@@ -518,7 +521,8 @@ class AcsService:
 
     async def _end(self, live: LiveSession, outcome: str) -> None:
         """End a session that did not finish normally; a task it was running is retried, or
-        faulted after its last attempt (knock.store.retry)."""
+        faulted after its last attempt, or ends `unknown` if the device must not run it twice
+        (knock.store.retry)."""
         if live.core.state is not State.DONE:
             live.core.finish()
         if live.task is not None:
@@ -531,7 +535,7 @@ class AcsService:
                     outcome,
                     task.attempts,
                 )
-                if task.status == TaskStatus.FAULTED:
+                if task.status in (TaskStatus.FAULTED, TaskStatus.UNKNOWN):  # final
                     self._hub.announce(TaskFinished(task.id, live.device_id, task.status))
             live.task = live.plan = None
         if live.provisioning is not None:

@@ -263,16 +263,29 @@ class Verdict(StrEnum):
 
 
 @dataclass(frozen=True)
+class NonceUse:
+    """A nonce count a Digest answer used, for the caller to record where a server that does
+    not count nonces itself (``count_nonces=False``) shares the counts with other processes."""
+
+    nonce: str
+    issued: int  # Unix seconds, from the nonce
+    nc: int
+
+
+@dataclass(frozen=True)
 class Decision:
     """What the server concluded about a request's `Authorization` value.
 
     Anything but OK is answered with 401 and `DigestServer.challenge`, passing
-    ``stale=True`` for STALE (RFC 7616 allows 400 for MALFORMED).
+    ``stale=True`` for STALE (RFC 7616 allows 400 for MALFORMED). A Digest OK from a server
+    with ``count_nonces=False`` carries ``nonce_use``: it stands only once the caller has
+    recorded that count as higher than any before (else the answer is a replay: STALE).
     """
 
     verdict: Verdict
     username: str | None = None
     reason: str = ""
+    nonce_use: NonceUse | None = None
 
     @property
     def ok(self) -> bool:
@@ -337,7 +350,10 @@ class DigestServer:
 
     Nonces carry their issue time and an HMAC under ``secret``, so any process sharing the
     secret can verify them without a nonce table. ``secret`` defaults to ``random_bytes(32)``;
-    share one explicitly when several processes answer the same clients.
+    share one explicitly when several processes answer the same clients, and then set
+    ``count_nonces=False`` and record each OK decision's ``nonce_use`` where all of them see it
+    (the ACS: `Store.advance_digest_nonce`): counts kept per process would let a replay through
+    once on every process, and again after a restart.
     """
 
     realm: str
@@ -348,6 +364,7 @@ class DigestServer:
     secret: bytes | None = field(default=None, repr=False)
     random_bytes: Callable[[int], bytes] = field(default=secrets.token_bytes, repr=False)
     max_tracked_nonces: int = 4096
+    count_nonces: bool = True
 
     def __post_init__(self) -> None:
         if not self.algorithms:
@@ -438,7 +455,10 @@ class DigestServer:
             return Decision(Verdict.STALE, username, "nonce expired")
         # The count is recorded only after the response checked out, so a forger cannot burn
         # a genuine client's counts.
-        if not self._counts.advance(credentials.nonce, issued, int(credentials.nc or "0", 16)):
+        nc = int(credentials.nc or "0", 16)
+        if not self.count_nonces:
+            return Decision(Verdict.OK, username, nonce_use=NonceUse(credentials.nonce, issued, nc))
+        if not self._counts.advance(credentials.nonce, issued, nc):
             return Decision(Verdict.STALE, username, "nonce count replayed")
         return Decision(Verdict.OK, username)
 

@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ from knock.nbi.query import (
 from knock.nbi.tasks import TaskError, parse_task, task_document
 from knock.notify import Announcement, Arrival, Hub, Subscription, TaskFinished
 from knock.store import Store
-from knock.store.errors import QueryTimeoutError, ReadsStoppedError
+from knock.store.errors import IdempotencyKeyReusedError, QueryTimeoutError, ReadsStoppedError
 from knock.store.rows import TaskRow
 from knock.vocab import CrMethod, TaskStatus
 
@@ -213,6 +214,24 @@ def _json_param(request: web.Request, name: str) -> Any:
     return _load_json(text, f"the {name} parameter (URL-encoded JSON)") if text else None
 
 
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    """The client's Idempotency-Key header: a retried task POST carrying the same key gets the
+    task the first one queued (whatever became of the first answer) instead of a second task."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise ApiError(
+            400,
+            "the Idempotency-Key header is 1 to 128 visible ASCII characters, e.g. a UUID; "
+            "send the same key when retrying a POST, a new one for each new task",
+        )
+    return key
+
+
 def _int_param(request: web.Request, name: str, maximum: int) -> int | None:
     text = request.query.get(name)
     if not text:
@@ -334,12 +353,13 @@ class _Nbi:
                 )
             return await self._wake(device_id, deadline, timeout_ms)
         spec = parse_task(_load_json(body, "the task"))
+        key = _idempotency_key(request)
         if not wait:
-            row = await self.store.add_task(device_id, spec["name"], spec, _now())
+            row = await self._add_task(device_id, spec, key)
             return _task_response(row, 202, NOT_PROCESSED)
         # Subscribed before the task exists: a device that runs it at once is not missed.
         with self.hub.subscribe(device_id) as sub:
-            row = await self.store.add_task(device_id, spec["name"], spec, _now())
+            row = await self._add_task(device_id, spec, key)
             failure = await self._connect(device_id, deadline)
             if failure is not None:
                 return web.json_response(
@@ -351,10 +371,17 @@ class _Nbi:
         if finished is None:
             return _task_response(await self.store.get_task(row.id) or row, 202, NOT_PROCESSED)
         final = await self.store.get_task(row.id) or replace(row, status=finished.status)
-        if final.status == TaskStatus.FAULTED:
-            # GenieACS's answer too: scripts take 200 to mean the task succeeded.
+        if final.status in (TaskStatus.FAULTED, TaskStatus.UNKNOWN):
+            # GenieACS's answer too: scripts take 200 to mean the task succeeded. An `unknown`
+            # task carries a fault too (code "unknown": it may or may not have run).
             return _task_response(final, 202, FAULTED)
         return _task_response(final, 200, None)
+
+    async def _add_task(self, device_id: str, spec: dict[str, Any], key: str | None) -> TaskRow:
+        try:
+            return await self.store.add_task(device_id, spec["name"], spec, _now(), key)
+        except IdempotencyKeyReusedError as exc:
+            raise ApiError(409, str(exc)) from None
 
     async def _wake(self, device_id: str, deadline: float, timeout_ms: int) -> web.Response:
         """GenieACS's empty-body POST: only make the device open a session."""

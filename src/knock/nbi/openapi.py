@@ -140,6 +140,15 @@ OPENAPI: dict[str, Any] = {
                         "Milliseconds to wait, default 3000.",
                         {"type": "integer", "minimum": 0, "maximum": 600000},
                     ),
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "1 to 128 visible ASCII characters (a UUID, say). A "
+                        "retried POST with the same key gets the task the first one queued "
+                        "instead of a second task, whatever became of the first answer.",
+                        "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$"},
+                    },
                 ],
                 "requestBody": {
                     "required": False,
@@ -153,12 +162,14 @@ OPENAPI: dict[str, Any] = {
                     "202": _json(
                         {"oneOf": [_ref("Task"), _ref("ConnectionRequestFailed")]},
                         "Queued. Reason phrase: 'Task queued but not processed' (no wait, or "
-                        "the wait timed out), 'Task faulted' (the task carries its fault), or "
-                        "why the connection request failed.",
+                        "the wait timed out), 'Task faulted' (the task carries its fault: the "
+                        "device's, its sessions', or code 'unknown'), or why the connection "
+                        "request failed.",
                     ),
                     "400": _BAD_REQUEST,
                     "401": _UNAUTHORIZED,
                     "404": _error("No such device."),
+                    "409": _error("The Idempotency-Key already names another task."),
                     "413": _error("The body is over 1 MiB."),
                     "504": _error("Without a body: the device opened no session in time."),
                 },

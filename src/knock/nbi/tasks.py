@@ -222,6 +222,17 @@ def task_document(row: TaskRow) -> dict[str, Any]:
             "message": row.fault_string,
             "detail": row.fault_detail,
         }
+    elif row.status == TaskStatus.UNKNOWN:
+        # GenieACS clients look for "fault" to tell a task that did not surely run.
+        doc["fault"] = {
+            "code": TaskStatus.UNKNOWN.value,
+            "message": (
+                f"the session ended after {row.name} was sent and before the device answered, "
+                "so whether it ran only the device can tell; Knock does not send it again "
+                "unasked: check the device, and post the task again if it did not run"
+            ),
+            "detail": None,
+        }
     if row.attempts or row.status == TaskStatus.FAULTED:
         # Sessions that died while it ran (knock.store.retry); a CPE fault is final at once.
         doc["retries"] = row.attempts

@@ -48,3 +48,16 @@ class ReadsStoppedError(StoreError):
 
     def __init__(self) -> None:
         super().__init__("Knock is shutting down; send the request again once it is back")
+
+
+class IdempotencyKeyReusedError(StoreError, ValueError):
+    """A task was posted with an idempotency key the device's other task already carries."""
+
+    def __init__(self, device_id: str, key: str, task_id: int) -> None:
+        super().__init__(
+            f"the Idempotency-Key {key!r} already names task {task_id} of device {device_id}, "
+            "which is another task: retry a POST with its own key, and give each new task a new "
+            "one"
+        )
+        self.device_id = device_id
+        self.task_id = task_id

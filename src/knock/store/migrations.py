@@ -113,6 +113,20 @@ def _add_xmpp_login(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE xmpp_accounts ADD COLUMN device_id VARCHAR(512)"))
 
 
+def _add_cwmp_user_devices(conn: Connection) -> None:
+    schema.cwmp_user_devices.create(conn)
+
+
+def _add_task_idempotency_keys(conn: Connection) -> None:
+    _add_column(conn, schema.tasks, "idempotency_key")
+    (index,) = (i for i in schema.tasks.indexes if i.name == "uq_tasks_idempotency_key")
+    index.create(conn)
+
+
+def _add_digest_nonces(conn: Connection) -> None:
+    schema.digest_nonces.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
@@ -127,6 +141,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(8, "each device's last STUN outcome and XMPP set-up", _add_device_outcomes),
     Migration(9, "each device's last XMPP login and its account's device", _add_xmpp_login),
+    Migration(10, "the device a serial-number CWMP username speaks for", _add_cwmp_user_devices),
+    Migration(11, "task idempotency keys: a retried POST adds no task", _add_task_idempotency_keys),
+    Migration(12, "Digest nonce counts the ACS processes share", _add_digest_nonces),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -48,10 +48,10 @@ async def record_inform(
     informing = {"informing_device": rec.device_id, "superseded_at": rec.now}
     if await conn.fetch(_SQL.supersede_sessions.text, *_SQL.supersede_sessions.args(informing)):
         running = _SQL.running_of_device
-        for task_id, attempts, session_id in await conn.fetch(
+        for task_id, name, attempts, session_id in await conn.fetch(
             running.text, *running.args(informing)
         ):
-            retried = retry.after_death(task_id, attempts, session_id, "superseded", rec.now)
+            retried = retry.after_death(task_id, name, attempts, session_id, "superseded", rec.now)
             await conn.execute(_SQL.retry_task.text, *_SQL.retry_task.args(retried))
     session = {
         "device_id": rec.device_id,

@@ -101,6 +101,8 @@ class TaskRow:
     result: Any = None
     attempts: int = 0  # sessions that died while running it
     not_before: datetime | None = None  # a retried task is not claimed before then
+    # The NBI client's Idempotency-Key header: a retried POST finds this task, not a new one.
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Dialect,
@@ -153,11 +154,14 @@ tasks = Table(
     Column("fault_string", Text, nullable=True),
     Column("fault_detail", JSON, nullable=True),
     Column("result", JSON, nullable=True),
-    # Sessions that died while running the task (closed, timed out, superseded); after the
-    # last allowed one the task ends faulted (knock.store.retry).
+    # Sessions that died while running the task (closed, timed out, superseded, aborted by a
+    # crash); after the last allowed one the task ends faulted (knock.store.retry). A task
+    # never resent (knock.vocab.NOT_RESENT) ends `unknown` instead and counts none.
     Column("attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("not_before", UtcDateTime, nullable=True),  # a retried task waits until then
+    Column("idempotency_key", String(128), nullable=True),  # the NBI's Idempotency-Key header
     Index("ix_tasks_device_status", "device_id", "status", "id"),
+    Index("uq_tasks_idempotency_key", "device_id", "idempotency_key", unique=True),
 )
 
 cr_attempts = Table(
@@ -198,4 +202,25 @@ shared_secrets = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
+)
+
+# The device a per-device CWMP username that is a serial number speaks for: the first device that
+# authenticated with it. A serial number alone is the same under every OUI and ProductClass.
+cwmp_user_devices = Table(
+    "cwmp_user_devices",
+    metadata,
+    Column("username", String(256), primary_key=True),
+    Column("device_id", String(512), nullable=False),
+)
+
+# The highest nonce count accepted per CWMP Digest nonce, when several processes share the nonce
+# key (PostgreSQL): a Digest answer may reach any of them, and a replay must fail on all.
+# Rows older than the nonce lifetime are deleted: such nonces are refused as stale anyway.
+digest_nonces = Table(
+    "digest_nonces",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("nc", BigInteger, nullable=False),
+    Column("issued", BigInteger, nullable=False),  # Unix seconds, from the nonce itself
+    Index("ix_digest_nonces_issued", "issued"),
 )

@@ -46,8 +46,8 @@ def record_inform(
     cur.execute(_SQL.supersede_sessions.text, _SQL.supersede_sessions.args(informing))
     if cur.fetchall():
         cur.execute(_SQL.running_of_device.text, _SQL.running_of_device.args(informing))
-        for task_id, attempts, session_id in cur.fetchall():
-            retried = retry.after_death(task_id, attempts, session_id, "superseded", rec.now)
+        for task_id, name, attempts, session_id in cur.fetchall():
+            retried = retry.after_death(task_id, name, attempts, session_id, "superseded", rec.now)
             cur.execute(_SQL.retry_task.text, _SQL.retry_task.args(retried))
     session = {
         "device_id": rec.device_id,

@@ -8,25 +8,14 @@ SQLAlchemy builds per dialect.
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    Insert,
-    Table,
-    bindparam,
-    case,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Insert, Table, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from knock.store.schema import (
     devices,
+    digest_nonces,
     parameters,
     sessions,
-    shared_secrets,
     stun_bindings,
     tasks,
     xmpp_accounts,
@@ -63,13 +52,22 @@ SUPERSEDE_SESSIONS = (
     .returning(sessions.c.id)
 )
 
-# Once the device's other sessions are ended, a task still running belongs to none that lives:
-# each is retried or faulted (RETRY_TASK, with knock.store.retry's parameters).
-_running = select(tasks.c.id, tasks.c.attempts, tasks.c.session_id).where(
+# Once a session died, a task still running in it belongs to none that lives: each is settled
+# by knock.store.retry (retried, faulted, or `unknown`) through RETRY_TASK.
+_running = select(tasks.c.id, tasks.c.name, tasks.c.attempts, tasks.c.session_id).where(
     tasks.c.status == TaskStatus.RUNNING
 )
 RUNNING_OF_DEVICE = _running.where(tasks.c.device_id == bindparam("informing_device"))
 RUNNING_IN_SESSION = _running.where(tasks.c.session_id == bindparam("dead_session"))
+# Every task still running, when the one process on an SQLite file starts after a crash.
+RUNNING_ALL = _running.add_columns(tasks.c.device_id)
+
+# Every session still open, at that same start: the process that held them is gone.
+ABORT_SESSIONS = (
+    update(sessions)
+    .where(sessions.c.ended.is_(None))
+    .values(ended=bindparam("ended_at"), outcome="aborted")
+)
 
 RETRY_TASK = (
     update(tasks)
@@ -213,8 +211,31 @@ def xmpp_account_upsert(dialect_name: str) -> Insert:
     )
 
 
-def secret_insert(dialect_name: str) -> Insert:
-    """Takes name and value; the first process to store a secret wins, the others read it."""
-    return _insert(dialect_name, shared_secrets).on_conflict_do_nothing(
-        index_elements=[shared_secrets.c.name]
+def nonce_count_advance(dialect_name: str) -> Insert:
+    """Takes nonce, nc and issued; returns the nonce when nc is higher than any count recorded
+    for it (a new nonce, or the next request on it), nothing for a replay. One statement, so two
+    processes given the same count cannot both accept it."""
+    stmt = _insert(dialect_name, digest_nonces)
+    return stmt.on_conflict_do_update(
+        index_elements=[digest_nonces.c.nonce],
+        set_={"nc": stmt.excluded.nc},
+        where=digest_nonces.c.nc < stmt.excluded.nc,
+    ).returning(digest_nonces.c.nonce)
+
+
+def keyed_task_insert(dialect_name: str) -> Insert:
+    """Takes the tasks columns; a task whose device already has one under the same
+    idempotency key is not inserted (and nothing is returned)."""
+    return (
+        _insert(dialect_name, tasks)
+        .on_conflict_do_nothing(index_elements=[tasks.c.device_id, tasks.c.idempotency_key])
+        .returning(*tasks.c)
+    )
+
+
+def first_wins_insert(dialect_name: str, table: Table) -> Insert:
+    """Takes every column of `table`; the first process to store a key wins, the others keep
+    the stored row and read it (shared_secrets, cwmp_user_devices)."""
+    return _insert(dialect_name, table).on_conflict_do_nothing(
+        index_elements=list(table.primary_key.columns)
     )

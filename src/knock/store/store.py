@@ -12,7 +12,18 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Executable, Row, delete, insert, or_, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Executable,
+    Insert,
+    Row,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -20,7 +31,7 @@ from knock.store import pg_hot, sqlite_hot, statements
 from knock.store.cr_stats import CrCounts, count_cr_attempts
 from knock.store.database import AsyncDatabase, Database, ReadLimits
 from knock.store.engine import open_database
-from knock.store.errors import UnknownDeviceError
+from knock.store.errors import IdempotencyKeyReusedError, UnknownDeviceError
 from knock.store.limits import check_inform, check_parameters
 from knock.store.migrations import migrate
 from knock.store.retry import TaskRetry
@@ -39,7 +50,9 @@ from knock.store.rows import (
 )
 from knock.store.schema import (
     cr_attempts,
+    cwmp_user_devices,
     devices,
+    digest_nonces,
     parameters,
     sessions,
     shared_secrets,
@@ -68,7 +81,10 @@ class Store:
         self._parameter_upsert = statements.parameter_upsert(db.dialect_name)
         self._binding_upsert = statements.binding_upsert(db.dialect_name)
         self._xmpp_account_upsert = statements.xmpp_account_upsert(db.dialect_name)
-        self._secret_insert = statements.secret_insert(db.dialect_name)
+        self._secret_insert = statements.first_wins_insert(db.dialect_name, shared_secrets)
+        self._keyed_task_insert = statements.keyed_task_insert(db.dialect_name)
+        self._nonce_count_advance = statements.nonce_count_advance(db.dialect_name)
+        self._user_device_insert = statements.first_wins_insert(db.dialect_name, cwmp_user_devices)
 
     @classmethod
     async def open(
@@ -99,14 +115,42 @@ class Store:
 
     async def shared_secret(self, name: str, make: Callable[[], str]) -> str:
         """The secret stored under `name`; the first caller on the database stores `make()`."""
-        return await self._db.run(self._shared_secret, name, make())
+        return await self._db.run(
+            _first_wins,
+            self._secret_insert,
+            {"name": name, "value": make()},
+            shared_secrets.c.name,
+            shared_secrets.c.value,
+        )
 
-    def _shared_secret(self, conn: Connection, name: str, value: str) -> str:
-        conn.execute(self._secret_insert, {"name": name, "value": value})
-        stored = conn.execute(
-            select(shared_secrets.c.value).where(shared_secrets.c.name == name)
-        ).scalar_one()
-        return str(stored)
+    async def bind_cwmp_user(self, username: str, device_id: str) -> str:
+        """The device the CWMP username speaks for: `device_id` unless another device was bound
+        to it first (by any process on the database)."""
+        return await self._db.run(
+            _first_wins,
+            self._user_device_insert,
+            {"username": username, "device_id": device_id},
+            cwmp_user_devices.c.username,
+            cwmp_user_devices.c.device_id,
+        )
+
+    async def advance_digest_nonce(
+        self, nonce: str, issued: int, nc: int, forget_before: int | None = None
+    ) -> bool:
+        """Record nonce count `nc` of a CWMP Digest nonce issued at `issued` (Unix seconds);
+        False when a count as high was recorded already (a replay), by any process. With
+        `forget_before`, nonces issued earlier are deleted first (they are stale anyway)."""
+        return await self._db.run(self._advance_digest_nonce, nonce, issued, nc, forget_before)
+
+    def _advance_digest_nonce(
+        self, conn: Connection, nonce: str, issued: int, nc: int, forget_before: int | None
+    ) -> bool:
+        if forget_before is not None:
+            conn.execute(delete(digest_nonces).where(digest_nonces.c.issued < forget_before))
+        advanced = conn.execute(
+            self._nonce_count_advance, {"nonce": nonce, "nc": nc, "issued": issued}
+        ).first()
+        return advanced is not None
 
     # --- sessions (the ACS) -------------------------------------------------------------------
     async def record_inform(self, rec: InformRecord) -> int:
@@ -114,8 +158,9 @@ class Store:
         With "0 BOOTSTRAP" among the events, the device's stored parameters are dropped first
         (tasks are kept). "1 BOOT" sets last_boot, "0 BOOTSTRAP" last_bootstrap. Sessions of the
         device still open (in a process that died or lost it) end as "superseded", and the tasks
-        they were running are retried or faulted (`TaskRetry`). A text longer than the store
-        keeps raises TooLongError naming it, on every database, and nothing is written."""
+        they were running are settled as in `retry_running` (`TaskRetry`). A text longer than
+        the store keeps raises TooLongError naming it, on every database, and nothing is
+        written."""
         check_inform(rec.device_row(), rec.cwmp_version)
         rows = _parameter_rows(rec.device_id, rec.parameters, rec.now)
         if self._asyncpg is not None:
@@ -189,22 +234,49 @@ class Store:
 
     async def retry_running(self, session_id: int, reason: str, now: datetime) -> list[TaskRow]:
         """The session died (ended with outcome *reason*) while running a task: queue it again
-        after a back-off, or fault it after its last allowed attempt (`TaskRetry`). Tasks of a
-        process that died get the same when their device's next Inform arrives
-        (record_inform). Returns the tasks as they are now."""
+        after a back-off, or fault it after its last allowed attempt, or, for a task the device
+        may have run and must not run twice (knock.vocab.NOT_RESENT), end it `unknown`
+        (`TaskRetry`). Tasks of a process that died get the same when their device's next
+        Inform arrives (record_inform). Returns the tasks as they are now."""
         return await self._db.run(self._retry_running, session_id, reason, now)
 
     def _retry_running(
         self, conn: Connection, session_id: int, reason: str, now: datetime
     ) -> list[TaskRow]:
         running = conn.execute(statements.RUNNING_IN_SESSION, {"dead_session": session_id})
-        retried = []
-        for task_id, attempts, running_in in running.all():
-            after = self._retry.after_death(task_id, attempts, running_in, reason, now)
+        return self._settle(conn, running.all(), reason, now)
+
+    def _settle(
+        self, conn: Connection, running: Iterable[Sequence[Any]], reason: str, now: datetime
+    ) -> list[TaskRow]:
+        """Apply `TaskRetry` to running tasks whose session died (rows of statements._running);
+        the tasks as they are now."""
+        settled = []
+        for task_id, name, attempts, session_id, *_ in running:
+            after = self._retry.after_death(task_id, name, attempts, session_id, reason, now)
             conn.execute(statements.RETRY_TASK, after)
             row = conn.execute(select(tasks).where(tasks.c.id == task_id)).one()
-            retried.append(TaskRow(**row._mapping))
-        return retried
+            settled.append(TaskRow(**row._mapping))
+        return settled
+
+    async def recover_after_crash(self, now: datetime) -> list[str]:
+        """SQLite only, at start: the one process on the file is this one, so whatever the last
+        one left open is dead. End its open sessions ("aborted") and settle their running tasks
+        as `retry_running` does for a session ended "aborted" (the crash counts as an attempt;
+        knock.vocab.NOT_RESENT ones end `unknown`). Returns the devices that have tasks queued
+        again, to be sent a connection request."""
+        if self.dialect_name != "sqlite":
+            raise ValueError(
+                "recover_after_crash is for SQLite, which one process serves; on PostgreSQL "
+                "other processes may be running those tasks"
+            )
+        return await self._db.run(self._recover_after_crash, now)
+
+    def _recover_after_crash(self, conn: Connection, now: datetime) -> list[str]:
+        running = conn.execute(statements.RUNNING_ALL).all()
+        conn.execute(statements.ABORT_SESSIONS, {"ended_at": now})
+        settled = self._settle(conn, running, "aborted", now)
+        return sorted({task.device_id for task in settled if task.status == TaskStatus.QUEUED})
 
     async def put_parameters(
         self, device_id: str, params: Sequence[ParamValue], now: datetime
@@ -454,23 +526,47 @@ class Store:
 
     # --- tasks (the NBI) ----------------------------------------------------------------------
     async def add_task(
-        self, device_id: str, name: str, spec: dict[str, Any], now: datetime
+        self,
+        device_id: str,
+        name: str,
+        spec: dict[str, Any],
+        now: datetime,
+        idempotency_key: str | None = None,
     ) -> TaskRow:
+        """Queue a task. With an idempotency key, the device's task already stored under it is
+        returned instead of a new one (a client retrying a POST whose answer it lost); if that
+        task is another one (name or spec), IdempotencyKeyReusedError."""
+        row = {
+            "device_id": device_id,
+            "name": name,
+            "spec": spec,
+            "status": TaskStatus.QUEUED,
+            "created": now,
+            "idempotency_key": idempotency_key,
+        }
         with _known_device(device_id, f"queue task {name!r}"):
-            row = await self._db.run_statement(
-                _first,
-                insert(tasks)
-                .values(
-                    device_id=device_id,
-                    name=name,
-                    spec=spec,
-                    status=TaskStatus.QUEUED,
-                    created=now,
+            return await self._db.run(self._add_task, row)
+
+    def _add_task(self, conn: Connection, row: dict[str, Any]) -> TaskRow:
+        if row["idempotency_key"] is None:
+            added = conn.execute(insert(tasks).values(row).returning(*tasks.c)).one()
+            return TaskRow(**added._mapping)
+        inserted = conn.execute(self._keyed_task_insert, row).first()
+        if inserted is not None:
+            return TaskRow(**inserted._mapping)
+        stored = TaskRow(
+            **conn.execute(
+                select(tasks).where(
+                    tasks.c.device_id == row["device_id"],
+                    tasks.c.idempotency_key == row["idempotency_key"],
                 )
-                .returning(*tasks.c),
             )
-        assert row is not None  # INSERT ... RETURNING returns the row it inserted
-        return TaskRow(**row._mapping)
+            .one()
+            ._mapping
+        )
+        if (stored.name, stored.spec) != (row["name"], row["spec"]):
+            raise IdempotencyKeyReusedError(row["device_id"], row["idempotency_key"], stored.id)
+        return stored
 
     async def get_task(self, task_id: int) -> TaskRow | None:
         row = await self._db.run_statement(_first, select(tasks).where(tasks.c.id == task_id))
@@ -607,6 +703,15 @@ def _record_stun_outcome(
         .values(stun_outcome=outcome, stun_source=source, stun_since=since)
     )
     return str(row.id)
+
+
+def _first_wins(
+    conn: Connection, stmt: Insert, row: dict[str, Any], key: Column[Any], value: Column[Any]
+) -> str:
+    """Insert `row` unless its key is stored already (`stmt` does nothing then); return the
+    stored value, which the first writer on the database chose."""
+    conn.execute(stmt, row)
+    return str(conn.execute(select(value).where(key == row[key.key])).scalar_one())
 
 
 def _end_session(conn: Connection, session_id: int, outcome: str, now: datetime) -> None:

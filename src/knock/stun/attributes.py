@@ -138,7 +138,10 @@ def encode_username(username: str, pad: bytes = b"\0") -> bytes:
 
 def decode_username(value: bytes) -> str:
     # Trailing NULs and spaces are padding, whichever byte the client chose (see encode_username).
-    return value.rstrip(b" \0").decode()
+    try:
+        return value.rstrip(b" \0").decode()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 (byte {exc.start})") from None
 
 
 def decode_integrity(value: bytes) -> bytes:

@@ -2,6 +2,13 @@
 
 Every datagram is answered fresh. Deployed CPEs reuse transaction ids, so a reply cached by id
 would hand one device the address another was seen at.
+
+No answer to a request whose MESSAGE-INTEGRITY was not verified is larger than the request: UDP
+sources are forged at will, and a server that answers with more bytes than it got is a free
+amplifier. Error reasons are cut to fit, a Binding Response leaves out the addresses of its own
+(SOURCE-ADDRESS, CHANGED-ADDRESS, REFLECTED-FROM) that do not fit, and where even the smallest
+answer would be larger (a bare 20-byte Binding Request, a TR-111 keep-alive always being larger)
+nothing is sent and `withheld` counts it.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from knock.stun.attributes import Address, AttributeType, canonical
+from knock.stun.attributes import ERROR_REASONS, Address, AttributeType, canonical
 from knock.stun.codec import (
     BadAttribute,
     Message,
@@ -87,6 +94,7 @@ class Counters:
     integrity_failures: int = 0  # MESSAGE-INTEGRITY present and wrong (each also a 401)
     malformed: int = 0  # dropped: not a STUN message that can be answered
     ignored: int = 0  # dropped: well formed, but no Binding Request
+    withheld: int = 0  # not answered: the smallest unsigned answer was larger than the request
 
     def count_error(self, code: int) -> None:
         if code == 400:
@@ -145,7 +153,9 @@ class StunService:
         except BadAttribute as exc:
             if exc.kind is MessageType.BINDING_REQUEST:
                 self.counters.requests += 1
-                return self._error(exc.txid, 400, source, f"Bad Request: {exc.reason}")
+                return self._error(
+                    exc.txid, 400, source, len(datagram), f"Bad Request: {exc.reason}"
+                )
             self.counters.malformed += 1
             return Handled(None, source)
         except StunError:
@@ -160,21 +170,22 @@ class StunService:
     def _answer(
         self, message: Message, unknown: tuple[int, ...], source: Address, now: float
     ) -> Handled:
+        limit = len(message.raw)
         code, password, events = self._authenticate(message, source, now)
         if code is not None:
-            return self._error(message.txid, code, source, events=events)
+            return self._error(message.txid, code, source, limit, events=events)
         # One socket cannot answer from another address, and answering from this one would make
         # the client believe its NAT is full cone.
         if message.change_request.requested:
             unknown += (AttributeType.CHANGE_REQUEST,)
         if unknown:
-            return self._error(message.txid, 420, source, unknown=unknown)
+            return self._error(message.txid, 420, source, limit, unknown=unknown)
         to = message.address(AttributeType.RESPONSE_ADDRESS) or source
         if to[0] != source[0]:
             # Only the source's own host: TR-111's binding-timeout discovery asks for the reply
             # at another port of the same NAT, while any other host would make Knock a reflector.
             return self._error(
-                message.txid, 400, source, "Bad Request: RESPONSE-ADDRESS on another host"
+                message.txid, 400, source, limit, "Bad Request: RESPONSE-ADDRESS on another host"
             )
         reply = binding_response(
             message.txid,
@@ -184,6 +195,11 @@ class StunService:
             reflected_from=source if to != source else None,
             password=password,
         )
+        if password is None and len(reply) > limit:
+            reply = binding_response(message.txid, source)
+            if len(reply) > limit:
+                self.counters.withheld += 1
+                return Handled(None, source)
         self.counters.responses += 1
         learned = self._learn(message, source, now, authenticated=password is not None)
         return Handled(reply, to, learned)
@@ -229,9 +245,19 @@ class StunService:
         txid: bytes,
         code: int,
         to: Address,
+        limit: int,
         reason: str | None = None,
         unknown: tuple[int, ...] = (),
         events: tuple[StunEvent, ...] = (),
     ) -> Handled:
+        """An error answer of at most *limit* bytes (the request's size), its reason cut to fit;
+        none when even an empty reason would not fit. Errors are never signed."""
         self.counters.count_error(code)
-        return Handled(binding_error(txid, code, reason, unknown), to, events)
+        bare = len(binding_error(txid, code, "", unknown))
+        if bare > limit:
+            self.counters.withheld += 1
+            return Handled(None, to, events)
+        text = ERROR_REASONS.get(code, "") if reason is None else reason
+        room = (limit - bare) // 4 * 4  # the reason is padded to a multiple of 4 bytes
+        fitted = text.encode()[:room].decode(errors="ignore")
+        return Handled(binding_error(txid, code, fitted, unknown), to, events)

@@ -267,7 +267,7 @@ function taskRows(tasks) {
   return tasks.map((t) => el("tr", { "data-task": t._id },
     el("td", { text: t._id }),
     el("td", { text: t.name }),
-    el("td", {}, badge(t.status, { done: "good", faulted: "bad" }[t.status] || "wait")),
+    el("td", {}, badge(t.status, { done: "good", faulted: "bad", unknown: "bad" }[t.status] || "wait")),
     el("td", { title: t.timestamp, text: when(t.timestamp) }),
     el("td", { class: "detail", text: t.fault ? `${t.fault.code || ""} ${t.fault.message || ""}` : "" })));
 }
