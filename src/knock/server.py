@@ -35,6 +35,8 @@ from knock.connreq.http import HttpConnectionRequester
 from knock.connreq.order import MethodOrder
 from knock.connreq.udp_sender import LiveBinding, UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
+from knock.files.links import FileLinks
+from knock.files.server import FileServerSettings, make_file_app
 from knock.metrics import Metrics
 from knock.nbi.app import ConnectionRequest, make_nbi_app
 from knock.nbi.origin import AllowedHosts
@@ -295,14 +297,18 @@ class Running:
     xmpp_requester: XmppConnectionRequester | None
     runner_cwmp: web.AppRunner
     runner_nbi: web.AppRunner
+    runner_files: web.AppRunner | None
     cwmp_port: int
     nbi_port: int
     acs_url: str
     metrics: Metrics
+    files_url: str | None = None  # where CPEs fetch stored files; None: no file server
     relay: Relay | None = None  # announcements to and from other processes on the database
 
     async def close(self) -> None:
         await self.runner_nbi.cleanup()
+        if self.runner_files is not None:
+            await self.runner_files.cleanup()
         await self.runner_cwmp.cleanup()
         if self.relay is not None:
             await self.relay.close()
@@ -353,6 +359,7 @@ async def start(
         xmpp_port, xmpp_cert = xmpp.port, xmpp.certificate
     elif builtin:
         xmpp_port, xmpp_cert = settings.xmpp_port, Path(settings.data_dir) / "xmpp-cert.pem"
+    runner_files, links = await _start_files(settings, store, shared_ports)
     acs = AcsService(
         store,
         hub,
@@ -365,6 +372,7 @@ async def start(
         session_timeout=settings.cwmp_session_timeout,
         max_body=settings.cwmp_max_body,
         metrics=metrics,
+        file_links=links,
     )
     xmpp_requester = external
     if xmpp_port is not None and xmpp_cert is not None:
@@ -435,12 +443,44 @@ async def start(
         xmpp_requester=xmpp_requester,
         runner_cwmp=runner_cwmp,
         runner_nbi=runner_nbi,
+        runner_files=runner_files,
         cwmp_port=cwmp_port,
         nbi_port=_bound_port(runner_nbi),
         acs_url=acs_url(settings, tls is not None, cwmp_port),
         metrics=metrics,
+        files_url=None if links is None else links.base_url,
         relay=relay,
     )
+
+
+async def _start_files(
+    settings: Settings, store: Store, reuse_port: bool
+) -> tuple[web.AppRunner | None, FileLinks | None]:
+    """The file server CPEs download stored files from, and how download tasks link to it."""
+    if not settings.files_enable:
+        return None, None
+    app = make_file_app(
+        store,
+        FileServerSettings(
+            settings.files_username, settings.files_password, settings.files_idle_timeout
+        ),
+    )
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=settings.files_idle_timeout)
+    await runner.setup()
+    await web.TCPSite(
+        runner, settings.files_host, settings.files_port, reuse_port=reuse_port
+    ).start()
+    base = settings.files_url
+    if not base:
+        host = settings.files_host
+        if host in ("0.0.0.0", "::", ""):
+            host = _acs_host(settings)
+        base = f"http://{_bracketed(host)}:{_bound_port(runner)}/"
+    return runner, FileLinks(base, settings.files_username, settings.files_password)
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _watch(
@@ -480,6 +520,8 @@ async def serve_forever(
     if announce:
         print(f"Knock ACS: point CPEs at {running.acs_url}", flush=True)
         print(f"NBI: http://{settings.nbi_host}:{running.nbi_port}/", flush=True)
+        if running.files_url is not None:
+            print(f"Files: {running.files_url}", flush=True)
         if running.stun is not None:
             host, port = running.stun.address
             print(f"STUN (TR-111): udp {host}:{port}", flush=True)

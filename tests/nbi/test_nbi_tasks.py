@@ -212,8 +212,9 @@ def test_accepted(posted: dict[str, Any], stored: dict[str, Any] | None) -> None
         ),
         ({"name": "refreshObject"}, "refreshObject needs objectName"),
         ({"name": "deleteObject", "objectName": ""}, "objectName is a parameter path"),
-        ({"name": "download", "fileType": "1 Firmware Upgrade Image"}, "needs url"),
-        ({"name": "download", "url": "http://x/fw"}, "download needs fileType"),
+        ({"name": "download", "fileType": "1 Firmware Upgrade Image"}, "download needs file"),
+        ({"name": "download", "file": "fw.bin", "url": "http://x/fw"}, "not both"),
+        ({"name": "download", "url": "http://x/fw"}, "download with a url needs fileType"),
         (
             {"name": "download", "fileType": "1 Firmware Upgrade Image", "url": "file:///etc"},
             "an http, https or ftp URL",

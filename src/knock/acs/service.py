@@ -51,6 +51,7 @@ from knock.cwmp.session import (
     ProtocolViolation,
     State,
 )
+from knock.files.links import FileLinks, resolve_download, stored_file_name
 from knock.logs import fields
 from knock.metrics import Metrics
 from knock.notify import Arrival, Hub, SessionEnded, TaskFinished
@@ -99,8 +100,11 @@ class AcsService:
         max_body: int = 2 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
+        file_links: FileLinks | None = None,
     ) -> None:
+        """*file_links*: where CPEs fetch stored files, for download tasks that name one."""
         self._store = store
+        self._file_links = file_links
         self._metrics = metrics or Metrics()
         self._hub = hub
         self._auth = authenticator
@@ -466,8 +470,9 @@ class AcsService:
                 self._forget(live, "ok")
                 return web.Response(status=204)
             try:
-                types = await self._stored_types(live.device_id, task.spec)
-                plan = TaskPlan(task.spec, types, transfer_command_key(task.id))
+                spec = await self._resolved(task.spec)
+                types = await self._stored_types(live.device_id, spec)
+                plan = TaskPlan(spec, types, transfer_command_key(task.id))
                 first = plan.first()
             except TaskSpecError as exc:
                 done = TaskResult(
@@ -476,6 +481,24 @@ class AcsService:
                 continue
             live.task, live.plan = task, plan
             return self._request(live, first)
+
+    async def _resolved(self, spec: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The task with a stored file it names filled in (URL, type, size, credentials)."""
+        name = stored_file_name(spec)
+        if name is None:
+            return spec
+        if self._file_links is None:
+            raise TaskSpecError(
+                f"the task names stored file {name!r} but this ACS runs no file server; "
+                "start knock serve with files_port set, or give the task a url"
+            )
+        row = await self._store.get_file(name)
+        if row is None:
+            raise TaskSpecError(
+                f"file {name!r} is no longer stored: upload it again (PUT /files/{name}) and "
+                "queue the task anew"
+            )
+        return resolve_download(spec, row, self._file_links)
 
     async def _stored_types(self, device_id: str, spec: Mapping[str, Any]) -> dict[str, str]:
         """Types the device reported for the values a task sets without naming one."""

@@ -6,7 +6,7 @@ import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -15,16 +15,19 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from knock.connreq.dispatcher import CrResult
+from knock.files.links import stored_file_name
 from knock.metrics import CONTENT_TYPE, Metrics
 from knock.nbi.dashboard import add_dashboard
 from knock.nbi.documents import cr_result_document, device_document, parameters_to_fetch
 from knock.nbi.errors import ApiError
+from knock.nbi.files import check_file_name, file_document, file_meta
 from knock.nbi.openapi import OPENAPI
 from knock.nbi.origin import AllowedHosts, origin_guard
 from knock.nbi.query import (
     QueryError,
     device_filter,
     device_order,
+    file_filter,
     parse_projection,
     parse_task_id,
     task_filter,
@@ -32,6 +35,7 @@ from knock.nbi.query import (
 from knock.nbi.tasks import TaskError, parse_task, task_document
 from knock.notify import Announcement, Arrival, Hub, Subscription, TaskFinished
 from knock.store import Store
+from knock.store.files import MAX_FILE_SIZE, FileTooLarge
 from knock.store.rows import TaskRow
 from knock.vocab import CrMethod, TaskStatus
 
@@ -46,6 +50,7 @@ Reach = Callable[[str, float, CrMethod | None], Awaitable[CrResult]]
 order) -> the outcome with its latency and every attempt."""
 
 MAX_BODY = 1 << 20
+UPLOAD_IDLE_S = 30.0  # an upload that sends nothing for this long is dropped
 DEFAULT_TIMEOUT_MS = 3000  # GenieACS's default wait for a task
 CR_TIMEOUT_MS = 30_000  # TR-069 gives a device 30 s to start its session
 MAX_TIMEOUT_MS = 600_000
@@ -83,11 +88,14 @@ def make_nbi_app(
         ("POST", "/devices/{device_id}/connection-request", nbi.post_connection_request),
         ("GET", "/tasks", nbi.list_tasks),
         ("DELETE", "/tasks/{task_id}", nbi.delete_task),
+        ("GET", "/files", nbi.list_files),
     ]
     for method, path, handler in routes:
         # GenieACS answers with and without the trailing slash; scripts use both.
         app.router.add_route(method, path, handler)
         app.router.add_route(method, path + "/", handler)
+    app.router.add_route("PUT", "/files/{name}", nbi.put_file)
+    app.router.add_route("DELETE", "/files/{name}", nbi.delete_file)
     app.router.add_get("/openapi.json", _openapi)
     if metrics is not None:
         app.router.add_get("/metrics", _metrics_handler(metrics))
@@ -282,6 +290,44 @@ class _Nbi:
             raise ApiError(404, f"no task {text!r}; GET /tasks/ lists the tasks and their ids")
         return web.json_response({"deleted": text})
 
+    async def list_files(self, request: web.Request) -> web.Response:
+        where = file_filter(_json_param(request, "query"))
+        projection = parse_projection(request.query.get("projection"))
+        skip = _int_param(request, "skip", _MAX_PAGE) or 0
+        limit = _int_param(request, "limit", _MAX_PAGE)
+        rows = await self.store.find_files(where, skip, limit)
+        return web.json_response([file_document(row, projection) for row in rows])
+
+    async def put_file(self, request: web.Request) -> web.Response:
+        """GenieACS's upload: the body is the file, the headers its metadata."""
+        name = check_file_name(request.match_info["name"])
+        meta = file_meta(request.headers)
+        if (request.content_length or 0) > MAX_FILE_SIZE:
+            raise ApiError(413, f"a file holds at most {MAX_FILE_SIZE} bytes (TR-069 FileSize)")
+
+        async def body() -> AsyncIterator[bytes]:
+            while True:
+                async with asyncio.timeout(UPLOAD_IDLE_S):
+                    data = await request.content.readany()
+                if not data:
+                    return
+                yield data
+
+        try:
+            row = await self.store.put_file(name, meta, body(), _now())
+        except FileTooLarge as exc:
+            raise ApiError(413, str(exc)) from None
+        except TimeoutError:
+            raise ApiError(408, f"the upload sent nothing for {UPLOAD_IDLE_S:.0f} s") from None
+        log.info("file %r stored: %d bytes, md5 %s", row.name, row.length, row.md5)
+        return web.json_response(file_document(row), status=201)
+
+    async def delete_file(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if not await self.store.delete_file(name):
+            raise ApiError(404, f"no file {name!r}; GET /files/ lists the stored files")
+        return web.json_response({"deleted": name})
+
     async def post_task(self, request: web.Request) -> web.Response:
         device_id = request.match_info["device_id"]
         if await self.store.get_device(device_id) is None:
@@ -301,6 +347,7 @@ class _Nbi:
                 )
             return await self._wake(device_id, deadline, timeout_ms)
         spec = parse_task(_load_json(body, "the task"))
+        await self._check_stored_file(spec)
         if not wait:
             row = await self.store.add_task(device_id, spec["name"], spec, _now())
             return _task_response(row, 202, NOT_PROCESSED)
@@ -322,6 +369,27 @@ class _Nbi:
             # GenieACS's answer too: scripts take 200 to mean the task succeeded.
             return _task_response(final, 202, FAULTED)
         return _task_response(final, 200, None)
+
+    async def _check_stored_file(self, spec: dict[str, Any]) -> None:
+        """A download naming a stored file: refused unless the device could fetch it."""
+        name = stored_file_name(spec)
+        if name is None:
+            return
+        row = await self.store.get_file(name)
+        if row is None:
+            field = "file" if "file" in spec else "fileName"
+            raise ApiError(
+                400,
+                f"{field} {name!r} names no stored file, so the device would get no URL it can "
+                f"fetch: upload it first (PUT /files/{name}, or knock files put), or give url "
+                "and fileType for a file served elsewhere",
+            )
+        if not (spec.get("fileType") or row.file_type):
+            raise ApiError(
+                400,
+                f"file {name!r} was stored without a fileType header: give fileType in the "
+                'task, e.g. "1 Firmware Upgrade Image", or upload it again with the header',
+            )
 
     async def _wake(self, device_id: str, deadline: float, timeout_ms: int) -> web.Response:
         """GenieACS's empty-body POST: only make the device open a session."""

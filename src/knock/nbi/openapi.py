@@ -39,6 +39,13 @@ _DEVICE_ID = {
     "description": "The device id, percent-encoded once (encodeURIComponent).",
     "schema": {"type": "string"},
 }
+_FILE_NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "The file's name, percent-encoded once.",
+    "schema": {"type": "string"},
+}
 _QUERY = _query(
     "query",
     'A MongoDB-style query as GenieACS takes it, e.g. {"_deviceId._SerialNumber": "SN1"}. '
@@ -224,6 +231,77 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/files/": {
+            "get": {
+                "summary": "Find stored files, by name",
+                "parameters": [
+                    {
+                        **_QUERY,
+                        "description": "Query over _id, filename, length, md5, uploadDate, "
+                        "metadata.fileType, metadata.oui, metadata.productClass, "
+                        "metadata.version.",
+                    },
+                    _query(
+                        "projection",
+                        "Comma-separated fields to include, e.g. length,metadata.version.",
+                        {"type": "string"},
+                    ),
+                    _SKIP,
+                    _LIMIT,
+                ],
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("File")}, "Matching files."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/files/{name}": {
+            "put": {
+                "summary": "Store a file CPEs download (firmware, configuration)",
+                "description": "The body is the file, streamed into the store's database; a "
+                "file of that name is replaced once the upload is whole. The file server "
+                "(files_port, 7567) serves it to CPEs; a download task names it with file.",
+                "parameters": [
+                    _FILE_NAME,
+                    *(
+                        {
+                            "name": header,
+                            "in": "header",
+                            "required": False,
+                            "description": description,
+                            "schema": {"type": "string"},
+                        }
+                        for header, description in (
+                            ("fileType", 'TR-069 FileType, e.g. "1 Firmware Upgrade Image".'),
+                            ("oui", "OUI of the devices it is for."),
+                            ("productClass", "Product class it is for."),
+                            ("version", "Version it installs."),
+                        )
+                    ),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/octet-stream": {}},
+                },
+                "responses": {
+                    "201": _json(_ref("File"), "Stored."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                    "408": _error("The upload stalled."),
+                    "413": _error("Over 4294967295 bytes (TR-069's FileSize)."),
+                },
+            },
+            "delete": {
+                "summary": "Delete a stored file",
+                "parameters": [_FILE_NAME],
+                "responses": {
+                    "200": _json(_ref("Deleted"), "Deleted."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such file."),
+                },
+            },
+        },
         # The web dashboard: its pages need no token (they hold no data), its JSON does.
         "/": {
             "get": {
@@ -399,23 +477,60 @@ OPENAPI: dict[str, Any] = {
                     _task("deleteObject", {"objectName": _OBJECT_NAME}, ["objectName"]),
                     _task("reboot", {}, []),
                     _task("factoryReset", {}, []),
-                    _task(
-                        "download",
-                        {
-                            "fileType": {
-                                "type": "string",
-                                "examples": ["1 Firmware Upgrade Image"],
+                    {
+                        **_task(
+                            "download",
+                            {
+                                "file": {
+                                    "type": "string",
+                                    "description": "A stored file (PUT /files/<name>): Knock "
+                                    "fills in url, fileType, fileSize and the file server's "
+                                    "credentials.",
+                                },
+                                "fileType": {
+                                    "type": "string",
+                                    "examples": ["1 Firmware Upgrade Image"],
+                                },
+                                "url": {"type": "string", "format": "uri"},
+                                "fileName": {
+                                    "type": "string",
+                                    "description": "Without url: the stored file's name (as "
+                                    "file); refused when no such file is stored.",
+                                },
+                                "targetFileName": {"type": "string"},
+                                "username": {"type": "string"},
+                                "password": {"type": "string"},
+                                "fileSize": {"type": "integer", "minimum": 0},
                             },
-                            "url": {"type": "string", "format": "uri"},
-                            "fileName": {"type": "string"},
-                            "targetFileName": {"type": "string"},
-                            "username": {"type": "string"},
-                            "password": {"type": "string"},
-                            "fileSize": {"type": "integer", "minimum": 0},
-                        },
-                        ["fileType"],
-                    ),
+                            [],
+                        ),
+                        "anyOf": [
+                            {"required": ["file"]},
+                            {"required": ["fileName"]},
+                            {"required": ["url", "fileType"]},
+                        ],
+                    },
                 ],
+            },
+            "File": {
+                "type": "object",
+                "description": "A stored file as GenieACS lists one (GridFS's fields).",
+                "properties": {
+                    "_id": {"type": "string"},
+                    "filename": {"type": "string"},
+                    "length": {"type": "integer"},
+                    "chunkSize": {"type": "integer"},
+                    "md5": {"type": "string"},
+                    "uploadDate": {"type": "string", "format": "date-time"},
+                    "metadata": {
+                        "type": "object",
+                        "properties": {
+                            k: {"type": "string"}
+                            for k in ("fileType", "oui", "productClass", "version")
+                        },
+                    },
+                },
+                "required": ["_id"],
             },
             "Task": {
                 "type": "object",

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import ColumnElement
 
-from knock.store.schema import devices, parameters, tasks
+from knock.store.schema import devices, files, parameters, tasks
 from knock.vocab import TaskStatus
 
 Scalar = bool | int | float | str
@@ -210,6 +210,25 @@ _TASK_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
     "timestamp": (tasks.c.created, _date),
 }
 
+
+def _length(name: str, operand: Scalar) -> int:
+    if not isinstance(operand, int) or isinstance(operand, bool):
+        raise QueryError(f"{name} compares with a whole number of bytes, not {json.dumps(operand)}")
+    return operand
+
+
+_FILE_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
+    "_id": (files.c.name, _text),
+    "filename": (files.c.name, _text),
+    "length": (files.c.length, _length),
+    "md5": (files.c.md5, _text),
+    "uploadDate": (files.c.uploaded, _date),
+    "metadata.fileType": (files.c.file_type, _text),
+    "metadata.oui": (files.c.oui, _text),
+    "metadata.productClass": (files.c.product_class, _text),
+    "metadata.version": (files.c.version, _text),
+}
+
 # A TR-069 parameter path; a trailing "." names an object.
 PATH = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
 
@@ -238,6 +257,12 @@ def _task_field(key: str) -> _Field:
     return _ColumnField(key, *_TASK_COLUMNS[key])
 
 
+def _file_field(key: str) -> _Field:
+    if key not in _FILE_COLUMNS:
+        raise QueryError(f"files are queried by {', '.join(_FILE_COLUMNS)}, not {key!r}")
+    return _ColumnField(key, *_FILE_COLUMNS[key])
+
+
 # --- translation ----------------------------------------------------------------------------
 
 
@@ -249,6 +274,12 @@ def device_filter(query: Any) -> ColumnElement[bool] | None:
 def task_filter(query: Any) -> ColumnElement[bool] | None:
     """A GenieACS task query (over _id, device, name, status, timestamp) over `schema.tasks`."""
     return None if query is None else _translate(query, _task_field)
+
+
+def file_filter(query: Any) -> ColumnElement[bool] | None:
+    """A GenieACS file query (over _id, filename, length, md5, uploadDate, metadata.*) over
+    `schema.files`."""
+    return None if query is None else _translate(query, _file_field)
 
 
 def _translate(

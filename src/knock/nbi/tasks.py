@@ -163,7 +163,8 @@ _FIELDS: dict[str, dict[str, tuple[bool, Check]]] = {
     "reboot": {},
     "factoryReset": {},
     "download": {
-        "fileType": (True, _text),
+        "file": (False, _text),
+        "fileType": (False, _text),
         "url": (False, _url),
         "fileName": (False, _text),
         "targetFileName": (False, _text),
@@ -201,9 +202,23 @@ def parse_task(doc: Any) -> dict[str, Any]:
             spec[field] = check(field, given[field])
         elif required:
             raise TaskError(f"{name} needs {field}")
-    if name == "download" and "url" not in spec and "fileName" not in spec:
-        raise TaskError("download needs url (where the device fetches the file) or fileName")
+    if name == "download":
+        _check_download(spec)
     return spec
+
+
+def _check_download(spec: dict[str, Any]) -> None:
+    if "url" in spec and "file" in spec:
+        raise TaskError(
+            "download takes file (a file stored with PUT /files/<name>) or url, not both"
+        )
+    if "url" in spec and "fileType" not in spec:
+        raise TaskError('download with a url needs fileType, e.g. "1 Firmware Upgrade Image"')
+    if "url" not in spec and "file" not in spec and "fileName" not in spec:
+        raise TaskError(
+            "download needs file (the name of a file stored with PUT /files/<name>: Knock "
+            "fills in the URL, type and size) or url and fileType (a file served elsewhere)"
+        )
 
 
 def task_document(row: TaskRow) -> dict[str, Any]:

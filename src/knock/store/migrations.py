@@ -87,6 +87,11 @@ def _add_lacks_and_task_retries(conn: Connection) -> None:
     _add_column(conn, schema.tasks, "not_before")
 
 
+def _add_files(conn: Connection) -> None:
+    schema.files.create(conn)
+    schema.file_chunks.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
@@ -99,6 +104,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "what each device cannot do; retries and back-off of tasks whose session died",
         _add_lacks_and_task_retries,
     ),
+    Migration(8, "files CPEs download, stored in chunks", _add_files),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Dialect,
@@ -180,4 +181,32 @@ shared_secrets = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
+)
+
+# Files CPEs download (firmware, configuration), as GenieACS keeps them: a name and the
+# metadata headers it was uploaded with. `name` is NULL while an upload streams in, so that the
+# file it replaces stays whole until the last chunk is written.
+files = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(512), nullable=True),
+    Column("file_type", String(64), nullable=False, default=""),
+    Column("oui", String(16), nullable=False, default=""),
+    Column("product_class", String(256), nullable=False, default=""),
+    Column("version", String(256), nullable=False, default=""),
+    Column("length", BigInteger, nullable=False, default=0),
+    Column("md5", String(32), nullable=False, default=""),
+    Column("uploaded", UtcDateTime, nullable=False),
+    Index("uq_files_name", "name", unique=True),
+)
+
+# A file's contents in chunks of knock.store.files.CHUNK_SIZE bytes (the last one shorter), so
+# that neither an upload nor a download holds a file whole in memory.
+file_chunks = Table(
+    "file_chunks",
+    metadata,
+    Column("file_id", Integer, ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
 )

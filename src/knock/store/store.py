@@ -6,22 +6,25 @@ one transaction, written as a plain function of a Connection and run by `databas
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Executable, Row, delete, insert, or_, select, update
+from sqlalchemy import Connection, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
-from knock.store import pg_hot, sqlite_hot, statements
+from knock.store import files, pg_hot, sqlite_hot, statements
 from knock.store.cr_stats import CrCounts, count_cr_attempts
 from knock.store.database import AsyncDatabase, Database
 from knock.store.engine import open_database
 from knock.store.errors import UnknownDeviceError
 from knock.store.migrations import migrate
+from knock.store.one_statement import all_rows as _all
+from knock.store.one_statement import first as _first
+from knock.store.one_statement import rowcount as _rowcount
 from knock.store.retry import TaskRetry
 from knock.store.rows import (
     CrAttemptRow,
@@ -443,21 +446,29 @@ class Store:
         )
         return deleted > 0
 
+    # --- files (the NBI, the file server) -----------------------------------------------------
+    async def put_file(
+        self, name: str, meta: files.FileMeta, chunks: AsyncIterable[bytes], now: datetime
+    ) -> files.FileRow:
+        """Store the bytes *chunks* yields as file *name*, streamed a chunk at a time; a file
+        of that name is replaced once the last byte is in (files.FileTooLarge past the limit)."""
+        return await files.put_file(self._db, name, meta, chunks, now)
 
-# --- transactions of one statement ------------------------------------------------------------
-Params = dict[str, Any] | list[dict[str, Any]] | None
+    async def get_file(self, name: str) -> files.FileRow | None:
+        return await files.get_file(self._db, name)
 
+    async def find_files(
+        self, where: ColumnElement[bool] | None, skip: int = 0, limit: int | None = None
+    ) -> list[files.FileRow]:
+        """Files matching `where`, an SQLAlchemy expression over `schema.files`, by name."""
+        return await files.find_files(self._db, where, skip, limit)
 
-def _rowcount(conn: Connection, stmt: Executable, params: Params = None) -> int:
-    return conn.execute(stmt, params).rowcount
+    async def delete_file(self, name: str) -> bool:
+        return await files.delete_file(self._db, name)
 
-
-def _first(conn: Connection, stmt: Executable, params: Params = None) -> Row[Any] | None:
-    return conn.execute(stmt, params).first()
-
-
-def _all(conn: Connection, stmt: Executable) -> Sequence[Row[Any]]:
-    return conn.execute(stmt).all()
+    def read_file(self, file_id: int, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes [start, end) of the stored file *file_id*, a chunk at a time."""
+        return files.read_file(self._db, file_id, start, end)
 
 
 _MANAGEMENT_SERVERS = ("Device.ManagementServer.", "InternetGatewayDevice.ManagementServer.")
