@@ -115,7 +115,47 @@ async def test_a_genieacs_firmware_script_runs_unchanged(acs: Running, cpe: Simu
                         break
                     item = await announcements.next()
                     assert not (isinstance(item, TaskFinished) and item.status == "faulted")
+        async with http.get(nbi(acs, "/faults/")) as r:
+            assert r.status == 200 and await r.json() == []
     assert stored.status == "done"
     [received] = cpe.received
     assert received.url == f"{acs.files_url}fw-2.0.bin"
     assert (received.size, received.sha256) == (len(FIRMWARE), hashlib.sha256(FIRMWARE).hexdigest())
+
+
+async def test_a_download_the_cpe_cannot_fetch_shows_in_faults_and_is_retried(
+    acs: Running, cpe: SimulatedCpe
+) -> None:
+    device_id = device_key(cpe.model.device_id())
+    task = {
+        "name": "download",
+        "fileType": "1 Firmware Upgrade Image",
+        "url": "http://127.0.0.1:9/fw.bin",  # nothing listens on the discard port
+    }
+    async with aiohttp.ClientSession() as http:
+        with acs.hub.subscribe(device_id) as announcements:
+            async with http.post(
+                nbi(acs, f"/devices/{device_id}/tasks"),
+                params={"connection_request": "", "timeout": "15000"},
+                json=task,
+            ) as r:
+                assert r.status == 200, await r.text()
+                task_id = int((await r.json())["_id"])
+            async with asyncio.timeout(WAIT):
+                while True:
+                    item = await announcements.next()
+                    if isinstance(item, TaskFinished) and item.status == "faulted":
+                        break
+        async with http.get(nbi(acs, "/faults/")) as r:
+            [fault] = await r.json()
+        assert fault["_id"] == f"{device_id}:task_{task_id}"
+        assert (fault["code"], fault["channel"]) == ("cwmp.9015", f"task_{task_id}")
+        assert "cannot reach the file server" in fault["message"]
+        assert set(fault["detail"]["transferComplete"]) == {"startTime", "completeTime"}
+        async with http.delete(nbi(acs, f"/faults/{device_id}:task_{task_id}")) as r:
+            assert r.status == 200
+        async with http.get(nbi(acs, "/faults/")) as r:
+            assert await r.json() == []
+    stored = await acs.store.get_task(task_id)
+    assert stored is not None and stored.status == "queued"
+    assert cpe.received == []

@@ -20,6 +20,7 @@ from knock.metrics import CONTENT_TYPE, Metrics
 from knock.nbi.dashboard import add_dashboard
 from knock.nbi.documents import cr_result_document, device_document, parameters_to_fetch
 from knock.nbi.errors import ApiError
+from knock.nbi.faults import fault_document
 from knock.nbi.files import check_file_name, file_document, file_meta
 from knock.nbi.openapi import OPENAPI
 from knock.nbi.origin import AllowedHosts, origin_guard
@@ -27,7 +28,9 @@ from knock.nbi.query import (
     QueryError,
     device_filter,
     device_order,
+    fault_filter,
     file_filter,
+    parse_fault_id,
     parse_projection,
     parse_task_id,
     task_filter,
@@ -89,6 +92,8 @@ def make_nbi_app(
         ("GET", "/tasks", nbi.list_tasks),
         ("DELETE", "/tasks/{task_id}", nbi.delete_task),
         ("GET", "/files", nbi.list_files),
+        ("GET", "/faults", nbi.list_faults),
+        ("DELETE", "/faults/{fault_id}", nbi.retry_fault),
     ]
     for method, path, handler in routes:
         # GenieACS answers with and without the trailing slash; scripts use both.
@@ -289,6 +294,27 @@ class _Nbi:
         if task_id is None or not await self.store.delete_task(task_id):
             raise ApiError(404, f"no task {text!r}; GET /tasks/ lists the tasks and their ids")
         return web.json_response({"deleted": text})
+
+    async def list_faults(self, request: web.Request) -> web.Response:
+        """GenieACS's faults: Knock's faulted tasks."""
+        where = fault_filter(_json_param(request, "query"))
+        skip = _int_param(request, "skip", _MAX_PAGE) or 0
+        limit = _int_param(request, "limit", _MAX_PAGE)
+        rows = await self.store.find_tasks(where, skip, limit)
+        return web.json_response([fault_document(row) for row in rows])
+
+    async def retry_fault(self, request: web.Request) -> web.Response:
+        """GenieACS's DELETE /faults/<id>: the faulted task is queued again, to run at the
+        device's next session."""
+        text = request.match_info["fault_id"]
+        task_id = parse_fault_id(text)
+        row = None if task_id is None else await self.store.requeue_faulted_task(task_id)
+        if row is None:
+            raise ApiError(
+                404, f"no fault {text!r}; GET /faults/ lists them, as <device>:task_<id>"
+            )
+        log.info("device %s: faulted task %d queued again", row.device_id, row.id)
+        return web.json_response(task_document(row))
 
     async def list_files(self, request: web.Request) -> web.Response:
         where = file_filter(_json_param(request, "query"))

@@ -231,6 +231,44 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/faults/": {
+            "get": {
+                "summary": "Find faults: tasks that faulted or ran out of retries",
+                "parameters": [
+                    {
+                        **_QUERY,
+                        "description": "Query over _id, channel, device, code (a device's "
+                        'CWMP fault as "cwmp.9005"), timestamp.',
+                    },
+                    _SKIP,
+                    _LIMIT,
+                ],
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("Fault")}, "Matching faults."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/faults/{fault_id}": {
+            "delete": {
+                "summary": "Retry: queue the faulted task again for the device's next session",
+                "parameters": [
+                    {
+                        "name": "fault_id",
+                        "in": "path",
+                        "required": True,
+                        "description": "<device>:task_<id>, percent-encoded once.",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("Task"), "The task, queued again."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such fault."),
+                },
+            }
+        },
         "/files/": {
             "get": {
                 "summary": "Find stored files, by name",
@@ -511,6 +549,25 @@ OPENAPI: dict[str, Any] = {
                         ],
                     },
                 ],
+            },
+            "Fault": {
+                "type": "object",
+                "description": "GenieACS's fault document; one per faulted task.",
+                "properties": {
+                    "_id": {"type": "string", "examples": ["001122-Router-SN1:task_42"]},
+                    "device": {"type": "string"},
+                    "channel": {"type": "string", "examples": ["task_42"]},
+                    "code": {
+                        "type": "string",
+                        "description": "a device's CWMP fault as \"cwmp.9005\"; Knock's own: "
+                        '"knock", or how the sessions it ran in ended ("timeout", "closed", ...)',
+                    },
+                    "message": {"type": "string"},
+                    "detail": {},
+                    "retries": {"type": "integer"},
+                    "timestamp": {"type": "string", "format": "date-time"},
+                },
+                "required": ["_id", "device", "channel", "code", "message", "timestamp"],
             },
             "File": {
                 "type": "object",

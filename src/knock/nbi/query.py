@@ -229,6 +229,41 @@ _FILE_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
     "metadata.version": (files.c.version, _text),
 }
 
+
+def parse_fault_id(value: Any) -> int | None:
+    """The task a fault id names: "<device>:task_<id>" as GenieACS writes it, or the bare
+    "task_<id>" channel; None if it names none."""
+    if not isinstance(value, str):
+        return None
+    _, _, channel = value.rpartition(":")
+    if not channel.startswith("task_"):
+        return None
+    return parse_task_id(channel.removeprefix("task_"))
+
+
+def _fault_task_id(name: str, operand: Scalar) -> int:
+    number = parse_fault_id(operand)
+    if number is None:
+        raise QueryError(
+            f'{name} is a fault id such as "<device>:task_42" or channel "task_42", not '
+            f"{json.dumps(operand)}"
+        )
+    return number
+
+
+def _fault_code(name: str, operand: Scalar) -> str:
+    """GenieACS names a device's CWMP fault "cwmp.9005"; the store keeps "9005"."""
+    return _text(name, operand).removeprefix("cwmp.")
+
+
+_FAULT_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
+    "_id": (tasks.c.id, _fault_task_id),
+    "channel": (tasks.c.id, _fault_task_id),
+    "device": (tasks.c.device_id, _text),
+    "code": (tasks.c.fault_code, _fault_code),
+    "timestamp": (tasks.c.finished, _date),
+}
+
 # A TR-069 parameter path; a trailing "." names an object.
 PATH = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
 
@@ -257,6 +292,12 @@ def _task_field(key: str) -> _Field:
     return _ColumnField(key, *_TASK_COLUMNS[key])
 
 
+def _fault_field(key: str) -> _Field:
+    if key not in _FAULT_COLUMNS:
+        raise QueryError(f"faults are queried by {', '.join(_FAULT_COLUMNS)}, not {key!r}")
+    return _ColumnField(key, *_FAULT_COLUMNS[key])
+
+
 def _file_field(key: str) -> _Field:
     if key not in _FILE_COLUMNS:
         raise QueryError(f"files are queried by {', '.join(_FILE_COLUMNS)}, not {key!r}")
@@ -274,6 +315,12 @@ def device_filter(query: Any) -> ColumnElement[bool] | None:
 def task_filter(query: Any) -> ColumnElement[bool] | None:
     """A GenieACS task query (over _id, device, name, status, timestamp) over `schema.tasks`."""
     return None if query is None else _translate(query, _task_field)
+
+
+def fault_filter(query: Any) -> ColumnElement[bool]:
+    """A GenieACS fault query (over _id, channel, device, code, timestamp): faulted tasks."""
+    faulted = tasks.c.status == TaskStatus.FAULTED
+    return faulted if query is None else and_(faulted, _translate(query, _fault_field))
 
 
 def file_filter(query: Any) -> ColumnElement[bool] | None:

@@ -440,6 +440,28 @@ class Store:
         now, or None when the device has no such task."""
         return await self._db.run(_record_transfer, device_id, task_id, done, now)
 
+    async def requeue_faulted_task(self, task_id: int) -> TaskRow | None:
+        """Queue a faulted task again, as new: its fault, result and attempts cleared (GenieACS's
+        DELETE /faults/<id>). None when no faulted task has that id."""
+        row = await self._db.run_statement(
+            _first,
+            update(tasks)
+            .where(tasks.c.id == task_id, tasks.c.status == TaskStatus.FAULTED)
+            .values(
+                status=TaskStatus.QUEUED,
+                finished=None,
+                session_id=None,
+                fault_code=None,
+                fault_string=None,
+                fault_detail=None,
+                result=None,
+                attempts=0,
+                not_before=None,
+            )
+            .returning(*tasks.c),
+        )
+        return None if row is None else TaskRow(**row._mapping)
+
     async def delete_task(self, task_id: int) -> bool:
         deleted = await self._db.run_statement(
             _rowcount, delete(tasks).where(tasks.c.id == task_id)
