@@ -54,7 +54,7 @@ order) -> the outcome with its latency and every attempt."""
 
 MAX_BODY = 1 << 20
 UPLOAD_IDLE_S = 30.0  # an upload that sends nothing for this long is dropped
-DEFAULT_TIMEOUT_MS = 3000  # GenieACS's default wait for a task
+DEFAULT_TIMEOUT_MS = 4000  # GenieACS's default wait for a task
 CR_TIMEOUT_MS = 30_000  # TR-069 gives a device 30 s to start its session
 MAX_TIMEOUT_MS = 600_000
 _MAX_PAGE = 10**9
@@ -86,13 +86,17 @@ def make_nbi_app(
     nbi = _Nbi(store, hub, connection_request, reach)
     routes: list[tuple[str, str, Handler]] = [
         ("GET", "/devices", nbi.list_devices),
+        ("HEAD", "/devices", nbi.list_devices),
         ("DELETE", "/devices/{device_id}", nbi.delete_device),
         ("POST", "/devices/{device_id}/tasks", nbi.post_task),
         ("POST", "/devices/{device_id}/connection-request", nbi.post_connection_request),
         ("GET", "/tasks", nbi.list_tasks),
+        ("HEAD", "/tasks", nbi.list_tasks),
         ("DELETE", "/tasks/{task_id}", nbi.delete_task),
         ("GET", "/files", nbi.list_files),
+        ("HEAD", "/files", nbi.list_files),
         ("GET", "/faults", nbi.list_faults),
+        ("HEAD", "/faults", nbi.list_faults),
         ("DELETE", "/faults/{fault_id}", nbi.retry_fault),
     ]
     for method, path, handler in routes:
@@ -202,6 +206,24 @@ def _int_param(request: web.Request, name: str, maximum: int) -> int | None:
     return int(text)
 
 
+def _page(request: web.Request) -> tuple[int, int | None]:
+    """skip and limit of a listing."""
+    return _int_param(request, "skip", _MAX_PAGE) or 0, _int_param(request, "limit", _MAX_PAGE)
+
+
+async def _listing(
+    request: web.Request,
+    total: Awaitable[int],
+    documents: Callable[[], Awaitable[list[dict[str, Any]]]],
+) -> web.Response:
+    """A collection as GenieACS answers for one: the `total` header counts every match, skip
+    and limit aside; HEAD sends it alone, GET with the page of documents."""
+    headers = {"total": str(await total)}
+    if request.method == "HEAD":
+        return web.Response(headers=headers, content_type="application/json")
+    return web.json_response(await documents(), headers=headers)
+
+
 def _phrase(text: str) -> str:
     """Text fit for an HTTP reason phrase: one line, and ASCII to be safe with any client."""
     return " ".join(text.split()).encode("ascii", "replace").decode()[:200]
@@ -264,16 +286,17 @@ class _Nbi:
         where = device_filter(_json_param(request, "query"))
         order = device_order(_json_param(request, "sort"))
         projection = parse_projection(request.query.get("projection"))
-        skip = _int_param(request, "skip", _MAX_PAGE) or 0
-        limit = _int_param(request, "limit", _MAX_PAGE)
-        rows = await self.store.find_devices(where, order, skip, limit)
-        prefixes = parameters_to_fetch(projection)
-        params = {}
-        if rows and prefixes is not None:
-            params = await self.store.get_parameters([row.id for row in rows], prefixes)
-        return web.json_response(
-            [device_document(row, params.get(row.id, []), projection) for row in rows]
-        )
+        skip, limit = _page(request)
+
+        async def documents() -> list[dict[str, Any]]:
+            rows = await self.store.find_devices(where, order, skip, limit)
+            prefixes = parameters_to_fetch(projection)
+            params = {}
+            if rows and prefixes is not None:
+                params = await self.store.get_parameters([row.id for row in rows], prefixes)
+            return [device_document(row, params.get(row.id, []), projection) for row in rows]
+
+        return await _listing(request, self.store.count_devices(where), documents)
 
     async def delete_device(self, request: web.Request) -> web.Response:
         device_id = request.match_info["device_id"]
@@ -283,10 +306,12 @@ class _Nbi:
 
     async def list_tasks(self, request: web.Request) -> web.Response:
         where = task_filter(_json_param(request, "query"))
-        skip = _int_param(request, "skip", _MAX_PAGE) or 0
-        limit = _int_param(request, "limit", _MAX_PAGE)
-        rows = await self.store.find_tasks(where, skip, limit)
-        return web.json_response([task_document(row) for row in rows])
+        skip, limit = _page(request)
+
+        async def documents() -> list[dict[str, Any]]:
+            return [task_document(row) for row in await self.store.find_tasks(where, skip, limit)]
+
+        return await _listing(request, self.store.count_tasks(where), documents)
 
     async def delete_task(self, request: web.Request) -> web.Response:
         text = request.match_info["task_id"]
@@ -298,10 +323,12 @@ class _Nbi:
     async def list_faults(self, request: web.Request) -> web.Response:
         """GenieACS's faults: Knock's faulted tasks."""
         where = fault_filter(_json_param(request, "query"))
-        skip = _int_param(request, "skip", _MAX_PAGE) or 0
-        limit = _int_param(request, "limit", _MAX_PAGE)
-        rows = await self.store.find_tasks(where, skip, limit)
-        return web.json_response([fault_document(row) for row in rows])
+        skip, limit = _page(request)
+
+        async def documents() -> list[dict[str, Any]]:
+            return [fault_document(row) for row in await self.store.find_tasks(where, skip, limit)]
+
+        return await _listing(request, self.store.count_tasks(where), documents)
 
     async def retry_fault(self, request: web.Request) -> web.Response:
         """GenieACS's DELETE /faults/<id>: the faulted task is queued again, to run at the
@@ -319,10 +346,13 @@ class _Nbi:
     async def list_files(self, request: web.Request) -> web.Response:
         where = file_filter(_json_param(request, "query"))
         projection = parse_projection(request.query.get("projection"))
-        skip = _int_param(request, "skip", _MAX_PAGE) or 0
-        limit = _int_param(request, "limit", _MAX_PAGE)
-        rows = await self.store.find_files(where, skip, limit)
-        return web.json_response([file_document(row, projection) for row in rows])
+        skip, limit = _page(request)
+
+        async def documents() -> list[dict[str, Any]]:
+            rows = await self.store.find_files(where, skip, limit)
+            return [file_document(row, projection) for row in rows]
+
+        return await _listing(request, self.store.count_files(where), documents)
 
     async def put_file(self, request: web.Request) -> web.Response:
         """GenieACS's upload: the body is the file, the headers its metadata."""

@@ -144,7 +144,7 @@ OPENAPI: dict[str, Any] = {
                     ),
                     _query(
                         "timeout",
-                        "Milliseconds to wait, default 3000.",
+                        "Milliseconds to wait, default 4000 (as GenieACS).",
                         {"type": "integer", "minimum": 0, "maximum": 600000},
                     ),
                 ],
@@ -689,6 +689,24 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+
+def _add_totals(document: dict[str, Any]) -> None:
+    """GenieACS's collections answer with a `total` header, and HEAD with it alone."""
+    for path in ("/devices/", "/tasks/", "/faults/", "/files/"):
+        operation = document["paths"][path]["get"]
+        operation["description"] = (
+            "HEAD takes the same parameters and answers with the total header alone."
+        )
+        operation["responses"]["200"]["headers"] = {
+            "total": {
+                "description": "How many match the query, skip and limit aside.",
+                "schema": {"type": "integer"},
+            }
+        }
+
+
+_add_totals(OPENAPI)
 
 
 def _answer_browser_refusals(document: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from knock.store.database import Database
 from knock.store.one_statement import all_rows as _all
+from knock.store.one_statement import count as _count
 from knock.store.one_statement import first as _first
 from knock.store.one_statement import rowcount as _rowcount
 from knock.store.schema import file_chunks, files
@@ -139,6 +140,10 @@ async def find_files(
     stmt = stmt.order_by(files.c.name).offset(skip).limit(limit)
     rows = await db.run_statement(_all, stmt)
     return [FileRow(**row._mapping) for row in rows]
+
+
+async def count_files(db: Database, where: ColumnElement[bool] | None) -> int:
+    return await db.run_statement(_count, files, files.c.name.is_not(None), where)
 
 
 async def delete_file(db: Database, name: str) -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Executable, Row
+from sqlalchemy import Connection, Executable, Row, Table, func, select
+from sqlalchemy.sql.expression import ColumnElement
 
 Params = dict[str, Any] | list[dict[str, Any]] | None
 
@@ -20,3 +21,12 @@ def first(conn: Connection, stmt: Executable, params: Params = None) -> Row[Any]
 
 def all_rows(conn: Connection, stmt: Executable) -> Sequence[Row[Any]]:
     return conn.execute(stmt).all()
+
+
+def count(conn: Connection, table: Table, *where: ColumnElement[bool] | None) -> int:
+    """Rows of *table* matching every condition in *where* (None: no condition)."""
+    stmt = select(func.count()).select_from(table)
+    for condition in where:
+        if condition is not None:
+            stmt = stmt.where(condition)
+    return int(conn.execute(stmt).scalar_one())

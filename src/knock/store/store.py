@@ -23,6 +23,7 @@ from knock.store.engine import open_database
 from knock.store.errors import UnknownDeviceError
 from knock.store.migrations import migrate
 from knock.store.one_statement import all_rows as _all
+from knock.store.one_statement import count as _count
 from knock.store.one_statement import first as _first
 from knock.store.one_statement import rowcount as _rowcount
 from knock.store.retry import TaskRetry
@@ -239,6 +240,10 @@ class Store:
         stmt = stmt.order_by(*order_by, devices.c.id).offset(skip).limit(limit)
         return [DeviceRow(**row._mapping) for row in await self._db.run_statement(_all, stmt)]
 
+    async def count_devices(self, where: ColumnElement[bool] | None) -> int:
+        """How many devices match `where` (as find_devices takes it), whatever the page."""
+        return await self._db.run_statement(_count, devices, where)
+
     async def get_parameters(
         self, device_ids: Sequence[str], prefixes: Sequence[str] = ()
     ) -> dict[str, list[StoredParam]]:
@@ -431,6 +436,9 @@ class Store:
         stmt = stmt.order_by(tasks.c.id).offset(skip).limit(limit)
         return [TaskRow(**row._mapping) for row in await self._db.run_statement(_all, stmt)]
 
+    async def count_tasks(self, where: ColumnElement[bool] | None) -> int:
+        return await self._db.run_statement(_count, tasks, where)
+
     async def record_transfer_complete(
         self, device_id: str, task_id: int, done: TransferDone, now: datetime
     ) -> TaskRow | None:
@@ -484,6 +492,9 @@ class Store:
     ) -> list[files.FileRow]:
         """Files matching `where`, an SQLAlchemy expression over `schema.files`, by name."""
         return await files.find_files(self._db, where, skip, limit)
+
+    async def count_files(self, where: ColumnElement[bool] | None) -> int:
+        return await files.count_files(self._db, where)
 
     async def delete_file(self, name: str) -> bool:
         return await files.delete_file(self._db, name)
