@@ -21,6 +21,8 @@ from aiohttp import web
 
 from knock.acs.auth import CpeAuthenticator
 from knock.acs.cpe_requests import answer_cpe_request
+from knock.acs.preset_source import PresetSource
+from knock.acs.presets import PresetOutcome, PresetPlan, parameter_paths, tag_changes
 from knock.acs.provisioning import (
     Credentials,
     CrPolicy,
@@ -76,6 +78,8 @@ class LiveSession:
     plan: TaskPlan | None = None
     root: str = "Device."  # the data model's root object, from the Inform's parameter names
     provisioning: Provisioning | None = None  # under way in this session
+    presets: PresetPlan | None = None  # under way, after provisioning
+    events: tuple[str, ...] = ()  # the Inform's event codes
     rpcs: int = 0  # RPCs of this session either way, for its log line
     opened: float = 0.0  # on the service's clock, at the Inform
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -105,6 +109,7 @@ class AcsService:
         """*file_links*: where CPEs fetch stored files, for download tasks that name one."""
         self._store = store
         self._file_links = file_links
+        self._presets = PresetSource(store)
         self._metrics = metrics or Metrics()
         self._hub = hub
         self._auth = authenticator
@@ -252,6 +257,13 @@ class AcsService:
             following = await self._on_provisioning(live, event)
             if following is not None:
                 return self._request(live, following)
+            return await self._after_provisioning(live)
+        if isinstance(event, CpeResponse) and live.presets is not None:
+            applied = live.presets.on_response(event.rpc)
+            if not isinstance(applied, PresetOutcome):
+                return self._request(live, applied)
+            live.presets = None
+            await self._presets_applied(live, applied)
             return await self._advance(live, None)
         if isinstance(event, CpeResponse):
             step = self._on_response(live, event)
@@ -259,14 +271,52 @@ class AcsService:
                 return self._request(live, step)
             return await self._advance(live, step)
         assert isinstance(event, CpeDone)
-        if live.task is not None or live.provisioning is not None:
+        if live.task is not None or live.provisioning is not None or live.presets is not None:
             # The CPE answered our request with an empty POST: it did not run it.
             await self._end(live, "error")
             return web.Response(status=204)
         live.provisioning = await self._provisioning(live)
         if live.provisioning is not None:
             return self._request(live, live.provisioning.first())
+        return await self._after_provisioning(live)
+
+    async def _after_provisioning(self, live: LiveSession) -> web.Response:
+        """The presets that apply to the device, then its tasks."""
+        plan = await self._preset_plan(live)
+        first = None if plan is None else plan.first()
+        if plan is not None and first is not None:
+            live.presets = plan
+            return self._request(live, first)
         return await self._advance(live, None)
+
+    async def _preset_plan(self, live: LiveSession) -> PresetPlan | None:
+        """Tags the applying presets add or delete are stored at once; what they set on the
+        device comes back as a plan (knock.acs.presets)."""
+        configurations = await self._presets.configurations(live.device_id, live.events)
+        if not configurations:
+            return None
+        add, remove = tag_changes(configurations)
+        if add:
+            await self._store.add_tags(live.device_id, add)
+        if remove:
+            await self._store.delete_tags(live.device_id, remove)
+        paths = parameter_paths(configurations)
+        if not paths:
+            return None
+        stored = await self._store.get_parameters([live.device_id], paths)
+        known = {p.path: p for p in stored.get(live.device_id, []) if p.path in set(paths)}
+        return PresetPlan(configurations, known, _now())
+
+    async def _presets_applied(self, live: LiveSession, outcome: PresetOutcome) -> None:
+        if outcome.put:
+            await self._store.put_parameters(live.device_id, outcome.put, _now())
+        if outcome.fault is not None:
+            log.warning(
+                "device %s refused what its presets set (%s); they are tried again at its next "
+                "session: check their parameter names and values",
+                live.device_id,
+                outcome.fault,
+            )
 
     async def _on_transfer_complete(self, live: LiveSession, rpc: TransferComplete) -> None:
         """Record the outcome of a transfer on the download task that asked for it."""
@@ -397,6 +447,7 @@ class AcsService:
             await self._end(previous, "superseded")
         events = [e.event_code for e in inform.events]
         live.device_id = device_id
+        live.events = tuple(events)
         live.root = data_model_root([p.name for p in inform.parameter_list])
         if Event.BOOTSTRAP in events:
             self._provisioned.discard(device_id)

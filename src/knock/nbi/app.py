@@ -18,12 +18,23 @@ from knock.connreq.dispatcher import CrResult
 from knock.files.links import stored_file_name
 from knock.metrics import CONTENT_TYPE, Metrics
 from knock.nbi.dashboard import add_dashboard
-from knock.nbi.documents import cr_result_document, device_document, parameters_to_fetch
+from knock.nbi.documents import (
+    cr_result_document,
+    device_document,
+    parameters_to_fetch,
+    selects,
+)
 from knock.nbi.errors import ApiError
 from knock.nbi.faults import fault_document
 from knock.nbi.files import check_file_name, file_document, file_meta
 from knock.nbi.openapi import OPENAPI
 from knock.nbi.origin import AllowedHosts, origin_guard
+from knock.nbi.presets import (
+    PROVISIONS_NOT_SUPPORTED,
+    check_preset_name,
+    check_tag,
+    parse_preset,
+)
 from knock.nbi.query import (
     QueryError,
     device_filter,
@@ -95,6 +106,7 @@ def make_nbi_app(
         ("DELETE", "/tasks/{task_id}", nbi.delete_task),
         ("GET", "/files", nbi.list_files),
         ("HEAD", "/files", nbi.list_files),
+        ("GET", "/presets", nbi.list_presets),
         ("GET", "/faults", nbi.list_faults),
         ("HEAD", "/faults", nbi.list_faults),
         ("DELETE", "/faults/{fault_id}", nbi.retry_fault),
@@ -103,6 +115,11 @@ def make_nbi_app(
         # GenieACS answers with and without the trailing slash; scripts use both.
         app.router.add_route(method, path, handler)
         app.router.add_route(method, path + "/", handler)
+    app.router.add_route("PUT", "/presets/{name}", nbi.put_preset)
+    app.router.add_route("DELETE", "/presets/{name}", nbi.delete_preset)
+    app.router.add_route("PUT", "/provisions/{name}", _no_provisions)
+    app.router.add_route("POST", "/devices/{device_id}/tags/{tag}", nbi.add_tag)
+    app.router.add_route("DELETE", "/devices/{device_id}/tags/{tag}", nbi.delete_tag)
     app.router.add_route("PUT", "/files/{name}", nbi.put_file)
     app.router.add_route("DELETE", "/files/{name}", nbi.delete_file)
     app.router.add_get("/openapi.json", _openapi)
@@ -120,6 +137,10 @@ def _metrics_handler(metrics: Metrics) -> Handler:
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     return scrape
+
+
+async def _no_provisions(request: web.Request) -> web.Response:
+    raise ApiError(501, PROVISIONS_NOT_SUPPORTED)
 
 
 async def _openapi(request: web.Request) -> web.Response:
@@ -291,10 +312,15 @@ class _Nbi:
         async def documents() -> list[dict[str, Any]]:
             rows = await self.store.find_devices(where, order, skip, limit)
             prefixes = parameters_to_fetch(projection)
+            ids = [row.id for row in rows]
             params = {}
             if rows and prefixes is not None:
-                params = await self.store.get_parameters([row.id for row in rows], prefixes)
-            return [device_document(row, params.get(row.id, []), projection) for row in rows]
+                params = await self.store.get_parameters(ids, prefixes)
+            tags = await self.store.tags_of(ids) if rows and selects(projection, "_tags") else {}
+            return [
+                device_document(row, params.get(row.id, []), projection, tags.get(row.id, ()))
+                for row in rows
+            ]
 
         return await _listing(request, self.store.count_devices(where), documents)
 
@@ -319,6 +345,39 @@ class _Nbi:
         if task_id is None or not await self.store.delete_task(task_id):
             raise ApiError(404, f"no task {text!r}; GET /tasks/ lists the tasks and their ids")
         return web.json_response({"deleted": text})
+
+    async def list_presets(self, request: web.Request) -> web.Response:
+        rows = await self.store.list_presets()
+        return web.json_response([{"_id": row.name, **row.doc} for row in rows])
+
+    async def put_preset(self, request: web.Request) -> web.Response:
+        name = check_preset_name(request.match_info["name"])
+        doc = _load_json(await request.read(), "the preset")
+        weight = parse_preset(doc)
+        given = {k: v for k, v in doc.items() if k != "_id"}
+        await self.store.put_preset(name, weight, given)
+        return web.json_response({"_id": name, **given})
+
+    async def delete_preset(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if not await self.store.delete_preset(name):
+            raise ApiError(404, f"no preset {name!r}; GET /presets/ lists them")
+        return web.json_response({"deleted": name})
+
+    async def add_tag(self, request: web.Request) -> web.Response:
+        device_id = request.match_info["device_id"]
+        tag = check_tag(request.match_info["tag"])
+        if await self.store.get_device(device_id) is None:
+            raise self._no_device(device_id)
+        await self.store.add_tags(device_id, [tag])
+        return web.json_response({"device": device_id, "tag": tag})
+
+    async def delete_tag(self, request: web.Request) -> web.Response:
+        device_id = request.match_info["device_id"]
+        tag = request.match_info["tag"]
+        if not await self.store.delete_tags(device_id, [tag]):
+            raise ApiError(404, f"{device_id!r} has no tag {tag!r}")
+        return web.json_response({"deleted": tag})
 
     async def list_faults(self, request: web.Request) -> web.Response:
         """GenieACS's faults: Knock's faulted tasks."""

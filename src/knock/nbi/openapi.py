@@ -39,6 +39,45 @@ _DEVICE_ID = {
     "description": "The device id, percent-encoded once (encodeURIComponent).",
     "schema": {"type": "string"},
 }
+_TAG = {
+    "name": "tag",
+    "in": "path",
+    "required": True,
+    "description": "1 to 128 characters without spaces or '/'.",
+    "schema": {"type": "string"},
+}
+_PRESET_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_CONFIGURATION = {
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {
+                "type": {"const": "value"},
+                "name": {"type": "string"},
+                "value": {"type": ["string", "integer", "boolean"]},
+            },
+            "required": ["type", "name", "value"],
+        },
+        {
+            "type": "object",
+            "description": "Read the parameter again when the stored value is older than age s.",
+            "properties": {
+                "type": {"const": "age"},
+                "name": {"type": "string"},
+                "age": {"type": "integer", "minimum": 1},
+            },
+            "required": ["type", "name", "age"],
+        },
+        {
+            "type": "object",
+            "properties": {
+                "type": {"enum": ["add_tag", "delete_tag"]},
+                "tag": {"type": "string"},
+            },
+            "required": ["type", "tag"],
+        },
+    ]
+}
 _FILE_NAME = {
     "name": "name",
     "in": "path",
@@ -228,6 +267,74 @@ OPENAPI: dict[str, Any] = {
                     "200": _json(_ref("Deleted"), "Deleted."),
                     "401": _UNAUTHORIZED,
                     "404": _error("No such task."),
+                },
+            }
+        },
+        "/devices/{device_id}/tags/{tag}": {
+            "post": {
+                "summary": "Tag a device (GenieACS's _tags)",
+                "parameters": [_DEVICE_ID, _TAG],
+                "responses": {
+                    "200": _json({"type": "object"}, "Tagged (a tag it had stays)."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such device."),
+                },
+            },
+            "delete": {
+                "summary": "Untag a device",
+                "parameters": [_DEVICE_ID, _TAG],
+                "responses": {
+                    "200": _json(_ref("Deleted"), "Untagged."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("The device has no such tag."),
+                },
+            },
+        },
+        "/presets/": {
+            "get": {
+                "summary": "List presets, lightest first (the order they apply in)",
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("Preset")}, "Every preset."),
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/presets/{name}": {
+            "put": {
+                "summary": "Create or replace a preset",
+                "description": "Applied in every session of a device it matches (events and "
+                "precondition), after Knock's own provisioning and before the device's tasks; "
+                "only values that do not already hold are set.",
+                "parameters": [_PRESET_NAME],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("Preset")}},
+                },
+                "responses": {
+                    "200": _json(_ref("Preset"), "Stored."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                    "413": _error("The body is over 1 MiB."),
+                },
+            },
+            "delete": {
+                "summary": "Delete a preset",
+                "parameters": [_PRESET_NAME],
+                "responses": {
+                    "200": _json(_ref("Deleted"), "Deleted."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such preset."),
+                },
+            },
+        },
+        "/provisions/{name}": {
+            "put": {
+                "summary": "Not supported: GenieACS's JavaScript provisions",
+                "parameters": [_PRESET_NAME],
+                "responses": {
+                    "401": _UNAUTHORIZED,
+                    "501": _error("Says what to use instead: presets with configurations."),
                 },
             }
         },
@@ -485,6 +592,11 @@ OPENAPI: dict[str, Any] = {
                         k: {"type": "string", "format": "date-time"}
                         for k in ("_lastInform", "_registered", "_lastBoot", "_lastBootstrap")
                     },
+                    "_tags": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Only when the device has tags.",
+                    },
                 },
                 "required": ["_id"],
                 "additionalProperties": {"type": "object"},
@@ -549,6 +661,26 @@ OPENAPI: dict[str, Any] = {
                         ],
                     },
                 ],
+            },
+            "Preset": {
+                "type": "object",
+                "properties": {
+                    "_id": {"type": "string"},
+                    "weight": {"type": "integer", "description": "heavier applies later, wins"},
+                    "precondition": {
+                        "type": ["string", "object"],
+                        "description": "A device query (as for GET /devices/), or its JSON "
+                        'text; "" matches every device.',
+                    },
+                    "events": {
+                        "type": "object",
+                        "additionalProperties": {"type": "boolean"},
+                        "description": "Event codes that must (true) or must not (false) be in "
+                        "the Inform.",
+                    },
+                    "configurations": {"type": "array", "items": _CONFIGURATION},
+                },
+                "additionalProperties": True,
             },
             "Fault": {
                 "type": "object",

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import ColumnElement
 
-from knock.store.schema import devices, files, parameters, tasks
+from knock.store.schema import device_tags, devices, files, parameters, tasks
 from knock.vocab import TaskStatus
 
 Scalar = bool | int | float | str
@@ -133,6 +133,24 @@ class _ParameterField(_Field):
         if self.path.endswith("."):
             return self._row(true())  # object nodes have no value
         return self._row(parameters.c.value.is_not(None))
+
+
+class _TagsField(_Field):
+    """GenieACS's `_tags`, an array: {"_tags": "x"} matches a device that has the tag x."""
+
+    def _tagged(self, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+        return exists().where(device_tags.c.device_id == devices.c.id, condition)
+
+    def compare(self, op: Compare, operand: Scalar) -> ColumnElement[bool]:
+        if op is not operator.eq or not isinstance(operand, str):
+            raise QueryError(
+                '_tags matches a tag by name: {"_tags": "x"}, $ne, $in, $nin or $exists, '
+                f"not {json.dumps(operand)}"
+            )
+        return self._tagged(device_tags.c.tag == operand)
+
+    def present(self) -> ColumnElement[bool]:
+        return self._tagged(true())
 
 
 def _as_number(text: str) -> float | None:
@@ -281,6 +299,8 @@ def parameter_path(key: str) -> str:
 
 
 def _device_field(key: str) -> _Field:
+    if key == "_tags":
+        return _TagsField(key)
     if key in _DEVICE_COLUMNS:
         return _ColumnField(key, *_DEVICE_COLUMNS[key])
     return _ParameterField(key, parameter_path(key))

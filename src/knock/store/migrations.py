@@ -92,6 +92,11 @@ def _add_files(conn: Connection) -> None:
     schema.file_chunks.create(conn)
 
 
+def _add_tags_and_presets(conn: Connection) -> None:
+    schema.device_tags.create(conn)
+    schema.presets.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
@@ -105,6 +110,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _add_lacks_and_task_retries,
     ),
     Migration(8, "files CPEs download, stored in chunks", _add_files),
+    Migration(9, "device tags and presets", _add_tags_and_presets),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -210,3 +210,24 @@ file_chunks = Table(
     Column("seq", Integer, primary_key=True),
     Column("data", LargeBinary, nullable=False),
 )
+
+# Tags an operator (or a preset's add_tag) put on a device: GenieACS's `_tags`.
+device_tags = Table(
+    "device_tags",
+    metadata,
+    Column(
+        "device_id", String(512), ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("tag", String(128), primary_key=True),
+    Index("ix_device_tags_tag", "tag"),
+)
+
+# GenieACS presets without JavaScript: the document as the NBI took it (checked), by name;
+# `weight` orders them (the heavier applied later, so its values win).
+presets = Table(
+    "presets",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("weight", Integer, nullable=False, default=0),
+    Column("doc", JSON, nullable=False),
+)

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
-from knock.store import files, pg_hot, sqlite_hot, statements
+from knock.store import files, pg_hot, presets, sqlite_hot, statements
 from knock.store.cr_stats import CrCounts, count_cr_attempts
 from knock.store.database import AsyncDatabase, Database
 from knock.store.engine import open_database
@@ -502,6 +502,28 @@ class Store:
     def read_file(self, file_id: int, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes [start, end) of the stored file *file_id*, a chunk at a time."""
         return files.read_file(self._db, file_id, start, end)
+
+    # --- tags and presets (the NBI, the ACS) -------------------------------------------------
+    async def add_tags(self, device_id: str, tags: Iterable[str]) -> None:
+        """Tag the device (UnknownDeviceError if there is none)."""
+        await presets.add_tags(self._db, device_id, tags)
+
+    async def delete_tags(self, device_id: str, tags: Iterable[str]) -> int:
+        """Untag the device; returns how many of the tags it had."""
+        return await presets.delete_tags(self._db, device_id, tags)
+
+    async def tags_of(self, device_ids: Sequence[str]) -> dict[str, list[str]]:
+        return await presets.tags_of(self._db, device_ids)
+
+    async def put_preset(self, name: str, weight: int, doc: dict[str, Any]) -> None:
+        """Create or replace the preset *name*."""
+        await presets.put_preset(self._db, name, weight, doc)
+
+    async def list_presets(self) -> list[presets.PresetRow]:
+        return await presets.list_presets(self._db)
+
+    async def delete_preset(self, name: str) -> bool:
+        return await presets.delete_preset(self._db, name)
 
 
 _MANAGEMENT_SERVERS = ("Device.ManagementServer.", "InternetGatewayDevice.ManagementServer.")

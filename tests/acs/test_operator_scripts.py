@@ -1,10 +1,11 @@
-"""A GenieACS operator's firmware upgrade, unchanged, against `knock serve` and a simulated
-CPE that really fetches the bytes: upload, queue the download with ?connection_request, read
-the task and /faults/. On SQLite and on PostgreSQL."""
+"""A GenieACS operator's scripts, unchanged, against `knock serve` and a simulated CPE: a
+firmware upgrade the CPE really fetches (upload, queue the download with ?connection_request,
+read the task and /faults/), and a preset applied at bootstrap. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from knock.server import Running, start
 from knock.store.engine import open_database
 from knock.store.schema import metadata
 from knock.vocab import CrMethod
+from prom import scrape, value
 from serve_support import loopback_settings
 
 WAIT = 20.0
@@ -56,27 +58,41 @@ async def acs(tmp_path: Path, store_url: str) -> AsyncIterator[Running]:
     await running.close()
 
 
-@pytest.fixture
-async def cpe(acs: Running, tmp_path: Path) -> AsyncIterator[SimulatedCpe]:
+@contextlib.asynccontextmanager
+async def bootstrapped(acs: Running, folder: Path) -> AsyncIterator[SimulatedCpe]:
+    """A simulated CPE, reachable by HTTP connection requests, after its bootstrap session."""
     services = CrServices((CrMethod.HTTP,), CrPolicy(rate_limit=0))
     await services.start()
-    device = SimulatedCpe("FW0001", "tr181", tmp_path / "state", acs.acs_url)
+    device = SimulatedCpe("FW0001", "tr181", folder / "state", acs.acs_url)
     services.attach(device)
     device_id = device_key(device.model.device_id())
+    running = asyncio.create_task(device.run())
+    try:
+        async with asyncio.timeout(WAIT):  # bootstrapped: Knock set its CR credentials
+            while True:
+                await settle(device)
+                target = await acs.store.get_cr_target(device_id)
+                if target is not None and target.password and not device.state.events:
+                    break
+        yield device
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await services.close()
+
+
+async def settle(device: SimulatedCpe) -> None:
+    """Wait until the device ends a session."""
     settled = asyncio.Event()
     device.on_settled(settled.set)
-    running = asyncio.create_task(device.run())
-    async with asyncio.timeout(WAIT):  # bootstrapped: Knock set its CR credentials
-        while True:
-            await settled.wait()
-            settled.clear()
-            target = await acs.store.get_cr_target(device_id)
-            if target is not None and target.password and not device.state.events:
-                break
-    yield device
-    running.cancel()
-    await asyncio.gather(running, return_exceptions=True)
-    await services.close()
+    async with asyncio.timeout(WAIT):
+        await settled.wait()
+
+
+@pytest.fixture
+async def cpe(acs: Running, tmp_path: Path) -> AsyncIterator[SimulatedCpe]:
+    async with bootstrapped(acs, tmp_path) as device:
+        yield device
 
 
 def nbi(acs: Running, path: str) -> str:
@@ -159,3 +175,56 @@ async def test_a_download_the_cpe_cannot_fetch_shows_in_faults_and_is_retried(
     stored = await acs.store.get_task(task_id)
     assert stored is not None and stored.status == "queued"
     assert cpe.received == []
+
+
+INTERVAL = "Device.ManagementServer.PeriodicInformInterval"
+PRESET = {
+    "weight": 0,
+    "precondition": json.dumps({"_deviceId._ProductClass": "KnockBox"}),
+    "events": {},
+    "configurations": [
+        {"type": "value", "name": INTERVAL, "value": 1234},
+        {"type": "add_tag", "tag": "configured"},
+    ],
+}
+
+
+async def sets_sent(acs: Running) -> float:
+    try:
+        return value(await scrape(acs), "knock_rpcs_total", rpc="SetParameterValues", caller="acs")
+    except KeyError:
+        return 0.0
+
+
+async def test_a_preset_applies_at_bootstrap_and_not_again_once_it_holds(
+    acs: Running, tmp_path: Path
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        # Another product's preset, heavier: its precondition keeps it off this device.
+        other = {
+            "weight": 10,
+            "precondition": {"_deviceId._ProductClass": "Other"},
+            "configurations": [{"type": "value", "name": INTERVAL, "value": 99}],
+        }
+        for name, preset in [("interval", PRESET), ("other", other)]:
+            async with http.put(nbi(acs, f"/presets/{name}"), json=preset) as r:
+                assert r.status == 200, await r.text()
+        async with bootstrapped(acs, tmp_path) as cpe:
+            device_id = device_key(cpe.model.device_id())
+            assert cpe.model.get(INTERVAL) == "1234"  # set on the device in its bootstrap
+            params = await acs.store.get_parameters([device_id], [INTERVAL])
+            assert [p.value for p in params[device_id]] == ["1234"]
+            tagged = {"query": json.dumps({"_tags": "configured"}), "projection": "_tags"}
+            async with http.get(nbi(acs, "/devices/"), params=tagged) as r:
+                assert await r.json() == [{"_id": device_id, "_tags": ["configured"]}]
+            before = await sets_sent(acs)
+            assert before >= 1
+            # A later session: the preset applies again, and its value already holds.
+            async with http.post(
+                nbi(acs, f"/devices/{device_id}/tasks"),
+                params={"connection_request": "", "timeout": "15000"},
+            ) as r:
+                assert r.status == 200, await r.text()
+            await settle(cpe)
+            assert await sets_sent(acs) == before
+            assert cpe.model.get(INTERVAL) == "1234"
