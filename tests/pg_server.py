@@ -22,6 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from knock.store.engine import open_database
+from knock.store.schema import metadata
+
 DATABASE = "knock_test"
 SUPERUSER = "postgres"
 # Only what a test database can do without: a crash loses it anyway.
@@ -43,6 +46,16 @@ def postgres_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+async def emptied(url: str) -> str:
+    """*url* after dropping the store's tables from its database: a test starts from nothing."""
+    db = open_database(url)
+    try:
+        await db.run(metadata.drop_all)
+    finally:
+        await db.close()
+    return url
 
 
 def _bin_dir() -> Path:

@@ -241,8 +241,8 @@ class Settings:
     files_idle_timeout: float = field(
         default=30.0,
         metadata=_help(
-            "Seconds the file server keeps an idle keep-alive connection, or waits for a client "
-            "to read what it sends, before dropping the connection."
+            "Seconds the file server waits for a request's headers (on a new or a keep-alive "
+            "connection) or for a client to read what it sends, before dropping the connection."
         ),
     )
     nbi_host: str = field(default="127.0.0.1", metadata=_help("Address the NBI (REST API) binds."))

@@ -36,7 +36,7 @@ from knock.connreq.order import MethodOrder
 from knock.connreq.udp_sender import LiveBinding, UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
 from knock.files.links import FileLinks
-from knock.files.server import FileServerSettings, make_file_app
+from knock.files.server import FileServerSettings, start_file_server
 from knock.metrics import Metrics
 from knock.nbi.app import ConnectionRequest, make_nbi_app
 from knock.nbi.origin import AllowedHosts
@@ -459,17 +459,15 @@ async def _start_files(
     """The file server CPEs download stored files from, and how download tasks link to it."""
     if not settings.files_enable:
         return None, None
-    app = make_file_app(
+    runner = await start_file_server(
         store,
         FileServerSettings(
             settings.files_username, settings.files_password, settings.files_idle_timeout
         ),
+        settings.files_host,
+        settings.files_port,
+        reuse_port,
     )
-    runner = web.AppRunner(app, access_log=None, keepalive_timeout=settings.files_idle_timeout)
-    await runner.setup()
-    await web.TCPSite(
-        runner, settings.files_host, settings.files_port, reuse_port=reuse_port
-    ).start()
     base = settings.files_url
     if not base:
         host = settings.files_host

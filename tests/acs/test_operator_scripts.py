@@ -22,9 +22,8 @@ from knock.cpe.device import SimulatedCpe
 from knock.cwmp.deviceid import device_key
 from knock.notify import TaskFinished
 from knock.server import Running, start
-from knock.store.engine import open_database
-from knock.store.schema import metadata
 from knock.vocab import CrMethod
+from pg_server import emptied
 from prom import scrape, value
 from serve_support import loopback_settings
 
@@ -37,13 +36,7 @@ CR_USERNAME = "Device.ManagementServer.ConnectionRequestUsername"
 async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'knock.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    db = open_database(url)
-    try:
-        await db.run(metadata.drop_all)
-    finally:
-        await db.close()
-    return url
+    return await emptied(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture

@@ -25,10 +25,9 @@ from knock.connreq.udp import verify_udp_cr
 from knock.cwmp.rpcs import GetParameterValues, GetParameterValuesResponse, ParameterValueStruct
 from knock.server import start
 from knock.store import Store
-from knock.store.engine import open_database
-from knock.store.schema import metadata
 from knock.stun.codec import MessageType, binding_request, parse
 from knock.vocab import CrMethod, CrOutcome
+from pg_server import emptied
 from serve_support import loopback_settings
 
 UPTIME = "Device.DeviceInfo.UpTime"
@@ -47,12 +46,7 @@ def answer_to(names: list[str]) -> GetParameterValuesResponse:
 @pytest.fixture
 async def pg_url(postgres_url: str) -> AsyncIterator[str]:
     """The test server's database, emptied, and a Store to read what the processes wrote."""
-    db = open_database(postgres_url)
-    try:
-        await db.run(metadata.drop_all)
-    finally:
-        await db.close()
-    yield postgres_url
+    yield await emptied(postgres_url)
 
 
 @pytest.fixture

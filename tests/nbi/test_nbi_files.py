@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -15,7 +16,7 @@ from aiohttp import web
 from nbi_support import AddDevice, Nbi, ThreadedNbi
 from typer.testing import CliRunner
 
-from knock.files.server import FileServerSettings, make_file_app
+from knock.files.server import FileServerSettings, start_file_server
 from knock.nbi.cli import register
 from knock.store import Store
 from knock.store.files import CHUNK_SIZE
@@ -35,10 +36,8 @@ async def file_server(store: Store) -> AsyncIterator[FileServer]:
     runners: list[web.AppRunner] = []
 
     async def start(**settings: str) -> str:
-        runner = web.AppRunner(make_file_app(store, FileServerSettings(**settings)))
-        await runner.setup()
+        runner = await start_file_server(store, FileServerSettings(**settings), "127.0.0.1", 0)
         runners.append(runner)
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
         return f"http://127.0.0.1:{runner.addresses[0][1]}/"
 
     yield start
@@ -185,3 +184,20 @@ def test_knock_files_put_ls_rm(threaded_nbi: ThreadedNbi, tmp_path: Path) -> Non
     assert "fw-3.bin" not in run("files", "ls")
     result = CliRunner().invoke(knock, ["files", "rm", "fw-3.bin"], env=env)
     assert result.exit_code == 1 and "no file 'fw-3.bin'" in result.output
+
+
+async def test_the_file_server_drops_a_client_that_stalls_in_its_headers(
+    store: Store,
+) -> None:
+    """A slow-loris client (headers sent in part, then nothing) is dropped after the idle
+    timeout, as an idle keep-alive connection is."""
+    runner = await start_file_server(store, FileServerSettings(idle_timeout=0.3), "127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", runner.addresses[0][1])
+        writer.write(b"GET /fw.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        await writer.drain()
+        async with asyncio.timeout(10):
+            assert await reader.read() == b""  # closed by the server, nothing answered
+        writer.close()
+    finally:
+        await runner.cleanup()

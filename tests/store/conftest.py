@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from knock.store import Store
-from knock.store.engine import open_database
 from knock.store.rows import InformRecord, ParamValue
-from knock.store.schema import metadata
+from pg_server import emptied
 
 from .helpers import DEVICE, Record
 
@@ -26,13 +25,7 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty database."""
     if request.param != "postgresql":
         return f"{request.param}:///{tmp_path / 'knock.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    db = open_database(url)
-    try:
-        await db.run(metadata.drop_all)
-    finally:
-        await db.close()
-    return url
+    return await emptied(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture

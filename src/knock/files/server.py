@@ -37,6 +37,19 @@ def make_file_app(store: Store, settings: FileServerSettings) -> web.Application
     return app
 
 
+async def start_file_server(
+    store: Store, settings: FileServerSettings, host: str, port: int, reuse_port: bool = False
+) -> web.AppRunner:
+    """Listen on host:port (0: a free port). The idle timeout also bounds a request's headers:
+    a client that sends part of them and stalls is dropped as an idle connection is."""
+    runner = web.AppRunner(
+        make_file_app(store, settings), access_log=None, keepalive_timeout=settings.idle_timeout
+    )
+    await runner.setup()
+    await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+    return runner
+
+
 class _FileServer:
     def __init__(self, store: Store, settings: FileServerSettings) -> None:
         self._store = store

@@ -306,22 +306,22 @@ def _device_field(key: str) -> _Field:
     return _ParameterField(key, parameter_path(key))
 
 
-def _task_field(key: str) -> _Field:
-    if key not in _TASK_COLUMNS:
-        raise QueryError(f"tasks are queried by {', '.join(_TASK_COLUMNS)}, not {key!r}")
-    return _ColumnField(key, *_TASK_COLUMNS[key])
+def _fields_of(
+    what: str, columns: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]]
+) -> Callable[[str], _Field]:
+    """The fields of a collection that has only columns (tasks, faults, files)."""
+
+    def field_for(key: str) -> _Field:
+        if key not in columns:
+            raise QueryError(f"{what} are queried by {', '.join(columns)}, not {key!r}")
+        return _ColumnField(key, *columns[key])
+
+    return field_for
 
 
-def _fault_field(key: str) -> _Field:
-    if key not in _FAULT_COLUMNS:
-        raise QueryError(f"faults are queried by {', '.join(_FAULT_COLUMNS)}, not {key!r}")
-    return _ColumnField(key, *_FAULT_COLUMNS[key])
-
-
-def _file_field(key: str) -> _Field:
-    if key not in _FILE_COLUMNS:
-        raise QueryError(f"files are queried by {', '.join(_FILE_COLUMNS)}, not {key!r}")
-    return _ColumnField(key, *_FILE_COLUMNS[key])
+_task_field = _fields_of("tasks", _TASK_COLUMNS)
+_fault_field = _fields_of("faults", _FAULT_COLUMNS)
+_file_field = _fields_of("files", _FILE_COLUMNS)
 
 
 # --- translation ----------------------------------------------------------------------------
