@@ -21,7 +21,8 @@ from knock.nbi.cli import register
 from knock.store import Store
 from knock.store.files import CHUNK_SIZE
 
-FIRMWARE = hashlib.sha256(b"fw").digest() * (CHUNK_SIZE // 16)  # two chunks
+# Five chunks, 1.25 MiB: more than the NBI takes in one JSON body, so streamed.
+FIRMWARE = hashlib.sha256(b"fw").digest() * (5 * CHUNK_SIZE // 32)
 HEADERS = {
     "fileType": "1 Firmware Upgrade Image",
     "oui": "001122",
