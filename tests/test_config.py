@@ -50,6 +50,12 @@ def test_per_device_credentials_table(tmp_path: Path) -> None:
         ("[cwmp]\nauth = 'digest'\n", {}, "no credentials are set"),
         ("[tls]\ncert = 'a.pem'\n", {}, "tls_cert and tls_key go together"),
         ("[cwmp\n", {}, "is not valid TOML"),
+        ("[files]\nurl = 'http://acs.example:7567'\n", {}, "files_url .* must end in /"),
+        (
+            "",
+            {"KNOCK_WORKERS": "2", "KNOCK_STORE_URL": "postgresql://h/db", "KNOCK_FILES_PORT": "0"},
+            "fixed ports",
+        ),
     ],
 )
 def test_refusals_name_the_setting(
