@@ -143,7 +143,7 @@ async def find_files(
 
 
 async def count_files(db: Database, where: ColumnElement[bool] | None) -> int:
-    return await db.run_statement(_count, files, files.c.name.is_not(None), where)
+    return await db.read(_count, files, files.c.name.is_not(None), where)
 
 
 async def delete_file(db: Database, name: str) -> bool:

@@ -321,8 +321,9 @@ class Store:
         return [DeviceRow(**row._mapping) for row in await self._db.read(_all, stmt)]
 
     async def count_devices(self, where: ColumnElement[bool] | None) -> int:
-        """How many devices match `where` (as find_devices takes it), whatever the page."""
-        return await self._db.run_statement(_count, devices, where)
+        """How many devices match `where` (as find_devices takes it), whatever the page: an
+        NBI read (Database.read), bounded as the listing is."""
+        return await self._db.read(_count, devices, where)
 
     async def get_parameters(
         self, device_ids: Sequence[str], prefixes: Sequence[str] = (), *, nbi: bool = False
@@ -590,7 +591,7 @@ class Store:
         return [TaskRow(**row._mapping) for row in await self._db.read(_all, stmt)]
 
     async def count_tasks(self, where: ColumnElement[bool] | None) -> int:
-        return await self._db.run_statement(_count, tasks, where)
+        return await self._db.read(_count, tasks, where)
 
     async def record_transfer_complete(
         self, device_id: str, task_id: int, done: TransferDone, now: datetime
