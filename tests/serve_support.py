@@ -12,20 +12,19 @@ from knock.store import Store
 
 
 def loopback_settings(folder: Path, **overrides: Any) -> Settings:
-    settings = replace(
-        Settings(),
-        cwmp_host="127.0.0.1",
-        cwmp_port=0,
-        nbi_port=0,
-        stun_host="127.0.0.1",
-        stun_port=0,
-        xmpp_host="127.0.0.1",
-        xmpp_port=0,
-        xmpp_tls_port=0,
-        store_url=f"sqlite:///{folder / 'knock.db'}",
-        data_dir=str(folder / "data"),
-        **overrides,
-    )
+    loopback: dict[str, Any] = {
+        "cwmp_host": "127.0.0.1",
+        "cwmp_port": 0,
+        "nbi_port": 0,
+        "stun_host": "127.0.0.1",
+        "stun_port": 0,
+        "xmpp_host": "127.0.0.1",
+        "xmpp_port": 0,
+        "xmpp_tls_port": 0,
+        "store_url": f"sqlite:///{folder / 'knock.db'}",
+        "data_dir": str(folder / "data"),
+    }
+    settings = replace(Settings(), **(loopback | overrides))
     settings.validate()
     return settings
 

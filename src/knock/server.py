@@ -11,7 +11,7 @@ import signal
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -36,6 +36,7 @@ from knock.connreq.http import HttpConnectionRequester
 from knock.connreq.order import MethodOrder
 from knock.connreq.udp_sender import LiveBinding, UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
+from knock.hosts import WILDCARDS, authority, bind_sockets, dial_host, reachable_hosts, split_hosts
 from knock.metrics import Metrics
 from knock.nbi.app import ConnectionRequest, make_nbi_app
 from knock.nbi.origin import AllowedHosts
@@ -56,7 +57,12 @@ log = logging.getLogger("knock.serve")
 ACS_XMPP_USER = "acs"  # the ACS's own account on the built-in XMPP server
 
 
-def is_loopback(host: str) -> bool:
+def is_loopback(hosts: str) -> bool:
+    """Whether every address of a host option is loopback."""
+    return all(_loopback(host) for host in split_hosts(hosts))
+
+
+def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -70,7 +76,7 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.tls_self_signed and not cert:
         folder = Path(settings.data_dir)
         cert, key = str(folder / "cwmp-cert.pem"), str(folder / "cwmp-key.pem")
-        names = sorted({"localhost", "127.0.0.1", settings.cwmp_host} - {"0.0.0.0", "::"})
+        names = sorted({"localhost", "127.0.0.1", *split_hosts(settings.cwmp_host)} - WILDCARDS)
         ensure_self_signed(Path(cert), Path(key), names)
     if not cert:
         if settings.tls_client_ca:
@@ -85,10 +91,10 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
 def acs_url(settings: Settings, tls: bool, port: int) -> str:
     if settings.cwmp_url:
         return settings.cwmp_url
-    host = settings.cwmp_host
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    return f"{'https' if tls else 'http'}://{host}:{port}/"
+    host = split_hosts(settings.cwmp_host)[0]
+    if host in WILDCARDS:
+        host = "127.0.0.1"  # a wildcard, `::` included, serves IPv4 loopback
+    return f"{'https' if tls else 'http'}://{authority(host, port)}/"
 
 
 def check_exposure(settings: Settings) -> list[str]:
@@ -170,11 +176,10 @@ async def _acs_xmpp_client(
     password = await store.shared_secret("acs_xmpp_password", lambda: secrets.token_urlsafe(24))
     await put_account(store, ACS_XMPP_USER, password)
     trust = ssl.create_default_context(cafile=str(certificate))
-    host = settings.xmpp_host if settings.xmpp_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     requester = XmppConnectionRequester(
         f"{ACS_XMPP_USER}@{settings.xmpp_domain}/{_process_resource(worker)}",
         password,
-        host=host,
+        host=dial_host(settings.xmpp_host),
         port=port,
         tls=TlsPolicy.IF_OFFERED,
         ssl_context=trust,
@@ -304,6 +309,8 @@ class Running:
     acs_url: str
     metrics: Metrics
     relay: Relay | None = None  # announcements to and from other processes on the database
+    cwmp_sockets: list[socket.socket] = field(default_factory=list)
+    nbi_sockets: list[socket.socket] = field(default_factory=list)
 
     async def close(self) -> None:
         await self.runner_nbi.cleanup()
@@ -406,13 +413,9 @@ async def start(
     )
     runner_cwmp = web.AppRunner(acs.app(), access_log=None)
     await runner_cwmp.setup()
-    await web.TCPSite(
-        runner_cwmp,
-        settings.cwmp_host,
-        settings.cwmp_port,
-        ssl_context=tls,
-        reuse_port=shared_ports,
-    ).start()
+    cwmp_sockets = await _listen(
+        runner_cwmp, settings.cwmp_host, settings.cwmp_port, tls, reuse_port=shared_ports
+    )
     nbi = make_nbi_app(
         store,
         hub,
@@ -424,9 +427,9 @@ async def start(
     )
     runner_nbi = web.AppRunner(nbi, access_log=None)
     await runner_nbi.setup()
-    await web.TCPSite(
-        runner_nbi, settings.nbi_host, settings.nbi_port, reuse_port=shared_ports
-    ).start()
+    nbi_sockets = await _listen(
+        runner_nbi, settings.nbi_host, settings.nbi_port, None, reuse_port=shared_ports
+    )
     cwmp_port = _bound_port(runner_cwmp)
     return Running(
         store=store,
@@ -444,7 +447,24 @@ async def start(
         acs_url=acs_url(settings, tls is not None, cwmp_port),
         metrics=metrics,
         relay=relay,
+        cwmp_sockets=cwmp_sockets,
+        nbi_sockets=nbi_sockets,
     )
+
+
+async def _listen(
+    runner: web.AppRunner,
+    hosts: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    *,
+    reuse_port: bool,
+) -> list[socket.socket]:
+    """Serve *runner* on every address of *hosts* (see knock.hosts); returns the sockets."""
+    sockets = bind_sockets(hosts, port, socket.SOCK_STREAM, reuse_port=reuse_port)
+    for sock in sockets:
+        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
+    return sockets
 
 
 def _watch(
@@ -482,24 +502,7 @@ async def serve_forever(
 ) -> None:
     running = await start(settings, worker=worker)
     if announce:
-        print(f"Knock ACS: point CPEs at {running.acs_url}", flush=True)
-        print(f"NBI: http://{settings.nbi_host}:{running.nbi_port}/", flush=True)
-        if running.stun is not None:
-            host, port = running.stun.address
-            print(f"STUN (TR-111): udp {host}:{port}", flush=True)
-        if running.xmpp is not None:
-            print(
-                f"XMPP ({settings.xmpp_domain}): tcp {settings.xmpp_host}:{running.xmpp.port}, "
-                f"direct TLS {running.xmpp.tls_port}",
-                flush=True,
-            )
-        elif running.xmpp_requester is not None:
-            status = running.xmpp_requester.status
-            print(
-                f"XMPP: external server, the ACS is {status.jid or settings.xmpp_acs_jid} "
-                f"({status.state})",
-                flush=True,
-            )
+        _banner(settings, running)
     if ready is not None:
         ready()
     stop = asyncio.Event()
@@ -510,3 +513,41 @@ async def serve_forever(
         await stop.wait()
     finally:
         await running.close()
+
+
+def _banner(settings: Settings, running: Running) -> None:
+    """What `knock serve` prints once listening: the ACS URL first and last on its line (tools
+    read it there), then every other URL a CPE can use, IPv6 literals in brackets."""
+    scheme = urlsplit(running.acs_url).scheme
+    print(f"Knock ACS: point CPEs at {running.acs_url}", flush=True)
+    others = [
+        url
+        for host in reachable_hosts(running.cwmp_sockets)
+        if (url := f"{scheme}://{authority(host, running.cwmp_port)}/") != running.acs_url
+    ]
+    if others and not settings.cwmp_url:
+        print(f"  also at {' '.join(others)}", flush=True)
+    # The NBI is the operator's: its loopback address where it has one.
+    nbi = reachable_hosts(running.nbi_sockets)
+    local = next((host for host in nbi if _loopback(host)), nbi[0])
+    print(f"NBI: http://{authority(local, running.nbi_port)}/", flush=True)
+    if running.stun is not None:
+        print(f"STUN (TR-111): udp {_listening(running.stun.sockets)}", flush=True)
+    if running.xmpp is not None:
+        print(
+            f"XMPP ({settings.xmpp_domain}): tcp {_listening(running.xmpp.sockets)}, "
+            f"direct TLS {running.xmpp.tls_port}",
+            flush=True,
+        )
+    elif running.xmpp_requester is not None:
+        status = running.xmpp_requester.status
+        print(
+            f"XMPP: external server, the ACS is {status.jid or settings.xmpp_acs_jid} "
+            f"({status.state})",
+            flush=True,
+        )
+
+
+def _listening(sockets: list[socket.socket]) -> str:
+    """The bound addresses, as "0.0.0.0:3478, [::]:3478"."""
+    return ", ".join(authority(*sock.getsockname()[:2]) for sock in sockets)

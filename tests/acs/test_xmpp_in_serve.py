@@ -11,7 +11,7 @@ from knock.acs.xmpp_accounts import put_account
 from knock.server import Running
 
 
-async def log_in(port: int, jid: str, password: str) -> bool:
+async def log_in(port: int, jid: str, password: str, host: str = "127.0.0.1") -> bool:
     """Whether slixmpp gets a session (plaintext settings from LAB-NOTES)."""
     client = slixmpp.ClientXMPP(jid, password)
     client.enable_starttls = False
@@ -23,7 +23,7 @@ async def log_in(port: int, jid: str, password: str) -> bool:
     client.add_event_handler(
         "failed_all_auth", lambda _: outcome.done() or outcome.set_result(False)
     )
-    client.connect("127.0.0.1", port)
+    client.connect(host, port)
     try:
         return await asyncio.wait_for(outcome, 10)
     finally:

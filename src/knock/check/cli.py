@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from knock.hosts import authority
+
 if TYPE_CHECKING:
     from knock.server import Running
 
@@ -172,10 +174,10 @@ def check(
             def started(acs: Running) -> None:
                 out.print(f"Knock check: set the device's ManagementServer.URL to {acs.acs_url}")
                 if acs.stun is not None:
-                    out.print(f"STUN udp {acs.stun.address[0]}:{acs.stun.address[1]}")
+                    out.print(f"STUN udp {authority(*acs.stun.address)}")
                 if acs.xmpp is not None:
                     out.print(
-                        f"XMPP tcp {host}:{acs.xmpp.port} ({settings.xmpp_domain}), "
+                        f"XMPP tcp {authority(host, acs.xmpp.port)} ({settings.xmpp_domain}), "
                         f"certificate {acs.xmpp.certificate}"
                     )
                 out.print(f"Waiting up to {device_within:g} s for a device to Inform ...")

@@ -19,6 +19,7 @@ from knock.check.evidence import Kind
 from knock.check.memo import once
 from knock.check.offers import supports
 from knock.connreq.xmpp import connection_request
+from knock.hosts import dial_host
 from knock.xmpp.client import ClientConfig, IqResult, NotOnline, TlsPolicy
 from knock.xmpp.client_conn import ConnectionLost, XmppClient
 from knock.xmpp.jid import Jid, parse_jid
@@ -140,11 +141,10 @@ async def probe(ctx: CheckContext, resource: str) -> AsyncIterator[tuple[str, As
     password = secrets.token_urlsafe(18)
     await put_account(ctx.acs.store, PROBE_USER, password)
     jid = f"{PROBE_USER}@{server.policy.domain}/{resource}"
-    host = server.listen.host
     client = XmppClient(
         jid,
         password,
-        host="127.0.0.1" if host in ("0.0.0.0", "::", "") else host,
+        host=dial_host(server.listen.host),
         port=server.port,
         ssl_context=ssl.create_default_context(cafile=str(server.certificate)),
         config=ClientConfig(tls=TlsPolicy.IF_OFFERED),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Mapping
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from knock.hosts import bind_sockets
 from knock.tlsutil import ensure_self_signed, server_context
 from knock.xmpp.accounts import Lookup
 from knock.xmpp.c2s import (
@@ -137,11 +139,25 @@ class XmppServer:
         await self.start()
 
     async def _serve(self, port: int, *, direct_tls: bool) -> int:
-        server = await asyncio.get_running_loop().create_server(
-            lambda: _Connection(self, direct_tls=direct_tls), self._listen.host, port, backlog=4096
-        )
-        self._servers.append(server)
-        return int(server.sockets[0].getsockname()[1])
+        """Listen on every address of the host option (knock.hosts); returns the port."""
+        loop = asyncio.get_running_loop()
+        for sock in bind_sockets(self._listen.host, port, socket.SOCK_STREAM, backlog=4096):
+            server = await loop.create_server(
+                lambda: _Connection(self, direct_tls=direct_tls), sock=sock
+            )
+            self._servers.append(server)
+            port = int(sock.getsockname()[1])
+        return port
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        """The client port's listening sockets (the direct-TLS port has the same addresses)."""
+        return [
+            sock
+            for server in self._servers
+            for sock in server.sockets
+            if sock.getsockname()[1] == self.port
+        ]
 
     async def close(self) -> None:
         """Stop listening, end every stream with system-shutdown, and wait for them to go."""
