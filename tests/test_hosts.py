@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from knock.connreq.http import HttpConnectionRequester
 from knock.hosts import (
     authority,
     bind_sockets,
@@ -13,7 +14,9 @@ from knock.hosts import (
     dial_host,
     reachable_hosts,
     split_hosts,
+    unbracketed_ipv6,
 )
+from knock.vocab import CrOutcome
 
 
 def test_host_lists_split_on_commas_and_lose_brackets() -> None:
@@ -78,3 +81,28 @@ def test_a_taken_port_names_the_address() -> None:
     [held] = bind_sockets("::1", 0, socket.SOCK_STREAM)
     with held, pytest.raises(OSError, match=r"cannot bind \[::1\]:\d+"):
         bind_sockets("127.0.0.1,::1", held.getsockname()[1], socket.SOCK_STREAM)
+
+
+@pytest.mark.parametrize(
+    ("url", "unbracketed"),
+    [
+        ("http://::1:33889/cr", True),
+        ("http://user@2001:db8::1/cr", True),
+        ("http://[::1]:33889/cr", False),
+        ("http://192.0.2.1:7547/cr", False),
+        ("http://cpe.example/cr", False),
+    ],
+)
+def test_unbracketed_ipv6_urls_are_told_apart(url: str, unbracketed: bool) -> None:
+    assert unbracketed_ipv6(url) is unbracketed
+
+
+async def test_the_acs_refuses_an_unbracketed_ipv6_connection_request_url() -> None:
+    requester = HttpConnectionRequester()
+    try:
+        sent = await requester.send("http://::1:33889/cr", "u", "p")
+    finally:
+        await requester.close()
+    assert sent.outcome is CrOutcome.REFUSED
+    assert "names an IPv6 address without brackets" in sent.detail
+    assert "http://[2001:db8::1]:port/path (RFC 3986 §3.2.2)" in sent.detail

@@ -16,6 +16,7 @@ import socket
 import struct
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 _SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
@@ -48,6 +49,13 @@ def url_host(host: str) -> str:
 def authority(host: str, port: int) -> str:
     """ "host:port", an IPv6 literal in brackets, as URLs and logs show an address."""
     return f"{url_host(host)}:{port}"
+
+
+def unbracketed_ipv6(url: str) -> bool:
+    """Whether *url* names an IPv6 literal without the brackets RFC 3986 §3.2.2 requires
+    (http://2001:db8::1:7547/), which no parser can split from the port."""
+    host = urlsplit(url).netloc.rpartition("@")[2]
+    return not host.startswith("[") and host.count(":") > 1
 
 
 def canonical_ip(value: str) -> str:

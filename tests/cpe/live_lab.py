@@ -113,11 +113,13 @@ async def lab(
     count: int = 1,
     policy: CrPolicy | None = None,
     device_options: Mapping[str, Any] | None = None,
+    cr_host: str = "127.0.0.1",
     **acs_settings: Any,
 ) -> AsyncIterator[Lab]:
-    """*device_options*: what every SimulatedCpe is given besides (quirks, values, ...)."""
+    """*device_options*: what every SimulatedCpe is given besides (quirks, values, ...);
+    *cr_host*: where the devices take connection requests."""
     acs = await start(loopback_settings(folder, cr_session_wait=5.0, **acs_settings))
-    services = CrServices(ALL_METHODS, policy or CrPolicy(rate_limit=0))
+    services = CrServices(ALL_METHODS, policy or CrPolicy(rate_limit=0), host=cr_host)
     await services.start()
     model = fast_retry_model(folder)
     devices = [

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from knock.auth import AuthError, BasicChallenge, new_cnonce, select_challenge
+from knock.hosts import unbracketed_ipv6
 from knock.vocab import CrOutcome
 
 
@@ -55,6 +56,13 @@ class HttpConnectionRequester:
 
     async def send(self, url: str, username: str | None, password: str | None) -> Sent:
         parts = urlsplit(url)
+        if unbracketed_ipv6(url):
+            return Sent(
+                CrOutcome.REFUSED,
+                f"ConnectionRequestURL {url!r} names an IPv6 address without brackets: a URL "
+                "writes it as http://[2001:db8::1]:port/path (RFC 3986 §3.2.2); the device "
+                "must report its URL that way",
+            )
         if parts.scheme != "http" or not parts.hostname:
             return Sent(
                 CrOutcome.REFUSED,

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar, cast
 
-from knock.hosts import bind_sockets
-from knock.stun.attributes import Address, authority
+from knock.hosts import authority, bind_sockets
+from knock.stun.attributes import Address
 from knock.stun.codec import DEFAULT_PORT
 from knock.stun.service import (
     AuthFailed,
@@ -73,7 +73,9 @@ class StunServer:
     @property
     def address(self) -> Address:
         """The first bound address and port (every socket has the same port)."""
-        return self._live()[0].address
+        if not self._endpoints:
+            raise RuntimeError("the STUN server is not listening")
+        return self._endpoints[0].address
 
     @property
     def sockets(self) -> list[socket.socket]:
@@ -95,7 +97,7 @@ class StunServer:
             if endpoint.reaches(version):
                 endpoint.send(datagram, address)
                 return
-        raise OSError(f"the STUN server has no IPv{version} socket to reach {authority(address)}")
+        raise OSError(f"the STUN server has no IPv{version} socket to reach {authority(*address)}")
 
     def _live(self) -> list[_Endpoint]:
         live = [endpoint for endpoint in self._endpoints if not endpoint.closing]
@@ -137,16 +139,13 @@ class _Endpoint(asyncio.DatagramProtocol):
         self.server = server
         self.socket = sock
         self.family = sock.family
+        host, port = sock.getsockname()[:2]
+        self.address: Address = (host, port)
         self._dual = sock.family == socket.AF_INET6 and not sock.getsockopt(
             socket.IPPROTO_IPV6, socket.IPV6_V6ONLY
         )
         self._transport: asyncio.DatagramTransport | None = None
         self._closed: asyncio.Future[None] | None = None
-
-    @property
-    def address(self) -> Address:
-        host, port = self.socket.getsockname()[:2]
-        return host, port
 
     @property
     def closing(self) -> bool:
