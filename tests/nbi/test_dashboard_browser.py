@@ -232,3 +232,26 @@ async def test_fleet_view_draws_a_bar_per_method_and_latency(
         image = await screenshot(page)
         assert share(image, HTTP_BLUE) > 0.001  # the http bars
         assert page.errors == []
+
+
+async def test_an_ipv6_device_page_links_its_bracketed_url(tmp_path: Path) -> None:
+    v6 = {"cwmp_host": "::1", "stun_host": "::1", "xmpp_host": "::1"}
+    async with lab(tmp_path, cr_host="::1", **v6) as running, chromium(tmp_path) as browser:
+        [cpe] = running.devices
+        await running.provisioned(cpe)
+        device_id = running.device_id(cpe)
+        await stun_outcome_is(running.acs.store, device_id, "ok")
+        page = await browser.new_page()
+        await page.goto(f"http://127.0.0.1:{running.acs.nbi_port}/#/device/{device_id}")
+        href = await page.wait_for("document.getElementById('cr-url')?.getAttribute('href')")
+        assert href == cpe.model.get("Device.ManagementServer.ConnectionRequestURL")
+        assert href.startswith("http://[::1]:")
+        facts = dict(
+            zip(
+                await page.evaluate(texts(".facts dt")),
+                await page.evaluate(texts(".facts dd")),
+                strict=True,
+            )
+        )
+        assert facts["Last STUN outcome"].startswith("ok from [::1]:")
+        assert facts["UDP connection request address"].startswith("[::1]:")

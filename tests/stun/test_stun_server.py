@@ -165,7 +165,8 @@ async def test_a_wildcard_bind_names_no_address_of_its_own(start_server: StartSe
 async def test_a_dual_stack_socket_answers_and_reaches_both_families(
     start_server: StartServer, open_client: OpenClient
 ) -> None:
-    server = await start_server("::")
+    learned: list[BindingLearned] = []
+    server = await start_server("::", on_binding=learned.append)
     [sock] = server.sockets
     assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
     port = server.address[1]
@@ -176,6 +177,10 @@ async def test_a_dual_stack_socket_answers_and_reaches_both_families(
         assert reply.address(AttributeType.MAPPED_ADDRESS) == client.address, host
         server.send_to(b"cr", client.address)
         assert await client.next() == (b"cr", (host, port))
+        # The binding keeps the IPv4 peer as IPv4, not as the socket's ::ffff:127.0.0.1.
+        await client.ask(tr111(), (host, port))
+        assert learned[-1].address == client.address
+        assert server.bindings[USER].address == client.address
 
 
 async def test_a_host_list_answers_on_each_socket_and_sends_by_family(

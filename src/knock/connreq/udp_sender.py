@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from knock.connreq.http import Sent
 from knock.connreq.udp import build_udp_cr
-from knock.hosts import authority
+from knock.hosts import authority, canonical_ip
 from knock.store.rows import CrTarget
 from knock.vocab import CrOutcome
 
@@ -99,6 +99,5 @@ def parse_address(text: str) -> Address | None:
     host, sep, port = text.strip().rpartition(":")
     if not sep or not port.isdigit() or not host:
         return None
-    host = host.removeprefix("[").removesuffix("]")
     number = int(port)
-    return (host, number) if 0 < number <= 0xFFFF else None
+    return (canonical_ip(host), number) if 0 < number <= 0xFFFF else None
