@@ -41,6 +41,21 @@ def is_ipv6(host: str) -> bool:
         return False
 
 
+def family(host: str) -> str:
+    """ "IPv4" or "IPv6" for an IP literal (brackets allowed), "" for a name: what `knock
+    check` reports each exchange went over."""
+    try:
+        return f"IPv{ipaddress.ip_address(_unbracket(host)).version}"
+    except ValueError:
+        return ""
+
+
+def over(host: str) -> str:
+    """ " over IPv6" (or IPv4) to end an exchange's summary; "" for a name."""
+    name = family(host)
+    return f" over {name}" if name else ""
+
+
 def url_host(host: str) -> str:
     """*host* as a URL's host: an IPv6 literal in brackets (RFC 3986 §3.2.2)."""
     return f"[{host}]" if ":" in host else host

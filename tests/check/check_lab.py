@@ -57,6 +57,7 @@ async def check_lab(
     options: CheckOptions = FAST,
     model: str = "tr181",
     acs_settings: dict[str, Any] | None = None,
+    cr_host: str = "127.0.0.1",
     **cpe_options: Any,
 ) -> AsyncIterator[CheckLab]:
     """Start the ACS (random CR credentials, as `knock check` runs it), the device's CR services
@@ -66,7 +67,7 @@ async def check_lab(
         folder, cr_provision="random", cr_session_wait=options.inform_within, **(acs_settings or {})
     )
     acs = await start(settings)
-    services = CrServices(methods, policy)
+    services = CrServices(methods, policy, host=cr_host)
     await services.start()
     cpe = SimulatedCpe("CHECK0001", model, folder / "state", acs.acs_url, **cpe_options)
     services.attach(cpe)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from knock.lab import LabError, NatLab
+from knock.lab import NatLab
 from knock.lab.demo import DEVICE, Demo, expected_outcomes, start_demo
 from knock.store import Store
+from nat_lab import built
 
 CPE = "2001:db8:2::a"
 ACS = "2001:db8:1::a"
@@ -25,18 +26,7 @@ ACS = "2001:db8:1::a"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[NatLab]:
-    built = NatLab(ipv6=True)
-    try:
-        built.build()
-        problem = ""
-    except LabError as exc:
-        problem = str(exc)
-    if problem:
-        pytest.fail(f"IPv6 lab: {problem}", pytrace=False)
-    try:
-        yield built
-    finally:
-        built.close()
+    yield from built(NatLab(ipv6=True))
 
 
 @pytest.fixture(scope="module")

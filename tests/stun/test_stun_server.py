@@ -162,39 +162,38 @@ async def test_a_wildcard_bind_names_no_address_of_its_own(start_server: StartSe
     assert server.address[0] == "0.0.0.0"
 
 
-async def test_a_dual_stack_socket_answers_and_reaches_both_families(
-    start_server: StartServer, open_client: OpenClient
+@pytest.mark.parametrize(
+    ("hosts", "bound"),
+    [("::", [("::", 0)]), ("127.0.0.1,::1", [("127.0.0.1", None), ("::1", 1)])],
+)
+async def test_one_dual_stack_socket_or_a_list_answers_and_reaches_both_families(
+    start_server: StartServer,
+    open_client: OpenClient,
+    hosts: str,
+    bound: list[tuple[str, int | None]],
 ) -> None:
+    """(address, IPV6_V6ONLY or None for IPv4) of each socket *hosts* gives."""
     learned: list[BindingLearned] = []
-    server = await start_server("::", on_binding=learned.append)
-    [sock] = server.sockets
-    assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
+    server = await start_server(hosts, on_binding=learned.append)
+    found = [
+        (s.getsockname()[0], s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+        if s.family == socket.AF_INET6
+        else (s.getsockname()[0], None)
+        for s in server.sockets
+    ]
+    assert found == bound
     port = server.address[1]
     for host in ("127.0.0.1", "::1"):
         client = await open_client(host)
         reply = await client.ask(binding_request(txid()), (host, port))
-        # An IPv4 peer seen as ::ffff:127.0.0.1 is named as IPv4 (family 0x01).
+        # An IPv4 peer of a dual-stack socket (::ffff:127.0.0.1) is named as IPv4 (family 0x01).
         assert reply.address(AttributeType.MAPPED_ADDRESS) == client.address, host
         server.send_to(b"cr", client.address)
         assert await client.next() == (b"cr", (host, port))
-        # The binding keeps the IPv4 peer as IPv4, not as the socket's ::ffff:127.0.0.1.
+        # The binding keeps the peer in the same form.
         await client.ask(tr111(), (host, port))
         assert learned[-1].address == client.address
         assert server.bindings[USER].address == client.address
-
-
-async def test_a_host_list_answers_on_each_socket_and_sends_by_family(
-    start_server: StartServer, open_client: OpenClient
-) -> None:
-    server = await start_server("127.0.0.1,::1")
-    assert [s.getsockname()[0] for s in server.sockets] == ["127.0.0.1", "::1"]
-    port = server.address[1]
-    for host in ("127.0.0.1", "::1"):
-        client = await open_client(host)
-        reply = await client.ask(binding_request(txid()), (host, port))
-        assert reply.address(AttributeType.MAPPED_ADDRESS) == client.address, host
-        server.send_to(b"cr", client.address)
-        assert await client.next() == (b"cr", (host, port))
 
 
 async def test_send_to_a_family_the_server_does_not_listen_on_is_refused(

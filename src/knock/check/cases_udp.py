@@ -27,7 +27,7 @@ from knock.check.observe_stun import Seen, StunWatch, describe, stun_watch
 from knock.check.offers import supports
 from knock.connreq.udp import build_udp_cr
 from knock.connreq.udp_sender import parse_address, udp_address
-from knock.hosts import authority
+from knock.hosts import authority, over
 from knock.notify import Arrival
 from knock.stun.attributes import CRB_VALUE, Address, AttributeType
 from knock.vocab import Event
@@ -93,7 +93,7 @@ class UdpRequests:
         self.ctx.evidence.add(
             Kind.SENT,
             f"{why} UDP CR ts={sent.ts} id={sent.msg_id} to {authority(host, port)} "
-            f"({copies} copies)",
+            f"({copies} copies){over(host)}",
             datagram.decode("ascii"),
         )
         if valid:  # before sending: its session may begin before the copies are out

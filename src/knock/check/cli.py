@@ -64,7 +64,13 @@ def check(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="TOML file of ACS settings (knock serve).")
     ] = None,
-    host: Annotated[str, typer.Option(help="Address CWMP, STUN and XMPP bind.")] = "0.0.0.0",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address CWMP, STUN and XMPP bind: one or several, comma-separated; :: alone "
+            "listens on IPv4 and IPv6."
+        ),
+    ] = "0.0.0.0",
     url: Annotated[
         str, typer.Option(help="ACS URL the device uses, when not http://HOST:CWMP-PORT/.")
     ] = "",

@@ -102,12 +102,11 @@ def masquerade_rules(ports: tuple[int, int]) -> tuple[str, str]:
     )
 
 
-def ruleset(ports: tuple[int, int]) -> str:
-    """The router's rules: masquerade the LAN, and let in from the public side only what belongs
-    to a connection the LAN opened. Linux conntrack matches a reply on the full 5-tuple, so this
-    is an address-and-port-restricted NAT: a UDP connection request passes only when it leaves
-    from the very socket (the STUN server's) the CPE's packets went to."""
-    rules = masquerade_rules(ports)
+def _table(input_extra: str = "", postrouting: str = "") -> str:
+    """The router's table: let in from the public side only what belongs to a connection the LAN
+    opened, drop and count the rest; *input_extra* is one more accept rule for the router
+    itself, *postrouting* a NAT chain."""
+    extra = f"        {input_extra}\n" if input_extra else ""
     return f"""\
 table inet {TABLE} {{
     counter {DROP_COUNTER} {{ }}
@@ -121,16 +120,28 @@ table inet {TABLE} {{
         type filter hook input priority filter; policy drop;
         iifname "lo" accept
         ct state established,related accept
-        iifname "{LAN_IF}" accept
+{extra}        iifname "{LAN_IF}" accept
         iifname "{WAN_IF}" counter name "{DROP_COUNTER}" drop
     }}
+{postrouting}}}
+"""
+
+
+def ruleset(ports: tuple[int, int]) -> str:
+    """The NAT lab's router: masquerade the LAN, and let in from the public side only what
+    belongs to a connection the LAN opened. Linux conntrack matches a reply on the full
+    5-tuple, so this is an address-and-port-restricted NAT: a UDP connection request passes
+    only when it leaves from the very socket (the STUN server's) the CPE's packets went to."""
+    rules = masquerade_rules(ports)
+    return _table(
+        postrouting=f"""\
     chain postrouting {{
         type nat hook postrouting priority srcnat; policy accept;
         {rules[0]}
         {rules[1]}
     }}
-}}
 """
+    )
 
 
 def firewall_ruleset() -> str:
@@ -138,26 +149,7 @@ def firewall_ruleset() -> str:
     the LAN opened is let back in (a UDP pinhole lasts while the CPE keeps sending, as its STUN
     keep-alives do); a new connection from outside is dropped and counted. Neighbour discovery
     is let in, or the ACS side could not find the router at all."""
-    nd = "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert }"
-    return f"""\
-table inet {TABLE} {{
-    counter {DROP_COUNTER} {{ }}
-    chain forward {{
-        type filter hook forward priority filter; policy drop;
-        ct state established,related accept
-        iifname "{LAN_IF}" oifname "{WAN_IF}" accept
-        iifname "{WAN_IF}" counter name "{DROP_COUNTER}" drop
-    }}
-    chain input {{
-        type filter hook input priority filter; policy drop;
-        iifname "lo" accept
-        ct state established,related accept
-        {nd} accept
-        iifname "{LAN_IF}" accept
-        iifname "{WAN_IF}" counter name "{DROP_COUNTER}" drop
-    }}
-}}
-"""
+    return _table(input_extra="icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept")
 
 
 def remasquerade(ports: tuple[int, int]) -> str:
