@@ -114,7 +114,7 @@ async def start_acs(
         sys.executable, "-m", "knock", "serve",
         "--cwmp-host", "127.0.0.1", "--cwmp-port", str(free_port()), "--nbi-port", str(nbi),
         "--store-url", f"sqlite:///{folder / 'bench.db'}", "--log-level", "warning",
-        "--stun-host", "127.0.0.1", "--stun-port", "0",
+        "--stun-host", "127.0.0.1", "--stun-port", "0", "--no-files-enable",
         "--xmpp-host", "127.0.0.1", "--xmpp-port", "0", "--xmpp-tls-port", "0",
         "--data-dir", str(folder / "data"), *extra,
         stdout=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})},

@@ -154,7 +154,7 @@ async def start_serve(
         sys.executable, "-m", "knock", "serve",
         "--cwmp-host", "127.0.0.1", "--cwmp-port", str(cwmp),
         "--nbi-port", str(nbi), "--store-url", store_url,
-        "--log-level", "warning", "--no-xmpp-enable",
+        "--log-level", "warning", "--no-xmpp-enable", "--no-files-enable",
         "--stun-host", "127.0.0.1", "--stun-port", str(stun), "--workers", str(workers),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip

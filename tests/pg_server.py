@@ -196,15 +196,3 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-async def drop_tables(url: str) -> None:
-    """Empty the test database at `url` of the store's tables (the store migrates it anew)."""
-    from knock.store.engine import open_database
-    from knock.store.schema import metadata
-
-    db = open_database(url)
-    try:
-        await db.run(metadata.drop_all)
-    finally:
-        await db.close()

@@ -16,6 +16,8 @@ def loopback_settings(folder: Path, **overrides: Any) -> Settings:
         cwmp_host="127.0.0.1",
         cwmp_port=0,
         nbi_port=0,
+        files_host="127.0.0.1",
+        files_port=0,
         stun_host="127.0.0.1",
         stun_port=0,
         xmpp_host="127.0.0.1",

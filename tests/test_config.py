@@ -63,6 +63,12 @@ def test_per_device_credentials_table(tmp_path: Path) -> None:
         ("[cwmp\n", {}, "is not valid TOML"),
         ("[listen]\nidle_timeout = 0\n", {}, "listen_idle_timeout is 0.0; give a positive"),
         ("", {"KNOCK_XMPP_MAX_SESSIONS": "-1"}, "xmpp_max_sessions is -1; give a positive"),
+        ("[files]\nurl = 'http://acs.example:7567'\n", {}, "files_url .* must end in /"),
+        (
+            "",
+            {"KNOCK_WORKERS": "2", "KNOCK_STORE_URL": "postgresql://h/db", "KNOCK_FILES_PORT": "0"},
+            "fixed ports",
+        ),
     ],
 )
 def test_refusals_name_the_setting(

@@ -104,6 +104,8 @@ async def test_every_line_of_the_readme_walk_runs(tmp_path: Path) -> None:
         "KNOCK_STUN_PORT": str(free_port(socket.SOCK_DGRAM)),
         "KNOCK_XMPP_HOST": "127.0.0.1",
         "KNOCK_XMPP_PORT": "0",
+        "KNOCK_FILES_HOST": "127.0.0.1",
+        "KNOCK_FILES_PORT": "0",
         "KNOCK_XMPP_TLS_PORT": "0",
         "KNOCK_STORE_URL": f"sqlite:///{tmp_path / 'knock.db'}",
     }

@@ -248,6 +248,39 @@ class Settings:
     tls_client_ca: str = field(
         default="", metadata=_help("PEM CA bundle: CPEs must present a certificate it signed.")
     )
+    files_enable: bool = field(
+        default=True,
+        metadata=_help("Run the file server CPEs download stored files from (PUT /files/)."),
+    )
+    files_host: str = field(
+        default="0.0.0.0",
+        metadata=_help(
+            "Address the file server (CPE-facing) binds."
+            " One address or several, comma-separated; :: alone listens on IPv4 and IPv6."
+        ),
+    )
+    files_port: int = field(
+        default=7567, metadata=_help("Port of the file server (GenieACS's); 0 picks a free one.")
+    )
+    files_url: str = field(
+        default="",
+        metadata=_help(
+            "The file server's URL as CPEs reach it, ending in /; derived from the ACS URL's "
+            "host and the port when empty."
+        ),
+    )
+    files_username: str = field(
+        default="",
+        metadata=_help("With files_password: HTTP Basic on the file server, sent in Download."),
+    )
+    files_password: str = field(default="", metadata=_help("See files_username."))
+    files_idle_timeout: float = field(
+        default=30.0,
+        metadata=_help(
+            "Seconds the file server waits for a request's headers (on a new or a keep-alive "
+            "connection) or for a client to read what it sends, before dropping the connection."
+        ),
+    )
     nbi_host: str = field(
         default="127.0.0.1",
         metadata=_help(
@@ -424,7 +457,10 @@ class Settings:
             raise ConfigError(
                 "SQLite serves one process: --workers needs --store-url postgresql://..."
             )
+        if self.files_url and not self.files_url.endswith("/"):
+            raise ConfigError(f"files_url {self.files_url!r} must end in /")
         shared = [self.cwmp_port, self.nbi_port]
+        shared += [self.files_port] if self.files_enable else []
         shared += [self.stun_port] if self.stun_enable else []
         shared += [self.xmpp_port] if self.xmpp_enable else []  # worker 0's, for every client
         if self.workers > 1 and 0 in shared:

@@ -39,6 +39,8 @@ from knock.connreq.http import HttpConnectionRequester
 from knock.connreq.order import MethodOrder
 from knock.connreq.udp_sender import LiveBinding, UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
+from knock.files.links import FileLinks
+from knock.files.server import FileServerSettings, start_file_server
 from knock.hosts import WILDCARDS, authority, dial_host, reachable_hosts, split_hosts
 from knock.http_listen import HttpLimits, listeners, serve_app
 from knock.labca import LabCa, listen_names
@@ -363,6 +365,7 @@ class Running:
     xmpp_requester: XmppConnectionRequester | None
     runner_cwmp: web.AppRunner
     runner_nbi: web.AppRunner
+    runner_files: web.AppRunner | None
     cwmp_port: int
     nbi_port: int
     acs_url: str
@@ -370,6 +373,7 @@ class Running:
     xmpp_logins: XmppLogins
     cwmp_tls: ssl.SSLContext | None = None
     ca: LabCa | None = None  # the lab CA, when a certificate served is its own
+    files_url: str | None = None  # where CPEs fetch stored files; None: no file server
     relay: Relay | None = None  # announcements to and from other processes on the database
     # Connection requests to the devices whose tasks a crash left running (SQLite).
     recovery: asyncio.Task[None] | None = None
@@ -399,6 +403,8 @@ class Running:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.recovery
         await self.runner_nbi.cleanup()
+        if self.runner_files is not None:
+            await self.runner_files.cleanup()
         await self.runner_cwmp.cleanup()
         if self.relay is not None:
             await self.relay.close()
@@ -460,6 +466,7 @@ async def start(
         xmpp_port = xmpp.port
     elif builtin:
         xmpp_port = settings.xmpp_port
+    runner_files, links = await _start_files(settings, store, shared_ports)
     acs = AcsService(
         store,
         hub,
@@ -478,6 +485,7 @@ async def start(
         max_body=settings.cwmp_max_body,
         metrics=metrics,
         seen_at=logins.seen_at if xmpp is not None else None,
+        file_links=links,
     )
     xmpp_requester = external
     if xmpp_port is not None:
@@ -560,6 +568,7 @@ async def start(
         xmpp_requester=xmpp_requester,
         runner_cwmp=runner_cwmp,
         runner_nbi=runner_nbi,
+        runner_files=runner_files,
         cwmp_port=cwmp_port,
         nbi_port=_bound_port(runner_nbi),
         acs_url=acs_url(settings, tls is not None, cwmp_port),
@@ -567,6 +576,7 @@ async def start(
         xmpp_logins=logins,
         cwmp_tls=tls,
         ca=ca,
+        files_url=None if links is None else links.base_url,
         relay=relay,
         recovery=recovery,
         cwmp_sockets=[s for site in listeners(runner_cwmp) for s in site.sockets],
@@ -601,6 +611,30 @@ async def _reach_requeued(dispatcher: Dispatcher, device_ids: list[str]) -> None
                 result.outcome.value,
                 result.detail,
             )
+
+
+async def _start_files(
+    settings: Settings, store: Store, reuse_port: bool
+) -> tuple[web.AppRunner | None, FileLinks | None]:
+    """The file server CPEs download stored files from, and how download tasks link to it."""
+    if not settings.files_enable:
+        return None, None
+    runner = await start_file_server(
+        store,
+        FileServerSettings(
+            settings.files_username, settings.files_password, settings.files_idle_timeout
+        ),
+        settings.files_host,
+        settings.files_port,
+        reuse_port,
+    )
+    base = settings.files_url
+    if not base:
+        host = split_hosts(settings.files_host)[0]
+        if host in WILDCARDS:
+            host = _acs_host(settings)
+        base = f"http://{authority(host, _bound_port(runner))}/"
+    return runner, FileLinks(base, settings.files_username, settings.files_password)
 
 
 def _watch(
@@ -693,6 +727,8 @@ def _banner(settings: Settings, running: Running, files_before: int, files_after
     local = next((host for host in nbi if _loopback(host)), nbi[0])
     nbi_url = f"http://{authority(local, running.nbi_port)}/"
     print(f"NBI: {nbi_url}", flush=True)
+    if running.files_url is not None:
+        print(f"Files: {running.files_url}", flush=True)
     if running.stun is not None:
         print(f"STUN (TR-111): udp {_listening(running.stun.sockets)}", flush=True)
     if running.xmpp is not None:

@@ -52,7 +52,7 @@ class Serve:
         self.read_log = read_log
         self.flags = flags
         self.ready_line = ready_line
-        self.cwmp, self.nbi = free_port(), free_port()
+        self.cwmp, self.nbi, self.files = free_port(), free_port(), free_port()
         self.proc: asyncio.subprocess.Process | None = None
         self.output: list[bytes] = []
 
@@ -63,6 +63,7 @@ class Serve:
             "--nbi-port", str(self.nbi), "--store-url", self.store_url,
             "--log-level", "warning", "--cr-provision", "off",
             "--stun-host", "127.0.0.1", "--stun-port", "0", "--no-xmpp-enable",
+            "--files-host", "127.0.0.1", "--files-port", str(self.files),
             *self.flags,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE if self.read_log else None,

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from scripted_cpe import ScriptedCpe
 from test_xmpp_in_serve import log_in
 
@@ -61,7 +62,8 @@ async def test_the_banner_of_a_dual_stack_serve_prints_urls_that_answer(tmp_path
         sys.executable, "-m", "knock", "serve",
         "--cwmp-host", "::", "--cwmp-port", "0", "--nbi-host", "::1", "--nbi-port", "0",
         "--stun-host", "::", "--stun-port", "0", "--xmpp-host", "::", "--xmpp-port", "0",
-        "--xmpp-tls-port", "0", "--store-url", f"sqlite:///{tmp_path / 'k.db'}",
+        "--xmpp-tls-port", "0", "--files-host", "::", "--files-port", "0",
+        "--store-url", f"sqlite:///{tmp_path / 'k.db'}",
         "--data-dir", str(tmp_path), "--log-level", "warning", "--cr-provision", "off",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -81,8 +83,14 @@ async def test_the_banner_of_a_dual_stack_serve_prints_urls_that_answer(tmp_path
         assert all(url.startswith("http://") and url.endswith(f":{port}/") for url in also)
         assert not any("::" in url and "[" not in url for url in also), also
         assert lines[2].startswith("NBI: http://[::1]:"), lines
-        assert lines[3].startswith("STUN (TR-111): udp [::]:"), lines
-        assert lines[4].startswith("XMPP (knock.lab): tcp [::]:"), lines
+        assert lines[3].startswith("Files: http://127.0.0.1:"), lines
+        files_port = lines[3].rsplit(":", 1)[1].rstrip("/")
+        assert lines[4].startswith("STUN (TR-111): udp [::]:"), lines
+        assert lines[5].startswith("XMPP (knock.lab): tcp [::]:"), lines
+        async with aiohttp.ClientSession() as http:
+            for host in ("127.0.0.1", "[::1]"):  # the file server's one socket, both families
+                async with http.get(f"http://{host}:{files_port}/absent.bin") as response:
+                    assert response.status == 404, host
         await _informs(primary, "SN-BANNER-4")
         await _informs(also[-1], "SN-BANNER-6")
     finally:

@@ -13,12 +13,12 @@ import asyncpg
 import pytest
 
 from knock.server import Running
-from pg_server import drop_tables
+from pg_server import emptied
 
 
 @pytest.fixture
 async def pg_url(postgres_url: str) -> str:
-    await drop_tables(postgres_url)
+    await emptied(postgres_url)
     return postgres_url
 
 

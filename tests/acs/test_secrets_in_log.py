@@ -22,7 +22,7 @@ from knock.cwmp.rpcs import (
     SetParameterValuesResponse,
 )
 from knock.server import Running
-from pg_server import drop_tables
+from pg_server import emptied
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -30,7 +30,7 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'knock.db'}"
     url: str = request.getfixturevalue("postgres_url")
-    await drop_tables(url)
+    await emptied(url)
     return url
 
 

@@ -22,7 +22,7 @@ async def test_json_lines_for_sessions_and_connection_requests(tmp_path: Path) -
         sys.executable, "-m", "knock", "serve",
         "--cwmp-host", "127.0.0.1", "--cwmp-port", "0", "--nbi-port", "0",
         "--store-url", f"sqlite:///{tmp_path / 'knock.db'}", "--data-dir", str(tmp_path),
-        "--no-stun-enable", "--no-xmpp-enable", "--cr-provision", "random",
+        "--no-stun-enable", "--no-xmpp-enable", "--no-files-enable", "--cr-provision", "random",
         "--cr-session-wait", "5", "--log-format", "json", "--log-level", "info",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

@@ -184,3 +184,48 @@ def test_a_string_value_for_a_stored_integer_is_checked_and_sent() -> None:
     assert plan.first() == SetParameterValues(
         [ParameterValueStruct(INTERVAL, "300", "xsd:unsignedInt")]
     )
+
+
+@pytest.mark.parametrize(
+    ("spec", "rpc"),
+    [
+        (
+            {
+                "name": "setParameterValues",
+                "parameterValues": [
+                    [INTERVAL, 300, "xsd:unsignedInt"],
+                    ["Device.X.Off", "False", "xsd:boolean"],
+                ],
+            },
+            SetParameterValues(
+                [
+                    ParameterValueStruct(INTERVAL, "300", "xsd:unsignedInt"),
+                    ParameterValueStruct("Device.X.Off", "0", "xsd:boolean"),
+                ],
+                parameter_key="",
+            ),
+        ),
+        (
+            {"name": "addObject", "objectName": "Device.NAT.PortMapping"},
+            AddObject("Device.NAT.PortMapping.", parameter_key=""),
+        ),
+        (
+            {"name": "deleteObject", "objectName": "Device.NAT.PortMapping.3"},
+            DeleteObject("Device.NAT.PortMapping.3.", parameter_key=""),
+        ),
+        (
+            {"name": "refreshObject", "parameterName": "Device.WiFi."},
+            GetParameterNames("Device.WiFi.", next_level=False),
+        ),
+    ],
+)
+def test_a_task_stored_as_given_is_sent_in_the_form_the_rpc_requires(
+    spec: dict[str, object], rpc: object
+) -> None:
+    assert TaskPlan(spec, {}).first() == rpc
+
+
+def test_a_download_without_a_url_is_not_sent() -> None:
+    plan = TaskPlan({"name": "download", "fileType": "1 Firmware Upgrade Image"}, {})
+    with pytest.raises(TaskSpecError, match="download has no url"):
+        plan.first()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 from cpe_support import T0, FakeAcs, FakeClock, MakeCpe, RunCpe
 
 from knock.auth import DigestServer
 from knock.cpe.device import CpeError, retry_wait_range
+from knock.cpe.transfer import Received
 from knock.cwmp import (
     CWMP_1_2,
     AddObject,
@@ -375,13 +378,41 @@ async def test_a_value_changed_during_a_session_makes_one_more_session(
     assert params(second.inform)[address] == "198.51.100.7:40001"
 
 
+CONFIG = b"# vendor configuration\n" * 50
+FIRMWARE = bytes(range(256)) * 1000
+
+
+@pytest.fixture
+async def files() -> AsyncIterator[str]:
+    """A file server on loopback: /cfg and /fw.bin; the base URL."""
+    stored = {"cfg": CONFIG, "fw.bin": FIRMWARE}
+
+    async def serve(request: web.Request) -> web.Response:
+        body = stored.get(request.match_info["name"])
+        if body is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=body)
+
+    app = web.Application()
+    app.router.add_get("/{name}", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()
+
+
 async def test_download_ends_with_transfer_complete(
-    make_cpe: MakeCpe, run_cpe: RunCpe, acs: FakeAcs, clock: FakeClock
+    make_cpe: MakeCpe, run_cpe: RunCpe, acs: FakeAcs, clock: FakeClock, files: str
 ) -> None:
-    later = Download("later", "3 Vendor Configuration File", "http://f/c", delay_seconds=3600)
+    later = Download("later", "3 Vendor Configuration File", files + "cfg", delay_seconds=3600)
     acs.scripts.append(
         [
-            Download("dl-1", "3 Vendor Configuration File", "http://files.example/cfg"),
+            Download("dl-1", "3 Vendor Configuration File", files + "cfg"),
             later,
             GetAllQueuedTransfers(),
         ]
@@ -402,18 +433,59 @@ async def test_download_ends_with_transfer_complete(
     assert second.cpe_requests == [
         TransferComplete("dl-1", start_time=T0_TEXT, complete_time=T0_TEXT)
     ]
+    assert cpe.received == [
+        Received("dl-1", files + "cfg", len(CONFIG), hashlib.sha256(CONFIG).hexdigest())
+    ]
     assert (cpe.state.events, cpe.state.completions) == ([], [])
     assert [t.command_key for t in cpe.state.transfers] == ["later"]
     assert await clock.next_timer() == T0 + 300
 
 
-async def test_firmware_download_reboots(make_cpe: MakeCpe, run_cpe: RunCpe, acs: FakeAcs) -> None:
-    acs.scripts.append([Download("fw", "1 Firmware Upgrade Image", "https://f/fw.bin")])
-    run_cpe(make_cpe("SN11"))
+async def test_firmware_download_reboots(
+    make_cpe: MakeCpe, run_cpe: RunCpe, acs: FakeAcs, files: str
+) -> None:
+    acs.scripts.append([Download("fw", "1 Firmware Upgrade Image", files + "fw.bin")])
+    cpe = make_cpe("SN11")
+    run_cpe(cpe)
     await acs.next_session()
     second = await acs.next_session()
     assert codes(second.inform) == ["7 TRANSFER COMPLETE", "M Download", "1 BOOT"]
     assert [type(r).__name__ for r in second.cpe_requests] == ["TransferComplete"]
+    assert [r.sha256 for r in cpe.received] == [hashlib.sha256(FIRMWARE).hexdigest()]
+
+
+@pytest.mark.parametrize(
+    ("path", "size", "code"),
+    [
+        ("missing.bin", 0, 9016),  # 404: unable to access the file
+        ("fw.bin", len(FIRMWARE) + 1, 9018),  # not the size the Download announced
+    ],
+)
+async def test_a_failed_download_reports_its_fault_and_does_not_reboot(
+    make_cpe: MakeCpe, run_cpe: RunCpe, acs: FakeAcs, files: str, path: str, size: int, code: int
+) -> None:
+    firmware = Download("fw", "1 Firmware Upgrade Image", files + path, file_size=size)
+    acs.scripts.append([firmware])
+    cpe = make_cpe("SN12")
+    run_cpe(cpe)
+    await acs.next_session()
+    second = await acs.next_session()
+    assert codes(second.inform) == ["7 TRANSFER COMPLETE", "M Download"]  # no 1 BOOT
+    [report] = second.cpe_requests
+    assert isinstance(report, TransferComplete)
+    assert report.fault_struct.fault_code == code
+    assert cpe.received == []
+
+
+async def test_a_download_from_a_closed_port_faults_9015(
+    make_cpe: MakeCpe, run_cpe: RunCpe, acs: FakeAcs
+) -> None:
+    acs.scripts.append([Download("cfg", "3 Vendor Configuration File", "http://127.0.0.1:9/c")])
+    run_cpe(make_cpe("SN13"))
+    await acs.next_session()
+    second = await acs.next_session()
+    [report] = second.cpe_requests
+    assert isinstance(report, TransferComplete) and report.fault_struct.fault_code == 9015
 
 
 async def test_schedule_inform(

@@ -20,7 +20,7 @@ from knock.store import Store
 from knock.store.engine import driver_url
 from knock.store.rows import ParamValue
 from knock.store.schema import metadata
-from pg_server import drop_tables
+from pg_server import emptied
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -56,7 +56,7 @@ async def store_on_each_database(
         url = f"sqlite:///{tmp_path / 'k.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
-        await drop_tables(url)
+        await emptied(url)
     opened = await Store.open(url)
     yield opened
     await opened.close()

@@ -5,6 +5,8 @@ back and checked."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import re
 from bisect import bisect_right
@@ -271,3 +273,57 @@ async def test_an_ipv6_device_page_links_its_bracketed_url(tmp_path: Path) -> No
         facts = await device_facts(page)
         assert facts["Last STUN outcome"].startswith("ok from [::1]:")
         assert facts["UDP connection request address"].startswith("[::1]:")
+
+
+async def test_the_device_page_upgrades_firmware_from_the_stored_images(tmp_path: Path) -> None:
+    image = hashlib.sha256(b"image").digest() * 4096  # 128 KiB
+    async with (
+        lab(tmp_path, count=1, nbi_token=TOKEN) as running,
+        chromium(tmp_path) as browser,
+    ):
+        [cpe] = running.devices
+        await running.provisioned(cpe)
+        device = running.device_id(cpe)
+        nbi = f"http://127.0.0.1:{running.acs.nbi_port}"
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession(headers=auth) as http:
+            for name, headers in [
+                ("fw-2.0.bin", {"fileType": "1 Firmware Upgrade Image", "version": "2.0"}),
+                ("other.bin", {"fileType": "1 Firmware Upgrade Image", "productClass": "Other"}),
+                ("config.xml", {"fileType": "3 Vendor Configuration File"}),
+            ]:
+                async with http.put(f"{nbi}/files/{name}", data=image, headers=headers) as r:
+                    assert r.status == 201
+        page = await browser.new_page()
+        await page.goto(f"{nbi}/")
+        await page.wait_for("!document.getElementById('login').hidden")
+        await page.type("#token", TOKEN, enter=True)
+        await page.wait_for("document.querySelector('a.device-link') !== null")
+        await page.click("a.device-link")
+        # Only the firmware images made for this device are offered.
+        offered = await page.wait_for(
+            f"(() => {{ const o = {texts('#fw-file option', 'value')}; "
+            "return o.length ? o : null; })()"
+        )
+        assert offered == ["fw-2.0.bin"]
+        await page.click("#fw-upgrade")
+        outcome = await page.wait_for(
+            "(() => { const o = document.getElementById('fw-outcome').dataset;"
+            " return o.outcome && o.outcome !== 'pending' ? [o.outcome, o.task] : null; })()"
+        )
+        assert outcome[0] == "accepted"
+        task_id = int(outcome[1])
+        with running.acs.hub.subscribe(device) as announcements:
+            async with asyncio.timeout(20):  # the transfer, reported in the next session
+                while True:
+                    task = await running.acs.store.get_task(task_id)
+                    assert task is not None
+                    if "transferComplete" in (task.result or {}):
+                        break
+                    await announcements.next()
+        [received] = cpe.received
+        assert (received.size, received.sha256) == (len(image), hashlib.sha256(image).hexdigest())
+        # No script error; at most the refusal of the page's first request, made before the
+        # token was typed.
+        unauthorized = "Failed to load resource: the server responded with a status of 401"
+        assert all(error.startswith(unauthorized) for error in page.errors), page.errors

@@ -37,20 +37,10 @@ PII = "InternetGatewayDevice.ManagementServer.PeriodicInformInterval"
                     ["InternetGatewayDevice.X.Hex", "00ff", "xsd:hexBinary"],
                 ],
             },
-            {
-                "name": "setParameterValues",
-                "parameterValues": [
-                    [PII, "300", "xsd:unsignedInt"],
-                    ["InternetGatewayDevice.ManagementServer.PeriodicInformEnable", True],
-                    ["InternetGatewayDevice.X.Name", "a:b=c"],
-                    ["InternetGatewayDevice.X.When", "2024-05-01T12:00:00Z", "xsd:dateTime"],
-                    ["InternetGatewayDevice.X.Blob", "AAEC", "xsd:base64"],
-                    ["InternetGatewayDevice.X.Hex", "00FF", "xsd:hexBinary"],
-                ],
-            },
+            None,
         ),
-        # Typed values are stored as the canonical lexical text of their type, so the ACS meets
-        # one form.
+        # Values are checked against their type and stored as given (the ACS sends each in the
+        # canonical lexical text of its type, knock.acs.taskplan).
         (
             {
                 "name": "setParameterValues",
@@ -65,19 +55,7 @@ PII = "InternetGatewayDevice.ManagementServer.PeriodicInformInterval"
                     ["InternetGatewayDevice.X.Flag", True, "xsd:string"],
                 ],
             },
-            {
-                "name": "setParameterValues",
-                "parameterValues": [
-                    [PII, "300", "xsd:unsignedInt"],
-                    ["InternetGatewayDevice.X.Big", "18446744073709551615", "xsd:unsignedLong"],
-                    ["InternetGatewayDevice.X.Low", "-5", "xsd:int"],
-                    ["InternetGatewayDevice.X.On", "1", "xsd:boolean"],
-                    ["InternetGatewayDevice.X.Off", "0", "xsd:boolean"],
-                    ["InternetGatewayDevice.X.Yes", "1", "xsd:boolean"],
-                    ["InternetGatewayDevice.X.Text", "5", "xsd:string"],
-                    ["InternetGatewayDevice.X.Flag", "true", "xsd:string"],
-                ],
-            },
+            None,
         ),
         (
             {"name": "refreshObject", "objectName": "InternetGatewayDevice.LANDevice"},
@@ -85,7 +63,7 @@ PII = "InternetGatewayDevice.ManagementServer.PeriodicInformInterval"
         ),
         (
             {"name": "getParameterNames", "parameterName": "Device."},
-            {"name": "getParameterNames", "objectName": "Device."},
+            None,
         ),
         ({"name": "refreshObject", "objectName": ""}, None),
         (
@@ -94,15 +72,11 @@ PII = "InternetGatewayDevice.ManagementServer.PeriodicInformInterval"
                 "objectName": "Device.NAT.PortMapping",
                 "parameterValues": [["Enable", True, "xsd:boolean"]],
             },
-            {
-                "name": "addObject",
-                "objectName": "Device.NAT.PortMapping.",
-                "parameterValues": [["Enable", "1", "xsd:boolean"]],
-            },
+            None,
         ),
         (
             {"name": "deleteObject", "objectName": "Device.NAT.PortMapping.3"},
-            {"name": "deleteObject", "objectName": "Device.NAT.PortMapping.3."},
+            None,
         ),
         ({"name": "reboot"}, None),
         # A task document the NBI returned earlier can be posted again as it is.
@@ -212,8 +186,9 @@ def test_accepted(posted: dict[str, Any], stored: dict[str, Any] | None) -> None
         ),
         ({"name": "refreshObject"}, "refreshObject needs objectName"),
         ({"name": "deleteObject", "objectName": ""}, "objectName is a parameter path"),
-        ({"name": "download", "fileType": "1 Firmware Upgrade Image"}, "needs url"),
-        ({"name": "download", "url": "http://x/fw"}, "download needs fileType"),
+        ({"name": "download", "fileType": "1 Firmware Upgrade Image"}, "download needs file"),
+        ({"name": "download", "file": "fw.bin", "url": "http://x/fw"}, "not both"),
+        ({"name": "download", "url": "http://x/fw"}, "download with a url needs fileType"),
         (
             {"name": "download", "fileType": "1 Firmware Upgrade Image", "url": "file:///etc"},
             "an http, https or ftp URL",

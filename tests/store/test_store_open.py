@@ -176,6 +176,7 @@ LATER_TABLES = (
     *("devices", "tasks"),  # changed by later migrations
     *("stun_bindings", "xmpp_accounts", "shared_secrets"),  # migrations 3, 4, 5
     *("cwmp_user_devices", "digest_nonces"),  # migrations 10, 12
+    *("files", "file_chunks", "device_tags", "presets"),  # migrations 13, 14
 )
 LATER_DEVICE_COLUMNS = (
     *("cr_username", "cr_password", "stun_username", "stun_password"),  # migrations 2 and 3

@@ -21,6 +21,8 @@ from aiohttp import web
 
 from knock.acs.auth import CpeAuthenticator
 from knock.acs.cpe_requests import answer_cpe_request
+from knock.acs.preset_source import PresetSource
+from knock.acs.presets import PresetOutcome, PresetPlan, parameter_paths, tag_changes
 from knock.acs.provisioning import (
     Credentials,
     CrPolicy,
@@ -52,6 +54,7 @@ from knock.cwmp.session import (
     ProtocolViolation,
     State,
 )
+from knock.files.links import FileLinks, resolve_download, stored_file_name
 from knock.logs import fields
 from knock.metrics import Metrics
 from knock.notify import Arrival, Hub, SessionEnded, TaskFinished
@@ -77,6 +80,8 @@ class LiveSession:
     plan: TaskPlan | None = None
     root: str = "Device."  # the data model's root object, from the Inform's parameter names
     provisioning: Provisioning | None = None  # under way in this session
+    presets: PresetPlan | None = None  # under way, after provisioning
+    events: tuple[str, ...] = ()  # the Inform's event codes
     rpcs: int = 0  # RPCs of this session either way, for its log line
     opened: float = 0.0  # on the service's clock, at the Inform
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -102,10 +107,14 @@ class AcsService:
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
         seen_at: Callable[[str, str], None] | None = None,
+        file_links: FileLinks | None = None,
     ) -> None:
-        """*seen_at*: told each Inform's device id and source address."""
+        """*seen_at*: told each Inform's device id and source address. *file_links*: where
+        CPEs fetch stored files, for download tasks that name one."""
         self._store = store
         self._seen_at = seen_at
+        self._file_links = file_links
+        self._presets = PresetSource(store)
         self._metrics = metrics or Metrics()
         self._hub = hub
         self._auth = authenticator
@@ -266,6 +275,13 @@ class AcsService:
             following = await self._on_provisioning(live, event)
             if following is not None:
                 return self._request(live, following)
+            return await self._after_provisioning(live)
+        if isinstance(event, CpeResponse) and live.presets is not None:
+            applied = live.presets.on_response(event.rpc)
+            if not isinstance(applied, PresetOutcome):
+                return self._request(live, applied)
+            live.presets = None
+            await self._presets_applied(live, applied)
             return await self._advance(live, None)
         if isinstance(event, CpeResponse):
             step = self._on_response(live, event)
@@ -273,7 +289,7 @@ class AcsService:
                 return self._request(live, step)
             return await self._advance(live, step)
         assert isinstance(event, CpeDone)
-        if live.task is not None or live.provisioning is not None:
+        if live.task is not None or live.provisioning is not None or live.presets is not None:
             # The CPE answered our request with an empty POST, which no response may be: the
             # task is retried, or ends unknown when running it twice would do harm
             # (knock.store.retry), as for any session that dies with a task sent.
@@ -282,7 +298,45 @@ class AcsService:
         live.provisioning = await self._provisioning(live)
         if live.provisioning is not None:
             return self._request(live, live.provisioning.first())
+        return await self._after_provisioning(live)
+
+    async def _after_provisioning(self, live: LiveSession) -> web.Response:
+        """The presets that apply to the device, then its tasks."""
+        plan = await self._preset_plan(live)
+        first = None if plan is None else plan.first()
+        if plan is not None and first is not None:
+            live.presets = plan
+            return self._request(live, first)
         return await self._advance(live, None)
+
+    async def _preset_plan(self, live: LiveSession) -> PresetPlan | None:
+        """Tags the applying presets add or delete are stored at once; what they set on the
+        device comes back as a plan (knock.acs.presets)."""
+        configurations = await self._presets.configurations(live.device_id, live.events)
+        if not configurations:
+            return None
+        add, remove = tag_changes(configurations)
+        if add:
+            await self._store.add_tags(live.device_id, add)
+        if remove:
+            await self._store.delete_tags(live.device_id, remove)
+        paths = parameter_paths(configurations)
+        if not paths:
+            return None
+        stored = await self._store.get_parameters([live.device_id], paths)
+        known = {p.path: p for p in stored.get(live.device_id, []) if p.path in set(paths)}
+        return PresetPlan(configurations, known, _now())
+
+    async def _presets_applied(self, live: LiveSession, outcome: PresetOutcome) -> None:
+        if outcome.put:
+            await self._store.put_parameters(live.device_id, outcome.put, _now())
+        if outcome.fault is not None:
+            log.warning(
+                "device %s refused what its presets set (%s); they are tried again at its next "
+                "session: check their parameter names and values",
+                live.device_id,
+                outcome.fault,
+            )
 
     async def _on_transfer_complete(self, live: LiveSession, rpc: TransferComplete) -> None:
         """Record the outcome of a transfer on the download task that asked for it."""
@@ -425,6 +479,7 @@ class AcsService:
             await self._end(previous, "superseded")
         events = [e.event_code for e in inform.events]
         live.device_id = device_id
+        live.events = tuple(events)
         live.root = data_model_root([p.name for p in inform.parameter_list])
         if Event.BOOTSTRAP in events:
             self._provisioned.discard(device_id)
@@ -500,8 +555,9 @@ class AcsService:
                 self._forget(live, "ok")
                 return web.Response(status=204)
             try:
-                types = await self._stored_types(live.device_id, task.spec)
-                plan = TaskPlan(task.spec, types, transfer_command_key(task.id))
+                spec = await self._resolved(task.spec)
+                types = await self._stored_types(live.device_id, spec)
+                plan = TaskPlan(spec, types, transfer_command_key(task.id))
                 first = plan.first()
             except TaskSpecError as exc:
                 done = TaskResult(
@@ -510,6 +566,24 @@ class AcsService:
                 continue
             live.task, live.plan = task, plan
             return self._request(live, first)
+
+    async def _resolved(self, spec: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The task with a stored file it names filled in (URL, type, size, credentials)."""
+        name = stored_file_name(spec)
+        if name is None:
+            return spec
+        if self._file_links is None:
+            raise TaskSpecError(
+                f"the task names stored file {name!r} but this ACS runs no file server; "
+                "start knock serve with files_port set, or give the task a url"
+            )
+        row = await self._store.get_file(name)
+        if row is None:
+            raise TaskSpecError(
+                f"file {name!r} is no longer stored: upload it again (PUT /files/{name}) and "
+                "queue the task anew"
+            )
+        return resolve_download(spec, row, self._file_links)
 
     async def _stored_types(self, device_id: str, spec: Mapping[str, Any]) -> dict[str, str]:
         """Types the device reported for the values a task sets without naming one."""

@@ -81,10 +81,12 @@ class TaskPlan:
         if name == "factoryReset":
             return FactoryReset()
         if name == "download":
+            if not spec.get("url"):
+                raise TaskSpecError("download has no url; give url, or file naming a stored file")
             return Download(
                 command_key=self._command_key,
                 file_type=str(spec.get("fileType", "")),
-                url=str(spec.get("url") or spec.get("fileName") or ""),
+                url=str(spec.get("url", "")),
                 username=str(spec.get("username", "")),
                 password=str(spec.get("password", "")),
                 file_size=int(spec.get("fileSize", 0)),

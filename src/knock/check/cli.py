@@ -176,6 +176,8 @@ def check(
                 xmpp_tls_port=xmpp_tls_port,
                 xmpp_domain=xmpp_domain or settings.xmpp_domain,
                 nbi_port=0,  # not used by the check; never in the way of a knock serve
+                files_host=host,
+                files_port=0,
                 # A fresh store and folder, unless the configuration names its own: the device
                 # then bootstraps anew and no production database is touched by accident.
                 store_url=settings.store_url

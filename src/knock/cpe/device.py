@@ -44,6 +44,7 @@ from knock.cpe.rpc_handler import (
     handle,
 )
 from knock.cpe.state import DeviceState
+from knock.cpe.transfer import Received, perform
 from knock.cwmp.envelope import CwmpError, Envelope, UnknownMethod
 from knock.cwmp.faults import CpeFault, cpe_fault
 from knock.cwmp.namespaces import CWMP_1_2
@@ -53,7 +54,6 @@ from knock.cwmp.rpcs import (
     Inform,
     InformResponse,
     Rpc,
-    TransferComplete,
     TransferCompleteResponse,
 )
 from knock.cwmp.values import (
@@ -227,6 +227,7 @@ class SimulatedCpe:
         self._scheduled: list[InformAt] = []
         self._ids = count(1)
         self._on_settled: list[Callable[[], None]] = []
+        self.received: list[Received] = []  # files Downloads brought, since this process started
 
     @property
     def model(self) -> DataModel:
@@ -285,6 +286,8 @@ class SimulatedCpe:
         while True:
             now = self._clock.time()
             self._collect_due_events(now)
+            for transfer in [t for t in self.state.transfers if t.due <= now]:
+                await self._perform(transfer)
             if self.state.events and now >= self._retry_at:
                 await self._session()
                 continue
@@ -318,8 +321,6 @@ class SimulatedCpe:
             self._scheduled.remove(request)
             self.state.add_event(Event.SCHEDULED)
             self.state.add_event(Event.M_SCHEDULE_INFORM, request.command_key)
-        for transfer in [t for t in self.state.transfers if t.due <= now]:
-            self._perform(transfer, now)
 
     def _next_deadline(self, now: float) -> float | None:
         deadlines = [request.due for request in self._scheduled]
@@ -363,12 +364,14 @@ class SimulatedCpe:
         """An integer ManagementServer parameter, or *default* when the model lacks it."""
         return int(self._read(self._ms(leaf), str(default)))
 
-    def _perform(self, transfer: QueuedTransfer, now: float) -> None:
-        """A simulated transfer: it succeeds at once; a firmware image reboots the device."""
-        stamp = format_datetime(datetime.fromtimestamp(now, UTC))
-        result = TransferComplete(transfer.command_key, start_time=stamp, complete_time=stamp)
+    async def _perform(self, transfer: QueuedTransfer) -> None:
+        """A transfer: a download is fetched for real; a firmware image that arrived whole
+        reboots the device."""
+        result, received = await perform(transfer, self._clock.time)
+        if received is not None:
+            self.received.append(received)
         self.state.transfer_done(transfer, result)
-        if transfer.is_download and transfer.file_type == FIRMWARE_IMAGE:
+        if received is not None and transfer.file_type == FIRMWARE_IMAGE:
             self._boot()
 
     def _apply(self, effect: Effect) -> None:

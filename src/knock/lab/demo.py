@@ -143,6 +143,7 @@ def _start(
             "--stun-host", acs_host, "--stun-port", "0",
             "--xmpp-host", acs_host, "--xmpp-port", "0", "--xmpp-tls-port", "0",
             "--nbi-host", "127.0.0.1", "--nbi-port", str(nbi_port),
+            "--files-host", acs_host, "--files-port", "0",
             "--store-url", f"sqlite:///{folder / 'knock.db'}",
             "--data-dir", str(folder / "data"), "--log-level", "warning",
             # Quick keep-alives and answers.

@@ -7,7 +7,7 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -16,17 +16,34 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from knock.connreq.dispatcher import CrResult
+from knock.files.links import stored_file_name
 from knock.metrics import CONTENT_TYPE, Metrics
 from knock.nbi.dashboard import add_dashboard
-from knock.nbi.documents import cr_result_document, device_document, parameters_to_fetch
+from knock.nbi.documents import (
+    cr_result_document,
+    device_document,
+    parameters_to_fetch,
+    selects,
+)
 from knock.nbi.errors import ApiError
+from knock.nbi.faults import fault_document
+from knock.nbi.files import check_file_name, file_document, file_meta
 from knock.nbi.openapi import OPENAPI
 from knock.nbi.origin import AllowedHosts, origin_guard
+from knock.nbi.presets import (
+    PROVISIONS_NOT_SUPPORTED,
+    check_preset_name,
+    check_tag,
+    parse_preset,
+)
 from knock.nbi.query import (
     QueryError,
     check_text,
     device_filter,
     device_order,
+    fault_filter,
+    file_filter,
+    parse_fault_id,
     parse_projection,
     parse_task_id,
     task_filter,
@@ -35,6 +52,7 @@ from knock.nbi.tasks import TaskError, parse_task, task_document
 from knock.notify import Announcement, Arrival, Hub, Subscription, TaskFinished
 from knock.store import Store
 from knock.store.errors import IdempotencyKeyReusedError, QueryTimeoutError, ReadsStoppedError
+from knock.store.files import MAX_FILE_SIZE, FileTooLarge
 from knock.store.rows import TaskRow
 from knock.vocab import CrMethod, TaskStatus
 
@@ -49,7 +67,8 @@ Reach = Callable[[str, float, CrMethod | None], Awaitable[CrResult]]
 order) -> the outcome with its latency and every attempt."""
 
 MAX_BODY = 1 << 20
-DEFAULT_TIMEOUT_MS = 3000  # GenieACS's default wait for a task
+UPLOAD_IDLE_S = 30.0  # an upload that sends nothing for this long is dropped
+DEFAULT_TIMEOUT_MS = 4000  # GenieACS's default wait for a task
 CR_TIMEOUT_MS = 30_000  # TR-069 gives a device 30 s to start its session
 MAX_TIMEOUT_MS = 600_000
 _MAX_PAGE = 10**9
@@ -85,16 +104,31 @@ def make_nbi_app(
     nbi = _Nbi(store, hub, connection_request, reach)
     routes: list[tuple[str, str, Handler]] = [
         ("GET", "/devices", nbi.list_devices),
+        ("HEAD", "/devices", nbi.list_devices),
         ("DELETE", "/devices/{device_id}", nbi.delete_device),
         ("POST", "/devices/{device_id}/tasks", nbi.post_task),
         ("POST", "/devices/{device_id}/connection-request", nbi.post_connection_request),
         ("GET", "/tasks", nbi.list_tasks),
+        ("HEAD", "/tasks", nbi.list_tasks),
         ("DELETE", "/tasks/{task_id}", nbi.delete_task),
+        ("GET", "/files", nbi.list_files),
+        ("HEAD", "/files", nbi.list_files),
+        ("GET", "/presets", nbi.list_presets),
+        ("GET", "/faults", nbi.list_faults),
+        ("HEAD", "/faults", nbi.list_faults),
+        ("DELETE", "/faults/{fault_id}", nbi.retry_fault),
     ]
     for method, path, handler in routes:
         # GenieACS answers with and without the trailing slash; scripts use both.
         app.router.add_route(method, path, handler)
         app.router.add_route(method, path + "/", handler)
+    app.router.add_route("PUT", "/presets/{name}", nbi.put_preset)
+    app.router.add_route("DELETE", "/presets/{name}", nbi.delete_preset)
+    app.router.add_route("PUT", "/provisions/{name}", _no_provisions)
+    app.router.add_route("POST", "/devices/{device_id}/tags/{tag}", nbi.add_tag)
+    app.router.add_route("DELETE", "/devices/{device_id}/tags/{tag}", nbi.delete_tag)
+    app.router.add_route("PUT", "/files/{name}", nbi.put_file)
+    app.router.add_route("DELETE", "/files/{name}", nbi.delete_file)
     app.router.add_get("/openapi.json", _openapi)
     if metrics is not None:
         app.router.add_get("/metrics", _metrics_handler(metrics))
@@ -127,6 +161,10 @@ def _metrics_handler(metrics: Metrics) -> Handler:
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     return scrape
+
+
+async def _no_provisions(request: web.Request) -> web.Response:
+    raise ApiError(501, PROVISIONS_NOT_SUPPORTED)
 
 
 async def _openapi(request: web.Request) -> web.Response:
@@ -241,6 +279,24 @@ def _int_param(request: web.Request, name: str, maximum: int) -> int | None:
     return int(text)
 
 
+def _page(request: web.Request) -> tuple[int, int | None]:
+    """skip and limit of a listing."""
+    return _int_param(request, "skip", _MAX_PAGE) or 0, _int_param(request, "limit", _MAX_PAGE)
+
+
+async def _listing(
+    request: web.Request,
+    total: Awaitable[int],
+    documents: Callable[[], Awaitable[list[dict[str, Any]]]],
+) -> web.Response:
+    """A collection as GenieACS answers for one: the `total` header counts every match, skip
+    and limit aside; HEAD sends it alone, GET with the page of documents."""
+    headers = {"total": str(await total)}
+    if request.method == "HEAD":
+        return web.Response(headers=headers, content_type="application/json")
+    return web.json_response(await documents(), headers=headers)
+
+
 def _phrase(text: str) -> str:
     """Text fit for an HTTP reason phrase: one line, and ASCII to be safe with any client."""
     return " ".join(text.split()).encode("ascii", "replace").decode()[:200]
@@ -303,16 +359,22 @@ class _Nbi:
         where = device_filter(_json_param(request, "query"))
         order = device_order(_json_param(request, "sort"))
         projection = parse_projection(request.query.get("projection"))
-        skip = _int_param(request, "skip", _MAX_PAGE) or 0
-        limit = _int_param(request, "limit", _MAX_PAGE)
-        rows = await self.store.find_devices(where, order, skip, limit)
-        prefixes = parameters_to_fetch(projection)
-        params = {}
-        if rows and prefixes is not None:
-            params = await self.store.get_parameters([row.id for row in rows], prefixes, nbi=True)
-        return web.json_response(
-            [device_document(row, params.get(row.id, []), projection) for row in rows]
-        )
+        skip, limit = _page(request)
+
+        async def documents() -> list[dict[str, Any]]:
+            rows = await self.store.find_devices(where, order, skip, limit)
+            prefixes = parameters_to_fetch(projection)
+            ids = [row.id for row in rows]
+            params = {}
+            if rows and prefixes is not None:
+                params = await self.store.get_parameters(ids, prefixes, nbi=True)
+            tags = await self.store.tags_of(ids) if rows and selects(projection, "_tags") else {}
+            return [
+                device_document(row, params.get(row.id, []), projection, tags.get(row.id, ()))
+                for row in rows
+            ]
+
+        return await _listing(request, self.store.count_devices(where), documents)
 
     async def delete_device(self, request: web.Request) -> web.Response:
         device_id = request.match_info["device_id"]
@@ -322,10 +384,12 @@ class _Nbi:
 
     async def list_tasks(self, request: web.Request) -> web.Response:
         where = task_filter(_json_param(request, "query"))
-        skip = _int_param(request, "skip", _MAX_PAGE) or 0
-        limit = _int_param(request, "limit", _MAX_PAGE)
-        rows = await self.store.find_tasks(where, skip, limit)
-        return web.json_response([task_document(row) for row in rows])
+        skip, limit = _page(request)
+
+        async def documents() -> list[dict[str, Any]]:
+            return [task_document(row) for row in await self.store.find_tasks(where, skip, limit)]
+
+        return await _listing(request, self.store.count_tasks(where), documents)
 
     async def delete_task(self, request: web.Request) -> web.Response:
         text = request.match_info["task_id"]
@@ -333,6 +397,103 @@ class _Nbi:
         if task_id is None or not await self.store.delete_task(task_id):
             raise ApiError(404, f"no task {text!r}; GET /tasks/ lists the tasks and their ids")
         return web.json_response({"deleted": text})
+
+    async def list_presets(self, request: web.Request) -> web.Response:
+        rows = await self.store.list_presets()
+        return web.json_response([{"_id": row.name, **row.doc} for row in rows])
+
+    async def put_preset(self, request: web.Request) -> web.Response:
+        name = check_preset_name(request.match_info["name"])
+        doc = _load_json(await request.read(), "the preset")
+        weight = parse_preset(doc)
+        given = {k: v for k, v in doc.items() if k != "_id"}
+        await self.store.put_preset(name, weight, given)
+        return web.json_response({"_id": name, **given})
+
+    async def delete_preset(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if not await self.store.delete_preset(name):
+            raise ApiError(404, f"no preset {name!r}; GET /presets/ lists them")
+        return web.json_response({"deleted": name})
+
+    async def add_tag(self, request: web.Request) -> web.Response:
+        device_id = request.match_info["device_id"]
+        tag = check_tag(request.match_info["tag"])
+        if await self.store.get_device(device_id) is None:
+            raise self._no_device(device_id)
+        await self.store.add_tags(device_id, [tag])
+        return web.json_response({"device": device_id, "tag": tag})
+
+    async def delete_tag(self, request: web.Request) -> web.Response:
+        device_id = request.match_info["device_id"]
+        tag = request.match_info["tag"]
+        if not await self.store.delete_tags(device_id, [tag]):
+            raise ApiError(404, f"{device_id!r} has no tag {tag!r}")
+        return web.json_response({"deleted": tag})
+
+    async def list_faults(self, request: web.Request) -> web.Response:
+        """GenieACS's faults: Knock's faulted tasks."""
+        where = fault_filter(_json_param(request, "query"))
+        skip, limit = _page(request)
+
+        async def documents() -> list[dict[str, Any]]:
+            return [fault_document(row) for row in await self.store.find_tasks(where, skip, limit)]
+
+        return await _listing(request, self.store.count_tasks(where), documents)
+
+    async def retry_fault(self, request: web.Request) -> web.Response:
+        """GenieACS's DELETE /faults/<id>: the faulted task is queued again, to run at the
+        device's next session."""
+        text = request.match_info["fault_id"]
+        task_id = parse_fault_id(text)
+        row = None if task_id is None else await self.store.requeue_faulted_task(task_id)
+        if row is None:
+            raise ApiError(
+                404, f"no fault {text!r}; GET /faults/ lists them, as <device>:task_<id>"
+            )
+        log.info("device %s: faulted task %d queued again", row.device_id, row.id)
+        return web.json_response(task_document(row))
+
+    async def list_files(self, request: web.Request) -> web.Response:
+        where = file_filter(_json_param(request, "query"))
+        projection = parse_projection(request.query.get("projection"))
+        skip, limit = _page(request)
+
+        async def documents() -> list[dict[str, Any]]:
+            rows = await self.store.find_files(where, skip, limit)
+            return [file_document(row, projection) for row in rows]
+
+        return await _listing(request, self.store.count_files(where), documents)
+
+    async def put_file(self, request: web.Request) -> web.Response:
+        """GenieACS's upload: the body is the file, the headers its metadata."""
+        name = check_file_name(request.match_info["name"])
+        meta = file_meta(request.headers)
+        if (request.content_length or 0) > MAX_FILE_SIZE:
+            raise ApiError(413, f"a file holds at most {MAX_FILE_SIZE} bytes (TR-069 FileSize)")
+
+        async def body() -> AsyncIterator[bytes]:
+            while True:
+                async with asyncio.timeout(UPLOAD_IDLE_S):
+                    data = await request.content.readany()
+                if not data:
+                    return
+                yield data
+
+        try:
+            row = await self.store.put_file(name, meta, body(), _now())
+        except FileTooLarge as exc:
+            raise ApiError(413, str(exc)) from None
+        except TimeoutError:
+            raise ApiError(408, f"the upload sent nothing for {UPLOAD_IDLE_S:.0f} s") from None
+        log.info("file %r stored: %d bytes, md5 %s", row.name, row.length, row.md5)
+        return web.json_response(file_document(row), status=201)
+
+    async def delete_file(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if not await self.store.delete_file(name):
+            raise ApiError(404, f"no file {name!r}; GET /files/ lists the stored files")
+        return web.json_response({"deleted": name})
 
     async def post_task(self, request: web.Request) -> web.Response:
         device_id = request.match_info["device_id"]
@@ -354,6 +515,7 @@ class _Nbi:
             return await self._wake(device_id, deadline, timeout_ms)
         spec = parse_task(_load_json(body, "the task"))
         key = _idempotency_key(request)
+        await self._check_stored_file(spec)
         if not wait:
             row = await self._add_task(device_id, spec, key)
             return _task_response(row, 202, NOT_PROCESSED)
@@ -382,6 +544,27 @@ class _Nbi:
             return await self.store.add_task(device_id, spec["name"], spec, _now(), key)
         except IdempotencyKeyReusedError as exc:
             raise ApiError(409, str(exc)) from None
+
+    async def _check_stored_file(self, spec: dict[str, Any]) -> None:
+        """A download naming a stored file: refused unless the device could fetch it."""
+        name = stored_file_name(spec)
+        if name is None:
+            return
+        row = await self.store.get_file(name)
+        if row is None:
+            field = "file" if "file" in spec else "fileName"
+            raise ApiError(
+                400,
+                f"{field} {name!r} names no stored file, so the device would get no URL it can "
+                f"fetch: upload it first (PUT /files/{name}, or knock files put), or give url "
+                "and fileType for a file served elsewhere",
+            )
+        if not (spec.get("fileType") or row.file_type):
+            raise ApiError(
+                400,
+                f"file {name!r} was stored without a fileType header: give fileType in the "
+                'task, e.g. "1 Firmware Upgrade Image", or upload it again with the header',
+            )
 
     async def _wake(self, device_id: str, deadline: float, timeout_ms: int) -> web.Response:
         """GenieACS's empty-body POST: only make the device open a session."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -59,6 +60,97 @@ def register(app: typer.Typer) -> None:
     app.command("set", help=SET_HELP)(set_parameters)
     app.command("tasks")(tasks)
     app.command("cr")(connection_request)
+    files = typer.Typer(
+        help="Files CPEs download (firmware, configuration): stored in Knock's database and "
+        "served on the file server's port (7567), as GenieACS does.",
+        no_args_is_help=True,
+    )
+    files.command("put")(put_file)
+    files.command("ls")(list_files)
+    files.command("rm")(remove_file)
+    app.add_typer(files, name="files")
+
+
+def put_file(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The file to upload.")],
+    name: Annotated[
+        str | None, typer.Option(help="Name to store it under (default: the file's own).")
+    ] = None,
+    file_type: Annotated[
+        str,
+        typer.Option(
+            "--file-type",
+            help='TR-069 FileType a download task sends, e.g. "1 Firmware Upgrade Image", '
+            '"3 Vendor Configuration File".',
+        ),
+    ] = "1 Firmware Upgrade Image",
+    oui: Annotated[str, typer.Option(help="OUI of the devices it is for.")] = "",
+    product_class: Annotated[
+        str, typer.Option("--product-class", help="Product class it is for.")
+    ] = "",
+    version: Annotated[str, typer.Option(help="Version it installs.")] = "",
+    nbi: NbiUrl = DEFAULT_URL,
+    token: Token = None,
+    timeout: RequestTimeout = 30,
+) -> None:
+    """Upload a file (PUT /files/<name>); a download task then names it:
+    {"name": "download", "file": NAME}."""
+    metadata = {
+        "fileType": file_type,
+        "oui": oui,
+        "productClass": product_class,
+        "version": version,
+    }
+
+    async def work(client: NbiClient) -> None:
+        stored = await client.put_file(name or path.name, path, metadata)
+        _out().print(f"stored {stored['_id']}: {stored['length']} bytes, md5 {stored['md5']}")
+
+    _run(NbiClient(nbi, token=token, timeout_s=timeout), work)
+
+
+def list_files(
+    nbi: NbiUrl = DEFAULT_URL, token: Token = None, timeout: RequestTimeout = 30
+) -> None:
+    """List stored files: name, size, type, OUI, product class, version, upload date."""
+
+    async def work(client: NbiClient) -> None:
+        found = await client.files()
+        rows = []
+        for doc in found:
+            meta = doc.get("metadata", {})
+            rows.append(
+                [
+                    doc["_id"],
+                    str(doc["length"]),
+                    meta.get("fileType", ""),
+                    meta.get("oui", ""),
+                    meta.get("productClass", ""),
+                    meta.get("version", ""),
+                    doc["uploadDate"],
+                ]
+            )
+        headers = ["Name", "Bytes", "File type", "OUI", "Product class", "Version", "Uploaded"]
+        _print_table(headers, rows, 0, 1, 6)
+
+    _run(NbiClient(nbi, token=token, timeout_s=timeout), work)
+
+
+def remove_file(
+    name: Annotated[
+        str, typer.Argument(help="The stored file's name, as `knock files ls` shows it.")
+    ],
+    nbi: NbiUrl = DEFAULT_URL,
+    token: Token = None,
+    timeout: RequestTimeout = 30,
+) -> None:
+    """Delete a stored file; download tasks naming it fault at their next session."""
+
+    async def work(client: NbiClient) -> None:
+        await client.delete_file(name)
+        _out().print(f"deleted {name}")
+
+    _run(NbiClient(nbi, token=token, timeout_s=timeout), work)
 
 
 def devices(

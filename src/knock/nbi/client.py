@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -66,6 +67,30 @@ class NbiClient:
         _, _, body = await self._call("GET", "/tasks/", params, None, self._timeout_s)
         return list(body)
 
+    async def files(self, query: Any = None) -> list[dict[str, Any]]:
+        params = {"query": json.dumps(query)} if query is not None else {}
+        _, _, body = await self._call("GET", "/files/", params, None, self._timeout_s)
+        return list(body)
+
+    async def put_file(self, name: str, path: Path, metadata: dict[str, str]) -> dict[str, Any]:
+        """Upload the file at *path* as *name*, streamed from disk, with GenieACS's metadata
+        headers (fileType, oui, productClass, version)."""
+        with path.open("rb") as contents:
+            _, _, body = await self._call(
+                "PUT",
+                f"/files/{quote(name, safe='')}",
+                {},
+                None,
+                None,
+                data=contents,
+                headers=metadata,
+            )
+        return dict(body)
+
+    async def delete_file(self, name: str) -> None:
+        path = f"/files/{quote(name, safe='')}"
+        await self._call("DELETE", path, {}, None, self._timeout_s)
+
     async def run_task(self, device_id: str, task: dict[str, Any], wait_s: float) -> TaskOutcome:
         """Queue `task`, ask the device to connect, and wait up to `wait_s` for it to finish."""
         params = {"connection_request": "", "timeout": str(round(wait_s * 1000))}
@@ -97,15 +122,26 @@ class NbiClient:
         path: str,
         params: dict[str, str],
         body: Any,
-        timeout_s: float,
+        timeout_s: float | None,
         results: tuple[int, ...] = (),
+        *,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, str, Any]:
+        """*body* is sent as JSON; *data* (a file, streamed) instead, with *headers*. Without
+        *timeout_s*, only silence of the NBI for as long ends the request (an upload)."""
         if self._session is None:
             raise RuntimeError("use NbiClient as an async context manager")
         url = URL(self.url + path, encoded=True).update_query(params)
         try:
+            timeout = (
+                aiohttp.ClientTimeout(total=timeout_s)
+                if timeout_s is not None
+                else aiohttp.ClientTimeout(sock_read=self._timeout_s)
+            )
+            sent: dict[str, Any] = {"json": body} if data is None else {"data": data}
             async with self._session.request(
-                method, url, json=body, timeout=aiohttp.ClientTimeout(total=timeout_s)
+                method, url, headers=headers, timeout=timeout, **sent
             ) as response:
                 text = await response.text()
                 status, reason = response.status, response.reason or ""
@@ -115,7 +151,8 @@ class NbiClient:
                 "or point --nbi (or KNOCK_NBI_URL) at the right address"
             ) from exc
         except TimeoutError as exc:
-            raise NbiError(f"the NBI at {self.url} did not answer within {timeout_s:g} s") from exc
+            waited = timeout_s if timeout_s is not None else self._timeout_s
+            raise NbiError(f"the NBI at {self.url} did not answer within {waited:g} s") from exc
         try:
             answer = json.loads(text)
         except ValueError as exc:

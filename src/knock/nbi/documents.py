@@ -53,11 +53,17 @@ def parameters_to_fetch(projection: Sequence[str] | None) -> tuple[str, ...] | N
 
 
 def device_document(
-    device: DeviceRow, params: Sequence[StoredParam], projection: Sequence[str] | None = None
+    device: DeviceRow,
+    params: Sequence[StoredParam],
+    projection: Sequence[str] | None = None,
+    tags: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The GenieACS document of one device. `projection` (see `query.parse_projection`) limits
-    it to some paths; `_id` is always there, as in MongoDB."""
+    it to some paths; `_id` is always there, as in MongoDB. `_tags` only when it has some, as
+    in GenieACS."""
     doc: dict[str, Any] = {"_id": device.id}
+    if tags and selects(projection, "_tags"):
+        doc["_tags"] = list(tags)
     identity = {
         "_deviceId._Manufacturer": device.manufacturer,
         "_deviceId._OUI": device.oui,

@@ -39,6 +39,52 @@ _DEVICE_ID = {
     "description": "The device id, percent-encoded once (encodeURIComponent).",
     "schema": {"type": "string"},
 }
+_TAG = {
+    "name": "tag",
+    "in": "path",
+    "required": True,
+    "description": "1 to 128 characters without spaces or '/'.",
+    "schema": {"type": "string"},
+}
+_PRESET_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_CONFIGURATION = {
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {
+                "type": {"const": "value"},
+                "name": {"type": "string"},
+                "value": {"type": ["string", "integer", "boolean"]},
+            },
+            "required": ["type", "name", "value"],
+        },
+        {
+            "type": "object",
+            "description": "Read the parameter again when the stored value is older than age s.",
+            "properties": {
+                "type": {"const": "age"},
+                "name": {"type": "string"},
+                "age": {"type": "integer", "minimum": 1},
+            },
+            "required": ["type", "name", "age"],
+        },
+        {
+            "type": "object",
+            "properties": {
+                "type": {"enum": ["add_tag", "delete_tag"]},
+                "tag": {"type": "string"},
+            },
+            "required": ["type", "tag"],
+        },
+    ]
+}
+_FILE_NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "The file's name, percent-encoded once.",
+    "schema": {"type": "string"},
+}
 _QUERY = _query(
     "query",
     'A MongoDB-style query as GenieACS takes it, e.g. {"_deviceId._SerialNumber": "SN1"}. '
@@ -137,7 +183,7 @@ OPENAPI: dict[str, Any] = {
                     ),
                     _query(
                         "timeout",
-                        "Milliseconds to wait, default 3000.",
+                        "Milliseconds to wait, default 4000 (as GenieACS).",
                         {"type": "integer", "minimum": 0, "maximum": 600000},
                     ),
                     {
@@ -234,6 +280,183 @@ OPENAPI: dict[str, Any] = {
                     "404": _error("No such task."),
                 },
             }
+        },
+        "/devices/{device_id}/tags/{tag}": {
+            "post": {
+                "summary": "Tag a device (GenieACS's _tags)",
+                "parameters": [_DEVICE_ID, _TAG],
+                "responses": {
+                    "200": _json({"type": "object"}, "Tagged (a tag it had stays)."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such device."),
+                },
+            },
+            "delete": {
+                "summary": "Untag a device",
+                "parameters": [_DEVICE_ID, _TAG],
+                "responses": {
+                    "200": _json(_ref("Deleted"), "Untagged."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("The device has no such tag."),
+                },
+            },
+        },
+        "/presets/": {
+            "get": {
+                "summary": "List presets, lightest first (the order they apply in)",
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("Preset")}, "Every preset."),
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/presets/{name}": {
+            "put": {
+                "summary": "Create or replace a preset",
+                "description": "Applied in every session of a device it matches (events and "
+                "precondition), after Knock's own provisioning and before the device's tasks; "
+                "only values that do not already hold are set.",
+                "parameters": [_PRESET_NAME],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("Preset")}},
+                },
+                "responses": {
+                    "200": _json(_ref("Preset"), "Stored."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                    "413": _error("The body is over 1 MiB."),
+                },
+            },
+            "delete": {
+                "summary": "Delete a preset",
+                "parameters": [_PRESET_NAME],
+                "responses": {
+                    "200": _json(_ref("Deleted"), "Deleted."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such preset."),
+                },
+            },
+        },
+        "/provisions/{name}": {
+            "put": {
+                "summary": "Not supported: GenieACS's JavaScript provisions",
+                "parameters": [_PRESET_NAME],
+                "responses": {
+                    "401": _UNAUTHORIZED,
+                    "501": _error("Says what to use instead: presets with configurations."),
+                },
+            }
+        },
+        "/faults/": {
+            "get": {
+                "summary": "Find faults: tasks that faulted or ran out of retries",
+                "parameters": [
+                    {
+                        **_QUERY,
+                        "description": "Query over _id, channel, device, code (a device's "
+                        'CWMP fault as "cwmp.9005"), timestamp.',
+                    },
+                    _SKIP,
+                    _LIMIT,
+                ],
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("Fault")}, "Matching faults."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/faults/{fault_id}": {
+            "delete": {
+                "summary": "Retry: queue the faulted task again for the device's next session",
+                "parameters": [
+                    {
+                        "name": "fault_id",
+                        "in": "path",
+                        "required": True,
+                        "description": "<device>:task_<id>, percent-encoded once.",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("Task"), "The task, queued again."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such fault."),
+                },
+            }
+        },
+        "/files/": {
+            "get": {
+                "summary": "Find stored files, by name",
+                "parameters": [
+                    {
+                        **_QUERY,
+                        "description": "Query over _id, filename, length, md5, uploadDate, "
+                        "metadata.fileType, metadata.oui, metadata.productClass, "
+                        "metadata.version.",
+                    },
+                    _query(
+                        "projection",
+                        "Comma-separated fields to include, e.g. length,metadata.version.",
+                        {"type": "string"},
+                    ),
+                    _SKIP,
+                    _LIMIT,
+                ],
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("File")}, "Matching files."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/files/{name}": {
+            "put": {
+                "summary": "Store a file CPEs download (firmware, configuration)",
+                "description": "The body is the file, streamed into the store's database; a "
+                "file of that name is replaced once the upload is whole. The file server "
+                "(files_port, 7567) serves it to CPEs; a download task names it with file.",
+                "parameters": [
+                    _FILE_NAME,
+                    *(
+                        {
+                            "name": header,
+                            "in": "header",
+                            "required": False,
+                            "description": description,
+                            "schema": {"type": "string"},
+                        }
+                        for header, description in (
+                            ("fileType", 'TR-069 FileType, e.g. "1 Firmware Upgrade Image".'),
+                            ("oui", "OUI of the devices it is for."),
+                            ("productClass", "Product class it is for."),
+                            ("version", "Version it installs."),
+                        )
+                    ),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/octet-stream": {}},
+                },
+                "responses": {
+                    "201": _json(_ref("File"), "Stored."),
+                    "400": _BAD_REQUEST,
+                    "401": _UNAUTHORIZED,
+                    "408": _error("The upload stalled."),
+                    "413": _error("Over 4294967295 bytes (TR-069's FileSize)."),
+                },
+            },
+            "delete": {
+                "summary": "Delete a stored file",
+                "parameters": [_FILE_NAME],
+                "responses": {
+                    "200": _json(_ref("Deleted"), "Deleted."),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such file."),
+                },
+            },
         },
         # The web dashboard: its pages need no token (they hold no data), its JSON does.
         "/": {
@@ -426,6 +649,11 @@ OPENAPI: dict[str, Any] = {
                             "time": {"type": "string", "format": "date-time"},
                         },
                     },
+                    "_tags": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Only when the device has tags.",
+                    },
                 },
                 "required": ["_id"],
                 "additionalProperties": {"type": "object"},
@@ -456,23 +684,99 @@ OPENAPI: dict[str, Any] = {
                     _task("deleteObject", {"objectName": _OBJECT_NAME}, ["objectName"]),
                     _task("reboot", {}, []),
                     _task("factoryReset", {}, []),
-                    _task(
-                        "download",
-                        {
-                            "fileType": {
-                                "type": "string",
-                                "examples": ["1 Firmware Upgrade Image"],
+                    {
+                        **_task(
+                            "download",
+                            {
+                                "file": {
+                                    "type": "string",
+                                    "description": "A stored file (PUT /files/<name>): Knock "
+                                    "fills in url, fileType, fileSize and the file server's "
+                                    "credentials.",
+                                },
+                                "fileType": {
+                                    "type": "string",
+                                    "examples": ["1 Firmware Upgrade Image"],
+                                },
+                                "url": {"type": "string", "format": "uri"},
+                                "fileName": {
+                                    "type": "string",
+                                    "description": "Without url: the stored file's name (as "
+                                    "file); refused when no such file is stored.",
+                                },
+                                "targetFileName": {"type": "string"},
+                                "username": {"type": "string"},
+                                "password": {"type": "string"},
+                                "fileSize": {"type": "integer", "minimum": 0},
                             },
-                            "url": {"type": "string", "format": "uri"},
-                            "fileName": {"type": "string"},
-                            "targetFileName": {"type": "string"},
-                            "username": {"type": "string"},
-                            "password": {"type": "string"},
-                            "fileSize": {"type": "integer", "minimum": 0},
-                        },
-                        ["fileType"],
-                    ),
+                            [],
+                        ),
+                        "anyOf": [
+                            {"required": ["file"]},
+                            {"required": ["fileName"]},
+                            {"required": ["url", "fileType"]},
+                        ],
+                    },
                 ],
+            },
+            "Preset": {
+                "type": "object",
+                "properties": {
+                    "_id": {"type": "string"},
+                    "weight": {"type": "integer", "description": "heavier applies later, wins"},
+                    "precondition": {
+                        "type": ["string", "object"],
+                        "description": "A device query (as for GET /devices/), or its JSON "
+                        'text; "" matches every device.',
+                    },
+                    "events": {
+                        "type": "object",
+                        "additionalProperties": {"type": "boolean"},
+                        "description": "Event codes that must (true) or must not (false) be in "
+                        "the Inform.",
+                    },
+                    "configurations": {"type": "array", "items": _CONFIGURATION},
+                },
+                "additionalProperties": True,
+            },
+            "Fault": {
+                "type": "object",
+                "description": "GenieACS's fault document; one per faulted task.",
+                "properties": {
+                    "_id": {"type": "string", "examples": ["001122-Router-SN1:task_42"]},
+                    "device": {"type": "string"},
+                    "channel": {"type": "string", "examples": ["task_42"]},
+                    "code": {
+                        "type": "string",
+                        "description": "a device's CWMP fault as \"cwmp.9005\"; Knock's own: "
+                        '"knock", or how the sessions it ran in ended ("timeout", "closed", ...)',
+                    },
+                    "message": {"type": "string"},
+                    "detail": {},
+                    "retries": {"type": "integer"},
+                    "timestamp": {"type": "string", "format": "date-time"},
+                },
+                "required": ["_id", "device", "channel", "code", "message", "timestamp"],
+            },
+            "File": {
+                "type": "object",
+                "description": "A stored file as GenieACS lists one (GridFS's fields).",
+                "properties": {
+                    "_id": {"type": "string"},
+                    "filename": {"type": "string"},
+                    "length": {"type": "integer"},
+                    "chunkSize": {"type": "integer"},
+                    "md5": {"type": "string"},
+                    "uploadDate": {"type": "string", "format": "date-time"},
+                    "metadata": {
+                        "type": "object",
+                        "properties": {
+                            k: {"type": "string"}
+                            for k in ("fileType", "oui", "productClass", "version")
+                        },
+                    },
+                },
+                "required": ["_id"],
             },
             "Task": {
                 "type": "object",
@@ -574,6 +878,24 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+
+def _add_totals(document: dict[str, Any]) -> None:
+    """GenieACS's collections answer with a `total` header, and HEAD with it alone."""
+    for path in ("/devices/", "/tasks/", "/faults/", "/files/"):
+        operation = document["paths"][path]["get"]
+        operation["description"] = (
+            "HEAD takes the same parameters and answers with the total header alone."
+        )
+        operation["responses"]["200"]["headers"] = {
+            "total": {
+                "description": "How many match the query, skip and limit aside.",
+                "schema": {"type": "integer"},
+            }
+        }
+
+
+_add_totals(OPENAPI)
 
 
 def _answer_browser_refusals(document: dict[str, Any]) -> None:

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import ColumnElement
 
-from knock.store.schema import devices, parameters, tasks
+from knock.store.schema import device_tags, devices, files, parameters, tasks
 from knock.vocab import TaskStatus
 
 Scalar = bool | int | float | str
@@ -197,6 +197,27 @@ def _boolean_texts(operand: bool) -> tuple[str, ...]:
     return _TRUE_TEXT if operand else _FALSE_TEXT
 
 
+class _TagsField(_Field):
+    """GenieACS's `_tags`, an array: {"_tags": "x"} matches a device that has the tag x."""
+
+    def _tagged(self, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+        return exists().where(device_tags.c.device_id == devices.c.id, condition)
+
+    def compare(self, op: Compare, operand: Scalar) -> ColumnElement[bool]:
+        raise QueryError(
+            '_tags matches a tag by name: {"_tags": "x"}, $ne, $in, $nin or $exists, '
+            f"not an ordering of {json.dumps(operand)}"
+        )
+
+    def any_of(self, operands: list[Scalar]) -> ColumnElement[bool]:
+        if not all(isinstance(operand, str) for operand in operands):
+            raise QueryError('_tags matches a tag by name, a string: {"_tags": "x"}')
+        return self._tagged(device_tags.c.tag.in_(operands))
+
+    def present(self) -> ColumnElement[bool]:
+        return self._tagged(true())
+
+
 def _as_number(text: str) -> float | None:
     if not _NUMBER_TEXT.fullmatch(text.strip()):
         return None
@@ -275,6 +296,60 @@ _TASK_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
     "timestamp": (tasks.c.created, _date),
 }
 
+
+def _length(name: str, operand: Scalar) -> int:
+    if not isinstance(operand, int) or isinstance(operand, bool):
+        raise QueryError(f"{name} compares with a whole number of bytes, not {json.dumps(operand)}")
+    return operand
+
+
+_FILE_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
+    "_id": (files.c.name, _text),
+    "filename": (files.c.name, _text),
+    "length": (files.c.length, _length),
+    "md5": (files.c.md5, _text),
+    "uploadDate": (files.c.uploaded, _date),
+    "metadata.fileType": (files.c.file_type, _text),
+    "metadata.oui": (files.c.oui, _text),
+    "metadata.productClass": (files.c.product_class, _text),
+    "metadata.version": (files.c.version, _text),
+}
+
+
+def parse_fault_id(value: Any) -> int | None:
+    """The task a fault id names: "<device>:task_<id>" as GenieACS writes it, or the bare
+    "task_<id>" channel; None if it names none."""
+    if not isinstance(value, str):
+        return None
+    _, _, channel = value.rpartition(":")
+    if not channel.startswith("task_"):
+        return None
+    return parse_task_id(channel.removeprefix("task_"))
+
+
+def _fault_task_id(name: str, operand: Scalar) -> int:
+    number = parse_fault_id(operand)
+    if number is None:
+        raise QueryError(
+            f'{name} is a fault id such as "<device>:task_42" or channel "task_42", not '
+            f"{json.dumps(operand)}"
+        )
+    return number
+
+
+def _fault_code(name: str, operand: Scalar) -> str:
+    """GenieACS names a device's CWMP fault "cwmp.9005"; the store keeps "9005"."""
+    return _text(name, operand).removeprefix("cwmp.")
+
+
+_FAULT_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
+    "_id": (tasks.c.id, _fault_task_id),
+    "channel": (tasks.c.id, _fault_task_id),
+    "device": (tasks.c.device_id, _text),
+    "code": (tasks.c.fault_code, _fault_code),
+    "timestamp": (tasks.c.finished, _date),
+}
+
 # A TR-069 parameter path; a trailing "." names an object.
 PATH = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
 
@@ -292,15 +367,29 @@ def parameter_path(key: str) -> str:
 
 
 def _device_field(key: str) -> _Field:
+    if key == "_tags":
+        return _TagsField(key)
     if key in _DEVICE_COLUMNS:
         return _ColumnField(key, *_DEVICE_COLUMNS[key])
     return _ParameterField(key, parameter_path(key))
 
 
-def _task_field(key: str) -> _Field:
-    if key not in _TASK_COLUMNS:
-        raise QueryError(f"tasks are queried by {', '.join(_TASK_COLUMNS)}, not {key!r}")
-    return _ColumnField(key, *_TASK_COLUMNS[key])
+def _fields_of(
+    what: str, columns: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]]
+) -> Callable[[str], _Field]:
+    """The fields of a collection that has only columns (tasks, faults, files)."""
+
+    def field_for(key: str) -> _Field:
+        if key not in columns:
+            raise QueryError(f"{what} are queried by {', '.join(columns)}, not {key!r}")
+        return _ColumnField(key, *columns[key])
+
+    return field_for
+
+
+_task_field = _fields_of("tasks", _TASK_COLUMNS)
+_fault_field = _fields_of("faults", _FAULT_COLUMNS)
+_file_field = _fields_of("files", _FILE_COLUMNS)
 
 
 # --- translation ----------------------------------------------------------------------------
@@ -314,6 +403,18 @@ def device_filter(query: Any) -> ColumnElement[bool] | None:
 def task_filter(query: Any) -> ColumnElement[bool] | None:
     """A GenieACS task query (over _id, device, name, status, timestamp) over `schema.tasks`."""
     return None if query is None else _Translation(_task_field).query(query, 0)
+
+
+def fault_filter(query: Any) -> ColumnElement[bool]:
+    """A GenieACS fault query (over _id, channel, device, code, timestamp): faulted tasks."""
+    faulted = tasks.c.status == TaskStatus.FAULTED
+    return faulted if query is None else and_(faulted, _Translation(_fault_field).query(query, 0))
+
+
+def file_filter(query: Any) -> ColumnElement[bool] | None:
+    """A GenieACS file query (over _id, filename, length, md5, uploadDate, metadata.*) over
+    `schema.files`."""
+    return None if query is None else _Translation(_file_field).query(query, 0)
 
 
 class _Translation:

@@ -1,11 +1,11 @@
 """GenieACS task documents: checked on the way in, shaped on the way out.
 
-The stored spec is the task in GenieACS's own words, {"name": ..., <fields>}, normalised so the
-ACS reads one form: getParameterNames and refreshObject are one task whose path is always in
-`objectName` (GenieACS scripts use refreshObject with objectName; parameterName is accepted);
-addObject and deleteObject paths end in "." as the RPCs require; setParameterValues entries are
-[path, value] or [path, value, type], the value as the client sent it and checked against the
-type. Without a type the ACS takes the type the device reported for that parameter.
+The stored spec is the task in GenieACS's own words, {"name": ..., <fields>}, as the client sent
+it, so that it is echoed unchanged; every field is checked first. The ACS reads each accepted
+form: getParameterNames and refreshObject take their path in `objectName` or `parameterName`;
+addObject and deleteObject paths get the "." the RPCs require; setParameterValues entries are
+[path, value] or [path, value, type], the value checked against the type. Without a type the
+ACS takes the type the device reported for that parameter.
 """
 
 from __future__ import annotations
@@ -163,7 +163,8 @@ _FIELDS: dict[str, dict[str, tuple[bool, Check]]] = {
     "reboot": {},
     "factoryReset": {},
     "download": {
-        "fileType": (True, _text),
+        "file": (False, _text),
+        "fileType": (False, _text),
         "url": (False, _url),
         "fileName": (False, _text),
         "targetFileName": (False, _text),
@@ -176,7 +177,9 @@ TASK_NAMES = tuple(_FIELDS)
 
 
 def parse_task(doc: Any) -> dict[str, Any]:
-    """Check a posted task and return the spec to store, `name` included."""
+    """Check a posted task and return the spec to store, `name` included: the task as it was
+    given (300 stays 300, an objectName keeps what was sent), less the fields the NBI writes
+    itself; the ACS reads each form it accepts (knock.acs.taskplan)."""
     if not isinstance(doc, dict):
         raise TaskError(
             'a task is a JSON object such as {"name": "getParameterValues", '
@@ -186,6 +189,7 @@ def parse_task(doc: Any) -> dict[str, Any]:
     if name not in _FIELDS:
         raise TaskError(f"task name is one of {', '.join(TASK_NAMES)}, not {json.dumps(name)}")
     given = {k: v for k, v in doc.items() if k != "name" and k not in _SERVER_FIELDS}
+    as_given: dict[str, Any] = {"name": name, **given}
     if name in ("refreshObject", "getParameterNames") and "parameterName" in given:
         if "objectName" in given:
             raise TaskError(f"{name} takes objectName or parameterName, not both")
@@ -201,9 +205,23 @@ def parse_task(doc: Any) -> dict[str, Any]:
             spec[field] = check(field, given[field])
         elif required:
             raise TaskError(f"{name} needs {field}")
-    if name == "download" and "url" not in spec and "fileName" not in spec:
-        raise TaskError("download needs url (where the device fetches the file) or fileName")
-    return spec
+    if name == "download":
+        _check_download(spec)
+    return as_given
+
+
+def _check_download(spec: dict[str, Any]) -> None:
+    if "url" in spec and "file" in spec:
+        raise TaskError(
+            "download takes file (a file stored with PUT /files/<name>) or url, not both"
+        )
+    if "url" in spec and "fileType" not in spec:
+        raise TaskError('download with a url needs fileType, e.g. "1 Firmware Upgrade Image"')
+    if "url" not in spec and "file" not in spec and "fileName" not in spec:
+        raise TaskError(
+            "download needs file (the name of a file stored with PUT /files/<name>: Knock "
+            "fills in the URL, type and size) or url and fileType (a file served elsewhere)"
+        )
 
 
 def task_document(row: TaskRow) -> dict[str, Any]:

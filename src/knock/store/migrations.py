@@ -127,6 +127,16 @@ def _add_digest_nonces(conn: Connection) -> None:
     schema.digest_nonces.create(conn)
 
 
+def _add_files(conn: Connection) -> None:
+    schema.files.create(conn)
+    schema.file_chunks.create(conn)
+
+
+def _add_tags_and_presets(conn: Connection) -> None:
+    schema.device_tags.create(conn)
+    schema.presets.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
@@ -144,6 +154,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "the device a serial-number CWMP username speaks for", _add_cwmp_user_devices),
     Migration(11, "task idempotency keys: a retried POST adds no task", _add_task_idempotency_keys),
     Migration(12, "Digest nonce counts the ACS processes share", _add_digest_nonces),
+    Migration(13, "files CPEs download, stored in chunks", _add_files),
+    Migration(14, "device tags and presets", _add_tags_and_presets),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -224,3 +224,52 @@ digest_nonces = Table(
     Column("issued", BigInteger, nullable=False),  # Unix seconds, from the nonce itself
     Index("ix_digest_nonces_issued", "issued"),
 )
+
+# Files CPEs download (firmware, configuration), as GenieACS keeps them: a name and the
+# metadata headers it was uploaded with. `name` is NULL while an upload streams in, so that the
+# file it replaces stays whole until the last chunk is written.
+files = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(512), nullable=True),
+    Column("file_type", String(64), nullable=False, default=""),
+    Column("oui", String(16), nullable=False, default=""),
+    Column("product_class", String(256), nullable=False, default=""),
+    Column("version", String(256), nullable=False, default=""),
+    Column("length", BigInteger, nullable=False, default=0),
+    Column("md5", String(32), nullable=False, default=""),
+    Column("uploaded", UtcDateTime, nullable=False),
+    Index("uq_files_name", "name", unique=True),
+)
+
+# A file's contents in chunks of knock.store.files.CHUNK_SIZE bytes (the last one shorter), so
+# that neither an upload nor a download holds a file whole in memory.
+file_chunks = Table(
+    "file_chunks",
+    metadata,
+    Column("file_id", Integer, ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+# Tags an operator (or a preset's add_tag) put on a device: GenieACS's `_tags`.
+device_tags = Table(
+    "device_tags",
+    metadata,
+    Column(
+        "device_id", String(512), ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("tag", String(128), primary_key=True),
+    Index("ix_device_tags_tag", "tag"),
+)
+
+# GenieACS presets without JavaScript: the document as the NBI took it (checked), by name;
+# `weight` orders them (the heavier applied later, so its values win).
+presets = Table(
+    "presets",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("weight", Integer, nullable=False, default=0),
+    Column("doc", JSON, nullable=False),
+)

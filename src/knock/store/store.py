@@ -6,7 +6,7 @@ one transaction, written as a plain function of a Connection and run by `databas
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
@@ -15,9 +15,7 @@ from typing import Any
 from sqlalchemy import (
     Column,
     Connection,
-    Executable,
     Insert,
-    Row,
     delete,
     insert,
     or_,
@@ -28,13 +26,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
 from knock.hosts import canonical_ip
-from knock.store import pg_hot, sqlite_hot, statements
+from knock.store import files, pg_hot, presets, sqlite_hot, statements
 from knock.store.cr_stats import CrCounts, count_cr_attempts
 from knock.store.database import AsyncDatabase, Database, ReadLimits
 from knock.store.engine import open_database
 from knock.store.errors import IdempotencyKeyReusedError, UnknownDeviceError
 from knock.store.limits import check_inform, check_parameters
 from knock.store.migrations import migrate
+from knock.store.one_statement import all_rows as _all
+from knock.store.one_statement import count as _count
+from knock.store.one_statement import first as _first
+from knock.store.one_statement import rowcount as _rowcount
 from knock.store.retry import TaskRetry
 from knock.store.rows import (
     CrAttemptRow,
@@ -319,6 +321,10 @@ class Store:
         stmt = stmt.order_by(*order_by, devices.c.id).offset(skip).limit(limit)
         return [DeviceRow(**row._mapping) for row in await self._db.read(_all, stmt)]
 
+    async def count_devices(self, where: ColumnElement[bool] | None) -> int:
+        """How many devices match `where` (as find_devices takes it), whatever the page."""
+        return await self._db.run_statement(_count, devices, where)
+
     async def get_parameters(
         self, device_ids: Sequence[str], prefixes: Sequence[str] = (), *, nbi: bool = False
     ) -> dict[str, list[StoredParam]]:
@@ -584,6 +590,9 @@ class Store:
         stmt = stmt.order_by(tasks.c.id).offset(skip).limit(limit)
         return [TaskRow(**row._mapping) for row in await self._db.read(_all, stmt)]
 
+    async def count_tasks(self, where: ColumnElement[bool] | None) -> int:
+        return await self._db.run_statement(_count, tasks, where)
+
     async def record_transfer_complete(
         self, device_id: str, task_id: int, done: TransferDone, now: datetime
     ) -> TaskRow | None:
@@ -593,27 +602,82 @@ class Store:
         now, or None when the device has no such task."""
         return await self._db.run(_record_transfer, device_id, task_id, done, now)
 
+    async def requeue_faulted_task(self, task_id: int) -> TaskRow | None:
+        """Queue a faulted task again, as new: its fault, result and attempts cleared (GenieACS's
+        DELETE /faults/<id>). None when no faulted task has that id."""
+        row = await self._db.run_statement(
+            _first,
+            update(tasks)
+            .where(tasks.c.id == task_id, tasks.c.status == TaskStatus.FAULTED)
+            .values(
+                status=TaskStatus.QUEUED,
+                finished=None,
+                session_id=None,
+                fault_code=None,
+                fault_string=None,
+                fault_detail=None,
+                result=None,
+                attempts=0,
+                not_before=None,
+            )
+            .returning(*tasks.c),
+        )
+        return None if row is None else TaskRow(**row._mapping)
+
     async def delete_task(self, task_id: int) -> bool:
         deleted = await self._db.run_statement(
             _rowcount, delete(tasks).where(tasks.c.id == task_id)
         )
         return deleted > 0
 
+    # --- files (the NBI, the file server) -----------------------------------------------------
+    async def put_file(
+        self, name: str, meta: files.FileMeta, chunks: AsyncIterable[bytes], now: datetime
+    ) -> files.FileRow:
+        """Store the bytes *chunks* yields as file *name*, streamed a chunk at a time; a file
+        of that name is replaced once the last byte is in (files.FileTooLarge past the limit)."""
+        return await files.put_file(self._db, name, meta, chunks, now)
 
-# --- transactions of one statement ------------------------------------------------------------
-Params = dict[str, Any] | list[dict[str, Any]] | None
+    async def get_file(self, name: str) -> files.FileRow | None:
+        return await files.get_file(self._db, name)
 
+    async def find_files(
+        self, where: ColumnElement[bool] | None, skip: int = 0, limit: int | None = None
+    ) -> list[files.FileRow]:
+        """Files matching `where`, an SQLAlchemy expression over `schema.files`, by name."""
+        return await files.find_files(self._db, where, skip, limit)
 
-def _rowcount(conn: Connection, stmt: Executable, params: Params = None) -> int:
-    return conn.execute(stmt, params).rowcount
+    async def count_files(self, where: ColumnElement[bool] | None) -> int:
+        return await files.count_files(self._db, where)
 
+    async def delete_file(self, name: str) -> bool:
+        return await files.delete_file(self._db, name)
 
-def _first(conn: Connection, stmt: Executable, params: Params = None) -> Row[Any] | None:
-    return conn.execute(stmt, params).first()
+    def read_file(self, file_id: int, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes [start, end) of the stored file *file_id*, a chunk at a time."""
+        return files.read_file(self._db, file_id, start, end)
 
+    # --- tags and presets (the NBI, the ACS) -------------------------------------------------
+    async def add_tags(self, device_id: str, tags: Iterable[str]) -> None:
+        """Tag the device (UnknownDeviceError if there is none)."""
+        await presets.add_tags(self._db, device_id, tags)
 
-def _all(conn: Connection, stmt: Executable) -> Sequence[Row[Any]]:
-    return conn.execute(stmt).all()
+    async def delete_tags(self, device_id: str, tags: Iterable[str]) -> int:
+        """Untag the device; returns how many of the tags it had."""
+        return await presets.delete_tags(self._db, device_id, tags)
+
+    async def tags_of(self, device_ids: Sequence[str]) -> dict[str, list[str]]:
+        return await presets.tags_of(self._db, device_ids)
+
+    async def put_preset(self, name: str, weight: int, doc: dict[str, Any]) -> None:
+        """Create or replace the preset *name*."""
+        await presets.put_preset(self._db, name, weight, doc)
+
+    async def list_presets(self) -> list[presets.PresetRow]:
+        return await presets.list_presets(self._db)
+
+    async def delete_preset(self, name: str) -> bool:
+        return await presets.delete_preset(self._db, name)
 
 
 _MANAGEMENT_SERVERS = ("Device.ManagementServer.", "InternetGatewayDevice.ManagementServer.")

@@ -11,6 +11,7 @@ const SEARCH_FIELDS = [
 ];
 const CR_METHODS = [["auto", "Auto"], ["http", "HTTP"], ["udp", "UDP"], ["xmpp", "XMPP"]];
 const MANAGEMENT = ["Device.ManagementServer.", "InternetGatewayDevice.ManagementServer."];
+const FIRMWARE = "1 Firmware Upgrade Image";
 const WINDOWS = [[900, "15 min"], [3600, "1 h"], [86400, "24 h"], [7 * 86400, "7 days"]];
 
 let refreshTimer = null;
@@ -370,6 +371,65 @@ function xmppLogin(login) {
   return `${login.outcome} ${since}`;
 }
 
+// The stored firmware images made for the device (no OUI or product class, or the device's),
+// and a download of the chosen one, run now.
+function firmwarePanel(doc, onDone) {
+  const ident = doc._deviceId || {};
+  const choice = el("select", { id: "fw-file", "aria-label": "Firmware image" });
+  const button = el("button", { type: "button", id: "fw-upgrade", text: "Upgrade firmware", disabled: true });
+  const outcome = el("div", { id: "fw-outcome", class: "cr-outcome muted", "aria-live": "polite",
+    text: "Looking for stored firmware images…" });
+  const fits = (file) => {
+    const meta = file.metadata || {};
+    return (!meta.oui || meta.oui === ident._OUI) && (!meta.productClass || meta.productClass === ident._ProductClass);
+  };
+  getJson(`/files/?${query({ query: { "metadata.fileType": FIRMWARE } })}`).then((files) => {
+    const usable = files.filter(fits);
+    choice.replaceChildren(...usable.map((file) => el("option", {
+      value: file._id, text: file.metadata?.version ? `${file._id} (version ${file.metadata.version})` : file._id,
+    })));
+    button.disabled = usable.length === 0;
+    outcome.textContent = usable.length
+      ? "The device fetches the image from Knock's file server, then reports the transfer in a later session (Tasks)."
+      : `No firmware image for this device is stored: upload one with \`knock files put\` (fileType "${FIRMWARE}").`;
+  }).catch((error) => { if (!(error instanceof Unauthorized)) outcome.textContent = error.message; });
+  button.addEventListener("click", async () => {
+    const file = choice.value;
+    button.disabled = true;
+    outcome.className = "cr-outcome pending";
+    outcome.dataset.outcome = "pending";
+    outcome.textContent = `Asking the device to download ${file}…`;
+    try {
+      const path = `/devices/${encodeURIComponent(doc._id)}/tasks?connection_request&timeout=30000`;
+      const answer = await api(path, {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name: "download", file }),
+      });
+      const body = answer.body || {};
+      const task = body.task || body;
+      if (answer.status !== 200 && answer.status !== 202) throw new Error(body.error || `HTTP ${answer.status}`);
+      const accepted = answer.status === 200;
+      outcome.dataset.outcome = accepted ? "accepted" : (task.fault ? "faulted" : "queued");
+      outcome.dataset.task = task._id || "";
+      outcome.className = `cr-outcome ${accepted ? "good" : "bad"}`;
+      outcome.textContent = accepted
+        ? `The device accepted the download of ${file} (task ${task._id}); it reports the transfer in a later session.`
+        : task.fault ? `The device refused: ${task.fault.code} ${task.fault.message}`
+          : `Task ${task._id} is queued: ${body.connectionRequestError || "the device did not connect in time"}; it runs at the device's next session.`;
+    } catch (error) {
+      if (error instanceof Unauthorized) return;
+      outcome.dataset.outcome = "error";
+      outcome.className = "cr-outcome bad";
+      outcome.textContent = `The request failed: ${error.message}`;
+    } finally {
+      button.disabled = false;
+    }
+    onDone();
+  });
+  return el("section", { class: "card" }, el("h2", { text: "Firmware" }),
+    el("div", { class: "buttons" }, choice, button), outcome);
+}
+
 async function devicePage(id) {
   const mine = generation;
   const [devices, history] = await Promise.all([
@@ -409,6 +469,9 @@ async function devicePage(id) {
       table("sessions", ["Started", "Duration", "Events", "Outcome", "CWMP"], sessionRows(sessions), "No session yet.")),
     el("section", { class: "card" }, el("h2", { text: "Tasks" }),
       table("tasks", ["Id", "Task", "Status", "Queued", "Fault"], taskRows(tasks), "No task queued through the NBI.")));
+  fillHistories(history);
+  const refresh = async () => fillHistories(await deviceHistory(id));
+  const refreshNow = () => refresh().catch((error) => current(mine) && failed(error));
   const filter = el("input", { id: "param-filter", type: "search", placeholder: "Filter by path or value" });
   const params = el("div", { id: "parameters" });
   const fillParams = () => params.replaceChildren(table("parameter-table", ["Parameter", "Value", "Type", "Access"],
@@ -432,6 +495,15 @@ async function devicePage(id) {
     el("h1", { id: "device-id", text: doc._id }),
     facts,
     crPanel(doc._id, () => refresh().catch((error) => current(mine) && failed(error))),
+    el("dl", { class: "facts" },
+      ...[["Manufacturer", ident._Manufacturer], ["Product class", ident._ProductClass],
+        ["Serial number", ident._SerialNumber], ["OUI", ident._OUI],
+        ["CR methods", methodsOf(doc) || "—"],
+        ["Last inform", `${when(doc._lastInform)} (${ago(doc._lastInform)})`],
+        ["Last boot", when(doc._lastBoot)], ["Registered", when(doc._registered)]]
+        .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v || "" })])),
+    crPanel(doc._id, refreshNow),
+    firmwarePanel(doc, refreshNow),
     histories,
     el("section", { class: "card" }, el("h2", { text: "Parameters" }), filter, params));
   repeat(mine, 3000, refresh);  // sessions and tasks go on after a request is delivered

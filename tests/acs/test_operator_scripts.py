@@ -1,0 +1,223 @@
+"""A GenieACS operator's scripts, unchanged, against `knock serve` and a simulated CPE: a
+firmware upgrade the CPE really fetches (upload, queue the download with ?connection_request,
+read the task and /faults/), and a preset applied at bootstrap. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from knock.cpe.cr_rate import CrPolicy
+from knock.cpe.cr_services import CrServices
+from knock.cpe.device import SimulatedCpe
+from knock.cwmp.deviceid import device_key
+from knock.notify import TaskFinished
+from knock.server import Running, start
+from knock.vocab import CrMethod
+from pg_server import emptied
+from prom import scrape, value
+from serve_support import loopback_settings
+
+WAIT = 20.0
+FIRMWARE = hashlib.sha256(b"firmware").digest() * 20_000  # 640 kB: three store chunks
+CR_USERNAME = "Device.ManagementServer.ConnectionRequestUsername"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'knock.db'}"
+    return await emptied(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def acs(tmp_path: Path, store_url: str) -> AsyncIterator[Running]:
+    settings = replace(
+        loopback_settings(tmp_path, cr_provision="random", cr_session_wait=10.0, stun_enable=False),
+        store_url=store_url,
+        xmpp_enable=False,
+    )
+    running = await start(settings)
+    yield running
+    await running.close()
+
+
+@contextlib.asynccontextmanager
+async def bootstrapped(acs: Running, folder: Path) -> AsyncIterator[SimulatedCpe]:
+    """A simulated CPE, reachable by HTTP connection requests, after its bootstrap session."""
+    services = CrServices((CrMethod.HTTP,), CrPolicy(rate_limit=0))
+    await services.start()
+    device = SimulatedCpe("FW0001", "tr181", folder / "state", acs.acs_url)
+    services.attach(device)
+    device_id = device_key(device.model.device_id())
+    running = asyncio.create_task(device.run())
+    try:
+        async with asyncio.timeout(WAIT):  # bootstrapped: Knock set its CR credentials
+            while True:
+                await settle(device)
+                target = await acs.store.get_cr_target(device_id)
+                if target is not None and target.password and not device.state.events:
+                    break
+        yield device
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await services.close()
+
+
+async def settle(device: SimulatedCpe) -> None:
+    """Wait until the device ends a session."""
+    settled = asyncio.Event()
+    device.on_settled(settled.set)
+    async with asyncio.timeout(WAIT):
+        await settled.wait()
+
+
+@pytest.fixture
+async def cpe(acs: Running, tmp_path: Path) -> AsyncIterator[SimulatedCpe]:
+    async with bootstrapped(acs, tmp_path) as device:
+        yield device
+
+
+def nbi(acs: Running, path: str) -> str:
+    return f"http://127.0.0.1:{acs.nbi_port}{path}"
+
+
+async def test_a_genieacs_firmware_script_runs_unchanged(acs: Running, cpe: SimulatedCpe) -> None:
+    device_id = device_key(cpe.model.device_id())
+    async with aiohttp.ClientSession() as http:
+        headers = {"fileType": "1 Firmware Upgrade Image", "oui": "001122", "version": "2.0"}
+        async with http.put(nbi(acs, "/files/fw-2.0.bin"), data=FIRMWARE, headers=headers) as r:
+            assert r.status == 201, await r.text()
+        query = json.dumps({"metadata.version": "2.0"})
+        async with http.get(nbi(acs, "/files/"), params={"query": query}) as r:
+            [listed] = await r.json()
+        assert listed["length"] == len(FIRMWARE)
+        assert listed["md5"] == hashlib.md5(FIRMWARE).hexdigest()
+        assert listed["metadata"]["fileType"] == "1 Firmware Upgrade Image"
+
+        with acs.hub.subscribe(device_id) as announcements:
+            task: dict[str, Any] = {"name": "download", "file": "fw-2.0.bin"}
+            async with http.post(
+                nbi(acs, f"/devices/{device_id}/tasks"),
+                params={"connection_request": "", "timeout": "15000"},
+                json=task,
+            ) as r:
+                posted = await r.json()
+                assert r.status == 200, posted  # the device accepted the Download
+            assert {k: posted[k] for k in task} == task  # echoed as given
+            task_id = int(posted["_id"])
+            async with asyncio.timeout(WAIT):  # its TransferComplete, in the next session
+                while True:
+                    stored = await acs.store.get_task(task_id)
+                    assert stored is not None
+                    if "transferComplete" in (stored.result or {}):
+                        break
+                    item = await announcements.next()
+                    assert not (isinstance(item, TaskFinished) and item.status == "faulted")
+        async with http.get(nbi(acs, "/faults/")) as r:
+            assert r.status == 200 and await r.json() == []
+    assert stored.status == "done"
+    [received] = cpe.received
+    assert received.url == f"{acs.files_url}fw-2.0.bin"
+    assert (received.size, received.sha256) == (len(FIRMWARE), hashlib.sha256(FIRMWARE).hexdigest())
+
+
+async def test_a_download_the_cpe_cannot_fetch_shows_in_faults_and_is_retried(
+    acs: Running, cpe: SimulatedCpe
+) -> None:
+    device_id = device_key(cpe.model.device_id())
+    task = {
+        "name": "download",
+        "fileType": "1 Firmware Upgrade Image",
+        "url": "http://127.0.0.1:9/fw.bin",  # nothing listens on the discard port
+    }
+    async with aiohttp.ClientSession() as http:
+        with acs.hub.subscribe(device_id) as announcements:
+            async with http.post(
+                nbi(acs, f"/devices/{device_id}/tasks"),
+                params={"connection_request": "", "timeout": "15000"},
+                json=task,
+            ) as r:
+                assert r.status == 200, await r.text()
+                task_id = int((await r.json())["_id"])
+            async with asyncio.timeout(WAIT):
+                while True:
+                    item = await announcements.next()
+                    if isinstance(item, TaskFinished) and item.status == "faulted":
+                        break
+        async with http.get(nbi(acs, "/faults/")) as r:
+            [fault] = await r.json()
+        assert fault["_id"] == f"{device_id}:task_{task_id}"
+        assert (fault["code"], fault["channel"]) == ("cwmp.9015", f"task_{task_id}")
+        assert "cannot reach the file server" in fault["message"]
+        assert set(fault["detail"]["transferComplete"]) == {"startTime", "completeTime"}
+        async with http.delete(nbi(acs, f"/faults/{device_id}:task_{task_id}")) as r:
+            assert r.status == 200
+        async with http.get(nbi(acs, "/faults/")) as r:
+            assert await r.json() == []
+    stored = await acs.store.get_task(task_id)
+    assert stored is not None and stored.status == "queued"
+    assert cpe.received == []
+
+
+INTERVAL = "Device.ManagementServer.PeriodicInformInterval"
+PRESET = {
+    "weight": 0,
+    "precondition": json.dumps({"_deviceId._ProductClass": "KnockBox"}),
+    "events": {},
+    "configurations": [
+        {"type": "value", "name": INTERVAL, "value": 1234},
+        {"type": "add_tag", "tag": "configured"},
+    ],
+}
+
+
+async def sets_sent(acs: Running) -> float:
+    try:
+        return value(await scrape(acs), "knock_rpcs_total", rpc="SetParameterValues", caller="acs")
+    except KeyError:
+        return 0.0
+
+
+async def test_a_preset_applies_at_bootstrap_and_not_again_once_it_holds(
+    acs: Running, tmp_path: Path
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        # Another product's preset, heavier: its precondition keeps it off this device.
+        other = {
+            "weight": 10,
+            "precondition": {"_deviceId._ProductClass": "Other"},
+            "configurations": [{"type": "value", "name": INTERVAL, "value": 99}],
+        }
+        for name, preset in [("interval", PRESET), ("other", other)]:
+            async with http.put(nbi(acs, f"/presets/{name}"), json=preset) as r:
+                assert r.status == 200, await r.text()
+        async with bootstrapped(acs, tmp_path) as cpe:
+            device_id = device_key(cpe.model.device_id())
+            assert cpe.model.get(INTERVAL) == "1234"  # set on the device in its bootstrap
+            params = await acs.store.get_parameters([device_id], [INTERVAL])
+            assert [p.value for p in params[device_id]] == ["1234"]
+            tagged = {"query": json.dumps({"_tags": "configured"}), "projection": "_tags"}
+            async with http.get(nbi(acs, "/devices/"), params=tagged) as r:
+                assert await r.json() == [{"_id": device_id, "_tags": ["configured"]}]
+            before = await sets_sent(acs)
+            assert before >= 1
+            # A later session: the preset applies again, and its value already holds.
+            async with http.post(
+                nbi(acs, f"/devices/{device_id}/tasks"),
+                params={"connection_request": "", "timeout": "15000"},
+            ) as r:
+                assert r.status == 200, await r.text()
+            await settle(cpe)
+            assert await sets_sent(acs) == before
+            assert cpe.model.get(INTERVAL) == "1234"
