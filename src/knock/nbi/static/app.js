@@ -469,9 +469,6 @@ async function devicePage(id) {
       table("sessions", ["Started", "Duration", "Events", "Outcome", "CWMP"], sessionRows(sessions), "No session yet.")),
     el("section", { class: "card" }, el("h2", { text: "Tasks" }),
       table("tasks", ["Id", "Task", "Status", "Queued", "Fault"], taskRows(tasks), "No task queued through the NBI.")));
-  fillHistories(history);
-  const refresh = async () => fillHistories(await deviceHistory(id));
-  const refreshNow = () => refresh().catch((error) => current(mine) && failed(error));
   const filter = el("input", { id: "param-filter", type: "search", placeholder: "Filter by path or value" });
   const params = el("div", { id: "parameters" });
   const fillParams = () => params.replaceChildren(table("parameter-table", ["Parameter", "Value", "Type", "Access"],
@@ -487,6 +484,7 @@ async function devicePage(id) {
     fillParams();
     fillHistories(later);
   };
+  const refreshNow = () => refresh().catch((error) => current(mine) && failed(error));
   fillFacts();
   fillParams();
   fillHistories(history);
@@ -494,14 +492,6 @@ async function devicePage(id) {
     el("p", {}, el("a", { href: "#/", text: "← Devices" })),
     el("h1", { id: "device-id", text: doc._id }),
     facts,
-    crPanel(doc._id, () => refresh().catch((error) => current(mine) && failed(error))),
-    el("dl", { class: "facts" },
-      ...[["Manufacturer", ident._Manufacturer], ["Product class", ident._ProductClass],
-        ["Serial number", ident._SerialNumber], ["OUI", ident._OUI],
-        ["CR methods", methodsOf(doc) || "—"],
-        ["Last inform", `${when(doc._lastInform)} (${ago(doc._lastInform)})`],
-        ["Last boot", when(doc._lastBoot)], ["Registered", when(doc._registered)]]
-        .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v || "" })])),
     crPanel(doc._id, refreshNow),
     firmwarePanel(doc, refreshNow),
     histories,
