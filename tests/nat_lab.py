@@ -25,14 +25,19 @@ PUB_HOSTS = 2  # 203.0.113.10 (the ACS) and .11, a stranger on the public side
 def nat_lab() -> Iterator[NatLab]:
     """A built NatLab: lab.acs_address (203.0.113.10) in "pub", lab.cpe_address (198.51.100.10)
     in "lan", lab.router_public (203.0.113.1) in between."""
-    lab = NatLab(lan_hosts=LAN_HOSTS, pub_hosts=PUB_HOSTS)
+    yield from built(NatLab(lan_hosts=LAN_HOSTS, pub_hosts=PUB_HOSTS))
+
+
+def built(lab: NatLab) -> Iterator[NatLab]:
+    """*lab* built for the fixture's span, torn down after; a lab that cannot be built FAILS the
+    test with the reason."""
     try:
         lab.build()
         problem = ""
     except LabError as exc:
         problem = str(exc)  # failed outside the handler, so the report shows no chained trace
     if problem:
-        pytest.fail(f"nat_lab fixture: {problem}", pytrace=False)
+        pytest.fail(f"the lab cannot be built: {problem}", pytrace=False)
     try:
         yield lab
     finally:

@@ -33,7 +33,11 @@ def _help(text: str) -> dict[str, str]:
 @dataclass(frozen=True)
 class Settings:
     cwmp_host: str = field(
-        default="0.0.0.0", metadata=_help("Address the CWMP (CPE-facing) listener binds.")
+        default="0.0.0.0",
+        metadata=_help(
+            "Address the CWMP (CPE-facing) listener binds."
+            " One address or several, comma-separated; :: alone listens on IPv4 and IPv6."
+        ),
     )
     cwmp_port: int = field(default=7547, metadata=_help("Port of the CWMP listener."))
     cwmp_auth: str = field(
@@ -128,7 +132,13 @@ class Settings:
             "Run the STUN server (TR-111) and send UDP connection requests from its socket."
         ),
     )
-    stun_host: str = field(default="0.0.0.0", metadata=_help("Address the STUN server binds."))
+    stun_host: str = field(
+        default="0.0.0.0",
+        metadata=_help(
+            "Address the STUN server binds."
+            " One address or several, comma-separated; :: alone listens on IPv4 and IPv6."
+        ),
+    )
     stun_port: int = field(default=3478, metadata=_help("UDP port of the STUN server."))
     stun_require_auth: bool = field(
         default=True,
@@ -165,7 +175,13 @@ class Settings:
         default=True,
         metadata=_help("Run the built-in XMPP server for XMPP connection requests (Annex K)."),
     )
-    xmpp_host: str = field(default="0.0.0.0", metadata=_help("Address the XMPP server binds."))
+    xmpp_host: str = field(
+        default="0.0.0.0",
+        metadata=_help(
+            "Address the XMPP server binds."
+            " One address or several, comma-separated; :: alone listens on IPv4 and IPv6."
+        ),
+    )
     xmpp_port: int = field(default=5222, metadata=_help("XMPP client port (STARTTLS offered)."))
     xmpp_tls_port: int = field(
         default=5223, metadata=_help("XMPP direct-TLS port; 0 picks a free one.")
@@ -237,7 +253,11 @@ class Settings:
         metadata=_help("Run the file server CPEs download stored files from (PUT /files/)."),
     )
     files_host: str = field(
-        default="0.0.0.0", metadata=_help("Address the file server (CPE-facing) binds.")
+        default="0.0.0.0",
+        metadata=_help(
+            "Address the file server (CPE-facing) binds."
+            " One address or several, comma-separated; :: alone listens on IPv4 and IPv6."
+        ),
     )
     files_port: int = field(
         default=7567, metadata=_help("Port of the file server (GenieACS's); 0 picks a free one.")
@@ -261,7 +281,13 @@ class Settings:
             "connection) or for a client to read what it sends, before dropping the connection."
         ),
     )
-    nbi_host: str = field(default="127.0.0.1", metadata=_help("Address the NBI (REST API) binds."))
+    nbi_host: str = field(
+        default="127.0.0.1",
+        metadata=_help(
+            "Address the NBI (REST API) binds."
+            " One address or several, comma-separated; :: alone listens on IPv4 and IPv6."
+        ),
+    )
     nbi_port: int = field(default=7557, metadata=_help("Port of the NBI."))
     nbi_token: str = field(default="", metadata=_help("Bearer token the NBI requires when set."))
     nbi_allowed_hosts: str = field(

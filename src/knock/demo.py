@@ -49,6 +49,14 @@ def demo(
             "--nat/--no-nat", help="Put the fleet behind the NAT lab when running as root."
         ),
     ] = True,
+    ipv6: Annotated[
+        bool,
+        typer.Option(
+            "--ipv6",
+            help="Behind the IPv6 lab instead (root): IPv6-only devices behind a stateful "
+            "firewall, no NAT, the ACS dual-stack.",
+        ),
+    ] = False,
     devices: Annotated[int, typer.Option(min=1, max=50, help="Simulated devices.")] = 3,
     nbi_port: Annotated[
         int,
@@ -65,7 +73,7 @@ def demo(
     previous = signal.signal(signal.SIGTERM, _interrupt)  # unwind, so the lab is torn down
     try:
         with tempfile.TemporaryDirectory(prefix="knock-demo-") as folder:
-            status = _run(out, Path(folder), behind_nat, devices, nbi_port, once)
+            status = _run(out, Path(folder), behind_nat, ipv6, devices, nbi_port, once)
     except (DemoError, LabError) as exc:
         hint = "" if behind_nat else f" (is port {nbi_port} taken? try --nbi-port)"
         Console(stderr=True).print(
@@ -80,23 +88,30 @@ def demo(
 
 
 def _run(
-    out: Console, folder: Path, behind_nat: bool, devices: int, nbi_port: int, once: bool
+    out: Console,
+    folder: Path,
+    behind_nat: bool,
+    ipv6: bool,
+    devices: int,
+    nbi_port: int,
+    once: bool,
 ) -> int:
     from knock.lab.demo import DEVICE, start_demo, start_loopback_demo
     from knock.lab.nat import NatLab
     from knock.lab.netns import LabError
 
-    lab = NatLab() if behind_nat else None
+    lab = NatLab(ipv6=ipv6) if behind_nat else None
+    kind = "the IPv6 lab" if ipv6 else "the NAT lab"
     if lab is not None:
         try:
             lab.build()
         except LabError as exc:
             out.print(
-                f"The NAT lab cannot be built ({escape(str(exc))}); the demo runs on 127.0.0.1 "
-                "instead."
+                f"{kind.capitalize()} cannot be built ({escape(str(exc))}); the demo runs on "
+                "127.0.0.1 instead."
             )
             lab = None
-    where = "on 127.0.0.1" if lab is None else "behind the NAT lab"
+    where = "on 127.0.0.1" if lab is None else f"behind {kind}"
     out.print(f"Starting knock serve and {devices} simulated device(s) {where} ...")
     title = f"Connection requests to {DEVICE} {where}"
     if lab is None:
@@ -113,7 +128,9 @@ def _show(out: Console, running: Demo, title: str, once: bool, nbi_port: int) ->
     try:
         results = asyncio.run(running.reach_each())
         out.print(outcome_table(title, results))
-        good = [r["outcome"] for r in results] == expected_outcomes(running.lab is not None)
+        lab = running.lab
+        expected = expected_outcomes(lab is not None, ipv6=lab is not None and lab.ipv6)
+        good = [r["outcome"] for r in results] == expected
         if not good:
             out.print("[bold red]Some outcomes are not the expected ones.[/]")
         if not once:

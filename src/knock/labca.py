@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from knock.hosts import WILDCARDS, split_hosts
+
 CA_VALIDITY = datetime.timedelta(days=3650)
 LEAF_VALIDITY = datetime.timedelta(days=825)
 # A leaf this close to its end is made again at start.
@@ -30,7 +32,6 @@ RENEW_BEFORE = datetime.timedelta(days=30)
 CLOCK_SKEW = datetime.timedelta(days=1)
 CA_CERT = "ca.pem"
 CA_KEY = "ca-key.pem"
-WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 
 def general_name(hostname: str) -> x509.GeneralName:
@@ -40,24 +41,28 @@ def general_name(hostname: str) -> x509.GeneralName:
         return x509.DNSName(hostname)
 
 
-def listen_names(host: str) -> list[str]:
-    """The names and addresses a client may reach a listener on *host* by: the address itself,
-    or for a wildcard one this machine's name, its addresses and loopback."""
-    if host not in WILDCARD_HOSTS:
-        return [host]
-    names = ["localhost", "127.0.0.1", "::1", socket.gethostname()]
-    try:
-        infos = socket.getaddrinfo(socket.gethostname(), None)
-    except OSError:
-        infos = []
-    names += [str(info[4][0]) for info in infos]
+def listen_names(hosts: str) -> list[str]:
+    """The names and addresses a client may reach a listener on *hosts* (a host option, maybe a
+    list: see knock.hosts) by: each address itself, or for a wildcard this machine's name, its
+    addresses and loopback."""
+    names: list[str] = []
+    for host in split_hosts(hosts):
+        if host not in WILDCARDS:
+            names.append(host)
+            continue
+        names += ["localhost", "127.0.0.1", "::1", socket.gethostname()]
+        try:
+            infos = socket.getaddrinfo(socket.gethostname(), None)
+        except OSError:
+            infos = []
+        names += [str(info[4][0]) for info in infos]
     return names
 
 
 def _unique(names: list[str]) -> list[str]:
     seen: dict[str, None] = {}
     for name in names:
-        if name and name not in WILDCARD_HOSTS:
+        if name and name not in WILDCARDS:
             seen.setdefault(name.strip("[]").lower(), None)
     return list(seen)
 

@@ -23,6 +23,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import knock.hosts
 from knock.ratelog import RepeatedLog
 
 log = logging.getLogger("knock.listen")
@@ -194,34 +195,8 @@ class Listener:
 async def bind_sockets(
     host: str, port: int, *, reuse_port: bool = False, backlog: int = 1024
 ) -> list[socket.socket]:
-    """Listening sockets for every address *host* names, as `loop.create_server` makes them."""
-    try:
-        # An address needs no resolver, and no thread for one (as asyncio's create_server).
-        infos = socket.getaddrinfo(
-            host or None,
-            port,
-            type=socket.SOCK_STREAM,
-            flags=socket.AI_PASSIVE | socket.AI_NUMERICHOST,
-        )
-    except socket.gaierror:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-    sockets: list[socket.socket] = []
-    try:
-        for family, kind, proto, _name, address in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(backlog)
-            sock.setblocking(False)
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
+    """Listening sockets for every address *host* names (a list, `::` dual-stack: see
+    knock.hosts), all on one port."""
+    return knock.hosts.bind_sockets(
+        host, port, socket.SOCK_STREAM, reuse_port=reuse_port, backlog=backlog
+    )

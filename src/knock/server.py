@@ -12,7 +12,7 @@ import signal
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -41,6 +41,7 @@ from knock.connreq.udp_sender import LiveBinding, UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
 from knock.files.links import FileLinks
 from knock.files.server import FileServerSettings, start_file_server
+from knock.hosts import WILDCARDS, authority, dial_host, reachable_hosts, split_hosts
 from knock.http_listen import HttpLimits, listeners, serve_app
 from knock.labca import LabCa, listen_names
 from knock.listener import raise_open_files_limit
@@ -68,7 +69,12 @@ log = logging.getLogger("knock.serve")
 ACS_XMPP_USER = "acs"  # the ACS's own account on the built-in XMPP server
 
 
-def is_loopback(host: str) -> bool:
+def is_loopback(hosts: str) -> bool:
+    """Whether every address of a host option is loopback."""
+    return all(_loopback(host) for host in split_hosts(hosts))
+
+
+def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -83,7 +89,6 @@ def lab_names(settings: Settings) -> list[str]:
     return [
         settings.xmpp_domain,
         _acs_host(settings),
-        settings.cwmp_host,
         *listen_names(settings.cwmp_host),
         *listen_names(settings.xmpp_host),
     ]
@@ -119,17 +124,13 @@ def lab_ca(settings: Settings) -> LabCa | None:
     return LabCa.ensure(Path(settings.data_dir)) if own_xmpp or own_cwmp else None
 
 
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
 def acs_url(settings: Settings, tls: bool, port: int) -> str:
     if settings.cwmp_url:
         return settings.cwmp_url
-    host = settings.cwmp_host
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    return f"{'https' if tls else 'http'}://{host}:{port}/"
+    host = split_hosts(settings.cwmp_host)[0]
+    if host in WILDCARDS:
+        host = "127.0.0.1"  # a wildcard, `::` included, serves IPv4 loopback
+    return f"{'https' if tls else 'http'}://{authority(host, port)}/"
 
 
 def check_exposure(settings: Settings) -> list[str]:
@@ -236,11 +237,10 @@ async def _acs_xmpp_client(
     process on the database made, so that none locks the others out."""
     password = await store.shared_secret("acs_xmpp_password", lambda: secrets.token_urlsafe(24))
     await put_account(store, ACS_XMPP_USER, password)
-    host = settings.xmpp_host if settings.xmpp_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     requester = XmppConnectionRequester(
         f"{ACS_XMPP_USER}@{settings.xmpp_domain}/{_process_resource(worker)}",
         password,
-        host=host,
+        host=dial_host(settings.xmpp_host),
         port=port,
         tls=TlsPolicy.NEVER if settings.xmpp_lab_plaintext else TlsPolicy.REQUIRED,
         ssl_context=trust,
@@ -391,6 +391,9 @@ class Running:
                 log.error("CWMP certificate not reloaded, still serving the previous one: %s", exc)
             else:
                 log.info("CWMP certificate reloaded from %s for new connections", pair[0])
+
+    cwmp_sockets: list[socket.socket] = field(default_factory=list)
+    nbi_sockets: list[socket.socket] = field(default_factory=list)
 
     async def close(self) -> None:
         # A slow NBI query would hold the NBI's shutdown (it waits for requests in flight).
@@ -576,6 +579,8 @@ async def start(
         files_url=None if links is None else links.base_url,
         relay=relay,
         recovery=recovery,
+        cwmp_sockets=[s for site in listeners(runner_cwmp) for s in site.sockets],
+        nbi_sockets=[s for site in listeners(runner_nbi) for s in site.sockets],
     )
 
 
@@ -625,15 +630,11 @@ async def _start_files(
     )
     base = settings.files_url
     if not base:
-        host = settings.files_host
-        if host in ("0.0.0.0", "::", ""):
+        host = split_hosts(settings.files_host)[0]
+        if host in WILDCARDS:
             host = _acs_host(settings)
-        base = f"http://{_bracketed(host)}:{_bound_port(runner)}/"
+        base = f"http://{authority(host, _bound_port(runner))}/"
     return runner, FileLinks(base, settings.files_username, settings.files_password)
-
-
-def _bracketed(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def _watch(
@@ -675,40 +676,7 @@ async def serve_forever(
     if after > before:
         log.info("open-files limit raised from %d to %d (the hard limit)", before, after)
     if announce:
-        print(f"Knock ACS: point CPEs at {running.acs_url}", flush=True)
-        print(f"NBI: http://{_url_host(settings.nbi_host)}:{running.nbi_port}/", flush=True)
-        if running.files_url is not None:
-            print(f"Files: {running.files_url}", flush=True)
-        if running.stun is not None:
-            host, port = running.stun.address
-            print(f"STUN (TR-111): udp {host}:{port}", flush=True)
-        if running.xmpp is not None:
-            print(
-                f"XMPP ({settings.xmpp_domain}): tcp {settings.xmpp_host}:{running.xmpp.port}, "
-                f"direct TLS {running.xmpp.tls_port}",
-                flush=True,
-            )
-            if settings.xmpp_lab_plaintext:
-                print("XMPP: TLS not required (xmpp_lab_plaintext): lab use only", flush=True)
-        elif running.xmpp_requester is not None:
-            status = running.xmpp_requester.status
-            print(
-                f"XMPP: external server, the ACS is {status.jid or settings.xmpp_acs_jid} "
-                f"({status.state})",
-                flush=True,
-            )
-        if running.ca is not None:
-            print(
-                f"Lab CA (install it on devices so they accept Knock's certificates): "
-                f"{running.ca.cert_path.resolve()}, also GET "
-                f"http://{_url_host(settings.nbi_host)}:{running.nbi_port}/ca.pem",
-                flush=True,
-            )
-    if announce:  # last: tools read the lines above by position
-        if after > before:
-            print(f"Open files: limit raised from {before} to {after} (the hard limit)", flush=True)
-        else:
-            print(f"Open files: limit {after}", flush=True)
+        _banner(settings, running, before, after)
     if ready is not None:
         ready()
     stop = asyncio.Event()
@@ -739,3 +707,60 @@ def _quiet_loop_errors(loop: asyncio.AbstractEventLoop) -> None:
         kind.hit(repr(error) if error else "", exc_info=error)
 
     loop.set_exception_handler(handler)
+
+
+def _banner(settings: Settings, running: Running, files_before: int, files_after: int) -> None:
+    """What `knock serve` prints once listening: the ACS URL first and last on its line (tools
+    read it there), then every other URL a CPE can use, IPv6 literals in brackets; the open-files
+    line last (tools read the lines before it by position)."""
+    scheme = urlsplit(running.acs_url).scheme
+    print(f"Knock ACS: point CPEs at {running.acs_url}", flush=True)
+    others = [
+        url
+        for host in reachable_hosts(running.cwmp_sockets)
+        if (url := f"{scheme}://{authority(host, running.cwmp_port)}/") != running.acs_url
+    ]
+    if others and not settings.cwmp_url:
+        print(f"  also at {' '.join(others)}", flush=True)
+    # The NBI is the operator's: its loopback address where it has one.
+    nbi = reachable_hosts(running.nbi_sockets)
+    local = next((host for host in nbi if _loopback(host)), nbi[0])
+    nbi_url = f"http://{authority(local, running.nbi_port)}/"
+    print(f"NBI: {nbi_url}", flush=True)
+    if running.files_url is not None:
+        print(f"Files: {running.files_url}", flush=True)
+    if running.stun is not None:
+        print(f"STUN (TR-111): udp {_listening(running.stun.sockets)}", flush=True)
+    if running.xmpp is not None:
+        print(
+            f"XMPP ({settings.xmpp_domain}): tcp {_listening(running.xmpp.sockets)}, "
+            f"direct TLS {running.xmpp.tls_port}",
+            flush=True,
+        )
+        if settings.xmpp_lab_plaintext:
+            print("XMPP: TLS not required (xmpp_lab_plaintext): lab use only", flush=True)
+    elif running.xmpp_requester is not None:
+        status = running.xmpp_requester.status
+        print(
+            f"XMPP: external server, the ACS is {status.jid or settings.xmpp_acs_jid} "
+            f"({status.state})",
+            flush=True,
+        )
+    if running.ca is not None:
+        print(
+            f"Lab CA (install it on devices so they accept Knock's certificates): "
+            f"{running.ca.cert_path.resolve()}, also GET {nbi_url}ca.pem",
+            flush=True,
+        )
+    if files_after > files_before:
+        print(
+            f"Open files: limit raised from {files_before} to {files_after} (the hard limit)",
+            flush=True,
+        )
+    else:
+        print(f"Open files: limit {files_after}", flush=True)
+
+
+def _listening(sockets: list[socket.socket]) -> str:
+    """The bound addresses, as "0.0.0.0:3478, [::]:3478"."""
+    return ", ".join(authority(*sock.getsockname()[:2]) for sock in sockets)

@@ -13,9 +13,11 @@ from knock.acs.xmpp_accounts import put_account
 from knock.server import Running
 
 
-async def log_in(port: int, jid: str, password: str, ca: Path | None) -> bool:
-    """Whether slixmpp gets a session: over STARTTLS checked against *ca*, or with None in
-    the clear (plaintext settings from LAB-NOTES)."""
+async def log_in(
+    port: int, jid: str, password: str, ca: Path | None, host: str = "127.0.0.1"
+) -> bool:
+    """Whether slixmpp gets a session at *host*: over STARTTLS checked against *ca*, or with
+    None in the clear (plaintext settings from LAB-NOTES)."""
     client = slixmpp.ClientXMPP(jid, password)
     client.enable_direct_tls = False
     if ca is None:
@@ -30,7 +32,7 @@ async def log_in(port: int, jid: str, password: str, ca: Path | None) -> bool:
         "failed_all_auth", lambda _: outcome.done() or outcome.set_result(False)
     )
     client.add_event_handler("disconnected", lambda _: outcome.done() or outcome.set_result(False))
-    client.connect("127.0.0.1", port)
+    client.connect(host, port)
     try:
         return await asyncio.wait_for(outcome, 10)
     finally:

@@ -60,6 +60,7 @@ async def check_lab(
     model: str = "tr181",
     acs_settings: dict[str, Any] | None = None,
     trusted: bool = True,
+    cr_host: str = "127.0.0.1",
     **cpe_options: Any,
 ) -> AsyncIterator[CheckLab]:
     """Start the ACS (random CR credentials, as `knock check` runs it), the device's CR services
@@ -73,7 +74,7 @@ async def check_lab(
     # The device trusts the lab CA (unless a test hands it another), as a lab sets one up.
     defects = cpe_options.get("defects", frozenset())
     ca = str(acs.ca.cert_path) if acs.ca is not None and trusted else ""
-    services = CrServices(methods, policy, tls=device_tls(ca, defects))
+    services = CrServices(methods, policy, host=cr_host, tls=device_tls(ca, defects))
     await services.start()
     cpe = SimulatedCpe("CHECK0001", model, folder / "state", acs.acs_url, **cpe_options)
     services.attach(cpe)

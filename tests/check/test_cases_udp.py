@@ -120,7 +120,8 @@ async def test_without_stun_authentication_the_integrity_case_is_skipped(tmp_pat
     assert request.verdict is Verdict.PASS, request.reason
     seen = [e.summary for e in request.evidence if e.kind in (Kind.RECEIVED, Kind.SENT)][-2:]
     assert re.fullmatch(
-        r"from 127\.0\.0\.1:\d+: Binding Request, USERNAME '[^']+', CONNECTION-REQUEST-BINDING",
+        r"from 127\.0\.0\.1:\d+ over IPv4: "
+        r"Binding Request, USERNAME '[^']+', CONNECTION-REQUEST-BINDING",
         seen[0],
     ), seen  # unsigned, as nothing asked for MESSAGE-INTEGRITY
     assert re.fullmatch(r"answered Binding Response, MAPPED-ADDRESS 127\.0\.0\.1:\d+", seen[1]), (

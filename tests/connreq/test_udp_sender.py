@@ -33,5 +33,8 @@ async def test_two_requests_within_one_second_are_both_newer_than_the_last() -> 
 def test_reported_addresses() -> None:
     assert parse_address("198.51.100.7:40000") == ("198.51.100.7", 40000)
     assert parse_address("[2001:db8::1]:5060") == ("2001:db8::1", 5060)
+    # Canonical (RFC 5952) whatever the device wrote: one spelling to send to and show.
+    assert parse_address("[2001:DB8:0:0::0001]:5060") == ("2001:db8::1", 5060)
+    assert parse_address("[::ffff:198.51.100.7]:5060") == ("198.51.100.7", 5060)
     for bad in ("", "198.51.100.7", "host:0", "host:99999", ":5060", "host:port"):
         assert parse_address(bad) is None

@@ -122,13 +122,15 @@ async def lab(
     policy: CrPolicy | None = None,
     device_options: Mapping[str, Any] | None = None,
     trust: ssl.SSLContext | None = None,
+    cr_host: str = "127.0.0.1",
     **acs_settings: Any,
 ) -> AsyncIterator[Lab]:
     """*device_options*: what every SimulatedCpe is given besides (quirks, values, ...);
-    *trust*: what the devices check certificates with; default the lab CA."""
+    *trust*: what the devices check certificates with, default the lab CA; *cr_host*: where
+    the devices take connection requests."""
     acs = await start(loopback_settings(folder, cr_session_wait=5.0, **acs_settings))
     tls = trust or lab_trust(acs)
-    services = CrServices(ALL_METHODS, policy or CrPolicy(rate_limit=0), tls=tls)
+    services = CrServices(ALL_METHODS, policy or CrPolicy(rate_limit=0), host=cr_host, tls=tls)
     await services.start()
     model = fast_retry_model(folder)
     devices = [

@@ -60,3 +60,18 @@ def test_behind_the_nat_http_fails_and_the_dispatcher_falls_back(tmp_path: Path)
         "any": ("delivered", "udp"),
     }, output
     assert rows["http"][3] == "" and rows["any"][4].startswith("http: unreachable"), output
+
+
+def test_behind_the_ipv6_firewall_http_is_dropped_and_the_dispatcher_falls_back(
+    tmp_path: Path,
+) -> None:
+    status, output, rows = run_demo(tmp_path, "--ipv6")
+    assert status == 0, output
+    assert "behind the IPv6 lab" in output, "knock demo --ipv6 needs root for the lab"
+    assert outcomes(rows) == {
+        "http": ("timeout", "http"),
+        "udp": ("delivered", "udp"),
+        "xmpp": ("delivered", "xmpp"),
+        "any": ("delivered", "udp"),
+    }, output
+    assert rows["any"][4].startswith("http: timeout (no connection to http://[2001:db8:2::"), output

@@ -58,3 +58,29 @@ def test_names_carry_the_owner_and_role() -> None:
     assert (parsed.tag, parsed.pid, parsed.role) == (tag, 4242, "nat")
     for other in ("knocklab-1-abcdef-wan", "docker-1-abcdef-nat", "knocklab-x-abcdef-pub"):
         assert topology.parse_name(other) is None
+
+
+def test_the_ipv6_plan_uses_documentation_prefixes_and_routes_the_cpes_prefix() -> None:
+    plan = Plan.make("knocklab-1-abcdef", pub_hosts=2, lan_hosts=200, ipv6=True)
+    documentation6 = ipaddress.IPv6Network("2001:db8::/32")
+    for role, pairs in plan.addresses().items():
+        for _, address in pairs:
+            interface = ipaddress.ip_interface(address)
+            if interface.version == 6:
+                assert interface.network.subnet_of(documentation6), address
+            else:  # pub alone is dual-stack, on RFC 5737's range
+                assert role == "pub" and interface.network == topology.PUBLIC_NET, address
+    assert plan.lan_hosts[0] == "2001:db8:2::a" and plan.pub_hosts[0] == "2001:db8:1::a"
+    assert plan.routes() == {
+        "pub": ("2001:db8:2::/64 via 2001:db8:1::1 dev eth0",),
+        "nat": (),
+        "lan": ("default via 2001:db8:2::1 dev eth0",),
+    }
+
+
+def test_the_ipv6_router_is_a_stateful_firewall_without_nat() -> None:
+    rules = Plan.make("knocklab-1-abcdef", ipv6=True).ruleset((20000, 24999))
+    assert "masquerade" not in rules and "type nat" not in rules
+    assert "ct state established,related accept" in rules
+    assert rules.count("policy drop") == 2
+    assert 'iifname "wan0" counter name "unsolicited" drop' in rules

@@ -54,6 +54,12 @@ def share(image: Image, colour: tuple[int, int, int]) -> float:
     return colours.get(colour, 0) / sum(colours.values())
 
 
+async def device_facts(page: Page) -> dict[str, str]:
+    """The device page's facts, label -> text."""
+    labels = await page.evaluate(texts(".facts dt"))
+    return dict(zip(labels, await page.evaluate(texts(".facts dd")), strict=True))
+
+
 def texts(selector: str, attribute: str | None = None) -> str:
     """JavaScript: the text (or an attribute) of every element `selector` matches."""
     value = f"e.getAttribute({json.dumps(attribute)})" if attribute else "e.textContent"
@@ -117,13 +123,7 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
         await stun_outcome_is(running.acs.store, second, "ok")
         await page.click("a.device-link")
         await page.wait_for(f"document.getElementById('device-id')?.textContent === {second!r}")
-        facts = dict(
-            zip(
-                await page.evaluate(texts(".facts dt")),
-                await page.evaluate(texts(".facts dd")),
-                strict=True,
-            )
-        )
+        facts = await device_facts(page)
         assert facts["Last STUN outcome"].startswith("ok from 127.0.0.1:")
         assert facts["XMPP set-up"].startswith("ok: Device.XMPP.Connection.1. (")
         paths = await page.wait_for(
@@ -256,6 +256,23 @@ async def test_fleet_view_draws_a_bar_per_method_and_latency(
         image = await screenshot(page)
         assert share(image, HTTP_BLUE) > 0.001  # the http bars
         assert page.errors == []
+
+
+async def test_an_ipv6_device_page_links_its_bracketed_url(tmp_path: Path) -> None:
+    v6 = {"cwmp_host": "::1", "stun_host": "::1", "xmpp_host": "::1"}
+    async with lab(tmp_path, cr_host="::1", **v6) as running, chromium(tmp_path) as browser:
+        [cpe] = running.devices
+        await running.provisioned(cpe)
+        device_id = running.device_id(cpe)
+        await stun_outcome_is(running.acs.store, device_id, "ok")
+        page = await browser.new_page()
+        await page.goto(f"http://127.0.0.1:{running.acs.nbi_port}/#/device/{device_id}")
+        href = await page.wait_for("document.getElementById('cr-url')?.getAttribute('href')")
+        assert href == cpe.model.get("Device.ManagementServer.ConnectionRequestURL")
+        assert href.startswith("http://[::1]:")
+        facts = await device_facts(page)
+        assert facts["Last STUN outcome"].startswith("ok from [::1]:")
+        assert facts["UDP connection request address"].startswith("[::1]:")
 
 
 async def test_the_device_page_upgrades_firmware_from_the_stored_images(tmp_path: Path) -> None:

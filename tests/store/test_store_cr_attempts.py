@@ -95,6 +95,9 @@ async def test_stun_credentials_and_the_binding_they_key(
     assert target is not None and target.stun_binding == ("203.0.113.1", 40007)
     with pytest.raises(UnknownDeviceError):
         await store.set_stun_credentials("NOPE", "x", "y")
+    await store.record_binding("stun-1", "2001:DB8:0:0:0:0:0:A", 40008, now + timedelta(seconds=60))
+    target = await store.get_cr_target(DEVICE)
+    assert target is not None and target.stun_binding == ("2001:db8::a", 40008)
 
 
 async def test_the_last_stun_outcome_is_noted_on_the_device_holding_the_username(

@@ -124,6 +124,22 @@ def test_ipv6_mapped_address() -> None:
     assert binding_response(TXID, ("2001:db8::7", 8080)) == expected
 
 
+def test_ipv6_response_with_a_server_address_byte_exact_and_read_back() -> None:
+    # RFC 5389 §15.1: family 0x02, a 16-byte address; the rest of the framing stays RFC 3489's.
+    mapped, server = ("2001:db8::7", 8080), ("2001:db8::1", 3478)
+    expected = (
+        h("0101 0030")
+        + TXID
+        + h("0001 0014 0002 1f90 20010db8 00000000 00000000 00000007")
+        + h("0004 0014 0002 0d96 20010db8 00000000 00000000 00000001")
+    )
+    built = binding_response(TXID, mapped, source=server)
+    assert built == expected
+    message = parse(built)
+    assert message.address(AttributeType.MAPPED_ADDRESS) == mapped
+    assert message.address(AttributeType.SOURCE_ADDRESS) == server
+
+
 def test_ipv6_is_read_in_the_form_the_kernel_reports_peers() -> None:
     value = h("0002 1f90") + ip_address("::1.2.3.4").packed
     message = parse(h("0101 0018") + TXID + h("0001 0014") + value)
@@ -326,6 +342,7 @@ def test_framing_errors(datagram: bytes, error: type[StunError], reason: str) ->
         (h("0002 0008 0003 0001 c0000201"), "RESPONSE-ADDRESS: 8 bytes with family 03"),
         (h("0004 0014 0001 0001") + bytes(16), "SOURCE-ADDRESS: 20 bytes with family 01"),
         (h("0005 0000"), "CHANGED-ADDRESS: 0 bytes with family none"),
+        (h("0001 0008 0002 1f90 20010db8"), "MAPPED-ADDRESS: 8 bytes with family 02"),
         (h("0003 0008") + bytes(8), "CHANGE-REQUEST: 8 bytes instead of 4"),
         (h("0006 0004 fffefdfc"), "USERNAME: not UTF-8 (byte 0)"),
         (h("0008 0010") + bytes(16), "MESSAGE-INTEGRITY: 16 bytes instead of 20"),

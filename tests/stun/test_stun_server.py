@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
-from types import SimpleNamespace
 
 import pytest
 from stun_support import PASSWORD, USER, OpenClient, StartServer
@@ -20,8 +18,7 @@ from knock.stun.codec import (
     check_integrity,
     encode,
 )
-from knock.stun.server import StunServer
-from knock.stun.service import BindingLearned, Counters, StunService
+from knock.stun.service import BindingLearned, Counters
 
 
 def txid() -> bytes:
@@ -172,40 +169,53 @@ async def test_ipv6_loopback(start_server: StartServer, open_client: OpenClient)
     assert reply.address(AttributeType.SOURCE_ADDRESS) == server.address
 
 
-class RecordingTransport(asyncio.DatagramTransport):
-    """A socket that is never bound: what a wildcard or dual-stack bind reports, kept off the
-    network."""
-
-    def __init__(self, sockname: tuple[str, int], family: socket.AddressFamily) -> None:
-        super().__init__({"sockname": sockname, "socket": SimpleNamespace(family=family)})
-        self.sent: list[tuple[bytes, object]] = []
-
-    def sendto(self, data: bytes, addr: object = None) -> None:
-        self.sent.append((data, addr))
-
-    def is_closing(self) -> bool:
-        return False
-
-
-async def test_a_wildcard_bind_names_no_address_of_its_own() -> None:
-    server = StunServer(StunService(address=("192.0.2.1", 3478)))
-    server.connection_made(RecordingTransport(("0.0.0.0", 3478), socket.AF_INET))
+async def test_a_wildcard_bind_names_no_address_of_its_own(start_server: StartServer) -> None:
+    server = await start_server("0.0.0.0")
     assert server.service.address is None
-    assert server.address == ("0.0.0.0", 3478)
+    assert server.address[0] == "0.0.0.0"
 
 
-async def test_a_dual_stack_socket_reaches_ipv4_peers_through_mapped_addresses() -> None:
-    server = StunServer(StunService())
-    transport = RecordingTransport(("::", 3478), socket.AF_INET6)
-    server.connection_made(transport)
-    server.send_to(b"cr", ("192.0.2.1", 7))
-    server.send_to(b"cr", ("2001:db8::1", 7))
-    server.datagram_received(tr111(bytes(16)), ("::ffff:192.0.2.1", 7, 0, 0))
-    assert transport.sent == [
-        (b"cr", ("::ffff:192.0.2.1", 7)),
-        (b"cr", ("2001:db8::1", 7)),
-        (binding_response(bytes(16), ("192.0.2.1", 7)), ("::ffff:192.0.2.1", 7)),
+@pytest.mark.parametrize(
+    ("hosts", "bound"),
+    [("::", [("::", 0)]), ("127.0.0.1,::1", [("127.0.0.1", None), ("::1", 1)])],
+)
+async def test_one_dual_stack_socket_or_a_list_answers_and_reaches_both_families(
+    start_server: StartServer,
+    open_client: OpenClient,
+    hosts: str,
+    bound: list[tuple[str, int | None]],
+) -> None:
+    """(address, IPV6_V6ONLY or None for IPv4) of each socket *hosts* gives."""
+    learned: list[BindingLearned] = []
+    server = await start_server(hosts, on_binding=learned.append)
+    found = [
+        (s.getsockname()[0], s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+        if s.family == socket.AF_INET6
+        else (s.getsockname()[0], None)
+        for s in server.sockets
     ]
+    assert found == bound
+    port = server.address[1]
+    for host in ("127.0.0.1", "::1"):
+        client = await open_client(host)
+        # Signed: over IPv6 an unsigned answer would be larger than the request (withheld).
+        reply = await client.ask(tr111(password=PASSWORD), (host, port))
+        # An IPv4 peer of a dual-stack socket (::ffff:127.0.0.1) is named as IPv4 (family 0x01).
+        assert reply.address(AttributeType.MAPPED_ADDRESS) == client.address, host
+        server.send_to(b"cr", client.address)
+        assert await client.next() == (b"cr", (host, port))
+        # The binding keeps the peer in the same form.
+        await client.ask(tr111(password=PASSWORD), (host, port))
+        assert learned[-1].address == client.address
+        assert server.bindings[USER].address == client.address
+
+
+async def test_send_to_a_family_the_server_does_not_listen_on_is_refused(
+    start_server: StartServer,
+) -> None:
+    server = await start_server("127.0.0.1")
+    with pytest.raises(OSError, match=r"no IPv6 socket to reach \[2001:db8::1\]:7"):
+        server.send_to(b"cr", ("2001:db8::1", 7))
 
 
 async def test_a_failing_hook_is_logged_and_the_server_goes_on(

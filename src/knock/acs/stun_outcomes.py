@@ -14,9 +14,10 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from knock.hosts import authority
 from knock.logs import Throttle, fields
 from knock.store import Store
-from knock.stun.attributes import Address, authority
+from knock.stun.attributes import Address
 from knock.stun.service import AuthFailed, BindingLearned
 from knock.vocab import StunOutcome
 
@@ -90,7 +91,7 @@ class StunOutcomes:
             self._devices.clear()
         self._last[username] = outcome
         task = asyncio.get_running_loop().create_task(
-            self._write(username, outcome, authority(source), at, line)
+            self._write(username, outcome, authority(*source), at, line)
         )
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -116,7 +117,7 @@ class StunOutcomes:
             line(device_id)
 
     def _log(self, event: AuthFailed, device_id: str | None, *, held_back: int) -> None:
-        source = authority(event.source)
+        source = authority(*event.source)
         log.warning(
             "device %s: STUN Binding Request from %s with username %r refused (401, %s): %s%s",
             device_id or "?",

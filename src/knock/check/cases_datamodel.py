@@ -13,6 +13,7 @@ from knock.check.context import CheckContext, Watch
 from knock.check.observe_stun import stun_watch
 from knock.check.offers import Method, require
 from knock.check.profiles import shortfalls
+from knock.hosts import unbracketed_ipv6
 from knock.stun.attributes import Address
 from knock.stun.service import Handled
 from knock.vocab import Event, TaskStatus
@@ -95,6 +96,11 @@ async def cr_url_http(ctx: CheckContext) -> None:
             urlsplit(url).scheme == "http",
             f"the Inform of session {arrival.session_id} reports {name} = {url!r}: "
             "TR-069 §3.2.2 requires an http:// URL",
+        )
+        ctx.expect(
+            not unbracketed_ipv6(url),
+            f"the Inform of session {arrival.session_id} reports {name} = {url!r}: an IPv6 "
+            "address in a URL goes in brackets (RFC 3986 §3.2.2)",
         )
 
 

@@ -27,6 +27,7 @@ from knock.check.observe_stun import NO_STUN_CREDENTIALS, Seen, StunWatch, descr
 from knock.check.offers import require
 from knock.connreq.udp import build_udp_cr
 from knock.connreq.udp_sender import parse_address, udp_address
+from knock.hosts import authority, over
 from knock.notify import Arrival
 from knock.stun.attributes import CRB_VALUE, Address, AttributeType
 from knock.vocab import Event
@@ -91,7 +92,8 @@ class UdpRequests:
         copies = max(1, self.ctx.options.cr_attempts)
         self.ctx.evidence.add(
             Kind.SENT,
-            f"{why} UDP CR ts={sent.ts} id={sent.msg_id} to {host}:{port} ({copies} copies)",
+            f"{why} UDP CR ts={sent.ts} id={sent.msg_id} to {authority(host, port)} "
+            f"({copies} copies){over(host)}",
             datagram.decode("ascii"),
         )
         if valid:  # before sending: its session may begin before the copies are out

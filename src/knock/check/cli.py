@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from knock.hosts import authority
+
 if TYPE_CHECKING:
     from knock.server import Running
 
@@ -67,7 +69,13 @@ def check(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="TOML file of ACS settings (knock serve).")
     ] = None,
-    host: Annotated[str, typer.Option(help="Address CWMP, STUN and XMPP bind.")] = "0.0.0.0",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address CWMP, STUN and XMPP bind: one or several, comma-separated; :: alone "
+            "listens on IPv4 and IPv6."
+        ),
+    ] = "0.0.0.0",
     url: Annotated[
         str, typer.Option(help="ACS URL the device uses, when not http://HOST:CWMP-PORT/.")
     ] = "",
@@ -184,10 +192,10 @@ def check(
             def started(acs: Running) -> None:
                 out.print(f"Knock check: set the device's ManagementServer.URL to {acs.acs_url}")
                 if acs.stun is not None:
-                    out.print(f"STUN udp {acs.stun.address[0]}:{acs.stun.address[1]}")
+                    out.print(f"STUN udp {authority(*acs.stun.address)}")
                 if acs.xmpp is not None:
                     out.print(
-                        f"XMPP tcp {host}:{acs.xmpp.port} ({settings.xmpp_domain}), "
+                        f"XMPP tcp {authority(host, acs.xmpp.port)} ({settings.xmpp_domain}), "
                         f"certificate {acs.xmpp.certificate}"
                     )
                 if acs.ca is not None:

@@ -25,6 +25,7 @@ from knock.auth import (
 from knock.check.evidence import Evidence, Kind
 from knock.check.options import CheckOptions
 from knock.check.verdict import CaseFailed, CaseSkipped, CaseWarned, DeviceSilent
+from knock.hosts import over
 from knock.notify import Arrival, SessionEnded, Subscription, TaskFinished
 from knock.server import Running
 from knock.store.rows import CrTarget, TaskRow
@@ -347,7 +348,8 @@ class CheckContext:
         scheme = authorization.split(" ", 1)[0] if authorization else "no"
         self.evidence.add(
             Kind.SENT,
-            f"GET {urlsplit(url).path or '/'} ({scheme} Authorization)",
+            f"GET {urlsplit(url).path or '/'} ({scheme} Authorization)"
+            f"{over(urlsplit(url).hostname or '')}",
             f"GET {url}" + (f"\nAuthorization: {authorization}" if authorization else ""),
         )
         headers = {"Authorization": authorization} if authorization else {}

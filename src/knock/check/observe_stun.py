@@ -20,6 +20,7 @@ from typing import Final
 from knock.check.context import CheckContext
 from knock.check.evidence import Kind
 from knock.check.offers import require
+from knock.hosts import authority, over
 from knock.stun.attributes import CRB_VALUE, Address, AttributeType
 from knock.stun.codec import Message, MessageType, StunError, binding_response, parse
 from knock.stun.server import StunServer
@@ -85,7 +86,9 @@ class StunWatch:
             with contextlib.suppress(StunError):
                 answer = parse(handled.reply)
         self.seen.append(Seen(now, source, request, answer))
-        self._ctx.evidence.add(Kind.RECEIVED, f"from {source[0]}:{source[1]}: {describe(request)}")
+        self._ctx.evidence.add(
+            Kind.RECEIVED, f"from {authority(*source)}{over(source[0])}: {describe(request)}"
+        )
         self._ctx.evidence.add(
             Kind.SENT, "dropped" if answer is None else f"answered {describe(answer)}"
         )

@@ -18,6 +18,7 @@ from knock.check.evidence import Kind
 from knock.check.memo import Undo, once
 from knock.check.offers import require
 from knock.connreq.xmpp import connection_request
+from knock.hosts import dial_host
 from knock.tlsutil import trusting
 from knock.xmpp.client import ClientConfig, IqResult, NotOnline, TlsPolicy
 from knock.xmpp.client_conn import ConnectionLost, XmppClient
@@ -160,11 +161,10 @@ async def probe(ctx: CheckContext, resource: str) -> AsyncIterator[tuple[str, As
     await put_account(ctx.acs.store, PROBE_USER, password)
     server.add_service_account(PROBE_USER)  # a device account may address only the ACS
     jid = f"{PROBE_USER}@{server.policy.domain}/{resource}"
-    host = server.listen.host
     client = XmppClient(
         jid,
         password,
-        host="127.0.0.1" if host in ("0.0.0.0", "::", "") else host,
+        host=dial_host(server.listen.host),
         port=server.port,
         ssl_context=trusting(server.ca_file, server.certificate),
         config=ClientConfig(tls=TlsPolicy.IF_OFFERED),

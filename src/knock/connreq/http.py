@@ -8,11 +8,13 @@ Inform that proves it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from knock.auth import AuthError, BasicChallenge, new_cnonce, select_challenge
+from knock.hosts import unbracketed_ipv6
 from knock.vocab import CrOutcome
 
 
@@ -50,25 +52,44 @@ class HttpConnectionRequester:
                 connector=aiohttp.TCPConnector(force_close=True, limit=0),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=self._timeout,
+                trace_configs=[_connection_trace()],
             )
         return self._http
 
     async def send(self, url: str, username: str | None, password: str | None) -> Sent:
         parts = urlsplit(url)
+        if unbracketed_ipv6(url):
+            return Sent(
+                CrOutcome.REFUSED,
+                f"ConnectionRequestURL {url!r} names an IPv6 address without brackets: a URL "
+                "writes it as http://[2001:db8::1]:port/path (RFC 3986 §3.2.2); the device "
+                "must report its URL that way",
+            )
         if parts.scheme != "http" or not parts.hostname:
             return Sent(
                 CrOutcome.REFUSED,
                 f"ConnectionRequestURL {url!r} is not an http:// URL (TR-069 §3.2.2 requires one)",
             )
+        progress = _Progress()
         try:
-            return await self._send(url, parts.path or "/", username, password)
+            return await self._send(url, parts.path or "/", username, password, progress)
         except TimeoutError:
+            if not progress.connected:
+                return Sent(
+                    CrOutcome.TIMEOUT,
+                    f"no connection to {url} within {self._timeout.total} s: nothing answered, "
+                    "as when a firewall drops new connections to the device (an IPv6 CPE's "
+                    "stateful firewall does) or the device is off; XMPP and UDP connection "
+                    "requests get through such a firewall",
+                )
             return Sent(CrOutcome.TIMEOUT, f"no answer from {url} within {self._timeout.total} s")
         except aiohttp.ClientConnectionError as exc:
             return Sent(CrOutcome.UNREACHABLE, f"cannot connect to {url}: {exc}")
 
-    async def _send(self, url: str, path: str, username: str | None, password: str | None) -> Sent:
-        answer = await self._get(url, None)
+    async def _send(
+        self, url: str, path: str, username: str | None, password: str | None, progress: _Progress
+    ) -> Sent:
+        answer = await self._get(url, None, progress)
         if answer.status in (200, 204):
             return Sent(
                 None, f"{answer.status} without authentication (the device should require it)"
@@ -92,22 +113,46 @@ class HttpConnectionRequester:
                 authorization = challenge.authorization(
                     "GET", path, username, password, cnonce=new_cnonce(), nc=1
                 )
-            answer = await self._get(url, authorization)
+            answer = await self._get(url, authorization, progress)
             if answer.status in (200, 204):
                 return Sent(None, f"{answer.status} after authentication")
             if answer.status == 401 and not answer.stale:
                 return Sent(CrOutcome.BAD_CREDENTIALS, "the device refused the stored credentials")
         return _refusal(answer)
 
-    async def _get(self, url: str, authorization: str | None) -> _Answer:
+    async def _get(self, url: str, authorization: str | None, progress: _Progress) -> _Answer:
         headers = {"Authorization": authorization} if authorization else {}
-        async with self._client().get(url, headers=headers, allow_redirects=False) as response:
+        async with self._client().get(
+            url, headers=headers, allow_redirects=False, trace_request_ctx=progress
+        ) as response:
             await response.read()
             return _Answer(
                 response.status,
                 response.headers.getall("WWW-Authenticate", []),
                 response.headers.get("Retry-After", ""),
             )
+
+
+@dataclass(slots=True)
+class _Progress:
+    """How far one connection request got: a timeout before the TCP connection opened means
+    nothing answered at all (dropped on the way), after it that the device did not answer."""
+
+    connected: bool = False
+
+
+def _connection_trace() -> aiohttp.TraceConfig:
+    async def connected(
+        _session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        _params: aiohttp.TraceConnectionCreateEndParams,
+    ) -> None:
+        if isinstance(context.trace_request_ctx, _Progress):
+            context.trace_request_ctx.connected = True
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(connected)
+    return trace
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from knock.connreq.http import Sent
 from knock.connreq.udp import build_udp_cr
+from knock.hosts import authority, canonical_ip
 from knock.store.rows import CrTarget
 from knock.vocab import CrOutcome
 
@@ -59,14 +60,16 @@ class UdpConnectionRequester:
         try:
             self._send_to(datagram, address)
         except OSError as exc:
-            return Sent(CrOutcome.UNREACHABLE, f"cannot send to {host}:{port}: {exc}")
+            return Sent(CrOutcome.UNREACHABLE, f"cannot send to {authority(host, port)}: {exc}")
         if self._repeat > 1:
             # The copies follow in the background: the wait for the Inform (and the latency the
             # dispatcher measures) starts with the first datagram, not the last.
             copies = asyncio.create_task(self._copies(datagram, address))
             self._pending.add(copies)
             copies.add_done_callback(self._pending.discard)
-        return Sent(None, f"{self._repeat} signed datagrams to {host}:{port} from the STUN port")
+        return Sent(
+            None, f"{self._repeat} signed datagrams to {authority(host, port)} from the STUN port"
+        )
 
     async def _copies(self, datagram: bytes, address: Address) -> None:
         for _copy in range(self._repeat - 1):
@@ -96,6 +99,5 @@ def parse_address(text: str) -> Address | None:
     host, sep, port = text.strip().rpartition(":")
     if not sep or not port.isdigit() or not host:
         return None
-    host = host.removeprefix("[").removesuffix("]")
     number = int(port)
-    return (host, number) if 0 < number <= 0xFFFF else None
+    return (canonical_ip(host), number) if 0 < number <= 0xFFFF else None

@@ -18,6 +18,7 @@ from knock.cpe.cr_http import CrDecision, CrGate, CrRequest, DeviceFacts
 from knock.cpe.datamodel import ModelError, ModelSchema, template_of
 from knock.cpe.defects import Defect
 from knock.cpe.device import CpeError, SimulatedCpe
+from knock.hosts import authority
 from knock.vocab import Event
 
 CR_PARAMETERS = ("ConnectionRequestURL", "ConnectionRequestUsername", "ConnectionRequestPassword")
@@ -67,7 +68,7 @@ class CrListener:
         await self._runner.setup()
         await web.TCPSite(self._runner, self._host, self._port).start()
         host, port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
+        self.base_url = f"http://{authority(host, port)}"
 
     async def close(self) -> None:
         if self._runner is not None:

@@ -27,6 +27,7 @@ from knock.cpe.device import CpeError, SimulatedCpe
 from knock.cpe.stun_agent import Dropped, Mapped, Output, Send, StunAgent, StunConfig
 from knock.cpe.udp_cr import UdpCrGate, UdpDeviceFacts
 from knock.cwmp.values import parse_boolean
+from knock.hosts import authority, is_ipv6
 from knock.stun.attributes import Address
 from knock.stun.codec import DEFAULT_PORT, StunError, parse
 from knock.vocab import Event
@@ -98,7 +99,8 @@ class DevicePort:
         self.cpe = cpe
         self.agent = StunAgent(defects=cpe.defects, quirks=cpe.quirks)
         self._timer: asyncio.TimerHandle | None = None
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        family = socket.AF_INET6 if is_ipv6(ports.host) else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             self.sock.setblocking(False)
             self.sock.bind((ports.host, 0))
@@ -135,9 +137,15 @@ class DevicePort:
         try:
             # A simulated fleet runs next to its ACS: names beyond "localhost" would need a
             # resolver call per device, so they are refused and logged.
-            server = (_ip_literal(host), int(model.get(ms("STUNServerPort"))) or DEFAULT_PORT)
-        except ValueError:
-            log.warning("device %s: STUN server %r is not an IP address", self.cpe.serial, host)
+            literal = _ip_literal(host, self.sock.family)
+            server = (literal, int(model.get(ms("STUNServerPort"))) or DEFAULT_PORT)
+        except ValueError as exc:
+            log.warning(
+                "device %s: STUN server %r: %s; give an IP address of --cr-host's family",
+                self.cpe.serial,
+                host,
+                exc,
+            )
             return None
         return StunConfig(
             server=server,
@@ -221,10 +229,8 @@ class DevicePort:
     def _report(self, address: Address) -> None:
         """Make the device report *address* as where UDP connection requests reach it."""
         ms = self.cpe.model.schema.management
-        host, port = address
-        literal = f"[{host}]" if ":" in host else host
         try:
-            self.cpe.set_value(ms("UDPConnectionRequestAddress"), f"{literal}:{port}")
+            self.cpe.set_value(ms("UDPConnectionRequestAddress"), authority(*address))
             self.cpe.set_value(ms("NATDetected"), str(address != self.local).lower())
         except CpeError as exc:  # the model was checked at attach: a bug, not bad input
             log.error("%s", exc)
@@ -234,10 +240,12 @@ def _acs_host(url: str) -> str:
     return urlsplit(url).hostname or ""
 
 
-def _ip_literal(host: str) -> str:
+def _ip_literal(host: str, family: int) -> str:
+    """The STUN server's address as *family*'s socket takes it; ValueError for a name or an
+    address of the other family."""
     if host == "localhost":
-        return "127.0.0.1"
-    try:
-        return str(ipaddress.IPv4Address(host))
-    except ipaddress.AddressValueError:
-        raise ValueError(host) from None
+        return "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    ip = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    if (ip.version == 6) != (family == socket.AF_INET6):
+        raise ValueError(f"an IPv{ip.version} address, and the device's UDP port is not")
+    return str(ip)

@@ -12,11 +12,13 @@ import base64
 import binascii
 import hmac
 import logging
+import socket
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from knock.files.ranges import Unsatisfiable, parse_range
+from knock.hosts import bind_sockets
 from knock.store import Store
 
 log = logging.getLogger(__name__)
@@ -40,13 +42,15 @@ def make_file_app(store: Store, settings: FileServerSettings) -> web.Application
 async def start_file_server(
     store: Store, settings: FileServerSettings, host: str, port: int, reuse_port: bool = False
 ) -> web.AppRunner:
-    """Listen on host:port (0: a free port). The idle timeout also bounds a request's headers:
-    a client that sends part of them and stalls is dropped as an idle connection is."""
+    """Listen on every address of *host* (a list, `::` dual-stack: see knock.hosts) at *port*
+    (0: a free port). The idle timeout also bounds a request's headers: a client that sends part
+    of them and stalls is dropped as an idle connection is."""
     runner = web.AppRunner(
         make_file_app(store, settings), access_log=None, keepalive_timeout=settings.idle_timeout
     )
     await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+    for sock in bind_sockets(host, port, socket.SOCK_STREAM, reuse_port=reuse_port):
+        await web.SockSite(runner, sock).start()
     return runner
 
 

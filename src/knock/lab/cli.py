@@ -27,7 +27,12 @@ NAT_HELP: Final = (
     "the outcomes, then teardown.\n\n"
     "Without --exec the lab stays up until Ctrl-C; meanwhile `ip netns exec NAMESPACE CMD` "
     "runs anything inside it. Everything is torn down on exit. Only documentation addresses "
-    "(RFC 5737) are used and nothing is routed to or from the host."
+    "(RFC 5737) are used and nothing is routed to or from the host.\n\n"
+    "--ipv6 builds the IPv6 lab instead: pub dual-stack (2001:db8:1::a and 203.0.113.10), lan "
+    "IPv6-only CPEs with addresses of their own (2001:db8:2::a and up), and between them no NAT "
+    "but a stateful firewall (replies and a CPE's open pinholes in, new connections dropped), "
+    "as operators deploy IPv6. There the HTTP request reaches the CPE's address and is dropped; "
+    "UDP and XMPP get through (2001:db8::/32 documentation addresses only)."
 )
 NAT_EPILOG: Final = (
     "Examples: knock lab nat --exec lan -- python3 -c 'print(1)'  |  knock lab nat --lan-hosts 10"
@@ -75,6 +80,12 @@ def nat(
             "method: HTTP fails, UDP and XMPP get through.",
         ),
     ] = False,
+    ipv6: Annotated[
+        bool,
+        typer.Option(
+            "--ipv6", help="The IPv6 lab: IPv6-only CPEs behind a stateful firewall, no NAT."
+        ),
+    ] = False,
 ) -> None:
     if exec_in is not None and exec_in not in ROLE_NAMES:
         raise typer.BadParameter(f"{exec_in!r} is not a namespace; use pub, nat or lan")
@@ -89,7 +100,10 @@ def nat(
     # With --exec, stdout belongs to the command: the table goes to stderr.
     out = Console(stderr=exec_in is not None)
     try:
-        with _sigterm_as_interrupt(), NatLab(lan_hosts=lan_hosts, pub_hosts=pub_hosts) as lab:
+        with (
+            _sigterm_as_interrupt(),
+            NatLab(lan_hosts=lan_hosts, pub_hosts=pub_hosts, ipv6=ipv6) as lab,
+        ):
             if not quiet:
                 out.print(lab_table(lab), rules_table(lab))
             if exec_in is not None and command:
@@ -107,7 +121,8 @@ def nat(
 
 
 def _demo(out: Console, lab: NatLab) -> int:
-    """0 when HTTP failed and UDP and XMPP were delivered, as behind a NAT they should."""
+    """0 when HTTP failed and UDP and XMPP were delivered, as behind a NAT (or the IPv6 lab's
+    firewall) they should."""
     import asyncio
     import tempfile
     from pathlib import Path
@@ -121,8 +136,10 @@ def _demo(out: Console, lab: NatLab) -> int:
             results = asyncio.run(running.reach_each())
         finally:
             running.close()
-    out.print(outcome_table(f"Connection requests to {DEVICE} behind the NAT", results))
-    return 0 if [r["outcome"] for r in results] == expected_outcomes(behind_nat=True) else 1
+    where = "the IPv6 firewall" if lab.ipv6 else "the NAT"
+    out.print(outcome_table(f"Connection requests to {DEVICE} behind {where}", results))
+    expected = expected_outcomes(behind_nat=True, ipv6=lab.ipv6)
+    return 0 if [r["outcome"] for r in results] == expected else 1
 
 
 def clean() -> None:

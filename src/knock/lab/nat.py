@@ -9,6 +9,12 @@ so connection requests meet a real address-and-port-restricted NAT.
 The ACS sees every CPE as lab.router_public (203.0.113.1) on a port from lab.port_range, and
 cannot reach lab.cpe_address (198.51.100.10) at all; lab.rebind() changes the CPEs' public ports.
 
+NatLab(ipv6=True) is the IPv6 lab in the same namespaces: the ACS dual-stack in pub
+(lab.acs_address 2001:db8:1::10, and 203.0.113.10), IPv6-only CPEs in lan (2001:db8:2::10 and up)
+with addresses of their own, and between them no NAT but a stateful firewall: replies and what a
+CPE keeps open (its STUN keep-alives' pinhole) get in, a new connection from outside is dropped
+and counted (lab.dropped()).
+
 Everything lives in namespaces this object creates: nothing is routed to or from the host's
 interfaces, and the host's own namespace is never changed. Leaving the `with` block (normally,
 by an exception or by Ctrl-C) stops the processes started in the lab and deletes the namespaces,
@@ -43,21 +49,41 @@ log = logging.getLogger("knock.lab")
 class NatLab:
     """The lab's namespaces, named by role ("pub", "nat", "lan") in every method."""
 
-    def __init__(self, *, lan_hosts: int = 1, pub_hosts: int = 1, tag: str | None = None) -> None:
-        self.plan = Plan.make(tag or topology.new_tag(), pub_hosts=pub_hosts, lan_hosts=lan_hosts)
+    def __init__(
+        self,
+        *,
+        lan_hosts: int = 1,
+        pub_hosts: int = 1,
+        tag: str | None = None,
+        ipv6: bool = False,
+    ) -> None:
+        self.plan = Plan.make(
+            tag or topology.new_tag(), pub_hosts=pub_hosts, lan_hosts=lan_hosts, ipv6=ipv6
+        )
         self.tag = self.plan.tag
+        self.ipv6 = ipv6
         self.pub_addresses = self.plan.pub_hosts
         self.lan_addresses = self.plan.lan_hosts
-        self.acs_address = self.pub_addresses[0]  # 203.0.113.10: where the ACS listens
-        self.cpe_address = self.lan_addresses[0]  # 198.51.100.10: the first CPE
-        self.router_public = topology.ROUTER_PUBLIC  # 203.0.113.1: what the ACS sees
-        self.router_lan = topology.ROUTER_LAN  # 198.51.100.1: the CPEs' gateway
+        self.acs_address = self.pub_addresses[0]  # 203.0.113.10 (2001:db8:1::10): the ACS
+        self.cpe_address = self.lan_addresses[0]  # 198.51.100.10 (2001:db8:2::10): a CPE
+        # What the ACS sees a CPE as (no NAT in the IPv6 lab: the CPE's own address), and the
+        # CPEs' gateway.
+        self.router_public = self.cpe_address if ipv6 else topology.ROUTER_PUBLIC
+        self.router_lan = topology.ROUTER_LAN6 if ipv6 else topology.ROUTER_LAN
         self.generation = 0  # how many times rebind() moved the masquerade's port block
         self._tools: dict[str, str] = {}
         self._built = False
         self._children: list[subprocess.Popen[Any]] = []
         self._async_children: list[asyncio.subprocess.Process] = []
         self._lock = OwnerLock(self.tag)
+
+    @property
+    def acs_hosts(self) -> str:
+        """The host option an ACS in pub listens on: in the IPv6 lab both of its addresses, the
+        IPv6 one first (the URL, STUN and XMPP addresses devices are given)."""
+        if not self.ipv6:
+            return self.acs_address
+        return f"{self.acs_address},{topology.hosts(topology.PUBLIC_NET, 1)[0]}"
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -103,9 +129,9 @@ class NatLab:
         for role in topology.ROLES:
             name = plan.namespace(role)
             netns.command([ip, "netns", "add", name])
-            # IPv6 off: no router solicitations or DAD probes, only the lab's own IPv4 traffic.
             for scope in ("all", "default"):
-                netns.write_sysctl(name, f"net.ipv6.conf.{scope}.disable_ipv6", "1")
+                for key, value in self._ipv6_sysctls():
+                    netns.write_sysctl(name, f"net.ipv6.conf.{scope}.{key}", value)
             netns.command([ip, "-n", name, "link", "set", "lo", "up"])
         nat = plan.namespace("nat")
         # Created inside the namespaces, so no interface ever appears on the host.
@@ -119,14 +145,30 @@ class NatLab:
         for role, pairs in plan.addresses().items():
             name = plan.namespace(role)
             for ifname, address in pairs:
-                netns.command([ip, "-n", name, "addr", "add", address, "dev", ifname])
+                # nodad: usable at once (the lab's addresses are unique by construction).
+                nodad = ["nodad"] if ":" in address else []
+                netns.command([ip, "-n", name, "addr", "add", address, "dev", ifname, *nodad])
             for ifname in dict.fromkeys(ifname for ifname, _ in pairs):
                 netns.command([ip, "-n", name, "link", "set", ifname, "up"])
         for role, routes in plan.routes().items():
             for route in routes:
-                netns.command([ip, "-n", plan.namespace(role), "route", "add", *route.split()])
-        netns.write_sysctl(nat, "net.ipv4.ip_forward", "1")  # the router's namespace only
-        self._nft(topology.ruleset(self.port_range))
+                family = ["-6"] if ":" in route else []
+                namespace = plan.namespace(role)
+                netns.command([ip, "-n", namespace, *family, "route", "add", *route.split()])
+        # Forwarding in the router's namespace only.
+        if self.ipv6:
+            netns.write_sysctl(nat, "net.ipv6.conf.all.forwarding", "1")
+        else:
+            netns.write_sysctl(nat, "net.ipv4.ip_forward", "1")
+        self._nft(plan.ruleset(self.port_range))
+
+    def _ipv6_sysctls(self) -> tuple[tuple[str, str], ...]:
+        """The NAT lab turns IPv6 off (no router solicitations or DAD probes, only its own IPv4
+        traffic); the IPv6 lab keeps it, without router advertisements: addresses and routes
+        are the plan's alone."""
+        if not self.ipv6:
+            return (("disable_ipv6", "1"),)
+        return (("accept_ra", "0"), ("autoconf", "0"), ("accept_dad", "0"))
 
     def close(self) -> None:
         """Stop what runs in the lab and delete its namespaces. Safe to call twice."""
@@ -239,6 +281,8 @@ class NatLab:
         port block (so the port surely differs); flush drops the existing conntrack entries (so
         even an open flow gets a new mapping). Returns the port block now in use."""
         self._require_built()
+        if self.ipv6:
+            raise LabError("the IPv6 lab has no NAT to rebind: its CPEs keep their addresses")
         if next_range:
             self.generation += 1
             self._nft(topology.remasquerade(self.port_range))
@@ -265,8 +309,9 @@ class NatLab:
         raise LabError(f"nft printed no counter {topology.DROP_COUNTER!r}: {out}")
 
     def nat_rules(self) -> tuple[str, ...]:
-        """The router's masquerade rules as they stand (they change on rebind)."""
-        return topology.masquerade_rules(self.port_range)
+        """The router's masquerade rules as they stand (they change on rebind); none in the
+        IPv6 lab."""
+        return () if self.ipv6 else topology.masquerade_rules(self.port_range)
 
     def _nft(self, script: str) -> None:
         netns.command(self.argv("nat", [self._tools["nft"], "-f", "-"]), stdin=script)

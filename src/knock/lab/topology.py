@@ -1,8 +1,13 @@
-"""What the NAT lab looks like, as data: names, addresses, routes and the router's nftables rules.
+"""What the labs look like, as data: names, addresses, routes and the router's nftables rules.
+
+Two labs share the three namespaces (pub, the ACS side; nat, the router; lan, the CPEs): the NAT
+lab (IPv4, the router masquerades the LAN) and the IPv6 lab (IPv6-only CPEs with addresses of
+their own behind a stateful firewall and no NAT, as operators deploy IPv6; the ACS dual-stack).
 
 Nothing here touches the system, so the plan can be checked (documentation ranges only, no route
-out) without root. Addresses come from RFC 5737's documentation ranges and nowhere else, so a
-packet that ever escaped the lab could not reach a real host.
+out) without root. Addresses come from the documentation ranges (RFC 5737 for IPv4, 2001:db8::/32
+of RFC 3849 for IPv6) and nowhere else, so a packet that ever escaped the lab could not reach a
+real host.
 """
 
 from __future__ import annotations
@@ -21,6 +26,11 @@ PUBLIC_NET: Final = ipaddress.IPv4Network("203.0.113.0/24")  # RFC 5737 TEST-NET
 LAN_NET: Final = ipaddress.IPv4Network("198.51.100.0/24")  # RFC 5737 TEST-NET-2
 ROUTER_PUBLIC: Final = "203.0.113.1"
 ROUTER_LAN: Final = "198.51.100.1"
+# The IPv6 lab: no NAT, so the CPEs' prefix is routed (pub reaches it through the router).
+PUBLIC_NET6: Final = ipaddress.IPv6Network("2001:db8:1::/64")
+LAN_NET6: Final = ipaddress.IPv6Network("2001:db8:2::/64")
+ROUTER_PUBLIC6: Final = "2001:db8:1::1"
+ROUTER_LAN6: Final = "2001:db8:2::1"
 FIRST_HOST: Final = 10  # .10 upwards: the ACS side's hosts, and the CPEs
 MAX_HOSTS: Final = 200  # .10 to .209, clear of the router and the broadcast address
 
@@ -67,7 +77,7 @@ def parse_name(name: str) -> LabName | None:
     )
 
 
-def hosts(net: ipaddress.IPv4Network, count: int) -> tuple[str, ...]:
+def hosts(net: ipaddress.IPv4Network | ipaddress.IPv6Network, count: int) -> tuple[str, ...]:
     """`count` addresses from .10 up in `net`."""
     if not 1 <= count <= MAX_HOSTS:
         raise ValueError(f"a lab side has 1 to {MAX_HOSTS} hosts, not {count}")
@@ -92,12 +102,11 @@ def masquerade_rules(ports: tuple[int, int]) -> tuple[str, str]:
     )
 
 
-def ruleset(ports: tuple[int, int]) -> str:
-    """The router's rules: masquerade the LAN, and let in from the public side only what belongs
-    to a connection the LAN opened. Linux conntrack matches a reply on the full 5-tuple, so this
-    is an address-and-port-restricted NAT: a UDP connection request passes only when it leaves
-    from the very socket (the STUN server's) the CPE's packets went to."""
-    rules = masquerade_rules(ports)
+def _table(input_extra: str = "", postrouting: str = "") -> str:
+    """The router's table: let in from the public side only what belongs to a connection the LAN
+    opened, drop and count the rest; *input_extra* is one more accept rule for the router
+    itself, *postrouting* a NAT chain."""
+    extra = f"        {input_extra}\n" if input_extra else ""
     return f"""\
 table inet {TABLE} {{
     counter {DROP_COUNTER} {{ }}
@@ -111,16 +120,36 @@ table inet {TABLE} {{
         type filter hook input priority filter; policy drop;
         iifname "lo" accept
         ct state established,related accept
-        iifname "{LAN_IF}" accept
+{extra}        iifname "{LAN_IF}" accept
         iifname "{WAN_IF}" counter name "{DROP_COUNTER}" drop
     }}
+{postrouting}}}
+"""
+
+
+def ruleset(ports: tuple[int, int]) -> str:
+    """The NAT lab's router: masquerade the LAN, and let in from the public side only what
+    belongs to a connection the LAN opened. Linux conntrack matches a reply on the full
+    5-tuple, so this is an address-and-port-restricted NAT: a UDP connection request passes
+    only when it leaves from the very socket (the STUN server's) the CPE's packets went to."""
+    rules = masquerade_rules(ports)
+    return _table(
+        postrouting=f"""\
     chain postrouting {{
         type nat hook postrouting priority srcnat; policy accept;
         {rules[0]}
         {rules[1]}
     }}
-}}
 """
+    )
+
+
+def firewall_ruleset() -> str:
+    """The IPv6 lab's router: no NAT, and the stateful firewall an IPv6 CPE sits behind. What
+    the LAN opened is let back in (a UDP pinhole lasts while the CPE keeps sending, as its STUN
+    keep-alives do); a new connection from outside is dropped and counted. Neighbour discovery
+    is let in, or the ACS side could not find the router at all."""
+    return _table(input_extra="icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept")
 
 
 def remasquerade(ports: tuple[int, int]) -> str:
@@ -138,9 +167,13 @@ class Plan:
     tag: str
     pub_hosts: tuple[str, ...]
     lan_hosts: tuple[str, ...]
+    # The IPv6 lab: pub_hosts and lan_hosts are IPv6, pub has its IPv4 addresses besides.
+    ipv6: bool = False
 
     @classmethod
-    def make(cls, tag: str, *, pub_hosts: int = 1, lan_hosts: int = 1) -> Plan:
+    def make(cls, tag: str, *, pub_hosts: int = 1, lan_hosts: int = 1, ipv6: bool = False) -> Plan:
+        if ipv6:
+            return cls(tag, hosts(PUBLIC_NET6, pub_hosts), hosts(LAN_NET6, lan_hosts), ipv6=True)
         return cls(tag, hosts(PUBLIC_NET, pub_hosts), hosts(LAN_NET, lan_hosts))
 
     def namespace(self, role: Role) -> str:
@@ -148,6 +181,8 @@ class Plan:
 
     def addresses(self) -> dict[Role, tuple[tuple[str, str], ...]]:
         """(interface, address/prefix) per namespace."""
+        if self.ipv6:
+            return self._addresses6()
         pub = tuple((PUB_IF, f"{a}/{PUBLIC_NET.prefixlen}") for a in self.pub_hosts)
         lan = tuple((CPE_IF, f"{a}/{LAN_NET.prefixlen}") for a in self.lan_hosts)
         nat = (
@@ -156,7 +191,32 @@ class Plan:
         )
         return {"pub": pub, "nat": nat, "lan": lan}
 
+    def _addresses6(self) -> dict[Role, tuple[tuple[str, str], ...]]:
+        """The IPv6 lab's: pub dual-stack (its IPv4 addresses as in the NAT lab), the router on
+        both IPv6 prefixes, the CPEs IPv6 only."""
+        v4 = hosts(PUBLIC_NET, len(self.pub_hosts))
+        pub = tuple((PUB_IF, f"{a}/{PUBLIC_NET6.prefixlen}") for a in self.pub_hosts) + tuple(
+            (PUB_IF, f"{a}/{PUBLIC_NET.prefixlen}") for a in v4
+        )
+        lan = tuple((CPE_IF, f"{a}/{LAN_NET6.prefixlen}") for a in self.lan_hosts)
+        nat = (
+            (WAN_IF, f"{ROUTER_PUBLIC6}/{PUBLIC_NET6.prefixlen}"),
+            (LAN_IF, f"{ROUTER_LAN6}/{LAN_NET6.prefixlen}"),
+        )
+        return {"pub": pub, "nat": nat, "lan": lan}
+
     def routes(self) -> dict[Role, tuple[str, ...]]:
-        """Routes beyond the connected ones. Only the LAN has one, to the router: pub must not
-        reach the LAN's private range, and nothing routes towards the host."""
+        """Routes beyond the connected ones. In the NAT lab only the LAN has one, to the router:
+        pub must not reach the LAN's private range. In the IPv6 lab the CPEs' prefix is routed
+        (no NAT), so pub has a route to it through the router. Nothing routes towards the host."""
+        if self.ipv6:
+            return {
+                "pub": (f"{LAN_NET6} via {ROUTER_PUBLIC6} dev {PUB_IF}",),
+                "nat": (),
+                "lan": (f"default via {ROUTER_LAN6} dev {CPE_IF}",),
+            }
         return {"pub": (), "nat": (), "lan": (f"default via {ROUTER_LAN} dev {CPE_IF}",)}
+
+    def ruleset(self, ports: tuple[int, int]) -> str:
+        """The router's nftables rules: the NAT's, or the IPv6 lab's firewall."""
+        return firewall_ruleset() if self.ipv6 else ruleset(ports)

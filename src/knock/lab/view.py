@@ -19,25 +19,34 @@ ROLE_TEXT: Final[dict[Role, str]] = {
 }
 
 
-def _ip_json(lab: NatLab, role: Role, *what: str) -> list[dict[str, Any]]:
-    out = lab.run(role, [lab.tools["ip"], "-j", "-4", *what]).stdout
+def _ip_json(lab: NatLab, role: Role, family: str, *what: str) -> list[dict[str, Any]]:
+    out = lab.run(role, [lab.tools["ip"], "-j", family, *what]).stdout
     return list(json.loads(out or "[]"))
 
 
+def _families(lab: NatLab) -> tuple[str, ...]:
+    return ("-6", "-4") if lab.ipv6 else ("-4",)
+
+
 def addresses(lab: NatLab, role: Role) -> list[str]:
-    """`ifname address/prefix` for each IPv4 address but loopback's."""
+    """`ifname address/prefix` for each address but loopback's and IPv6 link-local ones."""
     rows = []
-    for link in _ip_json(lab, role, "addr", "show"):
-        if link["ifname"] == "lo":
-            continue
-        for info in link.get("addr_info", []):
-            rows.append(f"{link['ifname']} {info['local']}/{info['prefixlen']}")
+    for family in _families(lab):
+        for link in _ip_json(lab, role, family, "addr", "show"):
+            if link["ifname"] == "lo":
+                continue
+            for info in link.get("addr_info", []):
+                if info.get("scope") != "link":
+                    rows.append(f"{link['ifname']} {info['local']}/{info['prefixlen']}")
     return rows
 
 
 def routes(lab: NatLab, role: Role) -> list[str]:
     rows = []
-    for route in _ip_json(lab, role, "route", "show"):
+    found = [r for f in _families(lab) for r in _ip_json(lab, role, f, "route", "show")]
+    for route in found:
+        if route["dst"].startswith("fe80:") or ("gateway" not in route and ":" in route["dst"]):
+            continue  # link-local and connected IPv6 prefixes: the addresses say as much
         via = f" via {route['gateway']}" if "gateway" in route else ""
         rows.append(f"{route['dst']}{via} dev {route['dev']}")
     return rows
@@ -45,7 +54,8 @@ def routes(lab: NatLab, role: Role) -> list[str]:
 
 def lab_table(lab: NatLab) -> Table:
     """One row per namespace, then the router's rules, in a width a terminal can take."""
-    title = f"NAT lab: namespaces {lab.tag}-{{pub,nat,lan}}"
+    kind = "IPv6 lab (firewall, no NAT)" if lab.ipv6 else "NAT lab"
+    title = f"{kind}: namespaces {lab.tag}-{{pub,nat,lan}}"
     table = Table(title=title, show_lines=True)
     table.add_column("namespace", style="bold", no_wrap=True)
     table.add_column("addresses", no_wrap=True)
@@ -64,6 +74,16 @@ def rules_table(lab: NatLab) -> Table:
     table = Table(title="what the router does", show_header=False, show_lines=True)
     table.add_column("what", style="bold", no_wrap=True)
     table.add_column("rule", overflow="fold")
+    if lab.ipv6:
+        table.add_row(
+            "firewall (nft)",
+            "no NAT: the CPEs keep their own addresses. Only ct state established,related gets "
+            "in (what a CPE opened, a UDP pinhole while its STUN keep-alives flow); a new "
+            "connection from outside is dropped and counted",
+        )
+        table.add_row("forwarding", "net.ipv6.conf.all.forwarding=1 in the nat namespace only")
+        table.add_row("pub", f"dual-stack; route to {topology.LAN_NET6} via the router")
+        return table
     for rule in lab.nat_rules():
         table.add_row("NAT (nft)", rule)
     table.add_row(

@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from knock.hosts import split_hosts
 from knock.nbi.errors import ApiError
 
 SETTING = "nbi_allowed_hosts (--nbi-allowed-hosts, KNOCK_NBI_ALLOWED_HOSTS)"
-_WILDCARDS = ("", "0.0.0.0", "::")
 # Requests a browser sends from any page without consequence: the answer stays unreadable to
 # another origin, and these routes change nothing.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -69,8 +69,7 @@ class AllowedHosts:
         """localhost, the bound address when it is a name, and `extra`: names separated by
         commas (a port given with one is ignored). Raises ValueError naming a bad entry."""
         names = {"localhost"}
-        if bound not in _WILDCARDS and not _is_ip(bound.strip("[]")):
-            names.add(bound.lower())
+        names.update(host.lower() for host in split_hosts(bound) if host and not _is_ip(host))
         for entry in extra.split(","):
             if not entry.strip():
                 continue

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
+from knock.hosts import canonical_ip
 from knock.store import files, pg_hot, presets, sqlite_hot, statements
 from knock.store.cr_stats import CrCounts, count_cr_attempts
 from knock.store.database import AsyncDatabase, Database, ReadLimits
@@ -479,7 +480,7 @@ class Store:
         await self._db.run_statement(
             _rowcount,
             self._binding_upsert,
-            {"username": username, "host": host, "port": port, "seen": seen},
+            {"username": username, "host": canonical_ip(host), "port": port, "seen": seen},
         )
 
     async def put_xmpp_account(self, account: XmppAccountRow) -> None:

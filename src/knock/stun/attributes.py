@@ -79,12 +79,6 @@ def pad4(value: bytes, fill: bytes) -> bytes:
     return value + fill * (-len(value) % 4)
 
 
-def authority(address: Address) -> str:
-    """ "host:port", an IPv6 host in brackets, as logs and documents show an address."""
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def canonical(address: Address) -> Address:
     """The address with an IPv4-mapped IPv6 host written as IPv4: a dual-stack socket reports
     IPv4 peers that way, and MAPPED-ADDRESS must name them as IPv4."""

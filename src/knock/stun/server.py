@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar, cast
 
+from knock.hosts import authority, bind_sockets
 from knock.stun.attributes import Address
 from knock.stun.codec import DEFAULT_PORT
 from knock.stun.service import (
@@ -42,7 +43,9 @@ instead (normally the answer itself): how `knock check` watches a device's Bindi
 makes it believe its mapping moved."""
 
 
-class StunServer(asyncio.DatagramProtocol):
+class StunServer:
+    """One StunService on one or more UDP sockets (a host list, or one dual-stack socket)."""
+
     def __init__(
         self,
         service: StunService,
@@ -54,9 +57,7 @@ class StunServer(asyncio.DatagramProtocol):
         self._on_binding = on_binding
         self._on_refused = on_refused
         self._clock = clock
-        self._transport: asyncio.DatagramTransport | None = None
-        self._family = socket.AF_INET
-        self._closed: asyncio.Future[None] | None = None
+        self._endpoints: list[_Endpoint] = []
         self.binding_changes = 0  # Binding Requests with BINDING-CHANGE, for the metrics
         self._taps: list[Tap] = []
 
@@ -71,11 +72,14 @@ class StunServer(asyncio.DatagramProtocol):
 
     @property
     def address(self) -> Address:
-        """The bound address and port."""
-        if self._transport is None:
+        """The first bound address and port (every socket has the same port)."""
+        if not self._endpoints:
             raise RuntimeError("the STUN server is not listening")
-        host, port = self._transport.get_extra_info("sockname")[:2]
-        return host, port
+        return self._endpoints[0].address
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return [endpoint.socket for endpoint in self._endpoints]
 
     @property
     def counters(self) -> Counters:
@@ -86,15 +90,24 @@ class StunServer(asyncio.DatagramProtocol):
         return self.service.bindings
 
     def send_to(self, datagram: bytes, address: Address) -> None:
-        """Send from the STUN socket, the one a CPE's NAT has a binding for."""
-        if self._transport is None or self._transport.is_closing():
+        """Send from the STUN socket, the one a CPE's NAT has a binding for: the first of the
+        destination's family."""
+        version = ipaddress.ip_address(address[0]).version
+        for endpoint in self._live():
+            if endpoint.reaches(version):
+                endpoint.send(datagram, address)
+                return
+        raise OSError(f"the STUN server has no IPv{version} socket to reach {authority(*address)}")
+
+    def _live(self) -> list[_Endpoint]:
+        live = [endpoint for endpoint in self._endpoints if not endpoint.closing]
+        if not live:
             raise RuntimeError("the STUN server is not listening")
-        self._transport.sendto(datagram, self._wire(address))
+        return live
 
     async def close(self) -> None:
-        if self._transport is not None and self._closed is not None:
-            self._transport.close()
-            await self._closed
+        for endpoint in self._endpoints:
+            await endpoint.close()
 
     async def __aenter__(self) -> StunServer:
         return self
@@ -102,28 +115,13 @@ class StunServer(asyncio.DatagramProtocol):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # --- asyncio.DatagramProtocol ---
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # The selector loop's datagram transport does not subclass DatagramTransport in 3.11.
-        self._transport = cast(asyncio.DatagramTransport, transport)
-        self._family = transport.get_extra_info("socket").family
-        self._closed = asyncio.get_running_loop().create_future()
-        host, port = self.address
-        # A wildcard bind does not know which of its addresses a CPE reached.
-        self.service.address = None if ipaddress.ip_address(host).is_unspecified else (host, port)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._closed is not None and not self._closed.done():
-            self._closed.set_result(None)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+    def _received(self, endpoint: _Endpoint, data: bytes, addr: tuple[str | int, ...]) -> None:
         source, now = (str(addr[0]), int(addr[1])), self._clock()
         handled = self.service.handle(data, source, now)
         for tap in self._taps:
             handled = tap(data, source, handled, now)
         if handled.reply is not None:
-            self.send_to(handled.reply, handled.to)
+            endpoint.send(handled.reply, handled.to)
         for event in handled.events:
             if isinstance(event, LookupFailed):
                 log.error("STUN password lookup for %r failed: %s", event.username, event.error)
@@ -133,6 +131,55 @@ class StunServer(asyncio.DatagramProtocol):
                 self.binding_changes += event.binding_change_flag
                 _call(self._on_binding, event, "binding")
 
+
+class _Endpoint(asyncio.DatagramProtocol):
+    """One of the server's sockets."""
+
+    def __init__(self, server: StunServer, sock: socket.socket) -> None:
+        self.server = server
+        self.socket = sock
+        self.family = sock.family
+        host, port = sock.getsockname()[:2]
+        self.address: Address = (host, port)
+        self._dual = sock.family == socket.AF_INET6 and not sock.getsockopt(
+            socket.IPPROTO_IPV6, socket.IPV6_V6ONLY
+        )
+        self._transport: asyncio.DatagramTransport | None = None
+        self._closed: asyncio.Future[None] | None = None
+
+    @property
+    def closing(self) -> bool:
+        return self._transport is None or self._transport.is_closing()
+
+    def itself(self) -> _Endpoint:
+        """The protocol factory asyncio is given: this endpoint."""
+        return self
+
+    def reaches(self, version: int) -> bool:
+        return self._dual or version == (6 if self.family == socket.AF_INET6 else 4)
+
+    def send(self, datagram: bytes, address: Address) -> None:
+        if self._transport is None or self._transport.is_closing():
+            raise RuntimeError("the STUN server is not listening")
+        self._transport.sendto(datagram, self._wire(address))
+
+    async def close(self) -> None:
+        if self._transport is not None and self._closed is not None:
+            self._transport.close()
+            await self._closed
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The selector loop's datagram transport does not subclass DatagramTransport in 3.11.
+        self._transport = cast(asyncio.DatagramTransport, transport)
+        self._closed = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.server._received(self, data, addr)
+
     def error_received(self, exc: Exception) -> None:
         log.debug("STUN socket error: %s", exc)
 
@@ -140,7 +187,7 @@ class StunServer(asyncio.DatagramProtocol):
         """The address as this socket takes it: a dual-stack socket reaches IPv4 peers through
         IPv4-mapped IPv6, while the service keeps them as IPv4."""
         host, port = address
-        if self._family == socket.AF_INET6 and ipaddress.ip_address(host).version == 4:
+        if self.family == socket.AF_INET6 and ipaddress.ip_address(host).version == 4:
             return f"::ffff:{host}", port
         return address
 
@@ -166,10 +213,20 @@ async def start_stun_server(
     clock: Callable[[], float] = time.time,
     reuse_port: bool = False,
 ) -> StunServer:
-    """Listen on *host*:*port* (0 picks a free port); close with `await server.close()`.
-    `reuse_port` lets several processes bind the same port (SO_REUSEPORT)."""
+    """Listen on *host* (one address or several separated by commas, `::` on both families)
+    and *port* (0 picks a free port); close with `await server.close()`. `reuse_port` lets
+    several processes bind the same port (SO_REUSEPORT)."""
     server = StunServer(StunService(passwords, settings), on_binding, clock, on_refused)
-    await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: server, local_addr=(host, port), reuse_port=reuse_port or None
-    )
+    loop = asyncio.get_running_loop()
+    for sock in bind_sockets(host, port, socket.SOCK_DGRAM, reuse_port=reuse_port):
+        endpoint = _Endpoint(server, sock)
+        server._endpoints.append(endpoint)
+        await loop.create_datagram_endpoint(endpoint.itself, sock=sock)
+    # A wildcard bind does not know which of its addresses a CPE reached.
+    named = [
+        e.address
+        for e in server._endpoints
+        if not ipaddress.ip_address(e.address[0]).is_unspecified
+    ]
+    server.service.address = named[0] if named else None
     return server

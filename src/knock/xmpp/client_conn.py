@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from knock.hosts import authority
 from knock.xmpp.client import (
     ClientConfig,
     ClientConnection,
@@ -283,7 +284,7 @@ class XmppClient:
             try:
                 login = await self._dial(host, port)
             except (OSError, TimeoutError) as exc:
-                failures.append(f"cannot connect to {host}:{port}: {_why(exc)}")
+                failures.append(f"cannot connect to {authority(host, port)}: {_why(exc)}")
                 continue
             await login  # a refused login is not tried on the next server: it is the account's
             return

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -252,6 +253,13 @@ class XmppServer:
         )
         self._servers.append(server)
         return server.port
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        """The client port's listening sockets (the direct-TLS port has the same addresses)."""
+        return [
+            sock for server in self._servers if server.port == self.port for sock in server.sockets
+        ]
 
     async def close(self) -> None:
         """Stop listening, end every stream with system-shutdown, and wait for them to go."""

@@ -170,11 +170,28 @@ function searchQuery(text) {
 }
 
 function methodsOf(doc) {
+  return managementValue(doc, "SupportedConnReqMethods");
+}
+
+function managementValue(doc, name) {
   for (const root of ["Device", "InternetGatewayDevice"]) {
-    const value = doc[root]?.ManagementServer?.SupportedConnReqMethods?._value;
+    const value = doc[root]?.ManagementServer?.[name]?._value;
     if (value !== undefined) return String(value);
   }
   return "";
+}
+
+// The device's ConnectionRequestURL as a link when it is a URL: an IPv6 host must be in
+// brackets (RFC 3986 §3.2.2), and one that is not cannot be followed, so it is shown as text.
+function crUrl(doc) {
+  const text = managementValue(doc, "ConnectionRequestURL");
+  if (!text) return "—";
+  let url = null;
+  try { url = new URL(text); } catch { url = null; }
+  if (!url || !["http:", "https:"].includes(url.protocol)) {
+    return el("span", { class: "bad-url", text: `${text} (not a URL: an IPv6 host goes in [brackets])` });
+  }
+  return el("a", { id: "cr-url", href: url.href, rel: "noreferrer", text: url.href });
 }
 
 async function deviceList(params) {
@@ -434,12 +451,15 @@ async function devicePage(id) {
       ...[["Manufacturer", ident._Manufacturer], ["Product class", ident._ProductClass],
         ["Serial number", ident._SerialNumber], ["OUI", ident._OUI],
         ["CR methods", methodsOf(doc) || "—"],
+        ["Connection request URL", crUrl(doc)],
+        ["UDP connection request address", managementValue(doc, "UDPConnectionRequestAddress") || "—"],
         ["Last STUN outcome", stunOutcome(doc._stun)],
         ["XMPP set-up", xmppSetup(doc._xmppSetup)],
         ["Last inform", `${when(doc._lastInform)} (${ago(doc._lastInform)})`],
         ["Last XMPP login", xmppLogin(doc._xmppLogin)],
         ["Last boot", when(doc._lastBoot)], ["Registered", when(doc._registered)]]
-        .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v || "" })]));
+        .flatMap(([k, v]) => [el("dt", { text: k }),
+          typeof v === "string" || !v ? el("dd", { text: v || "" }) : el("dd", {}, v)]));
   };
   const histories = el("div", { id: "histories" });
   const fillHistories = ({ sessions, attempts, tasks }) => histories.replaceChildren(
@@ -449,9 +469,6 @@ async function devicePage(id) {
       table("sessions", ["Started", "Duration", "Events", "Outcome", "CWMP"], sessionRows(sessions), "No session yet.")),
     el("section", { class: "card" }, el("h2", { text: "Tasks" }),
       table("tasks", ["Id", "Task", "Status", "Queued", "Fault"], taskRows(tasks), "No task queued through the NBI.")));
-  fillHistories(history);
-  const refresh = async () => fillHistories(await deviceHistory(id));
-  const refreshNow = () => refresh().catch((error) => current(mine) && failed(error));
   const filter = el("input", { id: "param-filter", type: "search", placeholder: "Filter by path or value" });
   const params = el("div", { id: "parameters" });
   const fillParams = () => params.replaceChildren(table("parameter-table", ["Parameter", "Value", "Type", "Access"],
@@ -467,6 +484,7 @@ async function devicePage(id) {
     fillParams();
     fillHistories(later);
   };
+  const refreshNow = () => refresh().catch((error) => current(mine) && failed(error));
   fillFacts();
   fillParams();
   fillHistories(history);
@@ -474,14 +492,6 @@ async function devicePage(id) {
     el("p", {}, el("a", { href: "#/", text: "← Devices" })),
     el("h1", { id: "device-id", text: doc._id }),
     facts,
-    crPanel(doc._id, () => refresh().catch((error) => current(mine) && failed(error))),
-    el("dl", { class: "facts" },
-      ...[["Manufacturer", ident._Manufacturer], ["Product class", ident._ProductClass],
-        ["Serial number", ident._SerialNumber], ["OUI", ident._OUI],
-        ["CR methods", methodsOf(doc) || "—"],
-        ["Last inform", `${when(doc._lastInform)} (${ago(doc._lastInform)})`],
-        ["Last boot", when(doc._lastBoot)], ["Registered", when(doc._registered)]]
-        .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v || "" })])),
     crPanel(doc._id, refreshNow),
     firmwarePanel(doc, refreshNow),
     histories,

@@ -1,0 +1,41 @@
+"""`knock check` against a device on IPv6: the cases pass as on IPv4, and the evidence says
+which family each exchange went over."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from check_lab import check_lab
+
+from knock.check import Kind, Verdict
+from knock.vocab import CrMethod
+
+V6 = {"cwmp_host": "::1", "stun_host": "::1", "xmpp_host": "::1"}
+
+
+async def test_http_and_udp_cases_over_ipv6_name_the_family(tmp_path: Path) -> None:
+    methods = (CrMethod.HTTP, CrMethod.UDP)
+    async with check_lab(tmp_path, methods=methods, acs_settings=V6, cr_host="::1") as lab:
+        http = await lab.run("http.digest-valid")
+        assert http.verdict is Verdict.PASS, http.reason
+        sent = [e.summary for e in http.evidence if e.kind is Kind.SENT]
+        assert sent and all(s.endswith(" over IPv6") for s in sent), sent
+        assert all(
+            e.detail.startswith("GET http://[::1]:") for e in http.evidence if e.kind is Kind.SENT
+        )
+        udp = await lab.run("udp.valid-cr")
+        assert udp.verdict is Verdict.PASS, udp.reason
+        [datagram] = [e.summary for e in udp.evidence if e.kind is Kind.SENT]
+        assert " to [::1]:" in datagram and datagram.endswith(" over IPv6"), datagram
+        stun = await lab.run("udp.binding-request")
+        assert stun.verdict is Verdict.PASS, stun.reason
+        seen = [e.summary for e in stun.evidence if e.summary.startswith("from ")]
+        assert seen and all(s.startswith("from [::1]:") and " over IPv6: " in s for s in seen)
+
+
+async def test_over_ipv4_the_evidence_says_so(tmp_path: Path) -> None:
+    async with check_lab(tmp_path) as lab:
+        http = await lab.run("http.digest-valid")
+    assert http.verdict is Verdict.PASS, http.reason
+    sent = [e.summary for e in http.evidence if e.kind is Kind.SENT]
+    assert sent and all(s.endswith(" over IPv4") for s in sent), sent
