@@ -17,6 +17,7 @@ import tempfile
 from collections import deque
 from pathlib import Path
 
+from knock.lab.daemons import ejabberd_libs
 from knock.tlsutil import ensure_self_signed
 
 USER = "ejabberd"
@@ -48,14 +49,8 @@ modules:
 """
 
 
-def _erl_libs() -> Path | None:
-    """Where Debian puts ejabberd's Erlang application (/usr/lib/<multiarch>/ejabberd-23.01-1)."""
-    found = sorted(Path("/usr/lib").glob("*/ejabberd-*/ebin/ejabberd.app"))
-    return found[-1].parent.parent.parent if found else None
-
-
 def installed() -> bool:
-    return shutil.which("erl") is not None and _erl_libs() is not None
+    return shutil.which("erl") is not None and ejabberd_libs() is not None
 
 
 class Ejabberd:
@@ -96,7 +91,7 @@ class Ejabberd:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.root),
-            "ERL_LIBS": str(_erl_libs()),
+            "ERL_LIBS": str(ejabberd_libs()),
             "EJABBERD_CONFIG_PATH": str(config),
             "EJABBERD_LOG_PATH": str(self.root / "ejabberd.log"),
             "ERL_MAX_PORTS": "32000",

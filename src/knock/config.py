@@ -386,7 +386,7 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Defaults < TOML file < KNOCK_* environment < command-line flags (None means not given)."""
-    settings = Settings()
+    merged: dict[str, Any] = {}
     if config_file is not None:
         try:
             doc = tomllib.loads(config_file.read_text())
@@ -394,6 +394,8 @@ def load_settings(
             raise ConfigError(f"config file {config_file} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
-        settings = settings.with_updates(_flatten_toml(doc))
-    settings = settings.with_updates(from_env(os.environ if environ is None else environ))
-    return settings.with_updates({k: v for k, v in flags.items() if v is not None})
+        merged.update(_flatten_toml(doc))
+    merged.update(from_env(os.environ if environ is None else environ))
+    merged.update({k: v for k, v in flags.items() if v is not None})
+    # Checked once, merged: a file may leave a secret (cwmp_password) to the environment.
+    return Settings().with_updates(merged)
