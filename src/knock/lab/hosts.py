@@ -110,6 +110,7 @@ class HostsLab:
         self.folder = Path(tempfile.mkdtemp(prefix="knock-hosts-"))
         self.folder.chmod(0o755)  # PostgreSQL and ejabberd, as their users, reach their folders
         self.xmpp_ca = self.folder / "xmpp" / "cert.pem"
+        self.lb_admin_socket = self.folder / "haproxy.sock"
         self._children: list[subprocess.Popen[Any]] = []
         self.processes: dict[str, subprocess.Popen[Any]] = {}
         self._built = False
@@ -240,6 +241,17 @@ class HostsLab:
                 os.kill(pid, signal.SIGKILL)
         return pids
 
+    def lb_command(self, command: str) -> str:
+        """One command to HAProxy's runtime API (`show stat`, `set server ... state drain`)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(str(self.lb_admin_socket))
+            sock.sendall(command.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
     def nbi_url(self, machine: str) -> str:
         return f"http://{MACHINES[machine]}:{NBI_PORT}"
 
@@ -318,6 +330,7 @@ class HostsLab:
             "KNOCK_ACS1": MACHINES["acs1"],
             "KNOCK_ACS2": MACHINES["acs2"],
             "KNOCK_XMPP": MACHINES["xmpp"],
+            "KNOCK_LB_ADMIN_SOCKET": str(self.lb_admin_socket),
         }
         process = self.popen(
             "lb", daemons.haproxy_command(), env=env, stdin=subprocess.DEVNULL,

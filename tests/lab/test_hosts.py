@@ -1,0 +1,127 @@
+"""Knock on several machines (knock.lab.hosts): two ACS machines of two workers each on one
+PostgreSQL, behind HAProxy running contrib/haproxy/knock.cfg, ejabberd for XMPP, and devices
+behind a NAT. The tests run in order on one lab; the last kills acs1.
+
+Root and the Debian packages of scripts/prepare-test-host.sh are required (`make test`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+
+from knock.lab.hosts import GATEWAY_FLEET, LAN_FLEET, HostsLab
+from knock.lab.netns import LabError
+from knock.nbi.client import NbiClient
+
+T = TypeVar("T")
+LAN = LAN_FLEET.device_ids()
+GATEWAY = GATEWAY_FLEET.device_ids()[0]
+UPTIME = "Device.DeviceInfo.UpTime"
+VERSION = "Device.DeviceInfo.SoftwareVersion"
+WAIT_S = 20.0  # a safety net for a lost packet; delivery takes well under a second
+
+
+def gpv(name: str) -> dict[str, Any]:
+    return {"name": "getParameterValues", "parameterNames": [name]}
+
+
+@pytest.fixture(scope="module")
+def hosts() -> Iterator[HostsLab]:
+    lab = HostsLab()
+    try:
+        lab.build()
+        problem = ""
+    except LabError as exc:
+        problem = str(exc)  # failed outside the handler, so the report shows no chained trace
+    if problem:
+        pytest.fail(f"hosts fixture: {problem}", pytrace=False)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+async def nbi(lab: HostsLab, machine: str, call: Callable[[NbiClient], Awaitable[T]]) -> T:
+    """call(client of the machine's NBI), made from the balancer's machine on the back network."""
+
+    async def go() -> T:
+        async with NbiClient(lab.nbi_url(machine), token=lab.nbi_token) as client:
+            return await call(client)
+
+    return await lab.run_coroutine("lb", go)
+
+
+async def queue_task(lab: HostsLab, machine: str, device: str, task: dict[str, Any]) -> str:
+    """Queue a task through the machine's NBI without asking the device to connect."""
+
+    async def go() -> str:
+        headers = {"Authorization": f"Bearer {lab.nbi_token}"}
+        url = f"{lab.nbi_url(machine)}/devices/{device}/tasks"
+        async with aiohttp.ClientSession(headers=headers) as http, http.post(url, json=task) as r:
+            assert r.status == 202, await r.text()
+            return str((await r.json())["_id"])
+
+    return await lab.run_coroutine("lb", go)
+
+
+def sessions_by_server(lab: HostsLab) -> dict[str, int]:
+    """CWMP connections HAProxy sent to each ACS machine so far (its `stot`)."""
+    rows = csv.DictReader(io.StringIO(lab.lb_command("show stat").removeprefix("# ")))
+    return {r["svname"]: int(r["stot"]) for r in rows if r["pxname"] == "acs_cwmp"}
+
+
+async def test_every_device_informs_through_the_balancer(hosts: HostsLab) -> None:
+    devices = await nbi(hosts, "acs2", lambda c: c.devices(projection="_id"))
+    assert sorted(d["_id"] for d in devices) == sorted([GATEWAY, *LAN])
+    served = sessions_by_server(hosts)
+    assert served["acs1"] > 0 and served["acs2"] > 0, served  # round robin over both machines
+
+
+async def test_a_task_queued_through_acs2_runs_in_a_session_held_by_acs1(hosts: HostsLab) -> None:
+    hosts.lb_command("set server acs_cwmp/acs2 state drain")  # new sessions go to acs1 only
+    try:
+        before = sessions_by_server(hosts)
+        outcome = await nbi(hosts, "acs2", lambda c: c.run_task(LAN[0], gpv(UPTIME), WAIT_S))
+        after = sessions_by_server(hosts)
+    finally:
+        hosts.lb_command("set server acs_cwmp/acs2 state ready")
+    assert outcome.connection_request_error is None
+    assert outcome.task["status"] == "done", outcome
+    assert after["acs2"] == before["acs2"] and after["acs1"] > before["acs1"], (before, after)
+
+
+@pytest.mark.parametrize(
+    ("device", "via"),
+    [(GATEWAY, "http"), *((device, "udp") for device in LAN), (LAN[0], "xmpp")],
+)
+async def test_each_machine_delivers_connection_requests_by_each_method(
+    hosts: HostsLab, device: str, via: str
+) -> None:
+    """Each LAN device's STUN datagrams reach one ACS machine (the balancer hashes on the NAT's
+    port): the other machine sends its UDP request with the binding read from PostgreSQL, from
+    the port the NAT admits. XMPP requests cross ejabberd from either machine's account."""
+    for machine in ("acs1", "acs2"):
+        report = await nbi(hosts, machine, lambda c: c.connection_request(device, via, WAIT_S))
+        assert (report["outcome"], report["method"]) == ("delivered", via), (machine, report)
+
+
+async def test_killing_acs1_loses_no_task_and_the_fleet_carries_on(hosts: HostsLab) -> None:
+    queued = {device: await queue_task(hosts, "acs1", device, gpv(VERSION)) for device in LAN}
+    killed = hosts.kill_machine("acs1")
+    assert len(killed) >= 3  # the supervisor and its two workers
+    for device in [*LAN, GATEWAY]:
+        # The queued task runs first, in the session this one's connection request opens.
+        outcome = await nbi(hosts, "acs2", lambda c, d=device: c.run_task(d, gpv(UPTIME), WAIT_S))
+        assert outcome.task["status"] == "done", (device, outcome)
+    tasks = {t["_id"]: t for t in await nbi(hosts, "acs2", lambda c: c.tasks())}
+    assert [tasks[task_id]["status"] for task_id in queued.values()] == ["done"] * len(LAN)
+    for device in LAN:
+        report = await nbi(
+            hosts, "acs2", lambda c, d=device: c.connection_request(d, "udp", WAIT_S)
+        )
+        assert report["outcome"] == "delivered", report
