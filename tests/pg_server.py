@@ -123,6 +123,10 @@ class _Server:
         self.started = True
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, DATABASE)
 
+    def postmaster_pid(self) -> int:
+        """The server's main process (the first line of postmaster.pid)."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def stop(self) -> None:
         try:
             if self.started:

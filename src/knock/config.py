@@ -230,6 +230,14 @@ class Settings:
         default=False,
         metadata=_help("Let the NBI bind beyond loopback without a token (not recommended)."),
     )
+    metrics_port: int = field(
+        default=0,
+        metadata=_help(
+            "Each worker also serves GET /metrics alone on nbi_host at this port plus its "
+            "index (worker 0 on the port itself), so Prometheus scrapes every worker; 0: none. "
+            "The NBI's own /metrics answers for whichever worker takes the connection."
+        ),
+    )
     store_url: str = field(
         default="sqlite:///knock.db",
         metadata=_help("Database URL: sqlite:///file.db or postgresql://user:pw@host/db."),
@@ -259,6 +267,10 @@ class Settings:
         merged = replace(self, **clean)
         merged.validate()
         return merged
+
+    def metrics_ports(self) -> list[int]:
+        """Each worker's own metrics port, by worker index (none when metrics_port is 0)."""
+        return [self.metrics_port + i for i in range(self.workers)] if self.metrics_port else []
 
     def task_retry(self) -> TaskRetry:
         return TaskRetry(self.cwmp_task_attempts, self.cwmp_task_retry_delay)
@@ -303,6 +315,13 @@ class Settings:
         shared += [self.xmpp_port] if self.xmpp_enable else []  # worker 0's, for every client
         if self.workers > 1 and 0 in shared:
             raise ConfigError("--workers needs fixed ports: each worker would pick its own for 0")
+        if self.metrics_port and not 0 < self.metrics_port <= 65536 - self.workers:
+            raise ConfigError(
+                f"metrics_port {self.metrics_port} leaves no room for {self.workers} workers' "
+                "ports (it is the first of metrics_port + worker index)"
+            )
+        if self.metrics_port and {self.cwmp_port, self.nbi_port} & set(self.metrics_ports()):
+            raise ConfigError("metrics_port + worker index must not hit cwmp_port or nbi_port")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level is {self.log_level!r}; use debug, info, warning or error")
         if self.log_format not in ("text", "json"):

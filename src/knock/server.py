@@ -36,7 +36,7 @@ from knock.connreq.order import MethodOrder
 from knock.connreq.udp_sender import LiveBinding, UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
 from knock.metrics import Metrics
-from knock.nbi.app import ConnectionRequest, make_nbi_app
+from knock.nbi.app import ConnectionRequest, make_metrics_app, make_nbi_app
 from knock.nbi.origin import AllowedHosts
 from knock.notify import Hub
 from knock.store import Store
@@ -300,8 +300,11 @@ class Running:
     acs_url: str
     metrics: Metrics
     relay: Relay | None = None  # announcements to and from other processes on the database
+    runner_metrics: web.AppRunner | None = None  # this worker's own /metrics (metrics_port)
 
     async def close(self) -> None:
+        if self.runner_metrics is not None:
+            await self.runner_metrics.cleanup()
         await self.runner_nbi.cleanup()
         await self.runner_cwmp.cleanup()
         if self.relay is not None:
@@ -423,6 +426,7 @@ async def start(
     await web.TCPSite(
         runner_nbi, settings.nbi_host, settings.nbi_port, reuse_port=shared_ports
     ).start()
+    runner_metrics = await _start_metrics(settings, metrics, worker)
     cwmp_port = _bound_port(runner_cwmp)
     return Running(
         store=store,
@@ -440,7 +444,23 @@ async def start(
         acs_url=acs_url(settings, tls is not None, cwmp_port),
         metrics=metrics,
         relay=relay,
+        runner_metrics=runner_metrics,
     )
+
+
+async def _start_metrics(settings: Settings, metrics: Metrics, worker: int) -> web.AppRunner | None:
+    """This worker's own /metrics listener, on a port no other worker shares."""
+    if not settings.metrics_port:
+        return None
+    app = make_metrics_app(
+        metrics,
+        token=settings.nbi_token or None,
+        allowed_hosts=AllowedHosts.of(settings.nbi_host, settings.nbi_allowed_hosts),
+    )
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.nbi_host, settings.metrics_ports()[worker]).start()
+    return runner
 
 
 def _watch(
@@ -480,6 +500,9 @@ async def serve_forever(
     if announce:
         print(f"Knock ACS: point CPEs at {running.acs_url}", flush=True)
         print(f"NBI: http://{settings.nbi_host}:{running.nbi_port}/", flush=True)
+        host = f"[{settings.nbi_host}]" if ":" in settings.nbi_host else settings.nbi_host
+        for index, port in enumerate(settings.metrics_ports()):
+            print(f"Metrics of worker {index}: http://{host}:{port}/metrics", flush=True)
         if running.stun is not None:
             host, port = running.stun.address
             print(f"STUN (TR-111): udp {host}:{port}", flush=True)

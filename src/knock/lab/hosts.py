@@ -70,7 +70,7 @@ STUN_PORT: Final = 3478
 XMPP_PORT: Final = 5222
 XMPP_DOMAIN: Final = "example.net"
 ACS_XMPP_USER: Final = "acs"
-WORKERS: Final = 2
+ACS_CONFIG: Final = daemons.CONTRIB / "knock" / "knock.toml"  # run as shipped
 START_S: Final = 90.0  # a busy 2-core machine may take long to start four ACS workers
 
 
@@ -298,24 +298,25 @@ class HostsLab:
             "KNOCK_XMPP_ACS_PASSWORD": device_password(ACS_XMPP_USER, self._xmpp_secret),
         }
 
-    def acs_config(self, machine: str) -> str:
-        """/etc/knock/knock.toml of an ACS machine, as docs/deploy.md writes it."""
-        return acs_toml(
-            acs_url=self.acs_url,
-            lb_address=self.lb_address,
-            nbi_host=MACHINES[machine],
-            xmpp_server=MACHINES["xmpp"],
-            xmpp_ca=str(self.xmpp_ca),
-            data_dir=str(self.folder / machine),
-        )
+    def acs_overrides(self, machine: str) -> dict[str, str]:
+        """What a machine's /etc/knock/knock.env sets beside the secrets, and what the lab runs
+        faster than production (quick STUN keep-alives and connection-request answers)."""
+        return {
+            "KNOCK_NBI_HOST": MACHINES[machine],
+            "KNOCK_DATA_DIR": str(self.folder / machine),
+            "KNOCK_XMPP_ACS_CA": str(self.xmpp_ca),
+            "KNOCK_LOG_LEVEL": "warning",
+            "KNOCK_STUN_KEEPALIVE_MIN": "1",
+            "KNOCK_STUN_KEEPALIVE_MAX": "2",
+            "KNOCK_CR_TIMEOUT": "3",
+            "KNOCK_CR_SESSION_WAIT": "15",
+        }
 
     def _start_acs(self, machine: str) -> None:
         log.info("starting knock serve on %s", machine)
-        config = self.folder / f"{machine}.toml"
-        config.write_text(self.acs_config(machine))
-        env = {**os.environ, **self.acs_environment()}
+        env = {**os.environ, **self.acs_overrides(machine), **self.acs_environment()}
         process = self.popen(
-            machine, [sys.executable, "-m", "knock", "serve", "--config", str(config)],
+            machine, [sys.executable, "-m", "knock", *acs_arguments(ACS_CONFIG)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         self.processes[machine] = process
@@ -393,45 +394,9 @@ class HostsLab:
         _drain(process.stdout)
 
 
-def acs_toml(
-    *, acs_url: str, lb_address: str, nbi_host: str, xmpp_server: str, xmpp_ca: str, data_dir: str
-) -> str:
-    """An ACS machine's settings behind the balancer (secrets come from the environment)."""
-    return f"""\
-workers = {WORKERS}
-data_dir = "{data_dir}"
-log_level = "warning"
-
-[cwmp]
-host = "0.0.0.0"
-port = {CWMP_PORT}
-url = "{acs_url}"
-auth = "digest"
-username = "cpe"
-
-[nbi]
-host = "{nbi_host}"
-port = {NBI_PORT}
-
-[stun]
-host = "0.0.0.0"
-port = {STUN_PORT}
-advertise = "{lb_address}"
-keepalive_min = 1
-keepalive_max = 2
-
-[xmpp]
-acs_jid = "{ACS_XMPP_USER}@{XMPP_DOMAIN}"
-acs_server = "{xmpp_server}"
-acs_port = {XMPP_PORT}
-acs_tls = "required"
-acs_ca = "{xmpp_ca}"
-
-[cr]
-order = "xmpp,udp,http"
-timeout = 3
-session_wait = 15
-"""
+def acs_arguments(config: Path) -> list[str]:
+    """`knock` arguments of an ACS machine, as contrib/systemd/knock.service gives them."""
+    return ["serve", "--config", str(config)]
 
 
 def _drain(stream: IO[str] | None) -> None:
