@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 
 from knock.config import load_settings
-from knock.lab.hosts import ACS_CONFIG, MACHINES, acs_arguments
+from knock.lab.hosts import ACS_CONFIG, CWMP_PORT, MACHINES, XMPP_DOMAIN, XMPP_PORT, acs_arguments
+from knock.lab.topology import FIRST_HOST, PUBLIC_NET
+
+LB_PUBLIC = str(PUBLIC_NET.network_address + FIRST_HOST)  # the NAT lab's pub, the lab's lb
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRIB = ROOT / "contrib"
@@ -53,6 +56,16 @@ def test_the_shipped_settings_load_with_the_shipped_environment_file() -> None:
     )
     assert settings.store_url.startswith(f"postgresql://knock:CHANGE-ME@{MACHINES['db']}/")
     assert (settings.nbi_host, settings.xmpp_acs_server) == (MACHINES["acs1"], MACHINES["xmpp"])
+
+
+def test_the_lab_is_the_machines_the_shipped_settings_name() -> None:
+    """The lab runs contrib/knock/knock.toml as it is: its addresses must be the lab's."""
+    settings = load_settings(
+        ACS_CONFIG, {}, environ=environment_file(ACS_CONFIG.with_suffix(".env"))
+    )
+    assert settings.cwmp_url == f"http://{LB_PUBLIC}:{CWMP_PORT}/"
+    assert settings.stun_advertise == LB_PUBLIC
+    assert (settings.xmpp_acs_jid, settings.xmpp_acs_port) == (f"acs@{XMPP_DOMAIN}", XMPP_PORT)
 
 
 def unit_exec_start(path: Path) -> list[str]:

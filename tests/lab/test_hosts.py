@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
-from knock.lab.hosts import GATEWAY_FLEET, LAN_FLEET, HostsLab
+import prom
+from knock.lab.hosts import GATEWAY_FLEET, LAN_FLEET, MACHINES, HostsLab
 from knock.lab.netns import LabError
 from knock.nbi.client import NbiClient
 
@@ -80,6 +81,26 @@ async def test_every_device_informs_through_the_balancer(hosts: HostsLab) -> Non
     assert sorted(d["_id"] for d in devices) == sorted([GATEWAY, *LAN])
     served = sessions_by_server(hosts)
     assert served["acs1"] > 0 and served["acs2"] > 0, served  # round robin over both machines
+
+
+async def test_prometheus_scrapes_each_worker_of_each_machine(hosts: HostsLab) -> None:
+    """contrib/knock/knock.toml sets metrics_port 9557: worker N of each machine on 9557 + N."""
+
+    async def scrape_all() -> list[float]:
+        started = []
+        headers = {"Authorization": f"Bearer {hosts.nbi_token}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            for machine in ("acs1", "acs2"):
+                for port in (9557, 9558):
+                    url = f"http://{MACHINES[machine]}:{port}/metrics"
+                    async with http.get(url) as r:
+                        assert r.status == 200, (url, await r.text())
+                        samples = prom.parse(await r.text())
+                    started.append(prom.value(samples, "knock_sessions_started_total"))
+        return started
+
+    started = await hosts.run_coroutine("lb", scrape_all)
+    assert sum(started) >= len(LAN) + 1, started  # every device's sessions, counted once
 
 
 async def test_a_task_queued_through_acs2_runs_in_a_session_held_by_acs1(hosts: HostsLab) -> None:
