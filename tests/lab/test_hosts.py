@@ -15,7 +15,9 @@ import aiohttp
 import pytest
 
 import prom
-from knock.lab.hosts import GATEWAY_FLEET, LAN_FLEET, MACHINES, HostsLab
+from knock.lab import netns
+from knock.lab.demo import DemoError
+from knock.lab.hosts import GATEWAY_FLEET, LAN_FLEET, MACHINES, Fleet, HostsLab
 from knock.lab.netns import LabError
 from knock.nbi.client import NbiClient
 
@@ -146,3 +148,13 @@ async def test_killing_acs1_loses_no_task_and_the_fleet_carries_on(hosts: HostsL
             hosts, "acs2", lambda c, d=device: c.connection_request(d, "udp", WAIT_S)
         )
         assert report["outcome"] == "delivered", report
+
+
+def test_a_lab_that_fails_to_start_leaves_nothing_behind() -> None:
+    """A fleet that cannot start (an unknown method) fails the build after every server is up:
+    they are stopped and every namespace is removed, the extra machines' included."""
+    lab = HostsLab(fleets=[Fleet("lan", "BAD", 1, "carrier-pigeon")])
+    with pytest.raises(DemoError, match="knock sim BAD on lan"):
+        lab.build()
+    assert not [name for name in netns.names() if name.startswith(f"{lab.tag}-")]
+    assert not lab.folder.exists()
