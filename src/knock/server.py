@@ -500,9 +500,11 @@ async def serve_forever(
     if announce:
         print(f"Knock ACS: point CPEs at {running.acs_url}", flush=True)
         print(f"NBI: http://{settings.nbi_host}:{running.nbi_port}/", flush=True)
-        host = f"[{settings.nbi_host}]" if ":" in settings.nbi_host else settings.nbi_host
-        for index, port in enumerate(settings.metrics_ports()):
-            print(f"Metrics of worker {index}: http://{host}:{port}/metrics", flush=True)
+        nbi_host = f"[{settings.nbi_host}]" if ":" in settings.nbi_host else settings.nbi_host
+        for index, metrics_port in enumerate(settings.metrics_ports()):
+            print(
+                f"Metrics of worker {index}: http://{nbi_host}:{metrics_port}/metrics", flush=True
+            )
         if running.stun is not None:
             host, port = running.stun.address
             print(f"STUN (TR-111): udp {host}:{port}", flush=True)

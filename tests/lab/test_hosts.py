@@ -18,8 +18,8 @@ import prom
 from knock.lab import netns
 from knock.lab.demo import DemoError
 from knock.lab.hosts import GATEWAY_FLEET, LAN_FLEET, MACHINES, Fleet, HostsLab
-from knock.lab.netns import LabError
 from knock.nbi.client import NbiClient
+from nat_lab import built
 
 T = TypeVar("T")
 LAN = LAN_FLEET.device_ids()
@@ -35,18 +35,7 @@ def gpv(name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def hosts() -> Iterator[HostsLab]:
-    lab = HostsLab()
-    try:
-        lab.build()
-        problem = ""
-    except LabError as exc:
-        problem = str(exc)  # failed outside the handler, so the report shows no chained trace
-    if problem:
-        pytest.fail(f"hosts fixture: {problem}", pytrace=False)
-    try:
-        yield lab
-    finally:
-        lab.close()
+    yield from built(HostsLab(), "hosts")
 
 
 async def nbi(lab: HostsLab, machine: str, call: Callable[[NbiClient], Awaitable[T]]) -> T:

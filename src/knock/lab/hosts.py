@@ -32,6 +32,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -199,7 +200,7 @@ class HostsLab:
         try:
             self.nat.close()
         finally:
-            subprocess.run(["rm", "-rf", str(self.folder)], check=False)
+            shutil.rmtree(self.folder, ignore_errors=True)
         if problems:
             raise LabError("the lab was not fully removed: " + "; ".join(problems))
 
