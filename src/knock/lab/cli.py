@@ -149,6 +149,14 @@ def hosts(
             with HostsLab() as lab:
                 if not quiet:
                     out.print(hosts_table(lab))
+                token = lab.folder / "nbi-token"
+                token.write_text(lab.nbi_token)
+                token.chmod(0o600)
+                out.print(
+                    f"NBIs: {lab.nbi_url('acs1')}/ and {lab.nbi_url('acs2')}/ (from lb's "
+                    f"namespace), bearer token in {token}",
+                    highlight=False,
+                )
                 _wait_for_stop(out, lab.namespace("acs1"))
     except LabError as exc:
         _fail(str(exc))
