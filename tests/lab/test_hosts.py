@@ -6,15 +6,19 @@ Root and the Debian packages of scripts/prepare-test-host.sh are required (`make
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import aiohttp
 import pytest
+from scripted_cpe import ScriptedCpe
 
 import prom
+from knock.cwmp.rpcs import GetParameterValues, GetParameterValuesResponse, ParameterValueStruct
 from knock.lab import netns
 from knock.lab.demo import DemoError
 from knock.lab.hosts import GATEWAY_FLEET, LAN_FLEET, MACHINES, Fleet, HostsLab
@@ -124,13 +128,66 @@ async def test_each_machine_delivers_connection_requests_by_each_method(
 
 async def test_killing_acs1_loses_no_task_and_the_fleet_carries_on(hosts: HostsLab) -> None:
     queued = {device: await queue_task(hosts, "acs1", device, gpv(VERSION)) for device in LAN}
-    killed = hosts.kill_machine("acs1")
-    assert len(killed) >= 3  # the supervisor and its two workers
+    scripted = ScriptedCpe(hosts.acs_url, serial="KILL1", username="cpe")
+    scripted.password = hosts.cwmp_password
+
+    async def bootstrap() -> None:
+        async with scripted as cpe:
+            await cpe.inform("0 BOOTSTRAP", "1 BOOT")
+            _, last = await cpe.accept_provisioning(await cpe.empty())
+            assert last.status == 204
+
+    await hosts.run_coroutine("lan", bootstrap)
+    in_flight = await queue_task(hosts, "acs2", scripted.device_id, gpv(UPTIME))
+    asked, killed = threading.Event(), threading.Event()
+
+    async def session_cut_by_the_kill() -> None:
+        """A session HAProxy sends to acs1 (acs2 drained), left with the task unanswered until
+        every process on acs1 has been killed."""
+        async with scripted as cpe:
+            await cpe.inform("2 PERIODIC")
+            step = await cpe.empty()
+            assert step.envelope is not None and step.envelope.body == GetParameterValues([UPTIME])
+            asked.set()
+            await asyncio.to_thread(killed.wait, WAIT_S)
+
+    hosts.lb_command("set server acs_cwmp/acs2 state drain")
+    try:
+        cut = asyncio.ensure_future(hosts.run_coroutine("lan", session_cut_by_the_kill))
+        assert await asyncio.to_thread(asked.wait, WAIT_S)
+        before = sessions_by_server(hosts)
+        pids = hosts.kill_machine("acs1")
+        killed.set()
+        await cut
+    finally:
+        hosts.lb_command("set server acs_cwmp/acs2 state ready")
+    assert len(pids) >= 3  # the supervisor and its two workers
+    assert before["acs2"] == sessions_by_server(hosts)["acs2"]  # the cut session was acs1's
+
+    async def next_session() -> list[list[str]]:
+        """The device's next session reaches acs2 and runs the task acs1 was running."""
+        asked = []
+        async with scripted as cpe:
+            await cpe.inform("1 BOOT")
+            step = await cpe.empty()
+            while step.envelope is not None:
+                request = step.envelope.body
+                assert isinstance(request, GetParameterValues), request
+                asked.append(request.parameter_names)
+                answer = [
+                    ParameterValueStruct(n, "7", "xsd:string") for n in request.parameter_names
+                ]
+                step = await cpe.answer(step, GetParameterValuesResponse(answer))
+            assert step.status == 204
+        return asked
+
+    assert await hosts.run_coroutine("lan", next_session) == [[UPTIME]]
     for device in [*LAN, GATEWAY]:
         # The queued task runs first, in the session this one's connection request opens.
         outcome = await nbi(hosts, "acs2", lambda c, d=device: c.run_task(d, gpv(UPTIME), WAIT_S))
         assert outcome.task["status"] == "done", (device, outcome)
     tasks = {t["_id"]: t for t in await nbi(hosts, "acs2", lambda c: c.tasks())}
+    assert tasks[in_flight]["status"] == "done"
     assert [tasks[task_id]["status"] for task_id in queued.values()] == ["done"] * len(LAN)
     for device in LAN:
         report = await nbi(
