@@ -17,22 +17,13 @@ import tempfile
 from collections import deque
 from pathlib import Path
 
-from knock.lab.daemons import ejabberd_libs
+from knock.lab.daemons import EJABBERD_C2S, ejabberd_libs
 from knock.tlsutil import ensure_self_signed
 
 USER = "ejabberd"
-_CONFIG = """\
-hosts:
-  - "{domain}"
-loglevel: warning
-hide_sensitive_log_data: true
-certfiles:
-  - "{root}/cert.pem"
-  - "{root}/key.pem"
-listen:
-  - port: {port}
-    ip: "127.0.0.1"
-    module: ejabberd_c2s
+_CONFIG = (
+    EJABBERD_C2S
+    + """\
     starttls: true
     max_stanza_size: 65536
     backlog: 1024
@@ -47,6 +38,7 @@ modules:
     ip_access: all
     access: register
 """
+)
 
 
 def installed() -> bool:
@@ -73,7 +65,9 @@ class Ejabberd:
         ensure_self_signed(self.root / "cert.pem", self.root / "key.pem", [self.domain])
         self.port = _free_port()
         config = self.root / "ejabberd.yml"
-        config.write_text(_CONFIG.format(domain=self.domain, root=self.root, port=self.port))
+        config.write_text(
+            _CONFIG.format(domain=self.domain, root=self.root, address="127.0.0.1", port=self.port)
+        )
         (self.root / "spool").mkdir()
         if os.geteuid() == 0:
             for path in [self.root, *self.root.rglob("*")]:

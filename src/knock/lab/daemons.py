@@ -117,7 +117,9 @@ while True:
     sys.stdout.buffer.flush()
 """
 
-_EJABBERD_CONFIG: Final = """\
+# One c2s listener with the server's certificate: what every private ejabberd here shares
+# (bench/ejabberd.py adds in-band registration to it).
+EJABBERD_C2S: Final = """\
 hosts:
   - "{domain}"
 loglevel: warning
@@ -129,6 +131,10 @@ listen:
   - port: {port}
     ip: "{address}"
     module: ejabberd_c2s
+"""
+_EJABBERD_CONFIG: Final = (
+    EJABBERD_C2S
+    + """\
     starttls_required: true
     max_stanza_size: 65536
 auth_method: external
@@ -136,6 +142,7 @@ extauth_program: "/usr/bin/python3 {root}/extauth.py {root}/secret"
 auth_use_cache: false
 modules: {{}}
 """
+)
 
 
 def ejabberd_libs() -> Path | None:
