@@ -44,7 +44,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from knock.cpe.xmpp_account import device_password
 from knock.lab import daemons, netns, stun_lb
@@ -321,8 +321,7 @@ class HostsLab:
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         self.processes[machine] = process
-        wait_for_line(process.stdout, "worker pids", START_S, f"knock serve on {machine}")
-        _drain(process.stdout)
+        _wait_ready(process, "worker pids", f"knock serve on {machine}")
 
     def _start_haproxy(self) -> None:
         log.info("starting haproxy on lb")
@@ -391,8 +390,7 @@ class HostsLab:
             env["KNOCK_SIM_XMPP_PASSWORD_SECRET"] = self._xmpp_secret
         process = self.popen(fleet.role, argv, env=env, stdout=subprocess.PIPE, text=True)
         self.processes[f"sim-{fleet.prefix}"] = process
-        wait_for_line(process.stdout, ready, START_S, f"knock sim {fleet.prefix} on {fleet.role}")
-        _drain(process.stdout)
+        _wait_ready(process, ready, f"knock sim {fleet.prefix} on {fleet.role}")
 
 
 def acs_arguments(config: Path) -> list[str]:
@@ -400,6 +398,14 @@ def acs_arguments(config: Path) -> list[str]:
     return ["serve", "--config", str(config)]
 
 
-def _drain(stream: IO[str] | None) -> None:
-    """Read on, or a full pipe blocks the process's printing."""
-    threading.Thread(target=discard, args=(stream,), daemon=True).start()
+def _wait_ready(process: subprocess.Popen[str], wanted: str, who: str) -> None:
+    """Until the process prints `wanted`, then read on in a thread (a full pipe would block its
+    printing). A process silent past START_S is killed, which ends the wait with its last
+    words: a read of its output alone would wait for ever."""
+    watchdog = threading.Timer(START_S, process.kill)
+    watchdog.start()
+    try:
+        wait_for_line(process.stdout, wanted, START_S, who)
+    finally:
+        watchdog.cancel()
+    threading.Thread(target=discard, args=(process.stdout,), daemon=True).start()
