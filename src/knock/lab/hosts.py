@@ -134,8 +134,8 @@ class HostsLab:
         return [*MACHINES, "lb", "nat", "lan"]
 
     def build(self) -> None:
-        daemons.require_programs()
         try:
+            daemons.require_programs()
             self.nat.build()
             self._built = True
             self._network()
