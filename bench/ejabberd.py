@@ -17,21 +17,13 @@ import tempfile
 from collections import deque
 from pathlib import Path
 
+from knock.lab.daemons import EJABBERD_C2S, ejabberd_libs
 from knock.tlsutil import ensure_self_signed
 
 USER = "ejabberd"
-_CONFIG = """\
-hosts:
-  - "{domain}"
-loglevel: warning
-hide_sensitive_log_data: true
-certfiles:
-  - "{root}/cert.pem"
-  - "{root}/key.pem"
-listen:
-  - port: {port}
-    ip: "127.0.0.1"
-    module: ejabberd_c2s
+_CONFIG = (
+    EJABBERD_C2S
+    + """\
     starttls: true
     max_stanza_size: 65536
     backlog: 1024
@@ -46,16 +38,11 @@ modules:
     ip_access: all
     access: register
 """
-
-
-def _erl_libs() -> Path | None:
-    """Where Debian puts ejabberd's Erlang application (/usr/lib/<multiarch>/ejabberd-23.01-1)."""
-    found = sorted(Path("/usr/lib").glob("*/ejabberd-*/ebin/ejabberd.app"))
-    return found[-1].parent.parent.parent if found else None
+)
 
 
 def installed() -> bool:
-    return shutil.which("erl") is not None and _erl_libs() is not None
+    return shutil.which("erl") is not None and ejabberd_libs() is not None
 
 
 class Ejabberd:
@@ -78,7 +65,9 @@ class Ejabberd:
         ensure_self_signed(self.root / "cert.pem", self.root / "key.pem", [self.domain])
         self.port = _free_port()
         config = self.root / "ejabberd.yml"
-        config.write_text(_CONFIG.format(domain=self.domain, root=self.root, port=self.port))
+        config.write_text(
+            _CONFIG.format(domain=self.domain, root=self.root, address="127.0.0.1", port=self.port)
+        )
         (self.root / "spool").mkdir()
         if os.geteuid() == 0:
             for path in [self.root, *self.root.rglob("*")]:
@@ -96,7 +85,7 @@ class Ejabberd:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.root),
-            "ERL_LIBS": str(_erl_libs()),
+            "ERL_LIBS": str(ejabberd_libs()),
             "EJABBERD_CONFIG_PATH": str(config),
             "EJABBERD_LOG_PATH": str(self.root / "ejabberd.log"),
             "ERL_MAX_PORTS": "32000",

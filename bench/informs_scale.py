@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from informs import bench
+from procfs import tree_cpu_seconds
 from report import report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -32,12 +33,20 @@ async def empty(url: str) -> None:
         await db.close()
 
 
-async def scale(url: str, counts: list[int], devices: int, rounds: int) -> dict[str, Any]:
+async def scale(
+    url: str, counts: list[int], devices: int, rounds: int, postmaster: int | None
+) -> dict[str, Any]:
     figures: dict[str, Any] = {"devices": devices, "rounds": rounds}
     for count in counts:
         await empty(url)
+        pg_before = tree_cpu_seconds(postmaster) if postmaster else 0.0
         run = await bench(devices, 100, rounds, url, count)
         prefix = f"{count}p"
+        if postmaster:
+            # The whole run (start, bootstrap and warm-up too) over the timed sessions: an
+            # upper bound of PostgreSQL's CPU per session, for sizing its machine.
+            pg_cpu = tree_cpu_seconds(postmaster) - pg_before
+            figures[f"{prefix}_pg_cpu_ms_per_session"] = round(1000 * pg_cpu / run["sessions"], 3)
         figures[f"{prefix}_sessions"] = run["sessions"]
         figures[f"{prefix}_sessions_per_s"] = run["sessions_per_s"]
         figures[f"{prefix}_p50_ms"] = run["p50_ms"]
@@ -68,7 +77,8 @@ def main() -> None:
         if server is not None:
             server.start()
         url = args.store_url or server.url  # type: ignore[union-attr]
-        figures = asyncio.run(scale(url, counts, args.devices, args.rounds))
+        postmaster = None if server is None else server.postmaster_pid()
+        figures = asyncio.run(scale(url, counts, args.devices, args.rounds, postmaster))
     finally:
         if server is not None:
             server.stop()

@@ -17,6 +17,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of *pid*, of its live children, and of the children it has reaped: a server
+    such as PostgreSQL whose backends come and go."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    reaped = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    live = 0.0
+    for child in children(pid):
+        try:
+            live += cpu_seconds(child)
+        except FileNotFoundError:  # ended between the listing and the reading
+            continue
+    return cpu_seconds(pid) + reaped + live
+
+
 def machine_cpu() -> tuple[float, float]:
     """Busy and total CPU seconds of the whole machine, every core (from /proc/stat)."""
     ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

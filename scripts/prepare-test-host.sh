@@ -12,6 +12,7 @@ prosody
 chromium
 fonts-dejavu-core
 ejabberd
+haproxy
 "
 # postgresql: tests/pg_server.py starts a throwaway server for the store and NBI tests.
 # iproute2, nftables, conntrack: tests/nat_lab.py builds the NAT lab (knock.lab) from network
@@ -21,7 +22,10 @@ ejabberd
 # chromium, fonts-dejavu-core: tests/browser.py drives headless Chromium for the dashboard's
 #   tests (tests/nbi/test_dashboard_browser.py); the font is what its screenshots render text in.
 # ejabberd: bench/ejabberd.py runs a private one beside the built-in server and Prosody
-#   (bench/xmpp.py; tests/test_bench_smoke.py runs its quick mode).
+#   (bench/xmpp.py; tests/test_bench_smoke.py runs its quick mode), and the multi-host lab
+#   (knock.lab.hosts) runs one as its xmpp machine.
+# haproxy: the multi-host lab's load balancer (knock.lab.hosts, tests/lab/test_hosts.py) runs
+#   contrib/haproxy/knock.cfg, the configuration docs/deploy.md ships, to prove it.
 missing=""
 for pkg in $need; do
     status=$(dpkg-query -W -f '${db:Status-Status}' "$pkg" 2>/dev/null || true)

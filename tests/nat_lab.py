@@ -12,6 +12,7 @@ only relies on what holds after any rebind (lab.port_range is always the current
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -25,19 +26,27 @@ PUB_HOSTS = 2  # 203.0.113.10 (the ACS) and .11, a stranger on the public side
 def nat_lab() -> Iterator[NatLab]:
     """A built NatLab: lab.acs_address (203.0.113.10) in "pub", lab.cpe_address (198.51.100.10)
     in "lan", lab.router_public (203.0.113.1) in between."""
-    yield from built(NatLab(lan_hosts=LAN_HOSTS, pub_hosts=PUB_HOSTS))
+    yield from built(NatLab(lan_hosts=LAN_HOSTS, pub_hosts=PUB_HOSTS), "nat_lab")
 
 
-def built(lab: NatLab) -> Iterator[NatLab]:
-    """*lab* built for the fixture's span, torn down after; a lab that cannot be built FAILS the
-    test with the reason."""
+class Lab(Protocol):
+    def build(self) -> None: ...
+    def close(self) -> None: ...
+
+
+L = TypeVar("L", bound=Lab)
+
+
+def built(lab: L, fixture: str) -> Iterator[L]:
+    """A fixture's body: build the lab (a LabError fails the test with its message alone), yield
+    it, close it."""
     try:
         lab.build()
         problem = ""
     except LabError as exc:
         problem = str(exc)  # failed outside the handler, so the report shows no chained trace
     if problem:
-        pytest.fail(f"the lab cannot be built: {problem}", pytrace=False)
+        pytest.fail(f"{fixture} fixture: {problem}", pytrace=False)
     try:
         yield lab
     finally:

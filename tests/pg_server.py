@@ -158,6 +158,10 @@ class _Server:
         """Start a paused server again on its port."""
         self._pg_ctl_start(check=True)
 
+    def postmaster_pid(self) -> int:
+        """The server's main process (the first line of postmaster.pid)."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def stop(self) -> None:
         try:
             if self.started:

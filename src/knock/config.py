@@ -314,6 +314,14 @@ class Settings:
             "never wait for them."
         ),
     )
+    metrics_port: int = field(
+        default=0,
+        metadata=_help(
+            "Each worker also serves GET /metrics alone on nbi_host at this port plus its "
+            "index (worker 0 on the port itself), so Prometheus scrapes every worker; 0: none. "
+            "The NBI's own /metrics answers for whichever worker takes the connection."
+        ),
+    )
     store_url: str = field(
         default="sqlite:///knock.db",
         metadata=_help("Database URL: sqlite:///file.db or postgresql://user:pw@host/db."),
@@ -407,6 +415,10 @@ class Settings:
         merged.validate()
         return merged
 
+    def metrics_ports(self) -> list[int]:
+        """Each worker's own metrics port, by worker index (none when metrics_port is 0)."""
+        return [self.metrics_port + i for i in range(self.workers)] if self.metrics_port else []
+
     def task_retry(self) -> TaskRetry:
         return TaskRetry(self.cwmp_task_attempts, self.cwmp_task_retry_delay)
 
@@ -465,6 +477,13 @@ class Settings:
         shared += [self.xmpp_port] if self.xmpp_enable else []  # worker 0's, for every client
         if self.workers > 1 and 0 in shared:
             raise ConfigError("--workers needs fixed ports: each worker would pick its own for 0")
+        if self.metrics_port and not 0 < self.metrics_port <= 65536 - self.workers:
+            raise ConfigError(
+                f"metrics_port {self.metrics_port} leaves no room for {self.workers} workers' "
+                "ports (it is the first of metrics_port + worker index)"
+            )
+        if self.metrics_port and {self.cwmp_port, self.nbi_port} & set(self.metrics_ports()):
+            raise ConfigError("metrics_port + worker index must not hit cwmp_port or nbi_port")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level is {self.log_level!r}; use debug, info, warning or error")
         if self.log_format not in ("text", "json"):
@@ -572,7 +591,7 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Defaults < TOML file < KNOCK_* environment < command-line flags (None means not given)."""
-    settings = Settings()
+    merged: dict[str, Any] = {}
     if config_file is not None:
         try:
             doc = tomllib.loads(config_file.read_text())
@@ -580,6 +599,8 @@ def load_settings(
             raise ConfigError(f"config file {config_file} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
-        settings = settings.with_updates(_flatten_toml(doc))
-    settings = settings.with_updates(from_env(os.environ if environ is None else environ))
-    return settings.with_updates({k: v for k, v in flags.items() if v is not None})
+        merged.update(_flatten_toml(doc))
+    merged.update(from_env(os.environ if environ is None else environ))
+    merged.update({k: v for k, v in flags.items() if v is not None})
+    # Checked once, merged: a file may leave a secret (cwmp_password) to the environment.
+    return Settings().with_updates(merged)

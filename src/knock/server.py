@@ -46,7 +46,7 @@ from knock.http_listen import HttpLimits, listeners, serve_app
 from knock.labca import LabCa, listen_names
 from knock.listener import raise_open_files_limit
 from knock.metrics import Metrics
-from knock.nbi.app import ConnectionRequest, make_nbi_app
+from knock.nbi.app import ConnectionRequest, make_metrics_app, make_nbi_app
 from knock.nbi.origin import AllowedHosts
 from knock.notify import Hub
 from knock.ratelog import RepeatedLog
@@ -375,6 +375,7 @@ class Running:
     ca: LabCa | None = None  # the lab CA, when a certificate served is its own
     files_url: str | None = None  # where CPEs fetch stored files; None: no file server
     relay: Relay | None = None  # announcements to and from other processes on the database
+    runner_metrics: web.AppRunner | None = None  # this worker's own /metrics (metrics_port)
     # Connection requests to the devices whose tasks a crash left running (SQLite).
     recovery: asyncio.Task[None] | None = None
 
@@ -396,6 +397,8 @@ class Running:
     nbi_sockets: list[socket.socket] = field(default_factory=list)
 
     async def close(self) -> None:
+        if self.runner_metrics is not None:
+            await self.runner_metrics.cleanup()
         # A slow NBI query would hold the NBI's shutdown (it waits for requests in flight).
         self.store.stop_reads()
         if self.recovery is not None:
@@ -548,6 +551,7 @@ async def start(
     runner_nbi = await serve_app(
         nbi, "NBI", settings.nbi_host, settings.nbi_port, limits, reuse_port=shared_ports
     )
+    runner_metrics = await _start_metrics(settings, metrics, worker, limits)
     cwmp_port = _bound_port(runner_cwmp)
     metrics.watch_listeners(
         lambda: [
@@ -581,6 +585,7 @@ async def start(
         recovery=recovery,
         cwmp_sockets=[s for site in listeners(runner_cwmp) for s in site.sockets],
         nbi_sockets=[s for site in listeners(runner_nbi) for s in site.sockets],
+        runner_metrics=runner_metrics,
     )
 
 
@@ -635,6 +640,21 @@ async def _start_files(
             host = _acs_host(settings)
         base = f"http://{authority(host, _bound_port(runner))}/"
     return runner, FileLinks(base, settings.files_username, settings.files_password)
+
+
+async def _start_metrics(
+    settings: Settings, metrics: Metrics, worker: int, limits: HttpLimits
+) -> web.AppRunner | None:
+    """This worker's own /metrics listener, on a port no other worker shares."""
+    if not settings.metrics_port:
+        return None
+    app = make_metrics_app(
+        metrics,
+        token=settings.nbi_token or None,
+        allowed_hosts=AllowedHosts.of(settings.nbi_host, settings.nbi_allowed_hosts),
+    )
+    port = settings.metrics_ports()[worker]
+    return await serve_app(app, f"metrics-{worker}", settings.nbi_host, port, limits)
 
 
 def _watch(
@@ -729,6 +749,11 @@ def _banner(settings: Settings, running: Running, files_before: int, files_after
     print(f"NBI: {nbi_url}", flush=True)
     if running.files_url is not None:
         print(f"Files: {running.files_url}", flush=True)
+    for index, metrics_port in enumerate(settings.metrics_ports()):
+        print(
+            f"Metrics of worker {index}: http://{authority(local, metrics_port)}/metrics",
+            flush=True,
+        )
     if running.stun is not None:
         print(f"STUN (TR-111): udp {_listening(running.stun.sockets)}", flush=True)
     if running.xmpp is not None:

@@ -7,6 +7,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from serve_process import Serve, children, free_udp_port, gone
 from test_udp_connection_requests import MS, DeviceSocket
 from test_xmpp_in_serve import log_in
 
+import prom
 from knock.config import ConfigError, Settings
 from knock.connreq.udp import verify_udp_cr
 from knock.cwmp.rpcs import GetParameterValues, GetParameterValuesResponse, ParameterValueStruct
@@ -365,3 +367,52 @@ async def test_a_session_the_device_left_for_another_process_ends_here_at_once(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_each_worker_serves_its_own_metrics_on_metrics_port_plus_its_index(
+    pg_url: str,
+) -> None:
+    """With --workers, the NBI's /metrics answers for whichever worker takes the connection;
+    --metrics-port gives each worker an address of its own, so the scrapes add up."""
+    base = free_port_pair()
+    serve = Serve(
+        pg_url, "--workers", "2", "--stun-port", str(free_udp_port()), "--metrics-port",
+        str(base), ready_line=b"Knock: 2 worker",
+    )  # fmt: skip
+    await serve.start()
+    try:
+        banner = b"".join(serve.output).decode()
+        for index in (0, 1):
+            assert f"Metrics of worker {index}: http://127.0.0.1:{base + index}/metrics" in banner
+        for n in range(8):  # each on a new connection: the kernel picks a worker for each
+            async with ScriptedCpe(serve.url, serial=f"M{n}") as cpe:
+                await cpe.inform("1 BOOT")
+                assert (await cpe.empty()).status == 204
+        pages = []
+        async with aiohttp.ClientSession() as http:
+            for port in (base, base + 1):
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                    assert r.status == 200
+                    pages.append(prom.parse(await r.text()))
+                async with http.get(f"http://127.0.0.1:{port}/devices") as r:
+                    assert r.status == 404  # the metrics and nothing else
+    finally:
+        await serve.stop()
+    started = [prom.value(page, "knock_sessions_started_total") for page in pages]
+    assert sum(started) == 8, started
+    ended = [prom.value(page, "knock_sessions_ended_total", outcome="ok") for page in pages]
+    assert sum(ended) == 8, ended
+
+
+def free_port_pair() -> int:
+    """A TCP port whose next one is free too (worker 0's and worker 1's metrics)."""
+    for _attempt in range(20):
+        with socket.socket() as first, socket.socket() as second:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no two consecutive free ports on 127.0.0.1")

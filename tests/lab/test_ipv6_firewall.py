@@ -26,7 +26,7 @@ ACS = "2001:db8:1::a"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[NatLab]:
-    yield from built(NatLab(ipv6=True))
+    yield from built(NatLab(ipv6=True), "ipv6_lab")
 
 
 @pytest.fixture(scope="module")

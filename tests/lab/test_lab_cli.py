@@ -1,4 +1,4 @@
-"""`knock lab nat`: its help, --exec in a namespace, and Ctrl-C tearing the lab down."""
+"""`knock lab nat` and `knock lab hosts`: help, --exec, and Ctrl-C tearing a lab down."""
 
 from __future__ import annotations
 
@@ -61,6 +61,33 @@ def test_ctrl_c_tears_the_lab_down() -> None:
         assert f"{tag}-lan" in netns.names()
         lab.send_signal(signal.SIGINT)
         assert lab.wait(REPLY_TIMEOUT) == 0
+    finally:
+        if lab.poll() is None:
+            lab.kill()
+            lab.wait()
+    assert [name for name in netns.names() if name.startswith(tag)] == []
+
+
+def test_ctrl_c_tears_the_hosts_lab_down() -> None:
+    """`knock lab hosts`: every machine built, then nothing left after Ctrl-C."""
+    lab = subprocess.Popen([*KNOCK, "lab", "hosts", "-q"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert lab.stdout is not None
+        output = ""
+        while "Lab up" not in output:
+            readable, _, _ = select.select([lab.stdout], [], [], 120)
+            assert readable, f"knock lab hosts went silent: {output}"
+            line = lab.stdout.readline()
+            assert line, f"knock lab hosts ended early: {output}"
+            output += line
+        tag = output.split("ip netns exec ", 1)[1].split()[0].removesuffix("-acs1")
+        machines = ("db", "acs1", "acs2", "xmpp", "pub", "nat", "lan")
+        assert sorted(n for n in netns.names() if n.startswith(f"{tag}-")) == sorted(
+            f"{tag}-{m}" for m in machines
+        )
+        assert "bearer token in" in output
+        lab.send_signal(signal.SIGINT)
+        assert lab.wait(30) == 0
     finally:
         if lab.poll() is None:
             lab.kill()

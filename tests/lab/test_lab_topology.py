@@ -4,10 +4,12 @@ the router's rules, and names a cleaner can read."""
 from __future__ import annotations
 
 import ipaddress
+import shutil
+import subprocess
 
 import pytest
 
-from knock.lab import topology
+from knock.lab import hosts, stun_lb, topology
 from knock.lab.topology import Plan
 
 
@@ -84,3 +86,24 @@ def test_the_ipv6_router_is_a_stateful_firewall_without_nat() -> None:
     assert "ct state established,related accept" in rules
     assert rules.count("policy drop") == 2
     assert 'iifname "wan0" counter name "unsolicited" drop' in rules
+
+
+TEST_NETS = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+
+
+def test_the_hosts_lab_uses_documentation_addresses_only() -> None:
+    documentation = [ipaddress.ip_network(n) for n in TEST_NETS]  # RFC 5737
+    for address in [*hosts.MACHINES.values(), hosts.LB_BACK]:
+        assert any(ipaddress.ip_address(address) in net for net in documentation), address
+
+
+def test_stun_is_spread_statelessly_and_leaves_from_the_public_address() -> None:
+    rules = stun_lb.ruleset("203.0.113.10", ["192.0.2.11", "192.0.2.12"], "192.0.2.0/24", 3478)
+    assert "jhash udp sport mod 2 map { 0 : 192.0.2.11, 1 : 192.0.2.12 }" in rules
+    assert rules.count("notrack") == 2  # both ways: no conntrack entry to clash
+    assert "udp sport 3478 ip saddr set 203.0.113.10" in rules
+    assert "hook postrouting priority srcnat" in rules  # after routing: no martian source
+    nft = shutil.which("nft", path="/usr/sbin:/sbin:/usr/bin")
+    assert nft is not None, "nft is missing: sh scripts/prepare-test-host.sh as root"
+    done = subprocess.run([nft, "-c", "-f", "-"], input=rules, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

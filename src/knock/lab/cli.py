@@ -42,12 +42,22 @@ CLEAN_HELP: Final = (
     "are left alone. Every new lab does this first, too."
 )
 ROLE_NAMES: Final = ("pub", "nat", "lan")
+HOSTS_HELP: Final = (
+    "Build Knock on several machines in network namespaces (root only) and keep it up until "
+    "Ctrl-C: db (PostgreSQL, 192.0.2.10), acs1 and acs2 (`knock serve --workers 2`, 192.0.2.11 "
+    "and .12), xmpp (ejabberd, 192.0.2.13), lb (HAProxy with contrib/haproxy/knock.cfg and "
+    "nftables for STUN; public 203.0.113.10), nat (a home gateway at 203.0.113.1 running a "
+    "`knock sim` device itself) and lan (a `knock sim` fleet behind its NAT). Needs the Debian "
+    "packages postgresql, ejabberd and haproxy. docs/deploy.md explains each piece; "
+    "`ip netns exec NAMESPACE CMD` runs anything on a machine. Everything is torn down on exit."
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add the `knock lab` group to the `knock` command line."""
     lab = typer.Typer(help=LAB_HELP, no_args_is_help=True)
     lab.command("nat", help=NAT_HELP, epilog=NAT_EPILOG)(nat)
+    lab.command("hosts", help=HOSTS_HELP)(hosts)
     lab.command("clean", help=CLEAN_HELP)(clean)
     app.add_typer(lab, name="lab")
 
@@ -140,6 +150,35 @@ def _demo(out: Console, lab: NatLab) -> int:
     out.print(outcome_table(f"Connection requests to {DEVICE} behind {where}", results))
     expected = expected_outcomes(behind_nat=True, ipv6=lab.ipv6)
     return 0 if [r["outcome"] for r in results] == expected else 1
+
+
+def hosts(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the table.")] = False,
+) -> None:
+    from knock.lab.hosts import HostsLab
+    from knock.lab.netns import LabError
+    from knock.lab.view import hosts_table
+
+    out = Console()
+    try:
+        with _sigterm_as_interrupt():
+            out.print("Building the machines (about 30 s) ...", highlight=False)
+            with HostsLab() as lab:
+                if not quiet:
+                    out.print(hosts_table(lab))
+                token = lab.folder / "nbi-token"
+                token.write_text(lab.nbi_token)
+                token.chmod(0o600)
+                out.print(
+                    f"NBIs: {lab.nbi_url('acs1')}/ and {lab.nbi_url('acs2')}/ (from lb's "
+                    f"namespace), bearer token in {token}",
+                    highlight=False,
+                )
+                _wait_for_stop(out, lab.namespace("acs1"))
+    except LabError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 def clean() -> None:

@@ -153,9 +153,9 @@ def _start(
     )  # fmt: skip
     sim: subprocess.Popen[str] | None = None
     try:
-        acs_url = _wait_for_line(serve.stdout, "point CPEs at", 20, "knock serve").split()[-1]
-        nbi = _wait_for_line(serve.stdout, "NBI:", 5, "knock serve").split()[-1].rstrip("/")
-        _wait_for_line(serve.stdout, "XMPP", 5, "knock serve")
+        acs_url = wait_for_line(serve.stdout, "point CPEs at", 20, "knock serve").split()[-1]
+        nbi = wait_for_line(serve.stdout, "NBI:", 5, "knock serve").split()[-1].rstrip("/")
+        wait_for_line(serve.stdout, "XMPP", 5, "knock serve")
         sim = launch(
             "lan",
             [
@@ -169,7 +169,7 @@ def _start(
         )  # fmt: skip
         # Provisioned, bound, logged in, and both reported (4 VALUE CHANGE).
         ready = f"online={devices} in_session=0 stun_bound={devices} xmpp_online={devices}"
-        _wait_for_line(sim.stdout, ready, BOOT_S, "knock sim")
+        wait_for_line(sim.stdout, ready, BOOT_S, "knock sim")
     except BaseException:
         for process in (sim, serve):
             if process is not None:
@@ -178,27 +178,28 @@ def _start(
         raise
     for process in (serve, sim):
         # Read on, or a demo left up fills the pipe and its printing blocks the process.
-        threading.Thread(target=_discard, args=(process.stdout,), daemon=True).start()
+        threading.Thread(target=discard, args=(process.stdout,), daemon=True).start()
     return Demo(serve, sim, nbi, lab)
 
 
-def _discard(stream: IO[str] | None) -> None:
+def discard(stream: IO[str] | None) -> None:
     assert stream is not None
     for _ in stream:
         pass
 
 
-def _wait_for_line(stream: IO[str] | None, wanted: str, seconds: float, who: str) -> str:
+def wait_for_line(stream: IO[str] | None, wanted: str, seconds: float, who: str) -> str:
     """Read lines until one holds every word of *wanted* (`key=value` pairs or a word)."""
     assert stream is not None
     words = wanted.split()
     deadline = time.monotonic() + seconds
-    seen = ""
+    seen: list[str] = []
     while time.monotonic() < deadline:
         line = stream.readline()
         if not line:
             break
-        seen = line.strip()
-        if all(f" {word} " in f" {seen} " for word in words):
-            return seen
-    raise DemoError(f"{who} did not get to {wanted!r} within {seconds:g} s; last said: {seen!r}")
+        seen = [*seen[-9:], line.rstrip()]
+        if all(f" {word} " in f" {seen[-1].strip()} " for word in words):
+            return seen[-1].strip()
+    said = "\n".join(seen)
+    raise DemoError(f"{who} did not get to {wanted!r} within {seconds:g} s; last said:\n{said}")

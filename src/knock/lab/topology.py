@@ -17,7 +17,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Final, Literal, cast
+from typing import Final, Literal
 
 Role = Literal["pub", "nat", "lan"]
 ROLES: Final[tuple[Role, ...]] = ("pub", "nat", "lan")
@@ -49,7 +49,10 @@ PORT_BASE: Final = 20000
 PORT_BLOCKS: Final = 8  # 20000-59999
 
 PREFIX: Final = "knocklab"
-_NAME = re.compile(rf"^{PREFIX}-(?P<pid>\d+)-(?P<nonce>[0-9a-f]{{6}})-(?P<role>pub|nat|lan)$")
+# The NAT lab's roles, and the machines knock.lab.hosts adds to it.
+_NAME = re.compile(
+    rf"^{PREFIX}-(?P<pid>\d+)-(?P<nonce>[0-9a-f]{{6}})-(?P<role>pub|nat|lan|db|acs1|acs2|xmpp)$"
+)
 
 
 def new_tag(pid: int | None = None) -> str:
@@ -64,7 +67,7 @@ class LabName:
 
     tag: str
     pid: int
-    role: Role
+    role: str  # a Role, or a machine of the multi-host lab
 
 
 def parse_name(name: str) -> LabName | None:
@@ -72,9 +75,7 @@ def parse_name(name: str) -> LabName | None:
     match = _NAME.match(name)
     if match is None:
         return None
-    return LabName(
-        tag=name.rsplit("-", 1)[0], pid=int(match["pid"]), role=cast(Role, match["role"])
-    )
+    return LabName(tag=name.rsplit("-", 1)[0], pid=int(match["pid"]), role=match["role"])
 
 
 def hosts(net: ipaddress.IPv4Network | ipaddress.IPv6Network, count: int) -> tuple[str, ...]:

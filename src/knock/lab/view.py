@@ -9,6 +9,7 @@ from typing import Any, Final
 from rich.table import Table
 
 from knock.lab import topology
+from knock.lab.hosts import HostsLab
 from knock.lab.nat import NatLab
 from knock.lab.topology import Role
 
@@ -93,4 +94,33 @@ def rules_table(lab: NatLab) -> Table:
     )
     table.add_row("forwarding", "net.ipv4.ip_forward=1 in the nat namespace only")
     table.add_row("pub", f"no route to {topology.LAN_NET}: private addresses are unreachable")
+    return table
+
+
+HOST_TEXT: Final = {
+    "db": "PostgreSQL",
+    "acs1": "knock serve --workers 2",
+    "acs2": "knock serve --workers 2",
+    "xmpp": "ejabberd",
+    "lb": "HAProxy (CWMP, XMPP) + nftables (STUN)",
+    "nat": "home gateway (a knock sim device) + NAT",
+    "lan": "knock sim fleet behind the NAT",
+}
+
+
+def hosts_table(lab: HostsLab) -> Table:
+    """The multi-host lab's machines, with the addresses the kernel has for them."""
+    table = Table(title=f"Knock on several machines ({lab.tag}); devices use {lab.acs_url}")
+    for column in ("machine", "namespace", "runs", "addresses"):
+        table.add_column(column)
+    ip = lab.nat.tools["ip"]
+    for machine in lab.machines():
+        out = lab.run(machine, [ip, "-j", "-4", "addr", "show"])
+        found = [
+            f"{link['ifname']} {info['local']}/{info['prefixlen']}"
+            for link in json.loads(out or "[]")
+            if link["ifname"] != "lo"
+            for info in link.get("addr_info", [])
+        ]
+        table.add_row(machine, lab.namespace(machine), HOST_TEXT[machine], "\n".join(found))
     return table

@@ -153,6 +153,17 @@ def _ca_handler(pem: bytes) -> Handler:
     return ca
 
 
+def make_metrics_app(
+    metrics: Metrics, *, token: str | None = None, allowed_hosts: AllowedHosts | None = None
+) -> web.Application:
+    """One worker's own listener with /metrics alone (settings.metrics_port), guarded like the
+    NBI: the same token and Host names."""
+    guard = origin_guard(allowed_hosts or AllowedHosts.of())
+    app = web.Application(middlewares=[_json_errors, guard, _auth(token, set())])
+    app.router.add_get("/metrics", _metrics_handler(metrics))
+    return app
+
+
 def _metrics_handler(metrics: Metrics) -> Handler:
     """Prometheus's scrape; behind the NBI token like every route (a scrape config sends it
     with `authorization: {credentials: ...}`), since the counts show the fleet's activity."""
