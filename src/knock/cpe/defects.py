@@ -34,6 +34,7 @@ class Defect(StrEnum):
     XMPP_NO_RESULT = "xmpp-no-result"
     NO_ACTIVE_NOTIFY_JID = "no-active-notify-jid"
     NO_ACTIVE_NOTIFY_UDP_ADDRESS = "no-active-notify-udp-address"
+    INVALID_NAME_9002 = "invalid-name-9002"
 
     @property
     def breaks(self) -> str:
@@ -64,6 +65,9 @@ BREAKS: Final = {
     Defect.NO_ACTIVE_NOTIFY_JID: "Annex K: a new ConnReqJabberID waits for the next session",
     Defect.NO_ACTIVE_NOTIFY_UDP_ADDRESS: (
         "TR-111: a new UDPConnectionRequestAddress waits for the next session"
+    ),
+    Defect.INVALID_NAME_9002: (
+        "Annex A.3.2: GetParameterNames/Values of a name the device lacks fault 9002, not 9005"
     ),
 }
 

@@ -508,7 +508,9 @@ class SimulatedCpe:
             return Handled(_fault_for(incoming))
         self._refresh_uptime()
         clock = self._clock.time()
-        return handle(incoming.body, self.model, clock, self.state.transfers, self.quirks)
+        return handle(
+            incoming.body, self.model, clock, self.state.transfers, self.quirks, self.defects
+        )
 
     def _next_id(self) -> str:
         return f"{self.serial}-{next(self._ids)}"

@@ -1,0 +1,68 @@
+"""The RPC cases (TR-069 Annex A) in sessions opened by each connection-request method, against
+simulated CPEs offering HTTP, UDP and XMPP over real loopback sockets: every case passes against
+a correct device, and against each RPC defect exactly the matching cases fail, by every method.
+The labs run side by side in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import pytest_asyncio
+from check_lab import assert_fails_exactly, run_lab
+from test_cases_udp import udp_ready
+
+from knock.check import CaseResult, Kind, select
+from knock.cpe.defects import Defect
+from knock.vocab import CrMethod
+
+ALL = (CrMethod.HTTP, CrMethod.UDP, CrMethod.XMPP)
+
+
+def by_every_method(*names: str) -> set[str]:
+    return {f"rpc.{method}.{name}" for method in CrMethod for name in names}
+
+
+# What a device with each defect fails; every other RPC case passes, by every method.
+EXPECTED_FAILURES: dict[Defect | None, set[str]] = {
+    None: set(),
+    Defect.INVALID_NAME_9002: by_every_method("gpn-invalid", "gpv-invalid"),
+}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def results(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[Defect | None, dict[str, CaseResult]]:
+    labs = [
+        run_lab(tmp_path_factory, defect, ALL, ["rpc.*"], udp_ready) for defect in EXPECTED_FAILURES
+    ]
+    return dict(zip(EXPECTED_FAILURES, await asyncio.gather(*labs), strict=True))
+
+
+@pytest.mark.parametrize(
+    "defect", list(EXPECTED_FAILURES), ids=lambda d: d.value if d else "correct"
+)
+async def test_an_rpc_defect_fails_exactly_its_cases_by_every_method(
+    results: dict[Defect | None, dict[str, CaseResult]], defect: Defect | None
+) -> None:
+    assert_fails_exactly(results[defect], EXPECTED_FAILURES[defect])
+
+
+async def test_each_case_ran_in_a_session_its_method_opened(
+    results: dict[Defect | None, dict[str, CaseResult]],
+) -> None:
+    for case in select(["rpc.*"]):
+        result = results[None][case.id]
+        notes = [e.summary for e in result.evidence if e.kind is Kind.NOTE]
+        assert f"{case.via} connection request: delivered" in " ".join(notes), notes
+        informs = [e.summary for e in result.evidence if e.kind is Kind.INFORM]
+        assert informs and all("6 CONNECTION REQUEST" in s for s in informs), informs
+
+
+async def test_a_wrong_fault_code_is_named(
+    results: dict[Defect | None, dict[str, CaseResult]],
+) -> None:
+    reason = results[Defect.INVALID_NAME_9002]["rpc.xmpp.gpv-invalid"].reason
+    assert reason.startswith("getParameterValues of Device.ManagementServer.KnockCheckNoSuch")
+    assert "was answered with fault 9002" in reason and reason.endswith("not 9005"), reason
