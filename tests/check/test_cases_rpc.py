@@ -27,6 +27,7 @@ def by_every_method(*names: str) -> set[str]:
 EXPECTED_FAILURES: dict[Defect | None, set[str]] = {
     None: set(),
     Defect.INVALID_NAME_9002: by_every_method("gpn-invalid", "gpv-invalid"),
+    Defect.SPV_NOT_ATOMIC: by_every_method("spv-all-or-nothing"),
 }
 
 

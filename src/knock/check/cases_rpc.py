@@ -44,12 +44,16 @@ async def answered(ctx: CheckContext, spec: Mapping[str, Any]) -> TaskRow:
 
 async def faulted(ctx: CheckContext, spec: Mapping[str, Any], code: str, why: str) -> None:
     """Run *spec*; fail the case unless the device answers it with the fault *code*."""
-    done = await ctx.run_task(spec)
+    fault_of(ctx, await ctx.run_task(spec), code, why)
+
+
+def fault_of(ctx: CheckContext, done: TaskRow, code: str, why: str) -> None:
+    """Fail the case unless the task *done* faulted with *code*."""
     if done.status != TaskStatus.FAULTED:
-        ctx.fail(f"{spec['name']} {why} was answered without a fault: {done.result}")
+        ctx.fail(f"{done.name} {why} was answered without a fault: {done.result}")
     ctx.expect(
         done.fault_code == code,
-        f"{spec['name']} {why} was answered with fault {done.fault_code} "
+        f"{done.name} {why} was answered with fault {done.fault_code} "
         f"({done.fault_string}), not {code}",
     )
 

@@ -35,6 +35,7 @@ class Defect(StrEnum):
     NO_ACTIVE_NOTIFY_JID = "no-active-notify-jid"
     NO_ACTIVE_NOTIFY_UDP_ADDRESS = "no-active-notify-udp-address"
     INVALID_NAME_9002 = "invalid-name-9002"
+    SPV_NOT_ATOMIC = "spv-not-atomic"
 
     @property
     def breaks(self) -> str:
@@ -68,6 +69,9 @@ BREAKS: Final = {
     ),
     Defect.INVALID_NAME_9002: (
         "Annex A.3.2: GetParameterNames/Values of a name the device lacks fault 9002, not 9005"
+    ),
+    Defect.SPV_NOT_ATOMIC: (
+        "Annex A.3.2.1: a SetParameterValues with one bad value faults but applies the others"
     ),
 }
 

@@ -7,6 +7,7 @@ the device loop to carry out: nothing here sleeps, reboots or opens a connection
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -179,6 +180,10 @@ def handle(
             return Handled(
                 cpe_fault(CpeFault.INVALID_PARAMETER_NAME, "partial paths are not supported")
             )
+    if isinstance(rpc, SetParameterValues) and Defect.SPV_NOT_ATOMIC in defects:
+        for struct in rpc.parameter_list:  # each good value applied, whatever the others
+            with contextlib.suppress(ModelFault):
+                model.set_parameter_values([struct], rpc.parameter_key)
     handler = _HANDLERS.get(type(rpc))
     if handler is None:
         return Handled(
