@@ -28,6 +28,7 @@ EXPECTED_FAILURES: dict[Defect | None, set[str]] = {
     None: set(),
     Defect.INVALID_NAME_9002: by_every_method("gpn-invalid", "gpv-invalid"),
     Defect.SPV_NOT_ATOMIC: by_every_method("spv-all-or-nothing"),
+    Defect.NO_PASSIVE_NOTIFY: by_every_method("passive-notify"),
 }
 
 

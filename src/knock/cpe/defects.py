@@ -36,6 +36,7 @@ class Defect(StrEnum):
     NO_ACTIVE_NOTIFY_UDP_ADDRESS = "no-active-notify-udp-address"
     INVALID_NAME_9002 = "invalid-name-9002"
     SPV_NOT_ATOMIC = "spv-not-atomic"
+    NO_PASSIVE_NOTIFY = "no-passive-notify"
 
     @property
     def breaks(self) -> str:
@@ -72,6 +73,9 @@ BREAKS: Final = {
     ),
     Defect.SPV_NOT_ATOMIC: (
         "Annex A.3.2.1: a SetParameterValues with one bad value faults but applies the others"
+    ),
+    Defect.NO_PASSIVE_NOTIFY: (
+        "Annex A.3.2.4, §3.7.1.5: a change of a passively notified parameter is never informed"
     ),
 }
 

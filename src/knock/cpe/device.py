@@ -444,6 +444,11 @@ class SimulatedCpe:
     def _inform(self, now: float) -> tuple[Inform, dict[str, str]]:
         """The Inform to send, and the value changes it reports."""
         self._refresh_uptime()
+        if Defect.NO_PASSIVE_NOTIFY in self.defects:
+            changes = self.model.changes()
+            self.model.clear_changes(
+                {n: v for n, v in changes.items() if self.model.notification(n) == 1}
+            )
         changes = self.model.changes()
         events = list(self.state.events)
         if changes and EventStruct(Event.VALUE_CHANGE) not in events:
