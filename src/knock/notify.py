@@ -24,6 +24,8 @@ class Arrival:
     # The Inform's ParameterList, name and value. Kept in this process (the relay leaves it
     # out, a NOTIFY holds 8,000 bytes): its one reader, knock check, runs its own ACS.
     parameters: tuple[tuple[str, str], ...] = ()
+    # Each event with its CommandKey ("M Reboot", "key"), kept in this process as parameters are.
+    command_keys: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

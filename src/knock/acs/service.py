@@ -432,7 +432,8 @@ class AcsService:
         self._metrics.sessions_started.inc()
         log.debug("device %s: session %d opened, events %s", device_id, live.session_id, events)
         reported = tuple((p.name, p.value) for p in inform.parameter_list)
-        self._hub.announce(Arrival(device_id, tuple(events), live.session_id, reported))
+        keys = tuple((e.event_code, e.command_key) for e in inform.events)
+        self._hub.announce(Arrival(device_id, tuple(events), live.session_id, reported, keys))
         held = self._holds.get(device_id)
         if held is not None:
             await held.wait()

@@ -37,6 +37,7 @@ class Defect(StrEnum):
     INVALID_NAME_9002 = "invalid-name-9002"
     SPV_NOT_ATOMIC = "spv-not-atomic"
     NO_PASSIVE_NOTIFY = "no-passive-notify"
+    COMMAND_KEY_DROPPED = "command-key-dropped"
 
     @property
     def breaks(self) -> str:
@@ -76,6 +77,9 @@ BREAKS: Final = {
     ),
     Defect.NO_PASSIVE_NOTIFY: (
         "Annex A.3.2.4, §3.7.1.5: a change of a passively notified parameter is never informed"
+    ),
+    Defect.COMMAND_KEY_DROPPED: (
+        "Annex A.3.2.9, A.4.1.2: M Reboot and M ScheduleInform carry an empty CommandKey"
     ),
 }
 

@@ -305,7 +305,7 @@ class SimulatedCpe:
         for request in [r for r in self._scheduled if r.due <= now]:
             self._scheduled.remove(request)
             self.state.add_event(Event.SCHEDULED)
-            self.state.add_event(Event.M_SCHEDULE_INFORM, request.command_key)
+            self.state.add_event(Event.M_SCHEDULE_INFORM, self._command_key(request.command_key))
         for transfer in [t for t in self.state.transfers if t.due <= now]:
             self._perform(transfer, now)
 
@@ -359,9 +359,13 @@ class SimulatedCpe:
         if transfer.is_download and transfer.file_type == FIRMWARE_IMAGE:
             self._boot()
 
+    def _command_key(self, asked: str) -> str:
+        """The CommandKey an M event carries: the one asked for, unless a defect drops it."""
+        return "" if Defect.COMMAND_KEY_DROPPED in self.defects else asked
+
     def _apply(self, effect: Effect) -> None:
         if isinstance(effect, RebootAfterSession):
-            self.state.add_event(Event.M_REBOOT, effect.command_key)
+            self.state.add_event(Event.M_REBOOT, self._command_key(effect.command_key))
             self._boot()
         elif isinstance(effect, FactoryResetAfterSession):
             self.state.factory_reset()
