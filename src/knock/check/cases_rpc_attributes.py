@@ -4,6 +4,8 @@ notified change comes with the next Inform, and a refusal of active notification
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any, Final
 
 from knock.check.cases_rpc import fault_of, rpc
@@ -12,6 +14,7 @@ from knock.store.rows import TaskRow
 from knock.vocab import Event, TaskStatus
 
 NOTIFICATION_REJECTED: Final = "9009"
+UPTIME_TICKS: Final = 2.0  # seconds between sessions, so that UpTime has changed
 
 
 def spa(name: str, notification: int) -> dict[str, Any]:
@@ -64,6 +67,8 @@ async def passive_notify(ctx: CheckContext) -> None:
     accepted(ctx, on)
     level = notification_of(ctx, read, name)
     ctx.expect(level == 1, f"{name} reads Notification {level} after it was set to 1")
+    # UpTime counts whole seconds: the next Inform must come after it moved on.
+    await asyncio.sleep(max(0.0, UPTIME_TICKS - (time.monotonic() - ctx.dut.last_session)))
     with ctx.watch() as sessions:
         (off,) = await ctx.run_tasks([spa(name, 0)])
         inform = await sessions.inform()  # heard already: run_tasks waited for it

@@ -15,7 +15,7 @@ from knock.notify import Arrival
 from knock.store.rows import TaskRow
 from knock.vocab import TaskStatus
 
-BOOT, BOOTSTRAP, SCHEDULED = "1 BOOT", "0 BOOTSTRAP", "3 SCHEDULED"
+BOOT, SCHEDULED = "1 BOOT", "3 SCHEDULED"
 M_REBOOT, M_SCHEDULE_INFORM = "M Reboot", "M ScheduleInform"
 SCHEDULE_DELAY: Final = 5  # seconds asked of ScheduleInform
 SCHEDULE_EARLY: Final = 1.0  # how much earlier than the delay the session may come
