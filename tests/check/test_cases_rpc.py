@@ -1,4 +1,5 @@
-"""The RPC cases (TR-069 Annex A) in sessions opened by each connection-request method, against
+"""The RPC cases (TR-069 Annex A) in sessions opened by each connection-request method, and the
+Inform cases, against
 simulated CPEs offering HTTP, UDP and XMPP over real loopback sockets: every case passes against
 a correct device, and against each RPC defect exactly the matching cases fail, by every method.
 The labs run side by side in one event loop."""
@@ -23,13 +24,15 @@ def by_every_method(*names: str) -> set[str]:
     return {f"rpc.{method}.{name}" for method in CrMethod for name in names}
 
 
-# What a device with each defect fails; every other RPC case passes, by every method.
+# What a device with each defect fails; every other RPC case passes, by every method, and every
+# other Inform case (the Informs of reboots and scheduled sessions among those judged).
 EXPECTED_FAILURES: dict[Defect | None, set[str]] = {
     None: set(),
     Defect.INVALID_NAME_9002: by_every_method("gpn-invalid", "gpv-invalid"),
     Defect.SPV_NOT_ATOMIC: by_every_method("spv-all-or-nothing"),
     Defect.NO_PASSIVE_NOTIFY: by_every_method("passive-notify"),
     Defect.COMMAND_KEY_DROPPED: by_every_method("reboot", "schedule-inform"),
+    Defect.RETRY_COUNT_STUCK: {"inform.retry-count"},
 }
 
 
@@ -38,7 +41,8 @@ async def results(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[Defect | None, dict[str, CaseResult]]:
     labs = [
-        run_lab(tmp_path_factory, defect, ALL, ["rpc.*"], udp_ready) for defect in EXPECTED_FAILURES
+        run_lab(tmp_path_factory, defect, ALL, ["rpc.*", "inform.*"], udp_ready)
+        for defect in EXPECTED_FAILURES
     ]
     return dict(zip(EXPECTED_FAILURES, await asyncio.gather(*labs), strict=True))
 

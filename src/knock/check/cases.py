@@ -23,6 +23,7 @@ class Family(StrEnum):
     UDP = "udp"
     XMPP = "xmpp"
     DATAMODEL = "datamodel"
+    INFORM = "inform"  # what every Inform seen during the run says
     RPC = "rpc"  # Annex A's RPCs, each in a session a connection request by one method opened
 
 

@@ -8,7 +8,7 @@ import asyncio
 import time
 from typing import Any, Final
 
-from knock.check.cases_rpc import fault_of, rpc
+from knock.check.cases_rpc import INVALID_PARAMETER_NAME, NO_SUCH_LEAF, fault_of, faulted, rpc
 from knock.check.context import CheckContext
 from knock.store.rows import TaskRow
 from knock.vocab import Event, TaskStatus
@@ -99,3 +99,13 @@ async def active_refused(ctx: CheckContext) -> None:
         accepted(ctx, off)
         return
     fault_of(ctx, done, NOTIFICATION_REJECTED, f"of Notification 2 on {name}")
+
+
+@rpc(
+    "gpa-invalid",
+    "TR-069 Annex A.3.2.5, A.5.1 (fault 9005)",
+    "GetParameterAttributes of a parameter the device lacks is answered with fault 9005",
+)
+async def gpa_invalid(ctx: CheckContext) -> None:
+    name = ctx.ms(NO_SUCH_LEAF)
+    await faulted(ctx, gpa(name), INVALID_PARAMETER_NAME, f"of {name}")

@@ -38,6 +38,7 @@ class Defect(StrEnum):
     SPV_NOT_ATOMIC = "spv-not-atomic"
     NO_PASSIVE_NOTIFY = "no-passive-notify"
     COMMAND_KEY_DROPPED = "command-key-dropped"
+    RETRY_COUNT_STUCK = "retry-count-stuck"
 
     @property
     def breaks(self) -> str:
@@ -80,6 +81,9 @@ BREAKS: Final = {
     ),
     Defect.COMMAND_KEY_DROPPED: (
         "Annex A.3.2.9, A.4.1.2: M Reboot and M ScheduleInform carry an empty CommandKey"
+    ),
+    Defect.RETRY_COUNT_STUCK: (
+        "Annex A.3.3.1: the Inform's RetryCount is 1 after a session that succeeded, not 0"
     ),
 }
 

@@ -462,7 +462,8 @@ class SimulatedCpe:
             events=events,
             max_envelopes=1,
             current_time=format_datetime(datetime.fromtimestamp(now, UTC)),
-            retry_count=self._failures,
+            # A device with the defect counts one failed attempt more than it made.
+            retry_count=self._failures + (Defect.RETRY_COUNT_STUCK in self.defects),
             parameter_list=self.model.inform_parameters(),
         )
         return inform, changes
