@@ -36,9 +36,13 @@ def rpc(name: str, requirement: str, title: str) -> Callable[[CaseFn], CaseFn]:
 
 async def answered(ctx: CheckContext, spec: Mapping[str, Any]) -> TaskRow:
     """Run *spec*; fail the case when the device faults it."""
-    done = await ctx.run_task(spec)
+    return ok(ctx, await ctx.run_task(spec))
+
+
+def ok(ctx: CheckContext, done: TaskRow) -> TaskRow:
+    """*done*, unless the device faulted it: then the case fails."""
     if done.status == TaskStatus.FAULTED:
-        ctx.fail(f"the device faulted {spec['name']}: {done.fault_code} {done.fault_string}")
+        ctx.fail(f"the device faulted {done.name}: {done.fault_code} {done.fault_string}")
     return done
 
 

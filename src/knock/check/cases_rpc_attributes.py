@@ -8,7 +8,7 @@ import asyncio
 import time
 from typing import Any, Final
 
-from knock.check.cases_rpc import INVALID_PARAMETER_NAME, NO_SUCH_LEAF, fault_of, faulted, rpc
+from knock.check.cases_rpc import INVALID_PARAMETER_NAME, NO_SUCH_LEAF, fault_of, faulted, ok, rpc
 from knock.check.context import CheckContext
 from knock.store.rows import TaskRow
 from knock.vocab import Event, TaskStatus
@@ -26,14 +26,7 @@ def gpa(name: str) -> dict[str, Any]:
 
 
 def notification_of(ctx: CheckContext, done: TaskRow, name: str) -> int | None:
-    if done.status == TaskStatus.FAULTED:
-        ctx.fail(f"{done.name} of {name} faulted {done.fault_code} {done.fault_string}")
-    return {str(n): int(level) for n, level, _acl in done.result}.get(name)
-
-
-def accepted(ctx: CheckContext, done: TaskRow) -> None:
-    if done.status == TaskStatus.FAULTED:
-        ctx.fail(f"SetParameterAttributes faulted {done.fault_code} {done.fault_string}")
+    return {str(n): int(level) for n, level, _acl in ok(ctx, done).result}.get(name)
 
 
 @rpc(
@@ -47,10 +40,10 @@ async def attributes_read_back(ctx: CheckContext) -> None:
     on, read_on, off, read_off = await ctx.run_tasks(
         [spa(name, 1), gpa(name), spa(name, 0), gpa(name)]
     )
-    accepted(ctx, on)
+    ok(ctx, on)
     level = notification_of(ctx, read_on, name)
     ctx.expect(level == 1, f"{name} reads Notification {level} after it was set to 1")
-    accepted(ctx, off)
+    ok(ctx, off)
     level = notification_of(ctx, read_off, name)
     ctx.expect(level == 0, f"{name} reads Notification {level} after it was set to 0")
 
@@ -64,7 +57,7 @@ async def attributes_read_back(ctx: CheckContext) -> None:
 async def passive_notify(ctx: CheckContext) -> None:
     name = f"{ctx.dut.root}DeviceInfo.UpTime"
     on, read = await ctx.run_tasks([spa(name, 1), gpa(name)])
-    accepted(ctx, on)
+    ok(ctx, on)
     level = notification_of(ctx, read, name)
     ctx.expect(level == 1, f"{name} reads Notification {level} after it was set to 1")
     # UpTime counts whole seconds: the next Inform must come after it moved on.
@@ -82,7 +75,7 @@ async def passive_notify(ctx: CheckContext) -> None:
         f"the next Inform carries {name} but not {Event.VALUE_CHANGE} "
         f"(events {', '.join(inform.events)})",
     )
-    accepted(ctx, off)
+    ok(ctx, off)
 
 
 @rpc(
@@ -96,7 +89,7 @@ async def active_refused(ctx: CheckContext) -> None:
     done, off = await ctx.run_tasks([spa(name, 2), spa(name, 0)])
     if done.status != TaskStatus.FAULTED:
         ctx.note("the device took active notification on UpTime, which it may; turned off again")
-        accepted(ctx, off)
+        ok(ctx, off)
         return
     fault_of(ctx, done, NOTIFICATION_REJECTED, f"of Notification 2 on {name}")
 

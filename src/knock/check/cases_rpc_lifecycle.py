@@ -8,23 +8,16 @@ from __future__ import annotations
 import time
 from typing import Final
 
-from knock.check.cases_rpc import rpc
+from knock.check.cases_rpc import ok, rpc
 from knock.check.cases_rpc_write import key
 from knock.check.context import CheckContext, Watch
 from knock.notify import Arrival
-from knock.store.rows import TaskRow
-from knock.vocab import TaskStatus
 
 BOOT, SCHEDULED = "1 BOOT", "3 SCHEDULED"
 M_REBOOT, M_SCHEDULE_INFORM = "M Reboot", "M ScheduleInform"
 SCHEDULE_DELAY: Final = 5  # seconds asked of ScheduleInform
 SCHEDULE_EARLY: Final = 1.0  # how much earlier than the delay the session may come
 SCHEDULE_LATE: Final = 5.0  # and how much later
-
-
-def done(ctx: CheckContext, task: TaskRow) -> None:
-    if task.status == TaskStatus.FAULTED:
-        ctx.fail(f"the device faulted {task.name}: {task.fault_code} {task.fault_string}")
 
 
 def keyed(ctx: CheckContext, arrival: Arrival, event: str, command_key: str) -> None:
@@ -78,7 +71,7 @@ async def reboot(ctx: CheckContext) -> None:
     command_key = key(ctx)
     with ctx.watch() as sessions:
         (task,) = await ctx.run_tasks([{"name": "reboot", "commandKey": command_key}])
-        done(ctx, task)
+        ok(ctx, task)
         arrival = await came_back(ctx, sessions, BOOT)
     keyed(ctx, arrival, M_REBOOT, command_key)
 
@@ -96,7 +89,7 @@ async def schedule_inform(ctx: CheckContext) -> None:
     with ctx.watch() as sessions:
         (task,) = await ctx.run_tasks([spec])
         asked = time.monotonic()
-        done(ctx, task)
+        ok(ctx, task)
         within = SCHEDULE_DELAY + SCHEDULE_LATE + ctx.options.inform_within
         arrival = await sessions.first(lambda a: SCHEDULED in a.events, within)
         came = time.monotonic() - asked

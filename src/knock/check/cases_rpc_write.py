@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 from typing import Any, Final
 
-from knock.check.cases_rpc import INVALID_PARAMETER_NAME, fault_of, gpn, gpv, rpc
+from knock.check.cases_rpc import INVALID_PARAMETER_NAME, fault_of, gpn, gpv, ok, rpc
 from knock.check.context import CheckContext
 from knock.store.rows import TaskRow
 from knock.vocab import TaskStatus
@@ -67,8 +67,7 @@ def refused(ctx: CheckContext, done: TaskRow, name: str, code: str, what: str) -
 async def spv_status(ctx: CheckContext) -> None:
     name, value = provisioning_code(ctx), f"knock-check-{secrets.token_hex(4)}"
     done, read = await ctx.run_tasks([spv([[name, value]]), gpv(name)])
-    if done.status == TaskStatus.FAULTED:
-        ctx.fail(f"SetParameterValues of {name} faulted {done.fault_code} {done.fault_string}")
+    ok(ctx, done)
     status = done.result.get("status")
     ctx.expect(status in (0, 1), f"SetParameterValues was answered with Status {status}")
     got = values_of(read).get(name)
@@ -86,8 +85,7 @@ async def spv_parameter_key(ctx: CheckContext) -> None:
     done, read = await ctx.run_tasks(
         [spv([[provisioning_code(ctx), f"knock-check-{new}"]], new), gpv(name)]
     )
-    if done.status == TaskStatus.FAULTED:
-        ctx.fail(f"SetParameterValues faulted {done.fault_code} {done.fault_string}")
+    ok(ctx, done)
     got = values_of(read).get(name)
     ctx.expect(got == new, f"{name} reads {got!r} after a SetParameterValues with key {new!r}")
 
@@ -148,8 +146,7 @@ async def add_delete_object(ctx: CheckContext) -> None:
     added, read, listed = await ctx.run_tasks([add, gpv(name), gpn(table, True)])
     if added.status == TaskStatus.FAULTED and added.fault_code == INVALID_PARAMETER_NAME:
         ctx.skip(f"the device has no {table} (AddObject faulted 9005): no table to add to")
-    if added.status == TaskStatus.FAULTED:
-        ctx.fail(f"AddObject of {table} faulted {added.fault_code} {added.fault_string}")
+    ok(ctx, added)
     number = added.result.get("instanceNumber")
     ctx.expect(isinstance(number, int) and number > 0, f"AddObject gave instance {number!r}")
     row = f"{table}{number}."
@@ -159,8 +156,7 @@ async def add_delete_object(ctx: CheckContext) -> None:
     ctx.expect(got == added_key, f"{name} reads {got!r} after AddObject with key {added_key!r}")
     delete = {"name": "deleteObject", "objectName": row, "parameterKey": deleted_key}
     deleted, read, listed = await ctx.run_tasks([delete, gpv(name), gpn(table, True)])
-    if deleted.status == TaskStatus.FAULTED:
-        ctx.fail(f"DeleteObject of {row} faulted {deleted.fault_code} {deleted.fault_string}")
+    ok(ctx, deleted)
     status = deleted.result.get("status")
     ctx.expect(status in (0, 1), f"DeleteObject was answered with Status {status}")
     rows = [str(n) for n, _w in listed.result]
