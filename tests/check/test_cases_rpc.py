@@ -13,7 +13,7 @@ import pytest_asyncio
 from check_lab import assert_fails_exactly, run_lab
 from test_cases_udp import udp_ready
 
-from knock.check import CaseResult, Kind, select
+from knock.check import CaseResult, Kind, Verdict, select
 from knock.cpe.defects import Defect
 from knock.vocab import CrMethod
 
@@ -87,3 +87,18 @@ async def test_the_reboot_and_the_scheduled_inform_are_in_the_evidence(
         assert len(came) == 1 and 4.0 <= float(came[0].split()[3]) <= 10.0, came
     reason = results[Defect.COMMAND_KEY_DROPPED]["rpc.udp.reboot"].reason
     assert reason.startswith("M Reboot carries CommandKey '', not the 'knock-udp-"), reason
+
+
+async def test_a_session_the_request_did_not_open_fails_the_case(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # The device answers the RPC, but its session lacks 6 CONNECTION REQUEST: the request by
+    # the case's method is not shown to have opened it.
+    found = await run_lab(tmp_path_factory, Defect.NO_CR_EVENT, ALL, ["rpc.*.gpv-leaf"], udp_ready)
+    for method in CrMethod:
+        result = found[f"rpc.{method}.gpv-leaf"]
+        assert result.verdict is Verdict.FAIL, result.reason
+        assert result.reason.startswith(
+            f"the {method} connection request that should open the session was not delivered "
+            "(no-session: "
+        ), result.reason

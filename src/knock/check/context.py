@@ -222,7 +222,6 @@ class CheckContext:
         waiting = {row.id for row in rows}
         names = ", ".join(str(spec["name"]) for spec in specs)
         sessions: list[int] = []
-        reached: CrResult | None = None
         with self.acs.hub.subscribe(self.device_id) as announcements:
             reach = None
             if not self.acs.acs.in_session(self.device_id):
@@ -238,8 +237,6 @@ class CheckContext:
                             sessions.append(item.session_id)
                         if isinstance(item, TaskFinished):
                             waiting.discard(item.task_id)
-                    if reach is not None:
-                        reached = await reach
             except TimeoutError:
                 why = (
                     f"the device never answered it in sessions {', '.join(map(str, sessions))}"
@@ -248,7 +245,8 @@ class CheckContext:
                 )
                 self.silent(f"the device did not answer {names} within {wait:g} s: {why}")
             finally:
-                if reach is not None and not reach.done():
+                # A per-method case needs the request's outcome; it ends by its own deadline.
+                if reach is not None and (self.via is None or waiting) and not reach.done():
                     reach.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await reach
@@ -258,7 +256,7 @@ class CheckContext:
                         # that cannot take it would fail every case after this one.
                         self.note(f"task {row.id} cancelled: removed from the ACS's queue")
         if self.via is not None:
-            self._opened_by_via(reached)
+            self._opened_by_via(None if reach is None else await reach)
         return [await self._finished(row.id) for row in rows]
 
     def _opened_by_via(self, reached: CrResult | None) -> None:
