@@ -24,6 +24,12 @@ class Arrival:
     # The Inform's ParameterList, name and value. Kept in this process (the relay leaves it
     # out, a NOTIFY holds 8,000 bytes): its one reader, knock check, runs its own ACS.
     parameters: tuple[tuple[str, str], ...] = ()
+    # What else the Inform said, kept in this process as the parameters are: each event with
+    # its CommandKey ("M Reboot", "key"), each parameter's type, RetryCount and CurrentTime.
+    command_keys: tuple[tuple[str, str], ...] = ()
+    types: tuple[tuple[str, str], ...] = ()
+    retry_count: int = 0
+    current_time: str = ""
 
 
 @dataclass(frozen=True, slots=True)

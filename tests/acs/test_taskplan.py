@@ -18,11 +18,18 @@ from knock.cwmp.rpcs import (
     GetParameterNamesResponse,
     GetParameterValues,
     GetParameterValuesResponse,
+    GetRPCMethods,
+    GetRPCMethodsResponse,
     ParameterAttributeStruct,
     ParameterInfoStruct,
     ParameterValueStruct,
     Reboot,
     RebootResponse,
+    ScheduleInform,
+    ScheduleInformResponse,
+    SetParameterAttributes,
+    SetParameterAttributesResponse,
+    SetParameterAttributesStruct,
     SetParameterValues,
     SetParameterValuesResponse,
 )
@@ -162,6 +169,36 @@ def test_reboot_and_download() -> None:
     first = download.first()
     assert isinstance(first, Download) and first.url == "http://f/x.bin"
     assert download.on_response(DownloadResponse(1)) == TaskOutcome(result={"status": 1})
+
+
+def test_the_check_s_tasks_carry_next_level_parameter_key_attributes_and_schedule() -> None:
+    names = TaskPlan({"name": "getParameterNames", "objectName": "Device.", "nextLevel": True}, {})
+    assert names.first() == GetParameterNames("Device.", next_level=True)
+    values = {"name": "setParameterValues", "parameterValues": [[INTERVAL, 60]]}
+    keyed = TaskPlan({**values, "parameterKey": "k1"}, {INTERVAL: "xsd:unsignedInt"})
+    assert keyed.first() == SetParameterValues(
+        [ParameterValueStruct(INTERVAL, "60", "xsd:unsignedInt")], parameter_key="k1"
+    )
+    add = {"name": "addObject", "objectName": "Device.IP.Interface.", "parameterKey": "k2"}
+    assert TaskPlan(add, {}).first() == AddObject("Device.IP.Interface.", parameter_key="k2")
+    methods = TaskPlan({"name": "getRPCMethods"}, {})
+    assert methods.first() == GetRPCMethods()
+    listed = methods.on_response(GetRPCMethodsResponse(["GetRPCMethods", "Reboot"]))
+    assert listed == TaskOutcome(result=["GetRPCMethods", "Reboot"])
+    attributes = TaskPlan(
+        {"name": "setParameterAttributes", "parameterAttributes": [[INTERVAL, 1]]}, {}
+    )
+    assert attributes.first() == SetParameterAttributes(
+        [SetParameterAttributesStruct(INTERVAL, True, 1, False)]
+    )
+    assert attributes.on_response(SetParameterAttributesResponse()) == TaskOutcome(result={})
+    schedule = TaskPlan({"name": "scheduleInform", "delaySeconds": 5, "commandKey": "k3"}, {})
+    assert schedule.first() == ScheduleInform(5, "k3")
+    assert schedule.on_response(ScheduleInformResponse()) == TaskOutcome(result={})
+    with pytest.raises(TaskSpecError, match="parameterAttributes entry"):
+        TaskPlan(
+            {"name": "setParameterAttributes", "parameterAttributes": [[INTERVAL]]}, {}
+        ).first()
 
 
 def test_response_of_the_wrong_kind_is_a_task_error() -> None:

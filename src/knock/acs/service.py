@@ -504,7 +504,18 @@ class AcsService:
         self._metrics.sessions_started.inc()
         log.debug("device %s: session %d opened, events %s", device_id, live.session_id, events)
         reported = tuple((p.name, p.value) for p in inform.parameter_list)
-        self._hub.announce(Arrival(device_id, tuple(events), live.session_id, reported))
+        self._hub.announce(
+            Arrival(
+                device_id,
+                tuple(events),
+                live.session_id,
+                reported,
+                command_keys=tuple((e.event_code, e.command_key) for e in inform.events),
+                types=tuple((p.name, p.type) for p in inform.parameter_list),
+                retry_count=inform.retry_count,
+                current_time=inform.current_time,
+            )
+        )
         held = self._holds.get(device_id)
         if held is not None:
             await held.wait()

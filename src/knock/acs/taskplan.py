@@ -24,10 +24,15 @@ from knock.cwmp.rpcs import (
     GetParameterNamesResponse,
     GetParameterValues,
     GetParameterValuesResponse,
+    GetRPCMethods,
+    GetRPCMethodsResponse,
     ParameterInfoStruct,
     ParameterValueStruct,
     Reboot,
     Rpc,
+    ScheduleInform,
+    SetParameterAttributes,
+    SetParameterAttributesStruct,
     SetParameterValues,
 )
 from knock.cwmp.values import from_json
@@ -71,11 +76,20 @@ class TaskPlan:
             return GetParameterAttributes(list(_strings(spec, "parameterNames")))
         if name in ("getParameterNames", "refreshObject"):
             path = str(spec.get("objectName") or spec.get("parameterName") or "")
-            return GetParameterNames(path, next_level=False)
+            return GetParameterNames(path, next_level=bool(spec.get("nextLevel", False)))
         if name == "addObject":
-            return AddObject(_object_path(spec), parameter_key="")
+            return AddObject(_object_path(spec), parameter_key=_parameter_key(spec))
         if name == "deleteObject":
-            return DeleteObject(_object_path(spec), parameter_key="")
+            return DeleteObject(_object_path(spec), parameter_key=_parameter_key(spec))
+        if name == "getRPCMethods":
+            return GetRPCMethods()
+        if name == "setParameterAttributes":
+            return SetParameterAttributes(_attributes(spec))
+        if name == "scheduleInform":
+            return ScheduleInform(
+                delay_seconds=int(spec.get("delaySeconds", 0)),
+                command_key=str(spec.get("commandKey", "")),
+            )
         if name == "reboot":
             return Reboot(command_key=str(spec.get("commandKey", "")))
         if name == "factoryReset":
@@ -108,6 +122,8 @@ class TaskPlan:
             return TaskOutcome(
                 result=[[a.name, a.notification, list(a.access_list)] for a in attributes]
             )
+        if name == "getRPCMethods":
+            return TaskOutcome(result=list(_expect(rpc, GetRPCMethodsResponse).method_list))
         if name == "refreshObject" and self._listed is not None:
             values = _expect(rpc, GetParameterValuesResponse).parameter_list
             return self._refreshed(self._listed, values)
@@ -185,7 +201,7 @@ class TaskPlan:
                 raise TaskSpecError(f"{path}: {exc}") from None
             structs.append(ParameterValueStruct(path, text, xsd_type))
         self._sent_values = structs
-        return SetParameterValues(structs, parameter_key="")
+        return SetParameterValues(structs, parameter_key=_parameter_key(self._spec))
 
     def _guess_type(self, path: str, value: Any) -> str:
         stored = self._types.get(path)
@@ -227,6 +243,26 @@ def _strings(spec: Mapping[str, Any], key: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise TaskSpecError(f"{key} must be a list of parameter paths")
     return value
+
+
+def _parameter_key(spec: Mapping[str, Any]) -> str:
+    """The ParameterKey a setParameterValues, addObject or deleteObject task asks the device to
+    take on (TR-069 Annex A): "" unless the task names one."""
+    return str(spec.get("parameterKey", ""))
+
+
+def _attributes(spec: Mapping[str, Any]) -> list[SetParameterAttributesStruct]:
+    """setParameterAttributes' `parameterAttributes`: [[path, notification], ...], each
+    changing the Notification only."""
+    raw = spec.get("parameterAttributes")
+    if not isinstance(raw, list) or not raw:
+        raise TaskSpecError("parameterAttributes must be a non-empty list of [path, notification]")
+    structs = []
+    for item in raw:
+        if not isinstance(item, list | tuple) or len(item) != 2 or not isinstance(item[1], int):
+            raise TaskSpecError(f"parameterAttributes entry {item!r} is not [path, notification]")
+        structs.append(SetParameterAttributesStruct(str(item[0]), True, item[1], False))
+    return structs
 
 
 def _object_path(spec: Mapping[str, Any]) -> str:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from knock.vocab import CrMethod
+
 if TYPE_CHECKING:
     from knock.check.context import CheckContext
 
@@ -21,6 +23,8 @@ class Family(StrEnum):
     UDP = "udp"
     XMPP = "xmpp"
     DATAMODEL = "datamodel"
+    INFORM = "inform"  # what every Inform seen during the run says
+    RPC = "rpc"  # Annex A's RPCs, each in a session a connection request by one method opened
 
 
 CaseFn = Callable[["CheckContext"], Awaitable[None]]
@@ -33,19 +37,28 @@ class Case:
     title: str  # what a passing device does, one sentence
     family: Family
     run: CaseFn
+    via: CrMethod | None = None  # the CR method that must open the case's sessions
+
+    @property
+    def level(self) -> str:
+        """MUST, or SHOULD for a requirement the standard words so (the case warns)."""
+        return "SHOULD" if "(SHOULD)" in self.requirement else "MUST"
 
 
 _REGISTRY: dict[str, Case] = {}
 
 
-def case(id: str, requirement: str, title: str) -> Callable[[CaseFn], CaseFn]:
-    """Register the decorated function as the case *id*; its family is the id's first part."""
+def case(
+    id: str, requirement: str, title: str, via: CrMethod | None = None
+) -> Callable[[CaseFn], CaseFn]:
+    """Register the decorated function as the case *id*; its family is the id's first part.
+    *via*: every session the case needs is opened by a connection request by that method."""
     family = Family(id.split(".", 1)[0])
 
     def register(run: CaseFn) -> CaseFn:
         if id in _REGISTRY and _REGISTRY[id].run is not run:
             raise ValueError(f"case {id} is registered twice: rename one of them")
-        _REGISTRY[id] = Case(id, requirement, title, family, run)
+        _REGISTRY[id] = Case(id, requirement, title, family, run, via)
         return run
 
     return register
@@ -58,8 +71,9 @@ def all_cases() -> list[Case]:
     for module in pkgutil.iter_modules(package.__path__):
         if module.name.startswith("cases_"):
             importlib.import_module(f"knock.check.{module.name}")
-    order = list(Family)
-    return sorted(_REGISTRY.values(), key=lambda c: order.index(c.family))
+    order, methods = list(Family), [None, *CrMethod]
+    # A per-method family lists each method's cases together: its profile.
+    return sorted(_REGISTRY.values(), key=lambda c: (order.index(c.family), methods.index(c.via)))
 
 
 def select(patterns: Iterable[str]) -> list[Case]:

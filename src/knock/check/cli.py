@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from knock.server import Running
 
 CHECK_HELP: Final = (
-    "Check a CPE's connection requests (HTTP, UDP/STUN, XMPP) against TR-069: start an ACS with "
+    "Check a CPE's connection requests (HTTP, UDP/STUN, XMPP) against TR-069, and its RPCs "
+    "(Annex A) in sessions each method's requests open (rpc.http.*, rpc.udp.*, rpc.xmpp.*) and "
+    "its Informs (inform.*): start an ACS with "
     "its own STUN and XMPP servers, wait for the device to Inform, provision it, run the cases "
     "and give a verdict for each, with the messages exchanged as evidence.\n\n"
     "Ports (all on --host): CWMP tcp --cwmp-port (7547), STUN udp --stun-port (3478), XMPP tcp "

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -25,11 +25,12 @@ from knock.auth import (
 from knock.check.evidence import Evidence, Kind
 from knock.check.options import CheckOptions
 from knock.check.verdict import CaseFailed, CaseSkipped, CaseWarned, DeviceSilent
+from knock.connreq.dispatcher import CrResult
 from knock.hosts import over
 from knock.notify import Arrival, SessionEnded, Subscription, TaskFinished
 from knock.server import Running
 from knock.store.rows import CrTarget, TaskRow
-from knock.vocab import Event, TaskStatus
+from knock.vocab import CrMethod, Event, TaskStatus
 
 MS = "Device.ManagementServer."
 
@@ -105,14 +106,19 @@ class DeviceUnderTest:
             await self._http.close()
             self._http = None
 
-    def context(self) -> CheckContext:
-        return CheckContext(self, Evidence())
+    def context(self, via: CrMethod | None = None) -> CheckContext:
+        return CheckContext(self, Evidence(), via)
 
 
 class CheckContext:
-    def __init__(self, dut: DeviceUnderTest, evidence: Evidence) -> None:
+    def __init__(
+        self, dut: DeviceUnderTest, evidence: Evidence, via: CrMethod | None = None
+    ) -> None:
         self.dut = dut
         self.evidence = evidence
+        # The connection-request method every session of a per-method case must be opened by;
+        # None: whichever the ACS picks, or none when the device is in a session already.
+        self.via = via
         self._recorded: set[int] = set()  # sessions already in the evidence
 
     @property
@@ -194,50 +200,87 @@ class CheckContext:
     async def run_task(self, spec: Mapping[str, Any], within: float | None = None) -> TaskRow:
         """Queue *spec* (a GenieACS task), get the device into a session (a connection request
         unless it is in one) and wait until the task finished or faulted."""
+        (done,) = await self.run_tasks([spec], within)
+        return done
+
+    async def run_tasks(
+        self, specs: Sequence[Mapping[str, Any]], within: float | None = None
+    ) -> list[TaskRow]:
+        """`run_task` for several tasks at once, queued in order so that one session carries
+        them all. With `via` set (a per-method case), the device is first let out of any
+        session, and the session must be one a connection request by that method opened."""
         wait = within if within is not None else self.options.inform_within
         store = self.acs.store
-        if not self.acs.acs.in_session(self.device_id):
+        if self.via is not None or not self.acs.acs.in_session(self.device_id):
             await self.ready()  # the connection request below must not meet the rate limit
-        row = await store.add_task(self.device_id, str(spec["name"]), dict(spec), datetime.now(UTC))
-        self.evidence.add(Kind.SENT, f"task {row.id}: {spec['name']}", _show(spec))
-        finished = False
+        rows = []
+        for spec in specs:
+            row = await store.add_task(
+                self.device_id, str(spec["name"]), dict(spec), datetime.now(UTC)
+            )
+            self.evidence.add(Kind.SENT, f"task {row.id}: {spec['name']}", _show(spec))
+            rows.append(row)
+        waiting = {row.id for row in rows}
+        names = ", ".join(str(spec["name"]) for spec in specs)
         sessions: list[int] = []
         with self.acs.hub.subscribe(self.device_id) as announcements:
             reach = None
             if not self.acs.acs.in_session(self.device_id):
-                reach = asyncio.create_task(self.acs.dispatcher.reach(self.device_id, wait))
+                reach = asyncio.create_task(
+                    self.acs.dispatcher.reach(self.device_id, wait, via=self.via)
+                )
             try:
                 async with asyncio.timeout(wait):
-                    while not finished:
+                    while waiting:
                         item = await announcements.next()
                         if isinstance(item, Arrival):
                             self._record_arrival(item)
                             sessions.append(item.session_id)
-                        finished = isinstance(item, TaskFinished) and item.task_id == row.id
+                        if isinstance(item, TaskFinished):
+                            waiting.discard(item.task_id)
             except TimeoutError:
                 why = (
                     f"the device never answered it in sessions {', '.join(map(str, sessions))}"
                     if sessions
                     else "no session began"
                 )
-                self.silent(f"the device did not answer {spec['name']} within {wait:g} s: {why}")
+                self.silent(f"the device did not answer {names} within {wait:g} s: {why}")
             finally:
-                if reach is not None:
+                # A per-method case needs the request's outcome; it ends by its own deadline.
+                if reach is not None and (self.via is None or waiting) and not reach.done():
                     reach.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await reach
-                if not finished and await store.delete_task(row.id):
-                    # Left queued, the ACS would send it in every later session: a device that
-                    # cannot take it would fail every case after this one.
-                    self.note(f"task {row.id} cancelled: removed from the ACS's queue")
-        done = await store.get_task(row.id)
+                for row in rows:
+                    if row.id in waiting and await store.delete_task(row.id):
+                        # Left queued, the ACS would send it in every later session: a device
+                        # that cannot take it would fail every case after this one.
+                        self.note(f"task {row.id} cancelled: removed from the ACS's queue")
+        if self.via is not None:
+            self._opened_by_via(None if reach is None else await reach)
+        return [await self._finished(row.id) for row in rows]
+
+    def _opened_by_via(self, reached: CrResult | None) -> None:
+        """Fail unless the session that ran the tasks was opened by a connection request by
+        `via`: a per-method case proves nothing about a session the device opened itself."""
+        if reached is None:
+            self.fail(f"the tasks ran in a session no {self.via} connection request opened")
+        self.note(f"{self.via} connection request: {reached.outcome.value}, {reached.detail}")
+        if not reached.delivered:
+            self.fail(
+                f"the {self.via} connection request that should open the session was not "
+                f"delivered ({reached.outcome.value}: {reached.detail})"
+            )
+
+    async def _finished(self, task_id: int) -> TaskRow:
+        done = await self.acs.store.get_task(task_id)
         assert done is not None  # it just finished
         if done.status == TaskStatus.FAULTED:
             self.evidence.add(
-                Kind.RECEIVED, f"task {row.id} faulted {done.fault_code}", str(done.fault_string)
+                Kind.RECEIVED, f"task {task_id} faulted {done.fault_code}", str(done.fault_string)
             )
         else:
-            self.evidence.add(Kind.RECEIVED, f"task {row.id} done", _show(done.result))
+            self.evidence.add(Kind.RECEIVED, f"task {task_id} done", _show(done.result))
         return done
 
     async def read(self, *names: str) -> dict[str, str]:
@@ -281,10 +324,12 @@ class CheckContext:
         otherwise why not. Evidence after a failure that the cases after it can still judge
         the device."""
         self.note("checking that the device still responds")
+        # By any method: a device that no longer takes one method's requests still responds.
+        probe = CheckContext(self.dut, self.evidence)
         try:
-            await self.settled()
+            await probe.settled()
             url = self.ms("ConnectionRequestURL")
-            await self.run_task({"name": "getParameterValues", "parameterNames": [url]})
+            await probe.run_task({"name": "getParameterValues", "parameterNames": [url]})
         except CaseFailed as exc:
             return str(exc)
         self.note("the device still responds")

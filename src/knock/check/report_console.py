@@ -52,7 +52,8 @@ def listing(console: Console, cases: Sequence[Case]) -> None:
     table = Table(title="knock check cases")
     table.add_column("id")
     table.add_column("requirement")
+    table.add_column("level")
     table.add_column("passes when", overflow="fold")
     for case in cases:
-        table.add_row(case.id, case.requirement, case.title)
+        table.add_row(case.id, case.requirement, case.level, case.title)
     console.print(table)

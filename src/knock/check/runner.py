@@ -30,7 +30,7 @@ log = logging.getLogger("knock.check")
 async def run_case(dut: DeviceUnderTest, case: Case) -> CaseResult:
     """Run *case* once the device is idle; a case that raises anything else than a verdict
     fails with the error, so one broken case does not stop the run."""
-    ctx = dut.context()
+    ctx = dut.context(case.via)
     started = time.monotonic()
     if not dut.unresponsive:
         try:

@@ -35,6 +35,11 @@ class Defect(StrEnum):
     NO_ACTIVE_NOTIFY_JID = "no-active-notify-jid"
     NO_ACTIVE_NOTIFY_UDP_ADDRESS = "no-active-notify-udp-address"
     NO_CERT_CHECK = "no-cert-check"
+    INVALID_NAME_9002 = "invalid-name-9002"
+    SPV_NOT_ATOMIC = "spv-not-atomic"
+    NO_PASSIVE_NOTIFY = "no-passive-notify"
+    COMMAND_KEY_DROPPED = "command-key-dropped"
+    RETRY_COUNT_STUCK = "retry-count-stuck"
 
     @property
     def breaks(self) -> str:
@@ -69,6 +74,21 @@ BREAKS: Final = {
     Defect.NO_CERT_CHECK: (
         "RFC 6120 §13.7.2: any certificate of the XMPP server (and the ACS) is accepted, "
         "whoever signed it and whatever it names"
+    ),
+    Defect.INVALID_NAME_9002: (
+        "Annex A.3.2: GetParameterNames/Values of a name the device lacks fault 9002, not 9005"
+    ),
+    Defect.SPV_NOT_ATOMIC: (
+        "Annex A.3.2.1: a SetParameterValues with one bad value faults but applies the others"
+    ),
+    Defect.NO_PASSIVE_NOTIFY: (
+        "Annex A.3.2.4, §3.7.1.5: a change of a passively notified parameter is never informed"
+    ),
+    Defect.COMMAND_KEY_DROPPED: (
+        "Annex A.3.2.9, A.4.1.2: M Reboot and M ScheduleInform carry an empty CommandKey"
+    ),
+    Defect.RETRY_COUNT_STUCK: (
+        "Annex A.3.3.1: the Inform's RetryCount is 1 after a session that succeeded, not 0"
     ),
 }
 

@@ -320,7 +320,7 @@ class SimulatedCpe:
         for request in [r for r in self._scheduled if r.due <= now]:
             self._scheduled.remove(request)
             self.state.add_event(Event.SCHEDULED)
-            self.state.add_event(Event.M_SCHEDULE_INFORM, request.command_key)
+            self.state.add_event(Event.M_SCHEDULE_INFORM, self._command_key(request.command_key))
 
     def _next_deadline(self, now: float) -> float | None:
         deadlines = [request.due for request in self._scheduled]
@@ -374,9 +374,13 @@ class SimulatedCpe:
         if received is not None and transfer.file_type == FIRMWARE_IMAGE:
             self._boot()
 
+    def _command_key(self, asked: str) -> str:
+        """The CommandKey an M event carries: the one asked for, unless a defect drops it."""
+        return "" if Defect.COMMAND_KEY_DROPPED in self.defects else asked
+
     def _apply(self, effect: Effect) -> None:
         if isinstance(effect, RebootAfterSession):
-            self.state.add_event(Event.M_REBOOT, effect.command_key)
+            self.state.add_event(Event.M_REBOOT, self._command_key(effect.command_key))
             self._boot()
         elif isinstance(effect, FactoryResetAfterSession):
             self.state.factory_reset()
@@ -459,6 +463,11 @@ class SimulatedCpe:
     def _inform(self, now: float) -> tuple[Inform, dict[str, str]]:
         """The Inform to send, and the value changes it reports."""
         self._refresh_uptime()
+        if Defect.NO_PASSIVE_NOTIFY in self.defects:
+            changes = self.model.changes()
+            self.model.clear_changes(
+                {n: v for n, v in changes.items() if self.model.notification(n) == 1}
+            )
         changes = self.model.changes()
         events = list(self.state.events)
         if changes and EventStruct(Event.VALUE_CHANGE) not in events:
@@ -468,7 +477,8 @@ class SimulatedCpe:
             events=events,
             max_envelopes=1,
             current_time=format_datetime(datetime.fromtimestamp(now, UTC)),
-            retry_count=self._failures,
+            # A device with the defect counts one failed attempt more than it made.
+            retry_count=self._failures + (Defect.RETRY_COUNT_STUCK in self.defects),
             parameter_list=self.model.inform_parameters(),
         )
         return inform, changes
@@ -523,7 +533,9 @@ class SimulatedCpe:
             return Handled(_fault_for(incoming))
         self._refresh_uptime()
         clock = self._clock.time()
-        return handle(incoming.body, self.model, clock, self.state.transfers, self.quirks)
+        return handle(
+            incoming.body, self.model, clock, self.state.transfers, self.quirks, self.defects
+        )
 
     def _next_id(self) -> str:
         return f"{self.serial}-{next(self._ids)}"

@@ -7,6 +7,7 @@ the device loop to carry out: nothing here sleeps, reboots or opens a connection
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any, Final, TypeAlias
 from urllib.parse import urlsplit
 
 from knock.cpe.datamodel import DataModel, ModelFault
+from knock.cpe.defects import NONE, Defect, Defects
 from knock.cpe.quirks import Quirk, Quirks
 from knock.cwmp.faults import CpeFault, cpe_fault
 from knock.cwmp.rpcs import (
@@ -163,9 +165,10 @@ def handle(
     now: float,
     queue: Sequence[QueuedTransfer] = (),
     quirks: Quirks = frozenset(),
+    defects: Defects = NONE,
 ) -> Handled | Dropped:
     """Answer ACS request *rpc* at Unix time *now*; *queue* holds the transfers not yet done,
-    *quirks* the readings of the spec the device makes."""
+    *quirks* the readings of the spec the device makes, *defects* the requirements it breaks."""
     if Quirk.DROP_ON_UNKNOWN_PARAMETER in quirks and any(
         name and not model.has(name) for name in _names_in(rpc)
     ):
@@ -177,6 +180,10 @@ def handle(
             return Handled(
                 cpe_fault(CpeFault.INVALID_PARAMETER_NAME, "partial paths are not supported")
             )
+    if isinstance(rpc, SetParameterValues) and Defect.SPV_NOT_ATOMIC in defects:
+        for struct in rpc.parameter_list:  # each good value applied, whatever the others
+            with contextlib.suppress(ModelFault):
+                model.set_parameter_values([struct], rpc.parameter_key)
     handler = _HANDLERS.get(type(rpc))
     if handler is None:
         return Handled(
@@ -187,6 +194,12 @@ def handle(
     try:
         return handler(rpc, model, now, queue)
     except ModelFault as exc:
+        if (
+            Defect.INVALID_NAME_9002 in defects
+            and exc.code is CpeFault.INVALID_PARAMETER_NAME
+            and isinstance(rpc, GetParameterNames | GetParameterValues)
+        ):
+            return Handled(cpe_fault(CpeFault.INTERNAL_ERROR, str(exc)))
         return Handled(exc.to_fault())
 
 
