@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -201,7 +202,10 @@ def _wait_for_stop(out: Console, example: str) -> None:
         out.print(
             f"Lab up. Try `ip netns exec {example} bash`. Ctrl-C tears it down.", highlight=False
         )
-        signal.sigwait(stops)
+        # The lab's own threads do not block the signal: when one of them takes it, Python
+        # raises it here instead. The same stop.
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.sigwait(stops)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
     out.print("tearing down", highlight=False)
