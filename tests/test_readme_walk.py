@@ -66,6 +66,18 @@ async def process(
             await proc.wait()
 
 
+async def served(nbi: str) -> None:
+    """`knock serve` is up, as the person walking waits for its banner: its NBI answers, and the
+    lab CA the devices are given (`--ca .knock/ca.pem`) exists."""
+    async with aiohttp.ClientSession() as http, asyncio.timeout(60):
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{nbi}/ca.pem") as r:
+                    if r.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+
+
 async def ready(nbi: str) -> None:
     """Every device informed and reported what the ACS set it up with (the NAT binding and
     the JID), so that each method of the walk can reach it."""
@@ -115,6 +127,7 @@ async def test_every_line_of_the_readme_walk_runs(tmp_path: Path) -> None:
         await stack.enter_async_context(
             process(sys.executable, "-m", "knock", "serve", env=env, cwd=tmp_path)  # `make run`
         )
+        await served(f"http://127.0.0.1:{nbi}")
         for line in lines:
             moved = line.replace(":7547/", f":{cwmp}/").replace(":7557/", f":{nbi}/")
             if BACKGROUND in line:
