@@ -88,7 +88,7 @@ def test_ctrl_c_tears_the_hosts_lab_down() -> None:
         )
         assert "bearer token in" in output
         lab.send_signal(signal.SIGINT)
-        assert lab.wait(30) == 0
+        assert lab.wait(120) == 0  # stopping PostgreSQL, ejabberd and four ACS workers
     finally:
         if lab.poll() is None:
             lab.kill()
