@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import select
 import signal
 import subprocess
 import sys
+import time
 
 from lab_support import REPLY_TIMEOUT
 from typer.testing import CliRunner
@@ -14,6 +16,23 @@ from knock.cli import app
 from knock.lab import netns
 
 KNOCK = [sys.executable, "-m", "knock"]
+
+
+def _read_until(process: subprocess.Popen[bytes], marker: str, timeout: float) -> str:
+    """What the process printed up to and including `marker`. Reads the pipe's descriptor, not a
+    buffered file: after readline() the file may hold the next lines while select() on the
+    descriptor says nothing is left, so a marker already printed was waited for in vain."""
+    assert process.stdout is not None
+    output = b""
+    deadline = time.monotonic() + timeout
+    while marker.encode() not in output:
+        left = deadline - time.monotonic()
+        readable, _, _ = select.select([process.stdout.fileno()], [], [], max(left, 0))
+        assert readable, f"no {marker!r} within {timeout} s: {output.decode()}"
+        chunk = os.read(process.stdout.fileno(), 65536)
+        assert chunk, f"ended before {marker!r}: {output.decode()}"
+        output += chunk
+    return output.decode()
 
 
 def test_help_says_what_the_lab_is_for() -> None:
@@ -47,16 +66,9 @@ def test_exec_runs_the_command_in_the_namespace_and_passes_its_status_on() -> No
 
 
 def test_ctrl_c_tears_the_lab_down() -> None:
-    lab = subprocess.Popen([*KNOCK, "lab", "nat"], stdout=subprocess.PIPE, text=True)
+    lab = subprocess.Popen([*KNOCK, "lab", "nat"], stdout=subprocess.PIPE)
     try:
-        assert lab.stdout is not None
-        readable, _, _ = select.select([lab.stdout], [], [], 30)
-        assert readable, "knock lab nat printed nothing"
-        output = ""
-        while "Lab up" not in output:
-            line = lab.stdout.readline()
-            assert line, f"knock lab nat ended early: {output}"
-            output += line
+        output = _read_until(lab, "Ctrl-C", 60)
         tag = output.split("ip netns exec ", 1)[1].split()[0].removesuffix("-pub")
         assert f"{tag}-lan" in netns.names()
         lab.send_signal(signal.SIGINT)
@@ -70,17 +82,10 @@ def test_ctrl_c_tears_the_lab_down() -> None:
 
 def test_ctrl_c_tears_the_hosts_lab_down() -> None:
     """`knock lab hosts`: every machine built, then nothing left after Ctrl-C."""
-    lab = subprocess.Popen([*KNOCK, "lab", "hosts", "-q"], stdout=subprocess.PIPE, text=True)
+    lab = subprocess.Popen([*KNOCK, "lab", "hosts", "-q"], stdout=subprocess.PIPE)
     try:
-        assert lab.stdout is not None
-        output = ""
-        while "Lab up" not in output:
-            # About 30 s when the machine is idle; CI may be building other labs meanwhile.
-            readable, _, _ = select.select([lab.stdout], [], [], 240)
-            assert readable, f"knock lab hosts went silent: {output}"
-            line = lab.stdout.readline()
-            assert line, f"knock lab hosts ended early: {output}"
-            output += line
+        # About 30 s when the machine is idle; CI may be building other labs meanwhile.
+        output = _read_until(lab, "Ctrl-C", 240)
         tag = output.split("ip netns exec ", 1)[1].split()[0].removesuffix("-acs1")
         machines = ("db", "acs1", "acs2", "xmpp", "pub", "nat", "lan")
         assert sorted(n for n in netns.names() if n.startswith(f"{tag}-")) == sorted(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Final, NoReturn
@@ -195,19 +195,25 @@ def clean() -> None:
 
 def _wait_for_stop(out: Console, example: str) -> None:
     """Wait for Ctrl-C or SIGTERM: the ordinary way to end the lab, so not an error."""
-    stops = {signal.SIGINT, signal.SIGTERM}
-    # Blocked before "Lab up" is printed, so a stop sent as soon as it shows is waited for too.
-    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    stopped = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        stopped.set()
+
+    # A handler that only sets a flag, not sigwait with the signals blocked: the lab's own threads
+    # were started earlier and do not block them, and a stop one of them took was raised as
+    # KeyboardInterrupt wherever the main thread then was (exit 130 instead of a teardown).
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         out.print(
             f"Lab up. Try `ip netns exec {example} bash`. Ctrl-C tears it down.", highlight=False
         )
-        # The lab's own threads do not block the signal: when one of them takes it, Python
-        # raises it here instead. The same stop.
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.sigwait(stops)
+        # Python runs handlers between bytecodes of the main thread: wake up to let it.
+        while not stopped.wait(0.2):
+            pass
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
     out.print("tearing down", highlight=False)
 
 
