@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from knock.ratelog import RepeatedLog, RepeatFilter
+from knock.ratelog import ReasonLog, RepeatedLog, RepeatFilter
 
 
 def test_a_storm_is_one_line_per_interval_with_its_count(caplog: pytest.LogCaptureFixture) -> None:
@@ -44,4 +44,23 @@ def test_a_library_logger_passes_each_template_once_per_interval(
         "Unhandled exception",
         "Error handling request from 192.0.2.1 (500 times since the last such line, "
         "at most one a 60 s)",
+    ]
+
+
+def test_many_sources_of_one_reason_are_one_line_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    reasons = ReasonLog(logging.getLogger("knock.test.reasons"), clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, "knock.test.reasons"):
+        for n in range(3700):
+            reasons.hit("session failed (TimeoutError)", f"device SIM{n:06d}")
+        reasons.hit("session failed (HTTP 503)", "device SIM000001")
+        now[0] = 60.0
+        reasons.hit("session failed (TimeoutError)", "device SIM000042")
+    assert [r.getMessage() for r in caplog.records] == [
+        "session failed (TimeoutError): device SIM000000",
+        "session failed (HTTP 503): device SIM000001",
+        "session failed (TimeoutError): device SIM000042 "
+        "(3700 times since the last such line, at most one a 60 s)",
     ]

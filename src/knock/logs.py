@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
-from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
@@ -50,32 +48,3 @@ def setup_logging(level: str, format: str, stream: TextIO | None = None) -> None
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if format == "json" else logging.Formatter(_TEXT))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-
-
-class Throttle:
-    """Lets a repeated log line through once per *interval* per key (a device, a source, a
-    reason), so that a device retrying every few seconds cannot flood the log."""
-
-    def __init__(
-        self,
-        interval: float,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 10_000,
-    ) -> None:
-        self._interval = interval
-        self._clock = clock
-        self._max_keys = max_keys
-        self._last: dict[Hashable, tuple[float, int]] = {}  # key -> (let through at, held back)
-
-    def allow(self, key: Hashable) -> int | None:
-        """None to hold this line back; else how many lines of *key* were held back since the
-        last one let through (to say so in this one)."""
-        now = self._clock()
-        last = self._last.get(key)
-        if last is not None and now - last[0] < self._interval:
-            self._last[key] = (last[0], last[1] + 1)
-            return None
-        if last is None and len(self._last) >= self._max_keys:
-            self._last.clear()  # made-up keys (spoofed sources) must not grow memory without end
-        self._last[key] = (now, 0)
-        return 0 if last is None else last[1]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from knock.acs.stun_outcomes import StunOutcomes
-from knock.logs import Throttle
+from knock.ratelog import Repeats
 from knock.store import Store
 from knock.stun.service import AuthFailed, BindingLearned
 from knock.vocab import StunOutcome
@@ -32,7 +32,7 @@ async def test_refusals_are_noted_and_logged_once_per_interval(
 ) -> None:
     caplog.set_level(logging.WARNING, "knock.stun")
     clock = [0.0]
-    outcomes = StunOutcomes(store, Throttle(60, clock=lambda: clock[0]))
+    outcomes = StunOutcomes(store, Repeats(60, clock=lambda: clock[0]))
     for _ in range(3):
         outcomes.refused(refused(StunOutcome.BAD_INTEGRITY))
     outcomes.refused(refused(StunOutcome.UNKNOWN_USERNAME, "stun-x"))
@@ -59,7 +59,7 @@ async def test_refusals_are_noted_and_logged_once_per_interval(
         "refused (401, bad-integrity): MESSAGE-INTEGRITY does not match"
     )
     assert bad[0].endswith("provisions it again")
-    assert bad[1].endswith("(2 more since the last such line)")
+    assert bad[1].endswith("(3 times since the last such line, at most one a 60 s)")
 
 
 async def test_an_authenticated_binding_is_written_once_not_per_keep_alive(store: Store) -> None:

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from knock.hosts import authority
-from knock.logs import Throttle, fields
+from knock.logs import fields
+from knock.ratelog import Repeats
 from knock.store import Store
 from knock.stun.attributes import Address
 from knock.stun.service import AuthFailed, BindingLearned
@@ -26,6 +27,7 @@ log = logging.getLogger("knock.stun")
 LOG_INTERVAL_S = 60.0
 LogLine = Callable[[str | None], None]  # logs a refusal, given the device id if known
 _MAX_TRACKED = 1_000_000  # usernames, as many as the STUN server keeps bindings for
+_MAX_LOGGED = 10_000  # (reason, username) pairs counted for the log
 
 _ADVICE = {
     StunOutcome.UNKNOWN_USERNAME: (
@@ -40,9 +42,9 @@ _ADVICE = {
 
 
 class StunOutcomes:
-    def __init__(self, store: Store, throttle: Throttle | None = None) -> None:
+    def __init__(self, store: Store, repeats: Repeats | None = None) -> None:
         self._store = store
-        self._throttle = throttle or Throttle(LOG_INTERVAL_S)
+        self._repeats = repeats or Repeats(LOG_INTERVAL_S, max_keys=_MAX_LOGGED)
         self._last: dict[str, StunOutcome] = {}  # username -> the outcome the store holds
         self._devices: dict[str, str] = {}  # username -> device id, learned from the store
         self._pending: set[asyncio.Task[None]] = set()
@@ -55,17 +57,17 @@ class StunOutcomes:
     def refused(self, event: AuthFailed) -> None:
         """A signed Binding Request was answered 401."""
         # Decided now, in the order the datagrams came, even when the line waits for the store.
-        held_back = self._throttle.allow((event.reason, event.username))
+        count = self._repeats.due((event.reason, event.username))
         if event.reason is StunOutcome.UNKNOWN_USERNAME:
             # No device holds it (the password lookup missed): nothing to note on a document,
             # and nothing to remember for spoofed names.
-            if held_back is not None:
-                self._log(event, None, held_back=held_back)
+            if count:
+                self._log(event, None, count=count)
             return
-        if held_back is None:
+        if not count:
             self._note(event.username, event.reason, event.source, event.at, None)
             return
-        line = functools.partial(self._log, event, held_back=held_back)
+        line = functools.partial(self._log, event, count=count)
         self._note(event.username, event.reason, event.source, event.at, line)
 
     async def settled(self) -> None:
@@ -116,7 +118,7 @@ class StunOutcomes:
         if line is not None:
             line(device_id)
 
-    def _log(self, event: AuthFailed, device_id: str | None, *, held_back: int) -> None:
+    def _log(self, event: AuthFailed, device_id: str | None, *, count: int) -> None:
         source = authority(*event.source)
         log.warning(
             "device %s: STUN Binding Request from %s with username %r refused (401, %s): %s%s",
@@ -125,12 +127,12 @@ class StunOutcomes:
             event.username,
             event.reason,
             _ADVICE[event.reason],
-            f" ({held_back} more since the last such line)" if held_back else "",
+            self._repeats.suffix(count),
             extra=fields(
                 event="stun-refused",
                 device_id=device_id,
                 source=source,
                 reason=str(event.reason),
-                held_back=held_back,
+                held_back=count - 1,
             ),
         )
