@@ -101,13 +101,21 @@ class AcsClient:
             auth = self._authorization()
             if auth:
                 sent_headers["Authorization"] = auth
-            async with self._http.post(
-                self.url, data=body, headers=sent_headers, ssl=self._ssl if self._ssl else True
-            ) as response:
-                data = await response.read()
-                if response.status != 401 or not self._password:
-                    return response.status, data
-                self._learn(response.headers.getall("WWW-Authenticate", []))
+            try:
+                async with self._http.post(
+                    self.url, data=body, headers=sent_headers, ssl=self._ssl if self._ssl else True
+                ) as response:
+                    data = await response.read()
+            except TimeoutError as exc:
+                # aiohttp's total timeout is a TimeoutError without a word: say what timed out.
+                detail = f" ({exc})" if str(exc) else ""
+                raise TimeoutError(
+                    f"no complete answer from the ACS at {self.url} within "
+                    f"{self._timeout.total:g} s{detail}"
+                ) from exc
+            if response.status != 401 or not self._password:
+                return response.status, data
+            self._learn(response.headers.getall("WWW-Authenticate", []))
         return response.status, data
 
     def _learn(self, challenges: list[str]) -> None:

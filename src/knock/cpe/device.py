@@ -11,7 +11,6 @@ thousands of devices share one event loop.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import random
 import secrets
@@ -43,6 +42,7 @@ from knock.cpe.rpc_handler import (
     RebootAfterSession,
     handle,
 )
+from knock.cpe.session_failures import SessionFailures
 from knock.cpe.state import DeviceState
 from knock.cpe.transfer import Received, perform
 from knock.cwmp.envelope import CwmpError, Envelope, UnknownMethod
@@ -65,8 +65,6 @@ from knock.cwmp.values import (
 )
 from knock.vocab import Event
 from knock.xmlsafe import XmlError
-
-log = logging.getLogger(__name__)
 
 # TR-069 §3.2.1.1 defaults, used when the model lacks the parameters.
 DEFAULT_RETRY_MINIMUM_WAIT: Final = 5
@@ -186,7 +184,10 @@ class SimulatedCpe:
         client_factory: ClientFactory = default_client,
         defects: Defects = NONE,
         quirks: Quirks = frozenset(),
+        failures: SessionFailures | None = None,
     ) -> None:
+        """*failures*: where failed sessions are counted and logged, shared by a fleet's
+        devices so that one reason makes one line, not one per device."""
         schema = shaped(model if isinstance(model, ModelSchema) else load_model(model), quirks)
         self.serial = serial
         self.defects = defects  # requirements this device breaks on purpose (knock check)
@@ -220,6 +221,7 @@ class SimulatedCpe:
         self._in_session = False
         self._after_session: list[str] = []  # session requests that came during a session
         self.counts = SessionCounts()
+        self._failure_log = failures or SessionFailures()
         self._failures = 0  # consecutive failed sessions: the Inform's RetryCount
         self._retry_at = 0.0
         self._boot_time = 0.0
@@ -444,14 +446,7 @@ class SimulatedCpe:
         )
         wait = self._uniform(low, high)
         self._retry_at = self._clock.time() + wait
-        log.warning(
-            "device %s: session %d failed (%s: %s); next attempt in %.0f s",
-            self.serial,
-            self._failures,
-            type(exc).__name__,
-            exc,
-            wait,
-        )
+        self._failure_log.failed(self.serial, self._failures, exc, wait)
 
     def _endpoint(self) -> AcsEndpoint:
         return AcsEndpoint(

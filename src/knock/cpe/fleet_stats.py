@@ -23,6 +23,7 @@ class FleetStats:
     xmpp: Mapping[str, int] = field(default_factory=dict)
     stun_bound: int = 0  # devices whose STUN binding is known
     xmpp_online: int = 0  # devices logged in to their XMPP server
+    failures: Mapping[str, int] = field(default_factory=dict)  # failed sessions by reason
 
     @property
     def cr_received(self) -> int:
@@ -43,6 +44,7 @@ class FleetStats:
             in_session=self.in_session + other.in_session,
             sessions=self.sessions + other.sessions,
             errors=self.errors + other.errors,
+            failures=_added(self.failures, other.failures),
             cr=_added(self.cr, other.cr),
             udp=_added(self.udp, other.udp),
             xmpp=_added(self.xmpp, other.xmpp),

@@ -15,6 +15,14 @@ def _refusals(stats: FleetStats) -> str:
     return ", ".join(f"{answer} {n}" for answer, n in sorted(stats.cr_refused.items()))
 
 
+def _errors(stats: FleetStats) -> str:
+    """Failed sessions by reason, most first: what the log says once per reason per interval."""
+    if not stats.failures:
+        return "failed sessions, devices that stopped"
+    ranked = sorted(stats.failures.items(), key=lambda item: (-item[1], item[0]))
+    return "failed sessions: " + ", ".join(f"{reason} {n}" for reason, n in ranked)
+
+
 def _refused(counts: Mapping[str, int]) -> dict[str, int]:
     """UDP or XMPP requests that opened no session, by reason (replays, refusals)."""
     return {k: n for k, n in sorted(counts.items()) if k not in ("accepted", "merged") and n}
@@ -42,7 +50,7 @@ def status_table(snapshot: FleetSnapshot) -> Table:
     table.add_row("online", str(stats.online), online_note)
     table.add_row("in session", str(stats.in_session), "")
     table.add_row("sessions done", str(stats.sessions), "")
-    table.add_row("errors", str(stats.errors), "failed sessions, devices that stopped")
+    table.add_row("errors", str(stats.errors), _errors(stats))
     table.add_row("CRs received", str(stats.cr_received), "HTTP requests to the devices")
     merged = stats.cr.get(CrAnswer.MERGED, 0)
     table.add_row("CRs accepted", str(stats.cr_accepted), f"{merged} joined a pending session")

@@ -26,6 +26,7 @@ from knock.cpe.datamodel import ModelSchema, load_model
 from knock.cpe.device import CpeError, SimulatedCpe, trusting_client
 from knock.cpe.fleet_config import FleetConfig
 from knock.cpe.fleet_stats import FleetStats
+from knock.cpe.session_failures import SessionFailures
 from knock.cpe.state import StateError
 from knock.cpe.trust import device_tls
 
@@ -46,6 +47,7 @@ class _Worker:
             tls=self.tls,
             host=config.cr_host,
         )
+        self.failures = SessionFailures(log)  # one line per reason for all the devices
         self.devices: list[SimulatedCpe] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.broken = 0
@@ -59,6 +61,7 @@ class _Worker:
             in_session=sum(1 for cpe in devices if cpe.in_session),
             sessions=sum(cpe.counts.done for cpe in devices),
             errors=self.broken + sum(cpe.counts.failed for cpe in devices),
+            failures=dict(self.failures.by_reason),
             cr=dict(self.services.http.gate.totals),
             udp={str(a): n for a, n in udp.gate.totals.items()} if udp is not None else {},
             xmpp={str(a): n for a, n in xmpp.gate.totals.items()} if xmpp is not None else {},
@@ -89,6 +92,7 @@ class _Worker:
                 defects=frozenset(config.defects),
                 quirks=frozenset(config.quirks),
                 client_factory=trusting_client(self.tls),
+                failures=self.failures,
             )
             self.services.attach(cpe)
             _configure(cpe, config)
@@ -156,8 +160,10 @@ async def run_worker(
         for task in helpers + worker.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await worker.services.close()
+        # Reported before the services close: closed, no device is bound or logged in, and
+        # the summary would say stun_bound=0 xmpp_online=0 of a fleet that was all online.
         report(worker.stats())
+        await worker.services.close()
 
 
 # --- the worker process ---------------------------------------------------------------------
