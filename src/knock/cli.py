@@ -28,6 +28,7 @@ err = Console(stderr=True)
 
 
 def _serve(config: Optional[Path], **flags: Any) -> None:  # noqa: UP045 - typer reads the hints
+    settings: Settings | None = None
     try:
         settings = load_settings(config, flags)
         from knock import server  # imported here so `knock --help` stays fast
@@ -40,10 +41,8 @@ def _serve(config: Optional[Path], **flags: Any) -> None:  # noqa: UP045 - typer
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     except OSError as exc:
-        err.print(
-            f"[bold red]error:[/] cannot listen: {escape(str(exc))}. "
-            "Is another `knock serve` running?"
-        )
+        assert settings is not None  # loading them raises ConfigError, not OSError
+        err.print(f"[bold red]error:[/] {escape(settings.listen_error(exc))}")
         raise typer.Exit(1) from None
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from knock.connreq.order import MethodOrder
+from knock.hosts import PortInUse
 from knock.nbi.origin import AllowedHosts
 from knock.store.retry import TaskRetry
 from knock.xmpp.client import TlsPolicy
@@ -415,6 +416,32 @@ class Settings:
         merged.validate()
         return merged
 
+    def port_option(self, port: int, transport: str) -> str | None:
+        """The command-line option that sets *port* for *transport* ("tcp", "udp"): what to
+        change when it is in use; None for a port no setting names (0 picks a free one)."""
+        if transport == "udp":
+            names = ["stun_port"]
+        else:
+            names = ["cwmp_port", "nbi_port", "files_port", "xmpp_port", "xmpp_tls_port"]
+        for name in names:
+            if port and getattr(self, name) == port:
+                return "--" + name.replace("_", "-")
+        if transport == "tcp" and port in self.metrics_ports():
+            return "--metrics-port"
+        return None
+
+    def listen_error(self, exc: OSError) -> str:
+        """What to tell a person whose listener could not start: a port in use names the
+        option that moves it."""
+        if isinstance(exc, PortInUse):
+            option = self.port_option(exc.port, exc.transport)
+            move = f" with {option}" if option else ""
+            return (
+                f"{exc.strerror} by another program (another knock serve or knock check?): "
+                f"stop it or give another port{move}"
+            )
+        return f"cannot listen: {exc}"
+
     def metrics_ports(self) -> list[int]:
         """Each worker's own metrics port, by worker index (none when metrics_port is 0)."""
         return [self.metrics_port + i for i in range(self.workers)] if self.metrics_port else []
@@ -597,6 +624,8 @@ def load_settings(
             doc = tomllib.loads(config_file.read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {config_file} does not exist") from None
+        except OSError as exc:  # unreadable: a configuration error, not a listener's
+            raise ConfigError(f"config file {config_file}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
         merged.update(_flatten_toml(doc))

@@ -10,6 +10,7 @@ same way.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import ipaddress
 import socket
@@ -20,6 +21,19 @@ from urllib.parse import urlsplit
 
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 _SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
+
+
+class PortInUse(OSError):
+    """A listener's port is held by another socket (another program, another knock serve):
+    its address and transport travel with it, so that a command can name the option that
+    moves it (`knock.config.Settings.port_option`)."""
+
+    def __init__(self, host: str, port: int, transport: str) -> None:
+        super().__init__(
+            errno.EADDRINUSE, f"cannot bind {authority(host, port)}/{transport}: the port is in use"
+        )
+        self.port = port
+        self.transport = transport
 
 
 def split_hosts(value: str) -> list[str]:
@@ -121,6 +135,9 @@ def bind_sockets(
             try:
                 sock.bind((host, port))
             except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    udp = kind == socket.SOCK_DGRAM
+                    raise PortInUse(host, port, "udp" if udp else "tcp") from None
                 raise OSError(
                     exc.errno, f"cannot bind {authority(host, port)}: {exc.strerror}"
                 ) from None

@@ -130,7 +130,7 @@ def test_the_command_lists_cases_and_refuses_an_unknown_one() -> None:
         "5223",
         "7547",
         "--xmpp-tls-port",
-        "--stun-auth",
+        "--stun-require-auth",
         "--udp-delay",
         "--junit",
         "knock serve",

@@ -7,7 +7,7 @@ import logging
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final, TypeVar
 
 import typer
 from rich.console import Console
@@ -34,8 +34,9 @@ CHECK_HELP: Final = (
     "--url when the device reaches this host by another name), ACS authentication off (or as "
     "in --config), then reboot it or wait for its periodic Inform. Knock sets the "
     "connection-request credentials, STUN and XMPP settings itself.\n\n"
-    "What a lab varies: --xmpp-tls or --xmpp-lab-plaintext, --xmpp-connect, --stun-auth, "
-    "--udp-delay, --cr-attempts, --cr-interval; waits: --inform-within (TR-069's 30 s), "
+    "What a lab varies: --xmpp-tls or --xmpp-lab-plaintext, --xmpp-connect, "
+    "--stun-require-auth, --udp-delay, --udp-cr-repeat, --udp-cr-interval (knock serve's "
+    "names); waits: --inform-within (TR-069's 30 s), "
     "--quiet-for, --rate-gap. "
     "Verdicts: pass, warn (a SHOULD the device does not do), fail, skipped (a method the "
     "device does not offer), not run (the device stopped responding in an earlier case). The "
@@ -49,6 +50,15 @@ CHECK_EPILOG: Final = (
     "--ca THE-LAB-CA-IT-PRINTED"
 )
 err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _renamed(old: str, new: str, given: T | None, value: T) -> T:
+    """The value of an option's old name if one was given, with a word to use the new one."""
+    if given is None:
+        return value
+    err.print(f"warning: {old} is now {new}, the name knock serve uses; {old} will go away")
+    return given
 
 
 def register(app: typer.Typer) -> None:
@@ -100,16 +110,23 @@ def check(
         str,
         typer.Option(help="XMPP ServerConnectAlgorithm the cases set: DNS-SRV, DNS, ServerTable."),
     ] = "ServerTable",
-    stun_auth: Annotated[
+    stun_require_auth: Annotated[
         bool, typer.Option(help="The STUN server demands MESSAGE-INTEGRITY (401 first).")
     ] = True,
     udp_delay: Annotated[
         float, typer.Option(help="Seconds between the STUN binding and a UDP CR.")
     ] = 0.0,
-    cr_attempts: Annotated[
-        int, typer.Option(help="Copies of a UDP CR; tries of a CR before it counts as lost.")
+    udp_cr_repeat: Annotated[
+        int,
+        typer.Option(help="Copies of a UDP CR; also the tries of a CR before it counts as lost."),
     ] = 3,
-    cr_interval: Annotated[float, typer.Option(help="Seconds between those attempts.")] = 1.0,
+    udp_cr_interval: Annotated[
+        float, typer.Option(help="Seconds between those copies and tries.")
+    ] = 1.0,
+    # The names before knock serve's were adopted: they still work, hidden from --help.
+    stun_auth: Annotated[bool | None, typer.Option(hidden=True)] = None,
+    cr_attempts: Annotated[int | None, typer.Option(hidden=True)] = None,
+    cr_interval: Annotated[float | None, typer.Option(hidden=True)] = None,
     inform_within: Annotated[
         float, typer.Option(help="Seconds a CR's session may take to begin.")
     ] = 30.0,
@@ -152,10 +169,10 @@ def check(
         rate_gap=rate_gap,
         xmpp_tls=xmpp_tls,
         xmpp_connect=connect,
-        stun_auth=stun_auth,
+        stun_auth=_renamed("--stun-auth", "--stun-require-auth", stun_auth, stun_require_auth),
         udp_delay=udp_delay,
-        cr_attempts=cr_attempts,
-        cr_interval=cr_interval,
+        cr_attempts=_renamed("--cr-attempts", "--udp-cr-repeat", cr_attempts, udp_cr_repeat),
+        cr_interval=_renamed("--cr-interval", "--udp-cr-interval", cr_interval, udp_cr_interval),
     )
     from knock.check.device import NoDevice
     from knock.check.report_html import html_report
@@ -222,9 +239,7 @@ def check(
             err.print(f"[bold red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from None
         except OSError as exc:
-            err.print(
-                f"[bold red]error:[/] cannot listen: {escape(str(exc))}. Is a knock serve running?"
-            )
+            err.print(f"[bold red]error:[/] {escape(settings.listen_error(exc))}")
             raise typer.Exit(2) from None
     report_console.summary(out, run.results, run.device_id)
     if junit is not None:
