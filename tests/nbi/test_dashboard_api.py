@@ -165,6 +165,11 @@ async def test_cr_stats_by_method(nbi: Nbi) -> None:
     assert methods["http"]["histogram"] == [1, 0, 2, 0, 0, 0, 1] + [0] * (bins - 7)
     assert methods["udp"]["histogram"] == [0, 0, 1, 1] + [0] * (bins - 4)
     assert methods["xmpp"]["histogram"] == [1] + [0] * (bins - 1)
+    assert {m: s["failed"] for m, s in methods.items()} == {
+        "http": {"unreachable": 1},
+        "udp": {},
+        "xmpp": {},
+    }
     assert methods["http"]["medianMs"] == 30.0
     assert methods["udp"]["medianMs"] == 50.0
     for name, finished, ok in (("http", 5, 4), ("udp", 2, 2), ("xmpp", 1, 1)):

@@ -327,3 +327,51 @@ async def test_the_device_page_upgrades_firmware_from_the_stored_images(tmp_path
         # token was typed.
         unauthorized = "Failed to load resource: the server responded with a status of 401"
         assert all(error.startswith(unauthorized) for error in page.errors), page.errors
+
+
+async def test_the_device_list_gives_the_total_and_pages_and_the_fleet_why_not_delivered(
+    start_nbi: StartNbi, tmp_path: Path
+) -> None:
+    nbi = await start_nbi()
+    store = nbi.store
+    now = datetime.now(UTC)
+    # 201 devices, SN000 the latest to inform: one more than a page holds.
+    for n in range(201):
+        await store.record_inform(
+            inform(f"001122-Router-SN{n:03d}", now=now - timedelta(seconds=n))
+        )
+    for outcome in (CrOutcome.TIMEOUT, CrOutcome.TIMEOUT, CrOutcome.UNREACHABLE):
+        started = now - timedelta(minutes=5)
+        attempt_id = await store.add_cr_attempt("001122-Router-SN000", CrMethod.UDP, started)
+        await store.finish_cr_attempt(attempt_id, outcome, started, "none came")
+
+    async with chromium(tmp_path) as browser:
+        page = await browser.new_page()
+        await page.goto(f"{nbi.url}/")
+        counted = await page.wait_for(
+            "document.getElementById('device-count')?.textContent || null"
+        )
+        assert counted == "1\N{EN DASH}200 of 201 devices, latest inform first"
+        rows = await page.evaluate(texts("#device-table tbody tr", "data-device"))
+        assert (len(rows), rows[0], rows[-1]) == (200, "001122-Router-SN000", "001122-Router-SN199")
+        assert await page.evaluate("document.getElementById('page-newer')") is None
+        await page.click("#page-older")
+        older = await page.wait_for(
+            f"(() => {{ const ids = {texts('#device-table tbody tr', 'data-device')};"
+            " return ids.length === 1 ? ids : null; })()"
+        )
+        assert older == ["001122-Router-SN200"]
+        assert await page.evaluate("location.hash") == "#/devices?page=2"
+        assert (
+            await page.evaluate("document.getElementById('device-count').textContent")
+            == "201\N{EN DASH}201 of 201 devices, latest inform first"
+        )
+
+        # The fleet view says why UDP requests were not delivered, most frequent first.
+        await page.goto(f"{nbi.url}/#/fleet")
+        why = await page.wait_for(
+            "document.querySelector(\"#cr-totals tr[data-method='udp'] td.failed\")"
+            "?.textContent || null"
+        )
+        assert why == f"{CrOutcome.TIMEOUT} 2, {CrOutcome.UNREACHABLE} 1"
+        assert page.errors == []

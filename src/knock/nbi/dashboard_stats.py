@@ -39,6 +39,7 @@ class _Method:
     delivered: int = 0
     pending: int = 0
     histogram: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_EDGES_MS) + 1))
+    failed: dict[str, int] = field(default_factory=dict)  # finished, not delivered, by outcome
 
     def document(self, median_ms: float | None) -> dict[str, Any]:
         return {
@@ -47,13 +48,16 @@ class _Method:
             "pending": self.pending,
             "medianMs": None if median_ms is None else round(median_ms, 1),
             "histogram": self.histogram,
+            # Most first: what an operator looks into first ("UDP 50 %" says not why).
+            "failed": dict(sorted(self.failed.items(), key=lambda item: (-item[1], item[0]))),
             "slices": [{"finished": s.finished, "delivered": s.delivered} for s in self.slices],
         }
 
 
 def cr_stats(counts: CrCounts, since: datetime, until: datetime, slices: int) -> dict[str, Any]:
     """Per method: attempts, how many delivered, how many still under way, the latency
-    histogram of the delivered ones (bins by LATENCY_EDGES_MS), and per slice of the window how
+    histogram of the delivered ones (bins by LATENCY_EDGES_MS), the others by outcome, and
+    per slice of the window how
     many finished and how many of those were delivered. Counts of a method this Knock does not
     know are left out."""
     methods = {m.value: _Method([_Slice() for _ in range(slices)]) for m in CrMethod}
@@ -71,6 +75,8 @@ def cr_stats(counts: CrCounts, since: datetime, until: datetime, slices: int) ->
             stats.delivered += count.count
             piece.delivered += count.count
             stats.histogram[count.bin] += count.count
+        elif count.outcome != CrOutcome.DELIVERED:
+            stats.failed[count.outcome] = stats.failed.get(count.outcome, 0) + count.count
     return {
         "since": iso(since),
         "until": iso(until),

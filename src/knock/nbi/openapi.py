@@ -502,8 +502,8 @@ OPENAPI: dict[str, Any] = {
         },
         "/dashboard/api/cr-stats": {
             "get": {
-                "summary": "Connection requests of every device by method: latency histogram "
-                "and delivered share over time",
+                "summary": "Connection requests of every device by method: latency histogram, "
+                "failures by outcome and delivered share over time",
                 "parameters": [
                     _query(
                         "window",
@@ -852,6 +852,12 @@ OPENAPI: dict[str, Any] = {
                                 "pending": {"type": "integer"},
                                 "medianMs": {"type": ["number", "null"]},
                                 "histogram": {"type": "array", "items": {"type": "integer"}},
+                                "failed": {
+                                    "type": "object",
+                                    "description": "Finished requests not delivered, by "
+                                    "outcome, most first.",
+                                    "additionalProperties": {"type": "integer"},
+                                },
                                 "slices": {
                                     "type": "array",
                                     "items": {

@@ -113,7 +113,7 @@ async function api(path, options = {}) {
     throw new Unauthorized();
   }
   const body = await response.json().catch(() => null);
-  return { status: response.status, ok: response.ok, body };
+  return { status: response.status, ok: response.ok, body, headers: response.headers };
 }
 
 async function getJson(path) {
@@ -215,8 +215,10 @@ async function deviceList(params) {
     show(mine, el("h1", { text: "Devices" }), form, el("p", { class: "error", text: `Not a JSON query: ${error.message}` }));
     return;
   }
+  const page = Math.max(1, Math.floor(Number(params.get("page"))) || 1);
   const answer = await api(`/devices/?${query({
     query: where, sort: { _lastInform: -1 }, limit: String(LIST_LIMIT),
+    skip: String((page - 1) * LIST_LIMIT),
     projection: ["_id", "_deviceId", "_lastInform", ...MANAGEMENT.map((m) => `${m}SupportedConnReqMethods`)].join(","),
   })}`);
   if (!answer.ok) {
@@ -231,9 +233,22 @@ async function deviceList(params) {
     el("td", { text: doc._deviceId?._SerialNumber || "" }),
     el("td", { text: methodsOf(doc) || "—" }),
     el("td", { title: when(doc._lastInform), text: ago(doc._lastInform) })));
-  const count = devices.length === LIST_LIMIT ? `the ${LIST_LIMIT} latest matching` : `${devices.length}`;
+  // The NBI's total header counts every match, whatever page this is.
+  const total = Number(answer.headers.get("total") ?? devices.length);
+  const first = (page - 1) * LIST_LIMIT + 1;
+  const shown = total > LIST_LIMIT || page > 1
+    ? `${first}–${first + devices.length - 1} of ${total}` : `${total}`;
+  const pageLink = (n, label, id) => el("a", {
+    id, href: `#/devices?${new URLSearchParams({ ...(text ? { q: text } : {}), page: String(n) })}`, text: label,
+  });
+  const pages = Math.max(1, Math.ceil(total / LIST_LIMIT));
+  const pager = pages > 1 ? el("nav", { id: "device-pages", class: "windows" },
+    page > 1 ? pageLink(page - 1, "← Newer", "page-newer") : null,
+    el("span", { class: "muted", text: ` page ${page} of ${pages} ` }),
+    page < pages ? pageLink(page + 1, "Older →", "page-older") : null) : null;
   show(mine, el("h1", { text: "Devices" }), form,
-    el("p", { id: "device-count", class: "muted", text: `${count} device${devices.length === 1 ? "" : "s"}${text ? ` matching “${text}”` : ""}` }),
+    el("p", { id: "device-count", class: "muted", text: `${shown} device${total === 1 ? "" : "s"}${text ? ` matching “${text}”` : ""}, latest inform first` }),
+    pager,
     table("device-table", ["Device", "Manufacturer", "Product class", "Serial number", "CR methods", "Last inform"],
       rows, text ? "No device matches." : "No device has informed yet: point a CPE (or knock sim) at the ACS."));
   input.focus();
@@ -515,7 +530,8 @@ async function fleet(params) {
       el("td", { class: "num", text: s.delivered }),
       el("td", { class: "num", text: finished ? `${Math.round((100 * s.delivered) / finished)} %` : "—" }),
       el("td", { class: "num", text: ms(s.medianMs) }),
-      el("td", { class: "num", text: s.pending }));
+      el("td", { class: "num", text: s.pending }),
+      el("td", { class: "failed", text: Object.entries(s.failed).map(([o, n]) => `${o} ${n}`).join(", ") || "—" }));
   });
   const choices = el("nav", { class: "windows" }, ...WINDOWS.map(([s, label]) => el("a", {
     href: `#/fleet?window=${s}`, class: s === windowS ? "chosen" : null, text: label,
@@ -524,7 +540,7 @@ async function fleet(params) {
     el("h1", { text: "Fleet: connection requests" }),
     choices,
     el("section", { class: "card" }, el("h2", { text: "By method" }),
-      table("cr-totals", ["Method", "Attempts", "Delivered", "Success", "Median latency", "Under way"], totals, "")),
+      table("cr-totals", ["Method", "Attempts", "Delivered", "Success", "Median latency", "Under way", "Not delivered, by outcome"], totals, "")),
     el("section", { class: "card" }, el("h2", { text: "Latency of delivered requests" }),
       KnockCharts.histogram(stats.latencyEdgesMs, stats.methods)),
     el("section", { class: "card" }, el("h2", { text: `Delivered share over time (slices of ${Math.round(stats.sliceSeconds)} s)` }),
