@@ -18,8 +18,9 @@ from knock.cpe.acs_client import AcsClient
 from knock.cpe.fleet_config import FleetConfig
 from knock.cpe.fleet_stats import FleetSnapshot
 from knock.cpe.fleet_view import status_line, status_table
-from knock.server import Running
+from knock.server import Running, start
 from knock.vocab import CrMethod
+from serve_support import loopback_settings
 
 __all__ = ["knock_acs", "runner"]  # the fixtures, used by name
 COUNT = 20
@@ -86,3 +87,29 @@ async def test_the_summary_keeps_the_stun_bindings_the_fleet_had(
     assert (final.online, final.stun_bound) == (4, 4)
     line = status_line(fleet.snapshot())
     assert " stun_bound=4 " in line and "xmpp_online" not in line
+
+
+async def test_a_setting_every_device_shares_is_one_line_for_the_fleet(
+    runner: Runner, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    # The ACS gives every device a STUN server by name, which the simulator does not resolve.
+    acs = await start(loopback_settings(tmp_path, stun_advertise="stun.example"))
+    try:
+        fleet = runner.start(
+            config(acs, tmp_path / "state", 4, cr_methods=(CrMethod.HTTP, CrMethod.UDP))
+        )
+        async with asyncio.timeout(WAIT):
+            # Each device reads its STUN settings as its first session, which sets them, ends.
+            await fleet.wait_until(lambda s: s.sessions >= 4)
+        await runner.stop(fleet)
+    finally:
+        await acs.close()
+    lines = [
+        r.getMessage() for r in caplog.records if "STUN server 'stun.example'" in r.getMessage()
+    ]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(
+        "STUN server 'stun.example': 'stun.example' does not appear to be an IPv4 or IPv6 "
+        "address; give an IP address of --cr-host's family: device SIM00000"
+    )

@@ -265,7 +265,10 @@ async def _run(fleet: Fleet, live: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     console = Console()
-    handler: logging.Handler = RichHandler(console=console) if live else logging.StreamHandler()
+    # No source path: every worker's line would say fleet.py, where the parent relays it.
+    handler: logging.Handler = (
+        RichHandler(console=console, show_path=False) if live else logging.StreamHandler()
+    )
     if not live:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)

@@ -28,6 +28,7 @@ from knock.cpe.stun_agent import Dropped, Mapped, Output, Send, StunAgent, StunC
 from knock.cpe.udp_cr import UdpCrGate, UdpDeviceFacts
 from knock.cwmp.values import parse_boolean
 from knock.hosts import authority, is_ipv6
+from knock.ratelog import ReasonLog
 from knock.stun.attributes import Address
 from knock.stun.codec import DEFAULT_PORT, StunError, parse
 from knock.vocab import Event
@@ -63,6 +64,8 @@ class UdpPorts:
         self.host = host
         self.clock = clock
         self.stun: Counter[str] = Counter()  # STUN datagrams dropped, by reason
+        # A fleet shares its settings: one line per reason for all the devices, not one each.
+        self.misconfigured = ReasonLog(log)
         self._ports: list[DevicePort] = []
 
     @property
@@ -140,11 +143,9 @@ class DevicePort:
             literal = _ip_literal(host, self.sock.family)
             server = (literal, int(model.get(ms("STUNServerPort"))) or DEFAULT_PORT)
         except ValueError as exc:
-            log.warning(
-                "device %s: STUN server %r: %s; give an IP address of --cr-host's family",
-                self.cpe.serial,
-                host,
-                exc,
+            self.ports.misconfigured.hit(
+                f"STUN server {host!r}: {exc}; give an IP address of --cr-host's family",
+                f"device {self.cpe.serial}",
             )
             return None
         return StunConfig(

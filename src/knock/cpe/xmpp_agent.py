@@ -30,6 +30,7 @@ from knock.cpe.device import CpeError, SimulatedCpe
 from knock.cpe.trust import device_tls
 from knock.cpe.xmpp_cr import XmppCrGate, XmppDeviceFacts, reply
 from knock.cwmp.values import format_datetime, parse_boolean
+from knock.ratelog import ReasonLog
 from knock.vocab import Event
 from knock.xmpp.client import ClientConfig, IqRequest, TlsPolicy
 from knock.xmpp.client_conn import ConnState, ServerRetry, Status, XmppClient
@@ -76,6 +77,8 @@ class XmppShared:
         self._configs: dict[tuple[bool, float], ClientConfig] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self.agents: list[DeviceXmpp] = []
+        # A fleet shares its settings: one line per reason for all the devices, not one each.
+        self.misconfigured = ReasonLog(log)
 
     @property
     def online(self) -> int:
@@ -185,7 +188,9 @@ class DeviceXmpp:
         try:
             jid = str(parse_jid(f"{username}@{domain}" + (f"/{resource}" if resource else "")))
         except JidError as exc:
-            log.warning("device %s: %s: no usable JID (%s)", self.cpe.serial, row, exc)
+            self.shared.misconfigured.hit(
+                f"{row}: no usable JID", f"device {self.cpe.serial}: {exc}"
+            )
             server = None
         if server is None:
             self._set(row + "Status", "Error_Misconfigured")
