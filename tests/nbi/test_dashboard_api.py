@@ -155,7 +155,11 @@ async def test_cr_stats_by_method(nbi: Nbi) -> None:
     status, stats = await get(nbi, f"{API}/cr-stats?window=3600&slices=12")
     assert status == 200
     assert stats["latencyEdgesMs"] == list(LATENCY_EDGES_MS)
-    assert stats["sliceSeconds"] == 300
+    # Everything began ten minutes ago, in the tenth of twelve five-minute slices of the hour:
+    # the slices are cut from that one to now, 75 s each, instead of all sitting in the last.
+    spanned = datetime.fromisoformat(stats["until"]) - datetime.fromisoformat(stats["since"])
+    assert spanned == timedelta(minutes=15)
+    assert stats["sliceSeconds"] == 75
     methods = stats["methods"]
     assert list(methods) == ["http", "udp", "xmpp"]
     counts = {m: (s["attempts"], s["delivered"], s["pending"]) for m, s in methods.items()}
@@ -175,12 +179,13 @@ async def test_cr_stats_by_method(nbi: Nbi) -> None:
     for name, finished, ok in (("http", 5, 4), ("udp", 2, 2), ("xmpp", 1, 1)):
         slices = methods[name]["slices"]
         assert len(slices) == 12
-        # Ten minutes ago is in the tenth of twelve five-minute slices.
-        assert slices[9] == {"finished": finished, "delivered": ok}
+        # Ten minutes before the request is just under five minutes into the quarter of an
+        # hour drawn, in its fourth slice of 75 s.
+        assert slices[3] == {"finished": finished, "delivered": ok}
         assert sum(s["finished"] for s in slices) == finished
 
     _, wide = await get(nbi, f"{API}/cr-stats?window=86400")
-    assert wide["methods"]["xmpp"]["attempts"] == 2
+    assert wide["methods"]["xmpp"]["attempts"] == 2  # the one two hours ago too
     assert len(wide["methods"]["xmpp"]["slices"]) == 30
 
 

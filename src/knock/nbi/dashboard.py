@@ -108,12 +108,22 @@ class _Data:
         return web.json_response([attempt_document(row) for row in rows])
 
     async def stats(self, request: web.Request) -> web.Response:
-        """Every device's attempts of the last ?window seconds, in ?slices slices of time."""
+        """Every device's attempts of the last ?window seconds, in ?slices slices of time from
+        the first slice that holds any (the answer's since) to now."""
         window = _whole(request, "window", DEFAULT_WINDOW_S, MAX_WINDOW_S)
         slices = _whole(request, "slices", DEFAULT_SLICES, MAX_SLICES)
         until = datetime.now(UTC)
         since = until - timedelta(seconds=window)
         counts = await self.store.cr_attempt_counts(since, until, slices, LATENCY_EDGES_MS)
+        first = min((count.slice for count in counts.counts), default=0)
+        if first:
+            # Every attempt began in the window's last part (a lab started minutes ago): its
+            # slices are spread over that part, now still at the right edge, instead of the
+            # series sitting squeezed against it. None is left out: the slices are cut where
+            # the store cuts them, in whole microseconds.
+            width_us = (until - since) // timedelta(microseconds=1)
+            since += timedelta(microseconds=width_us * first // slices)
+            counts = await self.store.cr_attempt_counts(since, until, slices, LATENCY_EDGES_MS)
         return web.json_response(cr_stats(counts, since, until, slices))
 
 

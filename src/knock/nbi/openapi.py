@@ -512,7 +512,8 @@ OPENAPI: dict[str, Any] = {
                     ),
                     _query(
                         "slices",
-                        "Equal slices of the window (default 30).",
+                        "Equal slices of the window (default 30), from the first that "
+                        "holds an attempt to now: the answer's since is where they begin.",
                         {"type": "integer", "minimum": 1, "maximum": 500},
                     ),
                 ],
