@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,10 +16,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from yarl import URL
 
+from knock.auth import DigestChallenge, new_cnonce, select_challenge
 from knock.cpe.cr_rate import CrPolicy
 from knock.cpe.cr_services import CrServices
-from knock.cpe.device import SimulatedCpe
+from knock.cpe.device import SimulatedCpe, trusting_client
+from knock.cpe.trust import device_tls
 from knock.cwmp.deviceid import device_key
 from knock.notify import TaskFinished
 from knock.server import Running, start
@@ -30,6 +34,7 @@ from serve_support import loopback_settings
 WAIT = 20.0
 FIRMWARE = hashlib.sha256(b"firmware").digest() * 20_000  # 640 kB: three store chunks
 CR_USERNAME = "Device.ManagementServer.ConnectionRequestUsername"
+SERIAL = "FW0001"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -52,11 +57,12 @@ async def acs(tmp_path: Path, store_url: str) -> AsyncIterator[Running]:
 
 
 @contextlib.asynccontextmanager
-async def bootstrapped(acs: Running, folder: Path) -> AsyncIterator[SimulatedCpe]:
-    """A simulated CPE, reachable by HTTP connection requests, after its bootstrap session."""
+async def bootstrapped(acs: Running, folder: Path, **options: Any) -> AsyncIterator[SimulatedCpe]:
+    """A simulated CPE (made with *options*), reachable by HTTP connection requests, after its
+    bootstrap session."""
     services = CrServices((CrMethod.HTTP,), CrPolicy(rate_limit=0))
     await services.start()
-    device = SimulatedCpe("FW0001", "tr181", folder / "state", acs.acs_url)
+    device = SimulatedCpe(SERIAL, "tr181", folder / "state", acs.acs_url, **options)
     services.attach(device)
     device_id = device_key(device.model.device_id())
     running = asyncio.create_task(device.run())
@@ -93,6 +99,12 @@ def nbi(acs: Running, path: str) -> str:
 
 
 async def test_a_genieacs_firmware_script_runs_unchanged(acs: Running, cpe: SimulatedCpe) -> None:
+    await upgrade(acs, cpe)
+
+
+async def upgrade(acs: Running, cpe: SimulatedCpe) -> None:
+    """The operator's firmware script: upload, queue the download naming the file with a
+    connection request, read the task and /faults/; the CPE fetched every byte."""
     device_id = device_key(cpe.model.device_id())
     async with aiohttp.ClientSession() as http:
         headers = {"fileType": "1 Firmware Upgrade Image", "oui": "001122", "version": "2.0"}
@@ -130,6 +142,65 @@ async def test_a_genieacs_firmware_script_runs_unchanged(acs: Running, cpe: Simu
     [received] = cpe.received
     assert received.url == f"{acs.files_url}fw-2.0.bin"
     assert (received.size, received.sha256) == (len(FIRMWARE), hashlib.sha256(FIRMWARE).hexdigest())
+
+
+@pytest.fixture
+async def secure_acs(tmp_path: Path, store_url: str) -> AsyncIterator[Running]:
+    """Files over HTTPS with the lab CA's certificate, each device giving its own CWMP pair by
+    Digest to the file server as to the ACS."""
+    settings = replace(
+        loopback_settings(
+            tmp_path,
+            cr_provision="random",
+            cr_session_wait=10.0,
+            stun_enable=False,
+            cwmp_auth="digest",
+            cwmp_credentials={SERIAL: "fw-pw"},
+            tls_self_signed=True,
+            files_tls=True,
+            files_device_auth=True,
+        ),
+        store_url=store_url,
+        xmpp_enable=False,
+    )
+    running = await start(settings)
+    yield running
+    await running.close()
+
+
+async def get_file(
+    http: aiohttp.ClientSession, url: str, tls: ssl.SSLContext, username: str, password: str
+) -> tuple[int, bytes]:
+    """GET a file as a CPE does: unauthenticated, then answering the Digest challenge."""
+    async with http.get(url, ssl=tls) as r:
+        assert r.status == 401
+        challenge = select_challenge(r.headers.getall("WWW-Authenticate"))
+    assert isinstance(challenge, DigestChallenge)
+    answer = challenge.authorization(
+        "GET", URL(url).raw_path_qs, username, password, cnonce=new_cnonce()
+    )
+    async with http.get(url, ssl=tls, headers={"Authorization": answer}) as r:
+        return r.status, await r.read()
+
+
+async def test_a_device_downloads_over_https_with_its_own_digest_credentials(
+    secure_acs: Running, tmp_path: Path
+) -> None:
+    acs = secure_acs
+    assert acs.ca is not None and acs.files_url is not None
+    assert acs.files_url.startswith("https://127.0.0.1:")
+    tls = device_tls(str(acs.ca.cert_path))
+    device = {"acs_username": SERIAL, "acs_password": "fw-pw"}
+    options = {**device, "client_factory": trusting_client(tls), "transfer_tls": tls}
+    async with bootstrapped(acs, tmp_path, **options) as cpe:
+        await upgrade(acs, cpe)
+    url = f"{acs.files_url}fw-2.0.bin"
+    async with aiohttp.ClientSession() as http:
+        assert await get_file(http, url, tls, SERIAL, "fw-pw") == (200, FIRMWARE)
+        assert (await get_file(http, url, tls, SERIAL, "guess"))[0] == 401
+        assert (await get_file(http, url, tls, "nobody", "fw-pw"))[0] == 401
+        with pytest.raises(aiohttp.ClientError):  # never in the clear: the port speaks TLS
+            await http.get(url.replace("https://", "http://"))
 
 
 async def test_a_download_the_cpe_cannot_fetch_shows_in_faults_and_is_retried(

@@ -82,6 +82,7 @@ class LiveSession:
     provisioning: Provisioning | None = None  # under way in this session
     presets: PresetPlan | None = None  # under way, after provisioning
     events: tuple[str, ...] = ()  # the Inform's event codes
+    cwmp_user: str | None = None  # the username its Inform authenticated with
     rpcs: int = 0  # RPCs of this session either way, for its log line
     opened: float = 0.0  # on the service's clock, at the Inform
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -462,6 +463,7 @@ class AcsService:
         denied = await self._auth.check_device(request, device_id, inform.device_id.serial_number)
         if denied is not None:
             return denied
+        live.cwmp_user = self._auth.user(request)
         if request.transport is None or request.transport.is_closing():
             # The device gave up on this POST before the ACS read it (an overloaded ACS reads
             # late) and has retried since, perhaps sessions ago. Acting on it would replay old
@@ -566,7 +568,7 @@ class AcsService:
                 self._forget(live, "ok")
                 return web.Response(status=204)
             try:
-                spec = await self._resolved(task.spec)
+                spec = await self._resolved(live, task.spec)
                 types = await self._stored_types(live.device_id, spec)
                 plan = TaskPlan(spec, types, transfer_command_key(task.id))
                 first = plan.first()
@@ -578,8 +580,9 @@ class AcsService:
             live.task, live.plan = task, plan
             return self._request(live, first)
 
-    async def _resolved(self, spec: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The task with a stored file it names filled in (URL, type, size, credentials)."""
+    async def _resolved(self, live: LiveSession, spec: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The task with a stored file it names filled in (URL, type, size, credentials: the
+        device's own when the file server asks each device for its CWMP pair)."""
         name = stored_file_name(spec)
         if name is None:
             return spec
@@ -594,7 +597,7 @@ class AcsService:
                 f"file {name!r} is no longer stored: upload it again (PUT /files/{name}) and "
                 "queue the task anew"
             )
-        return resolve_download(spec, row, self._file_links)
+        return resolve_download(spec, row, self._file_links, self._auth.pair(live.cwmp_user))
 
     async def _stored_types(self, device_id: str, spec: Mapping[str, Any]) -> dict[str, str]:
         """Types the device reported for the values a task sets without naming one."""

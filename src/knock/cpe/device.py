@@ -186,11 +186,13 @@ class SimulatedCpe:
         client_factory: ClientFactory = default_client,
         defects: Defects = NONE,
         quirks: Quirks = frozenset(),
+        transfer_tls: ssl.SSLContext | None = None,
     ) -> None:
         schema = shaped(model if isinstance(model, ModelSchema) else load_model(model), quirks)
         self.serial = serial
         self.defects = defects  # requirements this device breaks on purpose (knock check)
         self.quirks = quirks  # readings of the spec it makes where the standard leaves freedom
+        self._transfer_tls = transfer_tls  # checks HTTPS file servers; None: the system's CAs
         self._ms = schema.management
         self._silenced = {schema.management(leaf) for d, leaf in SILENCED.items() if d in defects}
         defaults = {
@@ -367,7 +369,7 @@ class SimulatedCpe:
     async def _perform(self, transfer: QueuedTransfer) -> None:
         """A transfer: a download is fetched for real; a firmware image that arrived whole
         reboots the device."""
-        result, received = await perform(transfer, self._clock.time)
+        result, received = await perform(transfer, self._clock.time, self._transfer_tls)
         if received is not None:
             self.received.append(received)
         self.state.transfer_done(transfer, result)

@@ -89,6 +89,7 @@ class _Worker:
                 defects=frozenset(config.defects),
                 quirks=frozenset(config.quirks),
                 client_factory=trusting_client(self.tls),
+                transfer_tls=self.tls,
             )
             self.services.attach(cpe)
             _configure(cpe, config)
