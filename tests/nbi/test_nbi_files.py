@@ -8,6 +8,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -136,22 +137,35 @@ async def test_the_file_server_asks_for_basic_credentials_when_set(
             assert (r.status, await r.read()) == (200, b"config")
 
 
-@pytest.mark.parametrize(("password", "fault"), [("pw", None), ("no", 9012)])
-async def test_the_simulated_cpe_answers_the_basic_challenge_with_its_download_pair(
-    nbi: Nbi, file_server: FileServer, password: str, fault: int | None
+@pytest.mark.parametrize(
+    ("scheme", "name", "password", "fault"),
+    [
+        ("basic", "c.cfg", "pw", None),
+        ("basic", "c.cfg", "no", 9012),  # File transfer authentication failure
+        ("digest", "my config.cfg", "pw", None),  # signed as sent: percent-encoded
+        ("digest", "c.cfg", "no", 9012),
+    ],
+)
+async def test_the_simulated_cpe_answers_the_challenge_with_its_download_pair(
+    nbi: Nbi, store: Store, scheme: str, name: str, password: str, fault: int | None
 ) -> None:
-    await upload(nbi, "c.cfg", b"config")
-    base = await file_server(basic={"cpe": "pw"})
+    await upload(nbi, name, b"config")
+    guard = CpeAuthenticator(scheme, {"cpe": "pw"}).check
+    runner = await start_file_server(store, "127.0.0.1", 0, HttpLimits(), guard=guard)
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/{quote(name)}"
     transfer = QueuedTransfer(
-        "Download", "k", "3 Vendor Configuration File", base + "c.cfg", "cpe", password, 6, "", 0
+        "Download", "k", "3 Vendor Configuration File", url, "cpe", password, 6, "", 0
     )
-    if fault is None:
-        received = await fetch(transfer)
-        assert (received.size, received.sha256) == (6, hashlib.sha256(b"config").hexdigest())
-        return
-    with pytest.raises(TransferFailed) as failed:
-        await fetch(transfer)
-    assert failed.value.code == fault  # File transfer authentication failure
+    try:
+        if fault is None:
+            received = await fetch(transfer)
+            assert (received.size, received.sha256) == (6, hashlib.sha256(b"config").hexdigest())
+            return
+        with pytest.raises(TransferFailed) as failed:
+            await fetch(transfer)
+        assert failed.value.code == fault
+    finally:
+        await runner.cleanup()
 
 
 @pytest.mark.parametrize(
