@@ -253,9 +253,9 @@ PRESET = {
 }
 
 
-async def sets_sent(acs: Running) -> float:
+async def sets_sent(acs: Running, rpc: str = "SetParameterValues") -> float:
     try:
-        return value(await scrape(acs), "knock_rpcs_total", rpc="SetParameterValues", caller="acs")
+        return value(await scrape(acs), "knock_rpcs_total", rpc=rpc, caller="acs")
     except KeyError:
         return 0.0
 
@@ -292,3 +292,60 @@ async def test_a_preset_applies_at_bootstrap_and_not_again_once_it_holds(
             await settle(cpe)
             assert await sets_sent(acs) == before
             assert cpe.model.get(INTERVAL) == "1234"
+
+
+ADDRESSES = "Device.IP.Interface.2.IPv4Address."
+OBJECTS = {
+    "weight": 0,
+    "precondition": "",
+    "events": {"0 BOOTSTRAP": False},  # every session but the first: nothing read yet
+    "configurations": [
+        {
+            "type": "add_object",
+            "name": ADDRESSES,
+            "object": {
+                "IPAddress": "192.168.2.1",
+                "SubnetMask": "255.255.255.0",
+                "_keys": ["IPAddress"],
+            },
+        },
+        {"type": "delete_object", "name": ADDRESSES, "object": {"IPAddress": "192.168.1.1"}},
+    ],
+}
+
+
+def addresses(cpe: SimulatedCpe) -> dict[str, str]:
+    """Each instance of the LAN interface's IPv4 addresses: its IPAddress."""
+    found = cpe.model.get_parameter_values([ADDRESSES])
+    return {
+        p.name[len(ADDRESSES) :].split(".")[0]: p.value
+        for p in found
+        if p.name.endswith(".IPAddress")
+    }
+
+
+async def test_object_presets_add_and_delete_instances_by_key_once(
+    acs: Running, tmp_path: Path
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.put(nbi(acs, "/presets/objects"), json=OBJECTS) as r:
+            assert r.status == 200, await r.text()
+        async with bootstrapped(acs, tmp_path) as cpe:
+            device_id = device_key(cpe.model.device_id())
+            assert addresses(cpe) == {"1": "192.168.1.1"}  # the bootstrap left it alone
+            for _session in range(2):  # the preset applies, then holds: nothing more is sent
+                async with http.post(
+                    nbi(acs, f"/devices/{device_id}/tasks"),
+                    params={"connection_request": "", "timeout": "15000"},
+                ) as r:
+                    assert r.status == 200, await r.text()
+                await settle(cpe)
+                assert addresses(cpe) == {"2": "192.168.2.1"}
+                mask = cpe.model.get(f"{ADDRESSES}2.SubnetMask")
+                assert mask == "255.255.255.0"
+            assert await sets_sent(acs, "AddObject") == 1
+            assert await sets_sent(acs, "DeleteObject") == 1
+            stored = await acs.store.get_parameters([device_id], [ADDRESSES])
+            assert {p.path: p.value for p in stored[device_id] if p.path.endswith("IPAddress")} == {
+                f"{ADDRESSES}2.IPAddress": "192.168.2.1"
+            }

@@ -18,6 +18,12 @@ PRESET = {
         {"type": "age", "name": "Device.DeviceInfo.UpTime", "age": 3600},
         {"type": "add_tag", "tag": "managed"},
         {"type": "delete_tag", "tag": "new"},
+        {
+            "type": "add_object",
+            "name": "Device.NAT.PortMapping",
+            "object": {"ExternalPort": 8080, "Protocol": "TCP", "_keys": ["ExternalPort"]},
+        },
+        {"type": "delete_object", "name": "Device.NAT.PortMapping.", "object": {"Protocol": "UDP"}},
     ],
 }
 
@@ -51,7 +57,15 @@ async def test_a_preset_is_stored_listed_by_weight_and_deleted(nbi: Nbi) -> None
         ({"precondition": {"size": {"$regex": 1}}}, "unsupported operator"),
         ({"events": {"1 BOOT": "yes"}}, "events maps event codes to true or false"),
         ({"configurations": [{"type": "provision", "name": "x"}]}, "JavaScript provisions"),
-        ({"configurations": [{"type": "add_object", "name": "x"}]}, "add_object is not supported"),
+        ({"configurations": [{"type": "add_object", "name": "x"}]}, "object gives the instance"),
+        (
+            {"configurations": [{"type": "delete_object", "name": "A.", "object": {"B": [1]}}]},
+            "object maps parameter names",
+        ),
+        (
+            {"configurations": [{"type": "add_object", "name": "A.", "object": {"_keys": ["B"]}}]},
+            "_keys lists at least one",
+        ),
         ({"configurations": [{"type": "value", "name": "a b", "value": 1}]}, "parameter path"),
         ({"configurations": [{"type": "value", "name": "A.B", "value": None}]}, "value sets"),
         ({"configurations": [{"type": "age", "name": "A.B", "age": 0}]}, "age is a number"),

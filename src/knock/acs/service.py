@@ -22,7 +22,13 @@ from aiohttp import web
 from knock.acs.auth import CpeAuthenticator
 from knock.acs.cpe_requests import answer_cpe_request
 from knock.acs.preset_source import PresetSource
-from knock.acs.presets import PresetOutcome, PresetPlan, parameter_paths, tag_changes
+from knock.acs.presets import (
+    PresetOutcome,
+    PresetPlan,
+    parameter_paths,
+    relevant,
+    tag_changes,
+)
 from knock.acs.provisioning import (
     Credentials,
     CrPolicy,
@@ -325,10 +331,12 @@ class AcsService:
         if not paths:
             return None
         stored = await self._store.get_parameters([live.device_id], paths)
-        known = {p.path: p for p in stored.get(live.device_id, []) if p.path in set(paths)}
+        known = relevant(configurations, stored.get(live.device_id, []))
         return PresetPlan(configurations, known, _now())
 
     async def _presets_applied(self, live: LiveSession, outcome: PresetOutcome) -> None:
+        for prefix in outcome.delete_under:
+            await self._store.delete_parameters_under(live.device_id, prefix)
         if outcome.put:
             await self._store.put_parameters(live.device_id, outcome.put, _now())
         if outcome.fault is not None:

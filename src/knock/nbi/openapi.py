@@ -76,6 +76,22 @@ _CONFIGURATION = {
             },
             "required": ["type", "tag"],
         },
+        {
+            "type": "object",
+            "description": "Add an instance of the object unless one's _keys parameters hold "
+            "the values given (then set its other values there); delete_object: delete every "
+            "instance that matches.",
+            "properties": {
+                "type": {"enum": ["add_object", "delete_object"]},
+                "name": {"type": "string"},
+                "object": {
+                    "type": "object",
+                    "properties": {"_keys": {"type": "array", "items": {"type": "string"}}},
+                    "additionalProperties": {"type": ["string", "integer", "boolean"]},
+                },
+            },
+            "required": ["type", "name", "object"],
+        },
     ]
 }
 _FILE_NAME = {
