@@ -175,3 +175,16 @@ def test_every_matching_instance_is_deleted_and_forgotten() -> None:
     assert refused.on_response(Fault("Client", 9003, "Invalid arguments")) == PresetOutcome(
         [], "9003 Invalid arguments"
     )
+
+
+def test_an_instance_whose_values_are_refused_is_deleted_again() -> None:
+    """Without its key values no later session would know the instance as the preset's, and
+    each would add one more."""
+    plan = PresetPlan([WEB], instance(1, "80"), NOW)
+    assert plan.first() == AddObject(MAPS)
+    assert isinstance(plan.on_response(AddObjectResponse(3, 0)), SetParameterValues)
+    refused = Fault("Client", 9007, "Invalid parameter value")
+    assert plan.on_response(refused) == DeleteObject(f"{MAPS}3.")
+    assert plan.on_response(DeleteObjectResponse(0)) == PresetOutcome(
+        [], "9007 Invalid parameter value", [f"{MAPS}3."]
+    )

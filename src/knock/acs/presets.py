@@ -109,6 +109,9 @@ def relevant(
     return {p.path: p for p in params if p.path in named or p.path.startswith(tuple(tables))}
 
 
+Step = tuple[ObjectSpec, AddObject | DeleteObject]
+
+
 class PresetPlan:
     def __init__(
         self,
@@ -136,9 +139,11 @@ class PresetPlan:
         self._refresh = sorted(refresh)
         self._read: list[ParamValue] = []
         self._sent: list[ParameterValueStruct] = []
-        self._queue: list[tuple[ObjectSpec, AddObject | DeleteObject]] | None = None
-        self._waiting: tuple[ObjectSpec, AddObject | DeleteObject] | None = None
+        self._queue: list[Step] | None = None
+        self._waiting: Step | None = None
         self._deleted: list[str] = []
+        self._added: list[Step] = []  # how to take each back
+        self._fault: str | None = None  # the refusal being answered by taking them back
 
     def first(self) -> Rpc | None:
         """The first RPC, or None when every value holds, every object is as the presets
@@ -149,16 +154,17 @@ class PresetPlan:
 
     def on_response(self, rpc: Rpc) -> Rpc | PresetOutcome:
         if isinstance(rpc, Fault):
-            return self._outcome(f"{rpc.fault_code} {rpc.fault_string}")
+            return self._refused(f"{rpc.fault_code} {rpc.fault_string}")
         waiting, self._waiting = self._waiting, None
         if isinstance(rpc, GetParameterValuesResponse) and self._queue is None:
             for p in rpc.parameter_list:
                 self._known[p.name] = (p.value, p.type)
                 self._read.append(ParamValue(p.name, p.value, p.type))
         elif isinstance(rpc, AddObjectResponse) and waiting is not None:
-            spec = waiting[0]
+            spec, instance = waiting[0], f"{waiting[0].table}{rpc.instance_number}."
+            self._added.append((spec, DeleteObject(instance)))
             for leaf, value in spec.values.items():
-                self._wanted[f"{spec.table}{rpc.instance_number}.{leaf}"] = value
+                self._wanted[instance + leaf] = value
         elif isinstance(rpc, DeleteObjectResponse) and waiting is not None:
             prefix = waiting[1].object_name
             self._deleted.append(prefix)
@@ -168,7 +174,16 @@ class PresetPlan:
         else:
             return self._outcome(f"unexpected {type(rpc).__name__}")
         following = self._next()
-        return following if following is not None else self._outcome(None)
+        return following if following is not None else self._outcome(self._fault)
+
+    def _refused(self, fault: str) -> Rpc | PresetOutcome:
+        """A refusal ends the plan; instances it added are deleted first, since without their
+        key values no later session would recognise them and each would add another."""
+        if self._fault is not None or not self._added:
+            return self._outcome(self._fault or fault)
+        self._fault = fault
+        self._queue, self._added = self._added, []
+        return self._next() or self._outcome(fault)
 
     def _outcome(self, fault: str | None, put: Sequence[ParamValue] = ()) -> PresetOutcome:
         """What to store: what was read (less what was deleted since) and what was set."""
@@ -182,9 +197,9 @@ class PresetPlan:
         if self._queue:
             self._waiting = self._queue.pop(0)
             return self._waiting[1]
-        return self._set()
+        return None if self._fault is not None else self._set()
 
-    def _object_steps(self, spec: ObjectSpec) -> list[tuple[ObjectSpec, AddObject | DeleteObject]]:
+    def _object_steps(self, spec: ObjectSpec) -> list[Step]:
         """An AddObject when no instance matches (its values are set once it exists), else the
         values on the first that does; a DeleteObject for every instance that matches."""
         matching = self._matching(spec)
