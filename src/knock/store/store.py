@@ -677,6 +677,16 @@ class Store:
     async def list_presets(self) -> list[presets.PresetRow]:
         return await presets.list_presets(self._db)
 
+    async def find_presets(
+        self, where: ColumnElement[bool] | None, skip: int = 0, limit: int | None = None
+    ) -> list[presets.PresetRow]:
+        """Presets matching `where`, an SQLAlchemy expression over `schema.presets`, lightest
+        first; an NBI read."""
+        return await presets.find_presets(self._db, where, skip, limit)
+
+    async def count_presets(self, where: ColumnElement[bool] | None) -> int:
+        return await presets.count_presets(self._db, where)
+
     async def delete_preset(self, name: str) -> bool:
         return await presets.delete_preset(self._db, name)
 
