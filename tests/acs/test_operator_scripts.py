@@ -253,6 +253,17 @@ PRESET = {
 }
 
 
+async def another_session(acs: Running, http: aiohttp.ClientSession, cpe: SimulatedCpe) -> None:
+    """A session the NBI's connection request opens, run to its end."""
+    device_id = device_key(cpe.model.device_id())
+    async with http.post(
+        nbi(acs, f"/devices/{device_id}/tasks"),
+        params={"connection_request": "", "timeout": "15000"},
+    ) as r:
+        assert r.status == 200, await r.text()
+    await settle(cpe)
+
+
 async def sets_sent(acs: Running, rpc: str = "SetParameterValues") -> float:
     try:
         return value(await scrape(acs), "knock_rpcs_total", rpc=rpc, caller="acs")
@@ -284,12 +295,7 @@ async def test_a_preset_applies_at_bootstrap_and_not_again_once_it_holds(
             before = await sets_sent(acs)
             assert before >= 1
             # A later session: the preset applies again, and its value already holds.
-            async with http.post(
-                nbi(acs, f"/devices/{device_id}/tasks"),
-                params={"connection_request": "", "timeout": "15000"},
-            ) as r:
-                assert r.status == 200, await r.text()
-            await settle(cpe)
+            await another_session(acs, http, cpe)
             assert await sets_sent(acs) == before
             assert cpe.model.get(INTERVAL) == "1234"
 
@@ -334,12 +340,7 @@ async def test_object_presets_add_and_delete_instances_by_key_once(
             device_id = device_key(cpe.model.device_id())
             assert addresses(cpe) == {"1": "192.168.1.1"}  # the bootstrap left it alone
             for _session in range(2):  # the preset applies, then holds: nothing more is sent
-                async with http.post(
-                    nbi(acs, f"/devices/{device_id}/tasks"),
-                    params={"connection_request": "", "timeout": "15000"},
-                ) as r:
-                    assert r.status == 200, await r.text()
-                await settle(cpe)
+                await another_session(acs, http, cpe)
                 assert addresses(cpe) == {"2": "192.168.2.1"}
                 mask = cpe.model.get(f"{ADDRESSES}2.SubnetMask")
                 assert mask == "255.255.255.0"
