@@ -269,6 +269,15 @@ class Settings:
             "host and the port when empty."
         ),
     )
+    files_dir: str = field(
+        default="",
+        metadata=_help(
+            "Keep stored files' bytes in this directory (one file per upload) instead of the "
+            "database; their names and metadata stay in the database. Several processes or "
+            "machines must share it. Files stored before it was set are not moved: upload "
+            "them again."
+        ),
+    )
     files_username: str = field(
         default="",
         metadata=_help("With files_password: HTTP Basic on the file server, sent in Download."),

@@ -444,6 +444,7 @@ async def start(
         settings.store_url,
         settings.task_retry(),
         ReadLimits(settings.nbi_query_timeout, settings.nbi_query_slots),
+        Path(settings.files_dir) if settings.files_dir else None,
     )
     # SQLite serves one process, so tasks it finds running were left by a crash; on PostgreSQL
     # other processes may be running them, and the device's next Inform settles them.

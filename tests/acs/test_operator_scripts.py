@@ -144,6 +144,25 @@ async def upgrade(acs: Running, cpe: SimulatedCpe) -> None:
     assert (received.size, received.sha256) == (len(FIRMWARE), hashlib.sha256(FIRMWARE).hexdigest())
 
 
+async def test_a_firmware_kept_in_files_dir_is_fetched_whole(
+    tmp_path: Path, store_url: str
+) -> None:
+    settings = replace(
+        loopback_settings(tmp_path, cr_provision="random", cr_session_wait=10.0, stun_enable=False),
+        store_url=store_url,
+        xmpp_enable=False,
+        files_dir=str(tmp_path / "files"),
+    )
+    acs = await start(settings)
+    try:
+        async with bootstrapped(acs, tmp_path) as cpe:
+            await upgrade(acs, cpe)
+        [kept] = (tmp_path / "files").iterdir()
+        assert kept.read_bytes() == FIRMWARE
+    finally:
+        await acs.close()
+
+
 @pytest.fixture
 async def secure_acs(tmp_path: Path, store_url: str) -> AsyncIterator[Running]:
     """Files over HTTPS with the lab CA's certificate, each device giving its own CWMP pair by
