@@ -64,6 +64,14 @@ def test_per_device_credentials_table(tmp_path: Path) -> None:
         ("[listen]\nidle_timeout = 0\n", {}, "listen_idle_timeout is 0.0; give a positive"),
         ("", {"KNOCK_XMPP_MAX_SESSIONS": "-1"}, "xmpp_max_sessions is -1; give a positive"),
         ("[files]\nurl = 'http://acs.example:7567'\n", {}, "files_url .* must end in /"),
+        ("[files]\ndevice_auth = true\n", {}, "files_device_auth .* set cwmp_auth"),
+        (
+            "[cwmp]\nauth = 'digest'\npassword = 'p'\n"
+            "[files]\ndevice_auth = true\npassword = 'q'\n",
+            {},
+            "files_device_auth and files_password exclude each other",
+        ),
+        ("[files]\ntls = true\n", {}, "files_tls serves the CWMP certificate"),
         (
             "",
             {"KNOCK_WORKERS": "2", "KNOCK_STORE_URL": "postgresql://h/db", "KNOCK_FILES_PORT": "0"},

@@ -270,11 +270,34 @@ class Settings:
             "host and the port when empty."
         ),
     )
+    files_dir: str = field(
+        default="",
+        metadata=_help(
+            "Keep stored files' bytes in this directory (one file per upload) instead of the "
+            "database; their names and metadata stay in the database. Several processes or "
+            "machines must share it. Files stored before it was set are not moved: upload "
+            "them again."
+        ),
+    )
     files_username: str = field(
         default="",
         metadata=_help("With files_password: HTTP Basic on the file server, sent in Download."),
     )
     files_password: str = field(default="", metadata=_help("See files_username."))
+    files_device_auth: bool = field(
+        default=False,
+        metadata=_help(
+            "The file server asks each device for its own CWMP credentials, by cwmp_auth's "
+            "scheme (Digest or Basic), and Download carries them; instead of files_username."
+        ),
+    )
+    files_tls: bool = field(
+        default=False,
+        metadata=_help(
+            "Serve files over HTTPS with the CWMP port's certificate (tls_cert or "
+            "tls_self_signed; tls_client_ca applies too)."
+        ),
+    )
     files_idle_timeout: float = field(
         default=30.0,
         metadata=_help(
@@ -495,6 +518,17 @@ class Settings:
         if self.workers > 1 and not self.store_url.startswith(("postgresql", "postgres:")):
             raise ConfigError(
                 "SQLite serves one process: --workers needs --store-url postgresql://..."
+            )
+        if self.files_device_auth and self.cwmp_auth == "none":
+            raise ConfigError(
+                "files_device_auth asks devices for their CWMP credentials: set cwmp_auth "
+                "to digest or basic"
+            )
+        if self.files_device_auth and self.files_password:
+            raise ConfigError("files_device_auth and files_password exclude each other: pick one")
+        if self.files_tls and not (self.tls_cert or self.tls_self_signed):
+            raise ConfigError(
+                "files_tls serves the CWMP certificate: give tls_cert/tls_key or tls_self_signed"
             )
         if self.files_url and not self.files_url.endswith("/"):
             raise ConfigError(f"files_url {self.files_url!r} must end in /")

@@ -12,7 +12,7 @@ import signal
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -40,7 +40,7 @@ from knock.connreq.order import MethodOrder
 from knock.connreq.udp_sender import LiveBinding, UdpConnectionRequester
 from knock.connreq.xmpp import XmppConnectionRequester
 from knock.files.links import FileLinks
-from knock.files.server import FileServerSettings, start_file_server
+from knock.files.server import start_file_server
 from knock.hosts import WILDCARDS, authority, dial_host, reachable_hosts, split_hosts
 from knock.http_listen import HttpLimits, listeners, serve_app
 from knock.labca import LabCa, listen_names
@@ -85,12 +85,13 @@ def _loopback(host: str) -> bool:
 
 def lab_names(settings: Settings) -> list[str]:
     """What the lab CA's certificates name: the XMPP domain, the host devices are told to
-    reach (the ACS URL's), and every address CWMP and XMPP listen on."""
+    reach (the ACS URL's), and every address CWMP and XMPP (and files over HTTPS) listen on."""
     return [
         settings.xmpp_domain,
         _acs_host(settings),
         *listen_names(settings.cwmp_host),
         *listen_names(settings.xmpp_host),
+        *(listen_names(settings.files_host) if settings.files_tls else []),
     ]
 
 
@@ -443,6 +444,7 @@ async def start(
         settings.store_url,
         settings.task_retry(),
         ReadLimits(settings.nbi_query_timeout, settings.nbi_query_slots),
+        Path(settings.files_dir) if settings.files_dir else None,
     )
     # SQLite serves one process, so tasks it finds running were left by a crash; on PostgreSQL
     # other processes may be running them, and the device's next Inform settles them.
@@ -469,16 +471,20 @@ async def start(
         xmpp_port = xmpp.port
     elif builtin:
         xmpp_port = settings.xmpp_port
-    runner_files, links = await _start_files(settings, store, shared_ports)
+    authenticator = CpeAuthenticator.from_settings(
+        settings,
+        store.bind_cwmp_user,
+        # PostgreSQL may be shared by several processes; SQLite by this one alone.
+        await SharedNonces.of(store) if store.dialect_name == "postgresql" else None,
+    )
+    limits = http_limits(settings)
+    runner_files, links = await _start_files(
+        settings, store, limits, tls if settings.files_tls else None, authenticator
+    )
     acs = AcsService(
         store,
         hub,
-        authenticator=CpeAuthenticator.from_settings(
-            settings,
-            store.bind_cwmp_user,
-            # PostgreSQL may be shared by several processes; SQLite by this one alone.
-            await SharedNonces.of(store) if store.dialect_name == "postgresql" else None,
-        ),
+        authenticator=authenticator,
         cr_policy=CrPolicy(settings.cr_provision),
         cr_fixed=Credentials(settings.cr_username, settings.cr_password),
         stun_offer=_stun_offer(settings, stun),
@@ -528,7 +534,6 @@ async def start(
         in_session=acs.in_session,
         metrics=metrics,
     )
-    limits = http_limits(settings)
     runner_cwmp = await serve_app(
         acs.app(),
         "CWMP",
@@ -557,6 +562,7 @@ async def start(
         lambda: [
             *listeners(runner_cwmp),
             *listeners(runner_nbi),
+            *(listeners(runner_files) if runner_files is not None else []),
             *(xmpp.listeners if xmpp is not None else []),
         ]
     )
@@ -619,27 +625,42 @@ async def _reach_requeued(dispatcher: Dispatcher, device_ids: list[str]) -> None
 
 
 async def _start_files(
-    settings: Settings, store: Store, reuse_port: bool
+    settings: Settings,
+    store: Store,
+    limits: HttpLimits,
+    tls: ssl.SSLContext | None,
+    cwmp_auth: CpeAuthenticator,
 ) -> tuple[web.AppRunner | None, FileLinks | None]:
-    """The file server CPEs download stored files from, and how download tasks link to it."""
+    """The file server CPEs download stored files from, and how download tasks link to it:
+    on the listen limits (its own idle timeout), over HTTPS with the CWMP certificate when
+    *tls*, asking each device for its CWMP pair (files_device_auth) or for a shared Basic pair."""
     if not settings.files_enable:
         return None, None
+    guard: CpeAuthenticator | None = None
+    if settings.files_device_auth:
+        guard = cwmp_auth
+    elif settings.files_password:
+        guard = CpeAuthenticator("basic", {settings.files_username: settings.files_password})
     runner = await start_file_server(
         store,
-        FileServerSettings(
-            settings.files_username, settings.files_password, settings.files_idle_timeout
-        ),
         settings.files_host,
         settings.files_port,
-        reuse_port,
+        replace(limits, idle_timeout=settings.files_idle_timeout),
+        guard=None if guard is None else guard.check,
+        ssl_context=tls,
+        reuse_port=settings.workers > 1,
     )
     base = settings.files_url
     if not base:
         host = split_hosts(settings.files_host)[0]
         if host in WILDCARDS:
             host = _acs_host(settings)
-        base = f"http://{authority(host, _bound_port(runner))}/"
-    return runner, FileLinks(base, settings.files_username, settings.files_password)
+        scheme = "https" if tls is not None else "http"
+        base = f"{scheme}://{authority(host, _bound_port(runner))}/"
+    links = FileLinks(
+        base, settings.files_username, settings.files_password, settings.files_device_auth
+    )
+    return runner, links
 
 
 async def _start_metrics(

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,10 +16,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from yarl import URL
 
+from knock.auth import DigestChallenge, new_cnonce, select_challenge
 from knock.cpe.cr_rate import CrPolicy
 from knock.cpe.cr_services import CrServices
-from knock.cpe.device import SimulatedCpe
+from knock.cpe.device import SimulatedCpe, trusting_client
+from knock.cpe.trust import device_tls
 from knock.cwmp.deviceid import device_key
 from knock.notify import TaskFinished
 from knock.server import Running, start
@@ -30,6 +34,7 @@ from serve_support import loopback_settings
 WAIT = 20.0
 FIRMWARE = hashlib.sha256(b"firmware").digest() * 20_000  # 640 kB: three store chunks
 CR_USERNAME = "Device.ManagementServer.ConnectionRequestUsername"
+SERIAL = "FW0001"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -52,11 +57,12 @@ async def acs(tmp_path: Path, store_url: str) -> AsyncIterator[Running]:
 
 
 @contextlib.asynccontextmanager
-async def bootstrapped(acs: Running, folder: Path) -> AsyncIterator[SimulatedCpe]:
-    """A simulated CPE, reachable by HTTP connection requests, after its bootstrap session."""
+async def bootstrapped(acs: Running, folder: Path, **options: Any) -> AsyncIterator[SimulatedCpe]:
+    """A simulated CPE (made with *options*), reachable by HTTP connection requests, after its
+    bootstrap session."""
     services = CrServices((CrMethod.HTTP,), CrPolicy(rate_limit=0))
     await services.start()
-    device = SimulatedCpe("FW0001", "tr181", folder / "state", acs.acs_url)
+    device = SimulatedCpe(SERIAL, "tr181", folder / "state", acs.acs_url, **options)
     services.attach(device)
     device_id = device_key(device.model.device_id())
     running = asyncio.create_task(device.run())
@@ -93,6 +99,12 @@ def nbi(acs: Running, path: str) -> str:
 
 
 async def test_a_genieacs_firmware_script_runs_unchanged(acs: Running, cpe: SimulatedCpe) -> None:
+    await upgrade(acs, cpe)
+
+
+async def upgrade(acs: Running, cpe: SimulatedCpe) -> None:
+    """The operator's firmware script: upload, queue the download naming the file with a
+    connection request, read the task and /faults/; the CPE fetched every byte."""
     device_id = device_key(cpe.model.device_id())
     async with aiohttp.ClientSession() as http:
         headers = {"fileType": "1 Firmware Upgrade Image", "oui": "001122", "version": "2.0"}
@@ -130,6 +142,84 @@ async def test_a_genieacs_firmware_script_runs_unchanged(acs: Running, cpe: Simu
     [received] = cpe.received
     assert received.url == f"{acs.files_url}fw-2.0.bin"
     assert (received.size, received.sha256) == (len(FIRMWARE), hashlib.sha256(FIRMWARE).hexdigest())
+
+
+async def test_a_firmware_kept_in_files_dir_is_fetched_whole(
+    tmp_path: Path, store_url: str
+) -> None:
+    settings = replace(
+        loopback_settings(tmp_path, cr_provision="random", cr_session_wait=10.0, stun_enable=False),
+        store_url=store_url,
+        xmpp_enable=False,
+        files_dir=str(tmp_path / "files"),
+    )
+    acs = await start(settings)
+    try:
+        async with bootstrapped(acs, tmp_path) as cpe:
+            await upgrade(acs, cpe)
+        [kept] = (tmp_path / "files").iterdir()
+        assert kept.read_bytes() == FIRMWARE
+    finally:
+        await acs.close()
+
+
+@pytest.fixture
+async def secure_acs(tmp_path: Path, store_url: str) -> AsyncIterator[Running]:
+    """Files over HTTPS with the lab CA's certificate, each device giving its own CWMP pair by
+    Digest to the file server as to the ACS."""
+    settings = replace(
+        loopback_settings(
+            tmp_path,
+            cr_provision="random",
+            cr_session_wait=10.0,
+            stun_enable=False,
+            cwmp_auth="digest",
+            cwmp_credentials={SERIAL: "fw-pw"},
+            tls_self_signed=True,
+            files_tls=True,
+            files_device_auth=True,
+        ),
+        store_url=store_url,
+        xmpp_enable=False,
+    )
+    running = await start(settings)
+    yield running
+    await running.close()
+
+
+async def get_file(
+    http: aiohttp.ClientSession, url: str, tls: ssl.SSLContext, username: str, password: str
+) -> tuple[int, bytes]:
+    """GET a file as a CPE does: unauthenticated, then answering the Digest challenge."""
+    async with http.get(url, ssl=tls) as r:
+        assert r.status == 401
+        challenge = select_challenge(r.headers.getall("WWW-Authenticate"))
+    assert isinstance(challenge, DigestChallenge)
+    answer = challenge.authorization(
+        "GET", URL(url).raw_path_qs, username, password, cnonce=new_cnonce()
+    )
+    async with http.get(url, ssl=tls, headers={"Authorization": answer}) as r:
+        return r.status, await r.read()
+
+
+async def test_a_device_downloads_over_https_with_its_own_digest_credentials(
+    secure_acs: Running, tmp_path: Path
+) -> None:
+    acs = secure_acs
+    assert acs.ca is not None and acs.files_url is not None
+    assert acs.files_url.startswith("https://127.0.0.1:")
+    tls = device_tls(str(acs.ca.cert_path))
+    device = {"acs_username": SERIAL, "acs_password": "fw-pw"}
+    options = {**device, "client_factory": trusting_client(tls), "transfer_tls": tls}
+    async with bootstrapped(acs, tmp_path, **options) as cpe:
+        await upgrade(acs, cpe)
+    url = f"{acs.files_url}fw-2.0.bin"
+    async with aiohttp.ClientSession() as http:
+        assert await get_file(http, url, tls, SERIAL, "fw-pw") == (200, FIRMWARE)
+        assert (await get_file(http, url, tls, SERIAL, "guess"))[0] == 401
+        assert (await get_file(http, url, tls, "nobody", "fw-pw"))[0] == 401
+        with pytest.raises(aiohttp.ClientError):  # never in the clear: the port speaks TLS
+            await http.get(url.replace("https://", "http://"))
 
 
 async def test_a_download_the_cpe_cannot_fetch_shows_in_faults_and_is_retried(
@@ -182,9 +272,20 @@ PRESET = {
 }
 
 
-async def sets_sent(acs: Running) -> float:
+async def another_session(acs: Running, http: aiohttp.ClientSession, cpe: SimulatedCpe) -> None:
+    """A session the NBI's connection request opens, run to its end."""
+    device_id = device_key(cpe.model.device_id())
+    async with http.post(
+        nbi(acs, f"/devices/{device_id}/tasks"),
+        params={"connection_request": "", "timeout": "15000"},
+    ) as r:
+        assert r.status == 200, await r.text()
+    await settle(cpe)
+
+
+async def sets_sent(acs: Running, rpc: str = "SetParameterValues") -> float:
     try:
-        return value(await scrape(acs), "knock_rpcs_total", rpc="SetParameterValues", caller="acs")
+        return value(await scrape(acs), "knock_rpcs_total", rpc=rpc, caller="acs")
     except KeyError:
         return 0.0
 
@@ -213,11 +314,58 @@ async def test_a_preset_applies_at_bootstrap_and_not_again_once_it_holds(
             before = await sets_sent(acs)
             assert before >= 1
             # A later session: the preset applies again, and its value already holds.
-            async with http.post(
-                nbi(acs, f"/devices/{device_id}/tasks"),
-                params={"connection_request": "", "timeout": "15000"},
-            ) as r:
-                assert r.status == 200, await r.text()
-            await settle(cpe)
+            await another_session(acs, http, cpe)
             assert await sets_sent(acs) == before
             assert cpe.model.get(INTERVAL) == "1234"
+
+
+ADDRESSES = "Device.IP.Interface.2.IPv4Address."
+OBJECTS = {
+    "weight": 0,
+    "precondition": "",
+    "events": {"0 BOOTSTRAP": False},  # every session but the first: nothing read yet
+    "configurations": [
+        {
+            "type": "add_object",
+            "name": ADDRESSES,
+            "object": {
+                "IPAddress": "192.168.2.1",
+                "SubnetMask": "255.255.255.0",
+                "_keys": ["IPAddress"],
+            },
+        },
+        {"type": "delete_object", "name": ADDRESSES, "object": {"IPAddress": "192.168.1.1"}},
+    ],
+}
+
+
+def addresses(cpe: SimulatedCpe) -> dict[str, str]:
+    """Each instance of the LAN interface's IPv4 addresses: its IPAddress."""
+    found = cpe.model.get_parameter_values([ADDRESSES])
+    return {
+        p.name[len(ADDRESSES) :].split(".")[0]: p.value
+        for p in found
+        if p.name.endswith(".IPAddress")
+    }
+
+
+async def test_object_presets_add_and_delete_instances_by_key_once(
+    acs: Running, tmp_path: Path
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.put(nbi(acs, "/presets/objects"), json=OBJECTS) as r:
+            assert r.status == 200, await r.text()
+        async with bootstrapped(acs, tmp_path) as cpe:
+            device_id = device_key(cpe.model.device_id())
+            assert addresses(cpe) == {"1": "192.168.1.1"}  # the bootstrap left it alone
+            for _session in range(2):  # the preset applies, then holds: nothing more is sent
+                await another_session(acs, http, cpe)
+                assert addresses(cpe) == {"2": "192.168.2.1"}
+                mask = cpe.model.get(f"{ADDRESSES}2.SubnetMask")
+                assert mask == "255.255.255.0"
+            assert await sets_sent(acs, "AddObject") == 1
+            assert await sets_sent(acs, "DeleteObject") == 1
+            stored = await acs.store.get_parameters([device_id], [ADDRESSES])
+            assert {p.path: p.value for p in stored[device_id] if p.path.endswith("IPAddress")} == {
+                f"{ADDRESSES}2.IPAddress": "192.168.2.1"
+            }

@@ -13,6 +13,10 @@ from knock.acs.presets import (
     tag_changes,
 )
 from knock.cwmp.rpcs import (
+    AddObject,
+    AddObjectResponse,
+    DeleteObject,
+    DeleteObjectResponse,
     Fault,
     GetParameterValues,
     GetParameterValuesResponse,
@@ -104,3 +108,83 @@ def test_events_preconditions_and_tags() -> None:
         {"type": "delete_tag", "tag": "a"},
     ]
     assert tag_changes(configs) == ({"b"}, {"a"})
+
+
+MAPS = "Device.NAT.PortMapping."
+WEB = {
+    "type": "add_object",
+    "name": "Device.NAT.PortMapping",  # GenieACS's form: no trailing dot
+    "object": {"ExternalPort": 8080, "Protocol": "TCP", "Enable": True, "_keys": ["ExternalPort"]},
+}
+
+
+def instance(n: int, port: str, protocol: str = "TCP") -> dict[str, StoredParam]:
+    return {
+        f"{MAPS}{n}.ExternalPort": stored(f"{MAPS}{n}.ExternalPort", port, "xsd:unsignedInt"),
+        f"{MAPS}{n}.Protocol": stored(f"{MAPS}{n}.Protocol", protocol, "xsd:string"),
+        f"{MAPS}{n}.Enable": stored(f"{MAPS}{n}.Enable", "false", "xsd:boolean"),
+    }
+
+
+def test_an_object_no_instance_matches_is_added_and_its_values_set() -> None:
+    plan = PresetPlan([WEB], instance(1, "80"), NOW)
+    assert plan.first() == AddObject(MAPS)
+    sent = [
+        ParameterValueStruct(f"{MAPS}3.ExternalPort", "8080", "xsd:int"),
+        ParameterValueStruct(f"{MAPS}3.Protocol", "TCP", "xsd:string"),
+        ParameterValueStruct(f"{MAPS}3.Enable", "1", "xsd:boolean"),
+    ]
+    assert plan.on_response(AddObjectResponse(3, 0)) == SetParameterValues(sent, "")
+    outcome = plan.on_response(SetParameterValuesResponse(0))
+    assert outcome == PresetOutcome([ParamValue(s.name, s.value, s.type) for s in sent])
+
+
+def test_an_instance_matching_by_key_gets_the_other_values_and_no_add() -> None:
+    plan = PresetPlan([WEB], {**instance(1, "80"), **instance(4, "8080")}, NOW)
+    enable = ParameterValueStruct(f"{MAPS}4.Enable", "1", "xsd:boolean")
+    assert plan.first() == SetParameterValues([enable], "")
+    holds = {
+        **instance(4, "8080"),
+        f"{MAPS}4.Enable": stored(f"{MAPS}4.Enable", "1", "xsd:boolean"),
+    }
+    assert PresetPlan([WEB], holds, NOW).first() is None
+
+
+def test_an_object_the_store_knows_nothing_of_is_read_first() -> None:
+    plan = PresetPlan([WEB], {}, NOW)
+    assert plan.first() == GetParameterValues([MAPS])
+    read = [ParameterValueStruct(f"{MAPS}2.ExternalPort", "8080", "xsd:unsignedInt")]
+    enable = ParameterValueStruct(f"{MAPS}2.Enable", "1", "xsd:boolean")
+    protocol = ParameterValueStruct(f"{MAPS}2.Protocol", "TCP", "xsd:string")
+    assert plan.on_response(GetParameterValuesResponse(read)) == SetParameterValues(
+        [protocol, enable], ""
+    )
+
+
+def test_every_matching_instance_is_deleted_and_forgotten() -> None:
+    gone = {"type": "delete_object", "name": MAPS, "object": {"Protocol": "UDP"}}
+    known = {**instance(1, "53", "UDP"), **instance(2, "80"), **instance(3, "123", "UDP")}
+    plan = PresetPlan([gone], known, NOW)
+    assert plan.first() == DeleteObject(f"{MAPS}1.")
+    assert plan.on_response(DeleteObjectResponse(0)) == DeleteObject(f"{MAPS}3.")
+    assert plan.on_response(DeleteObjectResponse(0)) == PresetOutcome(
+        [], None, [f"{MAPS}1.", f"{MAPS}3."]
+    )
+    refused = PresetPlan([gone], known, NOW)
+    refused.first()
+    assert refused.on_response(Fault("Client", 9003, "Invalid arguments")) == PresetOutcome(
+        [], "9003 Invalid arguments"
+    )
+
+
+def test_an_instance_whose_values_are_refused_is_deleted_again() -> None:
+    """Without its key values no later session would know the instance as the preset's, and
+    each would add one more."""
+    plan = PresetPlan([WEB], instance(1, "80"), NOW)
+    assert plan.first() == AddObject(MAPS)
+    assert isinstance(plan.on_response(AddObjectResponse(3, 0)), SetParameterValues)
+    refused = Fault("Client", 9007, "Invalid parameter value")
+    assert plan.on_response(refused) == DeleteObject(f"{MAPS}3.")
+    assert plan.on_response(DeleteObjectResponse(0)) == PresetOutcome(
+        [], "9007 Invalid parameter value", [f"{MAPS}3."]
+    )

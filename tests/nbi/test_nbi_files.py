@@ -8,6 +8,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -16,7 +17,11 @@ from aiohttp import web
 from nbi_support import AddDevice, Nbi, ThreadedNbi
 from typer.testing import CliRunner
 
-from knock.files.server import FileServerSettings, start_file_server
+from knock.acs.auth import CpeAuthenticator
+from knock.cpe.rpc_handler import QueuedTransfer
+from knock.cpe.transfer import TransferFailed, fetch
+from knock.files.server import start_file_server
+from knock.http_listen import HttpLimits
 from knock.nbi.cli import register
 from knock.store import Store
 from knock.store.files import CHUNK_SIZE
@@ -36,8 +41,9 @@ FileServer = Callable[..., Awaitable[str]]
 async def file_server(store: Store) -> AsyncIterator[FileServer]:
     runners: list[web.AppRunner] = []
 
-    async def start(**settings: str) -> str:
-        runner = await start_file_server(store, FileServerSettings(**settings), "127.0.0.1", 0)
+    async def start(basic: dict[str, str] | None = None) -> str:
+        guard = None if basic is None else CpeAuthenticator("basic", basic).check
+        runner = await start_file_server(store, "127.0.0.1", 0, HttpLimits(), guard=guard)
         runners.append(runner)
         return f"http://127.0.0.1:{runner.addresses[0][1]}/"
 
@@ -118,7 +124,7 @@ async def test_the_file_server_asks_for_basic_credentials_when_set(
     nbi: Nbi, file_server: FileServer
 ) -> None:
     await upload(nbi, "c.cfg", b"config")
-    base = await file_server(username="cpe", password="pw")
+    base = await file_server(basic={"cpe": "pw"})
     async with aiohttp.ClientSession() as http:
         async with http.get(base + "c.cfg") as r:
             assert r.status == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
@@ -129,6 +135,37 @@ async def test_the_file_server_asks_for_basic_credentials_when_set(
             base + "c.cfg", headers={"Authorization": aiohttp.encode_basic_auth("cpe", "pw")}
         ) as r:
             assert (r.status, await r.read()) == (200, b"config")
+
+
+@pytest.mark.parametrize(
+    ("scheme", "name", "password", "fault"),
+    [
+        ("basic", "c.cfg", "pw", None),
+        ("basic", "c.cfg", "no", 9012),  # File transfer authentication failure
+        ("digest", "my config.cfg", "pw", None),  # signed as sent: percent-encoded
+        ("digest", "c.cfg", "no", 9012),
+    ],
+)
+async def test_the_simulated_cpe_answers_the_challenge_with_its_download_pair(
+    nbi: Nbi, store: Store, scheme: str, name: str, password: str, fault: int | None
+) -> None:
+    await upload(nbi, name, b"config")
+    guard = CpeAuthenticator(scheme, {"cpe": "pw"}).check
+    runner = await start_file_server(store, "127.0.0.1", 0, HttpLimits(), guard=guard)
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/{quote(name)}"
+    transfer = QueuedTransfer(
+        "Download", "k", "3 Vendor Configuration File", url, "cpe", password, 6, "", 0
+    )
+    try:
+        if fault is None:
+            received = await fetch(transfer)
+            assert (received.size, received.sha256) == (6, hashlib.sha256(b"config").hexdigest())
+            return
+        with pytest.raises(TransferFailed) as failed:
+            await fetch(transfer)
+        assert failed.value.code == fault
+    finally:
+        await runner.cleanup()
 
 
 @pytest.mark.parametrize(
@@ -192,7 +229,7 @@ async def test_the_file_server_drops_a_client_that_stalls_in_its_headers(
 ) -> None:
     """A slow-loris client (headers sent in part, then nothing) is dropped after the idle
     timeout, as an idle keep-alive connection is."""
-    runner = await start_file_server(store, FileServerSettings(idle_timeout=0.3), "127.0.0.1", 0)
+    runner = await start_file_server(store, "127.0.0.1", 0, HttpLimits(idle_timeout=0.3))
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", runner.addresses[0][1])
         writer.write(b"GET /fw.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")

@@ -98,7 +98,7 @@ async def test_a_nul_in_a_device_id_gets_400(nbi: Nbi, add_device: AddDevice) ->
 
 async def test_a_stopped_read_gets_503_naming_why(nbi: Nbi, store: Store) -> None:
     store.stop_reads()  # what `knock serve` does first on SIGTERM
-    for path in ("/devices/", "/tasks/", "/dashboard/api/cr-stats"):
+    for path in ("/devices/", "/tasks/", "/presets/", "/dashboard/api/cr-stats"):
         status, body = await _get(nbi, path)
         assert status == 503, path
         assert "shutting down" in body["error"]

@@ -18,6 +18,12 @@ PRESET = {
         {"type": "age", "name": "Device.DeviceInfo.UpTime", "age": 3600},
         {"type": "add_tag", "tag": "managed"},
         {"type": "delete_tag", "tag": "new"},
+        {
+            "type": "add_object",
+            "name": "Device.NAT.PortMapping",
+            "object": {"ExternalPort": 8080, "Protocol": "TCP", "_keys": ["ExternalPort"]},
+        },
+        {"type": "delete_object", "name": "Device.NAT.PortMapping.", "object": {"Protocol": "UDP"}},
     ],
 }
 
@@ -41,6 +47,29 @@ async def test_a_preset_is_stored_listed_by_weight_and_deleted(nbi: Nbi) -> None
         assert r.status == 404
 
 
+async def test_presets_are_queried_counted_and_paged_as_genieacs_does(nbi: Nbi) -> None:
+    for name, weight in [("a", 5), ("b", -1), ("c", 5), ("d", 20)]:
+        async with nbi.http.put(f"{nbi.url}/presets/{name}", json={"weight": weight}) as r:
+            assert r.status == 200
+    query = json.dumps({"weight": {"$gte": 0, "$lt": 20}})
+    async with nbi.http.get(f"{nbi.url}/presets/", params={"query": query}) as r:
+        assert r.headers["total"] == "2"
+        assert await r.json() == [{"_id": "a", "weight": 5}, {"_id": "c", "weight": 5}]
+    paged = {"query": json.dumps({"_id": {"$ne": "a"}}), "skip": "1", "limit": "1"}
+    async with nbi.http.get(f"{nbi.url}/presets", params=paged) as r:
+        assert r.headers["total"] == "3"
+        assert await r.json() == [{"_id": "c", "weight": 5}]  # b, then c, then d
+    async with nbi.http.head(f"{nbi.url}/presets/", params={"query": '{"_id": "d"}'}) as r:
+        assert (r.status, r.headers["total"]) == (200, "1")
+    for bad, message in [
+        ({"name": "a"}, "presets are queried by _id, weight, not 'name'"),
+        ({"weight": "5"}, "weight compares with a whole number"),
+    ]:
+        async with nbi.http.get(f"{nbi.url}/presets/", params={"query": json.dumps(bad)}) as r:
+            assert r.status == 400
+            assert message in (await r.json())["error"]
+
+
 @pytest.mark.parametrize(
     ("preset", "message"),
     [
@@ -51,7 +80,15 @@ async def test_a_preset_is_stored_listed_by_weight_and_deleted(nbi: Nbi) -> None
         ({"precondition": {"size": {"$regex": 1}}}, "unsupported operator"),
         ({"events": {"1 BOOT": "yes"}}, "events maps event codes to true or false"),
         ({"configurations": [{"type": "provision", "name": "x"}]}, "JavaScript provisions"),
-        ({"configurations": [{"type": "add_object", "name": "x"}]}, "add_object is not supported"),
+        ({"configurations": [{"type": "add_object", "name": "x"}]}, "object gives the instance"),
+        (
+            {"configurations": [{"type": "delete_object", "name": "A.", "object": {"B": [1]}}]},
+            "object maps parameter names",
+        ),
+        (
+            {"configurations": [{"type": "add_object", "name": "A.", "object": {"_keys": ["B"]}}]},
+            "_keys lists at least one",
+        ),
         ({"configurations": [{"type": "value", "name": "a b", "value": 1}]}, "parameter path"),
         ({"configurations": [{"type": "value", "name": "A.B", "value": None}]}, "value sets"),
         ({"configurations": [{"type": "age", "name": "A.B", "age": 0}]}, "age is a number"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,46 @@ async def test_files_are_listed_by_name_and_deleted(store: Store, now: datetime)
     assert await store.delete_file("a.bin") is False
     assert [f.name for f in await store.find_files(None)] == ["b.bin", "c.cfg"]
     assert await store.get_file("a.bin") is None
+
+
+@pytest.fixture
+async def foldered(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[Store, Path]]:
+    """A store keeping files' bytes in a directory (files_dir)."""
+    folder = tmp_path / "files"
+    opened = await Store.open(db_url, file_folder=folder)
+    yield opened, folder
+    await opened.close()
+
+
+async def test_a_folder_holds_the_bytes_and_the_database_the_rows(
+    foldered: tuple[Store, Path], now: datetime
+) -> None:
+    store, folder = foldered
+    data = image(2 * CHUNK_SIZE + 1000)
+    row = await store.put_file("fw.bin", META, pieces(data, 70_001), now)
+    assert (row.length, row.md5) == (len(data), hashlib.md5(data).hexdigest())
+    assert sorted(p.name for p in folder.iterdir()) == [str(row.id)]
+    assert (folder / str(row.id)).read_bytes() == data
+    assert await store._db.run(_all, file_chunks.select()) == []
+    for start, end in [
+        (0, len(data)),
+        (CHUNK_SIZE - 5, CHUNK_SIZE + 5),
+        (len(data) - 1, len(data)),
+    ]:
+        assert await read(store, row.id, start, end) == data[start:end]
+    assert await store.find_files(None) == [row]
+
+    second = await store.put_file("fw.bin", META, pieces(b"second", 4), now)  # replaces it
+    assert sorted(p.name for p in folder.iterdir()) == [str(second.id)]
+    assert await read(store, row.id, 0, 10) == b""
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"x" * CHUNK_SIZE
+        raise ConnectionResetError("the client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await store.put_file("fw.bin", META, broken(), now)
+    assert sorted(p.name for p in folder.iterdir()) == [str(second.id)]  # no .part left
+    assert await store.find_files(None) == [second]
+    assert await store.delete_file("fw.bin") is True
+    assert list(folder.iterdir()) == []

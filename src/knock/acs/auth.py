@@ -138,6 +138,15 @@ class CpeAuthenticator:
         request[_USER_KEY] = user
         return None
 
+    def user(self, request: web.Request) -> str | None:
+        """The username *request* authenticated with (after `check`); None without auth."""
+        return request.get(_USER_KEY)
+
+    def pair(self, user: str | None) -> tuple[str, str] | None:
+        """*user*'s credentials: what its device gives the file server (files_device_auth)."""
+        password = None if user is None else self.credentials.get(user)
+        return None if user is None or password is None else (user, password)
+
     async def check_device(
         self, request: web.Request, device_id: str, serial: str
     ) -> web.Response | None:

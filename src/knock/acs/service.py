@@ -22,7 +22,13 @@ from aiohttp import web
 from knock.acs.auth import CpeAuthenticator
 from knock.acs.cpe_requests import answer_cpe_request
 from knock.acs.preset_source import PresetSource
-from knock.acs.presets import PresetOutcome, PresetPlan, parameter_paths, tag_changes
+from knock.acs.presets import (
+    PresetOutcome,
+    PresetPlan,
+    parameter_paths,
+    relevant,
+    tag_changes,
+)
 from knock.acs.provisioning import (
     Credentials,
     CrPolicy,
@@ -82,6 +88,7 @@ class LiveSession:
     provisioning: Provisioning | None = None  # under way in this session
     presets: PresetPlan | None = None  # under way, after provisioning
     events: tuple[str, ...] = ()  # the Inform's event codes
+    cwmp_user: str | None = None  # the username its Inform authenticated with
     rpcs: int = 0  # RPCs of this session either way, for its log line
     opened: float = 0.0  # on the service's clock, at the Inform
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -324,10 +331,12 @@ class AcsService:
         if not paths:
             return None
         stored = await self._store.get_parameters([live.device_id], paths)
-        known = {p.path: p for p in stored.get(live.device_id, []) if p.path in set(paths)}
+        known = relevant(configurations, stored.get(live.device_id, []))
         return PresetPlan(configurations, known, _now())
 
     async def _presets_applied(self, live: LiveSession, outcome: PresetOutcome) -> None:
+        for prefix in outcome.delete_under:
+            await self._store.delete_parameters_under(live.device_id, prefix)
         if outcome.put:
             await self._store.put_parameters(live.device_id, outcome.put, _now())
         if outcome.fault is not None:
@@ -462,6 +471,7 @@ class AcsService:
         denied = await self._auth.check_device(request, device_id, inform.device_id.serial_number)
         if denied is not None:
             return denied
+        live.cwmp_user = self._auth.user(request)
         if request.transport is None or request.transport.is_closing():
             # The device gave up on this POST before the ACS read it (an overloaded ACS reads
             # late) and has retried since, perhaps sessions ago. Acting on it would replay old
@@ -566,7 +576,7 @@ class AcsService:
                 self._forget(live, "ok")
                 return web.Response(status=204)
             try:
-                spec = await self._resolved(task.spec)
+                spec = await self._resolved(live, task.spec)
                 types = await self._stored_types(live.device_id, spec)
                 plan = TaskPlan(spec, types, transfer_command_key(task.id))
                 first = plan.first()
@@ -578,8 +588,9 @@ class AcsService:
             live.task, live.plan = task, plan
             return self._request(live, first)
 
-    async def _resolved(self, spec: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The task with a stored file it names filled in (URL, type, size, credentials)."""
+    async def _resolved(self, live: LiveSession, spec: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The task with a stored file it names filled in (URL, type, size, credentials: the
+        device's own when the file server asks each device for its CWMP pair)."""
         name = stored_file_name(spec)
         if name is None:
             return spec
@@ -594,7 +605,7 @@ class AcsService:
                 f"file {name!r} is no longer stored: upload it again (PUT /files/{name}) and "
                 "queue the task anew"
             )
-        return resolve_download(spec, row, self._file_links)
+        return resolve_download(spec, row, self._file_links, self._auth.pair(live.cwmp_user))
 
     async def _stored_types(self, device_id: str, spec: Mapping[str, Any]) -> dict[str, str]:
         """Types the device reported for the values a task sets without naming one."""

@@ -185,6 +185,7 @@ class SimulatedCpe:
         defects: Defects = NONE,
         quirks: Quirks = frozenset(),
         failures: SessionFailures | None = None,
+        transfer_tls: ssl.SSLContext | None = None,
     ) -> None:
         """*failures*: where failed sessions are counted and logged, shared by a fleet's
         devices so that one reason makes one line, not one per device."""
@@ -192,6 +193,7 @@ class SimulatedCpe:
         self.serial = serial
         self.defects = defects  # requirements this device breaks on purpose (knock check)
         self.quirks = quirks  # readings of the spec it makes where the standard leaves freedom
+        self._transfer_tls = transfer_tls  # checks HTTPS file servers; None: the system's CAs
         self._ms = schema.management
         self._silenced = {schema.management(leaf) for d, leaf in SILENCED.items() if d in defects}
         defaults = {
@@ -369,7 +371,7 @@ class SimulatedCpe:
     async def _perform(self, transfer: QueuedTransfer) -> None:
         """A transfer: a download is fetched for real; a firmware image that arrived whole
         reboots the device."""
-        result, received = await perform(transfer, self._clock.time)
+        result, received = await perform(transfer, self._clock.time, self._transfer_tls)
         if received is not None:
             self.received.append(received)
         self.state.transfer_done(transfer, result)

@@ -93,6 +93,7 @@ class _Worker:
                 quirks=frozenset(config.quirks),
                 client_factory=trusting_client(self.tls),
                 failures=self.failures,
+                transfer_tls=self.tls,
             )
             self.services.attach(cpe)
             _configure(cpe, config)

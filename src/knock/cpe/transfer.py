@@ -1,4 +1,4 @@
-"""The simulated CPE's file transfers: a Download's file is really fetched over HTTP.
+"""The simulated CPE's file transfers: a Download's file is really fetched over HTTP(S).
 
 The bytes are counted and hashed as they stream in, never held whole (a fleet downloads many
 images at once); what arrived is kept as a `Received` record, and the outcome becomes the
@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
+from yarl import URL
 
+from knock.auth import AuthError, DigestChallenge, new_cnonce, select_challenge
 from knock.cpe.rpc_handler import QueuedTransfer
 from knock.cwmp.faults import CpeFault
 from knock.cwmp.rpcs import TransferComplete, TransferCompleteFaultStruct
@@ -50,34 +53,37 @@ def _status_fault(status: int) -> CpeFault:
     return CpeFault.FILE_TRANSFER_FAILURE
 
 
-async def fetch(transfer: QueuedTransfer) -> Received:
-    """GET the transfer's URL, with Basic credentials when it carries some; raises
+async def fetch(transfer: QueuedTransfer, tls: ssl.SSLContext | None = None) -> Received:
+    """GET the transfer's URL, answering a Digest (or Basic) challenge with the credentials
+    it carries, checking an HTTPS server with *tls* (None: the system's CAs); raises
     TransferFailed with the fault a CPE reports."""
-    headers = (
-        {"Authorization": aiohttp.encode_basic_auth(transfer.username, transfer.password)}
-        if transfer.username
-        else {}
-    )
     timeout = aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT_S, sock_read=READ_TIMEOUT_S)
     digest = hashlib.sha256()
     size = 0
+    headers: dict[str, str] = {}
     try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as http,
-            http.get(transfer.url, headers=headers) as response,
-        ):
-            if response.status != 200:
-                raise TransferFailed(
-                    _status_fault(response.status), f"HTTP {response.status} from the file server"
-                )
-            try:
-                async for data in response.content.iter_any():
-                    size += len(data)
-                    digest.update(data)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise TransferFailed(
-                    CpeFault.DOWNLOAD_INCOMPLETE, f"the download stopped after {size} bytes: {exc}"
-                ) from None
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            for answered in (False, True):
+                async with http.get(transfer.url, headers=headers, ssl=tls or True) as response:
+                    if response.status == 401 and not answered and transfer.username:
+                        challenges = response.headers.getall("WWW-Authenticate", [])
+                        headers["Authorization"] = _answer(transfer, challenges)
+                        continue
+                    if response.status != 200:
+                        raise TransferFailed(
+                            _status_fault(response.status),
+                            f"HTTP {response.status} from the file server",
+                        )
+                    try:
+                        async for data in response.content.iter_any():
+                            size += len(data)
+                            digest.update(data)
+                    except (aiohttp.ClientError, TimeoutError) as exc:
+                        raise TransferFailed(
+                            CpeFault.DOWNLOAD_INCOMPLETE,
+                            f"the download stopped after {size} bytes: {exc}",
+                        ) from None
+                    break
     except (aiohttp.ClientConnectionError, TimeoutError, aiohttp.InvalidURL) as exc:
         raise TransferFailed(
             CpeFault.FILE_SERVER_UNREACHABLE, f"cannot reach the file server: {exc}"
@@ -89,15 +95,32 @@ async def fetch(transfer: QueuedTransfer) -> Received:
     return Received(transfer.command_key, transfer.url, size, digest.hexdigest())
 
 
+def _answer(transfer: QueuedTransfer, challenges: list[str]) -> str:
+    """The Authorization answering the file server's challenge; Basic only when it offers no
+    Digest (the credentials came for this server, so Basic is what the ACS agreed to)."""
+    try:
+        chosen = select_challenge(challenges, allow_basic=True)
+    except AuthError as exc:
+        raise TransferFailed(
+            CpeFault.FILE_TRANSFER_AUTHENTICATION_FAILURE, f"no usable challenge: {exc}"
+        ) from None
+    if isinstance(chosen, DigestChallenge):
+        uri = URL(transfer.url).raw_path_qs
+        return chosen.authorization(
+            "GET", uri, transfer.username, transfer.password, cnonce=new_cnonce()
+        )
+    return chosen.authorization(transfer.username, transfer.password)
+
+
 async def perform(
-    transfer: QueuedTransfer, clock: Callable[[], float]
+    transfer: QueuedTransfer, clock: Callable[[], float], tls: ssl.SSLContext | None = None
 ) -> tuple[TransferComplete, Received | None]:
     """Carry out a queued download; uploads are not fetched and succeed at once."""
     started = _stamp(clock())
     received = fault = None
     if transfer.is_download:
         try:
-            received = await fetch(transfer)
+            received = await fetch(transfer, tls)
         except TransferFailed as exc:
             log.info("transfer %r from %s failed: %s", transfer.command_key, transfer.url, exc)
             fault = TransferCompleteFaultStruct(int(exc.code), str(exc))

@@ -16,8 +16,9 @@ class FileLinks:
     """How CPEs reach the file server."""
 
     base_url: str  # ends in "/"
-    username: str = ""
+    username: str = ""  # a shared pair every device is given
     password: str = ""
+    per_device: bool = False  # instead, each device its own CWMP pair (files_device_auth)
 
     def url(self, name: str) -> str:
         return self.base_url + quote(name, safe="")
@@ -32,16 +33,24 @@ def stored_file_name(spec: Mapping[str, Any]) -> str | None:
     return str(name) if name else None
 
 
-def resolve_download(spec: Mapping[str, Any], row: FileRow, links: FileLinks) -> dict[str, Any]:
+def resolve_download(
+    spec: Mapping[str, Any],
+    row: FileRow,
+    links: FileLinks,
+    device_pair: tuple[str, str] | None = None,
+) -> dict[str, Any]:
     """The task with the stored file filled in; what the task gives itself wins (a fileType
-    other than the upload's, credentials of another server)."""
+    other than the upload's, credentials of another server). *device_pair*: the CWMP
+    credentials the device authenticated its session with, given when `links.per_device`."""
     filled: dict[str, Any] = {
         "url": links.url(row.name),
         "fileType": row.file_type,
         "fileSize": row.length,
     }
-    if links.password:
-        filled |= {"username": links.username, "password": links.password}
+    shared = (links.username, links.password)
+    username, password = device_pair if links.per_device and device_pair else shared
+    if password:
+        filled |= {"username": username, "password": password}
     return filled | {
         k: v for k, v in spec.items() if k not in ("file", "fileName") and v not in ("", None)
     }

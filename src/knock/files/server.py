@@ -1,66 +1,70 @@
 """The file server: GET and HEAD of the files stored through the NBI (`PUT /files/<name>`).
 
 CPEs fetch what a download task points them at from here. It answers one byte range when asked
-(a CPE resuming a firmware image), streams from the store a chunk at a time, and, with
-credentials set, asks for HTTP Basic: the same pair Knock puts into the Download RPC.
+(a CPE resuming a firmware image), streams from the store a chunk at a time, and is served like
+CWMP (knock.http_listen: the listen limits, dual-stack hosts, HTTPS with the CWMP certificate).
+With a guard it asks for credentials: the CWMP authenticator, so each device gives its own pair
+by Digest (or Basic) as it does to the ACS, or a Basic-only one for a shared pair; either way the
+pair is what Knock puts into the Download RPC.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
 import logging
-import socket
-from dataclasses import dataclass
+import ssl
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from knock.files.ranges import Unsatisfiable, parse_range
-from knock.hosts import bind_sockets
+from knock.http_listen import HttpLimits, serve_app
 from knock.store import Store
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class FileServerSettings:
-    username: str = ""  # with a password: HTTP Basic required
-    password: str = ""
-    idle_timeout: float = 30.0  # a keep-alive connection, or a client that stops reading
+Guard = Callable[[web.Request], Awaitable[web.Response | None]]
+"""None when the request may proceed, else the 401 to send (knock.acs.auth.CpeAuthenticator)."""
 
 
-def make_file_app(store: Store, settings: FileServerSettings) -> web.Application:
+def make_file_app(
+    store: Store, write_timeout: float, guard: Guard | None = None
+) -> web.Application:
     app = web.Application()
-    server = _FileServer(store, settings)
+    server = _FileServer(store, write_timeout, guard)
     app.router.add_route("GET", "/{name}", server.get)
     app.router.add_route("HEAD", "/{name}", server.get)
     return app
 
 
 async def start_file_server(
-    store: Store, settings: FileServerSettings, host: str, port: int, reuse_port: bool = False
+    store: Store,
+    host: str,
+    port: int,
+    limits: HttpLimits,
+    *,
+    guard: Guard | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    reuse_port: bool = False,
 ) -> web.AppRunner:
     """Listen on every address of *host* (a list, `::` dual-stack: see knock.hosts) at *port*
-    (0: a free port). The idle timeout also bounds a request's headers: a client that sends part
-    of them and stalls is dropped as an idle connection is."""
-    runner = web.AppRunner(
-        make_file_app(store, settings), access_log=None, keepalive_timeout=settings.idle_timeout
+    (0: a free port). A client that stops reading for `limits.idle_timeout` is dropped, as one
+    that stalls in its headers is."""
+    app = make_file_app(store, limits.idle_timeout, guard)
+    return await serve_app(
+        app, "files", host, port, limits, ssl_context=ssl_context, reuse_port=reuse_port
     )
-    await runner.setup()
-    for sock in bind_sockets(host, port, socket.SOCK_STREAM, reuse_port=reuse_port):
-        await web.SockSite(runner, sock).start()
-    return runner
 
 
 class _FileServer:
-    def __init__(self, store: Store, settings: FileServerSettings) -> None:
+    def __init__(self, store: Store, write_timeout: float, guard: Guard | None) -> None:
         self._store = store
-        self._settings = settings
+        self._write_timeout = write_timeout
+        self._guard = guard
 
     async def get(self, request: web.Request) -> web.StreamResponse:
-        self._check_auth(request)
+        if self._guard is not None and (refused := await self._guard(request)) is not None:
+            return refused
         name = request.match_info["name"]
         row = await self._store.get_file(name)
         if row is None:
@@ -89,22 +93,10 @@ class _FileServer:
         await response.prepare(request)
         if request.method == "HEAD":
             return response
-        idle = self._settings.idle_timeout
         async for data in self._store.read_file(row.id, start, end):
-            async with asyncio.timeout(idle):  # a client that stops reading is dropped
+            async with asyncio.timeout(
+                self._write_timeout
+            ):  # a client that stops reading is dropped
                 await response.write(data)
         await response.write_eof()
         return response
-
-    def _check_auth(self, request: web.Request) -> None:
-        settings = self._settings
-        if not settings.password:
-            return
-        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
-        try:
-            given = base64.b64decode(encoded.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            given = b""
-        expected = f"{settings.username}:{settings.password}".encode()
-        if scheme.lower() != "basic" or not hmac.compare_digest(given, expected):
-            raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Basic realm="knock-files"'})

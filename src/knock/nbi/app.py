@@ -46,6 +46,7 @@ from knock.nbi.query import (
     parse_fault_id,
     parse_projection,
     parse_task_id,
+    preset_filter,
     task_filter,
 )
 from knock.nbi.tasks import TaskError, parse_task, task_document
@@ -114,6 +115,7 @@ def make_nbi_app(
         ("GET", "/files", nbi.list_files),
         ("HEAD", "/files", nbi.list_files),
         ("GET", "/presets", nbi.list_presets),
+        ("HEAD", "/presets", nbi.list_presets),
         ("GET", "/faults", nbi.list_faults),
         ("HEAD", "/faults", nbi.list_faults),
         ("DELETE", "/faults/{fault_id}", nbi.retry_fault),
@@ -410,8 +412,14 @@ class _Nbi:
         return web.json_response({"deleted": text})
 
     async def list_presets(self, request: web.Request) -> web.Response:
-        rows = await self.store.list_presets()
-        return web.json_response([{"_id": row.name, **row.doc} for row in rows])
+        where = preset_filter(_json_param(request, "query"))
+        skip, limit = _page(request)
+
+        async def documents() -> list[dict[str, Any]]:
+            rows = await self.store.find_presets(where, skip, limit)
+            return [{"_id": row.name, **row.doc} for row in rows]
+
+        return await _listing(request, self.store.count_presets(where), documents)
 
     async def put_preset(self, request: web.Request) -> web.Response:
         name = check_preset_name(request.match_info["name"])

@@ -76,6 +76,22 @@ _CONFIGURATION = {
             },
             "required": ["type", "tag"],
         },
+        {
+            "type": "object",
+            "description": "Add an instance of the object unless one's _keys parameters hold "
+            "the values given (then set its other values there); delete_object: delete every "
+            "instance that matches.",
+            "properties": {
+                "type": {"enum": ["add_object", "delete_object"]},
+                "name": {"type": "string"},
+                "object": {
+                    "type": "object",
+                    "properties": {"_keys": {"type": "array", "items": {"type": "string"}}},
+                    "additionalProperties": {"type": ["string", "integer", "boolean"]},
+                },
+            },
+            "required": ["type", "name", "object"],
+        },
     ]
 }
 _FILE_NAME = {
@@ -304,9 +320,15 @@ OPENAPI: dict[str, Any] = {
         },
         "/presets/": {
             "get": {
-                "summary": "List presets, lightest first (the order they apply in)",
+                "summary": "Find presets, lightest first (the order they apply in)",
+                "parameters": [
+                    {**_QUERY, "description": 'Query over _id and weight, e.g. {"weight": 0}.'},
+                    _SKIP,
+                    _LIMIT,
+                ],
                 "responses": {
-                    "200": _json({"type": "array", "items": _ref("Preset")}, "Every preset."),
+                    "200": _json({"type": "array", "items": _ref("Preset")}, "Matching presets."),
+                    "400": _BAD_REQUEST,
                     "401": _UNAUTHORIZED,
                 },
             }
@@ -889,7 +911,7 @@ OPENAPI: dict[str, Any] = {
 
 def _add_totals(document: dict[str, Any]) -> None:
     """GenieACS's collections answer with a `total` header, and HEAD with it alone."""
-    for path in ("/devices/", "/tasks/", "/faults/", "/files/"):
+    for path in ("/devices/", "/tasks/", "/faults/", "/files/", "/presets/"):
         operation = document["paths"][path]["get"]
         operation["description"] = (
             "HEAD takes the same parameters and answers with the total header alone."
@@ -925,6 +947,7 @@ _QUERY_STOPPED = _error(
 _BOUNDED_READS = (
     ("/devices/", "get"),
     ("/tasks/", "get"),
+    ("/presets/", "get"),
     ("/dashboard/api/cr-stats", "get"),
 )
 _PATH_TEXT = _error("An id in the URL path holds a NUL character or a lone surrogate.")

@@ -4,7 +4,10 @@ A preset is {"weight": n, "precondition": <query>, "events": {"<event>": true|fa
 "configurations": [...]}. The precondition is the NBI's device query (an object, or the JSON
 text of one as GenieACS's UI writes it; "" matches every device). Configurations:
 {"type": "value", "name": path, "value": v}, {"type": "age", "name": path, "age": seconds},
-{"type": "add_tag", "tag": t}, {"type": "delete_tag", "tag": t}.
+{"type": "add_tag", "tag": t}, {"type": "delete_tag", "tag": t}, and
+{"type": "add_object" | "delete_object", "name": object, "object": {leaf: value, ...,
+"_keys": [leaf, ...]}}: GenieACS's object document given inline (GenieACS names one stored
+apart), the instance matched by its key parameters.
 """
 
 from __future__ import annotations
@@ -20,17 +23,16 @@ from knock.nbi.query import PATH, device_filter
 _TAG = re.compile(r"[^\s/]{1,128}")
 _MAX_NAME = 256
 _MAX_AGE = 10 * 365 * 86400
+_TYPES = "value, age, add_tag, delete_tag, add_object, delete_object"
 _NOT_SUPPORTED = {
-    "provision": "JavaScript provisions are not supported; use value, age, add_tag and "
-    "delete_tag configurations",
-    "add_object": "add_object is not supported yet; queue an addObject task instead",
-    "delete_object": "delete_object is not supported yet; queue a deleteObject task instead",
+    "provision": f"JavaScript provisions are not supported; use configurations of types {_TYPES}",
 }
 PROVISIONS_NOT_SUPPORTED = (
     "Knock does not run GenieACS's JavaScript provisions; presets with configurations of types "
-    "value, age, add_tag and delete_tag are supported (PUT /presets/<name>), and tasks "
-    "(POST /devices/<id>/tasks) do the rest"
+    f"{_TYPES} are supported (PUT /presets/<name>), and tasks (POST /devices/<id>/tasks) do "
+    "the rest"
 )
+_MAX_OBJECT_PARAMS = 64
 
 
 def check_tag(tag: str) -> str:
@@ -97,8 +99,38 @@ def _check_configuration(where: str, item: Any) -> None:
                 raise ApiError(400, f"{where}: age is a number of seconds above 0")
     elif kind in ("add_tag", "delete_tag"):
         check_tag(item.get("tag") if isinstance(item.get("tag"), str) else "")
+    elif kind in ("add_object", "delete_object"):
+        _check_object(where, item)
     else:
+        raise ApiError(400, f"{where}: type is one of {_TYPES}, not {json.dumps(kind)}")
+
+
+def _check_object(where: str, item: dict[str, Any]) -> None:
+    name = item.get("name")
+    if not isinstance(name, str) or not PATH.fullmatch(name):
+        raise ApiError(400, f"{where}: name is an object path, not {json.dumps(name)}")
+    given = item.get("object")
+    example = '{"ExternalPort": 8080, "Protocol": "TCP", "_keys": ["ExternalPort", "Protocol"]}'
+    if not isinstance(given, dict) or not 0 < len(given) <= _MAX_OBJECT_PARAMS:
         raise ApiError(
             400,
-            f"{where}: type is one of value, age, add_tag, delete_tag, not {json.dumps(kind)}",
+            f"{where}: object gives the instance's parameters and which are its keys, e.g. "
+            f"{example}",
+        )
+    values = {k: v for k, v in given.items() if k != "_keys"}
+    for leaf, value in values.items():
+        if not PATH.fullmatch(leaf) or leaf.endswith(".") or not isinstance(value, str | int):
+            raise ApiError(
+                400,
+                f"{where}: object maps parameter names under an instance to a string, number "
+                f"or boolean, not {json.dumps(leaf)}: {json.dumps(value)}",
+            )
+    keys = given.get("_keys", list(values))
+    if (
+        not isinstance(keys, list)
+        or not keys
+        or not all(isinstance(k, str) and k in values for k in keys)
+    ):
+        raise ApiError(
+            400, f"{where}: _keys lists at least one of the object's own parameters, e.g. {example}"
         )

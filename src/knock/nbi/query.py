@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import ColumnElement
 
-from knock.store.schema import device_tags, devices, files, parameters, tasks
+from knock.store.schema import device_tags, devices, files, parameters, presets, tasks
 from knock.vocab import TaskStatus
 
 Scalar = bool | int | float | str
@@ -297,16 +297,16 @@ _TASK_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
 }
 
 
-def _length(name: str, operand: Scalar) -> int:
+def _whole(name: str, operand: Scalar) -> int:
     if not isinstance(operand, int) or isinstance(operand, bool):
-        raise QueryError(f"{name} compares with a whole number of bytes, not {json.dumps(operand)}")
+        raise QueryError(f"{name} compares with a whole number, not {json.dumps(operand)}")
     return operand
 
 
 _FILE_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
     "_id": (files.c.name, _text),
     "filename": (files.c.name, _text),
-    "length": (files.c.length, _length),
+    "length": (files.c.length, _whole),
     "md5": (files.c.md5, _text),
     "uploadDate": (files.c.uploaded, _date),
     "metadata.fileType": (files.c.file_type, _text),
@@ -350,6 +350,11 @@ _FAULT_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
     "timestamp": (tasks.c.finished, _date),
 }
 
+_PRESET_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
+    "_id": (presets.c.name, _text),
+    "weight": (presets.c.weight, _whole),
+}
+
 # A TR-069 parameter path; a trailing "." names an object.
 PATH = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
 
@@ -390,6 +395,7 @@ def _fields_of(
 _task_field = _fields_of("tasks", _TASK_COLUMNS)
 _fault_field = _fields_of("faults", _FAULT_COLUMNS)
 _file_field = _fields_of("files", _FILE_COLUMNS)
+_preset_field = _fields_of("presets", _PRESET_COLUMNS)
 
 
 # --- translation ----------------------------------------------------------------------------
@@ -415,6 +421,11 @@ def file_filter(query: Any) -> ColumnElement[bool] | None:
     """A GenieACS file query (over _id, filename, length, md5, uploadDate, metadata.*) over
     `schema.files`."""
     return None if query is None else _Translation(_file_field).query(query, 0)
+
+
+def preset_filter(query: Any) -> ColumnElement[bool] | None:
+    """A GenieACS preset query (over _id and weight) over `schema.presets`."""
+    return None if query is None else _Translation(_preset_field).query(query, 0)
 
 
 class _Translation:

@@ -1,4 +1,5 @@
-"""Files CPEs download, kept in the store's database as chunks (`schema.files`, `file_chunks`).
+"""Files CPEs download, kept in the store's database as chunks (`schema.files`, `file_chunks`),
+or their bytes in a directory (`file_folder`, files_dir) beside the rows.
 
 An upload streams in one chunk per transaction under a row without a name, and takes the name
 in its last transaction, replacing the file of that name whole: a download that is under way
@@ -11,6 +12,7 @@ import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.sql.expression import ColumnElement
@@ -21,6 +23,9 @@ from knock.store.one_statement import count as _count
 from knock.store.one_statement import first as _first
 from knock.store.one_statement import rowcount as _rowcount
 from knock.store.schema import file_chunks, files
+
+if TYPE_CHECKING:
+    from knock.store.file_folder import FileFolder
 
 CHUNK_SIZE = 256 * 1024
 MAX_FILE_SIZE = 2**32 - 1  # TR-069's FileSize is an unsignedInt
@@ -57,14 +62,18 @@ class FileRow:
 
 
 async def put_file(
-    db: Database, name: str, meta: FileMeta, chunks: AsyncIterable[bytes], now: datetime
+    db: Database,
+    folder: FileFolder | None,
+    name: str,
+    meta: FileMeta,
+    chunks: AsyncIterable[bytes],
+    now: datetime,
 ) -> FileRow:
-    """Store the bytes *chunks* yields as file *name*, replacing any file of that name once
-    the last byte is in. Raises FileTooLarge past MAX_FILE_SIZE; nothing is kept then."""
-    await db.run_statement(
-        _rowcount,
-        delete(files).where(files.c.name.is_(None), files.c.uploaded < now - _ABANDONED_AFTER),
-    )
+    """Store the bytes *chunks* yields as file *name* (in *folder*, or the database when
+    None), replacing any file of that name once the last byte is in. Raises FileTooLarge past
+    MAX_FILE_SIZE; nothing is kept then."""
+    abandoned = files.c.name.is_(None), files.c.uploaded < now - _ABANDONED_AFTER
+    await _delete(db, folder, *abandoned)
     row = await db.run_statement(
         _first,
         insert(files)
@@ -81,11 +90,27 @@ async def put_file(
     assert row is not None  # INSERT ... RETURNING returns the row it inserted
     file_id = int(row.id)
     try:
-        length, md5 = await _write_chunks(db, file_id, chunks)
-        return await db.run(_name_upload, file_id, name, length, md5)
+        if folder is None:
+            length, md5 = await _write_chunks(db, file_id, chunks)
+        else:
+            length, md5 = await folder.write(file_id, chunks)
+        stored, replaced = await db.run(_name_upload, file_id, name, length, md5)
     except BaseException:
-        await db.run_statement(_rowcount, delete(files).where(files.c.id == file_id))
+        await _delete(db, folder, files.c.id == file_id)
         raise
+    if folder is not None:
+        folder.remove(replaced)
+    return stored
+
+
+async def _delete(db: Database, folder: FileFolder | None, *where: ColumnElement[bool]) -> int:
+    """Delete the file rows matching *where* with their bytes; how many."""
+    stmt = delete(files).where(*where)
+    if folder is None:  # the chunks go with the rows (ON DELETE CASCADE)
+        return await db.run_statement(_rowcount, stmt)
+    ids = [row.id for row in await db.run_statement(_all, stmt.returning(files.c.id))]
+    folder.remove(ids)
+    return len(ids)
 
 
 async def _write_chunks(
@@ -115,15 +140,19 @@ async def _write_chunk(db: Database, file_id: int, seq: int, data: bytes) -> Non
     )
 
 
-def _name_upload(conn: Connection, file_id: int, name: str, length: int, md5: str) -> FileRow:
-    conn.execute(delete(files).where(files.c.name == name))
+def _name_upload(
+    conn: Connection, file_id: int, name: str, length: int, md5: str
+) -> tuple[FileRow, list[int]]:
+    """The upload takes its name; the ids of the file it replaced."""
+    replaced = conn.execute(delete(files).where(files.c.name == name).returning(files.c.id))
+    old = [r.id for r in replaced]
     row = conn.execute(
         update(files)
         .where(files.c.id == file_id)
         .values(name=name, length=length, md5=md5)
         .returning(*files.c)
     ).one()
-    return FileRow(**row._mapping)
+    return FileRow(**row._mapping), old
 
 
 async def get_file(db: Database, name: str) -> FileRow | None:
@@ -146,13 +175,24 @@ async def count_files(db: Database, where: ColumnElement[bool] | None) -> int:
     return await db.read(_count, files, files.c.name.is_not(None), where)
 
 
-async def delete_file(db: Database, name: str) -> bool:
-    return await db.run_statement(_rowcount, delete(files).where(files.c.name == name)) > 0
+async def delete_file(db: Database, folder: FileFolder | None, name: str) -> bool:
+    return await _delete(db, folder, files.c.name == name) > 0
 
 
-async def read_file(db: Database, file_id: int, start: int, end: int) -> AsyncIterator[bytes]:
-    """Bytes [start, end) of the file, a chunk at a time; stops short if the file is deleted
-    meanwhile (the reader sees fewer bytes than it was promised)."""
+def read_file(
+    db: Database, folder: FileFolder | None, file_id: int, start: int, end: int
+) -> AsyncIterator[bytes]:
+    """Bytes [start, end) of the file, a chunk at a time."""
+    return (
+        _read_chunks(db, file_id, start, end)
+        if folder is None
+        else folder.read(file_id, start, end)
+    )
+
+
+async def _read_chunks(db: Database, file_id: int, start: int, end: int) -> AsyncIterator[bytes]:
+    """From the database; stops short if the file is deleted meanwhile (the reader sees fewer
+    bytes than it was promised)."""
     position = start
     while position < end:
         seq, offset = divmod(position, CHUNK_SIZE)

@@ -6,12 +6,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from knock.store.database import Database
 from knock.store.errors import UnknownDeviceError
 from knock.store.one_statement import all_rows as _all
+from knock.store.one_statement import count as _count
 from knock.store.one_statement import rowcount as _rowcount
 from knock.store.schema import device_tags, presets
 
@@ -78,10 +79,27 @@ def _put_preset(conn: Connection, name: str, weight: int, doc: dict[str, Any]) -
         conn.execute(insert(presets).values(name=name, weight=weight, doc=doc))
 
 
+def _in_order(where: ColumnElement[bool] | None = None) -> Select[Any]:
+    """Presets lightest first (the order they are applied in), then by name."""
+    stmt = select(presets) if where is None else select(presets).where(where)
+    return stmt.order_by(presets.c.weight, presets.c.name)
+
+
 async def list_presets(db: Database) -> list[PresetRow]:
-    """Every preset, lightest first (the order they are applied in), then by name."""
-    stmt = select(presets).order_by(presets.c.weight, presets.c.name)
-    return [PresetRow(**row._mapping) for row in await db.run_statement(_all, stmt)]
+    """Every preset, for the ACS's sessions."""
+    return [PresetRow(**row._mapping) for row in await db.run_statement(_all, _in_order())]
+
+
+async def find_presets(
+    db: Database, where: ColumnElement[bool] | None, skip: int = 0, limit: int | None = None
+) -> list[PresetRow]:
+    """The presets matching `where` (over `schema.presets`): an NBI read (Database.read)."""
+    stmt = _in_order(where).offset(skip).limit(limit)
+    return [PresetRow(**row._mapping) for row in await db.read(_all, stmt)]
+
+
+async def count_presets(db: Database, where: ColumnElement[bool] | None) -> int:
+    return await db.read(_count, presets, where)
 
 
 async def delete_preset(db: Database, name: str) -> bool:

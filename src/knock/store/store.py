@@ -10,6 +10,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -31,6 +32,7 @@ from knock.store.cr_stats import CrCounts, count_cr_attempts
 from knock.store.database import AsyncDatabase, Database, ReadLimits
 from knock.store.engine import open_database
 from knock.store.errors import IdempotencyKeyReusedError, UnknownDeviceError
+from knock.store.file_folder import FileFolder
 from knock.store.limits import check_inform, check_parameters
 from knock.store.migrations import migrate
 from knock.store.one_statement import all_rows as _all
@@ -73,9 +75,12 @@ _IN_CHUNK = 1000
 
 
 class Store:
-    def __init__(self, db: Database, task_retry: TaskRetry | None = None) -> None:
+    def __init__(
+        self, db: Database, task_retry: TaskRetry | None = None, file_folder: Path | None = None
+    ) -> None:
         """Use `Store.open`; this takes a database that is already migrated."""
         self._db = db
+        self._file_folder = None if file_folder is None else FileFolder(file_folder)
         self._retry = task_retry or TaskRetry()
         # PostgreSQL runs the per-session transactions on asyncpg itself (knock.store.pg_hot).
         self._asyncpg = (
@@ -91,18 +96,23 @@ class Store:
 
     @classmethod
     async def open(
-        cls, url: str, task_retry: TaskRetry | None = None, reads: ReadLimits | None = None
+        cls,
+        url: str,
+        task_retry: TaskRetry | None = None,
+        reads: ReadLimits | None = None,
+        file_folder: Path | None = None,
     ) -> Store:
         """Connect and migrate. `url` is "sqlite:///path.db", "sqlite:///:memory:" or a
         "postgresql://user:pw@host/db" URL; the driver (sqlite3 in worker threads / asyncpg) is
-        chosen here. `reads` bounds the NBI's reads (the methods that say so)."""
+        chosen here. `reads` bounds the NBI's reads (the methods that say so). `file_folder`:
+        where stored files' bytes go instead of the database (files_dir)."""
         db = open_database(url, reads)
         try:
             await migrate(db)
         except BaseException:
             await db.close()
             raise
-        return cls(db, task_retry)
+        return cls(db, task_retry, file_folder)
 
     def stop_reads(self) -> None:
         """Stop the NBI's reads in flight (ReadsStoppedError) and refuse new ones: shutting down."""
@@ -637,7 +647,7 @@ class Store:
     ) -> files.FileRow:
         """Store the bytes *chunks* yields as file *name*, streamed a chunk at a time; a file
         of that name is replaced once the last byte is in (files.FileTooLarge past the limit)."""
-        return await files.put_file(self._db, name, meta, chunks, now)
+        return await files.put_file(self._db, self._file_folder, name, meta, chunks, now)
 
     async def get_file(self, name: str) -> files.FileRow | None:
         return await files.get_file(self._db, name)
@@ -652,11 +662,11 @@ class Store:
         return await files.count_files(self._db, where)
 
     async def delete_file(self, name: str) -> bool:
-        return await files.delete_file(self._db, name)
+        return await files.delete_file(self._db, self._file_folder, name)
 
     def read_file(self, file_id: int, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes [start, end) of the stored file *file_id*, a chunk at a time."""
-        return files.read_file(self._db, file_id, start, end)
+        return files.read_file(self._db, self._file_folder, file_id, start, end)
 
     # --- tags and presets (the NBI, the ACS) -------------------------------------------------
     async def add_tags(self, device_id: str, tags: Iterable[str]) -> None:
@@ -676,6 +686,16 @@ class Store:
 
     async def list_presets(self) -> list[presets.PresetRow]:
         return await presets.list_presets(self._db)
+
+    async def find_presets(
+        self, where: ColumnElement[bool] | None, skip: int = 0, limit: int | None = None
+    ) -> list[presets.PresetRow]:
+        """Presets matching `where`, an SQLAlchemy expression over `schema.presets`, lightest
+        first; an NBI read."""
+        return await presets.find_presets(self._db, where, skip, limit)
+
+    async def count_presets(self, where: ColumnElement[bool] | None) -> int:
+        return await presets.count_presets(self._db, where)
 
     async def delete_preset(self, name: str) -> bool:
         return await presets.delete_preset(self._db, name)
