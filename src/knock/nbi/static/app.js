@@ -256,26 +256,26 @@ async function deviceList(params) {
 
 // --- device page ------------------------------------------------------------------------------
 
-function flatten(node, path, out) {
-  for (const [key, child] of Object.entries(node)) {
-    if (key.startsWith("_") || typeof child !== "object" || child === null) continue;
-    const here = path ? `${path}.${key}` : key;
-    if ("_value" in child || "_type" in child) out.push([here, child]);
-    flatten(child, here, out);
-  }
-  return out;
-}
+// Access as the device reported it in GetParameterNames; a parameter it was never asked about
+// (read by value only) is not guessed.
+const ACCESS = new Map([[true, ["rw", "writable, as the device reported it"]],
+  [false, ["r", "read-only, as the device reported it"]],
+  [null, ["?", "not reported yet: a refreshObject or getParameterNames task asks the device"]]]);
 
-function parameterRows(doc, filter) {
+function parameterRows(parameters, filter) {
   const wanted = filter.toLowerCase();
-  return flatten(doc, "", [])
-    .filter(([path, leaf]) => !wanted || path.toLowerCase().includes(wanted)
-      || String(leaf._value ?? "").toLowerCase().includes(wanted))
-    .map(([path, leaf]) => el("tr", {},
-      el("td", { class: "path", text: path }),
-      el("td", { class: "value", text: leaf._value === undefined ? "" : String(leaf._value) }),
-      el("td", { class: "muted", text: leaf._type || "" }),
-      el("td", { class: "muted", text: leaf._writable ? "rw" : "r" })));
+  return parameters
+    .filter((p) => !p.path.endsWith("."))
+    .filter((p) => !wanted || p.path.toLowerCase().includes(wanted)
+      || String(p.value ?? "").toLowerCase().includes(wanted))
+    .map((p) => {
+      const [access, meaning] = ACCESS.get(p.writable);
+      return el("tr", { "data-path": p.path },
+        el("td", { class: "path", text: p.path }),
+        el("td", { class: "value", text: p.value ?? "" }),
+        el("td", { class: "muted", text: p.type || "" }),
+        el("td", { class: "muted access", title: meaning, text: access }));
+    });
 }
 
 function attemptRows(attempts) {
@@ -307,12 +307,13 @@ function taskRows(tasks) {
 
 async function deviceHistory(id) {
   const encoded = encodeURIComponent(id);
-  const [sessions, attempts, tasks] = await Promise.all([
+  const [sessions, attempts, tasks, parameters] = await Promise.all([
     getJson(`${API}/devices/${encoded}/sessions`),
     getJson(`${API}/devices/${encoded}/cr-attempts`),
     getJson(`/tasks/?${query({ query: { device: id } })}`),
+    getJson(`${API}/devices/${encoded}/parameters`),
   ]);
-  return { sessions, attempts, tasks };
+  return { sessions, attempts, tasks, parameters };
 }
 
 function crPanel(id, onDone) {
@@ -486,8 +487,9 @@ async function devicePage(id) {
       table("tasks", ["Id", "Task", "Status", "Queued", "Fault"], taskRows(tasks), "No task queued through the NBI.")));
   const filter = el("input", { id: "param-filter", type: "search", placeholder: "Filter by path or value" });
   const params = el("div", { id: "parameters" });
+  let parameters = history.parameters;
   const fillParams = () => params.replaceChildren(table("parameter-table", ["Parameter", "Value", "Type", "Access"],
-    parameterRows(doc, filter.value), "No parameter matches."));
+    parameterRows(parameters, filter.value), "No parameter matches."));
   filter.addEventListener("input", fillParams);
   // The header, the parameters and the histories come from one moment: a session that a
   // request started moves all three (Last inform stayed where the page was opened).
@@ -495,6 +497,7 @@ async function devicePage(id) {
     const [fresh, later] = await Promise.all([
       getJson(`/devices/?${query({ query: { _id: id } })}`), deviceHistory(id)]);
     if (fresh.length > 0) doc = fresh[0];
+    parameters = later.parameters;
     fillFacts();
     fillParams();
     fillHistories(later);
