@@ -27,6 +27,7 @@ BACKGROUND = (0xF5, 0xF6, 0xFA)  # --paper in style.css
 DELIVERED_BOX = (0xE3, 0xF5, 0xEC)  # .cr-outcome.good
 HTTP_BLUE = (0x2F, 0x6F, 0xDF)  # the http colour of the charts and the HTTP button
 UPTIME = "Device.DeviceInfo.UpTime"
+MANAGEMENT = "Device.ManagementServer."
 
 
 async def screenshot(page: Page) -> Image:
@@ -119,6 +120,14 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
         ):
             assert queued.status == 202
             task_id = (await queued.json())["_id"]
+            # The names under ManagementServer, with their access, in the same session.
+            async with http.post(
+                f"http://127.0.0.1:{running.acs.nbi_port}/devices/{second}/tasks",
+                json={"name": "getParameterNames", "objectName": MANAGEMENT},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ) as named:
+                assert named.status == 202
+                names_id = (await named.json())["_id"]
 
         await stun_outcome_is(running.acs.store, second, "ok")
         await page.click("a.device-link")
@@ -142,8 +151,10 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
         assert any("0 BOOTSTRAP" in events for events in shown)
         assert await page.evaluate("document.getElementById('cr-history').tagName") == "P"
         tasks = await page.evaluate(texts("#tasks tbody tr", "data-task"))
-        assert tasks == [task_id]
-        assert await page.evaluate(texts("#tasks tbody td:nth-child(3)")) == ["queued"]
+        assert tasks == [task_id, names_id]
+        assert await page.evaluate(texts("#tasks tbody td:nth-child(3)")) == ["queued"] * 2
+        # Before the device listed any name, no access is claimed.
+        assert set(await page.evaluate(texts("#parameter-table td.access"))) == {"?"}
         await page.evaluate("document.getElementById('cr-outcome').scrollIntoView()")
         before = await screenshot(page)
         assert await box_colour(page, before, "#cr-outcome") == BACKGROUND
@@ -175,9 +186,24 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
         assert shown[0] == "6 CONNECTION REQUEST"
         # The task runs in that session, after the Inform; the page follows on its own.
         status = texts("#tasks tbody td:nth-child(3)")
-        await page.wait_for(f"{status}.join() === 'done'")
+        await page.wait_for(f"{status}.join() === 'done,done'")
         task = await running.acs.store.get_task(int(task_id))
         assert task is not None and task.status == TaskStatus.DONE
+        # Access as the device reported it: rw and r under ManagementServer, where the
+        # simulator's model has each; elsewhere, never asked, "?".
+        access = dict(
+            zip(
+                await page.evaluate(texts("#parameter-table tbody tr", "data-path")),
+                await page.evaluate(texts("#parameter-table td.access")),
+                strict=True,
+            )
+        )
+        model = running.devices[1].model
+        listed = {path: a for path, a in access.items() if path.startswith(MANAGEMENT)}
+        assert listed == {path: "rw" if model.definition(path).writable else "r" for path in listed}
+        assert {"rw", "r"} <= set(listed.values())
+        assert {a for path, a in access.items() if not path.startswith(MANAGEMENT)} == {"?"}
+        assert access[UPTIME] == "?"
 
         await page.evaluate("document.getElementById('cr-outcome').scrollIntoView()")
         after = await screenshot(page)
