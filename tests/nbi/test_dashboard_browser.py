@@ -26,6 +26,7 @@ TOKEN = "dashboard-s3cret"
 BACKGROUND = (0xF5, 0xF6, 0xFA)  # --paper in style.css
 DELIVERED_BOX = (0xE3, 0xF5, 0xEC)  # .cr-outcome.good
 HTTP_BLUE = (0x2F, 0x6F, 0xDF)  # the http colour of the charts and the HTTP button
+CHART_COLOURS = {"http": HTTP_BLUE, "udp": (0xE0, 0x80, 0x1E), "xmpp": (0x22, 0xA0, 0x6B)}
 UPTIME = "Device.DeviceInfo.UpTime"
 MANAGEMENT = "Device.ManagementServer."
 
@@ -292,6 +293,25 @@ async def test_fleet_view_draws_a_bar_per_method_and_latency(
 
         image = await screenshot(page)
         assert share(image, HTTP_BLUE) > 0.001  # the http bars
+
+        # All three delivered every request of the early slice: their points lie on each
+        # other, and each still shows in the pixels there; the legend gives each share.
+        await page.evaluate("document.getElementById('success-rate').scrollIntoView()")
+        centre = await page.evaluate(
+            f"(() => {{ const r = document.querySelector('#success-rate circle.point"
+            f'[data-slice="{early}"]\').getBoundingClientRect();'
+            " return [Math.round(r.x + r.width / 2), Math.round(r.y + r.height / 2)]; })()"
+        )
+        image = await screenshot(page)
+        around = [
+            image.pixel(centre[0] + dx, centre[1] + dy)
+            for dx in range(-12, 13)
+            for dy in range(-12, 13)
+        ]
+        for method, colour in CHART_COLOURS.items():
+            assert colour in around, f"{method}'s point is hidden by another method's"
+        legend = await page.evaluate(texts("#success-rate .legend text"))
+        assert legend == ["HTTP 80 %", "UDP 100 %", "XMPP 100 %"]
         assert page.errors == []
 
 
