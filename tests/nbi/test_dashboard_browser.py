@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 from nbi_support import StartNbi, inform
 
-from browser import HEIGHT, WIDTH, Image, Page, chromium, read_png
+from browser import HEIGHT, WIDTH, Image, Page, chromium, plain_screenshot, read_png
 from cpe.live_lab import lab
 from knock.nbi.dashboard_stats import LATENCY_EDGES_MS
 from knock.vocab import CrMethod, CrOutcome, TaskStatus
@@ -432,3 +432,20 @@ async def test_the_device_list_gives_the_total_and_pages_and_the_fleet_why_not_d
         )
         assert why == f"{CrOutcome.TIMEOUT} 2, {CrOutcome.UNREACHABLE} 1"
         assert page.errors == []
+
+
+async def test_a_plain_screenshot_shows_each_view_not_a_wait(
+    start_nbi: StartNbi, tmp_path: Path
+) -> None:
+    """`chromium --headless --screenshot` takes the page at its load event, before the NBI
+    answers: the view's heading and controls are drawn by then (the Search button, the chosen
+    window, the link back to the list, in the accent colour), not only a "Loading" line."""
+    nbi = await start_nbi()
+    await nbi.store.record_inform(inform("001122-Router-SN1", now=datetime.now(UTC)))
+    for n, view in enumerate(("", "#/fleet", "#/device/001122-Router-SN1")):
+        image = read_png(await plain_screenshot(tmp_path / str(n), f"{nbi.url}/{view}"))
+        assert (image.width, image.height) == (WIDTH, HEIGHT)
+        colours = image.colours(step=2)
+        assert len(colours) > 30, f"{view or '/'}: hardly any colours, is the page blank?"
+        # The accent colour: a bare "Loading" page has it only in the footer's link (0.003 %).
+        assert share(image, HTTP_BLUE) > 0.0002, f"{view or '/'}: the view's controls are missing"

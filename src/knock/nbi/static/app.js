@@ -93,6 +93,12 @@ function repeat(mine, ms, work) {
   }, ms);
 }
 
+// What a view shows at once while its data is on the way: the page's first paint (and a
+// screenshot taken at the load event) has the view's heading and controls, not a bare wait.
+function pending(mine, text, ...shell) {
+  show(mine, ...shell, el("p", { id: "pending", class: "muted", text }));
+}
+
 function notice(text) {
   const p = document.getElementById("notice");
   p.textContent = text || "";
@@ -216,6 +222,7 @@ async function deviceList(params) {
     return;
   }
   const page = Math.max(1, Math.floor(Number(params.get("page"))) || 1);
+  pending(mine, "Asking the NBI for the devices…", el("h1", { text: "Devices" }), form);
   const answer = await api(`/devices/?${query({
     query: where, sort: { _lastInform: -1 }, limit: String(LIST_LIMIT),
     skip: String((page - 1) * LIST_LIMIT),
@@ -448,6 +455,8 @@ function firmwarePanel(doc, onDone) {
 
 async function devicePage(id) {
   const mine = generation;
+  pending(mine, "Reading the device's parameters, sessions, tasks and connection requests…",
+    el("p", {}, el("a", { href: "#/", text: "← Devices" })), el("h1", { text: id }));
   const [devices, history] = await Promise.all([
     getJson(`/devices/?${query({ query: { _id: id } })}`),
     deviceHistory(id).catch((error) => error),
@@ -522,6 +531,11 @@ async function devicePage(id) {
 async function fleet(params) {
   const mine = generation;
   const windowS = Number(params.get("window")) || 3600;
+  const heading = el("h1", { text: "Fleet: connection requests" });
+  const choices = el("nav", { class: "windows" }, ...WINDOWS.map(([s, label]) => el("a", {
+    href: `#/fleet?window=${s}`, class: s === windowS ? "chosen" : null, text: label,
+  })));
+  pending(mine, "Counting the connection requests of the window…", heading, choices);
   const stats = await getJson(`${API}/cr-stats?${query({ window: String(windowS), slices: "30" })}`);
   const names = Object.keys(stats.methods);
   // The ACS draws the slices from the first one that holds a request when that is not the
@@ -539,11 +553,8 @@ async function fleet(params) {
       el("td", { class: "num", text: s.pending }),
       el("td", { class: "failed", text: Object.entries(s.failed).map(([o, n]) => `${o} ${n}`).join(", ") || "—" }));
   });
-  const choices = el("nav", { class: "windows" }, ...WINDOWS.map(([s, label]) => el("a", {
-    href: `#/fleet?window=${s}`, class: s === windowS ? "chosen" : null, text: label,
-  })));
   show(mine,
-    el("h1", { text: "Fleet: connection requests" }),
+    heading,
     choices,
     el("section", { class: "card" }, el("h2", { text: "By method" }),
       table("cr-totals", ["Method", "Attempts", "Delivered", "Success", "Median latency", "Under way", "Not delivered, by outcome"], totals, "")),
