@@ -143,6 +143,35 @@ class Browser:
             await self.process.wait()
 
 
+async def plain_screenshot(folder: Path, url: str) -> bytes:
+    """The page as `chromium --headless --screenshot URL` takes it, the way a person or a script
+    would: at the load event, no DevTools, no --virtual-time-budget."""
+    profile = folder / "chromium-plain-profile"
+    profile.mkdir(parents=True)
+    out = folder / "plain.png"
+    process = await asyncio.create_subprocess_exec(
+        chromium_path(),
+        *(flag for flag in FLAGS if not flag.startswith("--remote-debugging")),
+        f"--user-data-dir={profile}",
+        f"--window-size={WIDTH},{HEIGHT}",
+        f"--screenshot={out}",
+        url,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        async with asyncio.timeout(60):
+            _, stderr = await process.communicate()
+    except TimeoutError:
+        os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+        raise
+    if not out.exists():
+        raise RuntimeError(f"chromium wrote no screenshot:\n{stderr.decode(errors='replace')}")
+    return out.read_bytes()
+
+
 @contextlib.asynccontextmanager
 async def chromium(folder: Path) -> AsyncIterator[Browser]:
     """Start headless Chromium with a fresh profile under `folder`; closed on exit."""

@@ -13,6 +13,7 @@ from nbi_support import Nbi, StartNbi, inform
 from knock.nbi.dashboard_stats import LATENCY_EDGES_MS
 from knock.store import Store
 from knock.store.cr_stats import CrCount
+from knock.store.rows import ParamValue
 from knock.vocab import CrMethod, CrOutcome
 
 DEVICE = "001122-Router-SN1"
@@ -136,6 +137,37 @@ async def test_history_of_an_unknown_device_or_with_a_bad_limit(nbi: Nbi) -> Non
             status, body = await get(nbi, f"{API}/devices/{DEVICE}/{route}?limit={limit}")
             assert status == 400
             assert body["error"] == f"limit is a whole number from 1 to 1000, not {limit!r}"
+
+
+async def test_parameters_say_writable_only_as_the_device_reported(nbi: Nbi) -> None:
+    t0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    uptime, url = "Device.DeviceInfo.UpTime", "Device.ManagementServer.URL"
+    read = [
+        ParamValue(uptime, "42", "xsd:unsignedInt"),
+        ParamValue(url, "http://acs/", "xsd:string"),
+    ]
+    await nbi.store.record_inform(inform(DEVICE, read, now=t0))
+    # What a getParameterNames task stores: writability, no value (the values stay).
+    listed = [
+        ParamValue("Device.ManagementServer.", None, None, writable=False),
+        ParamValue(url, None, None, writable=True),
+        ParamValue("Device.ManagementServer.PeriodicInformEnable", None, None, writable=False),
+    ]
+    await nbi.store.put_parameters(DEVICE, listed, t0 + timedelta(seconds=1))
+
+    status, body = await get(nbi, f"{API}/devices/{quote(DEVICE, safe='')}/parameters")
+    assert status == 200
+    found = {p["path"]: (p["value"], p["type"], p["writable"]) for p in body}
+    assert found == {
+        uptime: ("42", "xsd:unsignedInt", None),  # never listed: not known
+        "Device.ManagementServer.": (None, None, False),
+        url: ("http://acs/", "xsd:string", True),
+        "Device.ManagementServer.PeriodicInformEnable": (None, None, False),
+    }
+    assert [p["path"] for p in body] == sorted(found)
+    status, body = await get(nbi, f"{API}/devices/nobody/parameters")
+    assert status == 404
+    assert "no device 'nobody'" in body["error"]
 
 
 async def test_cr_stats_by_method(nbi: Nbi) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 from nbi_support import StartNbi, inform
 
-from browser import HEIGHT, WIDTH, Image, Page, chromium, read_png
+from browser import HEIGHT, WIDTH, Image, Page, chromium, plain_screenshot, read_png
 from cpe.live_lab import lab
 from knock.nbi.dashboard_stats import LATENCY_EDGES_MS
 from knock.vocab import CrMethod, CrOutcome, TaskStatus
@@ -26,7 +26,9 @@ TOKEN = "dashboard-s3cret"
 BACKGROUND = (0xF5, 0xF6, 0xFA)  # --paper in style.css
 DELIVERED_BOX = (0xE3, 0xF5, 0xEC)  # .cr-outcome.good
 HTTP_BLUE = (0x2F, 0x6F, 0xDF)  # the http colour of the charts and the HTTP button
+CHART_COLOURS = {"http": HTTP_BLUE, "udp": (0xE0, 0x80, 0x1E), "xmpp": (0x22, 0xA0, 0x6B)}
 UPTIME = "Device.DeviceInfo.UpTime"
+MANAGEMENT = "Device.ManagementServer."
 
 
 async def screenshot(page: Page) -> Image:
@@ -119,6 +121,14 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
         ):
             assert queued.status == 202
             task_id = (await queued.json())["_id"]
+            # The names under ManagementServer, with their access, in the same session.
+            async with http.post(
+                f"http://127.0.0.1:{running.acs.nbi_port}/devices/{second}/tasks",
+                json={"name": "getParameterNames", "objectName": MANAGEMENT},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ) as named:
+                assert named.status == 202
+                names_id = (await named.json())["_id"]
 
         await stun_outcome_is(running.acs.store, second, "ok")
         await page.click("a.device-link")
@@ -142,8 +152,10 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
         assert any("0 BOOTSTRAP" in events for events in shown)
         assert await page.evaluate("document.getElementById('cr-history').tagName") == "P"
         tasks = await page.evaluate(texts("#tasks tbody tr", "data-task"))
-        assert tasks == [task_id]
-        assert await page.evaluate(texts("#tasks tbody td:nth-child(3)")) == ["queued"]
+        assert tasks == [task_id, names_id]
+        assert await page.evaluate(texts("#tasks tbody td:nth-child(3)")) == ["queued"] * 2
+        # Before the device listed any name, no access is claimed.
+        assert set(await page.evaluate(texts("#parameter-table td.access"))) == {"?"}
         await page.evaluate("document.getElementById('cr-outcome').scrollIntoView()")
         before = await screenshot(page)
         assert await box_colour(page, before, "#cr-outcome") == BACKGROUND
@@ -175,9 +187,24 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
         assert shown[0] == "6 CONNECTION REQUEST"
         # The task runs in that session, after the Inform; the page follows on its own.
         status = texts("#tasks tbody td:nth-child(3)")
-        await page.wait_for(f"{status}.join() === 'done'")
+        await page.wait_for(f"{status}.join() === 'done,done'")
         task = await running.acs.store.get_task(int(task_id))
         assert task is not None and task.status == TaskStatus.DONE
+        # Access as the device reported it: rw and r under ManagementServer, where the
+        # simulator's model has each; elsewhere, never asked, "?".
+        access = dict(
+            zip(
+                await page.evaluate(texts("#parameter-table tbody tr", "data-path")),
+                await page.evaluate(texts("#parameter-table td.access")),
+                strict=True,
+            )
+        )
+        model = running.devices[1].model
+        listed = {path: a for path, a in access.items() if path.startswith(MANAGEMENT)}
+        assert listed == {path: "rw" if model.definition(path).writable else "r" for path in listed}
+        assert {"rw", "r"} <= set(listed.values())
+        assert {a for path, a in access.items() if not path.startswith(MANAGEMENT)} == {"?"}
+        assert access[UPTIME] == "?"
 
         await page.evaluate("document.getElementById('cr-outcome').scrollIntoView()")
         after = await screenshot(page)
@@ -266,6 +293,25 @@ async def test_fleet_view_draws_a_bar_per_method_and_latency(
 
         image = await screenshot(page)
         assert share(image, HTTP_BLUE) > 0.001  # the http bars
+
+        # All three delivered every request of the early slice: their points lie on each
+        # other, and each still shows in the pixels there; the legend gives each share.
+        await page.evaluate("document.getElementById('success-rate').scrollIntoView()")
+        centre = await page.evaluate(
+            f"(() => {{ const r = document.querySelector('#success-rate circle.point"
+            f'[data-slice="{early}"]\').getBoundingClientRect();'
+            " return [Math.round(r.x + r.width / 2), Math.round(r.y + r.height / 2)]; })()"
+        )
+        image = await screenshot(page)
+        around = [
+            image.pixel(centre[0] + dx, centre[1] + dy)
+            for dx in range(-12, 13)
+            for dy in range(-12, 13)
+        ]
+        for method, colour in CHART_COLOURS.items():
+            assert colour in around, f"{method}'s point is hidden by another method's"
+        legend = await page.evaluate(texts("#success-rate .legend text"))
+        assert legend == ["HTTP 80 %", "UDP 100 %", "XMPP 100 %"]
         assert page.errors == []
 
 
@@ -386,3 +432,20 @@ async def test_the_device_list_gives_the_total_and_pages_and_the_fleet_why_not_d
         )
         assert why == f"{CrOutcome.TIMEOUT} 2, {CrOutcome.UNREACHABLE} 1"
         assert page.errors == []
+
+
+async def test_a_plain_screenshot_shows_each_view_not_a_wait(
+    start_nbi: StartNbi, tmp_path: Path
+) -> None:
+    """`chromium --headless --screenshot` takes the page at its load event, before the NBI
+    answers: the view's heading and controls are drawn by then (the Search button, the chosen
+    window, the link back to the list, in the accent colour), not only a "Loading" line."""
+    nbi = await start_nbi()
+    await nbi.store.record_inform(inform("001122-Router-SN1", now=datetime.now(UTC)))
+    for n, view in enumerate(("", "#/fleet", "#/device/001122-Router-SN1")):
+        image = read_png(await plain_screenshot(tmp_path / str(n), f"{nbi.url}/{view}"))
+        assert (image.width, image.height) == (WIDTH, HEIGHT)
+        colours = image.colours(step=2)
+        assert len(colours) > 30, f"{view or '/'}: hardly any colours, is the page blank?"
+        # The accent colour: a bare "Loading" page has it only in the footer's link (0.003 %).
+        assert share(image, HTTP_BLUE) > 0.0002, f"{view or '/'}: the view's controls are missing"

@@ -18,7 +18,7 @@ from knock.nbi.dashboard_stats import LATENCY_EDGES_MS, cr_stats, latency_ms
 from knock.nbi.documents import iso
 from knock.nbi.errors import ApiError
 from knock.store import Store
-from knock.store.rows import CrAttemptRow, SessionRow
+from knock.store.rows import CrAttemptRow, SessionRow, StoredParam
 
 PREFIX = "/dashboard/api"
 STATIC = "/dashboard/static"
@@ -48,6 +48,7 @@ def add_dashboard(app: web.Application, store: Store) -> list[web.AbstractResour
     ]
     app.router.add_get(PREFIX + "/devices/{device_id}/sessions", data.sessions)
     app.router.add_get(PREFIX + "/devices/{device_id}/cr-attempts", data.cr_attempts)
+    app.router.add_get(PREFIX + "/devices/{device_id}/parameters", data.parameters)
     app.router.add_get(PREFIX + "/cr-stats", data.stats)
     return [r for r in public if r is not None]
 
@@ -107,6 +108,13 @@ class _Data:
         rows = await self.store.list_cr_attempts(device_id, limit)
         return web.json_response([attempt_document(row) for row in rows])
 
+    async def parameters(self, request: web.Request) -> web.Response:
+        """The device's stored parameters by path, object nodes included, each with whether
+        the device reported it writable (GetParameterNames) or null where it never said."""
+        device_id = await self._device(request)
+        found = await self.store.get_parameters([device_id], nbi=True)
+        return web.json_response([parameter_document(p) for p in found[device_id]])
+
     async def stats(self, request: web.Request) -> web.Response:
         """Every device's attempts of the last ?window seconds, in ?slices slices of time from
         the first slice that holds any (the answer's since) to now."""
@@ -139,6 +147,16 @@ def session_document(row: SessionRow) -> dict[str, Any]:
         "events": row.events,
         "cwmpVersion": row.cwmp_version,
         "outcome": row.outcome,
+    }
+
+
+def parameter_document(param: StoredParam) -> dict[str, Any]:
+    return {
+        "path": param.path,
+        "value": param.value,
+        "type": param.type,
+        "writable": param.writable,
+        "timestamp": iso(param.timestamp),
     }
 
 

@@ -522,6 +522,20 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/dashboard/api/devices/{device_id}/parameters": {
+            "get": {
+                "summary": "The device's stored parameters by path, with whether it reported "
+                "each writable",
+                "parameters": [_DEVICE_ID],
+                "responses": {
+                    "200": _json(
+                        {"type": "array", "items": _ref("StoredParameter")}, "Parameters."
+                    ),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such device."),
+                },
+            }
+        },
         "/dashboard/api/cr-stats": {
             "get": {
                 "summary": "Connection requests of every device by method: latency histogram, "
@@ -841,6 +855,19 @@ OPENAPI: dict[str, Any] = {
                     "outcome": {"type": ["string", "null"]},
                 },
             },
+            "StoredParameter": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "an object node's ends in ."},
+                    "value": {"type": ["string", "null"], "description": "as the device sent it"},
+                    "type": {"type": ["string", "null"]},
+                    "writable": {
+                        "type": ["boolean", "null"],
+                        "description": "as GetParameterNames reported it; null: never asked",
+                    },
+                    "timestamp": {"type": "string", "format": "date-time"},
+                },
+            },
             "CrAttempt": {
                 "type": "object",
                 "properties": {
@@ -949,6 +976,7 @@ _BOUNDED_READS = (
     ("/tasks/", "get"),
     ("/presets/", "get"),
     ("/dashboard/api/cr-stats", "get"),
+    ("/dashboard/api/devices/{device_id}/parameters", "get"),
 )
 _PATH_TEXT = _error("An id in the URL path holds a NUL character or a lone surrogate.")
 

@@ -93,6 +93,12 @@ function repeat(mine, ms, work) {
   }, ms);
 }
 
+// What a view shows at once while its data is on the way: the page's first paint (and a
+// screenshot taken at the load event) has the view's heading and controls, not a bare wait.
+function pending(mine, text, ...shell) {
+  show(mine, ...shell, el("p", { id: "pending", class: "muted", text }));
+}
+
 function notice(text) {
   const p = document.getElementById("notice");
   p.textContent = text || "";
@@ -216,6 +222,7 @@ async function deviceList(params) {
     return;
   }
   const page = Math.max(1, Math.floor(Number(params.get("page"))) || 1);
+  pending(mine, "Asking the NBI for the devices…", el("h1", { text: "Devices" }), form);
   const answer = await api(`/devices/?${query({
     query: where, sort: { _lastInform: -1 }, limit: String(LIST_LIMIT),
     skip: String((page - 1) * LIST_LIMIT),
@@ -256,26 +263,26 @@ async function deviceList(params) {
 
 // --- device page ------------------------------------------------------------------------------
 
-function flatten(node, path, out) {
-  for (const [key, child] of Object.entries(node)) {
-    if (key.startsWith("_") || typeof child !== "object" || child === null) continue;
-    const here = path ? `${path}.${key}` : key;
-    if ("_value" in child || "_type" in child) out.push([here, child]);
-    flatten(child, here, out);
-  }
-  return out;
-}
+// Access as the device reported it in GetParameterNames; a parameter it was never asked about
+// (read by value only) is not guessed.
+const ACCESS = new Map([[true, ["rw", "writable, as the device reported it"]],
+  [false, ["r", "read-only, as the device reported it"]],
+  [null, ["?", "not reported yet: a refreshObject or getParameterNames task asks the device"]]]);
 
-function parameterRows(doc, filter) {
+function parameterRows(parameters, filter) {
   const wanted = filter.toLowerCase();
-  return flatten(doc, "", [])
-    .filter(([path, leaf]) => !wanted || path.toLowerCase().includes(wanted)
-      || String(leaf._value ?? "").toLowerCase().includes(wanted))
-    .map(([path, leaf]) => el("tr", {},
-      el("td", { class: "path", text: path }),
-      el("td", { class: "value", text: leaf._value === undefined ? "" : String(leaf._value) }),
-      el("td", { class: "muted", text: leaf._type || "" }),
-      el("td", { class: "muted", text: leaf._writable ? "rw" : "r" })));
+  return parameters
+    .filter((p) => !p.path.endsWith("."))
+    .filter((p) => !wanted || p.path.toLowerCase().includes(wanted)
+      || String(p.value ?? "").toLowerCase().includes(wanted))
+    .map((p) => {
+      const [access, meaning] = ACCESS.get(p.writable);
+      return el("tr", { "data-path": p.path },
+        el("td", { class: "path", text: p.path }),
+        el("td", { class: "value", text: p.value ?? "" }),
+        el("td", { class: "muted", text: p.type || "" }),
+        el("td", { class: "muted access", title: meaning, text: access }));
+    });
 }
 
 function attemptRows(attempts) {
@@ -307,12 +314,13 @@ function taskRows(tasks) {
 
 async function deviceHistory(id) {
   const encoded = encodeURIComponent(id);
-  const [sessions, attempts, tasks] = await Promise.all([
+  const [sessions, attempts, tasks, parameters] = await Promise.all([
     getJson(`${API}/devices/${encoded}/sessions`),
     getJson(`${API}/devices/${encoded}/cr-attempts`),
     getJson(`/tasks/?${query({ query: { device: id } })}`),
+    getJson(`${API}/devices/${encoded}/parameters`),
   ]);
-  return { sessions, attempts, tasks };
+  return { sessions, attempts, tasks, parameters };
 }
 
 function crPanel(id, onDone) {
@@ -447,6 +455,8 @@ function firmwarePanel(doc, onDone) {
 
 async function devicePage(id) {
   const mine = generation;
+  pending(mine, "Reading the device's parameters, sessions, tasks and connection requests…",
+    el("p", {}, el("a", { href: "#/", text: "← Devices" })), el("h1", { text: id }));
   const [devices, history] = await Promise.all([
     getJson(`/devices/?${query({ query: { _id: id } })}`),
     deviceHistory(id).catch((error) => error),
@@ -486,8 +496,9 @@ async function devicePage(id) {
       table("tasks", ["Id", "Task", "Status", "Queued", "Fault"], taskRows(tasks), "No task queued through the NBI.")));
   const filter = el("input", { id: "param-filter", type: "search", placeholder: "Filter by path or value" });
   const params = el("div", { id: "parameters" });
+  let parameters = history.parameters;
   const fillParams = () => params.replaceChildren(table("parameter-table", ["Parameter", "Value", "Type", "Access"],
-    parameterRows(doc, filter.value), "No parameter matches."));
+    parameterRows(parameters, filter.value), "No parameter matches."));
   filter.addEventListener("input", fillParams);
   // The header, the parameters and the histories come from one moment: a session that a
   // request started moves all three (Last inform stayed where the page was opened).
@@ -495,6 +506,7 @@ async function devicePage(id) {
     const [fresh, later] = await Promise.all([
       getJson(`/devices/?${query({ query: { _id: id } })}`), deviceHistory(id)]);
     if (fresh.length > 0) doc = fresh[0];
+    parameters = later.parameters;
     fillFacts();
     fillParams();
     fillHistories(later);
@@ -519,6 +531,11 @@ async function devicePage(id) {
 async function fleet(params) {
   const mine = generation;
   const windowS = Number(params.get("window")) || 3600;
+  const heading = el("h1", { text: "Fleet: connection requests" });
+  const choices = el("nav", { class: "windows" }, ...WINDOWS.map(([s, label]) => el("a", {
+    href: `#/fleet?window=${s}`, class: s === windowS ? "chosen" : null, text: label,
+  })));
+  pending(mine, "Counting the connection requests of the window…", heading, choices);
   const stats = await getJson(`${API}/cr-stats?${query({ window: String(windowS), slices: "30" })}`);
   const names = Object.keys(stats.methods);
   // The ACS draws the slices from the first one that holds a request when that is not the
@@ -536,11 +553,8 @@ async function fleet(params) {
       el("td", { class: "num", text: s.pending }),
       el("td", { class: "failed", text: Object.entries(s.failed).map(([o, n]) => `${o} ${n}`).join(", ") || "—" }));
   });
-  const choices = el("nav", { class: "windows" }, ...WINDOWS.map(([s, label]) => el("a", {
-    href: `#/fleet?window=${s}`, class: s === windowS ? "chosen" : null, text: label,
-  })));
   show(mine,
-    el("h1", { text: "Fleet: connection requests" }),
+    heading,
     choices,
     el("section", { class: "card" }, el("h2", { text: "By method" }),
       table("cr-totals", ["Method", "Attempts", "Delivered", "Success", "Median latency", "Under way", "Not delivered, by outcome"], totals, "")),

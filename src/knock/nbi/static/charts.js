@@ -4,6 +4,13 @@
 const KnockCharts = (() => {
   const NS = "http://www.w3.org/2000/svg";
   const COLOURS = { http: "#2f6fdf", udp: "#e0801e", xmpp: "#22a06b" };
+  // Lines of the same values lie on each other: each method's is narrower and its dot smaller
+  // than the one drawn before it, with a dash of its own, so every one shows where all agree.
+  const STROKES = [
+    { width: 6, dash: "none", radius: 8 },
+    { width: 3.5, dash: "10 5", radius: 5.5 },
+    { width: 1.5, dash: "3 3", radius: 3 },
+  ];
 
   function svg(tag, attrs = {}, text) {
     const node = document.createElementNS(NS, tag);
@@ -81,7 +88,10 @@ const KnockCharts = (() => {
         `${fraction * 100} %`));
     }
     const x = (i) => pad.left + (plotW * (i + 0.5)) / slices;
-    for (const method of names) {
+    const lines = svg("g");
+    const dots = svg("g");
+    names.forEach((method, k) => {
+      const stroke = STROKES[k % STROKES.length];
       // A slice with nothing finished has no rate: the line breaks there.
       let path = "";
       let drawing = false;
@@ -91,30 +101,55 @@ const KnockCharts = (() => {
         path += `${drawing ? "L" : "M"}${x(i).toFixed(1)},${y.toFixed(1)} `;
         drawing = true;
         const dot = svg("circle", {
-          class: "point", cx: x(i), cy: y, r: 3, fill: COLOURS[method] || "#888",
+          class: "point", cx: x(i), cy: y, r: stroke.radius, fill: COLOURS[method] || "#888",
           "data-method": method, "data-slice": i,
         });
         dot.append(svg("title", {}, `${method}: ${slice.delivered} of ${slice.finished} delivered`));
-        root.append(dot);
+        dots.append(dot);
       });
       if (path) {
-        root.prepend(svg("path", { d: path.trim(), class: "rate-line", stroke: COLOURS[method] || "#888" }));
+        lines.append(svg("path", {
+          d: path.trim(), class: "rate-line", stroke: COLOURS[method] || "#888",
+          "stroke-width": stroke.width, "stroke-dasharray": stroke.dash, "data-method": method,
+        }));
       }
-    }
+    });
+    root.append(lines, dots);
     const time = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     root.append(svg("text", { x: pad.left, y: height - pad.bottom + 16, class: "axis" }, time(stats.since)));
     root.append(svg("text", {
       x: width - pad.right, y: height - pad.bottom + 16, class: "axis", "text-anchor": "end",
     }, time(stats.until)));
-    root.append(legend(names, pad.left, height - 8));
+    // The legend gives each method's share over the whole window: equal lines, told apart.
+    const shares = names.map((method) => {
+      const { delivered, finished } = stats.methods[method].slices.reduce(
+        (sum, slice) => ({
+          delivered: sum.delivered + slice.delivered, finished: sum.finished + slice.finished,
+        }), { delivered: 0, finished: 0 });
+      return finished ? `${Math.round((100 * delivered) / finished)} %` : "—";
+    });
+    root.append(legend(names, pad.left, height - 8, shares, 150));
     return root;
   }
 
-  function legend(names, x, y) {
+  // Each method's colour, and its line's dash where the chart has lines (`labels` beside it).
+  function legend(names, x, y, labels = null, step = 90) {
     const g = svg("g", { class: "legend" });
     names.forEach((method, k) => {
-      g.append(svg("rect", { x: x + k * 90, y: y - 9, width: 10, height: 10, fill: COLOURS[method] || "#888" }));
-      g.append(svg("text", { x: x + k * 90 + 14, y, class: "axis" }, method.toUpperCase()));
+      const left = x + k * step;
+      if (labels) {
+        const stroke = STROKES[k % STROKES.length];
+        g.append(svg("line", {
+          x1: left, x2: left + 24, y1: y - 4, y2: y - 4, stroke: COLOURS[method] || "#888",
+          "stroke-width": stroke.width, "stroke-dasharray": stroke.dash,
+        }));
+      } else {
+        g.append(svg("rect", { x: left, y: y - 9, width: 10, height: 10, fill: COLOURS[method] || "#888" }));
+      }
+      const text = labels ? `${method.toUpperCase()} ${labels[k]}` : method.toUpperCase();
+      g.append(svg("text", {
+        x: left + (labels ? 30 : 14), y, class: "axis", "data-method": method,
+      }, text));
     });
     return g;
   }
