@@ -277,7 +277,7 @@ async def timed(
 
 def merged(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Rounds of the same sessions as one: totals, and the median of the per-round figures."""
-    figures = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    figures = {key: round(statistics.median(run[key] for run in runs), 3) for key in runs[0]}
     figures["sessions"] = sum(run["sessions"] for run in runs)
     return figures
 

@@ -8,7 +8,19 @@ SQLAlchemy builds per dialect.
 
 from __future__ import annotations
 
-from sqlalchemy import Insert, Table, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Insert,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from knock.store.schema import (
@@ -30,6 +42,45 @@ FORGET_CREDENTIALS = (
     update(devices)
     .where(devices.c.id == bindparam("device_id"))
     .values(cr_username=None, cr_password=None, stun_username=None, stun_password=None)
+)
+
+# Takes device_id, new_cr_username, new_cr_password.
+SET_CR_CREDENTIALS = (
+    update(devices)
+    .where(devices.c.id == bindparam("device_id"))
+    .values(cr_username=bindparam("new_cr_username"), cr_password=bindparam("new_cr_password"))
+)
+
+# Takes device_id.
+DEVICE_LACKS = select(devices.c.lacks).where(devices.c.id == bindparam("device_id"))
+
+MANAGEMENT_SERVERS = ("Device.ManagementServer.", "InternetGatewayDevice.ManagementServer.")
+
+# Takes device_id. What a connection request needs, in one statement (one round trip): the
+# device's credentials and STUN binding, repeated on a row for each parameter under its
+# ManagementServer object (one row with path None if it has none, no row if no such device).
+CR_TARGET = (
+    select(
+        devices.c.cr_username,
+        devices.c.cr_password,
+        devices.c.stun_username,
+        stun_bindings.c.host,
+        stun_bindings.c.port,
+        parameters.c.path,
+        parameters.c.value,
+    )
+    .select_from(
+        devices.outerjoin(
+            stun_bindings, stun_bindings.c.username == devices.c.stun_username
+        ).outerjoin(
+            parameters,
+            and_(
+                parameters.c.device_id == devices.c.id,
+                or_(*(parameters.c.path.startswith(p) for p in MANAGEMENT_SERVERS)),
+            ),
+        )
+    )
+    .where(devices.c.id == bindparam("device_id"))
 )
 
 # Takes the sessions columns.
