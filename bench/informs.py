@@ -164,11 +164,13 @@ def free_port() -> int:
 
 
 async def start_serve(
-    store_url: str, workers: int, cwmp: int, nbi: int, stun: int
+    store_url: str, workers: int, cwmp: int, nbi: int, stun: int, profile: Path | None = None
 ) -> asyncio.subprocess.Process:
-    """`knock serve`, returned once every worker is ready (the banner says so)."""
+    """`knock serve`, returned once every worker is ready (the banner says so); with *profile*,
+    under cProfile, which writes its statistics there when the process ends."""
+    profiling = ("-m", "cProfile", "-o", str(profile)) if profile else ()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "knock", "serve",
+        sys.executable, *profiling, "-m", "knock", "serve",
         "--cwmp-host", "127.0.0.1", "--cwmp-port", str(cwmp),
         "--nbi-port", str(nbi), "--store-url", store_url,
         "--log-level", "warning", "--no-xmpp-enable", "--no-files-enable",
@@ -304,13 +306,14 @@ async def bench(
     workers: int = 1,
     new: bool = True,
     database: int | None = None,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """The bootstrap, periodic and task rounds against `knock serve`; *database*: the process
-    whose tree runs the store's database, to count its CPU."""
+    whose tree runs the store's database, to count its CPU; *profile*: as start_serve takes it."""
     tmp = Path(tempfile.mkdtemp(prefix="knock-bench-"))
     cwmp, nbi = free_port(), free_port()
     proc = await start_serve(
-        store_url or f"sqlite:///{tmp / 'bench.db'}", workers, cwmp, nbi, free_udp_port()
+        store_url or f"sqlite:///{tmp / 'bench.db'}", workers, cwmp, nbi, free_udp_port(), profile
     )
     acs_pids = children(proc.pid) if workers > 1 else [proc.pid]
     clients = Clients(f"http://127.0.0.1:{cwmp}/", concurrency, new)
@@ -400,12 +403,19 @@ def table(subjects: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 async def run_all(
-    stores: list[str], devices: int, concurrency: int, rounds: int, new: bool, pg_url: str | None
+    stores: list[str],
+    devices: int,
+    concurrency: int,
+    rounds: int,
+    new: bool,
+    pg_url: str | None,
+    profile: Path | None,
 ) -> dict[str, dict[str, Any]]:
     subjects = {"floor": await floor(devices, concurrency, rounds, new)}
     for store in stores:
+        profiled = None if profile is None else profile.with_name(f"{profile.name}.{store}")
         if store == "sqlite":
-            subjects[store] = await bench(devices, concurrency, rounds, new=new)
+            subjects[store] = await bench(devices, concurrency, rounds, new=new, profile=profiled)
             continue
         server = None if pg_url else private_postgres()
         try:
@@ -413,7 +423,7 @@ async def run_all(
             await empty(url)
             postmaster = None if server is None else server.postmaster_pid()
             subjects[store] = await bench(
-                devices, concurrency, rounds, url, new=new, database=postmaster
+                devices, concurrency, rounds, url, new=new, database=postmaster, profile=profiled
             )
         finally:
             if server is not None:
@@ -463,6 +473,12 @@ def main() -> None:
         default="new",
         help="a new TCP connection per session, or one kept per simulated CPE",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run knock serve under cProfile, writing PROFILE.sqlite and PROFILE.postgresql "
+        "(read them with python -m pstats); its figures are then cProfile's, not Knock's",
+    )
     parser.add_argument("--json", type=Path, default=Path("bench/results/informs.json"))
     args = parser.parse_args()
     if args.quick:
@@ -470,7 +486,7 @@ def main() -> None:
     stores = args.stores.split(",")
     new = args.connection == "new"
     subjects = asyncio.run(
-        run_all(stores, args.devices, args.concurrency, args.rounds, new, args.pg_url)
+        run_all(stores, args.devices, args.concurrency, args.rounds, new, args.pg_url, args.profile)
     )
     common = {
         "devices": args.devices,

@@ -19,11 +19,13 @@ from typing import Any
 import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
-from knock.store.compiled import CompiledStatement, hot_statements
+from knock.store import statements
+from knock.store.compiled import CompiledStatement, compile_statement, hot_statements
 from knock.store.retry import TaskRetry
 from knock.store.rows import InformRecord, TaskResult, TaskRow
 
 SQL = hot_statements(asyncpg_dialect())  # type: ignore[no-untyped-call]
+_CLAIM_OR_END = compile_statement(statements.CLAIM_OR_END, asyncpg_dialect())  # type: ignore[no-untyped-call]
 
 
 async def record_inform(
@@ -80,6 +82,15 @@ async def advance_session(
         await conn.execute(SQL.end_session.text, *SQL.end_session.args(ended))
         return None
     return TaskRow(**dict(row))
+
+
+async def claim_or_end(
+    conn: asyncpg.Connection, claim: Mapping[str, Any], ended: Mapping[str, Any]
+) -> TaskRow | None:
+    """advance_session's transaction when no task ended, as one statement without BEGIN and
+    COMMIT (`statements.CLAIM_OR_END`): a session's last POST then costs one round trip."""
+    row = await conn.fetchrow(_CLAIM_OR_END.text, *_CLAIM_OR_END.args({**claim, **ended}))
+    return None if row is None else TaskRow(**_CLAIM_OR_END.row(row))
 
 
 async def fetch(

@@ -170,6 +170,22 @@ CLAIM_TASK = (
     .returning(*tasks.c)
 )
 
+# PostgreSQL only (SQLite has no UPDATE in WITH): CLAIM_TASK, and END_SESSION if it claimed
+# nothing, as one statement: one round trip where the two in a transaction take four (BEGIN and
+# COMMIT are round trips too). Both run on one snapshot, as in that transaction; the claim's
+# lock on the session row is this statement's own. Takes the parameters of both.
+_claimed = CLAIM_TASK.cte("claimed")
+CLAIM_OR_END = select(_claimed).add_cte(
+    update(sessions)
+    .where(
+        sessions.c.id == bindparam("session_id"),
+        sessions.c.ended.is_(None),
+        ~select(_claimed.c.id).exists(),
+    )
+    .values(ended=bindparam("ended_at"), outcome=bindparam("session_outcome"))
+    .cte("ended")
+)
+
 # A task no longer running in this session (deleted through the NBI, finished already, or
 # requeued when the device moved to another session) stays as it is.
 FINISH_TASK = (

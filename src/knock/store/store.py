@@ -221,6 +221,8 @@ class Store:
                 _claim(device_id, session_id, now),
                 _ended(session_id, "ok", now),
             )
+            if self._asyncpg is not None and done is None:
+                return await self._asyncpg.statement_on_asyncpg(pg_hot.claim_or_end, *hot[3:])
             if self._asyncpg is not None:
                 return await self._asyncpg.run_on_asyncpg(pg_hot.advance_session, *hot)
             return await self._db.run_dbapi(sqlite_hot.advance_session, *hot)
