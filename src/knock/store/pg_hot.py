@@ -25,6 +25,7 @@ from knock.store.retry import TaskRetry
 from knock.store.rows import InformRecord, TaskResult, TaskRow
 
 SQL = hot_statements(asyncpg_dialect())  # type: ignore[no-untyped-call]
+_SUPERSEDE_AND_OPEN = compile_statement(statements.SUPERSEDE_AND_OPEN, asyncpg_dialect())  # type: ignore[no-untyped-call]
 _CLAIM_OR_END = compile_statement(statements.CLAIM_OR_END, asyncpg_dialect())  # type: ignore[no-untyped-call]
 
 
@@ -46,21 +47,27 @@ async def record_inform(
         )
     if parameter_rows:
         await write_many(conn, SQL.parameter_upsert, parameter_rows)
-    informing = {"informing_device": rec.device_id, "superseded_at": rec.now}
-    if await conn.fetch(SQL.supersede_sessions.text, *SQL.supersede_sessions.args(informing)):
+    informing = {
+        "informing_device": rec.device_id,
+        "superseded_at": rec.now,
+        "opening_device": rec.device_id,
+        "opening_at": rec.now,
+        "opening_events": list(rec.events),
+        "opening_version": rec.cwmp_version,
+    }
+    session_id, superseded = await conn.fetchrow(
+        _SUPERSEDE_AND_OPEN.text, *_SUPERSEDE_AND_OPEN.args(informing)
+    )
+    if superseded:
         running = SQL.running_of_device
-        for task_id, name, attempts, session_id in await conn.fetch(
+        for task_id, name, attempts, dead_session in await conn.fetch(
             running.text, *running.args(informing)
         ):
-            retried = retry.after_death(task_id, name, attempts, session_id, "superseded", rec.now)
+            retried = retry.after_death(
+                task_id, name, attempts, dead_session, "superseded", rec.now
+            )
             await conn.execute(SQL.retry_task.text, *SQL.retry_task.args(retried))
-    session = {
-        "device_id": rec.device_id,
-        "started": rec.now,
-        "events": list(rec.events),
-        "cwmp_version": rec.cwmp_version,
-    }
-    return int(await conn.fetchval(SQL.open_session.text, *SQL.open_session.args(session)))
+    return int(session_id)
 
 
 async def advance_session(

@@ -302,13 +302,13 @@ class Store:
         if not params:
             return
         rows = _parameter_rows(device_id, params, now)
+        upsert = self._hot.parameter_upsert
         with _known_device(device_id, "store parameters"):
             if self._asyncpg is not None:
-                await self._asyncpg.run_on_asyncpg(
-                    pg_hot.write_many, self._hot.parameter_upsert, rows
-                )
+                # asyncpg's executemany is atomic itself (one Sync for all rows): no BEGIN/COMMIT.
+                await self._asyncpg.statement_on_asyncpg(pg_hot.write_many, upsert, rows)
             else:
-                await self._db.run_dbapi(sqlite_hot.write_many, self._hot.parameter_upsert, rows)
+                await self._db.run_dbapi(sqlite_hot.write_many, upsert, rows)
 
     async def delete_parameters_under(self, device_id: str, prefix: str) -> int:
         """Remove every parameter whose path starts with `prefix` (an object path ending in ".")."""
