@@ -433,24 +433,24 @@ async def run_all(
 
 def private_postgres() -> Any:
     """PostgreSQL as the tests start it (tests/pg_server.py: loopback, durability off)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from pg_server import _bin_dir, _Server
-
-    server = _Server(_bin_dir())
+    pg_server = _pg_server()
+    server = pg_server._Server(pg_server._bin_dir())
     server.start()
     return server
 
 
 async def empty(url: str) -> None:
     """Drop Knock's tables, for a run that starts from no device."""
-    from knock.store.engine import open_database
-    from knock.store.schema import metadata
+    await _pg_server().emptied(url)
 
-    db = open_database(url)
-    try:
-        await db.run(metadata.drop_all)
-    finally:
-        await db.close()
+
+def _pg_server() -> Any:
+    """tests/pg_server.py, imported when a run needs PostgreSQL (the other benchmarks that
+    import this module do not)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import pg_server
+
+    return pg_server
 
 
 def main() -> None:
