@@ -1,11 +1,20 @@
-"""Sessions per second through `knock serve` (one process, or --workers N on PostgreSQL).
+"""CPU per CWMP session in `knock serve` on SQLite and on PostgreSQL, against a floor measured in
+the same run: bare aiohttp answering a fixed InformResponse (bench/floor_server.py).
 
-N concurrent simulated CPEs each run a whole session: Inform, empty POST, one
-GetParameterValues queued for it through the NBI, its response, and the final 204. Each CPE keeps
-one connection, as CPEs do within a session, so that with several workers the kernel's choice of
-worker holds for the whole session. Prints a table and writes JSON.
-Run: `.venv/bin/python bench/informs.py --devices 2000`; bench/informs_scale.py runs it against
-1..N processes on PostgreSQL.
+Simulated CPEs, `--concurrency` at a time, each run whole sessions, round after round:
+- bootstrap: Inform "0 BOOTSTRAP,1 BOOT", empty POST, the ACS's GetParameterValues of
+  ManagementServer. and its SetParameterValues of the connection-request pair, 204;
+- periodic: Inform "2 PERIODIC", empty POST, 204 (no task), also against the floor;
+- task: "2 PERIODIC" with one GetParameterValues queued through the NBI.
+Each session keeps one connection (so that with several workers the kernel's choice of worker
+holds for it); with `--connection new` (the default) every session opens a new one, as a fleet's
+CPEs do. The figure that carries over between machines is the server's CPU time per session (user
++ system from /proc, over the timed rounds only), and ratios of those measured in one run: the
+machine is shared, wall-clock figures are not. PostgreSQL's own CPU (its process tree) is
+counted for the rounds too when the benchmark starts the server itself.
+Prints a table and writes JSON.
+Run: `.venv/bin/python bench/informs.py --devices 1000`; bench/informs_scale.py runs the rounds
+against 1..N processes on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -24,8 +33,8 @@ from typing import Any
 
 import aiohttp
 
-from procfs import children, cpu_seconds, machine_cpu, rss_kib
-from report import report
+from procfs import children, cpu_seconds, machine_cpu, rss_kib, tree_cpu_seconds
+from report import compare
 
 NS = "urn:dslforum-org:cwmp-1-0"
 _ENV_HEAD = (
@@ -60,18 +69,24 @@ _PARAMS = [
 ]
 
 
-def inform_body(serial: str, event: str) -> bytes:
+def inform_body(serial: str, events: str) -> bytes:
+    """An Inform with the comma-separated *events*."""
     params = "".join(
         f"<ParameterValueStruct><Name>{n}</Name>"
         f'<Value xsi:type="xsd:{t}">{v.format(serial=serial)}</Value></ParameterValueStruct>'
         for n, v, t in _PARAMS
     )
+    codes = events.split(",")
     return (
         _ENV_HEAD.format(id="1")
         + "<cwmp:Inform><DeviceId><Manufacturer>Knock</Manufacturer><OUI>00D09E</OUI>"
         f"<ProductClass>BenchBox</ProductClass><SerialNumber>{serial}</SerialNumber></DeviceId>"
-        f'<Event soap-enc:arrayType="cwmp:EventStruct[1]"><EventStruct><EventCode>{event}'
-        "</EventCode><CommandKey></CommandKey></EventStruct></Event>"
+        f'<Event soap-enc:arrayType="cwmp:EventStruct[{len(codes)}]">'
+        + "".join(
+            f"<EventStruct><EventCode>{code}</EventCode><CommandKey></CommandKey></EventStruct>"
+            for code in codes
+        )
+        + "</Event>"
         "<MaxEnvelopes>1</MaxEnvelopes><CurrentTime>2026-11-26T12:00:00Z</CurrentTime>"
         "<RetryCount>0</RetryCount>"
         f'<ParameterList soap-enc:arrayType="cwmp:ParameterValueStruct[{len(_PARAMS)}]">'
@@ -111,15 +126,17 @@ def answer(request: bytes) -> bytes:
     ).encode()
 
 
+FLOOR_SERVER = str(Path(__file__).resolve().parent / "floor_server.py")
 HEADERS = {"Content-Type": 'text/xml; charset="utf-8"', "SOAPAction": ""}
 
 
 async def run_session(
-    http: aiohttp.ClientSession, url: str, serial: str, event: str, requests: int
+    http: aiohttp.ClientSession, url: str, serial: str, events: str, requests: int
 ) -> float:
-    """One whole session in which the ACS is expected to send `requests` RPCs."""
+    """One whole session in which the ACS is expected to send `requests` RPCs; *events* as
+    inform_body takes them."""
     start = time.perf_counter()
-    async with http.post(url, data=inform_body(serial, event), headers=HEADERS) as r:
+    async with http.post(url, data=inform_body(serial, events), headers=HEADERS) as r:
         if r.status != 200:
             raise RuntimeError(f"{serial}: Inform answered {r.status}: {await r.text()}")
         await r.read()
@@ -147,11 +164,13 @@ def free_port() -> int:
 
 
 async def start_serve(
-    store_url: str, workers: int, cwmp: int, nbi: int, stun: int
+    store_url: str, workers: int, cwmp: int, nbi: int, stun: int, profile: Path | None = None
 ) -> asyncio.subprocess.Process:
-    """`knock serve`, returned once every worker is ready (the banner says so)."""
+    """`knock serve`, returned once every worker is ready (the banner says so); with *profile*,
+    under cProfile, which writes its statistics there when the process ends."""
+    profiling = ("-m", "cProfile", "-o", str(profile)) if profile else ()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "knock", "serve",
+        sys.executable, *profiling, "-m", "knock", "serve",
         "--cwmp-host", "127.0.0.1", "--cwmp-port", str(cwmp),
         "--nbi-port", str(nbi), "--store-url", store_url,
         "--log-level", "warning", "--no-xmpp-enable", "--no-files-enable",
@@ -166,47 +185,152 @@ async def start_serve(
     return proc
 
 
+async def start_floor(port: int) -> asyncio.subprocess.Process:
+    """bench/floor_server.py in its own process, returned once it listens."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        FLOOR_SERVER,
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    if await asyncio.wait_for(proc.stdout.readline(), 30) != b"ready\n":
+        raise RuntimeError(f"the floor server exited with {await proc.wait()}")
+    return proc
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    proc.terminate()
+    await asyncio.wait_for(proc.wait(), 20)
+
+
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-async def bench(
-    devices: int, concurrency: int, rounds: int, store_url: str | None = None, workers: int = 1
+class Clients:
+    """Where the simulated CPEs' sessions come from: `concurrency` at a time, each on one
+    connection, a new one per session (`new`) or one kept per CPE slot."""
+
+    def __init__(self, url: str, concurrency: int, new: bool) -> None:
+        self.url = url
+        self._new = new
+        self._free: asyncio.Queue[aiohttp.ClientSession] = asyncio.Queue()
+        for _ in range(concurrency):
+            self._free.put_nowait(self._client())
+
+    @staticmethod
+    def _client() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1), cookie_jar=aiohttp.DummyCookieJar()
+        )
+
+    async def session(self, serial: str, events: str, requests: int) -> float:
+        http = await self._free.get()
+        try:
+            return await run_session(http, self.url, serial, events, requests)
+        finally:
+            if self._new:  # the connection closes with its session
+                await http.close()
+                http = self._client()
+            self._free.put_nowait(http)
+
+    async def close(self) -> None:
+        while not self._free.empty():
+            await self._free.get_nowait().close()
+
+
+async def timed(
+    clients: Clients,
+    serials: list[str],
+    events: str,
+    requests: int,
+    servers: list[int],
+    database: int | None = None,
 ) -> dict[str, Any]:
+    """One session of each serial, all `clients` at once; the CPU the *servers* processes (and
+    the *database* process tree) spent on them, per session."""
+    cpu_before = sum(cpu_seconds(pid) for pid in servers)
+    db_before = tree_cpu_seconds(database) if database else 0.0
+    busy_before, all_before = machine_cpu()
+    start = time.perf_counter()
+    latencies = sorted(
+        await asyncio.gather(*(clients.session(s, events, requests) for s in serials))
+    )
+    elapsed = time.perf_counter() - start
+    cpu = sum(cpu_seconds(pid) for pid in servers) - cpu_before
+    busy_after, all_after = machine_cpu()
+    figures = {
+        "sessions": len(latencies),
+        "cpu_ms_per_session": round(cpu * 1000 / len(latencies), 3),
+        "sessions_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+        # Everything on the machine (the client, PostgreSQL, other work): 100 means no core idle.
+        "machine_busy_pct": round(100 * (busy_after - busy_before) / (all_after - all_before), 1),
+    }
+    if database:
+        db_cpu = tree_cpu_seconds(database) - db_before
+        figures["db_cpu_ms_per_session"] = round(db_cpu * 1000 / len(latencies), 3)
+    return figures
+
+
+def merged(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of the same sessions as one: totals, and the median of the per-round figures."""
+    figures = {key: round(statistics.median(run[key] for run in runs), 3) for key in runs[0]}
+    figures["sessions"] = sum(run["sessions"] for run in runs)
+    return figures
+
+
+async def floor(devices: int, concurrency: int, rounds: int, new: bool) -> dict[str, Any]:
+    """Periodic sessions against the floor server."""
+    port = free_port()
+    proc = await start_floor(port)
+    clients = Clients(f"http://127.0.0.1:{port}/", concurrency, new)
+    try:
+        serials = [f"BENCH{i:06d}" for i in range(devices)]
+        runs = [await timed(clients, serials, "2 PERIODIC", 0, [proc.pid]) for _ in range(rounds)]
+    finally:
+        await clients.close()
+        await stop(proc)
+    return {"periodic": merged(runs)}
+
+
+async def bench(
+    devices: int,
+    concurrency: int,
+    rounds: int,
+    store_url: str | None = None,
+    workers: int = 1,
+    new: bool = True,
+    database: int | None = None,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    """The bootstrap, periodic and task rounds against `knock serve`; *database*: the process
+    whose tree runs the store's database, to count its CPU; *profile*: as start_serve takes it."""
     tmp = Path(tempfile.mkdtemp(prefix="knock-bench-"))
     cwmp, nbi = free_port(), free_port()
     proc = await start_serve(
-        store_url or f"sqlite:///{tmp / 'bench.db'}", workers, cwmp, nbi, free_udp_port()
+        store_url or f"sqlite:///{tmp / 'bench.db'}", workers, cwmp, nbi, free_udp_port(), profile
     )
     acs_pids = children(proc.pid) if workers > 1 else [proc.pid]
+    clients = Clients(f"http://127.0.0.1:{cwmp}/", concurrency, new)
     try:
-        url = f"http://127.0.0.1:{cwmp}/"
         serials = [f"BENCH{i:06d}" for i in range(devices)]
-        # One connection per simulated CPE (see the module's docstring).
-        free: asyncio.Queue[aiohttp.ClientSession] = asyncio.Queue()
-        for _ in range(concurrency):
-            free.put_nowait(
-                aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=1), cookie_jar=aiohttp.DummyCookieJar()
-                )
-            )
-
-        async def one(serial: str, event: str, requests: int) -> float:
-            http = await free.get()
-            try:
-                return await run_session(http, url, serial, event, requests)
-            finally:
-                free.put_nowait(http)
-
+        # Each device's first session: the ACS reads its ManagementServer object and sets its
+        # connection-request credentials, which makes it known so that tasks can be queued.
+        figures = {
+            "bootstrap": await timed(clients, serials, "0 BOOTSTRAP,1 BOOT", 2, acs_pids, database)
+        }
+        runs = [
+            await timed(clients, serials, "2 PERIODIC", 0, acs_pids, database)
+            for _ in range(rounds)
+        ]
+        figures["periodic"] = merged(runs)
+        runs = []
         async with aiohttp.ClientSession() as nbi_http:
-            # Register every device (a bootstrap session each, in which the ACS reads its
-            # ManagementServer object and sets its connection-request credentials) so that
-            # tasks can be queued.
-            await asyncio.gather(*(one(s, "0 BOOTSTRAP", 2) for s in serials))
-            latencies: list[float] = []
-            elapsed = cpu = busy = spent = 0.0
             for _ in range(rounds):
                 for serial in serials:
                     async with nbi_http.post(
@@ -218,56 +342,165 @@ async def bench(
                     ) as r:
                         if r.status not in (200, 202):
                             raise RuntimeError(f"NBI refused the task: {r.status} {await r.text()}")
-                cpu_before = sum(cpu_seconds(pid) for pid in acs_pids)
-                busy_before, all_before = machine_cpu()
-                start = time.perf_counter()
-                latencies += await asyncio.gather(*(one(s, "2 PERIODIC", 1) for s in serials))
-                elapsed += time.perf_counter() - start
-                cpu += sum(cpu_seconds(pid) for pid in acs_pids) - cpu_before
-                busy_after, all_after = machine_cpu()
-                busy += busy_after - busy_before
-                spent += all_after - all_before
-        while not free.empty():
-            await free.get_nowait().close()
+                runs.append(await timed(clients, serials, "2 PERIODIC", 1, acs_pids, database))
+        figures["task"] = merged(runs)
         memory = [rss_kib(pid) for pid in acs_pids]
     finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 20)
-    latencies.sort()
-    return {
-        "devices": devices,
-        "concurrency": concurrency,
-        "store": "postgresql" if store_url and store_url.startswith("postgres") else "sqlite",
-        "acs_processes": workers,
-        "sessions": len(latencies),
-        "sessions_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(statistics.median(latencies) * 1000, 2),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
-        "acs_cpu_ms_per_session": round(cpu * 1000 / len(latencies), 3),
-        # Everything on the machine (the client, PostgreSQL, other work): 100 means no core idle.
-        "machine_busy_pct": round(100 * busy / spent, 1) if spent else 0.0,
-        "acs_rss_mib": round(max(m.get("VmRSS", 0) for m in memory) / 1024, 1),
-        "acs_peak_rss_mib": round(max(m.get("VmHWM", 0) for m in memory) / 1024, 1),
-        "cpus": os.cpu_count(),
+        await clients.close()
+        await stop(proc)
+    figures["acs_rss_mib"] = round(max(m.get("VmRSS", 0) for m in memory) / 1024, 1)
+    figures["acs_peak_rss_mib"] = round(max(m.get("VmHWM", 0) for m in memory) / 1024, 1)
+    return figures
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 2) if b else 0.0
+
+
+def ratios(subjects: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The issue's figures: each store's periodic session against the floor, its bootstrap
+    against its periodic, PostgreSQL against SQLite, PostgreSQL's own CPU per session."""
+    cpu = {
+        (name, kind): figures[kind]["cpu_ms_per_session"]
+        for name, figures in subjects.items()
+        for kind in ("bootstrap", "periodic", "task")
+        if kind in figures
     }
+    found: dict[str, float] = {}
+    for store in ("sqlite", "postgresql"):
+        if (store, "periodic") not in cpu:
+            continue
+        found[f"{store}_periodic_over_floor"] = _ratio(
+            cpu[store, "periodic"], cpu["floor", "periodic"]
+        )
+        found[f"{store}_bootstrap_over_periodic"] = _ratio(
+            cpu[store, "bootstrap"], cpu[store, "periodic"]
+        )
+    if ("sqlite", "periodic") in cpu and ("postgresql", "periodic") in cpu:
+        for kind in ("bootstrap", "periodic", "task"):
+            found[f"postgresql_over_sqlite_{kind}"] = _ratio(
+                cpu["postgresql", kind], cpu["sqlite", kind]
+            )
+    pg = subjects.get("postgresql", {})
+    for kind in ("bootstrap", "periodic"):
+        if "db_cpu_ms_per_session" in pg.get(kind, {}):
+            found[f"postgresql_server_cpu_ms_per_{kind}"] = pg[kind]["db_cpu_ms_per_session"]
+    return found
+
+
+def table(subjects: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A column per subject, a row per round and figure."""
+    return {
+        name: {
+            f"{kind}_{key}": value
+            for kind, round_figures in figures.items()
+            if isinstance(round_figures, dict)
+            for key, value in round_figures.items()
+        }
+        | {key: value for key, value in figures.items() if not isinstance(value, dict)}
+        for name, figures in subjects.items()
+    }
+
+
+async def run_all(
+    stores: list[str],
+    devices: int,
+    concurrency: int,
+    rounds: int,
+    new: bool,
+    pg_url: str | None,
+    profile: Path | None,
+) -> dict[str, dict[str, Any]]:
+    subjects = {"floor": await floor(devices, concurrency, rounds, new)}
+    for store in stores:
+        profiled = None if profile is None else profile.with_name(f"{profile.name}.{store}")
+        if store == "sqlite":
+            subjects[store] = await bench(devices, concurrency, rounds, new=new, profile=profiled)
+            continue
+        server = None if pg_url else private_postgres()
+        try:
+            url = pg_url or server.url  # type: ignore[union-attr]
+            await empty(url)
+            postmaster = None if server is None else server.postmaster_pid()
+            subjects[store] = await bench(
+                devices, concurrency, rounds, url, new=new, database=postmaster, profile=profiled
+            )
+        finally:
+            if server is not None:
+                server.stop()
+    return subjects
+
+
+def private_postgres() -> Any:
+    """PostgreSQL as the tests start it (tests/pg_server.py: loopback, durability off)."""
+    pg_server = _pg_server()
+    server = pg_server._Server(pg_server._bin_dir())
+    server.start()
+    return server
+
+
+async def empty(url: str) -> None:
+    """Drop Knock's tables, for a run that starts from no device."""
+    await _pg_server().emptied(url)
+
+
+def _pg_server() -> Any:
+    """tests/pg_server.py, imported when a run needs PostgreSQL (the other benchmarks that
+    import this module do not)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import pg_server
+
+    return pg_server
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--devices", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=2, help="periodic and task rounds each")
     parser.add_argument("--quick", action="store_true", help="a small smoke run: 50 devices")
-    parser.add_argument("--store-url", help="default: a new SQLite file")
-    parser.add_argument("--workers", type=int, default=1, help="knock serve --workers")
+    parser.add_argument(
+        "--stores", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql"
+    )
+    parser.add_argument(
+        "--pg-url",
+        help="a scratch PostgreSQL database (its tables are dropped); default: a private "
+        "server started for the run, whose own CPU is then counted too",
+    )
+    parser.add_argument(
+        "--connection",
+        choices=("new", "kept"),
+        default="new",
+        help="a new TCP connection per session, or one kept per simulated CPE",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run knock serve under cProfile, writing PROFILE.sqlite and PROFILE.postgresql "
+        "(read them with python -m pstats); its figures are then cProfile's, not Knock's",
+    )
     parser.add_argument("--json", type=Path, default=Path("bench/results/informs.json"))
     args = parser.parse_args()
     if args.quick:
         args.devices, args.rounds = 50, 1
-    result = asyncio.run(
-        bench(args.devices, args.concurrency, args.rounds, args.store_url, args.workers)
+    stores = args.stores.split(",")
+    new = args.connection == "new"
+    subjects = asyncio.run(
+        run_all(stores, args.devices, args.concurrency, args.rounds, new, args.pg_url, args.profile)
     )
-    report("knock serve: full sessions (Inform, empty POST, GPV, 204)", result, args.json)
+    common = {
+        "devices": args.devices,
+        "concurrency": args.concurrency,
+        "connection": args.connection,
+        "cpus": os.cpu_count(),
+        **ratios(subjects),
+    }
+    compare(
+        "CPU per CWMP session: knock serve against the bare aiohttp floor (ms of server CPU)",
+        common,
+        table({name: subjects[name] for name in [*stores, "floor"]}),
+        args.json,
+    )
 
 
 if __name__ == "__main__":

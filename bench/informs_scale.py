@@ -10,27 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+import os
 from pathlib import Path
 from typing import Any
 
-from informs import bench
+from informs import bench, empty, private_postgres
 from procfs import tree_cpu_seconds
 from report import report
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from knock.store.engine import open_database
-from knock.store.schema import metadata
-from pg_server import _bin_dir, _Server
-
-
-async def empty(url: str) -> None:
-    db = open_database(url)
-    try:
-        await db.run(metadata.drop_all)
-    finally:
-        await db.close()
 
 
 async def scale(
@@ -40,21 +26,22 @@ async def scale(
     for count in counts:
         await empty(url)
         pg_before = tree_cpu_seconds(postmaster) if postmaster else 0.0
-        run = await bench(devices, 100, rounds, url, count)
+        rounds_run = await bench(devices, 100, rounds, url, count, new=False)
+        run = rounds_run["task"]
         prefix = f"{count}p"
         if postmaster:
-            # The whole run (start, bootstrap and warm-up too) over the timed sessions: an
-            # upper bound of PostgreSQL's CPU per session, for sizing its machine.
+            # The whole run (start, every round, warm-up too) over the sessions with a task: an
+            # upper bound of PostgreSQL's CPU per such session, for sizing its machine.
             pg_cpu = tree_cpu_seconds(postmaster) - pg_before
             figures[f"{prefix}_pg_cpu_ms_per_session"] = round(1000 * pg_cpu / run["sessions"], 3)
         figures[f"{prefix}_sessions"] = run["sessions"]
         figures[f"{prefix}_sessions_per_s"] = run["sessions_per_s"]
         figures[f"{prefix}_p50_ms"] = run["p50_ms"]
         figures[f"{prefix}_p99_ms"] = run["p99_ms"]
-        figures[f"{prefix}_acs_cpu_ms_per_session"] = run["acs_cpu_ms_per_session"]
-        figures[f"{prefix}_acs_rss_mib"] = run["acs_rss_mib"]
+        figures[f"{prefix}_acs_cpu_ms_per_session"] = run["cpu_ms_per_session"]
+        figures[f"{prefix}_acs_rss_mib"] = rounds_run["acs_rss_mib"]
         figures[f"{prefix}_machine_busy_pct"] = run["machine_busy_pct"]
-        figures["cpus"] = run["cpus"]
+    figures["cpus"] = os.cpu_count()
     return figures
 
 
@@ -72,10 +59,8 @@ def main() -> None:
     if args.quick:
         args.devices, args.rounds = 30, 1
     counts = [int(n) for n in args.processes.split(",")]
-    server = None if args.store_url else _Server(_bin_dir())
+    server = None if args.store_url else private_postgres()
     try:
-        if server is not None:
-            server.start()
         url = args.store_url or server.url  # type: ignore[union-attr]
         postmaster = None if server is None else server.postmaster_pid()
         figures = asyncio.run(scale(url, counts, args.devices, args.rounds, postmaster))

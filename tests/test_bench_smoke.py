@@ -32,10 +32,31 @@ def quick(script: str, tmp_path: Path, timeout: float = 120, *args: str) -> Any:
     return json.loads(out.read_text())
 
 
-def test_informs(tmp_path: Path) -> None:
-    result = quick("informs", tmp_path)
-    assert result["sessions"] == result["devices"] == 50
-    assert result["sessions_per_s"] > 0 and result["p99_ms"] >= result["p50_ms"] > 0
+def test_informs_on_both_stores_against_the_floor(tmp_path: Path) -> None:
+    """The bootstrap, periodic and task rounds on SQLite and on a private PostgreSQL whose own
+    CPU is counted, the floor's periodic round, and the ratios made of them."""
+    result = quick("informs", tmp_path, 240)
+    assert (result["devices"], result["connection"]) == (50, "new")
+    for store in ("sqlite", "postgresql"):
+        figures = result[store]
+        for kind in ("bootstrap", "periodic", "task"):
+            assert figures[f"{kind}_sessions"] == 50, (store, kind)
+            assert figures[f"{kind}_cpu_ms_per_session"] > 0, (store, kind)
+            assert figures[f"{kind}_p99_ms"] >= figures[f"{kind}_p50_ms"] > 0, (store, kind)
+        assert result[f"{store}_periodic_over_floor"] > 0
+        assert result[f"{store}_bootstrap_over_periodic"] > 0
+    assert result["floor"]["periodic_sessions"] == 50
+    assert "bootstrap_sessions" not in result["floor"]
+    for kind in ("bootstrap", "periodic", "task"):
+        assert result[f"postgresql_over_sqlite_{kind}"] > 0
+    assert result["postgresql"]["periodic_db_cpu_ms_per_session"] > 0
+    assert result["postgresql_server_cpu_ms_per_periodic"] > 0
+
+
+def test_informs_kept_connections_on_sqlite(tmp_path: Path) -> None:
+    result = quick("informs", tmp_path, 120, "--stores", "sqlite", "--connection", "kept")
+    assert (result["connection"], result["sqlite"]["periodic_sessions"]) == ("kept", 50)
+    assert "postgresql" not in result and "postgresql_over_sqlite_periodic" not in result
 
 
 def test_connreq(tmp_path: Path) -> None:

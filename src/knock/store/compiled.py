@@ -69,7 +69,8 @@ def compile_statement(
 
 @dataclass(frozen=True, slots=True)
 class HotStatements:
-    """What `Store.record_inform` and `Store.advance_session` run, for one dialect."""
+    """What `Store.record_inform` and `Store.advance_session` run, for one dialect, and the
+    one-statement calls of a bootstrap session."""
 
     device_upsert: CompiledStatement
     parameter_upsert: CompiledStatement
@@ -82,6 +83,9 @@ class HotStatements:
     claim_task: CompiledStatement
     finish_task: CompiledStatement
     end_session: CompiledStatement
+    set_cr_credentials: CompiledStatement
+    device_lacks: CompiledStatement
+    cr_target: CompiledStatement
 
 
 def hot_statements(dialect: Dialect) -> HotStatements:
@@ -118,4 +122,7 @@ def hot_statements(dialect: Dialect) -> HotStatements:
         claim_task=compile_statement(statements.CLAIM_TASK, dialect),
         finish_task=compile_statement(statements.FINISH_TASK, dialect),
         end_session=compile_statement(statements.END_SESSION, dialect),
+        set_cr_credentials=compile_statement(statements.SET_CR_CREDENTIALS, dialect),
+        device_lacks=compile_statement(statements.DEVICE_LACKS, dialect),
+        cr_target=compile_statement(statements.CR_TARGET, dialect),
     )

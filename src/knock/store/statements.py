@@ -8,7 +8,19 @@ SQLAlchemy builds per dialect.
 
 from __future__ import annotations
 
-from sqlalchemy import Insert, Table, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Insert,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from knock.store.schema import (
@@ -30,6 +42,45 @@ FORGET_CREDENTIALS = (
     update(devices)
     .where(devices.c.id == bindparam("device_id"))
     .values(cr_username=None, cr_password=None, stun_username=None, stun_password=None)
+)
+
+# Takes device_id, new_cr_username, new_cr_password.
+SET_CR_CREDENTIALS = (
+    update(devices)
+    .where(devices.c.id == bindparam("device_id"))
+    .values(cr_username=bindparam("new_cr_username"), cr_password=bindparam("new_cr_password"))
+)
+
+# Takes device_id.
+DEVICE_LACKS = select(devices.c.lacks).where(devices.c.id == bindparam("device_id"))
+
+MANAGEMENT_SERVERS = ("Device.ManagementServer.", "InternetGatewayDevice.ManagementServer.")
+
+# Takes device_id. What a connection request needs, in one statement (one round trip): the
+# device's credentials and STUN binding, repeated on a row for each parameter under its
+# ManagementServer object (one row with path None if it has none, no row if no such device).
+CR_TARGET = (
+    select(
+        devices.c.cr_username,
+        devices.c.cr_password,
+        devices.c.stun_username,
+        stun_bindings.c.host,
+        stun_bindings.c.port,
+        parameters.c.path,
+        parameters.c.value,
+    )
+    .select_from(
+        devices.outerjoin(
+            stun_bindings, stun_bindings.c.username == devices.c.stun_username
+        ).outerjoin(
+            parameters,
+            and_(
+                parameters.c.device_id == devices.c.id,
+                or_(*(parameters.c.path.startswith(p) for p in MANAGEMENT_SERVERS)),
+            ),
+        )
+    )
+    .where(devices.c.id == bindparam("device_id"))
 )
 
 # Takes the sessions columns.
@@ -54,6 +105,28 @@ SUPERSEDE_SESSIONS = (
 
 # Once a session died, a task still running in it belongs to none that lives: each is settled
 # by knock.store.retry (retried, faulted, or `unknown`) through RETRY_TASK.
+# PostgreSQL only, as CLAIM_OR_END: SUPERSEDE_SESSIONS and the new session's INSERT as one
+# statement, one round trip fewer in every Inform. On one snapshot, the UPDATE cannot see the
+# row the INSERT adds, as when it ran first. Takes SUPERSEDE_SESSIONS's parameters and
+# opening_device, opening_at, opening_events, opening_version; returns the new session's id and
+# how many sessions it superseded.
+_superseded = SUPERSEDE_SESSIONS.cte("superseded")
+_opened = (
+    insert(sessions)
+    .values(
+        device_id=bindparam("opening_device"),
+        started=bindparam("opening_at", type_=sessions.c.started.type),
+        events=bindparam("opening_events", type_=sessions.c.events.type),
+        cwmp_version=bindparam("opening_version"),
+    )
+    .returning(sessions.c.id)
+    .cte("opened")
+)
+SUPERSEDE_AND_OPEN = select(
+    _opened.c.id,
+    select(func.count()).select_from(_superseded).scalar_subquery().label("superseded"),
+)
+
 _running = select(tasks.c.id, tasks.c.name, tasks.c.attempts, tasks.c.session_id).where(
     tasks.c.status == TaskStatus.RUNNING
 )
@@ -117,6 +190,22 @@ CLAIM_TASK = (
     )
     .values(status=TaskStatus.RUNNING, session_id=bindparam("claiming_session"))
     .returning(*tasks.c)
+)
+
+# PostgreSQL only (SQLite has no UPDATE in WITH): CLAIM_TASK, and END_SESSION if it claimed
+# nothing, as one statement: one round trip where the two in a transaction take four (BEGIN and
+# COMMIT are round trips too). Both run on one snapshot, as in that transaction; the claim's
+# lock on the session row is this statement's own. Takes the parameters of both.
+_claimed = CLAIM_TASK.cte("claimed")
+CLAIM_OR_END = select(_claimed).add_cte(
+    update(sessions)
+    .where(
+        sessions.c.id == bindparam("session_id"),
+        sessions.c.ended.is_(None),
+        ~select(_claimed.c.id).exists(),
+    )
+    .values(ended=bindparam("ended_at"), outcome=bindparam("session_outcome"))
+    .cte("ended")
 )
 
 # A task no longer running in this session (deleted through the NBI, finished already, or

@@ -6,13 +6,23 @@ one transaction, written as a plain function of a Connection and run by `databas
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+import sqlite3
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     Column,
     Connection,
@@ -28,6 +38,7 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from knock.hosts import canonical_ip
 from knock.store import files, pg_hot, presets, sqlite_hot, statements
+from knock.store.compiled import CompiledStatement
 from knock.store.cr_stats import CrCounts, count_cr_attempts
 from knock.store.database import AsyncDatabase, Database, ReadLimits
 from knock.store.engine import open_database
@@ -61,7 +72,6 @@ from knock.store.schema import (
     parameters,
     sessions,
     shared_secrets,
-    stun_bindings,
     tasks,
     xmpp_accounts,
 )
@@ -86,6 +96,7 @@ class Store:
         self._asyncpg = (
             db if isinstance(db, AsyncDatabase) and db.dialect_name == "postgresql" else None
         )
+        self._hot = pg_hot.SQL if self._asyncpg is not None else sqlite_hot.SQL
         self._parameter_upsert = statements.parameter_upsert(db.dialect_name)
         self._binding_upsert = statements.binding_upsert(db.dialect_name)
         self._xmpp_account_upsert = statements.xmpp_account_upsert(db.dialect_name)
@@ -220,6 +231,8 @@ class Store:
                 _claim(device_id, session_id, now),
                 _ended(session_id, "ok", now),
             )
+            if self._asyncpg is not None and done is None:
+                return await self._asyncpg.statement_on_asyncpg(pg_hot.claim_or_end, *hot[3:])
             if self._asyncpg is not None:
                 return await self._asyncpg.run_on_asyncpg(pg_hot.advance_session, *hot)
             return await self._db.run_dbapi(sqlite_hot.advance_session, *hot)
@@ -298,10 +311,14 @@ class Store:
         value and type are always written together when `type` is not None."""
         if not params:
             return
+        rows = _parameter_rows(device_id, params, now)
+        upsert = self._hot.parameter_upsert
         with _known_device(device_id, "store parameters"):
-            await self._db.run_statement(
-                _rowcount, self._parameter_upsert, _parameter_rows(device_id, params, now)
-            )
+            if self._asyncpg is not None:
+                # asyncpg's executemany is atomic itself (one Sync for all rows): no BEGIN/COMMIT.
+                await self._asyncpg.statement_on_asyncpg(pg_hot.write_many, upsert, rows)
+            else:
+                await self._db.run_dbapi(sqlite_hot.write_many, upsert, rows)
 
     async def delete_parameters_under(self, device_id: str, prefix: str) -> int:
         """Remove every parameter whose path starts with `prefix` (an object path ending in ".")."""
@@ -416,11 +433,9 @@ class Store:
 
     async def set_cr_credentials(self, device_id: str, username: str, password: str) -> None:
         """Remember the connection-request credentials the ACS set on the device."""
-        updated = await self._db.run_statement(
-            _rowcount,
-            update(devices)
-            .where(devices.c.id == device_id)
-            .values(cr_username=username, cr_password=password),
+        updated = await self._hot_write(
+            self._hot.set_cr_credentials,
+            {"device_id": device_id, "new_cr_username": username, "new_cr_password": password},
         )
         if not updated:
             raise UnknownDeviceError(device_id, "store connection-request credentials")
@@ -438,10 +453,10 @@ class Store:
 
     async def device_lacks(self, device_id: str) -> frozenset[str]:
         """What the device was found unable to do (knock.vocab.Lack values)."""
-        row = await self._db.run_statement(
-            _first, select(devices.c.lacks).where(devices.c.id == device_id)
-        )
-        return frozenset(row.lacks or ()) if row is not None else frozenset()
+        rows = await self._hot_fetch(self._hot.device_lacks, {"device_id": device_id})
+        if not rows:
+            return frozenset()
+        return frozenset(self._hot.device_lacks.row(rows[0])["lacks"] or ())
 
     async def add_device_lacks(self, device_id: str, lacks: Iterable[str]) -> None:
         """Remember that the device cannot do *lacks*, beside what it was found to lack before."""
@@ -540,7 +555,33 @@ class Store:
 
     async def get_cr_target(self, device_id: str) -> CrTarget | None:
         """The credentials and ManagementServer parameters a connection request needs."""
-        return await self._db.run(_cr_target, device_id)
+        rows = await self._hot_fetch(self._hot.cr_target, {"device_id": device_id})
+        if not rows:
+            return None
+        cr_username, cr_password, stun_username, host, port = rows[0][:5]
+        management = {}
+        for *_, path, value in rows:
+            if path is None:  # the device has no ManagementServer parameter
+                continue
+            leaf = path.split(".ManagementServer.", 1)[1]
+            if "." not in leaf and value is not None:  # leaves only, not ManageableDevice.{i}.
+                management[leaf] = value
+        binding = None if host is None else (host, int(port))
+        return CrTarget(device_id, cr_username, cr_password, management, stun_username, binding)
+
+    async def _hot_fetch(
+        self, stmt: CompiledStatement, given: Mapping[str, Any]
+    ) -> list[Sequence[Any]]:
+        """The rows of one of the hot statements (`compiled.HotStatements`) on the driver itself."""
+        if self._asyncpg is not None:
+            return await self._asyncpg.statement_on_asyncpg(pg_hot.fetch, stmt, given)
+        return await self._db.run_dbapi(sqlite_hot.fetch, stmt, given)
+
+    async def _hot_write(self, stmt: CompiledStatement, given: Mapping[str, Any]) -> int:
+        """One of the hot writes (`compiled.HotStatements`) on the driver itself; rows changed."""
+        if self._asyncpg is not None:
+            return await self._asyncpg.statement_on_asyncpg(pg_hot.write, stmt, given)
+        return await self._db.run_dbapi(sqlite_hot.write, stmt, given)
 
     # --- tasks (the NBI) ----------------------------------------------------------------------
     async def add_task(
@@ -699,42 +740,6 @@ class Store:
 
     async def delete_preset(self, name: str) -> bool:
         return await presets.delete_preset(self._db, name)
-
-
-_MANAGEMENT_SERVERS = ("Device.ManagementServer.", "InternetGatewayDevice.ManagementServer.")
-
-
-def _cr_target(conn: Connection, device_id: str) -> CrTarget | None:
-    creds = conn.execute(
-        select(
-            devices.c.cr_username,
-            devices.c.cr_password,
-            devices.c.stun_username,
-            stun_bindings.c.host,
-            stun_bindings.c.port,
-        )
-        .select_from(
-            devices.outerjoin(stun_bindings, stun_bindings.c.username == devices.c.stun_username)
-        )
-        .where(devices.c.id == device_id)
-    ).first()
-    if creds is None:
-        return None
-    rows = conn.execute(
-        select(parameters.c.path, parameters.c.value).where(
-            parameters.c.device_id == device_id,
-            or_(*(parameters.c.path.startswith(p) for p in _MANAGEMENT_SERVERS)),
-        )
-    )
-    management = {}
-    for path, value in rows:
-        leaf = path.split(".ManagementServer.", 1)[1]
-        if "." not in leaf and value is not None:  # leaves only, not ManageableDevice.{i}.
-            management[leaf] = value
-    binding = None if creds.host is None else (creds.host, int(creds.port))
-    return CrTarget(
-        device_id, creds.cr_username, creds.cr_password, management, creds.stun_username, binding
-    )
 
 
 def _record_transfer(
@@ -903,5 +908,6 @@ def _known_device(device_id: str, action: str) -> Iterator[None]:
     """Turn the foreign-key failure of a write for a missing device into UnknownDeviceError."""
     try:
         yield
-    except IntegrityError as e:
+    except (IntegrityError, sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError) as e:
+        # SQLAlchemy's error, or the driver's own from the hot path (sqlite_hot, pg_hot).
         raise UnknownDeviceError(device_id, action) from e
