@@ -115,7 +115,7 @@ async def test_a_genieacs_firmware_script_runs_unchanged(acs: Running, cpe: Simu
                 posted = await r.json()
                 assert r.status == 200, posted  # the device accepted the Download
             assert {k: posted[k] for k in task} == task  # echoed as given
-            task_id = int(posted["_id"])
+            task_id = posted["_id"]
             async with asyncio.timeout(WAIT):  # its TransferComplete, in the next session
                 while True:
                     stored = await acs.store.get_task(task_id)
@@ -149,7 +149,7 @@ async def test_a_download_the_cpe_cannot_fetch_shows_in_faults_and_is_retried(
                 json=task,
             ) as r:
                 assert r.status == 200, await r.text()
-                task_id = int((await r.json())["_id"])
+                task_id = (await r.json())["_id"]
             async with asyncio.timeout(WAIT):
                 while True:
                     item = await announcements.next()

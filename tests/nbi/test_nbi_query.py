@@ -248,37 +248,55 @@ async def test_task_query(engine: AsyncEngine) -> None:
         await conn.execute(
             insert(tasks),
             [
-                {"device_id": d, "name": n, "spec": {"name": n}, "status": s, "created": c}
-                for d, n, s, c in [
-                    ("d1", "reboot", "done", T0),
-                    ("d1", "getParameterValues", "queued", T1),
-                    ("d2", "reboot", "faulted", T1),
-                ]
+                {
+                    "device_id": d,
+                    "name": n,
+                    "spec": {"name": n},
+                    "status": s,
+                    "created": c,
+                    "public_id": f"{i:024x}",
+                }
+                for i, (d, n, s, c) in enumerate(
+                    [
+                        ("d1", "reboot", "done", T0),
+                        ("d1", "getParameterValues", "queued", T1),
+                        ("d2", "reboot", "faulted", T1),
+                        ("d2", "reboot", "unknown", T1),
+                        ("d2", "reboot", "running", T1),
+                    ],
+                    start=1,
+                )
             ],
         )
 
-    async def ids(query: Any) -> list[int]:
+    async def ids(query: Any, history: bool = True) -> list[int]:
         statement = select(tasks.c.id).order_by(tasks.c.id)
-        where = task_filter(query)
+        where = task_filter(query, history=history)
         if where is not None:
             statement = statement.where(where)
         async with engine.connect() as conn:
             return list((await conn.execute(statement)).scalars())
 
-    assert await ids(None) == [1, 2, 3]
-    assert await ids({"_id": "2"}) == [2]
-    assert await ids({"_id": {"$in": [1, "3"]}}) == [1, 3]
+    assert await ids(None) == [1, 2, 3, 4, 5]
+    # As GenieACS lists tasks: a done one is gone, a faulted one stays.
+    assert await ids(None, history=False) == [2, 3, 4, 5]
+    assert await ids({"device": "d1"}, history=False) == [2]
+    assert await ids({"_id": f"{2:024x}"}) == [2]
+    assert await ids({"_id": f"{2:024X}"}) == [2]  # hex digits in either case
+    assert await ids({"_id": {"$in": [f"{1:024x}", f"{3:024x}"]}}) == [1, 3]
     assert await ids({"device": "d1", "name": "reboot"}) == [1]
-    assert await ids({"status": {"$ne": "done"}}) == [2, 3]
-    assert await ids({"$or": [{"device": "d2"}, {"status": "queued"}]}) == [2, 3]
-    assert await ids({"timestamp": {"$gt": _ms(T0)}}) == [2, 3]
+    assert await ids({"status": {"$ne": "done"}}) == [2, 3, 4, 5]
+    assert await ids({"$or": [{"device": "d2"}, {"status": "queued"}]}) == [2, 3, 4, 5]
+    assert await ids({"timestamp": {"$gt": _ms(T0)}}) == [2, 3, 4, 5]
 
 
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ({"_id": "abc"}, 'is a task id such as "42"'),
-        ({"_id": str(2**63)}, 'is a task id such as "42"'),
+        ({"_id": "abc"}, "is a task id, 24 hex digits"),
+        ({"_id": "2"}, "is a task id, 24 hex digits"),
+        ({"_id": 2}, "is a task id, 24 hex digits"),
+        ({"_id": "0" * 23 + "g"}, "is a task id, 24 hex digits"),
         ({"status": "lost"}, "status is one of queued, running, done, faulted"),
         ({"parameterNames": "x"}, "tasks are queried by _id, device, name, status, timestamp"),
     ],

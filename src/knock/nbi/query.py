@@ -34,6 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import ColumnElement
 
+from knock.store.object_ids import EXAMPLE as _EXAMPLE_ID
+from knock.store.object_ids import OBJECT_ID
 from knock.store.schema import device_tags, devices, files, parameters, tasks
 from knock.vocab import TaskStatus
 
@@ -250,20 +252,20 @@ def _date(name: str, operand: Scalar) -> datetime:
         ) from exc
 
 
-def parse_task_id(value: Any) -> int | None:
-    """A task id as the NBI shows it ("42") or as a number; None if it cannot be one."""
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not (text.isascii() and text.isdigit()):
+def parse_task_id(value: Any) -> str | None:
+    """A task id as the NBI shows it, an ObjectId's 24 hex digits; None if it cannot be one."""
+    if not isinstance(value, str) or not OBJECT_ID.fullmatch(value.lower()):
         return None
-    number = int(text)
-    return number if number < 2**63 else None
+    return value.lower()
 
 
-def _task_id(name: str, operand: Scalar) -> int:
-    number = parse_task_id(operand)
-    if number is None:
-        raise QueryError(f'{name} is a task id such as "42", not {json.dumps(operand)}')
-    return number
+def _task_id(name: str, operand: Scalar) -> str:
+    task_id = parse_task_id(operand)
+    if task_id is None:
+        raise QueryError(
+            f'{name} is a task id, 24 hex digits such as "{_EXAMPLE_ID}", not {json.dumps(operand)}'
+        )
+    return task_id
 
 
 def _status(name: str, operand: Scalar) -> str:
@@ -289,7 +291,7 @@ _DEVICE_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
 }
 
 _TASK_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
-    "_id": (tasks.c.id, _task_id),
+    "_id": (tasks.c.public_id, _task_id),
     "device": (tasks.c.device_id, _text),
     "name": (tasks.c.name, _text),
     "status": (tasks.c.status, _status),
@@ -316,7 +318,7 @@ _FILE_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
 }
 
 
-def parse_fault_id(value: Any) -> int | None:
+def parse_fault_id(value: Any) -> str | None:
     """The task a fault id names: "<device>:task_<id>" as GenieACS writes it, or the bare
     "task_<id>" channel; None if it names none."""
     if not isinstance(value, str):
@@ -327,14 +329,14 @@ def parse_fault_id(value: Any) -> int | None:
     return parse_task_id(channel.removeprefix("task_"))
 
 
-def _fault_task_id(name: str, operand: Scalar) -> int:
-    number = parse_fault_id(operand)
-    if number is None:
+def _fault_task_id(name: str, operand: Scalar) -> str:
+    task_id = parse_fault_id(operand)
+    if task_id is None:
         raise QueryError(
-            f'{name} is a fault id such as "<device>:task_42" or channel "task_42", not '
-            f"{json.dumps(operand)}"
+            f'{name} is a fault id such as "<device>:task_{_EXAMPLE_ID}" or channel '
+            f'"task_{_EXAMPLE_ID}", not {json.dumps(operand)}'
         )
-    return number
+    return task_id
 
 
 def _fault_code(name: str, operand: Scalar) -> str:
@@ -343,8 +345,8 @@ def _fault_code(name: str, operand: Scalar) -> str:
 
 
 _FAULT_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
-    "_id": (tasks.c.id, _fault_task_id),
-    "channel": (tasks.c.id, _fault_task_id),
+    "_id": (tasks.c.public_id, _fault_task_id),
+    "channel": (tasks.c.public_id, _fault_task_id),
     "device": (tasks.c.device_id, _text),
     "code": (tasks.c.fault_code, _fault_code),
     "timestamp": (tasks.c.finished, _date),
@@ -400,9 +402,20 @@ def device_filter(query: Any) -> ColumnElement[bool] | None:
     return None if query is None else _Translation(_device_field).query(query, 0)
 
 
-def task_filter(query: Any) -> ColumnElement[bool] | None:
-    """A GenieACS task query (over _id, device, name, status, timestamp) over `schema.tasks`."""
-    return None if query is None else _Translation(_task_field).query(query, 0)
+# GenieACS's tasks collection holds a task until it has run; a faulted one stays with its fault.
+# Knock keeps finished tasks as the device's history, listed only when asked (`history`).
+_LISTED_STATUSES = (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.FAULTED, TaskStatus.UNKNOWN)
+
+
+def task_filter(query: Any, *, history: bool = False) -> ColumnElement[bool] | None:
+    """A GenieACS task query (over _id, device, name, status, timestamp) over `schema.tasks`:
+    the tasks GenieACS would still hold (pending or faulted), or with `history` every task the
+    store keeps, done ones too."""
+    where = None if query is None else _Translation(_task_field).query(query, 0)
+    if history:
+        return where
+    listed = tasks.c.status.in_(_LISTED_STATUSES)
+    return listed if where is None else and_(listed, where)
 
 
 def fault_filter(query: Any) -> ColumnElement[bool]:

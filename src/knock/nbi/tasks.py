@@ -227,7 +227,7 @@ def _check_download(spec: dict[str, Any]) -> None:
 def task_document(row: TaskRow) -> dict[str, Any]:
     """The task as GenieACS shows one, plus its knock status."""
     doc: dict[str, Any] = {
-        "_id": str(row.id),
+        "_id": row.public_id,
         "name": row.name,
         "device": row.device_id,
         "timestamp": iso(row.created),

@@ -295,7 +295,7 @@ async function deviceHistory(id) {
   const [sessions, attempts, tasks] = await Promise.all([
     getJson(`${API}/devices/${encoded}/sessions`),
     getJson(`${API}/devices/${encoded}/cr-attempts`),
-    getJson(`/tasks/?${query({ query: { device: id } })}`),
+    getJson(`/tasks/?history&${query({ query: { device: id } })}`),
   ]);
   return { sessions, attempts, tasks };
 }
