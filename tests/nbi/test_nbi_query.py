@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, create_engine, delete, insert, select
+from sqlalchemy import Engine, create_engine, delete, event, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from knock.nbi.query import (
@@ -20,6 +20,8 @@ from knock.nbi.query import (
     parse_projection,
     task_filter,
 )
+from knock.store import regex
+from knock.store.engine import configure_sqlite
 from knock.store.schema import devices, metadata, parameters, tasks
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -157,6 +159,16 @@ def _ms(moment: datetime) -> int:
         ({"$or": [{}]}, ["d1", "d2", "d3"]),
         (_nested(20), ["d1"]),
         ({"_deviceId._Manufacturer": "Acme", "$or": [{"_id": "d2"}, {"_id": "d3"}]}, ["d3"]),
+        # $regex: columns, parameters of string type (not numbers, booleans), ignore case
+        ({"_id": {"$regex": "^d[23]$"}}, ["d2", "d3"]),
+        ({"_deviceId._Manufacturer": {"$regex": "^ac", "$options": "i"}}, ["d1", "d3"]),
+        ({"_deviceId._Manufacturer": {"$regex": "^ac"}}, []),
+        ({SW: {"$regex": "^1\\.1"}}, ["d2"]),
+        ({SW: {"$regex": "\\d+\\.\\d{1,2}$"}}, ["d1", "d2"]),
+        ({UP: {"$regex": "9"}}, []),  # an integer parameter is a number, never text
+        ({ON: {"$regex": "^t"}}, []),
+        ({SW: {"$regex": "^1", "$ne": "1.2"}}, ["d2"]),
+        ({"$or": [{SW: {"$regex": "^1\\.2$"}}, {"_id": "d3"}]}, ["d1", "d3"]),
     ],
 )
 async def test_device_query(db: AsyncEngine, query: Any, expected: list[str]) -> None:
@@ -195,7 +207,18 @@ async def test_device_sort(db: AsyncEngine, sort: Any, expected: list[str]) -> N
         ({"_lastInform": True}, "_lastInform compares with a date"),
         ({"_lastInform": 10**15}, "_lastInform compares with a date"),
         ({"_id": 5}, "_id compares with a string, not 5"),
-        ({SW: {"$regex": "^1"}}, "unsupported operator $regex"),
+        ({SW: {"$where": "1"}}, "unsupported operator $where"),
+        ({SW: {"$regex": 1}}, "$regex takes a pattern as a string"),
+        ({SW: {"$options": "i"}}, "$options goes with $regex"),
+        ({SW: {"$regex": "a", "$options": "x"}}, 'takes "$options": "i"'),
+        ({SW: {"$regex": "a" * 257}}, "257 characters long; the limit is 256"),
+        ({SW: {"$regex": "(a)\\1"}}, "uses \\1, which PostgreSQL and SQLite read differently"),
+        ({SW: {"$regex": "\\bx"}}, "uses \\b"),
+        ({SW: {"$regex": "(?=a)"}}, "uses a (?...) construct"),
+        ({SW: {"$regex": "(?i)a"}}, "uses a (?...) construct"),
+        ({SW: {"$regex": "a{1,300}"}}, "repeats {1,300}; at most 255 times"),
+        ({SW: {"$regex": "(a"}}, "is not a regular expression Knock can run"),
+        ({"_lastInform": {"$regex": "^2024"}}, "_lastInform is not text: $regex does not apply"),
         ({SW: {"$in": "1.2"}}, "$in takes a list"),
         ({SW: {"$exists": 1}}, "$exists takes true or false"),
         ({SW: {"$gt": None}}, "$gt needs a value"),
@@ -316,6 +339,7 @@ _OPS = {"$gt": float.__gt__, "$gte": float.__ge__, "$lt": float.__lt__, "$lte": 
 def sync_db() -> Iterator[Engine]:
     """A blocking engine, because hypothesis runs examples in a plain loop."""
     eng = create_engine("sqlite:///:memory:")
+    event.listen(eng, "connect", configure_sqlite)
     metadata.create_all(eng)
     yield eng
     eng.dispose()
@@ -356,6 +380,8 @@ def test_integer_parameters_compare_as_numbers(
 
 _KEYS = st.sampled_from(
     [
+        "$regex",
+        "$options",
         "$and",
         "$or",
         "$nor",
@@ -399,3 +425,15 @@ def test_any_json_translates_or_is_refused(sync_db: Engine, query: Any, sort: An
         statement = statement.where(where)
     with sync_db.connect() as conn:
         conn.execute(statement).all()
+
+
+async def test_a_pattern_that_backtracks_exponentially_in_python_answers_at_once(
+    db: AsyncEngine,
+) -> None:
+    """(a+)+b against a's alone takes Python's re 2**n steps; SQLite matches with RE2, linear,
+    and PostgreSQL with its own engine. Were it re, this test would hang until its timeout."""
+    async with db.begin() as conn:
+        await conn.execute(insert(parameters), [_param("d3", SW, "a" * 5000, "xsd:string")])
+    assert await _ids(db, {SW: {"$regex": "(a+)+b"}}) == []
+    assert await _ids(db, {SW: {"$regex": "(a+)+$"}}) == ["d3"]
+    assert regex.sqlite_match("(a+)+b", "a" * 100_000) == 0

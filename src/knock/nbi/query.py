@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import ColumnElement
 
+from knock.store import regex
 from knock.store.object_ids import EXAMPLE as _EXAMPLE_ID
 from knock.store.object_ids import OBJECT_ID
 from knock.store.schema import device_tags, devices, files, parameters, tasks
@@ -43,6 +44,7 @@ Scalar = bool | int | float | str
 Compare = Callable[[Any, Any], ColumnElement[bool]]
 
 INTEGER_TYPES = ("xsd:int", "xsd:unsignedInt", "xsd:long", "xsd:unsignedLong")
+_NOT_STRING_TYPES = (*INTEGER_TYPES, "xsd:boolean", "xsd:dateTime")
 # Guards the cast: PostgreSQL fails the whole query on one malformed value a CPE reported, and
 # 20 digits hold every unsignedLong while staying inside a double's range.
 _INTEGER_TEXT = r"^-?[0-9]{1,20}$"
@@ -66,7 +68,10 @@ MAX_SORT_KEYS = 5
 MAX_PROJECTION_PATHS = 100
 # No stored text holds these: PostgreSQL refuses NUL in text, and a lone surrogate is no character.
 _NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
-_FIELD_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists")
+_FIELD_OPERATORS = (
+    *("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists"),
+    *("$regex", "$options"),
+)
 
 
 class QueryError(ValueError):
@@ -111,6 +116,10 @@ class _Field(ABC):
     def present(self) -> ColumnElement[bool]:
         """The field exists with a non-null value."""
 
+    def matches(self, pattern: str) -> ColumnElement[bool]:
+        """The field is text that matches `pattern` (checked by knock.store.regex)."""
+        raise QueryError(f"{self.name} is not text: $regex does not apply to it")
+
 
 class _ColumnField(_Field):
     def __init__(self, name: str, column: Column[Any], coerce: Callable[[str, Scalar], Any]):
@@ -129,6 +138,11 @@ class _ColumnField(_Field):
 
     def present(self) -> ColumnElement[bool]:
         return self.column.is_not(None)
+
+    def matches(self, pattern: str) -> ColumnElement[bool]:
+        if self.coerce is not _text:
+            return super().matches(pattern)
+        return and_(self.column.is_not(None), regex.regex_match(self.column, pattern))
 
 
 def _numeric_value() -> ColumnElement[Any]:
@@ -189,6 +203,12 @@ class _ParameterField(_Field):
             return self._row(true())  # object nodes have no value
         return self._row(parameters.c.value.is_not(None))
 
+    def matches(self, pattern: str) -> ColumnElement[bool]:
+        # MongoDB matches a pattern against strings only; GenieACS keeps numbers, booleans and
+        # dates typed, so parameters of those types never match.
+        string = or_(parameters.c.type.is_(None), parameters.c.type.not_in(_NOT_STRING_TYPES))
+        return self._row(and_(string, regex.regex_match(parameters.c.value, pattern)))
+
 
 def _text_type() -> ColumnElement[bool]:
     """The parameter row compares as text: its type is not an integer type."""
@@ -218,6 +238,9 @@ class _TagsField(_Field):
 
     def present(self) -> ColumnElement[bool]:
         return self._tagged(true())
+
+    def matches(self, pattern: str) -> ColumnElement[bool]:
+        return self._tagged(regex.regex_match(device_tags.c.tag, pattern))
 
 
 def _as_number(text: str) -> float | None:
@@ -462,8 +485,34 @@ class _Translation:
 
     def condition(self, field: _Field, value: Any) -> ColumnElement[bool]:
         if isinstance(value, dict) and value and all(k.startswith("$") for k in value):
-            return and_(*(self.operator(field, op, arg) for op, arg in value.items()))
+            operators = dict(value)
+            options = operators.pop("$options", None)
+            if options is not None and "$regex" not in operators:
+                raise QueryError(f"{field.name}: $options goes with $regex")
+            return and_(
+                true(),
+                *(
+                    self.regex(field, arg, options)
+                    if op == "$regex"
+                    else self.operator(field, op, arg)
+                    for op, arg in operators.items()
+                ),
+            )
         return self.any_of(field, [value])
+
+    def regex(self, field: _Field, pattern: Any, options: Any) -> ColumnElement[bool]:
+        self.counted()
+        if not isinstance(pattern, str) or not isinstance(options, str | None):
+            raise QueryError(
+                f'{field.name}: $regex takes a pattern as a string, e.g. {{"$regex": "^ABC"}}, '
+                'and $options "i" or nothing'
+            )
+        check_text(pattern, f"the $regex of {field.name}")
+        try:
+            checked = regex.with_options(regex.check_pattern(pattern), options or "")
+        except regex.PatternError as exc:
+            raise QueryError(f"{field.name}: $regex {_shown(pattern)!r} {exc}") from None
+        return field.matches(checked)
 
     def counted(self) -> None:
         self.conditions += 1
