@@ -152,9 +152,7 @@ async def _object_and_writable(script: Script, device_id: str) -> None:
     # Reading and setting values afterwards keeps what GetParameterNames told.
     await _run(script, device_id, {"name": "getParameterValues", "parameterNames": [PII]})
     await _run(script, device_id, {"name": "setParameterValues", "parameterValues": [[PII, 900]]})
-    added = await _run(
-        script, device_id, {"name": "addObject", "objectName": "Device.IP.Interface"}
-    )
+    await _run(script, device_id, {"name": "addObject", "objectName": "Device.IP.Interface"})
     [doc] = await script.devices({"_id": device_id})
     server = doc["Device"]["ManagementServer"]
     assert server["_object"] is True and server["_writable"] is False
