@@ -16,16 +16,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from knock.cpe.cr_rate import CrPolicy
-from knock.cpe.cr_services import CrServices
 from knock.cpe.device import SimulatedCpe
 from knock.cwmp.deviceid import device_key
 from knock.notify import TaskFinished
 from knock.server import Running, start
-from knock.vocab import CrMethod
 from pg_server import emptied
 from prom import scrape, value
-from serve_support import loopback_settings
+from serve_support import http_cpe, loopback_settings, settle
 
 WAIT = 20.0
 FIRMWARE = hashlib.sha256(b"firmware").digest() * 20_000  # 640 kB: three store chunks
@@ -54,13 +51,8 @@ async def acs(tmp_path: Path, store_url: str) -> AsyncIterator[Running]:
 @contextlib.asynccontextmanager
 async def bootstrapped(acs: Running, folder: Path) -> AsyncIterator[SimulatedCpe]:
     """A simulated CPE, reachable by HTTP connection requests, after its bootstrap session."""
-    services = CrServices((CrMethod.HTTP,), CrPolicy(rate_limit=0))
-    await services.start()
-    device = SimulatedCpe("FW0001", "tr181", folder / "state", acs.acs_url)
-    services.attach(device)
-    device_id = device_key(device.model.device_id())
-    running = asyncio.create_task(device.run())
-    try:
+    async with http_cpe("FW0001", acs.acs_url, folder) as device:
+        device_id = device_key(device.model.device_id())
         async with asyncio.timeout(WAIT):  # bootstrapped: Knock set its CR credentials
             while True:
                 await settle(device)
@@ -68,18 +60,6 @@ async def bootstrapped(acs: Running, folder: Path) -> AsyncIterator[SimulatedCpe
                 if target is not None and target.password and not device.state.events:
                     break
         yield device
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await services.close()
-
-
-async def settle(device: SimulatedCpe) -> None:
-    """Wait until the device ends a session."""
-    settled = asyncio.Event()
-    device.on_settled(settled.set)
-    async with asyncio.timeout(WAIT):
-        await settled.wait()
 
 
 @pytest.fixture

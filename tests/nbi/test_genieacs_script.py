@@ -5,7 +5,6 @@ device twice. Each step is what such scripts do; each answer is what GenieACS gi
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
@@ -17,13 +16,11 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from knock.cpe.cr_rate import CrPolicy
-from knock.cpe.cr_services import CrServices
 from knock.cpe.device import SimulatedCpe
 from knock.cwmp.deviceid import device_key
-from knock.vocab import CrMethod
 from pg_server import emptied
 from serve_process import Serve
+from serve_support import http_cpe, settle
 
 WAIT = 20.0
 OBJECT_ID = re.compile(r"[0-9a-f]{24}")
@@ -72,34 +69,17 @@ class Script:
         return list(found)
 
 
-async def settle(device: SimulatedCpe) -> None:
-    """The device's next session has ended."""
-    settled = asyncio.Event()
-    device.on_settled(settled.set)
-    async with asyncio.timeout(WAIT):
-        await settled.wait()
-
-
 @contextlib.asynccontextmanager
 async def simulated_cpe(serve: Serve, script: Script, folder: Path) -> AsyncIterator[SimulatedCpe]:
     """A TR-181 CPE that answers HTTP connection requests, once Knock has set its credentials."""
-    services = CrServices((CrMethod.HTTP,), CrPolicy(rate_limit=0))
-    await services.start()
-    device = SimulatedCpe("GS0001", "tr181", folder / "state", serve.url)
-    services.attach(device)
-    device_id = device_key(device.model.device_id())
-    running = asyncio.create_task(device.run())
-    try:
+    async with http_cpe("GS0001", serve.url, folder) as device:
+        device_id = device_key(device.model.device_id())
         while True:  # bootstrapped: its sessions have ended and the NBI shows the credentials
             await settle(device)
             found = await script.devices({"_id": device_id}, projection=CR_USERNAME)
             if found and not device.state.events and found[0].get("Device"):
                 break
         yield device
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await services.close()
 
 
 async def test_a_genieacs_script_runs_unchanged(serve: Serve, tmp_path: Path) -> None:
