@@ -261,6 +261,14 @@ def test_a_string_value_for_a_stored_integer_is_checked_and_sent() -> None:
             {"name": "refreshObject", "parameterName": "Device.WiFi."},
             GetParameterNames("Device.WiFi.", next_level=False),
         ),
+        (
+            {"name": "refreshObject", "objectName": "Device.ManagementServer"},
+            GetParameterNames("Device.ManagementServer.", next_level=False),
+        ),
+        (
+            {"name": "getParameterNames", "parameterName": "Device.DeviceInfo.UpTime"},
+            GetParameterNames("Device.DeviceInfo.UpTime", next_level=False),
+        ),
     ],
 )
 def test_a_task_stored_as_given_is_sent_in_the_form_the_rpc_requires(

@@ -127,7 +127,7 @@ async def _queue_and_poll_until_gone(script: Script, cpe: SimulatedCpe, device_i
 
 async def _object_and_writable(script: Script, device_id: str) -> None:
     await _run(
-        script, device_id, {"name": "refreshObject", "objectName": "Device.ManagementServer."}
+        script, device_id, {"name": "refreshObject", "objectName": "Device.ManagementServer"}
     )
     # Reading and setting values afterwards keeps what GetParameterNames told.
     await _run(script, device_id, {"name": "getParameterValues", "parameterNames": [PII]})

@@ -76,6 +76,10 @@ class TaskPlan:
             return GetParameterAttributes(list(_strings(spec, "parameterNames")))
         if name in ("getParameterNames", "refreshObject"):
             path = str(spec.get("objectName") or spec.get("parameterName") or "")
+            if name == "refreshObject" and path and not path.endswith("."):
+                # GenieACS scripts name the object without its dot; GetParameterNames reads a
+                # dotless path as a parameter's full name.
+                path += "."
             return GetParameterNames(path, next_level=bool(spec.get("nextLevel", False)))
         if name == "addObject":
             return AddObject(_object_path(spec), parameter_key=_parameter_key(spec))

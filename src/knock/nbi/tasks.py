@@ -3,9 +3,9 @@
 The stored spec is the task in GenieACS's own words, {"name": ..., <fields>}, as the client sent
 it, so that it is echoed unchanged; every field is checked first. The ACS reads each accepted
 form: getParameterNames and refreshObject take their path in `objectName` or `parameterName`;
-addObject and deleteObject paths get the "." the RPCs require; setParameterValues entries are
-[path, value] or [path, value, type], the value checked against the type. Without a type the
-ACS takes the type the device reported for that parameter.
+refreshObject, addObject and deleteObject paths get the "." the RPCs require;
+setParameterValues entries are [path, value] or [path, value, type], the value checked against
+the type. Without a type the ACS takes the type the device reported for that parameter.
 """
 
 from __future__ import annotations
