@@ -224,13 +224,17 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
             )
         )
         conn.execute(
-            insert(old.tables["tasks"]).values(
-                device_id="OLD-1",
-                name="queued-before",
-                spec={},
-                status="queued",
-                created=datetime.now(UTC),
-            )
+            insert(old.tables["tasks"]),
+            [
+                {
+                    "device_id": "OLD-1",
+                    "name": name,
+                    "spec": {},
+                    "status": "queued",
+                    "created": datetime.now(UTC),
+                }
+                for name in ("queued-before", "also-before")
+            ],
         )
 
     await _run(db_url, build_version_1)
@@ -246,7 +250,8 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
         [old_task] = await store.find_tasks(tasks.c.name == "queued-before")
         assert (old_task.attempts, old_task.not_before, old_task.idempotency_key) == (0, None, None)
         assert old_task.public_id is not None and re.fullmatch("[0-9a-f]{24}", old_task.public_id)
-        assert task.public_id is not None and task.public_id != old_task.public_id
+        public_ids = {t.public_id for t in await store.find_tasks(None)}
+        assert len(public_ids) == 3 and None not in public_ids  # two migrated, one new
         keyed = await store.add_task("OLD-1", "reboot", {}, datetime.now(UTC), "key-1")
         assert await store.add_task("OLD-1", "reboot", {}, datetime.now(UTC), "key-1") == keyed
         assert await store.bind_cwmp_user("SN-1", "OLD-1") == "OLD-1"

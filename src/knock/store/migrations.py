@@ -13,6 +13,7 @@ from sqlalchemy import (
     Connection,
     DefaultClause,
     Table,
+    bindparam,
     delete,
     func,
     insert,
@@ -142,11 +143,12 @@ def _add_tags_and_presets(conn: Connection) -> None:
 def _add_task_public_ids(conn: Connection) -> None:
     _add_column(conn, schema.tasks, "public_id")
     stored = conn.execute(select(schema.tasks.c.id, schema.tasks.c.created)).all()
-    for task_id, created in stored:
+    if stored:  # one statement run for every row, as the drivers batch it
         conn.execute(
             update(schema.tasks)
-            .where(schema.tasks.c.id == task_id)
-            .values(public_id=new_object_id(created))
+            .where(schema.tasks.c.id == bindparam("task"))
+            .values(public_id=bindparam("made")),
+            [{"task": task_id, "made": new_object_id(created)} for task_id, created in stored],
         )
     (index,) = (i for i in schema.tasks.indexes if i.name == "uq_tasks_public_id")
     index.create(conn)
