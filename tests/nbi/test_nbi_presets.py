@@ -48,7 +48,7 @@ async def test_a_preset_is_stored_listed_by_weight_and_deleted(nbi: Nbi) -> None
         ({"weight": "1"}, "weight is a whole number"),
         ({"schedule": "0 * * * *"}, "scheduled presets are not supported"),
         ({"precondition": "DeviceID.ID = 'x'"}, "expression language is not supported"),
-        ({"precondition": {"size": {"$regex": 1}}}, "unsupported operator"),
+        ({"precondition": {"size": {"$where": 1}}}, "unsupported operator"),
         ({"events": {"1 BOOT": "yes"}}, "events maps event codes to true or false"),
         ({"configurations": [{"type": "provision", "name": "x"}]}, "JavaScript provisions"),
         ({"configurations": [{"type": "add_object", "name": "x"}]}, "add_object is not supported"),
