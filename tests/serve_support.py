@@ -57,12 +57,14 @@ async def settle(device: SimulatedCpe, within: float = 20.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def http_cpe(serial: str, acs_url: str, folder: Path) -> AsyncIterator[SimulatedCpe]:
-    """A simulated TR-181 CPE running against `acs_url`, reachable by HTTP connection
-    requests; stopped on the way out."""
+async def http_cpe(
+    serial: str, acs_url: str, folder: Path, **options: Any
+) -> AsyncIterator[SimulatedCpe]:
+    """A simulated TR-181 CPE (SimulatedCpe's other arguments in `options`) running against
+    `acs_url`, reachable by HTTP connection requests; stopped on the way out."""
     services = CrServices((CrMethod.HTTP,), CrPolicy(rate_limit=0))
     await services.start()
-    device = SimulatedCpe(serial, "tr181", folder / "state", acs_url)
+    device = SimulatedCpe(serial, "tr181", folder / "state", acs_url, **options)
     services.attach(device)
     running = asyncio.create_task(device.run())
     try:
