@@ -19,17 +19,14 @@ import pytest
 from yarl import URL
 
 from knock.auth import DigestChallenge, new_cnonce, select_challenge
-from knock.cpe.cr_rate import CrPolicy
-from knock.cpe.cr_services import CrServices
 from knock.cpe.device import SimulatedCpe, trusting_client
 from knock.cpe.trust import device_tls
 from knock.cwmp.deviceid import device_key
 from knock.notify import TaskFinished
 from knock.server import Running, start
-from knock.vocab import CrMethod
 from pg_server import emptied
 from prom import scrape, value
-from serve_support import loopback_settings
+from serve_support import http_cpe, loopback_settings, settle
 
 WAIT = 20.0
 FIRMWARE = hashlib.sha256(b"firmware").digest() * 20_000  # 640 kB: three store chunks
@@ -60,13 +57,8 @@ async def acs(tmp_path: Path, store_url: str) -> AsyncIterator[Running]:
 async def bootstrapped(acs: Running, folder: Path, **options: Any) -> AsyncIterator[SimulatedCpe]:
     """A simulated CPE (made with *options*), reachable by HTTP connection requests, after its
     bootstrap session."""
-    services = CrServices((CrMethod.HTTP,), CrPolicy(rate_limit=0))
-    await services.start()
-    device = SimulatedCpe(SERIAL, "tr181", folder / "state", acs.acs_url, **options)
-    services.attach(device)
-    device_id = device_key(device.model.device_id())
-    running = asyncio.create_task(device.run())
-    try:
+    async with http_cpe(SERIAL, acs.acs_url, folder, **options) as device:
+        device_id = device_key(device.model.device_id())
         async with asyncio.timeout(WAIT):  # bootstrapped: Knock set its CR credentials
             while True:
                 await settle(device)
@@ -74,18 +66,6 @@ async def bootstrapped(acs: Running, folder: Path, **options: Any) -> AsyncItera
                 if target is not None and target.password and not device.state.events:
                     break
         yield device
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await services.close()
-
-
-async def settle(device: SimulatedCpe) -> None:
-    """Wait until the device ends a session."""
-    settled = asyncio.Event()
-    device.on_settled(settled.set)
-    async with asyncio.timeout(WAIT):
-        await settled.wait()
 
 
 @pytest.fixture
@@ -127,7 +107,7 @@ async def upgrade(acs: Running, cpe: SimulatedCpe) -> None:
                 posted = await r.json()
                 assert r.status == 200, posted  # the device accepted the Download
             assert {k: posted[k] for k in task} == task  # echoed as given
-            task_id = int(posted["_id"])
+            task_id = posted["_id"]
             async with asyncio.timeout(WAIT):  # its TransferComplete, in the next session
                 while True:
                     stored = await acs.store.get_task(task_id)
@@ -239,7 +219,7 @@ async def test_a_download_the_cpe_cannot_fetch_shows_in_faults_and_is_retried(
                 json=task,
             ) as r:
                 assert r.status == 200, await r.text()
-                task_id = int((await r.json())["_id"])
+                task_id = (await r.json())["_id"]
             async with asyncio.timeout(WAIT):
                 while True:
                     item = await announcements.next()

@@ -146,13 +146,13 @@ async def test_tasks_run_in_order_and_a_cpe_fault_does_not_stop_the_session(acs:
         step = await cpe.answer(step, RebootResponse())
         assert step.status == 204
 
-    tasks = {t.id: t for t in await acs.store.find_tasks(None)}
-    assert tasks[int(spv["_id"])].status == "done"
-    assert tasks[int(bad["_id"])].status == "faulted"
-    assert tasks[int(bad["_id"])].fault_code == "9005"
-    assert tasks[int(add["_id"])].result == {"instanceNumber": 7}
-    assert tasks[int(delete["_id"])].status == "done"
-    assert tasks[int(reboot["_id"])].status == "done"
+    tasks = {t.public_id: t for t in await acs.store.find_tasks(None)}
+    assert tasks[spv["_id"]].status == "done"
+    assert tasks[bad["_id"]].status == "faulted"
+    assert tasks[bad["_id"]].fault_code == "9005"
+    assert tasks[add["_id"]].result == {"instanceNumber": 7}
+    assert tasks[delete["_id"]].status == "done"
+    assert tasks[reboot["_id"]].status == "done"
     stored = {p.path: p for p in (await acs.store.get_parameters([cpe.device_id]))[cpe.device_id]}
     assert stored[INTERVAL].value == "60"
     assert "Device.Hosts.Host.7." in stored
@@ -190,9 +190,9 @@ async def next_session_end(announcements: Any) -> SessionEnded:
     return ended
 
 
-async def queue_uptime(acs: Running, device_id: str) -> int:
+async def queue_uptime(acs: Running, device_id: str) -> str:
     task = await queue(acs, device_id, {"name": "getParameterValues", "parameterNames": [UPTIME]})
-    return int(task["_id"])
+    return str(task["_id"])
 
 
 async def test_a_silent_session_times_out_and_its_task_is_requeued(start_acs: Any) -> None:
@@ -284,7 +284,7 @@ async def test_a_reboot_whose_connection_closes_ends_unknown_and_its_waiting_pos
     assert (task["status"], task["fault"]["code"]) == ("unknown", "unknown")
     assert "retries" not in task
     [last, _] = await acs.store.list_sessions(cpe.device_id)
-    stored = await acs.store.get_task(int(task["_id"]))
+    stored = await acs.store.get_task(task["_id"])
     assert stored is not None and last.outcome == "closed"
     assert (stored.status, stored.attempts, stored.session_id) == ("unknown", 0, last.id)
 
@@ -329,10 +329,12 @@ async def test_a_transfer_complete_with_a_fault_is_recorded_on_its_download_task
             keys.append(reply.envelope.body.command_key)
             reply = await cpe.answer(reply, DownloadResponse(1))  # not done yet
         assert reply.status == 204
-        assert keys == [f"knock-task-{task['_id']}" for task in tasks]  # one key per task
-        first, second = (int(task["_id"]) for task in tasks)
+        assert keys == [f"knock-{task['_id']}" for task in tasks]  # one key per task
+        first, second = (str(task["_id"]) for task in tasks)
         stored = await acs.store.get_task(second)
         assert stored is not None and (stored.status, stored.result) == ("done", {"status": 1})
+        # Announcements name tasks by the store's number.
+        number = {t.public_id: t.id for t in await acs.store.find_tasks(None)}
 
         await cpe.inform("7 TRANSFER COMPLETE", "M Download")
         with acs.hub.subscribe(cpe.device_id) as announcements:
@@ -346,13 +348,13 @@ async def test_a_transfer_complete_with_a_fault_is_recorded_on_its_download_task
             assert answer.envelope is not None
             assert answer.envelope.body == TransferCompleteResponse()
             finished = await asyncio.wait_for(announcements.next(), 5)
-            assert finished == TaskFinished(second, cpe.device_id, "faulted")
+            assert finished == TaskFinished(number[second], cpe.device_id, "faulted")
             worked = TransferComplete(keys[0], start_time="2026-11-26T12:00:03Z")
             answer = await cpe.send(worked)
             assert answer.envelope is not None
             assert answer.envelope.body == TransferCompleteResponse()
             finished = await asyncio.wait_for(announcements.next(), 5)
-            assert finished == TaskFinished(first, cpe.device_id, "done")
+            assert finished == TaskFinished(number[first], cpe.device_id, "done")
         assert (await cpe.empty()).status == 204
     stored = await acs.store.get_task(second)
     assert stored is not None

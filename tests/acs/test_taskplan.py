@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from knock.acs.taskplan import TaskOutcome, TaskPlan, TaskSpecError
+from knock.acs.taskplan import (
+    TaskOutcome,
+    TaskPlan,
+    TaskSpecError,
+    transfer_command_key,
+    transfer_task_id,
+)
 from knock.cwmp.rpcs import (
     AddObject,
     AddObjectResponse,
@@ -108,6 +114,7 @@ def test_add_object_with_values_then_delete() -> None:
     assert outcome == TaskOutcome(
         result={"instanceNumber": 3},
         put=[
+            ParamValue("Device.Hosts.Host.", None, None, writable=True),
             ParamValue("Device.Hosts.Host.3.", None, None),
             ParamValue("Device.Hosts.Host.3.HostName", "pc", "xsd:string"),
         ],
@@ -254,6 +261,14 @@ def test_a_string_value_for_a_stored_integer_is_checked_and_sent() -> None:
             {"name": "refreshObject", "parameterName": "Device.WiFi."},
             GetParameterNames("Device.WiFi.", next_level=False),
         ),
+        (
+            {"name": "refreshObject", "objectName": "Device.ManagementServer"},
+            GetParameterNames("Device.ManagementServer.", next_level=False),
+        ),
+        (
+            {"name": "getParameterNames", "parameterName": "Device.DeviceInfo.UpTime"},
+            GetParameterNames("Device.DeviceInfo.UpTime", next_level=False),
+        ),
     ],
 )
 def test_a_task_stored_as_given_is_sent_in_the_form_the_rpc_requires(
@@ -266,3 +281,13 @@ def test_a_download_without_a_url_is_not_sent() -> None:
     plan = TaskPlan({"name": "download", "fileType": "1 Firmware Upgrade Image"}, {})
     with pytest.raises(TaskSpecError, match="download has no url"):
         plan.first()
+
+
+def test_a_transfers_command_key_names_its_task() -> None:
+    key = transfer_command_key("6656f3a2c1d4e5f6a7b8c9d0")
+    assert key == "knock-6656f3a2c1d4e5f6a7b8c9d0" and len(key) <= 32  # CommandKey string(32)
+    assert transfer_task_id(key) == "6656f3a2c1d4e5f6a7b8c9d0"
+    # A transfer asked for before the upgrade reports the store's number.
+    assert transfer_task_id("knock-task-42") == 42
+    for other in ("", "knock-task-", "knock-6656F3A2C1D4E5F6A7B8C9D0", "vendor-7", "knock-abc"):
+        assert transfer_task_id(other) is None

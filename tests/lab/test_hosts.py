@@ -186,7 +186,7 @@ async def test_killing_acs1_loses_no_task_and_the_fleet_carries_on(hosts: HostsL
         # The queued task runs first, in the session this one's connection request opens.
         outcome = await nbi(hosts, "acs2", lambda c, d=device: c.run_task(d, gpv(UPTIME), WAIT_S))
         assert outcome.task["status"] == "done", (device, outcome)
-    tasks = {t["_id"]: t for t in await nbi(hosts, "acs2", lambda c: c.tasks())}
+    tasks = {t["_id"]: t for t in await nbi(hosts, "acs2", lambda c: c.tasks(history=True))}
     assert tasks[in_flight]["status"] == "done"
     assert [tasks[task_id]["status"] for task_id in queued.values()] == ["done"] * len(LAN)
     for device in LAN:

@@ -12,12 +12,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 from nbi_support import T0, AddDevice, Nbi, StartNbi, ThreadedNbi, inform, play_session
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from knock.nbi.app import ConnectionRequest, make_nbi_app
 from knock.notify import Hub
 from knock.store import Store
-from knock.store.engine import driver_url
+from knock.store.engine import configure_sqlite, driver_url
 from knock.store.rows import ParamValue
 from knock.store.schema import metadata
 from pg_server import emptied
@@ -32,6 +33,8 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         # The real server of tests/pg_server.py, started on first use; its tables are dropped.
         url = driver_url(request.getfixturevalue("postgres_url"))
     eng = create_async_engine(url)
+    if request.param == "sqlite":
+        event.listen(eng.sync_engine, "connect", configure_sqlite)
     async with eng.begin() as conn:
         await conn.run_sync(metadata.drop_all)
         await conn.run_sync(metadata.create_all)

@@ -188,7 +188,7 @@ async def test_token_search_device_page_and_http_connection_request(tmp_path: Pa
         # The task runs in that session, after the Inform; the page follows on its own.
         status = texts("#tasks tbody td:nth-child(3)")
         await page.wait_for(f"{status}.join() === 'done,done'")
-        task = await running.acs.store.get_task(int(task_id))
+        task = await running.acs.store.get_task(task_id)
         assert task is not None and task.status == TaskStatus.DONE
         # Access as the device reported it: rw and r under ManagementServer, where the
         # simulator's model has each; elsewhere, never asked, "?".
@@ -369,7 +369,7 @@ async def test_the_device_page_upgrades_firmware_from_the_stored_images(tmp_path
             " return o.outcome && o.outcome !== 'pending' ? [o.outcome, o.task] : null; })()"
         )
         assert outcome[0] == "accepted"
-        task_id = int(outcome[1])
+        task_id = outcome[1]
         with running.acs.hub.subscribe(device) as announcements:
             async with asyncio.timeout(20):  # the transfer, reported in the next session
                 while True:

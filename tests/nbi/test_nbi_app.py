@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -54,6 +55,7 @@ async def test_devices(nbi: Nbi, add_device: AddDevice) -> None:
     assert docs[0]["_lastInform"] == "2024-05-01T12:00:00.000Z"
     leaf = docs[0]["InternetGatewayDevice"]["DeviceInfo"]["SoftwareVersion"]
     assert leaf == {
+        "_object": False,
         "_value": "1.2",
         "_type": "xsd:string",
         "_timestamp": "2024-05-01T12:00:00.000Z",
@@ -100,7 +102,8 @@ async def test_task_queued(nbi: Nbi, add_device: AddDevice) -> None:
     assert task["parameterNames"] == [SW]
     assert task["device"] == DEVICE
     assert task["status"] == "queued"
-    stored = await nbi.store.get_task(int(task["_id"]))
+    assert re.fullmatch("[0-9a-f]{24}", task["_id"])  # an ObjectId, as GenieACS's
+    stored = await nbi.store.get_task(task["_id"])
     assert stored is not None and stored.spec == GPV and stored.status == "queued"
 
 
@@ -212,7 +215,7 @@ async def test_task_not_processed_in_time(nbi: Nbi, add_device: AddDevice) -> No
         assert response.reason == "Task queued but not processed"
         task = await _json(response)
     assert task["status"] == "queued"
-    assert [t.id for t in await nbi.store.find_tasks(None)] == [int(task["_id"])]
+    assert [t.public_id for t in await nbi.store.find_tasks(None)] == [task["_id"]]
 
 
 async def test_a_retried_post_with_its_idempotency_key_adds_no_second_task(
@@ -247,12 +250,12 @@ async def test_a_retried_post_with_its_idempotency_key_adds_no_second_task(
         async with nbi.http.post(_tasks_url(nbi), json=add, headers=key) as response:
             assert response.status == 202
             again = await _json(response)
-        assert again["_id"] == str(first.id)
+        assert again["_id"] == first.public_id
         assert [t.id for t in await nbi.store.find_tasks(None)] == [first.id]
 
         async with nbi.http.post(_tasks_url(nbi), json={"name": "reboot"}, headers=key) as response:
             assert response.status == 409
-            assert f"already names task {first.id}" in (await _json(response))["error"]
+            assert f"already names task {first.public_id}" in (await _json(response))["error"]
         async with nbi.http.post(
             _tasks_url(nbi), json=add, headers={"Idempotency-Key": "with space"}
         ) as response:
@@ -349,14 +352,32 @@ async def test_tasks_listed_and_deleted(nbi: Nbi, add_device: AddDevice) -> None
                 assert "GET /tasks/ lists the tasks and their ids" in body["error"]
 
 
+async def test_a_deleted_tasks_id_is_never_given_again(nbi: Nbi, add_device: AddDevice) -> None:
+    """SQLite hands a deleted last row's number to the next row; the NBI's ids must not follow,
+    or a script's stored id would delete another task."""
+    await add_device()
+    async with nbi.http.post(_tasks_url(nbi), json={"name": "reboot"}) as response:
+        first = (await _json(response))["_id"]
+    async with nbi.http.delete(_url(nbi, f"/tasks/{first}")) as response:
+        assert response.status == 200
+    async with nbi.http.post(_tasks_url(nbi), json={"name": "reboot"}) as response:
+        second = (await _json(response))["_id"]
+    assert second != first
+    async with nbi.http.delete(_url(nbi, f"/tasks/{first}")) as response:
+        assert response.status == 404
+    assert [t.public_id for t in await nbi.store.find_tasks(None)] == [second]
+
+
 async def test_device_deleted(nbi: Nbi, add_device: AddDevice) -> None:
     await add_device()
     async with nbi.http.delete(_url(nbi, f"/devices/{DEVICE}")) as response:
         assert response.status == 200
         assert await _json(response) == {"deleted": DEVICE}
-    async with nbi.http.delete(_url(nbi, f"/devices/{DEVICE}/")) as response:
-        assert response.status == 404
-        assert "no device" in (await _json(response))["error"]
+    assert await nbi.store.get_device(DEVICE) is None
+    # Again, and a device never seen: GenieACS answers 200, and scripts delete repeatedly.
+    for path in (f"/devices/{DEVICE}/", "/devices/001122-Router-NEVER"):
+        async with nbi.http.delete(_url(nbi, path)) as response:
+            assert response.status == 200, path
 
 
 # --- protocol ---------------------------------------------------------------------------------

@@ -73,33 +73,43 @@ def test_full_document() -> None:
                 "_timestamp": "2024-05-01T12:00:00.123Z",
                 "_writable": False,
                 "SoftwareVersion": {
+                    "_object": False,
                     "_value": "1.2",
                     "_type": "xsd:string",
                     "_timestamp": "2024-05-01T12:05:00.000Z",
                     "_writable": False,
                 },
                 "UpTime": {
+                    "_object": False,
                     "_value": 3600,
                     "_type": "xsd:unsignedInt",
                     "_timestamp": "2024-05-01T12:05:00.000Z",
                 },
             },
             "ManagementServer": {
+                "_object": True,  # implied: it has parameters, though no row of its own
                 "PeriodicInformEnable": {
+                    "_object": False,
                     "_value": True,
                     "_type": "xsd:boolean",
                     "_timestamp": "2024-05-01T12:05:00.000Z",
                     "_writable": True,
                 },
-                "URL": {"_timestamp": "2024-05-01T12:00:00.123Z", "_writable": True},
+                "URL": {
+                    "_object": False,
+                    "_timestamp": "2024-05-01T12:00:00.123Z",
+                    "_writable": True,
+                },
             },
             "Time": {
+                "_object": True,
                 "CurrentLocalTime": {
+                    "_object": False,
                     "_value": "2024-05-01T12:05:00.000Z",
                     "_type": "xsd:dateTime",
                     "_timestamp": "2024-05-01T12:05:00.000Z",
                     "_writable": False,
-                }
+                },
             },
         },
     }
@@ -122,6 +132,7 @@ def test_document_is_json() -> None:
                 "InternetGatewayDevice": {
                     "DeviceInfo": {
                         "UpTime": {
+                            "_object": False,
                             "_value": 3600,
                             "_type": "xsd:unsignedInt",
                             "_timestamp": "2024-05-01T12:05:00.000Z",
@@ -137,12 +148,14 @@ def test_document_is_json() -> None:
                 "_id": DEVICE.id,
                 "InternetGatewayDevice": {
                     "Time": {
+                        "_object": True,
                         "CurrentLocalTime": {
+                            "_object": False,
                             "_value": "2024-05-01T12:05:00.000Z",
                             "_type": "xsd:dateTime",
                             "_timestamp": "2024-05-01T12:05:00.000Z",
                             "_writable": False,
-                        }
+                        },
                     }
                 },
             },

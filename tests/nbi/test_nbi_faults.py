@@ -14,7 +14,7 @@ T1 = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
 DETAIL = [{"parameter": "Device.X", "code": 9005, "message": "no such parameter"}]
 
 
-async def faulted_task(nbi: Nbi, device: str, code: str, message: str) -> int:
+async def faulted_task(nbi: Nbi, device: str, code: str, message: str) -> str:
     """A task run in a session and faulted there, as the ACS records one."""
     task = await nbi.store.add_task(device, "reboot", {"name": "reboot"}, T1)
     session_id = await nbi.store.record_inform(inform(device, now=T1))
@@ -29,7 +29,8 @@ async def faulted_task(nbi: Nbi, device: str, code: str, message: str) -> int:
         fault_string=message,
         fault_detail=DETAIL,
     )
-    return task.id
+    assert task.public_id is not None
+    return task.public_id
 
 
 async def test_faulted_tasks_are_listed_as_genieacs_faults(nbi: Nbi, add_device: AddDevice) -> None:
@@ -82,7 +83,7 @@ async def test_deleting_a_fault_queues_its_task_again(nbi: Nbi, add_device: AddD
     async with nbi.http.delete(f"{nbi.url}/faults/{fault_id}") as r:
         assert r.status == 200
         doc = await r.json()
-    assert (doc["_id"], doc["status"], "fault" in doc) == (str(task_id), "queued", False)
+    assert (doc["_id"], doc["status"], "fault" in doc) == (task_id, "queued", False)
     stored = await nbi.store.get_task(task_id)
     assert stored is not None
     assert (stored.status, stored.fault_code, stored.attempts, stored.finished) == (

@@ -77,7 +77,7 @@ async def test_presets_are_queried_counted_and_paged_as_genieacs_does(nbi: Nbi) 
         ({"weight": "1"}, "weight is a whole number"),
         ({"schedule": "0 * * * *"}, "scheduled presets are not supported"),
         ({"precondition": "DeviceID.ID = 'x'"}, "expression language is not supported"),
-        ({"precondition": {"size": {"$regex": 1}}}, "unsupported operator"),
+        ({"precondition": {"size": {"$where": 1}}}, "unsupported operator"),
         ({"events": {"1 BOOT": "yes"}}, "events maps event codes to true or false"),
         ({"configurations": [{"type": "provision", "name": "x"}]}, "JavaScript provisions"),
         ({"configurations": [{"type": "add_object", "name": "x"}]}, "object gives the instance"),

@@ -210,13 +210,17 @@ def test_refused(posted: Any, message: str) -> None:
 
 
 CREATED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+ID_7 = "663230f0aabbccddee000007"
+ID_8 = "663230f0aabbccddee000008"
 
 
 def test_document_of_a_queued_task() -> None:
     spec = {"name": "getParameterValues", "parameterNames": [SW]}
-    row = TaskRow(7, "001122-Router-SN1", "getParameterValues", spec, "queued", CREATED)
+    row = TaskRow(
+        7, "001122-Router-SN1", "getParameterValues", spec, "queued", CREATED, public_id=ID_7
+    )
     assert task_document(row) == {
-        "_id": "7",
+        "_id": ID_7,
         "name": "getParameterValues",
         "device": "001122-Router-SN1",
         "timestamp": "2024-05-01T12:00:00.000Z",
@@ -237,9 +241,10 @@ def test_document_of_a_faulted_task() -> None:
         fault_code="cwmp.9007",
         fault_string="Invalid parameter value",
         fault_detail={"faultCode": "9003", "setParameterValuesFault": [{"faultCode": "9007"}]},
+        public_id=ID_8,
     )
     assert task_document(row) == {
-        "_id": "8",
+        "_id": ID_8,
         "name": "setParameterValues",
         "device": "d",
         "timestamp": "2024-05-01T12:00:00.000Z",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -171,7 +172,10 @@ def _columns_but(table: Table, later: tuple[str, ...]) -> list[Column[Any]]:
     ]
 
 
-LATER_INDEXES = ("ix_cr_attempts_started", "uq_tasks_idempotency_key")  # migrations 6, 11
+LATER_INDEXES = (
+    *("ix_cr_attempts_started", "uq_tasks_idempotency_key"),  # migrations 6, 11
+    "uq_tasks_public_id",  # migration 15
+)
 LATER_TABLES = (
     *("devices", "tasks"),  # changed by later migrations
     *("stun_bindings", "xmpp_accounts", "shared_secrets"),  # migrations 3, 4, 5
@@ -188,6 +192,7 @@ LATER_DEVICE_COLUMNS = (
 LATER_TASK_COLUMNS = (
     *("attempts", "not_before"),  # migration 7
     "idempotency_key",  # migration 11
+    "public_id",  # migration 15
 )
 
 
@@ -219,13 +224,17 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
             )
         )
         conn.execute(
-            insert(old.tables["tasks"]).values(
-                device_id="OLD-1",
-                name="queued-before",
-                spec={},
-                status="queued",
-                created=datetime.now(UTC),
-            )
+            insert(old.tables["tasks"]),
+            [
+                {
+                    "device_id": "OLD-1",
+                    "name": name,
+                    "spec": {},
+                    "status": "queued",
+                    "created": datetime.now(UTC),
+                }
+                for name in ("queued-before", "also-before")
+            ],
         )
 
     await _run(db_url, build_version_1)
@@ -240,6 +249,9 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
         assert (task.attempts, task.not_before) == (0, None)
         [old_task] = await store.find_tasks(tasks.c.name == "queued-before")
         assert (old_task.attempts, old_task.not_before, old_task.idempotency_key) == (0, None, None)
+        assert old_task.public_id is not None and re.fullmatch("[0-9a-f]{24}", old_task.public_id)
+        public_ids = {t.public_id for t in await store.find_tasks(None)}
+        assert len(public_ids) == 3 and None not in public_ids  # two migrated, one new
         keyed = await store.add_task("OLD-1", "reboot", {}, datetime.now(UTC), "key-1")
         assert await store.add_task("OLD-1", "reboot", {}, datetime.now(UTC), "key-1") == keyed
         assert await store.bind_cwmp_user("SN-1", "OLD-1") == "OLD-1"
@@ -270,9 +282,9 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
         table.name: set(table.c.keys()) for table in metadata.sorted_tables
     }
     indexes = await _run(db_url, lambda conn: inspect(conn).get_indexes("tasks"))
-    assert {i["name"]: (i["column_names"], bool(i["unique"])) for i in indexes}[
-        "uq_tasks_idempotency_key"
-    ] == (["device_id", "idempotency_key"], True)
+    by_name = {i["name"]: (i["column_names"], bool(i["unique"])) for i in indexes}
+    assert by_name["uq_tasks_idempotency_key"] == (["device_id", "idempotency_key"], True)
+    assert by_name["uq_tasks_public_id"] == (["public_id"], True)
 
 
 def _tables_and_columns(conn: Connection) -> dict[str, set[str]]:

@@ -44,7 +44,7 @@ async def test_add_task_with_an_idempotency_key_adds_it_once(
     assert await store.add_task(DEVICE, "reboot", spec, now, idempotency_key="k-1") == first
     theirs = await store.add_task(OTHER, "reboot", spec, now, idempotency_key="k-1")
     assert theirs.id != first.id  # keys are per device
-    with pytest.raises(IdempotencyKeyReusedError, match=f"already names task {first.id}"):
+    with pytest.raises(IdempotencyKeyReusedError, match=f"already names task {first.public_id}"):
         await store.add_task(DEVICE, "factoryReset", {"name": "factoryReset"}, now, "k-1")
     unkeyed = [await store.add_task(DEVICE, "reboot", spec, now) for _ in range(2)]
     assert len({t.id for t in unkeyed}) == 2

@@ -578,7 +578,7 @@ class AcsService:
             try:
                 spec = await self._resolved(live, task.spec)
                 types = await self._stored_types(live.device_id, spec)
-                plan = TaskPlan(spec, types, transfer_command_key(task.id))
+                plan = TaskPlan(spec, types, transfer_command_key(str(task.public_id)))
                 first = plan.first()
             except TaskSpecError as exc:
                 done = TaskResult(

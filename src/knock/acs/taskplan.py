@@ -36,7 +36,7 @@ from knock.cwmp.rpcs import (
     SetParameterValues,
 )
 from knock.cwmp.values import from_json
-from knock.store.rows import ParamValue
+from knock.store.rows import ParamValue, TaskKey
 
 _R = TypeVar("_R")
 
@@ -76,6 +76,10 @@ class TaskPlan:
             return GetParameterAttributes(list(_strings(spec, "parameterNames")))
         if name in ("getParameterNames", "refreshObject"):
             path = str(spec.get("objectName") or spec.get("parameterName") or "")
+            if name == "refreshObject" and path and not path.endswith("."):
+                # GenieACS scripts name the object without its dot; GetParameterNames reads a
+                # dotless path as a parameter's full name.
+                path += "."
             return GetParameterNames(path, next_level=bool(spec.get("nextLevel", False)))
         if name == "addObject":
             return AddObject(_object_path(spec), parameter_key=_parameter_key(spec))
@@ -152,9 +156,13 @@ class TaskPlan:
             put = [ParamValue(p.name, p.value, p.type) for p in self._sent_values]
             if self._instance is None:
                 return TaskOutcome(result={"status": getattr(rpc, "status", 0)}, put=put)
+            # The object took an AddObject, so it is writable (TR-069: a multi-instance
+            # object's Writable means AddObject is allowed); whether the new instance may be
+            # deleted, only a GetParameterNames tells.
+            parent = ParamValue(_object_path(self._spec), None, None, writable=True)
             return TaskOutcome(
                 result={"instanceNumber": self._instance},
-                put=[ParamValue(self._instance_path, None, None), *put],
+                put=[parent, ParamValue(self._instance_path, None, None), *put],
             )
         if name == "deleteObject":
             return TaskOutcome(
@@ -214,15 +222,20 @@ class TaskPlan:
         return "xsd:string"
 
 
-def transfer_command_key(task_id: int) -> str:
-    """The CommandKey of the transfer task *task_id* asks for (at most 32 characters)."""
-    return f"knock-task-{task_id}"
+def transfer_command_key(public_id: str) -> str:
+    """The CommandKey of the transfer the task with NBI id *public_id* asks for (30 of the 32
+    characters allowed): the id is never reused, so a late TransferComplete finds no other task."""
+    return f"knock-{public_id}"
 
 
-def transfer_task_id(command_key: str) -> int | None:
-    """The task a TransferComplete's CommandKey names, if Knock made it."""
-    match = re.fullmatch(r"knock-task-([0-9]{1,18})", command_key)
-    return None if match is None else int(match.group(1))
+def transfer_task_id(command_key: str) -> TaskKey | None:
+    """The task a TransferComplete's CommandKey names, if Knock made it: its NBI id, or the
+    store's number in a key made before task ids were ObjectIds ("knock-task-42")."""
+    match = re.fullmatch(r"knock-([0-9a-f]{24})|knock-task-([0-9]{1,18})", command_key)
+    if match is None:
+        return None
+    public_id, number = match.groups()
+    return public_id if public_id is not None else int(number)
 
 
 def untyped_paths(spec: Mapping[str, Any]) -> list[str]:

@@ -292,6 +292,17 @@ def _int_param(request: web.Request, name: str, maximum: int) -> int | None:
     return int(text)
 
 
+def _flag(request: web.Request, name: str) -> bool:
+    """A switch in the query string: present (`?history`, `?history=true`) or not;
+    `?history=false` is off, as a script that builds its URLs from booleans means it."""
+    text = request.query.get(name)
+    if text is None:
+        return False
+    if text.lower() not in ("", "true", "1", "false", "0"):
+        raise ApiError(400, f"{name} is a switch: leave it out, or give ?{name} or ?{name}=true")
+    return text.lower() in ("", "true", "1")
+
+
 def _page(request: web.Request) -> tuple[int, int | None]:
     """skip and limit of a listing."""
     return _int_param(request, "skip", _MAX_PAGE) or 0, _int_param(request, "limit", _MAX_PAGE)
@@ -390,13 +401,16 @@ class _Nbi:
         return await _listing(request, self.store.count_devices(where), documents)
 
     async def delete_device(self, request: web.Request) -> web.Response:
+        """As GenieACS: 200 whether or not the device was there, so that a script may delete
+        again; the log says which."""
         device_id = request.match_info["device_id"]
         if not await self.store.delete_device(device_id):
-            raise self._no_device(device_id)
+            log.info("DELETE /devices/%s: no such device, nothing deleted", device_id)
         return web.json_response({"deleted": device_id})
 
     async def list_tasks(self, request: web.Request) -> web.Response:
-        where = task_filter(_json_param(request, "query"))
+        history = _flag(request, "history")
+        where = task_filter(_json_param(request, "query"), history=history)
         skip, limit = _page(request)
 
         async def documents() -> list[dict[str, Any]]:
@@ -470,7 +484,7 @@ class _Nbi:
             raise ApiError(
                 404, f"no fault {text!r}; GET /faults/ lists them, as <device>:task_<id>"
             )
-        log.info("device %s: faulted task %d queued again", row.device_id, row.id)
+        log.info("device %s: faulted task %s queued again", row.device_id, row.public_id)
         return web.json_response(task_document(row))
 
     async def list_files(self, request: web.Request) -> web.Response:

@@ -230,14 +230,23 @@ def set_parameters(
 
 def tasks(
     device: Annotated[str | None, typer.Option(help="Only this device's tasks.")] = None,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history",
+            help="Also list the tasks that ran (status done), which GET /tasks/ leaves out "
+            "as GenieACS does.",
+        ),
+    ] = False,
     nbi: NbiUrl = DEFAULT_URL,
     token: Token = None,
     timeout: RequestTimeout = 30,
 ) -> None:
-    """List tasks, oldest first, with their status and fault."""
+    """List pending and faulted tasks, oldest first, with their status and fault."""
 
     async def work(client: NbiClient) -> None:
-        found = await client.tasks({"device": device} if device is not None else None)
+        query = {"device": device} if device is not None else None
+        found = await client.tasks(query, history=history)
         headers = ["ID", "Device", "Name", "Status", "Created"]
         rows = [
             [task["_id"], task["device"], task["name"], task["status"], task["timestamp"]]

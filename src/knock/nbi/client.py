@@ -62,8 +62,11 @@ class NbiClient:
         _, _, body = await self._call("GET", "/devices/", params, None, self._timeout_s)
         return list(body)
 
-    async def tasks(self, query: Any = None) -> list[dict[str, Any]]:
+    async def tasks(self, query: Any = None, *, history: bool = False) -> list[dict[str, Any]]:
+        """Pending and faulted tasks, as GenieACS lists them; with `history`, done ones too."""
         params = {"query": json.dumps(query)} if query is not None else {}
+        if history:
+            params["history"] = "true"
         _, _, body = await self._call("GET", "/tasks/", params, None, self._timeout_s)
         return list(body)
 

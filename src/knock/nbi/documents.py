@@ -89,6 +89,12 @@ def device_document(
         if any(part.startswith("_") for part in parts) or not selects(projection, key):
             continue
         _node(doc, parts).update(_attributes(param))
+        # A node with children is an object even where the store holds no row of its own (its
+        # parameters were read by value): GenieACS marks it so. Only where the projection keeps
+        # the node itself, as MongoDB projects.
+        for depth in range(1, len(parts)):
+            if selects(projection, ".".join(parts[:depth])):
+                _node(doc, parts[:depth])["_object"] = True
     return doc
 
 
@@ -123,10 +129,8 @@ def _node(doc: dict[str, Any], parts: Sequence[str]) -> dict[str, Any]:
 
 
 def _attributes(param: StoredParam) -> dict[str, Any]:
-    attrs: dict[str, Any] = {}
-    if param.path.endswith("."):
-        attrs["_object"] = True
-    elif param.value is not None:
+    attrs: dict[str, Any] = {"_object": param.path.endswith(".")}
+    if param.value is not None:
         attrs["_value"] = json_value(param.value, param.type)
         if param.type is not None:
             attrs["_type"] = param.type

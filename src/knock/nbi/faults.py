@@ -16,7 +16,7 @@ def fault_code(code: str | None) -> str:
 
 
 def fault_document(row: TaskRow) -> dict[str, Any]:
-    channel = f"task_{row.id}"
+    channel = f"task_{row.public_id}"
     return {
         "_id": f"{row.device_id}:{channel}",
         "device": row.device_id,

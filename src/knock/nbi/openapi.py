@@ -7,7 +7,11 @@ from typing import Any
 
 from knock import __version__
 from knock.nbi.origin import SAFE_METHODS
+from knock.store.object_ids import EXAMPLE as _EXAMPLE_ID
+from knock.store.object_ids import OBJECT_ID
 from knock.vocab import CrMethod, CrOutcome, TaskStatus
+
+_OBJECT_ID = f"^{OBJECT_ID.pattern}$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -178,9 +182,8 @@ OPENAPI: dict[str, Any] = {
                 "summary": "Forget a device with its parameters, sessions and tasks",
                 "parameters": [_DEVICE_ID],
                 "responses": {
-                    "200": _json(_ref("Deleted"), "Deleted."),
+                    "200": _json(_ref("Deleted"), "Deleted, or there was no such device."),
                     "401": _UNAUTHORIZED,
-                    "404": _error("No such device."),
                 },
             }
         },
@@ -266,9 +269,13 @@ OPENAPI: dict[str, Any] = {
         },
         "/tasks/": {
             "get": {
-                "summary": "Find tasks, oldest first",
+                "summary": "Find pending and faulted tasks, oldest first",
+                "description": "As GenieACS: a task leaves this list once it has run; a faulted "
+                "one stays with its fault. With ?history, every task Knock keeps, done ones "
+                "too.",
                 "parameters": [
                     {**_QUERY, "description": "Query over _id, device, name, status, timestamp."},
+                    _query("history", "Also list done tasks (Knock's own).", {"type": "boolean"}),
                     _SKIP,
                     _LIMIT,
                 ],
@@ -287,7 +294,7 @@ OPENAPI: dict[str, Any] = {
                         "name": "task_id",
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "string"},
+                        "schema": {"type": "string", "pattern": _OBJECT_ID},
                     }
                 ],
                 "responses": {
@@ -780,9 +787,12 @@ OPENAPI: dict[str, Any] = {
                 "type": "object",
                 "description": "GenieACS's fault document; one per faulted task.",
                 "properties": {
-                    "_id": {"type": "string", "examples": ["001122-Router-SN1:task_42"]},
+                    "_id": {
+                        "type": "string",
+                        "examples": [f"001122-Router-SN1:task_{_EXAMPLE_ID}"],
+                    },
                     "device": {"type": "string"},
-                    "channel": {"type": "string", "examples": ["task_42"]},
+                    "channel": {"type": "string", "examples": [f"task_{_EXAMPLE_ID}"]},
                     "code": {
                         "type": "string",
                         "description": "a device's CWMP fault as \"cwmp.9005\"; Knock's own: "
@@ -818,7 +828,12 @@ OPENAPI: dict[str, Any] = {
             "Task": {
                 "type": "object",
                 "properties": {
-                    "_id": {"type": "string"},
+                    "_id": {
+                        "type": "string",
+                        "pattern": _OBJECT_ID,
+                        "description": "shaped as a MongoDB ObjectId; never reused",
+                        "examples": [_EXAMPLE_ID],
+                    },
                     "name": {"type": "string"},
                     "device": {"type": "string"},
                     "timestamp": {"type": "string", "format": "date-time"},

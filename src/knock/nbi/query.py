@@ -34,6 +34,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import ColumnElement
 
+from knock.store import regex
+from knock.store.object_ids import EXAMPLE as _EXAMPLE_ID
+from knock.store.object_ids import OBJECT_ID
 from knock.store.schema import device_tags, devices, files, parameters, presets, tasks
 from knock.vocab import TaskStatus
 
@@ -41,6 +44,7 @@ Scalar = bool | int | float | str
 Compare = Callable[[Any, Any], ColumnElement[bool]]
 
 INTEGER_TYPES = ("xsd:int", "xsd:unsignedInt", "xsd:long", "xsd:unsignedLong")
+_NOT_STRING_TYPES = (*INTEGER_TYPES, "xsd:boolean", "xsd:dateTime")
 # Guards the cast: PostgreSQL fails the whole query on one malformed value a CPE reported, and
 # 20 digits hold every unsignedLong while staying inside a double's range.
 _INTEGER_TEXT = r"^-?[0-9]{1,20}$"
@@ -64,7 +68,10 @@ MAX_SORT_KEYS = 5
 MAX_PROJECTION_PATHS = 100
 # No stored text holds these: PostgreSQL refuses NUL in text, and a lone surrogate is no character.
 _NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
-_FIELD_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists")
+_FIELD_OPERATORS = (
+    *("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists"),
+    *("$regex", "$options"),
+)
 
 
 class QueryError(ValueError):
@@ -109,6 +116,10 @@ class _Field(ABC):
     def present(self) -> ColumnElement[bool]:
         """The field exists with a non-null value."""
 
+    def matches(self, pattern: str) -> ColumnElement[bool]:
+        """The field is text that matches `pattern` (checked by knock.store.regex)."""
+        raise QueryError(f"{self.name} is not text: $regex does not apply to it")
+
 
 class _ColumnField(_Field):
     def __init__(self, name: str, column: Column[Any], coerce: Callable[[str, Scalar], Any]):
@@ -127,6 +138,11 @@ class _ColumnField(_Field):
 
     def present(self) -> ColumnElement[bool]:
         return self.column.is_not(None)
+
+    def matches(self, pattern: str) -> ColumnElement[bool]:
+        if self.coerce is not _text:
+            return super().matches(pattern)
+        return and_(self.column.is_not(None), regex.regex_match(self.column, pattern))
 
 
 def _numeric_value() -> ColumnElement[Any]:
@@ -187,6 +203,12 @@ class _ParameterField(_Field):
             return self._row(true())  # object nodes have no value
         return self._row(parameters.c.value.is_not(None))
 
+    def matches(self, pattern: str) -> ColumnElement[bool]:
+        # MongoDB matches a pattern against strings only; GenieACS keeps numbers, booleans and
+        # dates typed, so parameters of those types never match.
+        string = or_(parameters.c.type.is_(None), parameters.c.type.not_in(_NOT_STRING_TYPES))
+        return self._row(and_(string, regex.regex_match(parameters.c.value, pattern)))
+
 
 def _text_type() -> ColumnElement[bool]:
     """The parameter row compares as text: its type is not an integer type."""
@@ -216,6 +238,9 @@ class _TagsField(_Field):
 
     def present(self) -> ColumnElement[bool]:
         return self._tagged(true())
+
+    def matches(self, pattern: str) -> ColumnElement[bool]:
+        return self._tagged(regex.regex_match(device_tags.c.tag, pattern))
 
 
 def _as_number(text: str) -> float | None:
@@ -250,20 +275,20 @@ def _date(name: str, operand: Scalar) -> datetime:
         ) from exc
 
 
-def parse_task_id(value: Any) -> int | None:
-    """A task id as the NBI shows it ("42") or as a number; None if it cannot be one."""
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not (text.isascii() and text.isdigit()):
+def parse_task_id(value: Any) -> str | None:
+    """A task id as the NBI shows it, an ObjectId's 24 hex digits; None if it cannot be one."""
+    if not isinstance(value, str) or not OBJECT_ID.fullmatch(value.lower()):
         return None
-    number = int(text)
-    return number if number < 2**63 else None
+    return value.lower()
 
 
-def _task_id(name: str, operand: Scalar) -> int:
-    number = parse_task_id(operand)
-    if number is None:
-        raise QueryError(f'{name} is a task id such as "42", not {json.dumps(operand)}')
-    return number
+def _task_id(name: str, operand: Scalar) -> str:
+    task_id = parse_task_id(operand)
+    if task_id is None:
+        raise QueryError(
+            f'{name} is a task id, 24 hex digits such as "{_EXAMPLE_ID}", not {json.dumps(operand)}'
+        )
+    return task_id
 
 
 def _status(name: str, operand: Scalar) -> str:
@@ -289,7 +314,7 @@ _DEVICE_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
 }
 
 _TASK_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
-    "_id": (tasks.c.id, _task_id),
+    "_id": (tasks.c.public_id, _task_id),
     "device": (tasks.c.device_id, _text),
     "name": (tasks.c.name, _text),
     "status": (tasks.c.status, _status),
@@ -316,7 +341,7 @@ _FILE_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
 }
 
 
-def parse_fault_id(value: Any) -> int | None:
+def parse_fault_id(value: Any) -> str | None:
     """The task a fault id names: "<device>:task_<id>" as GenieACS writes it, or the bare
     "task_<id>" channel; None if it names none."""
     if not isinstance(value, str):
@@ -327,14 +352,14 @@ def parse_fault_id(value: Any) -> int | None:
     return parse_task_id(channel.removeprefix("task_"))
 
 
-def _fault_task_id(name: str, operand: Scalar) -> int:
-    number = parse_fault_id(operand)
-    if number is None:
+def _fault_task_id(name: str, operand: Scalar) -> str:
+    task_id = parse_fault_id(operand)
+    if task_id is None:
         raise QueryError(
-            f'{name} is a fault id such as "<device>:task_42" or channel "task_42", not '
-            f"{json.dumps(operand)}"
+            f'{name} is a fault id such as "<device>:task_{_EXAMPLE_ID}" or channel '
+            f'"task_{_EXAMPLE_ID}", not {json.dumps(operand)}'
         )
-    return number
+    return task_id
 
 
 def _fault_code(name: str, operand: Scalar) -> str:
@@ -343,8 +368,8 @@ def _fault_code(name: str, operand: Scalar) -> str:
 
 
 _FAULT_COLUMNS: dict[str, tuple[Column[Any], Callable[[str, Scalar], Any]]] = {
-    "_id": (tasks.c.id, _fault_task_id),
-    "channel": (tasks.c.id, _fault_task_id),
+    "_id": (tasks.c.public_id, _fault_task_id),
+    "channel": (tasks.c.public_id, _fault_task_id),
     "device": (tasks.c.device_id, _text),
     "code": (tasks.c.fault_code, _fault_code),
     "timestamp": (tasks.c.finished, _date),
@@ -406,9 +431,20 @@ def device_filter(query: Any) -> ColumnElement[bool] | None:
     return None if query is None else _Translation(_device_field).query(query, 0)
 
 
-def task_filter(query: Any) -> ColumnElement[bool] | None:
-    """A GenieACS task query (over _id, device, name, status, timestamp) over `schema.tasks`."""
-    return None if query is None else _Translation(_task_field).query(query, 0)
+# GenieACS's tasks collection holds a task until it has run; a faulted one stays with its fault.
+# Knock keeps finished tasks as the device's history, listed only when asked (`history`).
+_LISTED_STATUSES = (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.FAULTED, TaskStatus.UNKNOWN)
+
+
+def task_filter(query: Any, *, history: bool = False) -> ColumnElement[bool] | None:
+    """A GenieACS task query (over _id, device, name, status, timestamp) over `schema.tasks`:
+    the tasks GenieACS would still hold (pending or faulted), or with `history` every task the
+    store keeps, done ones too."""
+    where = None if query is None else _Translation(_task_field).query(query, 0)
+    if history:
+        return where
+    listed = tasks.c.status.in_(_LISTED_STATUSES)
+    return listed if where is None else and_(listed, where)
 
 
 def fault_filter(query: Any) -> ColumnElement[bool]:
@@ -460,8 +496,34 @@ class _Translation:
 
     def condition(self, field: _Field, value: Any) -> ColumnElement[bool]:
         if isinstance(value, dict) and value and all(k.startswith("$") for k in value):
-            return and_(*(self.operator(field, op, arg) for op, arg in value.items()))
+            operators = dict(value)
+            options = operators.pop("$options", None)
+            if options is not None and "$regex" not in operators:
+                raise QueryError(f"{field.name}: $options goes with $regex")
+            return and_(
+                true(),
+                *(
+                    self.regex(field, arg, options)
+                    if op == "$regex"
+                    else self.operator(field, op, arg)
+                    for op, arg in operators.items()
+                ),
+            )
         return self.any_of(field, [value])
+
+    def regex(self, field: _Field, pattern: Any, options: Any) -> ColumnElement[bool]:
+        self.counted()
+        if not isinstance(pattern, str) or not isinstance(options, str | None):
+            raise QueryError(
+                f'{field.name}: $regex takes a pattern as a string, e.g. {{"$regex": "^ABC"}}, '
+                'and $options "i" or nothing'
+            )
+        check_text(pattern, f"the $regex of {field.name}")
+        try:
+            checked = regex.with_options(regex.check_pattern(pattern), options or "")
+        except regex.PatternError as exc:
+            raise QueryError(f"{field.name}: $regex {_shown(pattern)!r} {exc}") from None
+        return field.matches(checked)
 
     def counted(self) -> None:
         self.conditions += 1

@@ -3,9 +3,9 @@
 The stored spec is the task in GenieACS's own words, {"name": ..., <fields>}, as the client sent
 it, so that it is echoed unchanged; every field is checked first. The ACS reads each accepted
 form: getParameterNames and refreshObject take their path in `objectName` or `parameterName`;
-addObject and deleteObject paths get the "." the RPCs require; setParameterValues entries are
-[path, value] or [path, value, type], the value checked against the type. Without a type the
-ACS takes the type the device reported for that parameter.
+refreshObject, addObject and deleteObject paths get the "." the RPCs require;
+setParameterValues entries are [path, value] or [path, value, type], the value checked against
+the type. Without a type the ACS takes the type the device reported for that parameter.
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ def _check_download(spec: dict[str, Any]) -> None:
 def task_document(row: TaskRow) -> dict[str, Any]:
     """The task as GenieACS shows one, plus its knock status."""
     doc: dict[str, Any] = {
-        "_id": str(row.id),
+        "_id": row.public_id,
         "name": row.name,
         "device": row.device_id,
         "timestamp": iso(row.created),

@@ -9,6 +9,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
+from knock.store import regex
 from knock.store.database import AsyncDatabase, Database, ReadLimits, ThreadedDatabase
 
 SUPPORTED_URLS = (
@@ -135,7 +136,7 @@ def _sqlite_engine(url: URL, size: int, pool_timeout: float = 30.0) -> Engine:
         connect_args={"check_same_thread": False},
         hide_parameters=True,
     )
-    event.listen(engine, "connect", _configure_sqlite)
+    event.listen(engine, "connect", configure_sqlite)
     return engine
 
 
@@ -148,12 +149,17 @@ def _sqlite_async_engine(url: URL, size: int, pool_timeout: float = 30.0) -> Asy
         pool_timeout=pool_timeout,
         hide_parameters=True,
     )
-    event.listen(engine.sync_engine, "connect", _configure_sqlite)
+    event.listen(engine.sync_engine, "connect", configure_sqlite)
     return engine
 
 
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+def configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    """Every SQLite connection's set-up: pragmas, and the $regex matcher (knock.store.regex).
+    An engine of one's own (tests) listens with it: `event.listen(e, "connect", ...)`."""
     cursor = dbapi_connection.cursor()
     for pragma in _SQLITE_PRAGMAS:
         cursor.execute(pragma)
     cursor.close()
+    dbapi_connection.create_function(
+        regex.SQLITE_FUNCTION, 2, regex.sqlite_match, deterministic=True
+    )

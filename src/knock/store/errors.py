@@ -53,7 +53,7 @@ class ReadsStoppedError(StoreError):
 class IdempotencyKeyReusedError(StoreError, ValueError):
     """A task was posted with an idempotency key the device's other task already carries."""
 
-    def __init__(self, device_id: str, key: str, task_id: int) -> None:
+    def __init__(self, device_id: str, key: str, task_id: str) -> None:
         super().__init__(
             f"the Idempotency-Key {key!r} already names task {task_id} of device {device_id}, "
             "which is another task: retry a POST with its own key, and give each new task a new "

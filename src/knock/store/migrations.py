@@ -13,17 +13,20 @@ from sqlalchemy import (
     Connection,
     DefaultClause,
     Table,
+    bindparam,
     delete,
     func,
     insert,
     inspect,
     select,
     text,
+    update,
 )
 
 from knock.store import schema
 from knock.store.database import Database
 from knock.store.errors import SchemaTooNewError
+from knock.store.object_ids import new_object_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +140,20 @@ def _add_tags_and_presets(conn: Connection) -> None:
     schema.presets.create(conn)
 
 
+def _add_task_public_ids(conn: Connection) -> None:
+    _add_column(conn, schema.tasks, "public_id")
+    stored = conn.execute(select(schema.tasks.c.id, schema.tasks.c.created)).all()
+    if stored:  # one statement run for every row, as the drivers batch it
+        conn.execute(
+            update(schema.tasks)
+            .where(schema.tasks.c.id == bindparam("task"))
+            .values(public_id=bindparam("made")),
+            [{"task": task_id, "made": new_object_id(created)} for task_id, created in stored],
+        )
+    (index,) = (i for i in schema.tasks.indexes if i.name == "uq_tasks_public_id")
+    index.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tables", _create_tables),
     Migration(2, "connection-request credentials per device", _add_cr_credentials),
@@ -156,6 +173,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "Digest nonce counts the ACS processes share", _add_digest_nonces),
     Migration(13, "files CPEs download, stored in chunks", _add_files),
     Migration(14, "device tags and presets", _add_tags_and_presets),
+    Migration(15, "task ids that are never reused, shaped as GenieACS's", _add_task_public_ids),
 )
 LATEST = MIGRATIONS[-1].version
 

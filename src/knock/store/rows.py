@@ -85,6 +85,11 @@ class InformRecord:
         }
 
 
+TaskKey = int | str
+"""A task's id: the store's own number (the ACS, the checker), or the id the NBI shows
+(`TaskRow.public_id`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TaskRow:
     id: int
@@ -103,6 +108,7 @@ class TaskRow:
     not_before: datetime | None = None  # a retried task is not claimed before then
     # The NBI client's Idempotency-Key header: a retried POST finds this task, not a new one.
     idempotency_key: str | None = None
+    public_id: str | None = None  # the NBI's `_id` (knock.store.object_ids); set on every task
 
 
 @dataclass(frozen=True, slots=True)

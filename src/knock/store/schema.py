@@ -160,8 +160,12 @@ tasks = Table(
     Column("attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("not_before", UtcDateTime, nullable=True),  # a retried task waits until then
     Column("idempotency_key", String(128), nullable=True),  # the NBI's Idempotency-Key header
+    # The id the NBI shows (knock.store.object_ids), never reused: SQLite gives a deleted last
+    # row's `id` to the next one. Always set; nullable only because migration 15 adds it.
+    Column("public_id", String(24), nullable=True),
     Index("ix_tasks_device_status", "device_id", "status", "id"),
     Index("uq_tasks_idempotency_key", "device_id", "idempotency_key", unique=True),
+    Index("uq_tasks_public_id", "public_id", unique=True),
 )
 
 cr_attempts = Table(

@@ -46,6 +46,7 @@ from knock.store.errors import IdempotencyKeyReusedError, UnknownDeviceError
 from knock.store.file_folder import FileFolder
 from knock.store.limits import check_inform, check_parameters
 from knock.store.migrations import migrate
+from knock.store.object_ids import new_object_id
 from knock.store.one_statement import all_rows as _all
 from knock.store.one_statement import count as _count
 from knock.store.one_statement import first as _first
@@ -59,6 +60,7 @@ from knock.store.rows import (
     ParamValue,
     SessionRow,
     StoredParam,
+    TaskKey,
     TaskResult,
     TaskRow,
     TransferDone,
@@ -82,6 +84,10 @@ _DEVICE_COLUMNS = [devices.c[f.name] for f in fields(DeviceRow)]
 
 # SQLite takes at most 32766 bound values per statement; device lists are sent in slices.
 _IN_CHUNK = 1000
+
+
+def _task_is(task_id: TaskKey) -> ColumnElement[bool]:
+    return tasks.c.public_id == task_id if isinstance(task_id, str) else tasks.c.id == task_id
 
 
 class Store:
@@ -602,6 +608,7 @@ class Store:
             "status": TaskStatus.QUEUED,
             "created": now,
             "idempotency_key": idempotency_key,
+            "public_id": new_object_id(now),
         }
         with _known_device(device_id, f"queue task {name!r}"):
             return await self._db.run(self._add_task, row)
@@ -624,11 +631,13 @@ class Store:
             ._mapping
         )
         if (stored.name, stored.spec) != (row["name"], row["spec"]):
-            raise IdempotencyKeyReusedError(row["device_id"], row["idempotency_key"], stored.id)
+            raise IdempotencyKeyReusedError(
+                row["device_id"], row["idempotency_key"], str(stored.public_id)
+            )
         return stored
 
-    async def get_task(self, task_id: int) -> TaskRow | None:
-        row = await self._db.run_statement(_first, select(tasks).where(tasks.c.id == task_id))
+    async def get_task(self, task_id: TaskKey) -> TaskRow | None:
+        row = await self._db.run_statement(_first, select(tasks).where(_task_is(task_id)))
         return None if row is None else TaskRow(**row._mapping)
 
     async def find_tasks(
@@ -646,7 +655,7 @@ class Store:
         return await self._db.read(_count, tasks, where)
 
     async def record_transfer_complete(
-        self, device_id: str, task_id: int, done: TransferDone, now: datetime
+        self, device_id: str, task_id: TaskKey, done: TransferDone, now: datetime
     ) -> TaskRow | None:
         """Record the device's TransferComplete on the download task *task_id* that asked for
         it (the device accepted it: done, or faulted by an earlier report): a fault makes the
@@ -654,13 +663,13 @@ class Store:
         now, or None when the device has no such task."""
         return await self._db.run(_record_transfer, device_id, task_id, done, now)
 
-    async def requeue_faulted_task(self, task_id: int) -> TaskRow | None:
+    async def requeue_faulted_task(self, task_id: TaskKey) -> TaskRow | None:
         """Queue a faulted task again, as new: its fault, result and attempts cleared (GenieACS's
         DELETE /faults/<id>). None when no faulted task has that id."""
         row = await self._db.run_statement(
             _first,
             update(tasks)
-            .where(tasks.c.id == task_id, tasks.c.status == TaskStatus.FAULTED)
+            .where(_task_is(task_id), tasks.c.status == TaskStatus.FAULTED)
             .values(
                 status=TaskStatus.QUEUED,
                 finished=None,
@@ -676,10 +685,8 @@ class Store:
         )
         return None if row is None else TaskRow(**row._mapping)
 
-    async def delete_task(self, task_id: int) -> bool:
-        deleted = await self._db.run_statement(
-            _rowcount, delete(tasks).where(tasks.c.id == task_id)
-        )
+    async def delete_task(self, task_id: TaskKey) -> bool:
+        deleted = await self._db.run_statement(_rowcount, delete(tasks).where(_task_is(task_id)))
         return deleted > 0
 
     # --- files (the NBI, the file server) -----------------------------------------------------
@@ -743,10 +750,10 @@ class Store:
 
 
 def _record_transfer(
-    conn: Connection, device_id: str, task_id: int, done: TransferDone, now: datetime
+    conn: Connection, device_id: str, task_id: TaskKey, done: TransferDone, now: datetime
 ) -> TaskRow | None:
     this = (
-        tasks.c.id == task_id,
+        _task_is(task_id),
         tasks.c.device_id == device_id,
         tasks.c.name == "download",
         tasks.c.status.in_((TaskStatus.DONE, TaskStatus.FAULTED)),

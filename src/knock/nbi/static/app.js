@@ -317,7 +317,7 @@ async function deviceHistory(id) {
   const [sessions, attempts, tasks, parameters] = await Promise.all([
     getJson(`${API}/devices/${encoded}/sessions`),
     getJson(`${API}/devices/${encoded}/cr-attempts`),
-    getJson(`/tasks/?${query({ query: { device: id } })}`),
+    getJson(`/tasks/?history&${query({ query: { device: id } })}`),
     getJson(`${API}/devices/${encoded}/parameters`),
   ]);
   return { sessions, attempts, tasks, parameters };

@@ -116,19 +116,21 @@ class Serve:
     def nbi_url(self) -> str:
         return f"http://127.0.0.1:{self.nbi}"
 
-    async def post_task(self, device_id: str, task: dict[str, Any]) -> int:
+    async def post_task(self, device_id: str, task: dict[str, Any]) -> str:
         async with (
             aiohttp.ClientSession() as http,
             http.post(f"{self.nbi_url}/devices/{device_id}/tasks", json=task) as r,
         ):
             assert r.status == 202, await r.text()
-            return int((await r.json())["_id"])
+            return str((await r.json())["_id"])
 
-    async def task(self, task_id: int) -> dict[str, Any]:
+    async def task(self, task_id: str) -> dict[str, Any]:
+        """The task as it is now, done or not (GET /tasks/?history)."""
         query = f'{{"_id":"{task_id}"}}'
+        params = {"query": query, "history": "true"}
         async with (
             aiohttp.ClientSession() as http,
-            http.get(f"{self.nbi_url}/tasks/", params={"query": query}) as r,
+            http.get(f"{self.nbi_url}/tasks/", params=params) as r,
         ):
             [found] = await r.json()
             return dict(found)
