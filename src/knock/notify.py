@@ -30,6 +30,7 @@ class Arrival:
     types: tuple[tuple[str, str], ...] = ()
     retry_count: int = 0
     current_time: str = ""
+    peer: str = ""  # the address the Inform came from (knock check names its family)
 
 
 @dataclass(frozen=True, slots=True)

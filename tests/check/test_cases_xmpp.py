@@ -52,6 +52,10 @@ async def test_the_evidence_holds_the_iqs_and_the_exact_conditions(
     valid = results[None]["xmpp.valid-cr"].evidence
     sent = next(e for e in valid if e.kind is Kind.SENT)
     assert sent.summary.startswith("valid CR: IQ get from acs@")
+    # The lab's device is on IPv4 loopback: the IQ's last leg and its session went over IPv4.
+    assert sent.summary.endswith(" over IPv4"), sent.summary
+    inform = next(e for e in valid if e.kind is Kind.INFORM)
+    assert inform.summary.endswith(" over IPv4"), inform.summary
     assert sent.detail.startswith(
         '<connectionRequest xmlns="urn:broadband-forum-org:cwmp:xmppConnReq-1-0"><username>'
     )

@@ -514,6 +514,7 @@ class AcsService:
                 types=tuple((p.name, p.type) for p in inform.parameter_list),
                 retry_count=inform.retry_count,
                 current_time=inform.current_time,
+                peer=request.remote or "",
             )
         )
         held = self._holds.get(device_id)

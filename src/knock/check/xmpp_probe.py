@@ -18,11 +18,11 @@ from knock.check.evidence import Kind
 from knock.check.memo import Undo, once
 from knock.check.offers import require
 from knock.connreq.xmpp import connection_request
-from knock.hosts import dial_host
+from knock.hosts import dial_host, over
 from knock.tlsutil import trusting
 from knock.xmpp.client import ClientConfig, IqResult, NotOnline, TlsPolicy
 from knock.xmpp.client_conn import ConnectionLost, XmppClient
-from knock.xmpp.jid import Jid, parse_jid
+from knock.xmpp.jid import Jid, JidError, parse_jid
 from knock.xmpp.server import LoginOutcome, XmppServer
 
 PROBE_USER: Final = "knock-check"  # the second account's localpart on the built-in server
@@ -40,7 +40,7 @@ async def ask(
     wait = ctx.options.inform_within
     ctx.evidence.add(
         Kind.SENT,
-        f"{why}: IQ get from {sender} to {to}",
+        f"{why}: IQ get from {sender} to {to}{over(device_peer(ctx, to))}",
         etree.tostring(content, encoding="unicode"),
     )
     sent_at = time.monotonic()
@@ -62,6 +62,16 @@ async def ask(
             f"error {answer.error.describe()} from {answer.sender or '(no from)'}",
         )
     return answer
+
+
+def device_peer(ctx: CheckContext, jid: str) -> str:
+    """The address the device's XMPP connection to the built-in server came from, whose family
+    an IQ to it went over on its last leg; "" when another server carries it."""
+    server = ctx.acs.xmpp
+    try:
+        return server.peer(parse_jid(jid)) if server is not None else ""
+    except JidError:  # the device reported no JID; the IQ's error says so
+        return ""
 
 
 async def device_jid(ctx: CheckContext) -> str:
