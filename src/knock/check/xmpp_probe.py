@@ -75,13 +75,18 @@ def device_peer(ctx: CheckContext, jid: str) -> str:
 
 
 async def device_jid(ctx: CheckContext) -> str:
-    """The device's ConnReqJabberID, once per run set up for the XMPP cases (`xmpp_setup`);
-    skips the case for a device without XMPP, fails it for one that reports no JID."""
+    """The device's ConnReqJabberID, once per run set up for the XMPP cases (`xmpp_setup`),
+    once the device is logged in to the built-in server (within --inform-within): a device may
+    reconnect after the set-up changed its XMPP settings, and a case must not meet it in
+    between. Skips the case for a device without XMPP, fails it for one that reports no JID."""
     await require(ctx, "XMPP")
     await once(ctx, "xmpp set-up", lambda: xmpp_setup(ctx))
     jid = (await ctx.target()).management.get("ConnReqJabberID", "")
     if not jid:
         ctx.fail(await not_online(ctx, "the device reports an empty ConnReqJabberID"))
+    with contextlib.suppress(JidError):  # xmpp.jid-reported judges it
+        if ctx.acs.xmpp is not None:
+            await logged_in(ctx, ctx.acs.xmpp, parse_jid(jid).bare, ctx.options.inform_within)
     return jid
 
 
