@@ -119,6 +119,14 @@ def check(
     rate_gap: Annotated[
         float, typer.Option(help="Seconds from a session to the next CR that should pass.")
     ] = 5.0,
+    schedule_delay: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="DelaySeconds of the ScheduleInform cases; the Inform may come 1 s early to "
+            "5 s late.",
+        ),
+    ] = 5,
     case_timeout: Annotated[float, typer.Option(help="Seconds a case may run.")] = 120.0,
     device_within: Annotated[
         float, typer.Option(help="Seconds to wait for the device's first Inform.")
@@ -156,6 +164,7 @@ def check(
         udp_delay=udp_delay,
         cr_attempts=cr_attempts,
         cr_interval=cr_interval,
+        schedule_delay=schedule_delay,
     )
     from knock.check.device import NoDevice
     from knock.check.report_html import html_report
