@@ -127,6 +127,14 @@ def check(
             "5 s late.",
         ),
     ] = 5,
+    periodic_interval: Annotated[
+        int,
+        typer.Option(
+            min=3,
+            help="PeriodicInformInterval session.periodic-inform sets; the case watches two "
+            "intervals.",
+        ),
+    ] = 10,
     case_timeout: Annotated[float, typer.Option(help="Seconds a case may run.")] = 120.0,
     device_within: Annotated[
         float, typer.Option(help="Seconds to wait for the device's first Inform.")
@@ -165,6 +173,7 @@ def check(
         cr_attempts=cr_attempts,
         cr_interval=cr_interval,
         schedule_delay=schedule_delay,
+        periodic_interval=periodic_interval,
     )
     from knock.check.device import NoDevice
     from knock.check.report_html import html_report

@@ -40,6 +40,7 @@ class Defect(StrEnum):
     NO_PASSIVE_NOTIFY = "no-passive-notify"
     COMMAND_KEY_DROPPED = "command-key-dropped"
     RETRY_COUNT_STUCK = "retry-count-stuck"
+    PERIODIC_INTERVAL_IGNORED = "periodic-interval-ignored"
 
     @property
     def breaks(self) -> str:
@@ -89,6 +90,10 @@ BREAKS: Final = {
     ),
     Defect.RETRY_COUNT_STUCK: (
         "Annex A.3.3.1: the Inform's RetryCount is 1 after a session that succeeded, not 0"
+    ),
+    Defect.PERIODIC_INTERVAL_IGNORED: (
+        "§3.7.1.5 (2 PERIODIC): periodic Informs keep the PeriodicInformInterval the device "
+        "booted with; a new one waits for a reboot"
     ),
 }
 

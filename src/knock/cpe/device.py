@@ -223,6 +223,8 @@ class SimulatedCpe:
         self._failures = 0  # consecutive failed sessions: the Inform's RetryCount
         self._retry_at = 0.0
         self._boot_time = 0.0
+        self._boot_interval = 0  # PeriodicInformInterval at boot (periodic-interval-ignored)
+        self._schedule: tuple[str, ...] = ()  # the periodic settings the cadence follows
         self._periodic_checked = 0.0  # periodic informs up to this time are accounted for
         self._scheduled: list[InformAt] = []
         self._ids = count(1)
@@ -307,12 +309,19 @@ class SimulatedCpe:
     def _boot(self) -> None:
         now = self._clock.time()
         self._boot_time = self._periodic_checked = now
+        self._boot_interval = self._setting("PeriodicInformInterval", 0)
+        self._schedule = self._periodic_schedule()
         self._scheduled.clear()  # a reboot forgets ScheduleInform requests, as RAM does
         if not self.state.bootstrapped:
             self.state.add_event(Event.BOOTSTRAP)
         self.state.add_event(Event.BOOT)
 
     def _collect_due_events(self, now: float) -> None:
+        schedule = self._periodic_schedule()
+        if schedule != self._schedule:
+            # A new schedule counts from when it was set: its moments before then were not
+            # missed, as TR-069 names the moments at which Informs occur.
+            self._schedule, self._periodic_checked = schedule, max(self._periodic_checked, now)
         due = self._next_periodic(self._periodic_checked)
         if due is not None and due <= now:
             self.state.add_event(Event.PERIODIC)
@@ -343,10 +352,18 @@ class SimulatedCpe:
             if timer is not None:
                 timer.cancel()
 
+    def _periodic_schedule(self) -> tuple[str, ...]:
+        return tuple(
+            self._read(self._ms(leaf), "")
+            for leaf in ("PeriodicInformEnable", "PeriodicInformInterval", "PeriodicInformTime")
+        )
+
     def _next_periodic(self, after: float) -> float | None:
         """When the first periodic inform after *after* is due, or None when they are off."""
         enabled = parse_boolean(self._read(self._ms("PeriodicInformEnable"), "false"))
         interval = self._setting("PeriodicInformInterval", 0)
+        if Defect.PERIODIC_INTERVAL_IGNORED in self.defects:
+            interval = self._boot_interval
         if not enabled or interval <= 0:
             return None
         # A PeriodicInformTime sets the phase; without one, the cadence counts from boot.
