@@ -16,6 +16,7 @@ from knock.vocab import CrMethod
 EXPECTED_FAILURES: dict[Defect | None, set[str]] = {
     None: set(),
     Defect.PERIODIC_INTERVAL_IGNORED: {"session.periodic-inform"},
+    Defect.MAX_ENVELOPES_0: {"session.max-envelopes"},
 }
 
 
@@ -53,3 +54,5 @@ async def test_the_periodic_informs_are_timed_in_the_evidence(
     assert all(round(a) % interval == 0 and abs(a - round(a)) < 1.0 for a in after), after
     reason = results[Defect.PERIODIC_INTERVAL_IGNORED]["session.periodic-inform"].reason
     assert reason.startswith("no Inform with 2 PERIODIC within "), reason
+    reason = results[Defect.MAX_ENVELOPES_0]["session.max-envelopes"].reason
+    assert reason.startswith("the Inform of session ") and reason.endswith(" MaxEnvelopes 0, not 1")

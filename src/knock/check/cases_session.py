@@ -1,5 +1,6 @@
-"""When the device opens sessions of its own (TR-069 §3.7.1.5, the ManagementServer object):
-periodic Informs at PeriodicInformTime plus whole PeriodicInformIntervals."""
+"""How the device opens its sessions: the Inform's envelope limit (TR-069 Annex A.3.3.1), and
+periodic Informs of its own at PeriodicInformTime plus whole PeriodicInformIntervals
+(§3.7.1.5, the ManagementServer object)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from knock.check.cases import case
+from knock.check.cases_inform import every, fresh
 from knock.check.context import CheckContext
 from knock.cwmp.values import format_datetime
 from knock.vocab import Event
@@ -60,3 +62,17 @@ async def periodic_inform(ctx: CheckContext) -> None:
         interval - EARLY - LATE <= gap <= interval + EARLY + LATE,
         f"two periodic Informs came {gap:.2f} s apart, not PeriodicInformInterval {interval} s",
     )
+
+
+@case(
+    "session.max-envelopes",
+    "TR-069 Annex A.3.3.1 (Inform MaxEnvelopes)",
+    "Every Inform sets MaxEnvelopes to 1, as the protocol carries one envelope per message",
+)
+async def max_envelopes(ctx: CheckContext) -> None:
+    for arrival in every(ctx, await fresh(ctx)):
+        ctx.expect(
+            arrival.max_envelopes == 1,
+            f"the Inform of session {arrival.session_id} sets MaxEnvelopes "
+            f"{arrival.max_envelopes}, not 1",
+        )

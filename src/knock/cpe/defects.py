@@ -41,6 +41,7 @@ class Defect(StrEnum):
     COMMAND_KEY_DROPPED = "command-key-dropped"
     RETRY_COUNT_STUCK = "retry-count-stuck"
     PERIODIC_INTERVAL_IGNORED = "periodic-interval-ignored"
+    MAX_ENVELOPES_0 = "max-envelopes-0"
 
     @property
     def breaks(self) -> str:
@@ -95,6 +96,7 @@ BREAKS: Final = {
         "§3.7.1.5 (2 PERIODIC): periodic Informs keep the PeriodicInformInterval the device "
         "booted with; a new one waits for a reboot"
     ),
+    Defect.MAX_ENVELOPES_0: "Annex A.3.3.1: the Inform's MaxEnvelopes is 0, not 1",
 }
 
 

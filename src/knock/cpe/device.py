@@ -492,7 +492,7 @@ class SimulatedCpe:
         inform = Inform(
             device_id=self.model.device_id(),
             events=events,
-            max_envelopes=1,
+            max_envelopes=0 if Defect.MAX_ENVELOPES_0 in self.defects else 1,
             current_time=format_datetime(datetime.fromtimestamp(now, UTC)),
             # A device with the defect counts one failed attempt more than it made.
             retry_count=self._failures + (Defect.RETRY_COUNT_STUCK in self.defects),
