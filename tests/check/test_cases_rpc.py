@@ -30,6 +30,7 @@ EXPECTED_FAILURES: dict[Defect | None, set[str]] = {
     None: set(),
     Defect.INVALID_NAME_9002: by_every_method("gpn-invalid", "gpv-invalid"),
     Defect.SPV_NOT_ATOMIC: by_every_method("spv-all-or-nothing"),
+    Defect.WRONG_TYPE_9007: by_every_method("spv-wrong-type"),
     Defect.NO_PASSIVE_NOTIFY: by_every_method("passive-notify"),
     Defect.COMMAND_KEY_DROPPED: by_every_method("reboot", "schedule-inform"),
     Defect.RETRY_COUNT_STUCK: {"inform.retry-count"},
@@ -73,6 +74,11 @@ async def test_a_wrong_fault_code_is_named(
     reason = results[Defect.INVALID_NAME_9002]["rpc.xmpp.gpv-invalid"].reason
     assert reason.startswith("getParameterValues of Device.ManagementServer.KnockCheckNoSuch")
     assert "was answered with fault 9002" in reason and reason.endswith("not 9005"), reason
+    reason = results[Defect.WRONG_TYPE_9007]["rpc.http.spv-wrong-type"].reason
+    assert reason.startswith("SetParameterValues of Device.ManagementServer.PeriodicInformInterval")
+    assert "without a SetParameterValuesFault 9006 for " in reason, reason
+    named = "('Device.ManagementServer.PeriodicInformInterval', '9007')"
+    assert reason.endswith(f"(it named [{named}])"), reason
 
 
 async def test_the_reboot_and_the_scheduled_inform_are_in_the_evidence(

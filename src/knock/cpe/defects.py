@@ -42,6 +42,7 @@ class Defect(StrEnum):
     RETRY_COUNT_STUCK = "retry-count-stuck"
     PERIODIC_INTERVAL_IGNORED = "periodic-interval-ignored"
     MAX_ENVELOPES_0 = "max-envelopes-0"
+    WRONG_TYPE_9007 = "wrong-type-9007"
 
     @property
     def breaks(self) -> str:
@@ -97,6 +98,9 @@ BREAKS: Final = {
         "booted with; a new one waits for a reboot"
     ),
     Defect.MAX_ENVELOPES_0: "Annex A.3.3.1: the Inform's MaxEnvelopes is 0, not 1",
+    Defect.WRONG_TYPE_9007: (
+        "Annex A.3.2.1, A.5.1: SetParameterValues of a value of another type faults 9007, not 9006"
+    ),
 }
 
 
