@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -137,6 +137,21 @@ async def run_lab(
         if ready is not None:
             await ready(lab)
         return {case.id: await lab.run(case.id) for case in select(patterns)}
+
+
+async def run_table(
+    factory: pytest.TempPathFactory,
+    defects: Iterable[Defect | None],
+    methods: tuple[CrMethod, ...],
+    patterns: list[str],
+    ready: Callable[[CheckLab], Awaitable[None]] | None = None,
+    *,
+    quick: bool = False,
+) -> dict[Defect | None, dict[str, CaseResult]]:
+    """`run_lab` for each of *defects* side by side: a defect table's results."""
+    chosen = list(defects)
+    labs = [run_lab(factory, d, methods, patterns, ready, quick=quick) for d in chosen]
+    return dict(zip(chosen, await asyncio.gather(*labs), strict=True))
 
 
 def assert_fails_exactly(

@@ -6,11 +6,9 @@ The labs run side by side in one event loop."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import pytest_asyncio
-from check_lab import QUICK, assert_fails_exactly, run_lab
+from check_lab import QUICK, assert_fails_exactly, run_lab, run_table
 from test_cases_udp import udp_ready
 
 from knock.check import CaseResult, Kind, Verdict, select
@@ -41,11 +39,10 @@ EXPECTED_FAILURES: dict[Defect | None, set[str]] = {
 async def results(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[Defect | None, dict[str, CaseResult]]:
-    labs = [
-        run_lab(tmp_path_factory, defect, ALL, ["rpc.*", "inform.*"], udp_ready, quick=True)
-        for defect in EXPECTED_FAILURES
-    ]
-    return dict(zip(EXPECTED_FAILURES, await asyncio.gather(*labs), strict=True))
+    patterns = ["rpc.*", "inform.*"]
+    return await run_table(
+        tmp_path_factory, EXPECTED_FAILURES, ALL, patterns, udp_ready, quick=True
+    )
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,9 @@ each session defect fails exactly the matching cases. The labs run side by side.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import pytest_asyncio
-from check_lab import QUICK, assert_fails_exactly, run_lab
+from check_lab import QUICK, assert_fails_exactly, run_table
 
 from knock.check import CaseResult, Kind
 from knock.cpe.defects import Defect
@@ -24,11 +22,8 @@ EXPECTED_FAILURES: dict[Defect | None, set[str]] = {
 async def results(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[Defect | None, dict[str, CaseResult]]:
-    labs = [
-        run_lab(tmp_path_factory, defect, (CrMethod.HTTP,), ["session.*"], quick=True)
-        for defect in EXPECTED_FAILURES
-    ]
-    return dict(zip(EXPECTED_FAILURES, await asyncio.gather(*labs), strict=True))
+    methods = (CrMethod.HTTP,)
+    return await run_table(tmp_path_factory, EXPECTED_FAILURES, methods, ["session.*"], quick=True)
 
 
 @pytest.mark.parametrize(

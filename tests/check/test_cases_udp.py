@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from check_lab import CheckLab, assert_fails_exactly, check_lab, run_lab
+from check_lab import CheckLab, assert_fails_exactly, check_lab, run_table
 
 from knock.check import CaseResult, Kind, Verdict, run_cases, select
 from knock.cpe.defects import Defect
@@ -59,11 +59,9 @@ async def results(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[Defect | None, dict[str, CaseResult]]:
     methods = (CrMethod.HTTP, CrMethod.UDP)
-    labs = [
-        run_lab(tmp_path_factory, defect, methods, ["udp.*"], udp_ready, quick=True)
-        for defect in EXPECTED_FAILURES
-    ]
-    return dict(zip(EXPECTED_FAILURES, await asyncio.gather(*labs), strict=True))
+    return await run_table(
+        tmp_path_factory, EXPECTED_FAILURES, methods, ["udp.*"], udp_ready, quick=True
+    )
 
 
 @pytest.mark.parametrize(

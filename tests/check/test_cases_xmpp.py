@@ -4,12 +4,11 @@ The labs run side by side in one event loop."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
 import pytest_asyncio
-from check_lab import assert_fails_exactly, run_lab
+from check_lab import assert_fails_exactly, run_table
 
 from knock.check import CaseResult, Kind
 from knock.cpe.defects import Defect
@@ -33,11 +32,7 @@ async def results(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[Defect | None, dict[str, CaseResult]]:
     methods = (CrMethod.HTTP, CrMethod.XMPP)
-    labs = [
-        run_lab(tmp_path_factory, defect, methods, ["xmpp.*"], quick=True)
-        for defect in EXPECTED_FAILURES
-    ]
-    return dict(zip(EXPECTED_FAILURES, await asyncio.gather(*labs), strict=True))
+    return await run_table(tmp_path_factory, EXPECTED_FAILURES, methods, ["xmpp.*"], quick=True)
 
 
 @pytest.mark.parametrize(
