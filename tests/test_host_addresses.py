@@ -12,6 +12,7 @@ from knock.hosts import (
     bind_sockets,
     canonical_ip,
     dial_host,
+    family,
     reachable_hosts,
     split_hosts,
     unbracketed_ipv6,
@@ -39,6 +40,14 @@ def test_canonical_ip_follows_rfc_5952() -> None:
     assert canonical_ip("::ffff:192.0.2.7") == "192.0.2.7"
     assert canonical_ip("192.0.2.7") == "192.0.2.7"
     assert canonical_ip("cpe.example") == "cpe.example"
+
+
+def test_the_family_of_an_exchange_is_that_of_its_peer() -> None:
+    assert family("::1") == family("[2001:db8::1]") == "IPv6"
+    assert family("192.0.2.7") == "IPv4"
+    # A peer of a dual-stack listener came over IPv4, whatever the socket calls it.
+    assert family("::ffff:127.0.0.1") == "IPv4"
+    assert family("cpe.example") == ""
 
 
 @pytest.mark.parametrize(

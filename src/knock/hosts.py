@@ -57,11 +57,14 @@ def is_ipv6(host: str) -> bool:
 
 def family(host: str) -> str:
     """ "IPv4" or "IPv6" for an IP literal (brackets allowed), "" for a name: what `knock
-    check` reports each exchange went over."""
+    check` reports each exchange went over. An IPv4-mapped address (::ffff:a.b.c.d, a peer on
+    a dual-stack socket) went over IPv4."""
     try:
-        return f"IPv{ipaddress.ip_address(_unbracket(host)).version}"
+        address = ipaddress.ip_address(_unbracket(host))
     except ValueError:
         return ""
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return f"IPv{(mapped or address).version}"
 
 
 def over(host: str) -> str:

@@ -25,11 +25,14 @@ class Arrival:
     # out, a NOTIFY holds 8,000 bytes): its one reader, knock check, runs its own ACS.
     parameters: tuple[tuple[str, str], ...] = ()
     # What else the Inform said, kept in this process as the parameters are: each event with
-    # its CommandKey ("M Reboot", "key"), each parameter's type, RetryCount and CurrentTime.
+    # its CommandKey ("M Reboot", "key"), each parameter's type, RetryCount, CurrentTime and
+    # MaxEnvelopes.
     command_keys: tuple[tuple[str, str], ...] = ()
     types: tuple[tuple[str, str], ...] = ()
     retry_count: int = 0
     current_time: str = ""
+    max_envelopes: int = 1
+    peer: str = ""  # the address the Inform came from (knock check names its family)
 
 
 @dataclass(frozen=True, slots=True)

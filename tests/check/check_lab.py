@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,12 @@ FAST = CheckOptions(
 )
 RATE_LIMIT = 1.0  # the simulated device's least seconds between sessions
 LIMITED = CrPolicy(rate_limit=RATE_LIMIT)
+# For labs whose cases judge no rate limit (http.rate-limit alone does): the device limits its
+# sessions for a tenth of a second and the check waits 0.2 s from one, as `--rate-gap 0.2` does
+# against a real device that allows it. Every case waits that gap once per session it needs;
+# a ScheduleInform case waits its delay, the periodic Inform case two intervals.
+QUICK = replace(FAST, rate_gap=0.2, schedule_delay=2, periodic_interval=3)
+QUICK_POLICY = CrPolicy(rate_limit=0.1)
 
 
 @dataclass
@@ -117,16 +123,35 @@ async def run_lab(
     methods: tuple[CrMethod, ...],
     patterns: list[str],
     ready: Callable[[CheckLab], Awaitable[None]] | None = None,
+    *,
+    quick: bool = False,
 ) -> dict[str, CaseResult]:
     """The cases *patterns* against one device with *defect* (None: a correct one) offering
-    *methods*, once *ready*. Tests gather one per defect in one event loop, so a table of
-    defects costs about one run of the cases."""
+    *methods*, once *ready*; *quick*, with the `QUICK` waits (no case judges a rate limit).
+    Tests gather one per defect in one event loop, so a table of defects costs about one run
+    of the cases."""
     folder = factory.mktemp(defect.value if defect else "correct")
     defects = frozenset({defect} if defect else ())
-    async with check_lab(folder, methods=methods, defects=defects) as lab:
+    timing: dict[str, Any] = {"options": QUICK, "policy": QUICK_POLICY} if quick else {}
+    async with check_lab(folder, methods=methods, defects=defects, **timing) as lab:
         if ready is not None:
             await ready(lab)
         return {case.id: await lab.run(case.id) for case in select(patterns)}
+
+
+async def run_table(
+    factory: pytest.TempPathFactory,
+    defects: Iterable[Defect | None],
+    methods: tuple[CrMethod, ...],
+    patterns: list[str],
+    ready: Callable[[CheckLab], Awaitable[None]] | None = None,
+    *,
+    quick: bool = False,
+) -> dict[Defect | None, dict[str, CaseResult]]:
+    """`run_lab` for each of *defects* side by side: a defect table's results."""
+    chosen = list(defects)
+    labs = [run_lab(factory, d, methods, patterns, ready, quick=quick) for d in chosen]
+    return dict(zip(chosen, await asyncio.gather(*labs), strict=True))
 
 
 def assert_fails_exactly(

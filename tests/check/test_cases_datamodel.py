@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from check_lab import CheckLab, check_lab
+from check_lab import QUICK, QUICK_POLICY, CheckLab, check_lab
 
 from knock.check import Kind, Verdict, select
 from knock.vocab import CrMethod
@@ -16,7 +16,7 @@ ALL = (CrMethod.HTTP, CrMethod.UDP, CrMethod.XMPP)
 
 @pytest.fixture
 async def good(tmp_path: Path) -> AsyncIterator[CheckLab]:
-    async with check_lab(tmp_path, methods=ALL) as lab:
+    async with check_lab(tmp_path, methods=ALL, options=QUICK, policy=QUICK_POLICY) as lab:
         yield lab
 
 

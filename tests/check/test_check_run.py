@@ -132,6 +132,7 @@ def test_the_command_lists_cases_and_refuses_an_unknown_one() -> None:
         "--xmpp-tls-port",
         "--stun-require-auth",
         "--udp-delay",
+        "--schedule-delay",
         "--junit",
         "knock serve",
     ):

@@ -254,6 +254,36 @@ async def test_periodic_informs_keep_the_phase_of_periodic_inform_time(
     assert await clock.next_timer() == T0 + 400
 
 
+async def test_a_new_periodic_schedule_counts_from_when_it_was_set(
+    make_cpe: MakeCpe, run_cpe: RunCpe, acs: FakeAcs, clock: FakeClock
+) -> None:
+    cpe = make_cpe("SN20")
+    run_cpe(cpe)
+    await acs.next_session()
+    assert await clock.next_timer() == T0 + 300
+    # At T0 + 250 the ACS asks for every 60 s from T0: T0 + 240 passed before it asked, so
+    # the next Inform is at T0 + 300, not at once for a moment the old schedule held.
+    clock.advance_to(T0 + 250)
+    acs.scripts.append(
+        [
+            SetParameterValues(
+                [
+                    ParameterValueStruct(MS + "PeriodicInformInterval", "60", "xsd:unsignedInt"),
+                    ParameterValueStruct(MS + "PeriodicInformTime", T0_TEXT, "xsd:dateTime"),
+                ],
+                "periodic",
+            )
+        ]
+    )
+    cpe.request_session()
+    assert codes((await acs.next_session()).inform) == ["6 CONNECTION REQUEST"]
+    assert await clock.next_timer() == T0 + 300
+    clock.advance_to(T0 + 300)
+    periodic = (await acs.next_session()).inform
+    assert (codes(periodic), periodic.current_time) == (["2 PERIODIC"], "2025-06-15T15:11:40Z")
+    assert await clock.next_timer() == T0 + 360
+
+
 async def test_an_unreachable_acs_is_retried(
     make_cpe: MakeCpe,
     run_cpe: RunCpe,

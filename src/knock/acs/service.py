@@ -524,6 +524,8 @@ class AcsService:
                 types=tuple((p.name, p.type) for p in inform.parameter_list),
                 retry_count=inform.retry_count,
                 current_time=inform.current_time,
+                max_envelopes=inform.max_envelopes,
+                peer=request.remote or "",
             )
         )
         held = self._holds.get(device_id)

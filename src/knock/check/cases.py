@@ -25,6 +25,7 @@ class Family(StrEnum):
     DATAMODEL = "datamodel"
     INFORM = "inform"  # what every Inform seen during the run says
     RPC = "rpc"  # Annex A's RPCs, each in a session a connection request by one method opened
+    SESSION = "session"  # when and how the device opens its own sessions
 
 
 CaseFn = Callable[["CheckContext"], Awaitable[None]]

@@ -15,7 +15,6 @@ from knock.notify import Arrival
 
 BOOT, SCHEDULED = "1 BOOT", "3 SCHEDULED"
 M_REBOOT, M_SCHEDULE_INFORM = "M Reboot", "M ScheduleInform"
-SCHEDULE_DELAY: Final = 5  # seconds asked of ScheduleInform
 SCHEDULE_EARLY: Final = 1.0  # how much earlier than the delay the session may come
 SCHEDULE_LATE: Final = 5.0  # and how much later
 
@@ -79,18 +78,18 @@ async def reboot(ctx: CheckContext) -> None:
 @rpc(
     "schedule-inform",
     "TR-069 Annex A.4.1.2, §3.7.1.5 (Table 7)",
-    f"After ScheduleInform with DelaySeconds {SCHEDULE_DELAY}, the device informs with "
+    "After ScheduleInform with DelaySeconds --schedule-delay (5), the device informs with "
     f"3 SCHEDULED and M ScheduleInform carrying the CommandKey, {SCHEDULE_EARLY:g} s early to "
     f"{SCHEDULE_LATE:g} s late",
 )
 async def schedule_inform(ctx: CheckContext) -> None:
-    command_key = key(ctx)
-    spec = {"name": "scheduleInform", "delaySeconds": SCHEDULE_DELAY, "commandKey": command_key}
+    command_key, delay = key(ctx), ctx.options.schedule_delay
+    spec = {"name": "scheduleInform", "delaySeconds": delay, "commandKey": command_key}
     with ctx.watch() as sessions:
         (task,) = await ctx.run_tasks([spec])
         asked = time.monotonic()
         ok(ctx, task)
-        within = SCHEDULE_DELAY + SCHEDULE_LATE + ctx.options.inform_within
+        within = delay + SCHEDULE_LATE + ctx.options.inform_within
         arrival = await sessions.first(lambda a: SCHEDULED in a.events, within)
         came = time.monotonic() - asked
         if arrival is None:
@@ -99,6 +98,6 @@ async def schedule_inform(ctx: CheckContext) -> None:
     ctx.note(f"{SCHEDULED} came {came:.1f} s after the ScheduleInform's session")
     keyed(ctx, arrival, M_SCHEDULE_INFORM, command_key)
     ctx.expect(
-        SCHEDULE_DELAY - SCHEDULE_EARLY <= came <= SCHEDULE_DELAY + SCHEDULE_LATE,
-        f"the scheduled Inform came {came:.1f} s after a DelaySeconds of {SCHEDULE_DELAY}",
+        delay - SCHEDULE_EARLY <= came <= delay + SCHEDULE_LATE,
+        f"the scheduled Inform came {came:.1f} s after a DelaySeconds of {delay}",
     )

@@ -13,6 +13,7 @@ from knock.store.rows import TaskRow
 from knock.vocab import TaskStatus
 
 INVALID_ARGUMENTS: Final = "9003"
+INVALID_TYPE: Final = "9006"
 INVALID_VALUE: Final = "9007"
 NON_WRITABLE: Final = "9008"
 # A writable table to add a row to and delete it from, by data model: a disabled row of each
@@ -99,6 +100,19 @@ async def spv_invalid_value(ctx: CheckContext) -> None:
     name = ctx.ms("PeriodicInformInterval")
     done = await ctx.run_task(spv([[name, "0", "xsd:unsignedInt"]]))
     refused(ctx, done, name, INVALID_VALUE, f"{name} = 0 (unsignedInt[1:])")
+
+
+@rpc(
+    "spv-wrong-type",
+    "TR-069 Annex A.3.2.1, A.5.1 (fault 9006)",
+    "SetParameterValues of an unsignedInt parameter given a word typed xsd:string is refused "
+    "with 9006 for it",
+)
+async def spv_wrong_type(ctx: CheckContext) -> None:
+    # Not a boolean: an ACS may write xsd:boolean true as 1, which an unsignedInt takes.
+    name, word = ctx.ms("PeriodicInformInterval"), "knock-check"
+    done = await ctx.run_task(spv([[name, word, "xsd:string"]]))
+    refused(ctx, done, name, INVALID_TYPE, f"{name} = {word} (xsd:string, not unsignedInt)")
 
 
 @rpc(

@@ -136,6 +136,22 @@ def check(
     rate_gap: Annotated[
         float, typer.Option(help="Seconds from a session to the next CR that should pass.")
     ] = 5.0,
+    schedule_delay: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="DelaySeconds of the ScheduleInform cases; the Inform may come 1 s early to "
+            "5 s late.",
+        ),
+    ] = 5,
+    periodic_interval: Annotated[
+        int,
+        typer.Option(
+            min=3,
+            help="PeriodicInformInterval session.periodic-inform sets; the case watches two "
+            "intervals.",
+        ),
+    ] = 10,
     case_timeout: Annotated[float, typer.Option(help="Seconds a case may run.")] = 120.0,
     device_within: Annotated[
         float, typer.Option(help="Seconds to wait for the device's first Inform.")
@@ -173,6 +189,8 @@ def check(
         udp_delay=udp_delay,
         cr_attempts=_renamed("--cr-attempts", "--udp-cr-repeat", cr_attempts, udp_cr_repeat),
         cr_interval=_renamed("--cr-interval", "--udp-cr-interval", cr_interval, udp_cr_interval),
+        schedule_delay=schedule_delay,
+        periodic_interval=periodic_interval,
     )
     from knock.check.device import NoDevice
     from knock.check.report_html import html_report

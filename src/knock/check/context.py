@@ -501,7 +501,8 @@ class CheckContext:
         self._recorded.add(arrival.session_id)
         self.evidence.add(
             Kind.INFORM,
-            f"Inform [{', '.join(arrival.events)}] session {arrival.session_id}",
+            f"Inform [{', '.join(arrival.events)}] session {arrival.session_id}"
+            f"{over(arrival.peer)}",
             "\n".join(f"{name} = {value}" for name, value in arrival.parameters),
         )
 

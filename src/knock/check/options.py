@@ -27,3 +27,5 @@ class CheckOptions:
     udp_delay: float = 0.0  # seconds between the STUN binding and the first UDP CR
     cr_attempts: int = 3  # copies of a UDP CR / tries of a CR before it counts as lost
     cr_interval: float = 1.0  # seconds between those attempts
+    schedule_delay: int = 5  # DelaySeconds the ScheduleInform cases ask for
+    periodic_interval: int = 10  # PeriodicInformInterval session.periodic-inform sets

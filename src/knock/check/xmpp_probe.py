@@ -18,11 +18,11 @@ from knock.check.evidence import Kind
 from knock.check.memo import Undo, once
 from knock.check.offers import require
 from knock.connreq.xmpp import connection_request
-from knock.hosts import dial_host
+from knock.hosts import dial_host, over
 from knock.tlsutil import trusting
 from knock.xmpp.client import ClientConfig, IqResult, NotOnline, TlsPolicy
 from knock.xmpp.client_conn import ConnectionLost, XmppClient
-from knock.xmpp.jid import Jid, parse_jid
+from knock.xmpp.jid import Jid, JidError, parse_jid
 from knock.xmpp.server import LoginOutcome, XmppServer
 
 PROBE_USER: Final = "knock-check"  # the second account's localpart on the built-in server
@@ -40,7 +40,7 @@ async def ask(
     wait = ctx.options.inform_within
     ctx.evidence.add(
         Kind.SENT,
-        f"{why}: IQ get from {sender} to {to}",
+        f"{why}: IQ get from {sender} to {to}{over(device_peer(ctx, to))}",
         etree.tostring(content, encoding="unicode"),
     )
     sent_at = time.monotonic()
@@ -64,14 +64,29 @@ async def ask(
     return answer
 
 
+def device_peer(ctx: CheckContext, jid: str) -> str:
+    """The address the device's XMPP connection to the built-in server came from, whose family
+    an IQ to it went over on its last leg; "" when another server carries it."""
+    server = ctx.acs.xmpp
+    try:
+        return server.peer(parse_jid(jid)) if server is not None else ""
+    except JidError:  # the device reported no JID; the IQ's error says so
+        return ""
+
+
 async def device_jid(ctx: CheckContext) -> str:
-    """The device's ConnReqJabberID, once per run set up for the XMPP cases (`xmpp_setup`);
-    skips the case for a device without XMPP, fails it for one that reports no JID."""
+    """The device's ConnReqJabberID, once per run set up for the XMPP cases (`xmpp_setup`),
+    once the device is logged in to the built-in server (within --inform-within): a device may
+    reconnect after the set-up changed its XMPP settings, and a case must not meet it in
+    between. Skips the case for a device without XMPP, fails it for one that reports no JID."""
     await require(ctx, "XMPP")
     await once(ctx, "xmpp set-up", lambda: xmpp_setup(ctx))
     jid = (await ctx.target()).management.get("ConnReqJabberID", "")
     if not jid:
         ctx.fail(await not_online(ctx, "the device reports an empty ConnReqJabberID"))
+    with contextlib.suppress(JidError):  # xmpp.jid-reported judges it
+        if ctx.acs.xmpp is not None:
+            await logged_in(ctx, ctx.acs.xmpp, parse_jid(jid).bare, ctx.options.inform_within)
     return jid
 
 

@@ -40,6 +40,9 @@ class Defect(StrEnum):
     NO_PASSIVE_NOTIFY = "no-passive-notify"
     COMMAND_KEY_DROPPED = "command-key-dropped"
     RETRY_COUNT_STUCK = "retry-count-stuck"
+    PERIODIC_INTERVAL_IGNORED = "periodic-interval-ignored"
+    MAX_ENVELOPES_0 = "max-envelopes-0"
+    WRONG_TYPE_9007 = "wrong-type-9007"
 
     @property
     def breaks(self) -> str:
@@ -89,6 +92,14 @@ BREAKS: Final = {
     ),
     Defect.RETRY_COUNT_STUCK: (
         "Annex A.3.3.1: the Inform's RetryCount is 1 after a session that succeeded, not 0"
+    ),
+    Defect.PERIODIC_INTERVAL_IGNORED: (
+        "§3.7.1.5 (2 PERIODIC): periodic Informs keep the PeriodicInformInterval the device "
+        "booted with; a new one waits for a reboot"
+    ),
+    Defect.MAX_ENVELOPES_0: "Annex A.3.3.1: the Inform's MaxEnvelopes is 0, not 1",
+    Defect.WRONG_TYPE_9007: (
+        "Annex A.3.2.1, A.5.1: SetParameterValues of a value of another type faults 9007, not 9006"
     ),
 }
 

@@ -227,6 +227,8 @@ class SimulatedCpe:
         self._failures = 0  # consecutive failed sessions: the Inform's RetryCount
         self._retry_at = 0.0
         self._boot_time = 0.0
+        self._boot_interval = 0  # PeriodicInformInterval at boot (periodic-interval-ignored)
+        self._schedule: tuple[str, ...] = ()  # the periodic settings the cadence follows
         self._periodic_checked = 0.0  # periodic informs up to this time are accounted for
         self._scheduled: list[InformAt] = []
         self._ids = count(1)
@@ -311,12 +313,19 @@ class SimulatedCpe:
     def _boot(self) -> None:
         now = self._clock.time()
         self._boot_time = self._periodic_checked = now
+        self._boot_interval = self._setting("PeriodicInformInterval", 0)
+        self._schedule = self._periodic_schedule()
         self._scheduled.clear()  # a reboot forgets ScheduleInform requests, as RAM does
         if not self.state.bootstrapped:
             self.state.add_event(Event.BOOTSTRAP)
         self.state.add_event(Event.BOOT)
 
     def _collect_due_events(self, now: float) -> None:
+        schedule = self._periodic_schedule()
+        if schedule != self._schedule:
+            # A new schedule counts from when it was set: its moments before then were not
+            # missed, as TR-069 names the moments at which Informs occur.
+            self._schedule, self._periodic_checked = schedule, max(self._periodic_checked, now)
         due = self._next_periodic(self._periodic_checked)
         if due is not None and due <= now:
             self.state.add_event(Event.PERIODIC)
@@ -347,10 +356,18 @@ class SimulatedCpe:
             if timer is not None:
                 timer.cancel()
 
+    def _periodic_schedule(self) -> tuple[str, ...]:
+        return tuple(
+            self._read(self._ms(leaf), "")
+            for leaf in ("PeriodicInformEnable", "PeriodicInformInterval", "PeriodicInformTime")
+        )
+
     def _next_periodic(self, after: float) -> float | None:
         """When the first periodic inform after *after* is due, or None when they are off."""
         enabled = parse_boolean(self._read(self._ms("PeriodicInformEnable"), "false"))
         interval = self._setting("PeriodicInformInterval", 0)
+        if Defect.PERIODIC_INTERVAL_IGNORED in self.defects:
+            interval = self._boot_interval
         if not enabled or interval <= 0:
             return None
         # A PeriodicInformTime sets the phase; without one, the cadence counts from boot.
@@ -472,7 +489,7 @@ class SimulatedCpe:
         inform = Inform(
             device_id=self.model.device_id(),
             events=events,
-            max_envelopes=1,
+            max_envelopes=0 if Defect.MAX_ENVELOPES_0 in self.defects else 1,
             current_time=format_datetime(datetime.fromtimestamp(now, UTC)),
             # A device with the defect counts one failed attempt more than it made.
             retry_count=self._failures + (Defect.RETRY_COUNT_STUCK in self.defects),

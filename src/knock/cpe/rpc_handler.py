@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, TypeAlias
 from urllib.parse import urlsplit
 
@@ -200,7 +200,22 @@ def handle(
             and isinstance(rpc, GetParameterNames | GetParameterValues)
         ):
             return Handled(cpe_fault(CpeFault.INTERNAL_ERROR, str(exc)))
+        if Defect.WRONG_TYPE_9007 in defects and isinstance(rpc, SetParameterValues):
+            exc = _type_as_value(exc)
         return Handled(exc.to_fault())
+
+
+def _type_as_value(fault: ModelFault) -> ModelFault:
+    """*fault* with each wrong-type fault (9006) of a parameter told as a wrong value (9007)."""
+    value = CpeFault.INVALID_PARAMETER_VALUE
+    return ModelFault(
+        fault.code,
+        fault.message,
+        [
+            replace(f, fault_code=value) if f.fault_code == CpeFault.INVALID_PARAMETER_TYPE else f
+            for f in fault.parameter_faults
+        ],
+    )
 
 
 def _invalid(message: str) -> ModelFault:

@@ -218,6 +218,14 @@ class XmppServer:
         assert served is not None, "start the server first"
         return served
 
+    def peer(self, jid: Jid) -> str:
+        """The address the client bound as *jid* (a full JID, or any resource of a bare one)
+        connected from; "" when none is bound."""
+        connection = self._sessions.get(jid) or next(
+            (c for bound, c in self._sessions.items() if bound.bare == jid), None
+        )
+        return connection.address if connection is not None else ""
+
     def drop(self, jid: Jid) -> bool:
         """End the stream bound as *jid* (system-shutdown), as a restart would for it alone;
         False when no such stream is bound."""
