@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from cr_endpoint import CrEndpoint
 from scripted_cpe import ScriptedCpe
-from serve_process import Serve
 
 from knock.cwmp.rpcs import (
     AddObject,
@@ -21,6 +20,7 @@ from knock.cwmp.rpcs import (
     ParameterValueStruct,
 )
 from pg_server import emptied
+from serve_process import Serve
 
 UPTIME = "Device.DeviceInfo.UpTime"
 CR_URL = "Device.ManagementServer.ConnectionRequestURL"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from scripted_cpe import ScriptedCpe
-from serve_process import Serve
 
 from knock.cwmp.rpcs import GetParameterValues, GetParameterValuesResponse, ParameterValueStruct
+from serve_process import Serve
 
 UPTIME = "Device.DeviceInfo.UpTime"
 VERSION = "Device.DeviceInfo.SoftwareVersion"

@@ -16,7 +16,6 @@ import aiohttp
 import pytest
 from cr_endpoint import CrEndpoint
 from scripted_cpe import ScriptedCpe
-from serve_process import Serve, children, free_udp_port, gone
 from test_udp_connection_requests import MS, DeviceSocket
 from test_xmpp_in_serve import log_in
 
@@ -28,6 +27,7 @@ from knock.server import start
 from knock.store import Store
 from knock.stun.codec import MessageType, binding_request, parse
 from knock.vocab import CrMethod, CrOutcome
+from serve_process import Serve, children, free_udp_port, gone
 from serve_support import loopback_settings
 
 UPTIME = "Device.DeviceInfo.UpTime"

@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from scripted_cpe import ScriptedCpe
+
 from serve_process import free_port
 
 SOFT, HARD = 200, 300  # the process starts with these; knock serve raises SOFT to HARD

@@ -13,11 +13,11 @@ from typing import Any
 import aiohttp
 import pytest
 from scripted_cpe import ScriptedCpe
-from serve_process import Serve, free_udp_port
 
 from knock.auth import DigestChallenge, new_cnonce, select_challenge
 from knock.cpe.acs_client import AcsRefused
 from knock.xmlsafe import XmlError
+from serve_process import Serve, free_udp_port
 
 ROUNDS = 24  # new connections each; SO_REUSEPORT spreads them over both workers
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from serve_process import Serve, free_port
 
 from knock.cpe.cr_rate import CrPolicy
 from knock.cpe.cr_services import CrServices
@@ -22,6 +21,7 @@ from knock.cpe.device import SimulatedCpe
 from knock.cpe.trust import device_tls
 from knock.cwmp.deviceid import device_key
 from knock.vocab import CrMethod
+from serve_process import Serve, free_port
 from tls_support import OperatorCa, install, served_certificate
 
 WAIT = 15.0
