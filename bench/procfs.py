@@ -26,7 +26,7 @@ def tree_cpu_seconds(pid: int) -> float:
     for child in children(pid):
         try:
             live += cpu_seconds(child)
-        except FileNotFoundError:  # ended between the listing and the reading
+        except (FileNotFoundError, ProcessLookupError):  # ended between listing and reading
             continue
     return cpu_seconds(pid) + reaped + live
 
