@@ -29,6 +29,9 @@ from prom import scrape, value
 from serve_support import http_cpe, loopback_settings, settle
 
 WAIT = 20.0
+# A bootstrap session that failed on a machine busy with other work is retried by the device
+# after its CWMP back-off (5-10 s, then 10-20 s): room for two retries.
+BOOTSTRAP_WAIT = 60.0
 FIRMWARE = hashlib.sha256(b"firmware").digest() * 20_000  # 640 kB: three store chunks
 CR_USERNAME = "Device.ManagementServer.ConnectionRequestUsername"
 SERIAL = "FW0001"
@@ -59,7 +62,7 @@ async def bootstrapped(acs: Running, folder: Path, **options: Any) -> AsyncItera
     bootstrap session."""
     async with http_cpe(SERIAL, acs.acs_url, folder, **options) as device:
         device_id = device_key(device.model.device_id())
-        async with asyncio.timeout(WAIT):  # bootstrapped: Knock set its CR credentials
+        async with asyncio.timeout(BOOTSTRAP_WAIT):  # bootstrapped: Knock set its CR credentials
             while True:
                 await settle(device)
                 target = await acs.store.get_cr_target(device_id)
