@@ -251,6 +251,20 @@ def select_challenge(
     raise AuthError("no usable challenge" + "".join(f"; {problem}" for problem in problems))
 
 
+def answer_challenge(
+    challenge: DigestChallenge | BasicChallenge,
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+) -> str:
+    """The `Authorization` of one request answering the challenge `select_challenge` chose
+    (a Digest nonce used once, nc 1; a client reusing it counts with `DigestChallenge`)."""
+    if isinstance(challenge, BasicChallenge):
+        return challenge.authorization(username, password)
+    return challenge.authorization(method, uri, username, password, cnonce=new_cnonce())
+
+
 # --- server side ------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from knock.auth import AuthError, BasicChallenge, new_cnonce, select_challenge
+from knock.auth import AuthError, answer_challenge, select_challenge
 from knock.hosts import unbracketed_ipv6
 from knock.vocab import CrOutcome
 
@@ -107,12 +107,7 @@ class HttpConnectionRequester:
                 challenge = select_challenge(answer.challenges, allow_basic=self._allow_basic)
             except AuthError as exc:
                 return Sent(CrOutcome.REFUSED, f"no usable challenge from the device: {exc}")
-            if isinstance(challenge, BasicChallenge):
-                authorization = challenge.authorization(username, password)
-            else:
-                authorization = challenge.authorization(
-                    "GET", path, username, password, cnonce=new_cnonce(), nc=1
-                )
+            authorization = answer_challenge(challenge, "GET", path, username, password)
             answer = await self._get(url, authorization, progress)
             if answer.status in (200, 204):
                 return Sent(None, f"{answer.status} after authentication")

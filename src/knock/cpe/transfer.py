@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import aiohttp
 from yarl import URL
 
-from knock.auth import AuthError, DigestChallenge, new_cnonce, select_challenge
+from knock.auth import AuthError, answer_challenge, select_challenge
 from knock.cpe.rpc_handler import QueuedTransfer
 from knock.cwmp.faults import CpeFault
 from knock.cwmp.rpcs import TransferComplete, TransferCompleteFaultStruct
@@ -104,12 +104,8 @@ def _answer(transfer: QueuedTransfer, challenges: list[str]) -> str:
         raise TransferFailed(
             CpeFault.FILE_TRANSFER_AUTHENTICATION_FAILURE, f"no usable challenge: {exc}"
         ) from None
-    if isinstance(chosen, DigestChallenge):
-        uri = URL(transfer.url).raw_path_qs
-        return chosen.authorization(
-            "GET", uri, transfer.username, transfer.password, cnonce=new_cnonce()
-        )
-    return chosen.authorization(transfer.username, transfer.password)
+    uri = URL(transfer.url).raw_path_qs
+    return answer_challenge(chosen, "GET", uri, transfer.username, transfer.password)
 
 
 async def perform(
