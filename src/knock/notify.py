@@ -13,6 +13,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from knock.cwmp.breaches import Breach
+
 
 @dataclass(frozen=True, slots=True)
 class Arrival:
@@ -46,6 +48,11 @@ class TaskFinished:
 class SessionEnded:
     device_id: str
     session_id: int
+    # How it ended ("ok", "closed", "timeout", ...), and the session rules the device broke
+    # that the ACS coped with (knock.cwmp.session); kept in this process, as Arrival's
+    # parameters are: the relay leaves them out.
+    outcome: str = ""
+    breaches: tuple[Breach, ...] = ()
 
 
 Announcement = Arrival | TaskFinished | SessionEnded

@@ -6,8 +6,12 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 from scripted_cpe import NS_12, ScriptedCpe
 
+from knock.acs.service import Failure
+from knock.cpe.acs_client import AcsRefused
+from knock.cwmp.breaches import Breach, Rule
 from knock.cwmp.faults import cpe_fault
 from knock.cwmp.rpcs import (
     AddObject,
@@ -16,10 +20,12 @@ from knock.cwmp.rpcs import (
     DeleteObjectResponse,
     Download,
     DownloadResponse,
+    GetParameterNamesResponse,
     GetParameterValues,
     GetParameterValuesResponse,
     GetRPCMethods,
     GetRPCMethodsResponse,
+    ParameterInfoStruct,
     ParameterValueStruct,
     Reboot,
     RebootResponse,
@@ -297,14 +303,13 @@ async def test_a_response_with_an_id_no_request_had_is_no_success(acs: Running) 
         await cpe.inform("2 PERIODIC")
         request = await cpe.empty()
         assert request.envelope is not None and request.envelope.id == "knock-1"
-        answer = GetParameterValuesResponse([ParameterValueStruct(UPTIME, "5", "xsd:unsignedInt")])
+        # Neither its ID nor its method answers the GetParameterValues outstanding.
+        answer = GetParameterNamesResponse([ParameterInfoStruct(UPTIME, False)])
         reply = await cpe.send(answer, id="knock-99")
         assert reply.status == 500 and reply.envelope is not None
         assert "matches no request sent" in reply.envelope.body.fault_string  # type: ignore[union-attr]
     stored = await acs.store.get_task(task)
     assert stored is not None and (stored.status, stored.attempts) == ("queued", 1)
-    params = await acs.store.get_parameters([cpe.device_id], [UPTIME])
-    assert all(p.value != "5" for p in params[cpe.device_id])
     [last, _] = await acs.store.list_sessions(cpe.device_id)
     assert last.outcome == "error"
 
@@ -378,3 +383,65 @@ async def test_a_transfer_complete_with_a_fault_is_recorded_on_its_download_task
             "completeTime": "0001-01-01T00:00:00Z",
         },
     }
+
+
+async def test_a_device_that_drops_the_cookie_and_the_id_is_coped_with_and_recorded(
+    acs: Running,
+) -> None:
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        await cpe.empty()
+        task = await queue_uptime(acs, cpe.device_id)
+        with acs.hub.subscribe(cpe.device_id) as announcements:
+            await cpe.inform("6 CONNECTION REQUEST")
+            cpe.client.new_session()  # every later POST of the session goes without the cookie
+            request = await cpe.empty()
+            assert request.envelope is not None and request.envelope.id == "knock-1"
+            answer = GetParameterValuesResponse(
+                [ParameterValueStruct(UPTIME, "5", "xsd:unsignedInt")]
+            )
+            done = await cpe.send(answer, id="cpe-own-7")
+            assert done.status == 204
+            ended = await next_session_end(announcements)
+        # Without the cookie, a POST over another connection belongs to no session.
+        async with ScriptedCpe(acs.acs_url) as stranger:
+            refused = await stranger.client.post_raw(b"")
+            assert refused[0] == 400
+    assert ended.outcome == "ok"
+    assert ended.breaches == (
+        Breach(
+            Rule.COOKIE, "a POST without the session cookie, taken by the connection it came over"
+        ),
+        Breach(
+            Rule.CWMP_ID,
+            "GetParameterValuesResponse to GetParameterValues 'knock-1' carried "
+            "cwmp:ID 'cpe-own-7'",
+        ),
+    )
+    stored = await acs.store.get_task(task)
+    assert stored is not None and stored.status == "done"
+
+
+async def test_the_sessions_the_checker_fails_on_purpose_fail_in_turn(acs: Running) -> None:
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        await cpe.empty()
+        acs.acs.fail_sessions(cpe.device_id, [Failure.HTTP_503, Failure.DROP])
+        with acs.hub.subscribe(cpe.device_id) as announcements:
+            with pytest.raises(AcsRefused) as refused:
+                await cpe.inform("6 CONNECTION REQUEST")
+            assert refused.value.status == 503
+            first = await next_session_end(announcements)
+            with pytest.raises(aiohttp.ServerDisconnectedError):
+                await cpe.inform("6 CONNECTION REQUEST")
+            second = await next_session_end(announcements)
+            await cpe.inform("6 CONNECTION REQUEST")
+            assert (await cpe.empty()).status == 204
+            third = await next_session_end(announcements)
+    assert [first.outcome, second.outcome, third.outcome] == [
+        "failed-on-purpose",
+        "failed-on-purpose",
+        "ok",
+    ]
+    sessions = await acs.store.list_sessions(cpe.device_id)
+    assert [s.outcome for s in sessions[:3]] == ["ok", "failed-on-purpose", "failed-on-purpose"]

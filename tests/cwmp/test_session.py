@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from knock.cwmp.breaches import Breach, Rule
 from knock.cwmp.envelope import build_envelope, parse_envelope
 from knock.cwmp.rpcs import (
     DeviceIdStruct,
     EventStruct,
     Fault,
+    GetParameterNamesResponse,
     GetParameterValues,
     GetParameterValuesResponse,
     GetRPCMethods,
@@ -72,12 +74,12 @@ def test_full_session_with_one_acs_request() -> None:
     assert isinstance(session.receive(b""), ProtocolViolation)
 
 
-def test_a_response_whose_id_matches_no_request_is_a_protocol_error() -> None:
+def test_a_response_whose_id_and_method_match_no_request_is_a_protocol_error() -> None:
     session = start()
     session.reply_inform()
     session.receive(b"")
     session.request(GetParameterValues(["Device.DeviceInfo.UpTime"]))  # knock-1
-    answer = GetParameterValuesResponse([])
+    answer = GetParameterNamesResponse([])
     event = session.receive(build_envelope(answer, cwmp_ns=NS_10, id="knock-7"))
     assert isinstance(event, ProtocolViolation)
     assert event.fault_code == 8003
@@ -85,8 +87,50 @@ def test_a_response_whose_id_matches_no_request_is_a_protocol_error() -> None:
         event.message
     )
     assert session.awaiting_response  # the request is still unanswered
-    # Without an ID (optional in the CPE's messages) the response is taken as the answer.
-    assert session.receive(build_envelope(answer, cwmp_ns=NS_10, id=None)) == CpeResponse(answer)
+    assert session.breaches == []
+
+
+def test_the_outstanding_requests_answer_with_another_or_no_id_is_taken_and_recorded() -> None:
+    session = start()
+    session.reply_inform()
+    session.receive(b"")
+    session.request(GetParameterValues(["Device.DeviceInfo.UpTime"]))  # knock-1
+    answer = GetParameterValuesResponse([])
+    # One request is outstanding: its method's response can only answer it.
+    assert session.receive(build_envelope(answer, cwmp_ns=NS_10, id="cpe-7")) == CpeResponse(
+        answer
+    )
+    session.request(GetParameterValues(["Nope."]))  # knock-2
+    fault = Fault("Client", 9005, "Invalid parameter name")
+    assert session.receive(build_envelope(fault, cwmp_ns=NS_10, id=None)) == CpeResponse(fault)
+    session.request(GetParameterValues(["Device.DeviceInfo.UpTime"]))  # knock-3
+    assert session.receive(build_envelope(answer, cwmp_ns=NS_10, id="knock-3")) == CpeResponse(
+        answer
+    )
+    assert session.breaches == [
+        Breach(
+            Rule.CWMP_ID,
+            "GetParameterValuesResponse to GetParameterValues 'knock-1' carried cwmp:ID 'cpe-7'",
+        ),
+        Breach(Rule.CWMP_ID, "Fault to GetParameterValues 'knock-2' carried no cwmp:ID"),
+    ]
+
+
+def test_an_envelope_with_an_empty_body_ends_the_cpes_turn_and_is_recorded() -> None:
+    body = build_envelope(GetRPCMethods(), cwmp_ns=NS_10, id="cpe-2")
+    empty = body[: body.index(b"<soap-env:Body>")] + b"<soap-env:Body/></soap-env:Envelope>"
+    before = AcsSession().receive(empty)
+    assert isinstance(before, ProtocolViolation) and before.fault_code == 8001
+    session = start()
+    session.reply_inform()
+    assert session.receive(empty) == CpeDone()
+    assert session.state is State.ACS_TURN
+    assert session.breaches == [
+        Breach(
+            Rule.EMPTY_POST,
+            f"an envelope with an empty SOAP Body ({len(empty)} bytes), not an empty HTTP POST",
+        )
+    ]
 
 
 def test_cpe_requests_during_its_turn() -> None:

@@ -12,9 +12,10 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from aiohttp import web
@@ -48,6 +49,7 @@ from knock.acs.taskplan import (
     untyped_paths,
 )
 from knock.acs.xmpp_accounts import put_account
+from knock.cwmp.breaches import Breach, Rule
 from knock.cwmp.deviceid import device_key
 from knock.cwmp.faults import AcsFault
 from knock.cwmp.rpcs import Fault, Rpc, TransferComplete
@@ -64,6 +66,7 @@ from knock.files.links import FileLinks, resolve_download, stored_file_name
 from knock.logs import fields
 from knock.metrics import Metrics
 from knock.notify import Arrival, Hub, SessionEnded, TaskFinished
+from knock.ratelog import ReasonLog
 from knock.store import Store
 from knock.store.limits import TooLongError
 from knock.store.rows import InformRecord, ParamValue, TaskResult, TaskRow, TransferDone
@@ -73,6 +76,16 @@ log = logging.getLogger("knock.acs")
 
 COOKIE = "knock_session"
 _XML_TYPES = frozenset({"text/xml", "application/xml", "application/soap+xml"})
+COOKIELESS = Breach(
+    Rule.COOKIE, "a POST without the session cookie, taken by the connection it came over"
+)
+
+
+class Failure(StrEnum):
+    """How `AcsService.fail_sessions` fails a session on purpose."""
+
+    HTTP_503 = "http-503"  # the Inform is answered 503 Service Unavailable
+    DROP = "drop"  # the connection is closed with the Inform unanswered
 
 
 @dataclass(eq=False)
@@ -142,6 +155,10 @@ class AcsService:
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()  # sessions whose connection closed
         self._holds: dict[str, asyncio.Event] = {}
+        self._failing: dict[str, list[Failure]] = {}  # sessions to fail on purpose, by device
+        # The live session each keep-alive connection carries (aiohttp's `Request.task`).
+        self._by_connection: dict[asyncio.Task[None], LiveSession] = {}
+        self._breach_log = ReasonLog(log)
 
     def app(self) -> web.Application:
         # aiohttp refuses larger bodies with 413 before our handler reads them.
@@ -170,6 +187,16 @@ class AcsService:
         if held is not None:
             held.set()
 
+    def fail_sessions(self, device_id: str, hows: Sequence[Failure]) -> None:
+        """Fail the device's next sessions on purpose, one per item of *hows*, in turn (none:
+        stop failing them): each Inform is recorded and announced, then answered as its item
+        says and the session ends `failed-on-purpose`. For `knock check`, which times the
+        device's retries (TR-069 §3.2.1.1); nothing else calls it."""
+        if hows:
+            self._failing[device_id] = list(hows)
+        else:
+            self._failing.pop(device_id, None)
+
     @property
     def live_sessions(self) -> int:
         return len(self._by_token)
@@ -190,7 +217,8 @@ class AcsService:
         await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        live = self._by_token.get(request.cookies.get(COOKIE, ""))
+        token = request.cookies.get(COOKIE, "")
+        live = self._by_token.get(token)
         if live is None:
             denied = await self._auth.check(request)
             if denied is not None:
@@ -206,6 +234,8 @@ class AcsService:
                 status=415,
                 text=f"CWMP bodies are text/xml, not {request.content_type}\n",
             )
+        if live is None and not token:
+            live = self._by_connection_of(request, body)
         if live is None:
             live = LiveSession(secrets.token_urlsafe(18), AcsSession(self._max_body), self._clock())
         async with live.lock:
@@ -221,6 +251,22 @@ class AcsService:
             self._watch_connection(live, request)
         return response
 
+    def _by_connection_of(self, request: web.Request, body: bytes) -> LiveSession | None:
+        """The session a POST without the session cookie belongs to: the one its keep-alive
+        connection carries, when the POST is what that session waits for (the empty POST, or
+        the response to the ACS's request). TR-069 §3.4.2 has the CPE return the ACS's
+        cookies; the session's POSTs share its keep-alive connection too, which names the
+        session as surely: a device that drops the cookie there stays manageable, and the
+        breach is recorded. Any other POST (a new Inform above all) starts afresh, as before."""
+        live = self._by_connection.get(request.task)
+        if live is None or live.core.state in (State.AWAIT_INFORM, State.DONE):
+            return None
+        if body.strip() and not live.core.awaiting_response:
+            return None
+        if COOKIELESS not in live.core.breaches:
+            live.core.breaches.append(COOKIELESS)
+        return live
+
     def _watch_connection(self, live: LiveSession, request: web.Request) -> None:
         """End the session as soon as the connection carrying it closes: a device that dropped
         it (crashed, gave up) is not coming back to this session, and whatever it was running
@@ -232,10 +278,15 @@ class AcsService:
         connection = request.task
         if live.connection is connection:
             return
+        if live.connection is not None:
+            self._by_connection.pop(live.connection, None)
         live.connection = connection
+        self._by_connection[connection] = live
         connection.add_done_callback(lambda _: self._connection_closed(live, connection))
 
     def _connection_closed(self, live: LiveSession, connection: asyncio.Task[None]) -> None:
+        if self._by_connection.get(connection) is live:
+            del self._by_connection[connection]
         if live.connection is connection and live.token in self._by_token:
             ending = asyncio.create_task(self._end_closed(live, connection))
             self._closing.add(ending)
@@ -528,12 +579,29 @@ class AcsService:
                 peer=request.remote or "",
             )
         )
+        failing = self._failing.get(device_id)
+        if failing:
+            return await self._fail_on_purpose(live, failing, request)
         held = self._holds.get(device_id)
         if held is not None:
             await held.wait()
         response = _xml(live.core.reply_inform())
         response.set_cookie(COOKIE, live.token, httponly=True)
         return response
+
+    async def _fail_on_purpose(
+        self, live: LiveSession, failing: list[Failure], request: web.Request
+    ) -> web.Response:
+        how = failing.pop(0)
+        if not failing:
+            del self._failing[live.device_id]
+        log.info(
+            "device %s: session %d failed on purpose (%s)", live.device_id, live.session_id, how
+        )
+        await self._end(live, "failed-on-purpose")
+        if how is Failure.DROP and request.transport is not None:
+            request.transport.close()  # aiohttp then writes nothing for the answer below
+        return web.Response(status=503, text="Knock fails this session on purpose\n")
 
     def _on_response(self, live: LiveSession, event: CpeResponse) -> Rpc | TaskResult:
         """The next RPC of the running task, or how the task ended."""
@@ -645,6 +713,8 @@ class AcsService:
 
     def _forget(self, live: LiveSession, outcome: str) -> None:
         self._by_token.pop(live.token, None)
+        if live.connection is not None and self._by_connection.get(live.connection) is live:
+            del self._by_connection[live.connection]
         if self._by_device.get(live.device_id) is live:
             del self._by_device[live.device_id]
         if live.session_id:
@@ -666,7 +736,14 @@ class AcsService:
                     rpcs=live.rpcs,
                 ),
             )
-            self._hub.announce(SessionEnded(live.device_id, live.session_id))
+            breaches = tuple(live.core.breaches)
+            if breaches:
+                self._breach_log.hit(
+                    "a device broke CWMP session rules the ACS coped with",
+                    f"device {live.device_id}, session {live.session_id}: "
+                    + "; ".join(map(str, breaches)),
+                )
+            self._hub.announce(SessionEnded(live.device_id, live.session_id, outcome, breaches))
 
     async def _reap_forever(self) -> None:
         while True:

@@ -52,6 +52,11 @@ class MalformedEnvelope(CwmpError):
     """No SOAP Envelope with a Body holding one message (answer fault 8003 / 9003)."""
 
 
+class EmptyBody(MalformedEnvelope):
+    """A SOAP Body holding no message: some CPEs end their turn so, where TR-069 asks for an
+    empty HTTP POST."""
+
+
 class InvalidArguments(CwmpError):
     """A known message with a required element missing or a value of the wrong type
     (answer fault 8003 / 9003)."""
@@ -424,8 +429,10 @@ def parse_envelope(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Envelope:
     message = None if body is None else next(iter(body), None)
     cwmp_ns = _cwmp_ns(root, message, id_el)
     try:
+        if body is None:
+            raise MalformedEnvelope("no SOAP Body")
         if message is None:
-            raise MalformedEnvelope("no SOAP Body" if body is None else "empty SOAP Body")
+            raise EmptyBody("empty SOAP Body")
         if cwmp_ns is None:
             raise MalformedEnvelope("no CWMP namespace in the envelope")
         hold = _optional(headers, _HOLD_REQUESTS, _BOOL)

@@ -5,6 +5,11 @@ did; the caller decides and asks for the bytes of the HTTP reply (`reply_inform`
 `reply_fault`, `request`) or ends the session with `finish` (an empty 204 reply). The object
 tracks whose turn it is, so an out-of-order message becomes a `ProtocolViolation` event rather
 than a confused session.
+
+Where a CPE breaks a session rule in a way the ACS can still read unambiguously (a response
+whose cwmp:ID is not its request's while that request is the one outstanding, an envelope with
+an empty Body for the empty POST), the core takes the message and records the breach in
+`breaches`, so the device stays manageable and a checker can judge it.
 """
 
 from __future__ import annotations
@@ -12,7 +17,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from knock.cwmp.envelope import CwmpError, UnknownMethod, build_envelope, parse_envelope
+from knock.cwmp.breaches import Breach, Rule
+from knock.cwmp.envelope import (
+    CwmpError,
+    EmptyBody,
+    UnknownMethod,
+    build_envelope,
+    parse_envelope,
+)
 from knock.cwmp.faults import AcsFault, acs_fault
 from knock.cwmp.rpcs import Fault, Inform, InformResponse, Rpc
 from knock.xmlsafe import DEFAULT_MAX_BYTES, XmlError, XmlTooLarge
@@ -73,7 +85,10 @@ class AcsSession:
         self._max_bytes = max_bytes
         self._last_id: str | None = None  # ID of the CPE message being answered
         self._outstanding: str | None = None  # ID of the ACS request awaiting its response
+        self._outstanding_method = ""  # and its method's name
         self._next_id = 1
+        # Session rules the CPE broke and the ACS coped with, one line each, in order.
+        self.breaches: list[Breach] = []
 
     @property
     def awaiting_response(self) -> bool:
@@ -92,6 +107,19 @@ class AcsSession:
             return ProtocolViolation(AcsFault.RESOURCES_EXCEEDED, str(exc), http_status=413)
         except XmlError as exc:
             return ProtocolViolation(AcsFault.INVALID_ARGUMENTS, str(exc), http_status=400)
+        except EmptyBody as exc:
+            if self.state is State.AWAIT_INFORM:
+                return ProtocolViolation(AcsFault.REQUEST_DENIED, "empty SOAP Body before Inform")
+            # Nothing in it but the wish to end its turn: what an empty POST says.
+            self._last_id = exc.envelope_id
+            self.breaches.append(
+                Breach(
+                    Rule.EMPTY_POST,
+                    f"an envelope with an empty SOAP Body ({len(body)} bytes), not an empty "
+                    "HTTP POST",
+                )
+            )
+            return self._receive_empty()
         except CwmpError as exc:
             # Answer in the CPE's namespace and echo its ID even when its message is unusable.
             self._last_id = exc.envelope_id
@@ -112,14 +140,25 @@ class AcsSession:
         if isinstance(rpc, Inform):
             return ProtocolViolation(AcsFault.REQUEST_DENIED, "Inform sent twice in one session")
         if self.state is State.ACS_TURN and self._outstanding is not None:
-            if envelope.id is not None and envelope.id != self._outstanding:
-                # A response to a request never sent (or long answered): taking it for the
-                # outstanding one's would record a result the device never gave. A response
-                # without an ID is taken: the header is optional in the CPE's messages.
-                return ProtocolViolation(
-                    AcsFault.INVALID_ARGUMENTS,
-                    f"{type(rpc).__name__} answers cwmp:ID {envelope.id!r}, which matches no "
-                    f"request sent; the outstanding one is {self._outstanding!r}",
+            if envelope.id != self._outstanding:
+                answer = type(rpc).__name__
+                if envelope.id is not None and not _answers(rpc, self._outstanding_method):
+                    # Neither the ID nor the method fits the request sent: taking it for that
+                    # request's answer would record a result the device never gave.
+                    return ProtocolViolation(
+                        AcsFault.INVALID_ARGUMENTS,
+                        f"{answer} answers cwmp:ID {envelope.id!r}, which matches no request "
+                        f"sent; the outstanding one is {self._outstanding!r}",
+                    )
+                # One request is outstanding and HTTP alternates: a response of its method
+                # (or a Fault) in the next POST can only answer it, whatever its ID says.
+                said = "no cwmp:ID" if envelope.id is None else f"cwmp:ID {envelope.id!r}"
+                self.breaches.append(
+                    Breach(
+                        Rule.CWMP_ID,
+                        f"{answer} to {self._outstanding_method} {self._outstanding!r} "
+                        f"carried {said}",
+                    )
                 )
             self._outstanding = None
             return CpeResponse(rpc)
@@ -156,6 +195,7 @@ class AcsSession:
         request_id = f"knock-{self._next_id}"
         self._next_id += 1
         self._outstanding = request_id
+        self._outstanding_method = type(rpc).__name__
         return self._envelope(rpc, request_id)
 
     def finish(self) -> None:
@@ -165,6 +205,11 @@ class AcsSession:
 
     def _envelope(self, rpc: Rpc, request_id: str | None) -> bytes:
         return build_envelope(rpc, cwmp_ns=self.cwmp_ns or _DEFAULT_NS, id=request_id)
+
+
+def _answers(rpc: Rpc, method: str) -> bool:
+    """Whether *rpc* is a response to the method named *method*, or a Fault."""
+    return isinstance(rpc, Fault) or type(rpc).__name__ == f"{method}Response"
 
 
 _DEFAULT_NS = "urn:dslforum-org:cwmp-1-0"
