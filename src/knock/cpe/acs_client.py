@@ -86,6 +86,10 @@ class AcsClient:
     async def send(self, rpc: Rpc | None, *, cwmp_ns: str, id: str | None = None) -> AcsReply:
         """POST one envelope (or an empty body when `rpc` is None) and parse the reply."""
         body = b"" if rpc is None else build_envelope(rpc, cwmp_ns=cwmp_ns, id=id)
+        return await self.send_bytes(body)
+
+    async def send_bytes(self, body: bytes) -> AcsReply:
+        """POST *body* as it is (an envelope, or empty) and parse the reply as `send` does."""
         status, data = await self.post_raw(body)
         if status not in (200, 204) and not (status == 500 and data.strip()):
             raise AcsRefused(status, data.decode(errors="replace"))

@@ -43,6 +43,10 @@ class Defect(StrEnum):
     PERIODIC_INTERVAL_IGNORED = "periodic-interval-ignored"
     MAX_ENVELOPES_0 = "max-envelopes-0"
     WRONG_TYPE_9007 = "wrong-type-9007"
+    EMPTY_POST_ENVELOPE = "empty-post-envelope"
+    CWMP_ID_NOT_ECHOED = "cwmp-id-not-echoed"
+    COOKIE_DROPPED = "cookie-dropped"
+    RETRY_AT_ONCE = "retry-at-once"
 
     @property
     def breaks(self) -> str:
@@ -100,6 +104,18 @@ BREAKS: Final = {
     Defect.MAX_ENVELOPES_0: "Annex A.3.3.1: the Inform's MaxEnvelopes is 0, not 1",
     Defect.WRONG_TYPE_9007: (
         "Annex A.3.2.1, A.5.1: SetParameterValues of a value of another type faults 9007, not 9006"
+    ),
+    Defect.EMPTY_POST_ENVELOPE: (
+        "§3.7.1: the CPE ends its turn with an envelope whose SOAP Body is empty, not an empty "
+        "HTTP POST"
+    ),
+    Defect.CWMP_ID_NOT_ECHOED: (
+        "§3.5: responses carry a cwmp:ID of the CPE's own, not that of the ACS's request"
+    ),
+    Defect.COOKIE_DROPPED: "§3.4.2: the ACS's session cookie is not returned on later POSTs",
+    Defect.RETRY_AT_ONCE: (
+        "§3.2.1.1: a failed session is retried at once, not after the wait "
+        "CWMPRetryMinimumWaitInterval and CWMPRetryIntervalMultiplier give"
     ),
 }
 

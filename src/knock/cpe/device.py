@@ -47,7 +47,7 @@ from knock.cpe.state import DeviceState
 from knock.cpe.transfer import Received, perform
 from knock.cwmp.envelope import CwmpError, Envelope, UnknownMethod
 from knock.cwmp.faults import CpeFault, cpe_fault
-from knock.cwmp.namespaces import CWMP_1_2
+from knock.cwmp.namespaces import CWMP_1_2, SOAP_ENV
 from knock.cwmp.rpcs import (
     EventStruct,
     Fault,
@@ -463,7 +463,7 @@ class SimulatedCpe:
             self._setting("CWMPRetryMinimumWaitInterval", DEFAULT_RETRY_MINIMUM_WAIT),
             self._setting("CWMPRetryIntervalMultiplier", DEFAULT_RETRY_MULTIPLIER),
         )
-        wait = self._uniform(low, high)
+        wait = 0.0 if Defect.RETRY_AT_ONCE in self.defects else self._uniform(low, high)
         self._retry_at = self._clock.time() + wait
         self._failure_log.failed(self.serial, self._failures, exc, wait)
 
@@ -508,13 +508,15 @@ class SimulatedCpe:
             reply = await client.send(inform, cwmp_ns=self._ns, id=self._next_id())
             _expect(reply.envelope, InformResponse, "Inform")
             self.counts.informed += 1
+            if Defect.COOKIE_DROPPED in self.defects:
+                client.new_session()  # the ACS set its cookie on this reply alone
             self.model.clear_changes(changes)
             self.state.inform_accepted(inform.events)
             for result in list(self.state.completions):
                 reply = await client.send(result, cwmp_ns=self._ns, id=self._next_id())
                 _expect(reply.envelope, TransferCompleteResponse, "TransferComplete")
                 self.state.transfer_acknowledged(result)
-            incoming = await _receive(client, None, self._ns, None)
+            incoming = await self._receive(client, None, self._ns, None)
             while incoming is not None:
                 if isinstance(incoming, Envelope) and isinstance(incoming.body, Fault):
                     # The ACS refused what the CPE sent (an overloaded ACS that lost the session
@@ -534,7 +536,7 @@ class SimulatedCpe:
                     ns, id_ = incoming.cwmp_ns, incoming.id
                 else:
                     ns, id_ = incoming.cwmp_ns or self._ns, incoming.envelope_id
-                incoming = await _receive(client, handled.response, ns, id_)
+                incoming = await self._receive(client, handled.response, ns, id_)
                 # Only now has the ACS surely seen the response the effects belong to.
                 for effect in handled.effects:
                     if isinstance(effect, RebootAfterSession | FactoryResetAfterSession):
@@ -554,17 +556,32 @@ class SimulatedCpe:
     def _next_id(self) -> str:
         return f"{self.serial}-{next(self._ids)}"
 
+    async def _receive(
+        self, client: AcsClient, rpc: Rpc | None, cwmp_ns: str, id_: str | None
+    ) -> Envelope | CwmpError | None:
+        """Send *rpc* (None: the empty POST), the response to the request whose cwmp:ID is
+        *id_*; the ACS's next request, a message it sent that the CPE must refuse, or None
+        when the ACS ends the session."""
+        if rpc is not None and Defect.CWMP_ID_NOT_ECHOED in self.defects:
+            id_ = self._next_id()
+        try:
+            if rpc is None and Defect.EMPTY_POST_ENVELOPE in self.defects:
+                reply = await client.send_bytes(_empty_body(cwmp_ns))
+            else:
+                reply = await client.send(rpc, cwmp_ns=cwmp_ns, id=id_)
+        except CwmpError as exc:
+            return exc
+        return reply.envelope
 
-async def _receive(
-    client: AcsClient, rpc: Rpc | None, cwmp_ns: str, id_: str | None
-) -> Envelope | CwmpError | None:
-    """Send *rpc* (None: the empty POST); the ACS's next request, a message it sent that the
-    CPE must refuse, or None when the ACS ends the session."""
-    try:
-        reply = await client.send(rpc, cwmp_ns=cwmp_ns, id=id_)
-    except CwmpError as exc:
-        return exc
-    return reply.envelope
+
+def _empty_body(cwmp_ns: str) -> bytes:
+    """An envelope with an empty SOAP Body: what the defect empty-post-envelope sends for the
+    empty POST."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<soap-env:Envelope xmlns:soap-env="{SOAP_ENV}" xmlns:cwmp="{cwmp_ns}">'
+        "<soap-env:Header/><soap-env:Body/></soap-env:Envelope>"
+    ).encode()
 
 
 def _fault_for(error: CwmpError) -> Rpc:
