@@ -38,8 +38,9 @@ LIMITED = CrPolicy(rate_limit=RATE_LIMIT)
 # For labs whose cases judge no rate limit (http.rate-limit alone does): the device limits its
 # sessions for a tenth of a second and the check waits 0.2 s from one, as `--rate-gap 0.2` does
 # against a real device that allows it. Every case waits that gap once per session it needs;
-# a ScheduleInform case waits its delay, the periodic Inform case two intervals.
-QUICK = replace(FAST, rate_gap=0.2, schedule_delay=2, periodic_interval=3)
+# a ScheduleInform case waits its delay, the periodic Inform case two intervals, the retry case
+# two retries (1-2 s, then 2-4 s).
+QUICK = replace(FAST, rate_gap=0.2, schedule_delay=2, periodic_interval=3, retry_wait=1)
 QUICK_POLICY = CrPolicy(rate_limit=0.1)
 
 

@@ -97,9 +97,7 @@ def test_the_outstanding_requests_answer_with_another_or_no_id_is_taken_and_reco
     session.request(GetParameterValues(["Device.DeviceInfo.UpTime"]))  # knock-1
     answer = GetParameterValuesResponse([])
     # One request is outstanding: its method's response can only answer it.
-    assert session.receive(build_envelope(answer, cwmp_ns=NS_10, id="cpe-7")) == CpeResponse(
-        answer
-    )
+    assert session.receive(build_envelope(answer, cwmp_ns=NS_10, id="cpe-7")) == CpeResponse(answer)
     session.request(GetParameterValues(["Nope."]))  # knock-2
     fault = Fault("Client", 9005, "Invalid parameter name")
     assert session.receive(build_envelope(fault, cwmp_ns=NS_10, id=None)) == CpeResponse(fault)

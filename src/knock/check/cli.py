@@ -152,6 +152,16 @@ def check(
             "intervals.",
         ),
     ] = 10,
+    retry_wait: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="CWMPRetryMinimumWaitInterval session.retry-backoff sets while it times the "
+            "device's retries (set back after); 0 keeps the device's own (TR-069's default 5: "
+            "the case waits about 25 s).",
+        ),
+    ] = 0,
     case_timeout: Annotated[float, typer.Option(help="Seconds a case may run.")] = 120.0,
     device_within: Annotated[
         float, typer.Option(help="Seconds to wait for the device's first Inform.")
@@ -191,6 +201,7 @@ def check(
         cr_interval=_renamed("--cr-interval", "--udp-cr-interval", cr_interval, udp_cr_interval),
         schedule_delay=schedule_delay,
         periodic_interval=periodic_interval,
+        retry_wait=retry_wait,
     )
     from knock.check.device import NoDevice
     from knock.check.report_html import html_report

@@ -515,6 +515,7 @@ class Watch:
         self._subscription = subscription
         self.arrivals: list[Arrival] = []
         self.ended: list[int] = []
+        self.endings: dict[int, SessionEnded] = {}  # how each of them ended, by session id
         self._uncounted: set[int] = set()  # sessions of the device's own, noted as such
 
     async def _next(self) -> Arrival | SessionEnded | None:
@@ -525,6 +526,7 @@ class Watch:
             return item
         if isinstance(item, SessionEnded):
             self.ended.append(item.session_id)
+            self.endings[item.session_id] = item
             return item
         return None
 
@@ -604,8 +606,10 @@ class Watch:
                     await self._next()
         return self.arrivals
 
-    async def session_end(self, session: int | None = None, within: float | None = None) -> None:
-        """Wait until *session* (by default that of the last Inform seen) ended."""
+    async def session_end(
+        self, session: int | None = None, within: float | None = None
+    ) -> SessionEnded:
+        """Wait until *session* (by default that of the last Inform seen) ended; how it did."""
         wait = within if within is not None else self._ctx.options.inform_within
         if session is None:
             if not self.arrivals:
@@ -617,6 +621,7 @@ class Watch:
                     await self._next()
         except TimeoutError:
             self._ctx.silent(f"session {session} did not end within {wait:g} s")
+        return self.endings[session]
 
 
 def _target(url: str) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from knock.check.context import CheckContext, DeviceUnderTest
 from knock.check.verdict import CaseFailed
+from knock.notify import SessionEnded
 from knock.store import Store
 
 Undo = Callable[[CheckContext], Awaitable[None]]
@@ -22,6 +23,9 @@ class RunMemo:
     last_ts: dict[str, int] = field(default_factory=dict)  # by device id
     done: set[tuple[str, str]] = field(default_factory=set)  # (device id, set-up)
     undo: list[tuple[str, Undo]] = field(default_factory=list)  # (set-up, its undoing), in order
+    # How the session a connection request by each method opened for the session-rule cases
+    # ended, by (device id, method): the other cases of that profile judge the same record.
+    sessions: dict[tuple[str, str], SessionEnded] = field(default_factory=dict)
 
 
 log = logging.getLogger("knock.check")

@@ -29,3 +29,4 @@ class CheckOptions:
     cr_interval: float = 1.0  # seconds between those attempts
     schedule_delay: int = 5  # DelaySeconds the ScheduleInform cases ask for
     periodic_interval: int = 10  # PeriodicInformInterval session.periodic-inform sets
+    retry_wait: int = 0  # CWMPRetryMinimumWaitInterval session.retry-backoff sets; 0: the device's
