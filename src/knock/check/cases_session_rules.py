@@ -29,7 +29,7 @@ METHOD_NOT_SUPPORTED: Final = "9000"
 DEFAULT_MINIMUM_WAIT: Final = 5
 DEFAULT_MULTIPLIER: Final = 2000
 # How the check's ACS fails the sessions it times the retries after: an HTTP error, then a
-# connection closed unanswered (TR-069 §3.2.1.1 names both as failed sessions).
+# connection closed unanswered; neither session ends normally, so each must be retried.
 FAILURES: Final = (Failure.HTTP_503, Failure.DROP)
 
 
