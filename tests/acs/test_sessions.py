@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import aiohttp
@@ -386,8 +387,9 @@ async def test_a_transfer_complete_with_a_fault_is_recorded_on_its_download_task
 
 
 async def test_a_device_that_drops_the_cookie_and_the_id_is_coped_with_and_recorded(
-    acs: Running,
+    acs: Running, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, "knock.acs")
     async with ScriptedCpe(acs.acs_url) as cpe:
         await cpe.inform("0 BOOTSTRAP")
         await cpe.empty()
@@ -420,6 +422,11 @@ async def test_a_device_that_drops_the_cookie_and_the_id_is_coped_with_and_recor
     )
     stored = await acs.store.get_task(task)
     assert stored is not None and stored.status == "done"
+    logged = [r.getMessage() for r in caplog.records if "session rules" in r.getMessage()]
+    assert logged == [
+        "a device broke CWMP session rules the ACS coped with: device "
+        f"{cpe.device_id}, session {ended.session_id}: {'; '.join(map(str, ended.breaches))}"
+    ]
 
 
 async def test_the_sessions_the_checker_fails_on_purpose_fail_in_turn(acs: Running) -> None:
