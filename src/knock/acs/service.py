@@ -12,7 +12,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -95,6 +95,17 @@ class LiveSession:
     # The task serving the HTTP connection of the session's latest POST: it ends when that
     # connection closes (aiohttp's `Request.task`).
     connection: asyncio.Task[None] | None = None
+    held: bool = False  # the ACS's last message told the CPE HoldRequests true
+
+
+@dataclass(frozen=True, slots=True)
+class CpeRequestSeen:
+    """A request the CPE sent in a session (TransferComplete, ...), for `AcsService.tap`."""
+
+    device_id: str
+    session_id: int
+    rpc: Rpc
+    held: bool  # the ACS's last message before it had said HoldRequests true
 
 
 class AcsService:
@@ -142,6 +153,8 @@ class AcsService:
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()  # sessions whose connection closed
         self._holds: dict[str, asyncio.Event] = {}
+        self._holding_requests: set[str] = set()
+        self._taps: list[Callable[[CpeRequestSeen], None]] = []
 
     def app(self) -> web.Application:
         # aiohttp refuses larger bodies with 413 before our handler reads them.
@@ -169,6 +182,28 @@ class AcsService:
         held = self._holds.pop(device_id, None)
         if held is not None:
             held.set()
+
+    def hold_requests(self, device_id: str, hold: bool) -> None:
+        """Send the device cwmp:HoldRequests true in every message from now on (*hold*), or
+        stop: the checker needs a CPE told not to send its own requests. Never on otherwise."""
+        if hold:
+            self._holding_requests.add(device_id)
+        else:
+            self._holding_requests.discard(device_id)
+
+    @contextlib.contextmanager
+    def tap(self, seen: Callable[[CpeRequestSeen], None]) -> Iterator[None]:
+        """Call *seen* with every request a CPE sends in a session while the block runs."""
+        self._taps.append(seen)
+        try:
+            yield
+        finally:
+            self._taps.remove(seen)
+
+    def _hold(self, live: LiveSession) -> bool | None:
+        """The HoldRequests header of the ACS's next message to *live*'s CPE (None: none)."""
+        live.held = live.device_id in self._holding_requests
+        return True if live.held else None
 
     @property
     def live_sessions(self) -> int:
@@ -269,6 +304,8 @@ class AcsService:
         if isinstance(event, CpeRequest):
             live.rpcs += 1
             metrics.rpcs.labels(type(event.rpc).__name__, "cpe").inc()
+            for seen in list(self._taps):
+                seen(CpeRequestSeen(live.device_id, live.session_id, event.rpc, live.held))
             if isinstance(event.rpc, TransferComplete):
                 await self._on_transfer_complete(live, event.rpc)
             answer = answer_cpe_request(event.rpc)
@@ -375,7 +412,7 @@ class AcsService:
         """Send the CPE the ACS's next request, counted."""
         live.rpcs += 1
         self._metrics.rpcs.labels(type(rpc).__name__, "acs").inc()
-        return _xml(live.core.request(rpc))
+        return _xml(live.core.request(rpc, self._hold(live)))
 
     async def _provisioning(self, live: LiveSession) -> Provisioning | None:
         """What to set first, when Knock holds no connection-request credentials for the device."""
@@ -531,7 +568,7 @@ class AcsService:
         held = self._holds.get(device_id)
         if held is not None:
             await held.wait()
-        response = _xml(live.core.reply_inform())
+        response = _xml(live.core.reply_inform(self._hold(live)))
         response.set_cookie(COOKIE, live.token, httponly=True)
         return response
 

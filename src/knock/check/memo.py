@@ -1,7 +1,7 @@
-"""What the UDP and XMPP cases of one run did to its device, for the cases after them: the last
-UDP ts sent, and the settings made once per run with how to undo each, which `restore` does at
-the run's end. A run is known by its ACS's store, so labs side by side in one process keep
-apart."""
+"""What the cases of one run did to its device, for the cases after them: the last UDP ts sent,
+the methods GetRPCMethods listed, and the settings made once per run with how to undo each,
+which `restore` does at the run's end. A run is known by its ACS's store, so labs side by side
+in one process keep apart."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class RunMemo:
     last_ts: dict[str, int] = field(default_factory=dict)  # by device id
     done: set[tuple[str, str]] = field(default_factory=set)  # (device id, set-up)
     undo: list[tuple[str, Undo]] = field(default_factory=list)  # (set-up, its undoing), in order
+    rpc_methods: dict[str, frozenset[str]] = field(default_factory=dict)  # by device id
 
 
 log = logging.getLogger("knock.check")

@@ -43,6 +43,10 @@ class Defect(StrEnum):
     PERIODIC_INTERVAL_IGNORED = "periodic-interval-ignored"
     MAX_ENVELOPES_0 = "max-envelopes-0"
     WRONG_TYPE_9007 = "wrong-type-9007"
+    TRANSFER_FAULT_DROPPED = "transfer-fault-dropped"
+    UPLOAD_NOT_SENT = "upload-not-sent"
+    HOLD_REQUESTS_IGNORED = "hold-requests-ignored"
+    FACTORY_RESET_NO_BOOTSTRAP = "factory-reset-no-bootstrap"
 
     @property
     def breaks(self) -> str:
@@ -100,6 +104,19 @@ BREAKS: Final = {
     Defect.MAX_ENVELOPES_0: "Annex A.3.3.1: the Inform's MaxEnvelopes is 0, not 1",
     Defect.WRONG_TYPE_9007: (
         "Annex A.3.2.1, A.5.1: SetParameterValues of a value of another type faults 9007, not 9006"
+    ),
+    Defect.TRANSFER_FAULT_DROPPED: (
+        "Annex A.3.3.2: the TransferComplete of a transfer that failed says FaultCode 0"
+    ),
+    Defect.UPLOAD_NOT_SENT: (
+        "Annex A.4.1.5: TransferComplete reports an Upload done without sending the file"
+    ),
+    Defect.HOLD_REQUESTS_IGNORED: (
+        "§3.4.7 (Table 4): a pending TransferComplete is sent while the ACS says HoldRequests"
+    ),
+    Defect.FACTORY_RESET_NO_BOOTSTRAP: (
+        "Annex A.4.1.6, §3.7.1.5: FactoryReset only reboots: settings kept, 1 BOOT without "
+        "0 BOOTSTRAP"
     ),
 }
 
