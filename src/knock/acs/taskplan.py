@@ -183,20 +183,17 @@ class TaskPlan:
             )
         if name in ("download", "upload"):
             # 1: the transfer is not done yet; its TransferComplete, in a later session, is
-            # recorded on this task (Store.record_transfer_complete). 0: done, and the times
-            # are the response's.
+            # recorded on this task (Store.record_transfer_complete). 0: done, at the times
+            # the response gives.
             answer: DownloadResponse | UploadResponse = (
                 _expect(rpc, DownloadResponse)
                 if name == "download"
                 else _expect(rpc, UploadResponse)
             )
-            return TaskOutcome(
-                result={
-                    "status": answer.status,
-                    "startTime": answer.start_time,
-                    "completeTime": answer.complete_time,
-                }
-            )
+            if answer.status != 0:
+                return TaskOutcome(result={"status": answer.status})
+            times = {"startTime": answer.start_time, "completeTime": answer.complete_time}
+            return TaskOutcome(result={"status": 0, **times})
         return TaskOutcome(result={})
 
     @staticmethod
