@@ -235,6 +235,8 @@ def check(
                         f"XMPP tcp {authority(host, acs.xmpp.port)} ({settings.xmpp_domain}), "
                         f"certificate {acs.xmpp.certificate}"
                     )
+                if acs.files_url is not None:
+                    out.print(f"Files {acs.files_url} (the Download cases fetch from it)")
                 if acs.ca is not None:
                     out.print(
                         f"Lab CA {acs.ca.cert_path}: the device must trust it (knock sim --ca "
