@@ -131,6 +131,15 @@ def download(url: str, size: int = FILE_SIZE) -> dict[str, Any]:
     return {"name": "download", "url": url, "fileType": FILE_TYPE, "fileSize": size}
 
 
+async def downloaded(
+    ctx: CheckContext, name: str = FILE_NAME, size: int = FILE_SIZE
+) -> tuple[Transfer, Watch]:
+    """`transfer` of a Download of *name* from the check's file server, saying *size*."""
+    url = await served(ctx, name)
+    with reports(ctx) as found, ctx.watch() as sessions:
+        return await transfer(ctx, download(url, size), found, sessions), sessions
+
+
 async def transfer(
     ctx: CheckContext, spec: Mapping[str, Any], found: Reports, sessions: Watch
 ) -> Transfer:
@@ -232,16 +241,15 @@ def _utc(moment: datetime) -> datetime:
     "in a session whose Inform carries 7 TRANSFER COMPLETE and M Download with the CommandKey",
 )
 async def download_done(ctx: CheckContext) -> None:
-    url = await served(ctx)
     asked = datetime.now(UTC)
-    with reports(ctx) as found, ctx.watch() as sessions:
-        done = await transfer(ctx, download(url), found, sessions)
+    done, sessions = await downloaded(ctx)
     ok(ctx, done.task)
     if done.report is not None:
         fault = done.complete.fault_struct
         ctx.expect(
             fault.fault_code == 0,
-            f"the download of {url} failed: FaultCode {fault.fault_code} {fault.fault_string!r}",
+            f"the download of {FILE_NAME} failed: FaultCode {fault.fault_code} "
+            f"{fault.fault_string!r}",
         )
         reported_in(ctx, sessions, done, Event.M_DOWNLOAD)
     else:
@@ -257,9 +265,8 @@ async def download_done(ctx: CheckContext) -> None:
     "download is (7 TRANSFER COMPLETE, M Download with the CommandKey)",
 )
 async def download_bad_url(ctx: CheckContext) -> None:
-    url = await served(ctx, MISSING_FILE)
-    with reports(ctx) as found, ctx.watch() as sessions:
-        done = await transfer(ctx, download(url), found, sessions)
+    done, sessions = await downloaded(ctx, MISSING_FILE)
+    url = done.task.spec["url"]
     fault_in(ctx, done, MISSING_FAULTS, f"of {url}, which the file server answers 404")
     if done.report is not None:
         reported_in(ctx, sessions, done, Event.M_DOWNLOAD)
@@ -273,9 +280,7 @@ async def download_bad_url(ctx: CheckContext) -> None:
     "that takes the file warns",
 )
 async def download_wrong_size(ctx: CheckContext) -> None:
-    url = await served(ctx)
-    with reports(ctx) as found, ctx.watch() as sessions:
-        done = await transfer(ctx, download(url, FILE_SIZE + 1), found, sessions)
+    done, sessions = await downloaded(ctx, size=FILE_SIZE + 1)
     if done.report is not None:
         reported_in(ctx, sessions, done, Event.M_DOWNLOAD)
     code = done.task.fault_code if done.report is None else done.complete.fault_struct.fault_code
