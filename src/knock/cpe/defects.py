@@ -112,7 +112,7 @@ BREAKS: Final = {
         "Annex A.4.1.5: TransferComplete reports an Upload done without sending the file"
     ),
     Defect.HOLD_REQUESTS_IGNORED: (
-        "§3.4.7 (Table 4): a pending TransferComplete is sent while the ACS says HoldRequests"
+        "§3.4.4 (cwmp:HoldRequests): a pending TransferComplete is sent while the ACS holds"
     ),
     Defect.FACTORY_RESET_NO_BOOTSTRAP: (
         "Annex A.4.1.6, §3.7.1.5: FactoryReset only reboots: settings kept, 1 BOOT without "
