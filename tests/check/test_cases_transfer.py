@@ -5,14 +5,17 @@ matching cases. The labs run side by side in one event loop."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import pytest_asyncio
-from check_lab import assert_fails_exactly, run_table
+from check_lab import QUICK, QUICK_POLICY, assert_fails_exactly, check_lab, run_table
 from test_cases_rpc import ALL, by_every_method
 from test_cases_udp import udp_ready
 
-from knock.check import CaseResult, Kind
+from knock.check import CaseResult, Kind, select
 from knock.cpe.defects import Defect
+from knock.cpe.quirks import Quirk
 from knock.vocab import CrMethod
 
 PATTERNS = ["rpc.*.download*", "rpc.*.upload", "rpc.*.hold-requests", "reset.*"]
@@ -106,3 +109,25 @@ async def test_a_reset_that_keeps_the_settings_is_told(
         assert any("0 BOOTSTRAP, 1 BOOT" in s for s in informs), informs
     reason = results[Defect.FACTORY_RESET_NO_BOOTSTRAP]["reset.http.factory-reset"].reason
     assert reason == "after FactoryReset the device informed [1 BOOT], without 0 BOOTSTRAP", reason
+
+
+async def test_a_device_without_upload_or_factory_reset_has_those_cases_skipped(
+    tmp_path: Path,
+) -> None:
+    quirks = frozenset({Quirk.NO_UPLOAD_NO_RESET})
+    async with check_lab(tmp_path, quirks=quirks, options=QUICK, policy=QUICK_POLICY) as lab:
+        found = {c.id: await lab.run(c.id) for c in select(["rpc.http.upload", "reset.http.*"])}
+    assert_fails_exactly(found, set(), skipping=set(found))
+    for result in found.values():
+        method = "Upload" if "upload" in result.case.id else "FactoryReset"
+        assert result.reason == (
+            f"GetRPCMethods does not list {method}, which TR-069 Annex A leaves optional"
+        ), result.reason
+    # Asked once per run, by the first case that needed to know.
+    asked = [
+        e.summary
+        for r in found.values()
+        for e in r.evidence
+        if e.kind is Kind.SENT and "getRPCMethods" in e.summary
+    ]
+    assert len(asked) == 1, asked
