@@ -5,6 +5,8 @@ matching cases. The labs run side by side in one event loop."""
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,19 @@ async def test_a_device_without_upload_or_factory_reset_has_those_cases_skipped(
         if e.kind is Kind.SENT and "getRPCMethods" in e.summary
     ]
     assert len(asked) == 1, asked
+
+
+async def test_the_operator_s_file_and_type_are_what_the_device_downloads(tmp_path: Path) -> None:
+    image = tmp_path / "config.bin"
+    image.write_bytes(bytes(range(256)) * 300)  # 76,800 bytes: more than one chunk of 64 KiB
+    options = replace(QUICK, download_file=str(image), download_type="3 Vendor Configuration File")
+    async with check_lab(tmp_path, options=options, policy=QUICK_POLICY) as lab:
+        found = {c: await lab.run(c) for c in ("rpc.http.download", "rpc.http.download-wrong-size")}
+        received = list(lab.cpe.received)
+    assert_fails_exactly(found, set())
+    # Kept once: the same bytes under a FileSize one more were refused (9018), not kept.
+    assert [(r.size, r.sha256) for r in received] == [
+        (76_800, hashlib.sha256(image.read_bytes()).hexdigest())
+    ]
+    sent = [e.detail for e in found["rpc.http.download"].evidence if e.kind is Kind.SENT]
+    assert '"fileType": "3 Vendor Configuration File", "fileSize": 76800' in sent[0], sent

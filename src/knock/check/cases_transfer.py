@@ -31,8 +31,8 @@ from knock.store.rows import TaskRow
 from knock.vocab import Event, TaskStatus
 
 FILE_NAME: Final = "knock-check-download.bin"
-FILE_TYPE: Final = "2 Web Content"  # harmless on a real device: no firmware, no configuration
-FILE_SIZE: Final = 4096
+RANDOM_SIZE: Final = 4096  # bytes served without --download-file
+CHUNK: Final = 64 * 1024
 MISSING_FILE: Final = "knock-check-no-such-file.bin"
 UPLOAD_TYPE: Final = "1 Vendor Configuration File"
 TRANSFER_TIME: Final = 30.0  # seconds a small transfer may take, beyond --inform-within
@@ -111,33 +111,43 @@ async def offers(ctx: CheckContext, method: str) -> None:
         ctx.skip(f"GetRPCMethods does not list {method}, which TR-069 Annex A leaves optional")
 
 
-async def served(ctx: CheckContext, name: str = FILE_NAME) -> str:
-    """The URL of *name* on the check's file server; the download file is stored there once
-    per run (MISSING_FILE never is)."""
+async def served(ctx: CheckContext) -> tuple[str, int]:
+    """The URL of the download file on the check's file server and its size: --download-file,
+    or RANDOM_SIZE random bytes, stored there once per run."""
     base = ctx.acs.files_url
     if base is None:
         ctx.skip("the check's file server is off (files_enable false in the configuration)")
-    if name == FILE_NAME and await ctx.acs.store.get_file(FILE_NAME) is None:
-
-        async def content() -> AsyncIterator[bytes]:
-            yield secrets.token_bytes(FILE_SIZE)
-
-        meta = FileMeta(file_type=FILE_TYPE)
-        await ctx.acs.store.put_file(FILE_NAME, meta, content(), datetime.now(UTC))
-    return base + name
+    row = await ctx.acs.store.get_file(FILE_NAME)
+    if row is None:
+        meta = FileMeta(file_type=ctx.options.download_type)
+        content = _read(ctx.options.download_file)
+        row = await ctx.acs.store.put_file(FILE_NAME, meta, content, datetime.now(UTC))
+    return base + FILE_NAME, row.length
 
 
-def download(url: str, size: int = FILE_SIZE) -> dict[str, Any]:
-    return {"name": "download", "url": url, "fileType": FILE_TYPE, "fileSize": size}
+async def _read(path: str) -> AsyncIterator[bytes]:
+    if not path:
+        yield secrets.token_bytes(RANDOM_SIZE)
+        return
+    with open(path, "rb") as source:  # noqa: ASYNC230 (a local file, read a chunk at a time)
+        while chunk := source.read(CHUNK):
+            yield chunk
+
+
+def download(ctx: CheckContext, url: str, size: int) -> dict[str, Any]:
+    return {"name": "download", "url": url, "fileType": ctx.options.download_type, "fileSize": size}
 
 
 async def downloaded(
-    ctx: CheckContext, name: str = FILE_NAME, size: int = FILE_SIZE
+    ctx: CheckContext, missing: bool = False, extra: int = 0
 ) -> tuple[Transfer, Watch]:
-    """`transfer` of a Download of *name* from the check's file server, saying *size*."""
-    url = await served(ctx, name)
+    """`transfer` of a Download from the check's file server: of the download file (or, when
+    *missing*, of one it does not have), saying its size plus *extra* bytes."""
+    url, size = await served(ctx)
+    if missing:
+        url, size = url.removesuffix(FILE_NAME) + MISSING_FILE, 0
     with reports(ctx) as found, ctx.watch() as sessions:
-        return await transfer(ctx, download(url, size), found, sessions), sessions
+        return await transfer(ctx, download(ctx, url, size + extra), found, sessions), sessions
 
 
 async def transfer(
@@ -236,7 +246,7 @@ def _utc(moment: datetime) -> datetime:
 @rpc(
     "download",
     "TR-069 Annex A.3.2.8, A.3.3.2, §3.7.1.5 (Table 7)",
-    f"Download of a {FILE_SIZE}-byte file from the check's file server is reported by a "
+    "Download of a file from the check's file server (--download-file) is reported by a "
     "TransferComplete echoing the CommandKey with FaultCode 0 and sane StartTime/CompleteTime, "
     "in a session whose Inform carries 7 TRANSFER COMPLETE and M Download with the CommandKey",
 )
@@ -265,7 +275,7 @@ async def download_done(ctx: CheckContext) -> None:
     "download is (7 TRANSFER COMPLETE, M Download with the CommandKey)",
 )
 async def download_bad_url(ctx: CheckContext) -> None:
-    done, sessions = await downloaded(ctx, MISSING_FILE)
+    done, sessions = await downloaded(ctx, missing=True)
     url = done.task.spec["url"]
     fault_in(ctx, done, MISSING_FAULTS, f"of {url}, which the file server answers 404")
     if done.report is not None:
@@ -275,21 +285,22 @@ async def download_bad_url(ctx: CheckContext) -> None:
 @rpc(
     "download-wrong-size",
     "TR-069 Annex A.3.2.8 (FileSize), A.3.3.2, A.5.1 (SHOULD)",
-    f"Download with a FileSize one byte more than the {FILE_SIZE} bytes served fails with 9018, "
+    "Download with a FileSize one byte more than the file served fails with 9018, "
     "9017 or 9010. FileSize is the ACS's word on the file, not a MUST to compare: a device "
     "that takes the file warns",
 )
 async def download_wrong_size(ctx: CheckContext) -> None:
-    done, sessions = await downloaded(ctx, size=FILE_SIZE + 1)
+    done, sessions = await downloaded(ctx, extra=1)
+    said = int(done.task.spec["fileSize"])
     if done.report is not None:
         reported_in(ctx, sessions, done, Event.M_DOWNLOAD)
     code = done.task.fault_code if done.report is None else done.complete.fault_struct.fault_code
     if done.task.status != TaskStatus.FAULTED and not code:
         ctx.warn(
-            f"the device took {FILE_SIZE} bytes for a Download that said FileSize "
-            f"{FILE_SIZE + 1}: reported done, without a fault"
+            f"the device took a file of {said - 1} bytes for a Download that said FileSize "
+            f"{said}: reported done, without a fault"
         )
-    fault_in(ctx, done, SIZE_FAULTS, f"whose FileSize says {FILE_SIZE + 1} of {FILE_SIZE} bytes")
+    fault_in(ctx, done, SIZE_FAULTS, f"whose FileSize says {said} of {said - 1} bytes")
 
 
 @rpc(
@@ -334,13 +345,13 @@ async def upload(ctx: CheckContext) -> None:
     "in the session a connection request by the method opens",
 )
 async def hold_requests(ctx: CheckContext) -> None:
-    url = await served(ctx)
+    url, size = await served(ctx)
     service = ctx.acs.acs
     with reports(ctx) as found, ctx.watch() as sessions:
         service.hold_requests(ctx.device_id, True)
         ctx.note("the ACS says HoldRequests true in every message from now on")
         try:
-            (task,) = await ctx.run_tasks([download(url)])
+            (task,) = await ctx.run_tasks([download(ctx, url, size)])
             ok(ctx, task)
             if (task.result or {}).get("status") == 0:
                 ctx.skip("the device answered the Download Status 0: no TransferComplete to hold")

@@ -152,6 +152,18 @@ def check(
             "intervals.",
         ),
     ] = 10,
+    download_file: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="The file the Download cases serve (default 4096 random bytes): one the "
+            "device takes for --download-type without harm.",
+        ),
+    ] = None,
+    download_type: Annotated[
+        str, typer.Option(help="FileType of the Download cases (TR-069 Annex A.3.2.8).")
+    ] = "2 Web Content",
     case_timeout: Annotated[float, typer.Option(help="Seconds a case may run.")] = 120.0,
     device_within: Annotated[
         float, typer.Option(help="Seconds to wait for the device's first Inform.")
@@ -191,6 +203,8 @@ def check(
         cr_interval=_renamed("--cr-interval", "--udp-cr-interval", cr_interval, udp_cr_interval),
         schedule_delay=schedule_delay,
         periodic_interval=periodic_interval,
+        download_file=str(download_file or ""),
+        download_type=download_type,
     )
     from knock.check.device import NoDevice
     from knock.check.report_html import html_report

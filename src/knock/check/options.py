@@ -29,3 +29,5 @@ class CheckOptions:
     cr_interval: float = 1.0  # seconds between those attempts
     schedule_delay: int = 5  # DelaySeconds the ScheduleInform cases ask for
     periodic_interval: int = 10  # PeriodicInformInterval session.periodic-inform sets
+    download_file: str = ""  # what the Download cases fetch; "": RANDOM_SIZE random bytes
+    download_type: str = "2 Web Content"  # its FileType: no firmware, no configuration
