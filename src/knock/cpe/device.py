@@ -397,9 +397,10 @@ class SimulatedCpe:
         return int(self._read(self._ms(leaf), str(default)))
 
     async def _perform(self, transfer: QueuedTransfer) -> None:
-        """A transfer: a download is fetched for real; a firmware image that arrived whole
-        reboots the device."""
-        upload = json.dumps(self.model.to_json(), sort_keys=True).encode()
+        """A transfer: a download is fetched for real, an upload sent; a firmware image that
+        arrived whole reboots the device."""
+        # What an Upload sends: the device's configuration, as a real one sends its own.
+        upload = b"" if transfer.is_download else json.dumps(self.model.to_json()).encode()
         result, received = await perform(
             transfer, self._clock.time, self._transfer_tls, upload, self.defects
         )
