@@ -167,10 +167,10 @@ async def transfer(
             await sessions.session_end(seen.session_id)
             return Transfer(task, command_key, seen)
     keys = [s.rpc.command_key for s in found.seen if isinstance(s.rpc, TransferComplete)]
-    ctx.silent(
-        f"no TransferComplete echoing CommandKey {command_key!r} within {within:g} s"
-        + (f" (the device sent CommandKeys {', '.join(map(repr, keys))})" if keys else "")
-    )
+    missing = f"no TransferComplete echoing CommandKey {command_key!r} within {within:g} s"
+    if keys:  # the device answered, with another key: no need to ask whether it responds
+        ctx.fail(f"{missing}: the device sent CommandKeys {', '.join(map(repr, keys))}")
+    ctx.silent(missing)
 
 
 def reported_in(ctx: CheckContext, sessions: Watch, done: Transfer, m_event: str) -> None:
