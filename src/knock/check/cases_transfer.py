@@ -339,7 +339,7 @@ async def upload(ctx: CheckContext) -> None:
 
 @rpc(
     "hold-requests",
-    "TR-069 §3.4.4 (cwmp:HoldRequests), §3.7.2",
+    "TR-069 §3.4.4 (cwmp:HoldRequests)",
     "While every ACS message says HoldRequests true, the device sends no TransferComplete (an "
     "empty POST instead); once the ACS stops holding, the TransferComplete comes, at the latest "
     "in the session a connection request by the method opens",
