@@ -95,6 +95,8 @@ async def test_a_held_device_sends_its_transfer_complete_after_the_hold(
         assert "7 TRANSFER COMPLETE" in informs[1], informs
         reports = [r for r in _received(held) if r.startswith("TransferComplete")]
         assert len(reports) == 1 and "while the ACS held" not in reports[0], reports
+        notes = [e.summary for e in held.evidence if e.kind is Kind.NOTE]
+        assert any(n.endswith("ended by the device's empty POST") for n in notes), notes
     reason = results[Defect.HOLD_REQUESTS_IGNORED]["rpc.xmpp.hold-requests"].reason
     assert reason.endswith("after the ACS had said HoldRequests true"), reason
 

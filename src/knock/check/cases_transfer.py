@@ -362,6 +362,11 @@ async def hold_requests(ctx: CheckContext) -> None:
             if held is None:
                 ctx.silent(f"no Inform with {Event.TRANSFER_COMPLETE} within {within:g} s")
             await sessions.session_end(held.session_id)
+            ended = next(
+                r
+                for r in await ctx.acs.store.list_sessions(ctx.device_id)
+                if r.id == held.session_id
+            )
         finally:
             service.hold_requests(ctx.device_id, False)
             ctx.note("the ACS no longer holds requests")
@@ -371,6 +376,12 @@ async def hold_requests(ctx: CheckContext) -> None:
                 f"the device sent TransferComplete in session {seen.session_id}, after the ACS "
                 "had said HoldRequests true",
             )
+        # "ok": the device's empty POST let the ACS end it; not dropped, not left to time out.
+        ctx.expect(
+            ended.outcome == "ok",
+            f"held session {held.session_id} ended {ended.outcome}, not by the device's empty POST",
+        )
+        ctx.note(f"held session {held.session_id} ended by the device's empty POST")
         command_key = transfer_command_key(str(task.public_id))
 
         def delivered() -> bool:
