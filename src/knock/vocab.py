@@ -55,7 +55,9 @@ class TaskStatus(StrEnum):
 # whose response was lost ran, so when the session dies with one of these running it ends
 # `unknown` instead of being retried. The others (Get*, SetParameterValues) leave the device as
 # one run would, and are retried (knock.store.retry decides both).
-NOT_RESENT = frozenset({"addObject", "deleteObject", "reboot", "factoryReset", "download"})
+NOT_RESENT = frozenset(
+    {"addObject", "deleteObject", "reboot", "factoryReset", "download", "upload"}
+)
 
 
 class Lack(StrEnum):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
 from scripted_cpe import NS_12, ScriptedCpe
 
-from knock.acs.service import Failure
+from knock.acs.service import CpeRequestSeen, Failure
 from knock.cpe.acs_client import AcsRefused
 from knock.cwmp.breaches import Breach, Rule
 from knock.cwmp.faults import cpe_fault
@@ -35,11 +36,14 @@ from knock.cwmp.rpcs import (
     TransferComplete,
     TransferCompleteFaultStruct,
     TransferCompleteResponse,
+    Upload,
+    UploadResponse,
 )
 from knock.notify import SessionEnded, TaskFinished
 from knock.server import Running
 
 UPTIME = "Device.DeviceInfo.UpTime"
+UNKNOWN = "0001-01-01T00:00:00Z"
 INTERVAL = "Device.ManagementServer.PeriodicInformInterval"
 
 
@@ -452,3 +456,42 @@ async def test_the_sessions_the_checker_fails_on_purpose_fail_in_turn(acs: Runni
     ]
     sessions = await acs.store.list_sessions(cpe.device_id)
     assert [s.outcome for s in sessions[:3]] == ["ok", "failed-on-purpose", "failed-on-purpose"]
+
+
+async def test_held_requests_are_said_in_every_message_and_the_cpe_s_requests_are_tapped(
+    acs: Running,
+) -> None:
+    """HoldRequests only on demand, in the InformResponse and each request; the tap hears a
+    TransferComplete with whether it came held, and an upload task records it."""
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        await cpe.empty()
+        # Not an NBI task (GenieACS has none): knock check queues it in the store.
+        spec = {"name": "upload", "fileType": "1 Vendor Configuration File", "url": "http://u/"}
+        row = await acs.store.add_task(cpe.device_id, "upload", spec, datetime.now(UTC))
+        task = {"_id": row.public_id}
+        acs.acs.hold_requests(cpe.device_id, True)
+        held = await cpe.inform("2 PERIODIC")
+        assert held.envelope is not None and held.envelope.hold_requests is True
+        reply = await cpe.empty()
+        assert reply.envelope is not None and isinstance(reply.envelope.body, Upload)
+        assert reply.envelope.hold_requests is True
+        assert reply.envelope.body.command_key == f"knock-{task['_id']}"
+        assert (await cpe.answer(reply, UploadResponse(1))).status == 204
+        seen: list[CpeRequestSeen] = []
+        with acs.acs.tap(seen.append):
+            await cpe.inform("7 TRANSFER COMPLETE", "M Upload")
+            done = TransferComplete(f"knock-{task['_id']}", start_time="2026-12-03T10:00:00Z")
+            await cpe.send(done)
+            assert (await cpe.empty()).status == 204
+            acs.acs.hold_requests(cpe.device_id, False)
+            free = await cpe.inform("2 PERIODIC")
+            assert free.envelope is not None and free.envelope.hold_requests is None
+            await cpe.send(done)
+            await cpe.empty()
+    assert [(s.rpc, s.held) for s in seen] == [(done, True), (done, False)]
+    stored = await acs.store.get_task(str(task["_id"]))
+    assert stored is not None and stored.result == {
+        "status": 1,
+        "transferComplete": {"startTime": "2026-12-03T10:00:00Z", "completeTime": UNKNOWN},
+    }

@@ -38,6 +38,8 @@ from knock.cwmp.rpcs import (
     SetParameterAttributesStruct,
     SetParameterValues,
     SetParameterValuesResponse,
+    Upload,
+    UploadResponse,
 )
 from knock.store.rows import ParamValue
 
@@ -176,6 +178,18 @@ def test_reboot_and_download() -> None:
     first = download.first()
     assert isinstance(first, Download) and first.url == "http://f/x.bin"
     assert download.on_response(DownloadResponse(1)) == TaskOutcome(result={"status": 1})
+    done = DownloadResponse(0, "2026-12-03T10:00:00Z", "2026-12-03T10:00:01Z")
+    times = {"startTime": "2026-12-03T10:00:00Z", "completeTime": "2026-12-03T10:00:01Z"}
+    assert download.on_response(done) == TaskOutcome(result={"status": 0, **times})
+
+
+def test_an_upload_carries_the_transfer_s_command_key_and_its_url() -> None:
+    spec = {"name": "upload", "fileType": "1 Vendor Configuration File", "url": "http://f/up"}
+    plan = TaskPlan(spec, {}, command_key="knock-abc")
+    assert plan.first() == Upload("knock-abc", "1 Vendor Configuration File", "http://f/up")
+    assert plan.on_response(UploadResponse(1)) == TaskOutcome(result={"status": 1})
+    with pytest.raises(TaskSpecError, match="upload needs the url"):
+        TaskPlan({"name": "upload", "url": "http://f/up"}, {}).first()
 
 
 def test_the_check_s_tasks_carry_next_level_parameter_key_attributes_and_schedule() -> None:

@@ -100,8 +100,9 @@ async def test_a_session_without_the_event_is_told_in_words(
 def test_every_defect_of_the_simulator_is_in_a_table() -> None:
     from test_cases_rpc import EXPECTED_FAILURES as RPC
     from test_cases_session import EXPECTED_FAILURES as SESSION
+    from test_cases_transfer import EXPECTED_FAILURES as TRANSFER
     from test_cases_udp import EXPECTED_FAILURES as UDP
     from test_cases_xmpp import EXPECTED_FAILURES as XMPP
 
-    tables = set(EXPECTED) | set(UDP) | set(XMPP) | set(RPC) | set(SESSION)
+    tables = set(EXPECTED) | set(UDP) | set(XMPP) | set(RPC) | set(SESSION) | set(TRANSFER)
     assert tables == {None, *Defect}

@@ -22,12 +22,16 @@ from knock.cwmp.rpcs import (
     AddObjectResponse,
     DeleteObject,
     DeleteObjectResponse,
+    FactoryReset,
     Fault,
     GetParameterNames,
     GetParameterNamesResponse,
     GetParameterValues,
     GetParameterValuesResponse,
+    GetRPCMethods,
+    GetRPCMethodsResponse,
     Rpc,
+    Upload,
 )
 
 NOW = 1_700_000_000.0
@@ -177,3 +181,19 @@ async def test_a_read_of_a_parameter_the_device_lacks_faults_or_drops_the_sessio
     again = await acs.next_session()
     assert again.inform.retry_count == 1 and again.responses == []
     assert cpe.counts.failed == 1
+
+
+def test_a_device_without_upload_or_factory_reset_neither_lists_nor_takes_them() -> None:
+    model = DataModel.fresh(load_model("tr181"))
+    quirks = frozenset({Quirk.NO_UPLOAD_NO_RESET})
+    listed = handle(GetRPCMethods(), model, NOW, (), quirks)
+    assert isinstance(listed, Handled) and isinstance(listed.response, GetRPCMethodsResponse)
+    assert "Download" in listed.response.method_list
+    assert not {"Upload", "FactoryReset"} & set(listed.response.method_list)
+    for rpc in (Upload("k", "1 Vendor Configuration File", "http://f/up"), FactoryReset()):
+        refused = handle(rpc, model, NOW, (), quirks)
+        assert isinstance(refused, Handled) and isinstance(refused.response, Fault)
+        assert refused.response.fault_code == 9000
+    plain = handle(GetRPCMethods(), model, NOW)
+    assert isinstance(plain, Handled) and isinstance(plain.response, GetRPCMethodsResponse)
+    assert {"Upload", "FactoryReset"} <= set(plain.response.method_list)

@@ -184,3 +184,16 @@ def test_second_inform_in_a_session_is_refused() -> None:
     session.reply_inform()
     event = session.receive(build_envelope(INFORM, cwmp_ns=NS_10, id="again"))
     assert isinstance(event, ProtocolViolation) and event.fault_code == 8001
+
+
+def test_hold_requests_is_sent_only_when_asked() -> None:
+    session = start()
+    held = session.reply_inform(hold_requests=True)
+    assert b">1</cwmp:HoldRequests>" in held and parse_envelope(held).hold_requests is True
+    assert session.receive(b"") == CpeDone()
+    request = session.request(GetRPCMethods(), hold_requests=True)
+    assert parse_envelope(request).hold_requests is True
+    plain = start()
+    assert parse_envelope(plain.reply_inform()).hold_requests is None
+    plain.receive(b"")
+    assert b"HoldRequests" not in plain.request(GetRPCMethods())

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -108,6 +108,17 @@ class LiveSession:
     # The task serving the HTTP connection of the session's latest POST: it ends when that
     # connection closes (aiohttp's `Request.task`).
     connection: asyncio.Task[None] | None = None
+    held: bool = False  # the ACS's last message told the CPE HoldRequests true
+
+
+@dataclass(frozen=True, slots=True)
+class CpeRequestSeen:
+    """A request the CPE sent in a session (TransferComplete, ...), for `AcsService.tap`."""
+
+    device_id: str
+    session_id: int
+    rpc: Rpc
+    held: bool  # the ACS's last message before it had said HoldRequests true
 
 
 class AcsService:
@@ -159,6 +170,8 @@ class AcsService:
         # The live session each keep-alive connection carries (aiohttp's `Request.task`).
         self._by_connection: dict[asyncio.Task[None], LiveSession] = {}
         self._breach_log = ReasonLog(log)
+        self._holding_requests: set[str] = set()
+        self._taps: list[Callable[[CpeRequestSeen], None]] = []
 
     def app(self) -> web.Application:
         # aiohttp refuses larger bodies with 413 before our handler reads them.
@@ -196,6 +209,28 @@ class AcsService:
             self._failing[device_id] = list(hows)
         else:
             self._failing.pop(device_id, None)
+
+    def hold_requests(self, device_id: str, hold: bool) -> None:
+        """Send the device cwmp:HoldRequests true in every message from now on (*hold*), or
+        stop: the checker needs a CPE told not to send its own requests. Never on otherwise."""
+        if hold:
+            self._holding_requests.add(device_id)
+        else:
+            self._holding_requests.discard(device_id)
+
+    @contextlib.contextmanager
+    def tap(self, seen: Callable[[CpeRequestSeen], None]) -> Iterator[None]:
+        """Call *seen* with every request a CPE sends in a session while the block runs."""
+        self._taps.append(seen)
+        try:
+            yield
+        finally:
+            self._taps.remove(seen)
+
+    def _hold(self, live: LiveSession) -> bool | None:
+        """The HoldRequests header of the ACS's next message to *live*'s CPE (None: none)."""
+        live.held = live.device_id in self._holding_requests
+        return True if live.held else None
 
     @property
     def live_sessions(self) -> int:
@@ -320,6 +355,8 @@ class AcsService:
         if isinstance(event, CpeRequest):
             live.rpcs += 1
             metrics.rpcs.labels(type(event.rpc).__name__, "cpe").inc()
+            for seen in list(self._taps):
+                seen(CpeRequestSeen(live.device_id, live.session_id, event.rpc, live.held))
             if isinstance(event.rpc, TransferComplete):
                 await self._on_transfer_complete(live, event.rpc)
             answer = answer_cpe_request(event.rpc)
@@ -426,7 +463,7 @@ class AcsService:
         """Send the CPE the ACS's next request, counted."""
         live.rpcs += 1
         self._metrics.rpcs.labels(type(rpc).__name__, "acs").inc()
-        return _xml(live.core.request(rpc))
+        return _xml(live.core.request(rpc, self._hold(live)))
 
     async def _provisioning(self, live: LiveSession) -> Provisioning | None:
         """What to set first, when Knock holds no connection-request credentials for the device."""
@@ -585,7 +622,7 @@ class AcsService:
         held = self._holds.get(device_id)
         if held is not None:
             await held.wait()
-        response = _xml(live.core.reply_inform())
+        response = _xml(live.core.reply_inform(self._hold(live)))
         response.set_cookie(COOKIE, live.token, httponly=True)
         return response
 

@@ -34,6 +34,8 @@ from knock.cwmp.rpcs import (
     SetParameterAttributes,
     SetParameterAttributesStruct,
     SetParameterValues,
+    Upload,
+    UploadResponse,
 )
 from knock.cwmp.values import from_json
 from knock.store.rows import ParamValue, TaskKey
@@ -110,6 +112,16 @@ class TaskPlan:
                 file_size=int(spec.get("fileSize", 0)),
                 target_file_name=str(spec.get("targetFileName", "")),
             )
+        if name == "upload":
+            if not spec.get("url") or not spec.get("fileType"):
+                raise TaskSpecError("upload needs the url to send the file to and its fileType")
+            return Upload(
+                command_key=self._command_key,
+                file_type=str(spec["fileType"]),
+                url=str(spec["url"]),
+                username=str(spec.get("username", "")),
+                password=str(spec.get("password", "")),
+            )
         raise TaskSpecError(f"unknown task name {name!r}")
 
     def on_response(self, rpc: Rpc) -> Rpc | TaskOutcome:
@@ -169,10 +181,19 @@ class TaskPlan:
                 result={"status": getattr(rpc, "status", 0)},
                 delete_under=[_object_path(self._spec)],
             )
-        if name == "download":
+        if name in ("download", "upload"):
             # 1: the transfer is not done yet; its TransferComplete, in a later session, is
-            # recorded on this task (Store.record_transfer_complete).
-            return TaskOutcome(result={"status": _expect(rpc, DownloadResponse).status})
+            # recorded on this task (Store.record_transfer_complete). 0: done, at the times
+            # the response gives.
+            answer: DownloadResponse | UploadResponse = (
+                _expect(rpc, DownloadResponse)
+                if name == "download"
+                else _expect(rpc, UploadResponse)
+            )
+            if answer.status != 0:
+                return TaskOutcome(result={"status": answer.status})
+            times = {"startTime": answer.start_time, "completeTime": answer.complete_time}
+            return TaskOutcome(result={"status": 0, **times})
         return TaskOutcome(result={})
 
     @staticmethod

@@ -26,6 +26,7 @@ class Family(StrEnum):
     INFORM = "inform"  # what every Inform seen during the run says
     RPC = "rpc"  # Annex A's RPCs, each in a session a connection request by one method opened
     SESSION = "session"  # when and how the device opens its own sessions
+    RESET = "reset"  # FactoryReset, last: the device loses what the cases before set on it
 
 
 CaseFn = Callable[["CheckContext"], Awaitable[None]]

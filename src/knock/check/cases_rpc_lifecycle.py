@@ -5,6 +5,7 @@ device must inform afterwards: `M Reboot` with the CommandKey and `1 BOOT`, `0 B
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Final
 
@@ -17,6 +18,7 @@ BOOT, SCHEDULED = "1 BOOT", "3 SCHEDULED"
 M_REBOOT, M_SCHEDULE_INFORM = "M Reboot", "M ScheduleInform"
 SCHEDULE_EARLY: Final = 1.0  # how much earlier than the delay the session may come
 SCHEDULE_LATE: Final = 5.0  # and how much later
+RETRY_PACE: Final = 1.0  # least seconds between requests while a restarted device is away
 
 
 def keyed(ctx: CheckContext, arrival: Arrival, event: str, command_key: str) -> None:
@@ -50,6 +52,7 @@ async def reachable(ctx: CheckContext) -> None:
     deadline = time.monotonic() + ctx.options.inform_within
     while True:
         await ctx.ready()
+        tried = time.monotonic()
         result = await ctx.acs.dispatcher.reach(ctx.device_id, ctx.options.inform_within, ctx.via)
         if result.delivered:
             ctx.note(f"the device takes {ctx.via} connection requests again")
@@ -58,6 +61,9 @@ async def reachable(ctx: CheckContext) -> None:
         if time.monotonic() >= deadline:
             ctx.silent(f"no {ctx.via} connection request reached the device after it restarted")
         ctx.note(f"not yet reachable by {ctx.via}: {result.detail}")
+        # A request that failed at once (no ConnectionRequestURL or binding reported yet) is
+        # tried again a second later, not in a loop that fills the evidence.
+        await asyncio.sleep(max(0.0, tried + RETRY_PACE - time.monotonic()))
 
 
 @rpc(

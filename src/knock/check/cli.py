@@ -162,6 +162,18 @@ def check(
             "the case waits about 25 s).",
         ),
     ] = 0,
+    download_file: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="The file the Download cases serve (default 4096 random bytes): one the "
+            "device takes for --download-type without harm.",
+        ),
+    ] = None,
+    download_type: Annotated[
+        str, typer.Option(help="FileType of the Download cases (TR-069 Annex A.3.2.8).")
+    ] = "2 Web Content",
     case_timeout: Annotated[float, typer.Option(help="Seconds a case may run.")] = 120.0,
     device_within: Annotated[
         float, typer.Option(help="Seconds to wait for the device's first Inform.")
@@ -202,6 +214,8 @@ def check(
         schedule_delay=schedule_delay,
         periodic_interval=periodic_interval,
         retry_wait=retry_wait,
+        download_file=str(download_file or ""),
+        download_type=download_type,
     )
     from knock.check.device import NoDevice
     from knock.check.report_html import html_report
@@ -246,6 +260,8 @@ def check(
                         f"XMPP tcp {authority(host, acs.xmpp.port)} ({settings.xmpp_domain}), "
                         f"certificate {acs.xmpp.certificate}"
                     )
+                if acs.files_url is not None:
+                    out.print(f"Files {acs.files_url} (the Download cases fetch from it)")
                 if acs.ca is not None:
                     out.print(
                         f"Lab CA {acs.ca.cert_path}: the device must trust it (knock sim --ca "

@@ -1,7 +1,7 @@
-"""What the UDP and XMPP cases of one run did to its device, for the cases after them: the last
-UDP ts sent, and the settings made once per run with how to undo each, which `restore` does at
-the run's end. A run is known by its ACS's store, so labs side by side in one process keep
-apart."""
+"""What the cases of one run did to its device, for the cases after them: the last UDP ts sent,
+the methods GetRPCMethods listed, and the settings made once per run with how to undo each,
+which `restore` does at the run's end. A run is known by its ACS's store, so labs side by side
+in one process keep apart."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class RunMemo:
     # How the session a connection request by each method opened for the session-rule cases
     # ended, by (device id, method): the other cases of that profile judge the same record.
     sessions: dict[tuple[str, str], SessionEnded] = field(default_factory=dict)
+    rpc_methods: dict[str, frozenset[str]] = field(default_factory=dict)  # by device id
 
 
 log = logging.getLogger("knock.check")

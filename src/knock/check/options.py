@@ -30,3 +30,5 @@ class CheckOptions:
     schedule_delay: int = 5  # DelaySeconds the ScheduleInform cases ask for
     periodic_interval: int = 10  # PeriodicInformInterval session.periodic-inform sets
     retry_wait: int = 0  # CWMPRetryMinimumWaitInterval session.retry-backoff sets; 0: the device's
+    download_file: str = ""  # what the Download cases fetch; "": RANDOM_SIZE random bytes
+    download_type: str = "2 Web Content"  # its FileType: no firmware, no configuration

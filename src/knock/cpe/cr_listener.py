@@ -90,7 +90,7 @@ class CrListener:
         url = self.base_url + path
         if Defect.HTTPS_CR_URL in cpe.defects:
             url = "https" + url.removeprefix("http")
-        cpe.set_value(cpe.model.schema.management("ConnectionRequestURL"), url)
+        cpe.set_fact(cpe.model.schema.management("ConnectionRequestURL"), url)
         return url
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:

@@ -57,7 +57,7 @@ class CrServices:
         Raises `CpeError`."""
         supported = cpe.model.schema.management("SupportedConnReqMethods")
         if cpe.model.has(supported):
-            cpe.set_value(supported, ",".join(MODEL_NAMES[m] for m in self.methods))
+            cpe.set_fact(supported, ",".join(MODEL_NAMES[m] for m in self.methods))
         self.http.attach(cpe)
         if self.udp is not None:
             self.udp.attach(cpe)

@@ -47,6 +47,10 @@ class Defect(StrEnum):
     CWMP_ID_NOT_ECHOED = "cwmp-id-not-echoed"
     COOKIE_DROPPED = "cookie-dropped"
     RETRY_AT_ONCE = "retry-at-once"
+    TRANSFER_FAULT_DROPPED = "transfer-fault-dropped"
+    UPLOAD_NOT_SENT = "upload-not-sent"
+    HOLD_REQUESTS_IGNORED = "hold-requests-ignored"
+    FACTORY_RESET_NO_BOOTSTRAP = "factory-reset-no-bootstrap"
 
     @property
     def breaks(self) -> str:
@@ -116,6 +120,19 @@ BREAKS: Final = {
     Defect.RETRY_AT_ONCE: (
         "§3.2.1.1: a failed session is retried at once, not after the wait "
         "CWMPRetryMinimumWaitInterval and CWMPRetryIntervalMultiplier give"
+    ),
+    Defect.TRANSFER_FAULT_DROPPED: (
+        "Annex A.3.3.2: the TransferComplete of a transfer that failed says FaultCode 0"
+    ),
+    Defect.UPLOAD_NOT_SENT: (
+        "Annex A.4.1.5: TransferComplete reports an Upload done without sending the file"
+    ),
+    Defect.HOLD_REQUESTS_IGNORED: (
+        "§3.5 (cwmp:HoldRequests): a pending TransferComplete is sent while the ACS holds"
+    ),
+    Defect.FACTORY_RESET_NO_BOOTSTRAP: (
+        "Annex A.4.1.6, §3.7.1.5: FactoryReset only reboots: settings kept, 1 BOOT without "
+        "0 BOOTSTRAP"
     ),
 }
 

@@ -11,6 +11,7 @@ thousands of devices share one event loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 import secrets
@@ -222,6 +223,9 @@ class SimulatedCpe:
         self._wake = asyncio.Event()
         self._in_session = False
         self._after_session: list[str] = []  # session requests that came during a session
+        # The events pending when the ACS last held the device's requests (HoldRequests): they
+        # alone open no new session; the next session for another reason carries them.
+        self._held_events: list[EventStruct] = []
         self.counts = SessionCounts()
         self._failure_log = failures or SessionFailures()
         self._failures = 0  # consecutive failed sessions: the Inform's RetryCount
@@ -264,6 +268,13 @@ class SimulatedCpe:
             self.state.add_event(event)
         self._wake.set()
 
+    def set_fact(self, name: str, value: str) -> None:
+        """`set_value` for what the device's own services give it (its ConnectionRequestURL,
+        the methods it takes requests by): a factory reset keeps it, as a real device comes
+        back with the same listeners."""
+        self.set_value(name, value)
+        self.state.factory[name] = value
+
     def set_value(self, name: str, value: str) -> None:
         """Change a parameter as the device itself would, notifying the ACS as set by it.
 
@@ -294,7 +305,7 @@ class SimulatedCpe:
             self._collect_due_events(now)
             for transfer in [t for t in self.state.transfers if t.due <= now]:
                 await self._perform(transfer)
-            if self.state.events and now >= self._retry_at:
+            if self.state.events not in ([], self._held_events) and now >= self._retry_at:
                 await self._session()
                 continue
             await self._sleep_until(self._next_deadline(now))
@@ -386,9 +397,13 @@ class SimulatedCpe:
         return int(self._read(self._ms(leaf), str(default)))
 
     async def _perform(self, transfer: QueuedTransfer) -> None:
-        """A transfer: a download is fetched for real; a firmware image that arrived whole
-        reboots the device."""
-        result, received = await perform(transfer, self._clock.time, self._transfer_tls)
+        """A transfer: a download is fetched for real, an upload sent; a firmware image that
+        arrived whole reboots the device."""
+        # What an Upload sends: the device's configuration, as a real one sends its own.
+        upload = b"" if transfer.is_download else json.dumps(self.model.to_json()).encode()
+        result, received = await perform(
+            transfer, self._clock.time, self._transfer_tls, upload, self.defects
+        )
         if received is not None:
             self.received.append(received)
         self.state.transfer_done(transfer, result)
@@ -404,7 +419,8 @@ class SimulatedCpe:
             self.state.add_event(Event.M_REBOOT, self._command_key(effect.command_key))
             self._boot()
         elif isinstance(effect, FactoryResetAfterSession):
-            self.state.factory_reset()
+            if Defect.FACTORY_RESET_NO_BOOTSTRAP not in self.defects:
+                self.state.factory_reset()
             self._boot()
         elif isinstance(effect, InformAt):
             self._scheduled.append(effect)
@@ -512,7 +528,13 @@ class SimulatedCpe:
                 client.new_session()  # the ACS set its cookie on this reply alone
             self.model.clear_changes(changes)
             self.state.inform_accepted(inform.events)
-            for result in list(self.state.completions):
+            held = bool(reply.envelope and reply.envelope.hold_requests)
+            if Defect.HOLD_REQUESTS_IGNORED in self.defects:
+                held = False
+            # Held, the device sends none of its own requests (TR-069 §3.5, cwmp:HoldRequests):
+            # its transfer results wait for a session in which the ACS does not hold them.
+            self._held_events = list(self.state.events) if held else []
+            for result in [] if held else list(self.state.completions):
                 reply = await client.send(result, cwmp_ns=self._ns, id=self._next_id())
                 _expect(reply.envelope, TransferCompleteResponse, "TransferComplete")
                 self.state.transfer_acknowledged(result)

@@ -26,6 +26,7 @@ class Quirk(StrEnum):
     XMPP_FIXED_ROWS = "xmpp-fixed-rows"
     XMPP_SERVER_AUTO = "xmpp-server-auto"
     DROP_ON_UNKNOWN_PARAMETER = "drop-on-unknown-parameter"
+    NO_UPLOAD_NO_RESET = "no-upload-no-reset"
 
     @property
     def reading(self) -> str:
@@ -55,6 +56,10 @@ READINGS: Final = {
     Quirk.DROP_ON_UNKNOWN_PARAMETER: (
         "TR-069 A.3.2.1/A.3.2.2: a Get/SetParameterValues naming a parameter the device lacks "
         "drops the connection mid-session, as a crashing stack does, instead of fault 9005"
+    ),
+    Quirk.NO_UPLOAD_NO_RESET: (
+        "TR-069 Annex A.3.1 (Table 5): Upload and FactoryReset, both optional, are not offered: "
+        "GetRPCMethods lists neither, and each is answered with fault 9000"
     ),
 }
 

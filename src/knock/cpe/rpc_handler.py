@@ -180,6 +180,14 @@ def handle(
             return Handled(
                 cpe_fault(CpeFault.INVALID_PARAMETER_NAME, "partial paths are not supported")
             )
+    if Quirk.NO_UPLOAD_NO_RESET in quirks:
+        if isinstance(rpc, Upload | FactoryReset):
+            return Handled(
+                cpe_fault(CpeFault.METHOD_NOT_SUPPORTED, f"{type(rpc).__name__} is not offered")
+            )
+        if isinstance(rpc, GetRPCMethods):
+            offered = [c.__name__ for c in _HANDLERS if c not in (Upload, FactoryReset)]
+            return Handled(GetRPCMethodsResponse(offered))
     if isinstance(rpc, SetParameterValues) and Defect.SPV_NOT_ATOMIC in defects:
         for struct in rpc.parameter_list:  # each good value applied, whatever the others
             with contextlib.suppress(ModelFault):

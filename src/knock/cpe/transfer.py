@@ -1,4 +1,5 @@
-"""The simulated CPE's file transfers: a Download's file is really fetched over HTTP(S).
+"""The simulated CPE's file transfers: a Download's file is really fetched over HTTP(S), an
+Upload's really sent (HTTP PUT).
 
 The bytes are counted and hashed as they stream in, never held whole (a fleet downloads many
 images at once); what arrived is kept as a `Received` record, and the outcome becomes the
@@ -7,10 +8,11 @@ TransferComplete the device reports, with the TR-069 fault code a real CPE would
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,6 +20,7 @@ import aiohttp
 from yarl import URL
 
 from knock.auth import AuthError, answer_challenge, select_challenge
+from knock.cpe.defects import NONE, Defect, Defects
 from knock.cpe.rpc_handler import QueuedTransfer
 from knock.cwmp.faults import CpeFault
 from knock.cwmp.rpcs import TransferComplete, TransferCompleteFaultStruct
@@ -53,37 +56,49 @@ def _status_fault(status: int) -> CpeFault:
     return CpeFault.FILE_TRANSFER_FAILURE
 
 
-async def fetch(transfer: QueuedTransfer, tls: ssl.SSLContext | None = None) -> Received:
-    """GET the transfer's URL, answering a Digest (or Basic) challenge with the credentials
-    it carries, checking an HTTPS server with *tls* (None: the system's CAs); raises
-    TransferFailed with the fault a CPE reports."""
+@contextlib.asynccontextmanager
+async def _answered(
+    transfer: QueuedTransfer, method: str, tls: ssl.SSLContext | None, data: bytes | None = None
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """The file server's answer to *method* on the transfer's URL, after answering a Digest (or
+    Basic) challenge with the credentials the transfer carries; HTTPS checked with *tls* (None:
+    the system's CAs)."""
     timeout = aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT_S, sock_read=READ_TIMEOUT_S)
+    headers: dict[str, str] = {}
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        for answered in (False, True):
+            async with http.request(
+                method, transfer.url, headers=headers, data=data, ssl=tls or True
+            ) as response:
+                if response.status == 401 and not answered and transfer.username:
+                    challenges = response.headers.getall("WWW-Authenticate", [])
+                    headers["Authorization"] = _answer(transfer, method, challenges)
+                    continue
+                yield response
+                return
+
+
+async def fetch(transfer: QueuedTransfer, tls: ssl.SSLContext | None = None) -> Received:
+    """GET the transfer's URL (see `_answered`); raises TransferFailed with the fault a CPE
+    reports."""
     digest = hashlib.sha256()
     size = 0
-    headers: dict[str, str] = {}
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            for answered in (False, True):
-                async with http.get(transfer.url, headers=headers, ssl=tls or True) as response:
-                    if response.status == 401 and not answered and transfer.username:
-                        challenges = response.headers.getall("WWW-Authenticate", [])
-                        headers["Authorization"] = _answer(transfer, challenges)
-                        continue
-                    if response.status != 200:
-                        raise TransferFailed(
-                            _status_fault(response.status),
-                            f"HTTP {response.status} from the file server",
-                        )
-                    try:
-                        async for data in response.content.iter_any():
-                            size += len(data)
-                            digest.update(data)
-                    except (aiohttp.ClientError, TimeoutError) as exc:
-                        raise TransferFailed(
-                            CpeFault.DOWNLOAD_INCOMPLETE,
-                            f"the download stopped after {size} bytes: {exc}",
-                        ) from None
-                    break
+        async with _answered(transfer, "GET", tls) as response:
+            if response.status != 200:
+                raise TransferFailed(
+                    _status_fault(response.status),
+                    f"HTTP {response.status} from the file server",
+                )
+            try:
+                async for data in response.content.iter_any():
+                    size += len(data)
+                    digest.update(data)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise TransferFailed(
+                    CpeFault.DOWNLOAD_INCOMPLETE,
+                    f"the download stopped after {size} bytes: {exc}",
+                ) from None
     except (aiohttp.ClientConnectionError, TimeoutError, aiohttp.InvalidURL) as exc:
         raise TransferFailed(
             CpeFault.FILE_SERVER_UNREACHABLE, f"cannot reach the file server: {exc}"
@@ -95,7 +110,23 @@ async def fetch(transfer: QueuedTransfer, tls: ssl.SSLContext | None = None) -> 
     return Received(transfer.command_key, transfer.url, size, digest.hexdigest())
 
 
-def _answer(transfer: QueuedTransfer, challenges: list[str]) -> str:
+async def send(transfer: QueuedTransfer, body: bytes, tls: ssl.SSLContext | None = None) -> None:
+    """PUT *body* to the Upload's URL (see `_answered`); raises TransferFailed with 9012 when
+    the server refuses the credentials, 9011 for any other failure (TR-069 Annex A.5.1)."""
+    try:
+        async with _answered(transfer, "PUT", tls, body) as response:
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise TransferFailed(CpeFault.UPLOAD_FAILURE, f"the upload failed: {exc}") from None
+    if status in (401, 403, 407):
+        raise TransferFailed(
+            CpeFault.FILE_TRANSFER_AUTHENTICATION_FAILURE, f"HTTP {status} from the file server"
+        )
+    if status not in (200, 201, 204):
+        raise TransferFailed(CpeFault.UPLOAD_FAILURE, f"HTTP {status} from the file server")
+
+
+def _answer(transfer: QueuedTransfer, method: str, challenges: list[str]) -> str:
     """The Authorization answering the file server's challenge; Basic only when it offers no
     Digest (the credentials came for this server, so Basic is what the ACS agreed to)."""
     try:
@@ -105,20 +136,27 @@ def _answer(transfer: QueuedTransfer, challenges: list[str]) -> str:
             CpeFault.FILE_TRANSFER_AUTHENTICATION_FAILURE, f"no usable challenge: {exc}"
         ) from None
     uri = URL(transfer.url).raw_path_qs
-    return answer_challenge(chosen, "GET", uri, transfer.username, transfer.password)
+    return answer_challenge(chosen, method, uri, transfer.username, transfer.password)
 
 
 async def perform(
-    transfer: QueuedTransfer, clock: Callable[[], float], tls: ssl.SSLContext | None = None
+    transfer: QueuedTransfer,
+    clock: Callable[[], float],
+    tls: ssl.SSLContext | None = None,
+    upload: bytes = b"",
+    defects: Defects = NONE,
 ) -> tuple[TransferComplete, Received | None]:
-    """Carry out a queued download; uploads are not fetched and succeed at once."""
+    """Carry out a queued transfer: fetch a download, send *upload* for an upload."""
     started = _stamp(clock())
     received = fault = None
-    if transfer.is_download:
-        try:
+    try:
+        if transfer.is_download:
             received = await fetch(transfer, tls)
-        except TransferFailed as exc:
-            log.info("transfer %r from %s failed: %s", transfer.command_key, transfer.url, exc)
+        elif Defect.UPLOAD_NOT_SENT not in defects:
+            await send(transfer, upload, tls)
+    except TransferFailed as exc:
+        log.info("transfer %r with %s failed: %s", transfer.command_key, transfer.url, exc)
+        if Defect.TRANSFER_FAULT_DROPPED not in defects:
             fault = TransferCompleteFaultStruct(int(exc.code), str(exc))
     result = TransferComplete(
         transfer.command_key,

@@ -177,9 +177,11 @@ class AcsSession:
         self.state = State.ACS_TURN
         return CpeDone()
 
-    def reply_inform(self) -> bytes:
+    def reply_inform(self, hold_requests: bool | None = None) -> bytes:
+        """The InformResponse; *hold_requests* true tells the CPE to send none of its own
+        requests (the cwmp:HoldRequests header) while the ACS's messages say so."""
         self.state = State.CPE_TURN
-        return self._envelope(InformResponse(max_envelopes=1), self._last_id)
+        return self._envelope(InformResponse(max_envelopes=1), self._last_id, hold_requests)
 
     def reply(self, rpc: Rpc) -> bytes:
         """Answer a `CpeRequest` with its response."""
@@ -188,23 +190,28 @@ class AcsSession:
     def reply_fault(self, fault_code: int, message: str) -> bytes:
         return self._envelope(acs_fault(fault_code, message), self._last_id)
 
-    def request(self, rpc: Rpc) -> bytes:
-        """Send an ACS request; its answer comes back as `CpeResponse`."""
+    def request(self, rpc: Rpc, hold_requests: bool | None = None) -> bytes:
+        """Send an ACS request; its answer comes back as `CpeResponse`. *hold_requests*: as
+        for `reply_inform`."""
         if self.state is not State.ACS_TURN:
             raise RuntimeError(f"ACS request sent in state {self.state.value}")
         request_id = f"knock-{self._next_id}"
         self._next_id += 1
         self._outstanding = request_id
         self._outstanding_method = type(rpc).__name__
-        return self._envelope(rpc, request_id)
+        return self._envelope(rpc, request_id, hold_requests)
 
     def finish(self) -> None:
         """The ACS has nothing more: the caller sends 204 No Content."""
         self._outstanding = None
         self.state = State.DONE
 
-    def _envelope(self, rpc: Rpc, request_id: str | None) -> bytes:
-        return build_envelope(rpc, cwmp_ns=self.cwmp_ns or _DEFAULT_NS, id=request_id)
+    def _envelope(
+        self, rpc: Rpc, request_id: str | None, hold_requests: bool | None = None
+    ) -> bytes:
+        return build_envelope(
+            rpc, cwmp_ns=self.cwmp_ns or _DEFAULT_NS, id=request_id, hold_requests=hold_requests
+        )
 
 
 def _answers(rpc: Rpc, method: str) -> bool:

@@ -657,10 +657,10 @@ class Store:
     async def record_transfer_complete(
         self, device_id: str, task_id: TaskKey, done: TransferDone, now: datetime
     ) -> TaskRow | None:
-        """Record the device's TransferComplete on the download task *task_id* that asked for
-        it (the device accepted it: done, or faulted by an earlier report): a fault makes the
-        task faulted with it, success adds the times to its result. Returns the task as it is
-        now, or None when the device has no such task."""
+        """Record the device's TransferComplete on the download or upload task *task_id* that
+        asked for it (the device accepted it: done, or faulted by an earlier report): a fault
+        makes the task faulted with it, success adds the times to its result. Returns the task
+        as it is now, or None when the device has no such task."""
         return await self._db.run(_record_transfer, device_id, task_id, done, now)
 
     async def requeue_faulted_task(self, task_id: TaskKey) -> TaskRow | None:
@@ -755,7 +755,7 @@ def _record_transfer(
     this = (
         _task_is(task_id),
         tasks.c.device_id == device_id,
-        tasks.c.name == "download",
+        tasks.c.name.in_(("download", "upload")),
         tasks.c.status.in_((TaskStatus.DONE, TaskStatus.FAULTED)),
     )
     task = conn.execute(select(tasks).where(*this)).first()
