@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from knock.cwmp.envelope import build_envelope, parse_envelope
+from knock.cwmp.namespaces import NSMAPS
 from knock.cwmp.rpcs import (
     DeviceIdStruct,
     EventStruct,
@@ -52,6 +55,21 @@ def test_inform_is_answered_in_the_cpes_namespace_with_its_id() -> None:
     assert reply.id == "cpe-1"
     assert reply.body == InformResponse(max_envelopes=1)
     assert session.state is State.CPE_TURN
+
+
+@pytest.mark.parametrize("ns", sorted(NSMAPS))
+@pytest.mark.parametrize(
+    "cpe_id",
+    ["1", "cpe-1", "ID:4711", "a" * 64, "a" * 65, "", "a&b", "<1>", "x\ry", "é", "knock-id-mark"],
+)
+def test_inform_response_is_what_the_codec_builds(ns: str, cpe_id: str) -> None:
+    """reply_inform sets the ID into bytes built once per namespace; for every ID they are
+    byte for byte what build_envelope writes (escaped IDs, empty and long ones take it)."""
+    session = AcsSession()
+    inform = session.receive(build_envelope(INFORM, cwmp_ns=ns, id=cpe_id))
+    assert inform == InformReceived(INFORM, ns)
+    twice = [session.reply_inform() for _ in range(2)]
+    assert twice == [build_envelope(InformResponse(max_envelopes=1), cwmp_ns=ns, id=cpe_id)] * 2
 
 
 def test_full_session_with_one_acs_request() -> None:

@@ -51,8 +51,21 @@ def check_inform(device: Mapping[str, Any], cwmp_version: str) -> None:
     check_length("the CWMP namespace", cwmp_version, sessions.c.cwmp_version)
 
 
+def _limit(column: Column[Any]) -> int:
+    assert isinstance(column.type, String) and column.type.length is not None
+    return column.type.length
+
+
+_PATH_LIMIT = _limit(parameters.c.path)
+_TYPE_LIMIT = _limit(parameters.c.type)
+
+
 def check_parameters(rows: Iterable[Mapping[str, Any]]) -> None:
     """Parameter rows as the store writes them (path, value, type)."""
+    # Every Inform's parameters pass here: the message is made only for a text too long.
     for row in rows:
-        check_length(f"the parameter name {_shown(row['path'])!r}", row["path"], parameters.c.path)
-        check_length(f"the type of {_shown(row['path'])}", row["type"], parameters.c.type)
+        path, type_ = row["path"], row["type"]
+        if len(path) > _PATH_LIMIT:
+            check_length(f"the parameter name {_shown(path)!r}", path, parameters.c.path)
+        if type_ is not None and len(type_) > _TYPE_LIMIT:
+            check_length(f"the type of {_shown(path)}", type_, parameters.c.type)
