@@ -61,8 +61,12 @@ def compile_statement(
         if processor is None:
             continue
         # The store's UTC timestamps are a TypeDecorator around DateTime.
-        timestamp = isinstance(getattr(type_, "impl", type_), DateTime)
-        processors[name] = _last_datetime_kept(processor) if timestamp else processor
+        if not isinstance(getattr(type_, "impl", type_), DateTime):
+            processors[name] = processor
+            continue
+        # One for every statement of the dialect: a session's statements share its `now`.
+        key = (dialect.name, dialect.driver, type(type_), getattr(type_, "timezone", None))
+        processors[name] = _TIMESTAMPS.setdefault(key, _last_datetime_kept(processor))
     returns = tuple(
         (str(column.key), column.type.dialect_impl(dialect).result_processor(dialect, None))
         for column in stmt.exported_columns
@@ -72,10 +76,13 @@ def compile_statement(
     )
 
 
+_TIMESTAMPS: dict[tuple[str, str, type, bool | None], Callable[[Any], Any]] = {}
+
+
 def _last_datetime_kept(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """*processor*, which gives the same text for the same instant, with the last datetime it
-    converted kept: a session's rows all carry one `now` (the Inform's parameter rows, the
-    device's times), converted once instead of once a row."""
+    converted kept: a session's rows and statements all carry one `now` (the Inform's parameter
+    rows, the device's times, the session's start), converted once instead of once a value."""
     last: tuple[Any, Any] = (None, None)
 
     def process(value: Any) -> Any:
