@@ -12,6 +12,8 @@ CPEs do. The figure that carries over between machines is the server's CPU time 
 + system from /proc, over the timed rounds only), and ratios of those measured in one run: the
 machine is shared, wall-clock figures are not. PostgreSQL's own CPU (its process tree) is
 counted for the rounds too when the benchmark starts the server itself.
+Neither side checks the CPEs by default (knock serve on loopback without cwmp_auth, the floor
+never); `--cwmp-auth basic` has knock serve check a shared Basic pair, to show what that adds.
 Prints a table and writes JSON.
 Run: `.venv/bin/python bench/informs.py --devices 1000`; bench/informs_scale.py runs the rounds
 against 1..N processes on PostgreSQL.
@@ -128,6 +130,8 @@ def answer(request: bytes) -> bytes:
 
 FLOOR_SERVER = str(Path(__file__).resolve().parent / "floor_server.py")
 HEADERS = {"Content-Type": 'text/xml; charset="utf-8"', "SOAPAction": ""}
+# The shared CPE pair of `--cwmp-auth basic` (loopback only, a benchmark's own server).
+BASIC = aiohttp.BasicAuth("bench", "bench-cwmp-password")
 
 
 async def run_session(
@@ -164,17 +168,29 @@ def free_port() -> int:
 
 
 async def start_serve(
-    store_url: str, workers: int, cwmp: int, nbi: int, stun: int, profile: Path | None = None
+    store_url: str,
+    workers: int,
+    cwmp: int,
+    nbi: int,
+    stun: int,
+    profile: Path | None = None,
+    basic: bool = False,
 ) -> asyncio.subprocess.Process:
     """`knock serve`, returned once every worker is ready (the banner says so); with *profile*,
-    under cProfile, which writes its statistics there when the process ends."""
+    under cProfile, which writes its statistics there when the process ends; with *basic*,
+    CPEs authenticate with the shared pair `BASIC`."""
     profiling = ("-m", "cProfile", "-o", str(profile)) if profile else ()
+    auth = (
+        ("--cwmp-auth", "basic", "--cwmp-username", BASIC.login, "--cwmp-password", BASIC.password)
+        if basic
+        else ()
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable, *profiling, "-m", "knock", "serve",
         "--cwmp-host", "127.0.0.1", "--cwmp-port", str(cwmp),
         "--nbi-port", str(nbi), "--store-url", store_url,
         "--log-level", "warning", "--no-xmpp-enable", "--no-files-enable",
-        "--stun-host", "127.0.0.1", "--stun-port", str(stun), "--workers", str(workers),
+        "--stun-host", "127.0.0.1", "--stun-port", str(stun), "--workers", str(workers), *auth,
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -212,19 +228,22 @@ def free_udp_port() -> int:
 
 class Clients:
     """Where the simulated CPEs' sessions come from: `concurrency` at a time, each on one
-    connection, a new one per session (`new`) or one kept per CPE slot."""
+    connection, a new one per session (`new`) or one kept per CPE slot; with *basic*, every
+    POST carries the Basic pair `BASIC`."""
 
-    def __init__(self, url: str, concurrency: int, new: bool) -> None:
+    def __init__(self, url: str, concurrency: int, new: bool, basic: bool = False) -> None:
         self.url = url
         self._new = new
+        self._auth = BASIC if basic else None
         self._free: asyncio.Queue[aiohttp.ClientSession] = asyncio.Queue()
         for _ in range(concurrency):
             self._free.put_nowait(self._client())
 
-    @staticmethod
-    def _client() -> aiohttp.ClientSession:
+    def _client(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=1), cookie_jar=aiohttp.DummyCookieJar()
+            connector=aiohttp.TCPConnector(limit=1),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auth=self._auth,
         )
 
     async def session(self, serial: str, events: str, requests: int) -> float:
@@ -284,11 +303,13 @@ def merged(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return figures
 
 
-async def floor(devices: int, concurrency: int, rounds: int, new: bool) -> dict[str, Any]:
-    """Periodic sessions against the floor server."""
+async def floor(
+    devices: int, concurrency: int, rounds: int, new: bool, basic: bool = False
+) -> dict[str, Any]:
+    """Periodic sessions against the floor server (which checks no Authorization header)."""
     port = free_port()
     proc = await start_floor(port)
-    clients = Clients(f"http://127.0.0.1:{port}/", concurrency, new)
+    clients = Clients(f"http://127.0.0.1:{port}/", concurrency, new, basic)
     try:
         serials = [f"BENCH{i:06d}" for i in range(devices)]
         runs = [await timed(clients, serials, "2 PERIODIC", 0, [proc.pid]) for _ in range(rounds)]
@@ -307,16 +328,17 @@ async def bench(
     new: bool = True,
     database: int | None = None,
     profile: Path | None = None,
+    basic: bool = False,
 ) -> dict[str, Any]:
     """The bootstrap, periodic and task rounds against `knock serve`; *database*: the process
-    whose tree runs the store's database, to count its CPU; *profile*: as start_serve takes it."""
+    whose tree runs the store's database, to count its CPU; *profile*, *basic*: as start_serve
+    takes them."""
     tmp = Path(tempfile.mkdtemp(prefix="knock-bench-"))
     cwmp, nbi = free_port(), free_port()
-    proc = await start_serve(
-        store_url or f"sqlite:///{tmp / 'bench.db'}", workers, cwmp, nbi, free_udp_port(), profile
-    )
+    store = store_url or f"sqlite:///{tmp / 'bench.db'}"
+    proc = await start_serve(store, workers, cwmp, nbi, free_udp_port(), profile, basic)
     acs_pids = children(proc.pid) if workers > 1 else [proc.pid]
-    clients = Clients(f"http://127.0.0.1:{cwmp}/", concurrency, new)
+    clients = Clients(f"http://127.0.0.1:{cwmp}/", concurrency, new, basic)
     try:
         serials = [f"BENCH{i:06d}" for i in range(devices)]
         # Each device's first session: the ACS reads its ManagementServer object and sets its
@@ -410,12 +432,15 @@ async def run_all(
     new: bool,
     pg_url: str | None,
     profile: Path | None,
+    basic: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    subjects = {"floor": await floor(devices, concurrency, rounds, new)}
+    subjects = {"floor": await floor(devices, concurrency, rounds, new, basic)}
     for store in stores:
         profiled = None if profile is None else profile.with_name(f"{profile.name}.{store}")
         if store == "sqlite":
-            subjects[store] = await bench(devices, concurrency, rounds, new=new, profile=profiled)
+            subjects[store] = await bench(
+                devices, concurrency, rounds, new=new, profile=profiled, basic=basic
+            )
             continue
         server = None if pg_url else private_postgres()
         try:
@@ -423,7 +448,14 @@ async def run_all(
             await empty(url)
             postmaster = None if server is None else server.postmaster_pid()
             subjects[store] = await bench(
-                devices, concurrency, rounds, url, new=new, database=postmaster, profile=profiled
+                devices,
+                concurrency,
+                rounds,
+                url,
+                new=new,
+                database=postmaster,
+                profile=profiled,
+                basic=basic,
             )
         finally:
             if server is not None:
@@ -474,6 +506,14 @@ def main() -> None:
         help="a new TCP connection per session, or one kept per simulated CPE",
     )
     parser.add_argument(
+        "--cwmp-auth",
+        choices=("none", "basic"),
+        default="none",
+        help="none: neither knock serve nor the floor checks the CPEs (the default); basic: "
+        "knock serve checks a shared Basic pair on each session's Inform, which every POST "
+        "carries, and the floor checks nothing: what authentication adds to Knock's figures",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="run knock serve under cProfile, writing PROFILE.sqlite and PROFILE.postgresql "
@@ -485,13 +525,24 @@ def main() -> None:
         args.devices, args.rounds = 50, 1
     stores = args.stores.split(",")
     new = args.connection == "new"
+    basic = args.cwmp_auth == "basic"
     subjects = asyncio.run(
-        run_all(stores, args.devices, args.concurrency, args.rounds, new, args.pg_url, args.profile)
+        run_all(
+            stores,
+            args.devices,
+            args.concurrency,
+            args.rounds,
+            new,
+            args.pg_url,
+            args.profile,
+            basic,
+        )
     )
     common = {
         "devices": args.devices,
         "concurrency": args.concurrency,
         "connection": args.connection,
+        "cwmp_auth": args.cwmp_auth,
         "cpus": os.cpu_count(),
         **ratios(subjects),
     }

@@ -52,7 +52,9 @@ def body_deadline(limits: HttpLimits, name: str) -> Any:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.can_read_body:
+        if not request.can_read_body or request.content.is_eof():
+            # No body, or all of it in already (a CWMP message in one or two segments): no
+            # deadline to keep, and no timer to arm and cancel on every request.
             return await handler(request)
         task = asyncio.current_task()
         assert task is not None

@@ -14,19 +14,23 @@ from scripted_cpe import NS_12, ScriptedCpe
 from knock.acs.service import CpeRequestSeen, Failure
 from knock.cpe.acs_client import AcsRefused
 from knock.cwmp.breaches import Breach, Rule
+from knock.cwmp.envelope import build_envelope
 from knock.cwmp.faults import cpe_fault
 from knock.cwmp.rpcs import (
     AddObject,
     AddObjectResponse,
     DeleteObject,
     DeleteObjectResponse,
+    DeviceIdStruct,
     Download,
     DownloadResponse,
+    EventStruct,
     GetParameterNamesResponse,
     GetParameterValues,
     GetParameterValuesResponse,
     GetRPCMethods,
     GetRPCMethodsResponse,
+    Inform,
     ParameterInfoStruct,
     ParameterValueStruct,
     Reboot,
@@ -74,6 +78,35 @@ async def test_inform_then_empty_post_ends_with_204_and_stores_the_device(acs: R
     assert session.events == ["0 BOOTSTRAP", "1 BOOT"]
     assert session.outcome == "ok" and session.ended is not None
     assert acs.acs.live_sessions == 0
+
+
+async def test_the_session_cookie_is_set_as_an_http_only_cookie_for_the_whole_site(
+    acs: Running,
+) -> None:
+    """The Inform's answer carries the session in one Set-Cookie header, exactly as aiohttp's
+    set_cookie(httponly=True) writes it, and the empty POST that sends it back ends the
+    session."""
+    inform = Inform(
+        DeviceIdStruct("Knock", "00D09E", "ScriptBox", "SN0042"),
+        [EventStruct("2 PERIODIC")],
+        1,
+        "2026-11-26T12:00:00Z",
+        0,
+        [],
+    )
+    body = build_envelope(inform, cwmp_ns="urn:dslforum-org:cwmp-1-0", id="1")
+    jar = aiohttp.DummyCookieJar()
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        async with http.post(acs.acs_url, data=body, headers={"Content-Type": "text/xml"}) as r:
+            assert r.status == 200
+            [cookie] = r.headers.getall("Set-Cookie")
+        token = cookie.removeprefix("knock_session=").removesuffix("; HttpOnly; Path=/")
+        assert cookie == f"knock_session={token}; HttpOnly; Path=/"
+        assert len(token) == 24 and token.replace("-", "").replace("_", "").isalnum()
+        async with http.post(acs.acs_url, headers={"Cookie": f"knock_session={token}"}) as r:
+            assert r.status == 204
+    [session] = await acs.store.list_sessions("00D09E-ScriptBox-SN0042")
+    assert session.outcome == "ok"
 
 
 async def test_nbi_task_with_connection_request_runs_in_the_next_session(start_acs: Any) -> None:

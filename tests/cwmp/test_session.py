@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from knock.cwmp.breaches import Breach, Rule
 from knock.cwmp.envelope import build_envelope, parse_envelope
+from knock.cwmp.namespaces import NSMAPS
 from knock.cwmp.rpcs import (
     DeviceIdStruct,
     EventStruct,
@@ -54,6 +57,26 @@ def test_inform_is_answered_in_the_cpes_namespace_with_its_id() -> None:
     assert reply.id == "cpe-1"
     assert reply.body == InformResponse(max_envelopes=1)
     assert session.state is State.CPE_TURN
+
+
+@pytest.mark.parametrize("ns", sorted(NSMAPS))
+@pytest.mark.parametrize(
+    "cpe_id",
+    ["1", "cpe-1", "ID:4711", "a" * 64, "a" * 65, "", "a&b", "<1>", "x\ry", "é", "knock-id-mark"],
+)
+@pytest.mark.parametrize("hold", [None, True])
+def test_inform_response_is_what_the_codec_builds(ns: str, cpe_id: str, hold: bool | None) -> None:
+    """reply_inform sets the ID into bytes built once per namespace; for every ID they are
+    byte for byte what build_envelope writes (escaped IDs, empty and long ones take it), with
+    HoldRequests or without."""
+    session = AcsSession()
+    inform = session.receive(build_envelope(INFORM, cwmp_ns=ns, id=cpe_id))
+    assert inform == InformReceived(INFORM, ns)
+    twice = [session.reply_inform(hold) for _ in range(2)]
+    built = build_envelope(
+        InformResponse(max_envelopes=1), cwmp_ns=ns, id=cpe_id, hold_requests=hold
+    )
+    assert twice == [built] * 2
 
 
 def test_full_session_with_one_acs_request() -> None:

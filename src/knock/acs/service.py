@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from knock.acs.auth import CpeAuthenticator
 from knock.acs.cpe_requests import answer_cpe_request
@@ -147,6 +147,9 @@ class AcsService:
         self._file_links = file_links
         self._presets = PresetSource(store)
         self._metrics = metrics or Metrics()
+        # The counters every session moves, looked up once (labels() takes a lock each call).
+        self._informs = self._metrics.rpcs.labels("Inform", "cpe")
+        self._ended_ok = self._metrics.sessions_ended.labels("ok")
         self._hub = hub
         self._auth = authenticator
         self._cr_policy = cr_policy
@@ -338,7 +341,7 @@ class AcsService:
         metrics = self._metrics
         if isinstance(event, InformReceived):
             live.rpcs += 1
-            metrics.rpcs.labels("Inform", "cpe").inc()
+            self._informs.inc()
             return await self._on_inform(live, event, request)
         if isinstance(event, ProtocolViolation):
             log.warning(
@@ -623,7 +626,9 @@ class AcsService:
         if held is not None:
             await held.wait()
         response = _xml(live.core.reply_inform(self._hold(live)))
-        response.set_cookie(COOKIE, live.token, httponly=True)
+        # What set_cookie(COOKIE, token, httponly=True) writes, without the http.cookies
+        # Morsel it builds and renders for each session (the token is URL-safe base64).
+        response.headers[hdrs.SET_COOKIE] = f"{COOKIE}={live.token}; HttpOnly; Path=/"
         return response
 
     async def _fail_on_purpose(
@@ -755,24 +760,27 @@ class AcsService:
         if self._by_device.get(live.device_id) is live:
             del self._by_device[live.device_id]
         if live.session_id:
-            self._metrics.sessions_ended.labels(outcome).inc()
-            duration = self._clock() - live.opened
-            log.info(
-                "device %s: session %d %s after %.0f ms, %d RPCs",
-                live.device_id,
-                live.session_id,
-                outcome,
-                duration * 1000,
-                live.rpcs,
-                extra=fields(
-                    event="session",
-                    device_id=live.device_id,
-                    session_id=live.session_id,
-                    outcome=outcome,
-                    duration_s=round(duration, 6),
-                    rpcs=live.rpcs,
-                ),
-            )
+            ok = outcome == "ok"
+            (self._ended_ok if ok else self._metrics.sessions_ended.labels(outcome)).inc()
+            # The line's fields are built only when it is written, not for every session.
+            if log.isEnabledFor(logging.INFO):
+                duration = self._clock() - live.opened
+                log.info(
+                    "device %s: session %d %s after %.0f ms, %d RPCs",
+                    live.device_id,
+                    live.session_id,
+                    outcome,
+                    duration * 1000,
+                    live.rpcs,
+                    extra=fields(
+                        event="session",
+                        device_id=live.device_id,
+                        session_id=live.session_id,
+                        outcome=outcome,
+                        duration_s=round(duration, 6),
+                        rpcs=live.rpcs,
+                    ),
+                )
             breaches = tuple(live.core.breaches)
             if breaches:
                 self._breach_log.hit(

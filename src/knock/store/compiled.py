@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import DateTime, Select
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
@@ -53,11 +54,19 @@ def compile_statement(
     compiled = stmt.compile(dialect=dialect, column_keys=columns)
     assert isinstance(compiled, SQLCompiler)
     names = tuple(compiled.positiontup or ())
-    processors = {}
+    processors: dict[str, Callable[[Any], Any]] = {}
     for name in names:
-        processor = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-        if processor is not None:
+        type_ = compiled.binds[name].type
+        processor = type_.dialect_impl(dialect).bind_processor(dialect)
+        if processor is None:
+            continue
+        # The store's UTC timestamps are a TypeDecorator around DateTime.
+        if not isinstance(getattr(type_, "impl", type_), DateTime):
             processors[name] = processor
+            continue
+        # One for every statement of the dialect: a session's statements share its `now`.
+        key = (dialect.name, dialect.driver, type(type_), getattr(type_, "timezone", None))
+        processors[name] = _TIMESTAMPS.setdefault(key, _last_datetime_kept(processor))
     returns = tuple(
         (str(column.key), column.type.dialect_impl(dialect).result_processor(dialect, None))
         for column in stmt.exported_columns
@@ -65,6 +74,28 @@ def compile_statement(
     return CompiledStatement(
         compiled.string, names, compiled.construct_params(_check=False), processors, returns
     )
+
+
+_TIMESTAMPS: dict[tuple[str, str, type, bool | None], Callable[[Any], Any]] = {}
+
+
+def _last_datetime_kept(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """*processor*, which gives the same text for the same instant, with the last datetime it
+    converted kept: a session's rows and statements all carry one `now` (the Inform's parameter
+    rows, the device's times, the session's start), converted once instead of once a value."""
+    last: tuple[Any, Any] = (None, None)
+
+    def process(value: Any) -> Any:
+        nonlocal last
+        seen, converted = last  # one read: the store's worker threads share this
+        if value is seen and value is not None:
+            return converted
+        converted = processor(value)
+        if isinstance(value, datetime):  # immutable, so the same object converts the same
+            last = (value, converted)
+        return converted
+
+    return process
 
 
 @dataclass(frozen=True, slots=True)

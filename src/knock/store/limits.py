@@ -27,32 +27,51 @@ class TooLongError(StoreError, ValueError):
         self.limit = limit
 
 
-def check_length(field: str, value: str | None, column: Column[Any]) -> None:
-    limit = column.type.length if isinstance(column.type, String) else None
-    if value is not None and limit is not None and len(value) > limit:
-        raise TooLongError(field, len(value), limit)
+def _limit(column: Column[Any]) -> int:
+    assert isinstance(column.type, String) and column.type.length is not None
+    return column.type.length
 
 
 def _shown(path: str) -> str:
     return path if len(path) <= 60 else path[:60] + "..."
 
 
-def check_inform(device: Mapping[str, Any], cwmp_version: str) -> None:
-    """The Inform's DeviceIdStruct, the device key made of it, and its namespace, by the names
-    the Inform gives them."""
-    check_length("DeviceId/Manufacturer", device["manufacturer"], devices.c.manufacturer)
-    check_length("DeviceId/OUI", device["oui"], devices.c.oui)
-    check_length("DeviceId/ProductClass", device["product_class"], devices.c.product_class)
-    check_length("DeviceId/SerialNumber", device["serial_number"], devices.c.serial_number)
-    # Escaping (knock.cwmp.deviceid) can make the key up to nine times its parts' length.
-    check_length(
-        "the device key (OUI-ProductClass-SerialNumber, escaped)", device["id"], devices.c.id
+# The Inform's DeviceIdStruct and the device key made of it, by the names the Inform gives
+# them, with the longest each column keeps. Escaping (knock.cwmp.deviceid) can make the key up
+# to nine times its parts' length.
+_DEVICE_FIELDS = tuple(
+    (key, field, _limit(column))
+    for key, field, column in (
+        ("manufacturer", "DeviceId/Manufacturer", devices.c.manufacturer),
+        ("oui", "DeviceId/OUI", devices.c.oui),
+        ("product_class", "DeviceId/ProductClass", devices.c.product_class),
+        ("serial_number", "DeviceId/SerialNumber", devices.c.serial_number),
+        ("id", "the device key (OUI-ProductClass-SerialNumber, escaped)", devices.c.id),
     )
-    check_length("the CWMP namespace", cwmp_version, sessions.c.cwmp_version)
+)
+_NAMESPACE_LIMIT = _limit(sessions.c.cwmp_version)
+
+
+def check_inform(device: Mapping[str, Any], cwmp_version: str) -> None:
+    """The Inform's DeviceIdStruct, the device key made of it, and its namespace."""
+    for key, field, limit in _DEVICE_FIELDS:
+        value = device[key]
+        if value is not None and len(value) > limit:
+            raise TooLongError(field, len(value), limit)
+    if len(cwmp_version) > _NAMESPACE_LIMIT:
+        raise TooLongError("the CWMP namespace", len(cwmp_version), _NAMESPACE_LIMIT)
+
+
+_PATH_LIMIT = _limit(parameters.c.path)
+_TYPE_LIMIT = _limit(parameters.c.type)
 
 
 def check_parameters(rows: Iterable[Mapping[str, Any]]) -> None:
     """Parameter rows as the store writes them (path, value, type)."""
+    # Every Inform's parameters pass here: the message is made only for a text too long.
     for row in rows:
-        check_length(f"the parameter name {_shown(row['path'])!r}", row["path"], parameters.c.path)
-        check_length(f"the type of {_shown(row['path'])}", row["type"], parameters.c.type)
+        path, type_ = row["path"], row["type"]
+        if len(path) > _PATH_LIMIT:
+            raise TooLongError(f"the parameter name {_shown(path)!r}", len(path), _PATH_LIMIT)
+        if type_ is not None and len(type_) > _TYPE_LIMIT:
+            raise TooLongError(f"the type of {_shown(path)}", len(type_), _TYPE_LIMIT)
