@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import asyncpg
@@ -304,6 +305,16 @@ def _drop_details(exc: BaseException | None, seen: frozenset[int] = frozenset())
     _drop_details(exc.__context__, seen | {id(exc)})
 
 
+class _NoResetConnection(asyncpg.Connection):  # type: ignore[misc]
+    def get_reset_query(self) -> str:
+        return ""
+
+
+# Connections of the per-session calls per process; each holds one only for a statement or a
+# short transaction. knock.store.engine counts them in the process's share of the server.
+HOT_POOL_SIZE = 15
+
+
 class AsyncDatabase:
     """For an asyncio driver: the transaction runs on the event loop."""
 
@@ -314,6 +325,11 @@ class AsyncDatabase:
         self._read_engine = read_engine
         self._reads_in_flight: set[asyncio.Task[Any]] = set()
         self._reads_stopped = False
+        # The per-session calls' own connections (run_on_asyncpg, statement_on_asyncpg): the
+        # check-out and return of SQLAlchemy's pool, its greenlet switches included, had cost
+        # the ACS about a tenth of its CPU per session. Opened at the first call.
+        self._hot_pool: asyncpg.Pool | None = None
+        self._hot_pool_opening = asyncio.Lock()
 
     @property
     def dialect_name(self) -> str:
@@ -345,49 +361,52 @@ class AsyncDatabase:
             lambda conn: fn(conn.connection.dbapi_connection, *args, **kwargs)  # type: ignore[arg-type]
         )
 
-    async def run_on_asyncpg(
+    async def on_asyncpg(
         self,
         fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """`await fn(connection, ...)` in one transaction on a pooled connection's asyncpg
-        connection itself, past SQLAlchemy's execution layer (knock.store.pg_hot says why)."""
+        """`await fn(connection, ...)` on an asyncpg connection of the sessions' own pool, past
+        SQLAlchemy's execution layer (knock.store.pg_hot says why). No transaction is begun:
+        a single statement is atomic by itself, and BEGIN and COMMIT are two round trips
+        more; `fn` begins one when it runs several."""
+        pool = self._hot_pool or await self._open_hot_pool()
         with _without_details():
-            return await self._on_asyncpg(True, fn, *args, **kwargs)
-
-    async def statement_on_asyncpg(
-        self,
-        fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
-        """Like `run_on_asyncpg`, for an `fn` that runs one statement, atomic by itself: without
-        BEGIN and COMMIT, two round trips fewer (as `run_statement`)."""
-        with _without_details():
-            return await self._on_asyncpg(False, fn, *args, **kwargs)
-
-    async def _on_asyncpg(
-        self,
-        atomic: bool,
-        fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
-        async with self._engine.connect() as conn:
-            pooled = await conn.get_raw_connection()
-            driver: Any = pooled.driver_connection
-            try:
-                if not atomic:
+            async with pool.acquire() as driver:
+                try:
                     return await fn(driver, *args, **kwargs)
-                async with driver.transaction():
-                    return await fn(driver, *args, **kwargs)
-            except _LOST_CONNECTION:
-                # SQLAlchemy did not see this fail, so it cannot do what it does on a lost
-                # connection: drop it, and every other pooled one, which likely went too.
-                await conn.invalidate()
-                await self._engine.dispose(close=False)
-                raise
+                except _LOST_CONNECTION:
+                    # Every other pooled connection likely went too (a server restart): each
+                    # is replaced at its next use rather than failing a call of its own.
+                    await pool.expire_connections()
+                    raise
+
+    async def _open_hot_pool(self) -> asyncpg.Pool:
+        async with self._hot_pool_opening:
+            if self._hot_pool is None:
+                _, params = self._engine.dialect.create_connect_args(self._engine.url)
+                self._hot_pool = await asyncpg.create_pool(
+                    **params,
+                    min_size=0,
+                    max_size=HOT_POOL_SIZE,
+                    # A connection is given back as it was taken, out of any transaction (the
+                    # pool rolls one back); the reset query asyncpg would also send (RESET ALL,
+                    # UNLISTEN *, ...) undoes what Knock never does, at a round trip a call.
+                    connection_class=_NoResetConnection,
+                    # Kept however long idle: no timer set and cancelled around every call.
+                    max_inactive_connection_lifetime=0,
+                    init=self._as_sqlalchemy_sets_up,
+                )
+        return self._hot_pool
+
+    async def _as_sqlalchemy_sets_up(self, conn: asyncpg.Connection) -> None:
+        """The JSON codecs SQLAlchemy's dialect gives its own connections, through its own code:
+        the statements compiled for that dialect (knock.store.compiled) expect them."""
+        dialect: Any = self._engine.dialect
+        adapted = SimpleNamespace(_connection=conn)  # all the two read of SQLAlchemy's adapter
+        await dialect.setup_asyncpg_json_codec(adapted)
+        await dialect.setup_asyncpg_jsonb_codec(adapted)
 
     async def read(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -438,5 +457,7 @@ class AsyncDatabase:
 
     async def close(self) -> None:
         self.stop_reads()
+        if self._hot_pool is not None:
+            await self._hot_pool.close()
         await self._read_engine.dispose()
         await self._engine.dispose()
