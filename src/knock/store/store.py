@@ -362,6 +362,9 @@ class Store:
         With `nbi`, an NBI read (Database.read)."""
         if nbi:
             return await self._db.read(_parameters_of, device_ids, prefixes)
+        if len(device_ids) <= _IN_CHUNK:
+            # One statement (the ACS asks for one device's), atomic without BEGIN and COMMIT.
+            return await self._db.run_statement(_parameters_of, device_ids, prefixes)
         return await self._db.run(_parameters_of, device_ids, prefixes)
 
     async def delete_device(self, device_id: str) -> bool:
