@@ -37,6 +37,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from knock.store.errors import QueryTimeoutError, ReadsStoppedError
+from knock.store.hot_pool import HotPool
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -305,11 +306,6 @@ def _drop_details(exc: BaseException | None, seen: frozenset[int] = frozenset())
     _drop_details(exc.__context__, seen | {id(exc)})
 
 
-class _NoResetConnection(asyncpg.Connection):  # type: ignore[misc]
-    def get_reset_query(self) -> str:
-        return ""
-
-
 # Connections of the per-session calls per process; each holds one only for a statement or a
 # short transaction. knock.store.engine counts them in the process's share of the server.
 HOT_POOL_SIZE = 15
@@ -328,8 +324,7 @@ class AsyncDatabase:
         # The per-session calls' own connections (run_on_asyncpg, statement_on_asyncpg): the
         # check-out and return of SQLAlchemy's pool, its greenlet switches included, had cost
         # the ACS about a tenth of its CPU per session. Opened at the first call.
-        self._hot_pool: asyncpg.Pool | None = None
-        self._hot_pool_opening = asyncio.Lock()
+        self._hot_pool = HotPool(self._hot_connection, HOT_POOL_SIZE)
 
     @property
     def dialect_name(self) -> str:
@@ -371,34 +366,33 @@ class AsyncDatabase:
         SQLAlchemy's execution layer (knock.store.pg_hot says why). No transaction is begun:
         a single statement is atomic by itself, and BEGIN and COMMIT are two round trips
         more; `fn` begins one when it runs several."""
-        pool = self._hot_pool or await self._open_hot_pool()
-        with _without_details():
-            async with pool.acquire() as driver:
-                try:
-                    return await fn(driver, *args, **kwargs)
-                except _LOST_CONNECTION:
-                    # Every other pooled connection likely went too (a server restart): each
-                    # is replaced at its next use rather than failing a call of its own.
-                    await pool.expire_connections()
-                    raise
+        driver = await self._hot_pool.acquire()
+        clean = False
+        try:
+            with _without_details():
+                result = await fn(driver, *args, **kwargs)
+            clean = True
+            return result
+        except _LOST_CONNECTION:
+            # Every other idle connection likely went too (a server restart): each is
+            # replaced now rather than failing a call of its own.
+            self._hot_pool.expire()
+            raise
+        except asyncpg.PostgresError:
+            clean = True  # the server refused a statement; the connection is as it was
+            raise
+        finally:
+            self._hot_pool.release(driver, reusable=clean)
 
-    async def _open_hot_pool(self) -> asyncpg.Pool:
-        async with self._hot_pool_opening:
-            if self._hot_pool is None:
-                _, params = self._engine.dialect.create_connect_args(self._engine.url)
-                self._hot_pool = await asyncpg.create_pool(
-                    **params,
-                    min_size=0,
-                    max_size=HOT_POOL_SIZE,
-                    # A connection is given back as it was taken, out of any transaction (the
-                    # pool rolls one back); the reset query asyncpg would also send (RESET ALL,
-                    # UNLISTEN *, ...) undoes what Knock never does, at a round trip a call.
-                    connection_class=_NoResetConnection,
-                    # Kept however long idle: no timer set and cancelled around every call.
-                    max_inactive_connection_lifetime=0,
-                    init=self._as_sqlalchemy_sets_up,
-                )
-        return self._hot_pool
+    async def _hot_connection(self) -> asyncpg.Connection:
+        _, params = self._engine.dialect.create_connect_args(self._engine.url)
+        conn = await asyncpg.connect(**params)
+        try:
+            await self._as_sqlalchemy_sets_up(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
 
     async def _as_sqlalchemy_sets_up(self, conn: asyncpg.Connection) -> None:
         """The JSON codecs SQLAlchemy's dialect gives its own connections, through its own code:
@@ -457,7 +451,6 @@ class AsyncDatabase:
 
     async def close(self) -> None:
         self.stop_reads()
-        if self._hot_pool is not None:
-            await self._hot_pool.close()
+        await self._hot_pool.close()
         await self._read_engine.dispose()
         await self._engine.dispose()
