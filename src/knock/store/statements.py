@@ -107,7 +107,14 @@ SUPERSEDE_SESSIONS = (
 _running = select(tasks.c.id, tasks.c.name, tasks.c.attempts, tasks.c.session_id).where(
     tasks.c.status == TaskStatus.RUNNING
 )
-RUNNING_OF_DEVICE = _running.where(tasks.c.device_id == bindparam("informing_device"))
+# A device's tasks running in a session that has ended. Not those of a session still open: on
+# PostgreSQL the Inform settles them after its statement, by when a newer Inform of the device
+# (in another process) may have opened a session that claimed one.
+_live = sessions.alias("live")
+RUNNING_OF_DEVICE = _running.where(
+    tasks.c.device_id == bindparam("informing_device"),
+    ~select(_live.c.id).where(_live.c.id == tasks.c.session_id, _live.c.ended.is_(None)).exists(),
+)
 RUNNING_IN_SESSION = _running.where(tasks.c.session_id == bindparam("dead_session"))
 # Every task still running, when the one process on an SQLite file starts after a crash.
 RUNNING_ALL = _running.add_columns(tasks.c.device_id)
