@@ -43,8 +43,8 @@ def record_inform(
         write_many(conn, SQL.parameter_upsert, parameter_rows)
     informing = {"informing_device": rec.device_id, "superseded_at": rec.now}
     cur.execute(SQL.supersede_sessions.text, SQL.supersede_sessions.args(informing))
-    # Every task of the device still running is in a session that has ended (superseded now,
-    # or earlier: on PostgreSQL an ACS can crash between an Inform and settling its tasks).
+    # The device's tasks still running in a session that has ended: superseded now, or earlier
+    # (on PostgreSQL an ACS can crash between an Inform and settling its tasks).
     cur.execute(SQL.running_of_device.text, SQL.running_of_device.args(informing))
     for task_id, name, attempts, session_id in cur.fetchall():
         retried = retry.after_death(task_id, name, attempts, session_id, "superseded", rec.now)

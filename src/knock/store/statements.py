@@ -299,10 +299,11 @@ def _merging_parameters(
 # opening_version). Sub-statements share one snapshot, and foreign keys are checked when the
 # statement ends, so a new device's parameters and session stand. Returns the new session's
 # id, how many sessions it superseded, and whether the device had a task running when the
-# statement began: if either, the caller settles the device's running tasks (`TaskRetry`) in
-# a transaction of its own, whose fresh snapshot also sees a claim that committed meanwhile.
-# A crash in between leaves them running in an ended session; the device's next Inform sees
-# them and settles them then, as SQLite's path looks at every Inform.
+# statement began: if either, the caller settles the device's tasks running in ended sessions
+# (RUNNING_OF_DEVICE, `TaskRetry`) in a transaction of its own, whose fresh snapshot also sees
+# a claim that committed meanwhile. A crash in between leaves them running in an ended
+# session; the device's next Inform sees them and settles them then, as SQLite's path looks
+# at every Inform.
 def _inform_cte() -> Select[Any]:
     bootstrap = bindparam("bootstrap", type_=Boolean)
     device = device_upsert("postgresql").values({n: bindparam(n) for n in DEVICE_UPSERT_COLUMNS})
