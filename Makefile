@@ -43,6 +43,7 @@ mutants: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python bench/informs.py
 	$(BIN)/python bench/informs_scale.py --processes 1,2
+	$(BIN)/python bench/store_sessions.py
 	$(BIN)/python bench/rss_devices.py --devices 100000
 	$(BIN)/python bench/stun.py
 	$(BIN)/python bench/xmpp.py

@@ -119,10 +119,25 @@ def test_informs_against_one_and_two_processes_on_postgresql(
     result = quick("informs_scale", tmp_path, 180, "--store-url", postgres_url)
     assert result["devices"] == 30
     for processes in (1, 2):
-        assert result[f"{processes}p_sessions"] == 30
-        assert result[f"{processes}p_sessions_per_s"] > 0
-        assert result[f"{processes}p_p99_ms"] >= result[f"{processes}p_p50_ms"] > 0
+        assert result[f"{processes}p_task_sessions"] == 30
+        assert result[f"{processes}p_task_sessions_per_s"] > 0
+        assert result[f"{processes}p_task_p99_ms"] >= result[f"{processes}p_task_p50_ms"] > 0
+        for kind in ("bootstrap", "periodic", "task"):
+            assert result[f"{processes}p_{kind}_acs_cpu_ms_per_session"] > 0
+        assert 0 <= result[f"{processes}p_lock_wait_pct"] <= 100
         assert result[f"{processes}p_acs_rss_mib"] > 0
+    assert result["2p_over_1p_by_acs_cpu_periodic"] > 0
+    assert result["2p_over_1p_sessions_per_s"] > 0
+
+
+def test_the_stores_share_of_a_session(tmp_path: Path) -> None:
+    result = quick("store_sessions", tmp_path, 180)
+    assert (result["devices"], result["history"]) == (20, 10)
+    for store in ("sqlite", "postgresql"):
+        assert result[store]["cpu_ms_per_session"] > 0
+        assert result[store]["sessions_per_s"] > 0
+    assert result["postgresql"]["db_cpu_ms_per_session"] > 0
+    assert result["postgresql"]["over_sqlite"] > 0
 
 
 def test_rss_of_a_process_that_knows_many_devices(tmp_path: Path) -> None:

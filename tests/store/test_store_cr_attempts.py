@@ -72,10 +72,12 @@ async def test_cr_target_has_credentials_and_management_leaves(
 async def test_bootstrap_forgets_the_credentials(store: Store, record: Record) -> None:
     await record()
     await store.set_cr_credentials(DEVICE, "knock", "s3cret")
+    await store.set_stun_credentials(DEVICE, "stun-1", "stun-pw")
     await record(events=("1 BOOT",))
-    assert (await store.get_cr_target(DEVICE)) == CrTarget(DEVICE, "knock", "s3cret", {})
+    assert (await store.get_cr_target(DEVICE)) == CrTarget(DEVICE, "knock", "s3cret", {}, "stun-1")
     await record(events=("0 BOOTSTRAP",))
     assert (await store.get_cr_target(DEVICE)) == CrTarget(DEVICE, None, None, {})
+    assert await store.stun_password("stun-1") is None
 
 
 async def test_stun_credentials_and_the_binding_they_key(

@@ -153,6 +153,10 @@ async def _run(db_url: str, fn: Callable[[Connection], T]) -> T:
         await db.close()
 
 
+def _session_indexes(conn: Connection) -> set[str]:
+    return {str(index["name"]) for index in inspect(conn).get_indexes("sessions")}
+
+
 def _inform(device_id: str) -> InformRecord:
     return InformRecord(device_id, "M", "OUI", "PC", "SN", [], [], "", datetime.now(UTC))
 
@@ -175,6 +179,7 @@ def _columns_but(table: Table, later: tuple[str, ...]) -> list[Column[Any]]:
 LATER_INDEXES = (
     *("ix_cr_attempts_started", "uq_tasks_idempotency_key"),  # migrations 6, 11
     "uq_tasks_public_id",  # migration 15
+    "ix_sessions_open",  # migration 16
 )
 LATER_TABLES = (
     *("devices", "tasks"),  # changed by later migrations
@@ -238,6 +243,7 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
         )
 
     await _run(db_url, build_version_1)
+    assert "ix_sessions_open" not in await _run(db_url, _session_indexes)
     store = await Store.open(db_url)
     try:
         await store.set_cr_credentials("OLD-1", "cr-user", "cr-pass")
@@ -264,6 +270,7 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_rows(
     finally:
         await store.close()
     assert await _versions(db_url) == [LATEST]
+    assert "ix_sessions_open" in await _run(db_url, _session_indexes)
     assert target is not None and (target.username, target.password) == ("cr-user", "cr-pass")
     assert device is not None and (device.xmpp_setup, device.xmpp_setup_detail) == (
         "failed",

@@ -118,6 +118,28 @@ async def test_bootstrap_drops_parameters_but_keeps_tasks(
     assert await store.get_task(task.id) == task
 
 
+async def test_bootstrap_replaces_what_the_device_reports_again(
+    store: Store, record: Record, now: datetime
+) -> None:
+    """A factory-reset device's parameters are as its Inform says, as if none were stored:
+    nothing merged from before (writability, the type of an untyped value)."""
+    later = now + timedelta(minutes=1)
+    await record(params=[ParamValue(SOFTWARE, "1.0", "xsd:string")])
+    await store.put_parameters(DEVICE, [ParamValue(SOFTWARE, None, None, writable=False)], now)
+
+    await record(events=[Event.BOOTSTRAP], params=[ParamValue(SOFTWARE, "2.0", None)], at=later)
+    (param,) = (await store.get_parameters([DEVICE]))[DEVICE]
+    assert (param.path, param.value, param.type, param.writable, param.timestamp) == (
+        SOFTWARE,
+        "2.0",
+        None,
+        None,
+        later,
+    )
+    await record(events=[Event.BOOTSTRAP], at=later)
+    assert (await store.get_parameters([DEVICE]))[DEVICE] == []
+
+
 async def test_put_parameters_merges_what_is_given(
     store: Store, record: Record, now: datetime
 ) -> None:

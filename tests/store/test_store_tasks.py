@@ -304,6 +304,28 @@ async def test_an_inform_ends_the_open_session_and_requeues_its_task(
     assert old_session.outcome == "superseded"
 
 
+async def test_an_inform_settles_a_task_left_running_in_an_ended_session(
+    store: Store, record: Record, now: datetime
+) -> None:
+    """A process that ended a session but died before settling its task (on PostgreSQL, an
+    Inform's statement commits before the tasks it found running are settled) leaves the task
+    running in a session that has ended: the device's next Inform, in any process, queues it
+    again."""
+    dead = await record()
+    task = await store.add_task(DEVICE, "getParameterValues", {}, now)
+    await store.claim_next_task(DEVICE, dead, now)
+    await store.end_session(dead, "superseded", now)
+    later = now + timedelta(seconds=5)
+    alive = await record(at=later)
+
+    settled = await store.get_task(task.id)
+    assert settled is not None
+    assert (settled.status, settled.attempts, settled.session_id) == (TaskStatus.QUEUED, 1, None)
+    assert await store.claim_next_task(DEVICE, alive, later + timedelta(hours=1)) == replace(
+        settled, status=TaskStatus.RUNNING, session_id=alive
+    )
+
+
 @pytest.mark.parametrize("name", sorted(NOT_RESENT))
 async def test_a_task_the_device_may_have_run_is_never_sent_again(
     store: Store, record: Record, now: datetime, name: str

@@ -106,7 +106,6 @@ class HotStatements:
     device_upsert: CompiledStatement
     parameter_upsert: CompiledStatement
     drop_parameters: CompiledStatement
-    forget_credentials: CompiledStatement
     supersede_sessions: CompiledStatement
     running_of_device: CompiledStatement
     retry_task: CompiledStatement
@@ -123,19 +122,7 @@ def hot_statements(dialect: Dialect) -> HotStatements:
     name = dialect.name
     return HotStatements(
         device_upsert=compile_statement(
-            statements.device_upsert(name),
-            dialect,
-            (
-                "id",
-                "manufacturer",
-                "oui",
-                "product_class",
-                "serial_number",
-                "registered",
-                "last_inform",
-                "last_boot",
-                "last_bootstrap",
-            ),
+            statements.device_upsert(name), dialect, statements.DEVICE_UPSERT_COLUMNS
         ),
         parameter_upsert=compile_statement(
             statements.parameter_upsert(name),
@@ -143,7 +130,6 @@ def hot_statements(dialect: Dialect) -> HotStatements:
             ("device_id", "path", "value", "type", "writable", "timestamp"),
         ),
         drop_parameters=compile_statement(statements.DROP_PARAMETERS, dialect),
-        forget_credentials=compile_statement(statements.FORGET_CREDENTIALS, dialect),
         supersede_sessions=compile_statement(statements.SUPERSEDE_SESSIONS, dialect),
         running_of_device=compile_statement(statements.RUNNING_OF_DEVICE, dialect),
         retry_task=compile_statement(statements.RETRY_TASK, dialect),

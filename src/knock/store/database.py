@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import asyncpg
@@ -36,6 +37,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from knock.store.errors import QueryTimeoutError, ReadsStoppedError
+from knock.store.hot_pool import HotPool
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -304,6 +306,11 @@ def _drop_details(exc: BaseException | None, seen: frozenset[int] = frozenset())
     _drop_details(exc.__context__, seen | {id(exc)})
 
 
+# Connections of the per-session calls per process; each holds one only for a statement or a
+# short transaction. knock.store.engine counts them in the process's share of the server.
+HOT_POOL_SIZE = 15
+
+
 class AsyncDatabase:
     """For an asyncio driver: the transaction runs on the event loop."""
 
@@ -314,6 +321,10 @@ class AsyncDatabase:
         self._read_engine = read_engine
         self._reads_in_flight: set[asyncio.Task[Any]] = set()
         self._reads_stopped = False
+        # The per-session calls' own connections (run_on_asyncpg, statement_on_asyncpg): the
+        # check-out and return of SQLAlchemy's pool, its greenlet switches included, had cost
+        # the ACS about a tenth of its CPU per session. Opened at the first call.
+        self._hot_pool = HotPool(self._hot_connection, HOT_POOL_SIZE)
 
     @property
     def dialect_name(self) -> str:
@@ -345,49 +356,51 @@ class AsyncDatabase:
             lambda conn: fn(conn.connection.dbapi_connection, *args, **kwargs)  # type: ignore[arg-type]
         )
 
-    async def run_on_asyncpg(
+    async def on_asyncpg(
         self,
         fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """`await fn(connection, ...)` in one transaction on a pooled connection's asyncpg
-        connection itself, past SQLAlchemy's execution layer (knock.store.pg_hot says why)."""
-        with _without_details():
-            return await self._on_asyncpg(True, fn, *args, **kwargs)
+        """`await fn(connection, ...)` on an asyncpg connection of the sessions' own pool, past
+        SQLAlchemy's execution layer (knock.store.pg_hot says why). No transaction is begun:
+        a single statement is atomic by itself, and BEGIN and COMMIT are two round trips
+        more; `fn` begins one when it runs several."""
+        driver = await self._hot_pool.acquire()
+        clean = False
+        try:
+            with _without_details():
+                result = await fn(driver, *args, **kwargs)
+            clean = True
+            return result
+        except _LOST_CONNECTION:
+            # Every other idle connection likely went too (a server restart): each is
+            # replaced now rather than failing a call of its own.
+            self._hot_pool.expire()
+            raise
+        except asyncpg.PostgresError:
+            clean = True  # the server refused a statement; the connection is as it was
+            raise
+        finally:
+            self._hot_pool.release(driver, reusable=clean)
 
-    async def statement_on_asyncpg(
-        self,
-        fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
-        """Like `run_on_asyncpg`, for an `fn` that runs one statement, atomic by itself: without
-        BEGIN and COMMIT, two round trips fewer (as `run_statement`)."""
-        with _without_details():
-            return await self._on_asyncpg(False, fn, *args, **kwargs)
+    async def _hot_connection(self) -> asyncpg.Connection:
+        _, params = self._engine.dialect.create_connect_args(self._engine.url)
+        conn = await asyncpg.connect(**params)
+        try:
+            await self._as_sqlalchemy_sets_up(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
 
-    async def _on_asyncpg(
-        self,
-        atomic: bool,
-        fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
-        async with self._engine.connect() as conn:
-            pooled = await conn.get_raw_connection()
-            driver: Any = pooled.driver_connection
-            try:
-                if not atomic:
-                    return await fn(driver, *args, **kwargs)
-                async with driver.transaction():
-                    return await fn(driver, *args, **kwargs)
-            except _LOST_CONNECTION:
-                # SQLAlchemy did not see this fail, so it cannot do what it does on a lost
-                # connection: drop it, and every other pooled one, which likely went too.
-                await conn.invalidate()
-                await self._engine.dispose(close=False)
-                raise
+    async def _as_sqlalchemy_sets_up(self, conn: asyncpg.Connection) -> None:
+        """The JSON codecs SQLAlchemy's dialect gives its own connections, through its own code:
+        the statements compiled for that dialect (knock.store.compiled) expect them."""
+        dialect: Any = self._engine.dialect
+        adapted = SimpleNamespace(_connection=conn)  # all the two read of SQLAlchemy's adapter
+        await dialect.setup_asyncpg_json_codec(adapted)
+        await dialect.setup_asyncpg_jsonb_codec(adapted)
 
     async def read(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -438,5 +451,6 @@ class AsyncDatabase:
 
     async def close(self) -> None:
         self.stop_reads()
+        await self._hot_pool.close()
         await self._read_engine.dispose()
         await self._engine.dispose()

@@ -49,11 +49,13 @@ _SQLITE_PRAGMAS = (
 # give the Inform path the same throughput); the spare ones let the NBI read alongside.
 _SQLITE_POOL_SIZE = 4
 # Connections beyond the pool size are closed when returned and opened again at the next burst
-# (py-spy: 3% of the ACS's CPU went to connecting at 100 sessions in flight), so the pool keeps
-# most of what a busy process uses. Each ACS process needs up to 25 server connections, one for
-# its announcement relay and ReadLimits.slots (2) for the NBI's reads: PostgreSQL's default
-# max_connections (100) serves three processes.
-_POSTGRES_POOL_SIZE = 20
+# (py-spy: 3% of the ACS's CPU went to connecting at 100 sessions in flight), so the pools keep
+# most of what a busy process uses. The sessions' calls run on a pool of their own
+# (database.HOT_POOL_SIZE, 15); this one serves the rest (the NBI's writes, a session's rarer
+# calls). Each ACS process needs up to 28 server connections with one for its announcement
+# relay and ReadLimits.slots (2) for the NBI's reads: PostgreSQL's default max_connections
+# (100) serves three processes.
+_POSTGRES_POOL_SIZE = 5
 _POSTGRES_MAX_OVERFLOW = 5
 # Every engine is made with hide_parameters=True: a failed statement's error would otherwise
 # carry its bound values ("[parameters: ...]"), credentials among them, into the log.

@@ -71,6 +71,13 @@ def _index_cr_attempts_started(conn: Connection) -> None:
     index.create(conn)
 
 
+def _index_open_sessions(conn: Connection) -> None:
+    # Like migration 6's, it blocks writes to sessions while PostgreSQL builds it; it reads only
+    # the open sessions' rows into the index, so the build is short.
+    (index,) = (i for i in schema.sessions.indexes if i.name == "ix_sessions_open")
+    index.create(conn)
+
+
 def _add_column(conn: Connection, table: Table, name: str) -> None:
     """ALTER TABLE ADD COLUMN of *table*'s column *name* as schema.py describes it."""
     column = table.c[name]
@@ -174,6 +181,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(13, "files CPEs download, stored in chunks", _add_files),
     Migration(14, "device tags and presets", _add_tags_and_presets),
     Migration(15, "task ids that are never reused, shaped as GenieACS's", _add_task_public_ids),
+    Migration(16, "an index of the open sessions, which every Inform ends", _index_open_sessions),
 )
 LATEST = MIGRATIONS[-1].version
 

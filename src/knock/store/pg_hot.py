@@ -26,8 +26,8 @@ from knock.store.rows import InformRecord, TaskResult, TaskRow
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 SQL = hot_statements(_DIALECT)
-# PostgreSQL's alone: one statement where SQLite runs two (statements.py says why).
-_SUPERSEDE_AND_OPEN = compile_statement(statements.SUPERSEDE_AND_OPEN, _DIALECT)
+# PostgreSQL's alone: one statement where SQLite runs several (statements.py says why).
+_INFORM = compile_statement(statements.INFORM, _DIALECT)
 _CLAIM_OR_END = compile_statement(statements.CLAIM_OR_END, _DIALECT)
 
 
@@ -37,38 +37,32 @@ async def record_inform(
     parameter_rows: list[dict[str, Any]],
     retry: TaskRetry,
 ) -> int:
-    """Store.record_inform's transaction."""
-    await conn.execute(SQL.device_upsert.text, *SQL.device_upsert.args(rec.device_row()))
-    if rec.bootstrap:
-        await conn.execute(
-            SQL.drop_parameters.text, *SQL.drop_parameters.args({"device_id": rec.device_id})
-        )
-        await conn.execute(
-            SQL.forget_credentials.text,
-            *SQL.forget_credentials.args({"device_id": rec.device_id}),
-        )
-    if parameter_rows:
-        await write_many(conn, SQL.parameter_upsert, parameter_rows)
+    """Store.record_inform, one statement (`statements.INFORM`) without BEGIN and COMMIT; the
+    device's running tasks, if it has any, settled after it in a transaction."""
     informing = {
+        **rec.device_row(),
+        "bootstrap": rec.bootstrap,
+        "param_paths": [row["path"] for row in parameter_rows],
+        "param_values": [row["value"] for row in parameter_rows],
+        "param_types": [row["type"] for row in parameter_rows],
+        "param_writable": [row["writable"] for row in parameter_rows],
+        "param_at": rec.now,
         "informing_device": rec.device_id,
         "superseded_at": rec.now,
-        "opening_device": rec.device_id,
         "opening_at": rec.now,
         "opening_events": list(rec.events),
         "opening_version": rec.cwmp_version,
     }
-    session_id, superseded = await conn.fetchrow(
-        _SUPERSEDE_AND_OPEN.text, *_SUPERSEDE_AND_OPEN.args(informing)
-    )
-    if superseded:
-        running = SQL.running_of_device
-        for task_id, name, attempts, dead_session in await conn.fetch(
-            running.text, *running.args(informing)
-        ):
-            retried = retry.after_death(
-                task_id, name, attempts, dead_session, "superseded", rec.now
-            )
-            await conn.execute(SQL.retry_task.text, *SQL.retry_task.args(retried))
+    session_id, superseded, running = await conn.fetchrow(_INFORM.text, *_INFORM.args(informing))
+    if superseded or running:
+        async with conn.transaction():
+            for task_id, name, attempts, dead_session in await fetch(
+                conn, SQL.running_of_device, informing
+            ):
+                retried = retry.after_death(
+                    task_id, name, attempts, dead_session, "superseded", rec.now
+                )
+                await write(conn, SQL.retry_task, retried)
     return int(session_id)
 
 
@@ -80,24 +74,21 @@ async def advance_session(
     claim: Mapping[str, Any],
     ended: Mapping[str, Any],
 ) -> TaskRow | None:
-    """Store.advance_session's transaction, for a `done` that deletes no parameters."""
-    if done is not None:
-        assert finished is not None and not done.delete_under
-        await conn.execute(SQL.finish_task.text, *SQL.finish_task.args(finished))
+    """Store.advance_session, for a `done` that deletes no parameters: with none, one
+    statement (`statements.CLAIM_OR_END`), a session's last POST one round trip."""
+    if done is None:
+        return await _claim_or_end(conn, claim, ended)
+    assert finished is not None and not done.delete_under
+    async with conn.transaction():
+        await write(conn, SQL.finish_task, finished)
         if parameter_rows:
             await write_many(conn, SQL.parameter_upsert, parameter_rows)
-    row = await conn.fetchrow(SQL.claim_task.text, *SQL.claim_task.args(claim))
-    if row is None:
-        await conn.execute(SQL.end_session.text, *SQL.end_session.args(ended))
-        return None
-    return TaskRow(**dict(row))
+        return await _claim_or_end(conn, claim, ended)
 
 
-async def claim_or_end(
+async def _claim_or_end(
     conn: asyncpg.Connection, claim: Mapping[str, Any], ended: Mapping[str, Any]
 ) -> TaskRow | None:
-    """advance_session's transaction when no task ended, as one statement without BEGIN and
-    COMMIT (`statements.CLAIM_OR_END`): a session's last POST then costs one round trip."""
     row = await conn.fetchrow(_CLAIM_OR_END.text, *_CLAIM_OR_END.args({**claim, **ended}))
     return None if row is None else TaskRow(**_CLAIM_OR_END.row(row))
 
@@ -118,4 +109,5 @@ async def write(conn: asyncpg.Connection, stmt: CompiledStatement, given: Mappin
 async def write_many(
     conn: asyncpg.Connection, stmt: CompiledStatement, rows: Sequence[Mapping[str, Any]]
 ) -> None:
+    """One of `SQL`'s writes for each row, atomic (asyncpg sends them with one Sync)."""
     await conn.executemany(stmt.text, [stmt.args(row) for row in rows])

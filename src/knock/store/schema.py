@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -137,6 +138,14 @@ sessions = Table(
     Column("cwmp_version", String(32), nullable=False, default=""),  # namespace the CPE used
     Column("outcome", String(32), nullable=True),  # "ok", "timeout", "fault", "error"
     Index("ix_sessions_device", "device_id", "started"),
+    # A device's open session (at most one but for a dead process's): what every Inform ends,
+    # found without reading the device's whole history of sessions, which is never pruned.
+    Index(
+        "ix_sessions_open",
+        "device_id",
+        sqlite_where=text("ended IS NULL"),
+        postgresql_where=text("ended IS NULL"),
+    ),
 )
 
 tasks = Table(

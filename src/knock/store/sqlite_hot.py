@@ -36,18 +36,19 @@ def record_inform(
     # transaction that reads first cannot wait for the lock, only fail.
     cur.execute(SQL.device_upsert.text, SQL.device_upsert.args(rec.device_row()))
     if rec.bootstrap:
-        device = {"device_id": rec.device_id}
-        cur.execute(SQL.drop_parameters.text, SQL.drop_parameters.args(device))
-        cur.execute(SQL.forget_credentials.text, SQL.forget_credentials.args(device))
+        cur.execute(
+            SQL.drop_parameters.text, SQL.drop_parameters.args({"device_id": rec.device_id})
+        )
     if parameter_rows:
         write_many(conn, SQL.parameter_upsert, parameter_rows)
     informing = {"informing_device": rec.device_id, "superseded_at": rec.now}
     cur.execute(SQL.supersede_sessions.text, SQL.supersede_sessions.args(informing))
-    if cur.fetchall():
-        cur.execute(SQL.running_of_device.text, SQL.running_of_device.args(informing))
-        for task_id, name, attempts, session_id in cur.fetchall():
-            retried = retry.after_death(task_id, name, attempts, session_id, "superseded", rec.now)
-            cur.execute(SQL.retry_task.text, SQL.retry_task.args(retried))
+    # The device's tasks still running in a session that has ended: superseded now, or earlier
+    # (on PostgreSQL an ACS can crash between an Inform and settling its tasks).
+    cur.execute(SQL.running_of_device.text, SQL.running_of_device.args(informing))
+    for task_id, name, attempts, session_id in cur.fetchall():
+        retried = retry.after_death(task_id, name, attempts, session_id, "superseded", rec.now)
+        cur.execute(SQL.retry_task.text, SQL.retry_task.args(retried))
     session = {
         "device_id": rec.device_id,
         "started": rec.now,

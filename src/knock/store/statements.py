@@ -8,8 +8,13 @@ SQLAlchemy builds per dialect.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
+    ARRAY,
+    Boolean,
     Insert,
+    Select,
     Table,
     and_,
     bindparam,
@@ -22,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.expression import ColumnElement
 
 from knock.store.schema import (
     devices,
@@ -36,13 +42,6 @@ from knock.vocab import TaskStatus
 
 # Takes device_id.
 DROP_PARAMETERS = delete(parameters).where(parameters.c.device_id == bindparam("device_id"))
-
-# A device that bootstrapped (a factory reset, a new unit) has lost the credentials Knock set.
-FORGET_CREDENTIALS = (
-    update(devices)
-    .where(devices.c.id == bindparam("device_id"))
-    .values(cr_username=None, cr_password=None, stun_username=None, stun_password=None)
-)
 
 # Takes device_id, new_cr_username, new_cr_password.
 SET_CR_CREDENTIALS = (
@@ -105,32 +104,17 @@ SUPERSEDE_SESSIONS = (
 
 # Once a session died, a task still running in it belongs to none that lives: each is settled
 # by knock.store.retry (retried, faulted, or `unknown`) through RETRY_TASK.
-# PostgreSQL only, as CLAIM_OR_END: SUPERSEDE_SESSIONS and the new session's INSERT as one
-# statement, one round trip fewer in every Inform. On one snapshot, the UPDATE cannot see the
-# row the INSERT adds, as when it ran first. Takes SUPERSEDE_SESSIONS's parameters and
-# opening_device, opening_at, opening_events, opening_version; returns the new session's id and
-# how many sessions it superseded.
-_superseded = SUPERSEDE_SESSIONS.cte("superseded")
-_opened = (
-    insert(sessions)
-    .values(
-        device_id=bindparam("opening_device"),
-        started=bindparam("opening_at", type_=sessions.c.started.type),
-        events=bindparam("opening_events", type_=sessions.c.events.type),
-        cwmp_version=bindparam("opening_version"),
-    )
-    .returning(sessions.c.id)
-    .cte("opened")
-)
-SUPERSEDE_AND_OPEN = select(
-    _opened.c.id,
-    select(func.count()).select_from(_superseded).scalar_subquery().label("superseded"),
-)
-
 _running = select(tasks.c.id, tasks.c.name, tasks.c.attempts, tasks.c.session_id).where(
     tasks.c.status == TaskStatus.RUNNING
 )
-RUNNING_OF_DEVICE = _running.where(tasks.c.device_id == bindparam("informing_device"))
+# A device's tasks running in a session that has ended. Not those of a session still open: on
+# PostgreSQL the Inform settles them after its statement, by when a newer Inform of the device
+# (in another process) may have opened a session that claimed one.
+_live = sessions.alias("live")
+RUNNING_OF_DEVICE = _running.where(
+    tasks.c.device_id == bindparam("informing_device"),
+    ~select(_live.c.id).where(_live.c.id == tasks.c.session_id, _live.c.ended.is_(None)).exists(),
+)
 RUNNING_IN_SESSION = _running.where(tasks.c.session_id == bindparam("dead_session"))
 # Every task still running, when the one process on an SQLite file starts after a crash.
 RUNNING_ALL = _running.add_columns(tasks.c.device_id)
@@ -236,6 +220,20 @@ def _insert(dialect_name: str, table: Table) -> sqlite.Insert | postgresql.Inser
     raise ValueError(f"the store cannot upsert on {dialect_name!r}; use SQLite or PostgreSQL")
 
 
+# The columns an Inform gives its device (InformRecord.device_row).
+DEVICE_UPSERT_COLUMNS = (
+    "id",
+    "manufacturer",
+    "oui",
+    "product_class",
+    "serial_number",
+    "registered",
+    "last_inform",
+    "last_boot",
+    "last_bootstrap",
+)
+
+
 def device_upsert(dialect_name: str) -> Insert:
     """Takes every devices column; `registered` counts only when the device is new."""
     stmt = _insert(dialect_name, devices)
@@ -251,26 +249,117 @@ def device_upsert(dialect_name: str) -> Insert:
             # NULL means this Inform had no such event, and the earlier time still holds.
             "last_boot": func.coalesce(new.last_boot, devices.c.last_boot),
             "last_bootstrap": func.coalesce(new.last_bootstrap, devices.c.last_bootstrap),
+            # A device that bootstrapped (a factory reset, a new unit) has lost the
+            # credentials Knock set.
+            **{
+                name: case((new.last_bootstrap.is_(None), devices.c[name]), else_=None)
+                for name in ("cr_username", "cr_password", "stun_username", "stun_password")
+            },
         },
     )
 
 
 def parameter_upsert(dialect_name: str) -> Insert:
     """Takes every parameters column; see Store.put_parameters for how NULLs merge."""
-    stmt = _insert(dialect_name, parameters)
+    return _merging_parameters(_insert(dialect_name, parameters))
+
+
+def _merging_parameters(
+    stmt: sqlite.Insert | postgresql.Insert, fresh: ColumnElement[bool] | None = None
+) -> Insert:
+    """`stmt`, an INSERT into parameters, merging a row into the stored one of its path (see
+    Store.put_parameters); with `fresh` true, the row replaces it instead, as if none had been
+    stored."""
     new = stmt.excluded
+    merged = {
+        # A typed value replaces value and type together, so a NULL value is then written.
+        "value": case(
+            (new.type.is_not(None), new.value),
+            else_=func.coalesce(new.value, parameters.c.value),
+        ),
+        "type": func.coalesce(new.type, parameters.c.type),
+        "writable": func.coalesce(new.writable, parameters.c.writable),
+    }
+    if fresh is not None:
+        merged = {name: case((fresh, new[name]), else_=value) for name, value in merged.items()}
     return stmt.on_conflict_do_update(
         index_elements=[parameters.c.device_id, parameters.c.path],
-        set_={
-            # A typed value replaces value and type together, so a NULL value is then written.
-            "value": case(
-                (new.type.is_not(None), new.value),
-                else_=func.coalesce(new.value, parameters.c.value),
-            ),
-            "type": func.coalesce(new.type, parameters.c.type),
-            "writable": func.coalesce(new.writable, parameters.c.writable),
-            "timestamp": new.timestamp,
-        },
+        set_={**merged, "timestamp": new.timestamp},
+    )
+
+
+# PostgreSQL only: all an Inform writes, as one statement without BEGIN and COMMIT, one round
+# trip where a transaction of its statements took five. It upserts the device (its columns by
+# name, as device_upsert takes them) and the Inform's parameters, given as arrays
+# (param_paths, param_values, param_types, param_writable; param_at); with `bootstrap` true it
+# drops the device's other parameters and replaces those it reports instead of merging them
+# (as DROP_PARAMETERS before the upsert would: the rows the two touch are apart, which one
+# statement needs). It ends the device's open sessions (SUPERSEDE_SESSIONS: on one snapshot it
+# cannot see the new one) and opens its new session (opening_at, opening_events,
+# opening_version). Sub-statements share one snapshot, and foreign keys are checked when the
+# statement ends, so a new device's parameters and session stand. Returns the new session's
+# id, how many sessions it superseded, and whether the device had a task running when the
+# statement began: if either, the caller settles the device's tasks running in ended sessions
+# (RUNNING_OF_DEVICE, `TaskRetry`) in a transaction of its own, whose fresh snapshot also sees
+# a claim that committed meanwhile. A crash in between leaves them running in an ended
+# session; the device's next Inform sees them and settles them then, as SQLite's path looks
+# at every Inform.
+def _inform_cte() -> Select[Any]:
+    bootstrap = bindparam("bootstrap", type_=Boolean)
+    device = device_upsert("postgresql").values({n: bindparam(n) for n in DEVICE_UPSERT_COLUMNS})
+    paths = bindparam("param_paths", type_=ARRAY(parameters.c.path.type))
+    reported = (
+        func.unnest(
+            paths,
+            bindparam("param_values", type_=ARRAY(parameters.c.value.type)),
+            bindparam("param_types", type_=ARRAY(parameters.c.type.type)),
+            bindparam("param_writable", type_=ARRAY(parameters.c.writable.type)),
+        )
+        .table_valued("path", "value", "type", "writable")
+        .render_derived()
+    )
+    stored = postgresql.insert(parameters).from_select(
+        ["device_id", "path", "value", "type", "writable", "timestamp"],
+        select(
+            bindparam("id", type_=devices.c.id.type),
+            reported.c.path,
+            reported.c.value,
+            reported.c.type,
+            reported.c.writable,
+            bindparam("param_at", type_=parameters.c.timestamp.type),
+        ),
+    )
+    dropped = delete(parameters).where(
+        parameters.c.device_id == bindparam("id"),
+        bootstrap,
+        parameters.c.path != func.all(paths),
+    )
+    superseded = SUPERSEDE_SESSIONS.cte("superseded")
+    opened = (
+        insert(sessions)
+        .values(
+            device_id=bindparam("id"),
+            started=bindparam("opening_at", type_=sessions.c.started.type),
+            events=bindparam("opening_events", type_=sessions.c.events.type),
+            cwmp_version=bindparam("opening_version"),
+        )
+        .returning(sessions.c.id)
+        .cte("opened")
+    )
+    running = (
+        select(tasks.c.id)
+        .where(tasks.c.device_id == bindparam("id"), tasks.c.status == TaskStatus.RUNNING)
+        .exists()
+    )
+    return (
+        select(
+            opened.c.id,
+            select(func.count()).select_from(superseded).scalar_subquery().label("superseded"),
+            running.label("running"),
+        )
+        .add_cte(device.cte("device"))
+        .add_cte(dropped.cte("dropped"))
+        .add_cte(_merging_parameters(stored, bootstrap).cte("reported"))
     )
 
 
@@ -328,3 +417,6 @@ def first_wins_insert(dialect_name: str, table: Table) -> Insert:
     return _insert(dialect_name, table).on_conflict_do_nothing(
         index_elements=list(table.primary_key.columns)
     )
+
+
+INFORM = _inform_cte()

@@ -10,17 +10,17 @@ import sqlite3
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Iterable,
     Iterator,
-    Mapping,
     Sequence,
 )
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import asyncpg
 from sqlalchemy import (
@@ -33,12 +33,12 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
 from knock.hosts import canonical_ip
 from knock.store import files, pg_hot, presets, sqlite_hot, statements
-from knock.store.compiled import CompiledStatement
 from knock.store.cr_stats import CrCounts, count_cr_attempts
 from knock.store.database import AsyncDatabase, Database, ReadLimits
 from knock.store.engine import open_database
@@ -81,6 +81,9 @@ from knock.vocab import TaskStatus
 
 # What a DeviceRow shows: the stored credentials stay out of everything the NBI can read.
 _DEVICE_COLUMNS = [devices.c[f.name] for f in fields(DeviceRow)]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # SQLite takes at most 32766 bound values per statement; device lists are sent in slices.
 _IN_CHUNK = 1000
@@ -193,9 +196,9 @@ class Store:
         written."""
         check_inform(rec.device_row(), rec.cwmp_version)
         rows = _parameter_rows(rec.device_id, rec.parameters, rec.now)
-        if self._asyncpg is not None:
-            return await self._asyncpg.run_on_asyncpg(pg_hot.record_inform, rec, rows, self._retry)
-        return await self._db.run_dbapi(sqlite_hot.record_inform, rec, rows, self._retry)
+        return await self._on_driver(
+            pg_hot.record_inform, sqlite_hot.record_inform, rec, rows, self._retry
+        )
 
     async def end_session(self, session_id: int, outcome: str, now: datetime) -> None:
         await self._db.run(_end_session, session_id, outcome, now)
@@ -237,11 +240,7 @@ class Store:
                 _claim(device_id, session_id, now),
                 _ended(session_id, "ok", now),
             )
-            if self._asyncpg is not None and done is None:
-                return await self._asyncpg.statement_on_asyncpg(pg_hot.claim_or_end, *hot[3:])
-            if self._asyncpg is not None:
-                return await self._asyncpg.run_on_asyncpg(pg_hot.advance_session, *hot)
-            return await self._db.run_dbapi(sqlite_hot.advance_session, *hot)
+            return await self._on_driver(pg_hot.advance_session, sqlite_hot.advance_session, *hot)
         return await self._db.run(self._advance_session, device_id, session_id, now, done)
 
     def _advance_session(
@@ -318,13 +317,10 @@ class Store:
         if not params:
             return
         rows = _parameter_rows(device_id, params, now)
-        upsert = self._hot.parameter_upsert
         with _known_device(device_id, "store parameters"):
-            if self._asyncpg is not None:
-                # asyncpg's executemany is atomic itself (one Sync for all rows): no BEGIN/COMMIT.
-                await self._asyncpg.statement_on_asyncpg(pg_hot.write_many, upsert, rows)
-            else:
-                await self._db.run_dbapi(sqlite_hot.write_many, upsert, rows)
+            await self._on_driver(
+                pg_hot.write_many, sqlite_hot.write_many, self._hot.parameter_upsert, rows
+            )
 
     async def delete_parameters_under(self, device_id: str, prefix: str) -> int:
         """Remove every parameter whose path starts with `prefix` (an object path ending in ".")."""
@@ -366,6 +362,9 @@ class Store:
         With `nbi`, an NBI read (Database.read)."""
         if nbi:
             return await self._db.read(_parameters_of, device_ids, prefixes)
+        if len(device_ids) <= _IN_CHUNK:
+            # One statement (the ACS asks for one device's), atomic without BEGIN and COMMIT.
+            return await self._db.run_statement(_parameters_of, device_ids, prefixes)
         return await self._db.run(_parameters_of, device_ids, prefixes)
 
     async def delete_device(self, device_id: str) -> bool:
@@ -439,7 +438,9 @@ class Store:
 
     async def set_cr_credentials(self, device_id: str, username: str, password: str) -> None:
         """Remember the connection-request credentials the ACS set on the device."""
-        updated = await self._hot_write(
+        updated = await self._on_driver(
+            pg_hot.write,
+            sqlite_hot.write,
             self._hot.set_cr_credentials,
             {"device_id": device_id, "new_cr_username": username, "new_cr_password": password},
         )
@@ -459,7 +460,9 @@ class Store:
 
     async def device_lacks(self, device_id: str) -> frozenset[str]:
         """What the device was found unable to do (knock.vocab.Lack values)."""
-        rows = await self._hot_fetch(self._hot.device_lacks, {"device_id": device_id})
+        rows = await self._on_driver(
+            pg_hot.fetch, sqlite_hot.fetch, self._hot.device_lacks, {"device_id": device_id}
+        )
         if not rows:
             return frozenset()
         return frozenset(self._hot.device_lacks.row(rows[0])["lacks"] or ())
@@ -561,7 +564,9 @@ class Store:
 
     async def get_cr_target(self, device_id: str) -> CrTarget | None:
         """The credentials and ManagementServer parameters a connection request needs."""
-        rows = await self._hot_fetch(self._hot.cr_target, {"device_id": device_id})
+        rows = await self._on_driver(
+            pg_hot.fetch, sqlite_hot.fetch, self._hot.cr_target, {"device_id": device_id}
+        )
         if not rows:
             return None
         cr_username, cr_password, stun_username, host, port = rows[0][:5]
@@ -575,19 +580,18 @@ class Store:
         binding = None if host is None else (host, int(port))
         return CrTarget(device_id, cr_username, cr_password, management, stun_username, binding)
 
-    async def _hot_fetch(
-        self, stmt: CompiledStatement, given: Mapping[str, Any]
-    ) -> list[Sequence[Any]]:
-        """The rows of one of the hot statements (`compiled.HotStatements`) on the driver itself."""
+    async def _on_driver(
+        self,
+        on_asyncpg: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
+        on_sqlite: Callable[Concatenate[DBAPIConnection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """One of the hot calls (`pg_hot` and its `sqlite_hot` twin) on the driver itself:
+        on asyncpg without a transaction unless it begins one, on SQLite in one."""
         if self._asyncpg is not None:
-            return await self._asyncpg.statement_on_asyncpg(pg_hot.fetch, stmt, given)
-        return await self._db.run_dbapi(sqlite_hot.fetch, stmt, given)
-
-    async def _hot_write(self, stmt: CompiledStatement, given: Mapping[str, Any]) -> int:
-        """One of the hot writes (`compiled.HotStatements`) on the driver itself; rows changed."""
-        if self._asyncpg is not None:
-            return await self._asyncpg.statement_on_asyncpg(pg_hot.write, stmt, given)
-        return await self._db.run_dbapi(sqlite_hot.write, stmt, given)
+            return await self._asyncpg.on_asyncpg(on_asyncpg, *args, **kwargs)
+        return await self._db.run_dbapi(on_sqlite, *args, **kwargs)
 
     # --- tasks (the NBI) ----------------------------------------------------------------------
     async def add_task(
