@@ -34,6 +34,7 @@ def notification_of(ctx: CheckContext, done: TaskRow, name: str) -> int | None:
     "TR-069 Annex A.3.2.4, A.3.2.5",
     "The Notification SetParameterAttributes sets (passive, then off) is what "
     "GetParameterAttributes reads",
+    shares_session=True,
 )
 async def attributes_read_back(ctx: CheckContext) -> None:
     name = ctx.ms("PeriodicInformInterval")
@@ -83,6 +84,7 @@ async def passive_notify(ctx: CheckContext) -> None:
     "TR-069 Annex A.3.2.4, A.5.1 (fault 9009); TR-181 canDeny",
     "Active notification on DeviceInfo.UpTime (which a CPE may deny) is refused with 9009, or "
     "accepted and then turned off; no other fault",
+    shares_session=True,
 )
 async def active_refused(ctx: CheckContext) -> None:
     name = f"{ctx.dut.root}DeviceInfo.UpTime"
@@ -98,6 +100,7 @@ async def active_refused(ctx: CheckContext) -> None:
     "gpa-invalid",
     "TR-069 Annex A.3.2.5, A.5.1 (fault 9005)",
     "GetParameterAttributes of a parameter the device lacks is answered with fault 9005",
+    shares_session=True,
 )
 async def gpa_invalid(ctx: CheckContext) -> None:
     name = ctx.ms(NO_SUCH_LEAF)

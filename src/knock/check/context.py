@@ -53,6 +53,17 @@ class HttpExchange:
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)
 
 
+@dataclass(frozen=True, slots=True)
+class KeptSession:
+    """A session a connection request by *via* opened for a case that shares its session, kept
+    open by the ACS once its tasks were done, for the next such case of the same method."""
+
+    via: CrMethod
+    reached: CrResult  # the connection request that opened it
+    arrival: Arrival  # its Inform
+    opened_for: str  # the case whose request opened it
+
+
 @dataclass
 class DeviceUnderTest:
     """The ACS and the one device a run checks; each case gets a `CheckContext` on it."""
@@ -66,6 +77,7 @@ class DeviceUnderTest:
     last_accepted: float = 0.0  # time.monotonic() of the last CR the device answered 200/204
     # Why the device stopped responding, naming the case it stopped in; "" while it responds.
     unresponsive: str = ""
+    kept: KeptSession | None = None  # the session the ACS keeps open for the next case
     _http: aiohttp.ClientSession | None = field(default=None, repr=False)
     _listener: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -97,7 +109,22 @@ class DeviceUnderTest:
             )
         return self._http
 
+    def continues(self, via: CrMethod | None) -> KeptSession | None:
+        """The kept session a case by *via* that shares its session runs its tasks in: one
+        opened by a request by the same method, still the device's latest, not ended."""
+        kept = self.kept
+        if kept is None or kept.via is not via or not self.acs.acs.in_session(self.device_id):
+            return None
+        latest = self.informs[-1].session_id if self.informs else None
+        return kept if latest == kept.arrival.session_id else None
+
+    def let_go(self) -> None:
+        """End the kept session (once the ACS is done with it) and keep none from now on."""
+        self.kept = None
+        self.acs.acs.let_go(self.device_id)
+
     async def close(self) -> None:
+        self.let_go()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -106,19 +133,26 @@ class DeviceUnderTest:
             await self._http.close()
             self._http = None
 
-    def context(self, via: CrMethod | None = None) -> CheckContext:
-        return CheckContext(self, Evidence(), via)
+    def context(self, via: CrMethod | None = None, shares_session: str = "") -> CheckContext:
+        return CheckContext(self, Evidence(), via, shares_session)
 
 
 class CheckContext:
     def __init__(
-        self, dut: DeviceUnderTest, evidence: Evidence, via: CrMethod | None = None
+        self,
+        dut: DeviceUnderTest,
+        evidence: Evidence,
+        via: CrMethod | None = None,
+        shares_session: str = "",
     ) -> None:
         self.dut = dut
         self.evidence = evidence
         # The connection-request method every session of a per-method case must be opened by;
         # None: whichever the ACS picks, or none when the device is in a session already.
         self.via = via
+        # The id of a case whose tasks may run in a session kept open from the case before it
+        # and kept open for the next (`Case.shares_session`); "" for any other.
+        self.shares_session = shares_session
         self._recorded: set[int] = set()  # sessions already in the evidence
 
     @property
@@ -211,8 +245,13 @@ class CheckContext:
         session, and the session must be one a connection request by that method opened."""
         wait = within if within is not None else self.options.inform_within
         store = self.acs.store
-        if self.via is not None or not self.acs.acs.in_session(self.device_id):
-            await self.ready()  # the connection request below must not meet the rate limit
+        kept = self.dut.continues(self.via) if self.shares_session else None
+        if kept is None:
+            self.dut.let_go()
+            if self.via is not None or not self.acs.acs.in_session(self.device_id):
+                await self.ready()  # the connection request below must not meet the rate limit
+            if self.shares_session and self.via is not None:
+                self.acs.acs.keep_open(self.device_id)
         rows = []
         for spec in specs:
             row = await store.add_task(
@@ -222,10 +261,17 @@ class CheckContext:
             rows.append(row)
         waiting = {row.id for row in rows}
         names = ", ".join(str(spec["name"]) for spec in specs)
-        sessions: list[int] = []
+        sessions: list[Arrival] = []
         with self.acs.hub.subscribe(self.device_id) as announcements:
             reach = None
-            if not self.acs.acs.in_session(self.device_id):
+            if kept is not None:
+                self._record_arrival(kept.arrival)
+                self.note(
+                    f"in session {kept.arrival.session_id}, opened by the {self.via} connection "
+                    f"request of {kept.opened_for} and kept open for the next cases"
+                )
+                self.acs.acs.go_on(self.device_id)
+            elif not self.acs.acs.in_session(self.device_id):
                 reach = asyncio.create_task(
                     self.acs.dispatcher.reach(self.device_id, wait, via=self.via)
                 )
@@ -235,13 +281,16 @@ class CheckContext:
                         item = await announcements.next()
                         if isinstance(item, Arrival):
                             self._record_arrival(item)
-                            sessions.append(item.session_id)
+                            sessions.append(item)
                         if isinstance(item, TaskFinished):
                             waiting.discard(item.task_id)
             except TimeoutError:
+                ids = [str(a.session_id) for a in sessions]
+                if kept is not None:
+                    ids.insert(0, str(kept.arrival.session_id))
                 why = (
-                    f"the device never answered it in sessions {', '.join(map(str, sessions))}"
-                    if sessions
+                    f"the device never answered it in sessions {', '.join(ids)}"
+                    if ids
                     else "no session began"
                 )
                 self.silent(f"the device did not answer {names} within {wait:g} s: {why}")
@@ -256,8 +305,13 @@ class CheckContext:
                         # Left queued, the ACS would send it in every later session: a device
                         # that cannot take it would fail every case after this one.
                         self.note(f"task {row.id} cancelled: removed from the ACS's queue")
-        if self.via is not None:
-            self._opened_by_via(None if reach is None else await reach)
+        if self.via is not None and kept is not None:
+            self._opened_by_via(kept.reached)
+        elif self.via is not None:
+            reached = None if reach is None else await reach
+            self._opened_by_via(reached)
+            if self.shares_session and reached is not None and sessions:
+                self.dut.kept = KeptSession(self.via, reached, sessions[-1], self.shares_session)
         return [await self._finished(row.id) for row in rows]
 
     def _opened_by_via(self, reached: CrResult | None) -> None:
