@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -33,6 +33,7 @@ from knock.store.rows import CrTarget, TaskRow
 from knock.vocab import CrMethod, Event, TaskStatus
 
 MS = "Device.ManagementServer."
+GPV, SPV = "GetParameterValues", "SetParameterValues"
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +266,7 @@ class CheckContext:
         with self.acs.hub.subscribe(self.device_id) as announcements:
             reach = None
             if kept is not None:
-                self._record_arrival(kept.arrival)
+                self.record_arrival(kept.arrival)
                 self.note(
                     f"in session {kept.arrival.session_id}, opened by the {self.via} connection "
                     f"request of {kept.opened_for} and kept open for the next cases"
@@ -280,7 +281,7 @@ class CheckContext:
                     while waiting:
                         item = await announcements.next()
                         if isinstance(item, Arrival):
-                            self._record_arrival(item)
+                            self.record_arrival(item)
                             sessions.append(item)
                         if isinstance(item, TaskFinished):
                             waiting.discard(item.task_id)
@@ -340,37 +341,37 @@ class CheckContext:
     async def read(self, *names: str) -> dict[str, str]:
         """The values of *names* as the device gives them now (GetParameterValues in a
         session); fails the case when the device faults."""
-        done = await self.run_task({"name": "getParameterValues", "parameterNames": list(names)})
-        if done.status == TaskStatus.FAULTED:
-            self.fail(
-                f"the device refused GetParameterValues of {', '.join(names)}: "
-                f"{done.fault_code} {done.fault_string}"
-            )
-        return {str(name): str(value) for name, value, _type in done.result}
+        done = await self.run_task(_gpv(names))
+        self._taken(done, GPV, names)
+        return _values(done)
 
     async def set_values(self, values: Mapping[str, str]) -> None:
         """SetParameterValues in one task; fails the case when the device faults."""
-        spec = {
-            "name": "setParameterValues",
-            "parameterValues": [[k, v] for k, v in values.items()],
-        }
-        done = await self.run_task(spec)
-        if done.status == TaskStatus.FAULTED:
-            self.fail(
-                f"the device refused SetParameterValues of {', '.join(values)}: "
-                f"{done.fault_code} {done.fault_string}"
-            )
+        self._taken(await self.run_task(_spv(values)), SPV, values)
 
     async def change(self, values: Mapping[str, str]) -> Callable[[CheckContext], Awaitable[None]]:
-        """`set_values` after reading what the device holds; returns what sets that back."""
-        before = await self.read(*values)
-        await self.set_values(values)
+        """`set_values` after reading what the device holds, both in one session (one
+        connection request, one rate-limit wait); returns what sets that back."""
+        got, done = await self.run_tasks([_gpv(values), _spv(values)])
+        if got.status == TaskStatus.FAULTED and done.status != TaskStatus.FAULTED:
+            self.note("the values were set after the read that failed: they cannot be set back")
+        self._taken(got, GPV, values)
+        self._taken(done, SPV, values)
+        before = _values(got)
 
         async def undo(ctx: CheckContext) -> None:
             ctx.note(f"setting back {', '.join(f'{k} = {v}' for k, v in before.items())}")
             await ctx.set_values(before)
 
         return undo
+
+    def _taken(self, done: TaskRow, rpc: str, names: Iterable[str]) -> None:
+        """Fail the case when the device faulted *done*, its *rpc* of *names*."""
+        if done.status == TaskStatus.FAULTED:
+            self.fail(
+                f"the device refused {rpc} of {', '.join(names)}: "
+                f"{done.fault_code} {done.fault_string}"
+            )
 
     async def responds(self) -> str:
         """ "" when the device still responds: its session ends (a dropped one once the ACS's
@@ -433,7 +434,7 @@ class CheckContext:
                     while self.acs.acs.in_session(self.device_id):
                         item = await announcements.next()
                         if isinstance(item, Arrival):
-                            self._record_arrival(item)
+                            self.record_arrival(item)
             except TimeoutError:
                 self.silent(f"the device's session did not end within {wait:g} s")
 
@@ -548,7 +549,7 @@ class CheckContext:
             self.acs.acs.release(self.device_id)
             self.note("the ACS lets the session go on")
 
-    def _record_arrival(self, arrival: Arrival) -> None:
+    def record_arrival(self, arrival: Arrival) -> None:
         # A task and a watch may both hear one Inform.
         if arrival.session_id in self._recorded:
             return
@@ -574,7 +575,7 @@ class Watch:
     async def _next(self) -> Arrival | SessionEnded | None:
         item = await self._subscription.next()
         if isinstance(item, Arrival):
-            self._ctx._record_arrival(item)
+            self._ctx.record_arrival(item)
             self.arrivals.append(item)
             return item
         if isinstance(item, SessionEnded):
@@ -671,6 +672,18 @@ class Watch:
                     await self._next()
         except TimeoutError:
             self._ctx.silent(f"session {session} did not end within {wait:g} s")
+
+
+def _gpv(names: Iterable[str]) -> dict[str, Any]:
+    return {"name": "getParameterValues", "parameterNames": list(names)}
+
+
+def _spv(values: Mapping[str, str]) -> dict[str, Any]:
+    return {"name": "setParameterValues", "parameterValues": [[k, v] for k, v in values.items()]}
+
+
+def _values(done: TaskRow) -> dict[str, str]:
+    return {str(name): str(value) for name, value, _type in done.result}
 
 
 def _target(url: str) -> str:

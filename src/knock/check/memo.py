@@ -22,6 +22,7 @@ class RunMemo:
     last_ts: dict[str, int] = field(default_factory=dict)  # by device id
     done: set[tuple[str, str]] = field(default_factory=set)  # (device id, set-up)
     undo: list[tuple[str, Undo]] = field(default_factory=list)  # (set-up, its undoing), in order
+    fresh: dict[str, int] = field(default_factory=dict)  # by device id: see cases_inform.fresh
 
 
 log = logging.getLogger("knock.check")
