@@ -44,6 +44,12 @@ class Case:
     shares_session: bool = False
 
     @property
+    def profile(self) -> str:
+        """The profile the case belongs to: its family, and its method where it has one
+        (`rpc.xmpp`)."""
+        return self.family.value if self.via is None else f"{self.family}.{self.via}"
+
+    @property
     def level(self) -> str:
         """MUST, or SHOULD for a requirement the standard words so (the case warns)."""
         return "SHOULD" if "(SHOULD)" in self.requirement else "MUST"
