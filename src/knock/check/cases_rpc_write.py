@@ -154,6 +154,23 @@ async def spv_all_or_nothing(ctx: CheckContext) -> None:
 
 
 @rpc(
+    "object-invalid",
+    "TR-069 Annex A.3.2.6, A.3.2.7, A.5.1 (fault 9005)",
+    "AddObject of a table and DeleteObject of an instance the device lacks are each refused "
+    "with 9005",
+    shares_session=True,
+)
+async def object_invalid(ctx: CheckContext) -> None:
+    table = ctx.ms("KnockCheckNoSuchTable.")
+    add = {"name": "addObject", "objectName": table}
+    row = TABLES.get(ctx.dut.root, table) + "4294967295."
+    delete = {"name": "deleteObject", "objectName": row}
+    added, deleted = await ctx.run_tasks([add, delete])
+    fault_of(ctx, added, INVALID_PARAMETER_NAME, f"of {table}")
+    fault_of(ctx, deleted, INVALID_PARAMETER_NAME, f"of {row}")
+
+
+@rpc(
     "add-delete-object",
     "TR-069 Annex A.3.2.6, A.3.2.7",
     "AddObject gives a new instance number, listed at once, with the ParameterKey set; "
@@ -183,20 +200,3 @@ async def add_delete_object(ctx: CheckContext) -> None:
     ctx.expect(row not in rows, f"{row} is still listed after DeleteObject")
     got = values_of(read).get(name)
     ctx.expect(got == deleted_key, f"{name} reads {got!r} after DeleteObject with {deleted_key!r}")
-
-
-@rpc(
-    "object-invalid",
-    "TR-069 Annex A.3.2.6, A.3.2.7, A.5.1 (fault 9005)",
-    "AddObject of a table and DeleteObject of an instance the device lacks are each refused "
-    "with 9005",
-    shares_session=True,
-)
-async def object_invalid(ctx: CheckContext) -> None:
-    table = ctx.ms("KnockCheckNoSuchTable.")
-    add = {"name": "addObject", "objectName": table}
-    row = TABLES.get(ctx.dut.root, table) + "4294967295."
-    delete = {"name": "deleteObject", "objectName": row}
-    added, deleted = await ctx.run_tasks([add, delete])
-    fault_of(ctx, added, INVALID_PARAMETER_NAME, f"of {table}")
-    fault_of(ctx, deleted, INVALID_PARAMETER_NAME, f"of {row}")
