@@ -155,6 +155,9 @@ class CheckContext:
         # and kept open for the next (`Case.shares_session`); "" for any other.
         self.shares_session = shares_session
         self._recorded: set[int] = set()  # sessions already in the evidence
+        # The rate-limit wait `settled(defer_gap=True)` left to the case's first request.
+        self._gap_due = False
+        self._gap: asyncio.Task[None] | None = None
 
     @property
     def acs(self) -> Running:
@@ -249,6 +252,7 @@ class CheckContext:
         kept = self.dut.continues(self.via) if self.shares_session else None
         if kept is None:
             self.dut.let_go()
+            await self.before_request()
             if self.via is not None or not self.acs.acs.in_session(self.device_id):
                 await self.ready()  # the connection request below must not meet the rate limit
             if self.shares_session and self.via is not None:
@@ -390,11 +394,30 @@ class CheckContext:
         self.note("the device still responds")
         return ""
 
-    async def settled(self) -> None:
+    async def settled(self, *, defer_gap: bool = False) -> None:
         """`ready`, waiting for the device's session to end as long as the ACS keeps a silent
-        one open (a device that dropped its connection ends it only so)."""
+        one open (a device that dropped its connection ends it only so). *defer_gap*: the wait
+        for the device's rate limit is left to the first request (`before_request`), so that a
+        case that sends nothing (skipped, or judging what was seen) does not wait for it."""
         await self.idle(self.acs.acs.session_timeout + self.options.inform_within)
-        await self.ready()
+        if not defer_gap:
+            await self.ready()
+            return
+        if self.dut.last_accepted > self.dut.last_session:
+            await self._session_of_accepted()
+            await self.idle()
+        self._gap_due = True
+
+    async def before_request(self) -> None:
+        """Wait for the rate-limit wait `settled(defer_gap=True)` left, once: every request to
+        the device (a connection request by any method) comes after it, the first one and any
+        sent alongside it."""
+        if not self._gap_due:
+            return
+        if self._gap is None:
+            self._gap = asyncio.ensure_future(self.ready())
+        await self._gap
+        self._gap_due = False
 
     async def ready(self) -> None:
         """Wait until the device is in no session and `options.rate_gap` seconds have passed
@@ -445,6 +468,7 @@ class CheckContext:
     ) -> HttpExchange:
         """One GET to *url* (the device's ConnectionRequestURL by default)."""
         url = url or await self.cr_url()
+        await self.before_request()
         scheme = authorization.split(" ", 1)[0] if authorization else "no"
         self.evidence.add(
             Kind.SENT,

@@ -41,7 +41,7 @@ async def run_case(dut: DeviceUnderTest, case: Case) -> CaseResult:
         dut.let_go()  # the case needs a session of its own, or none
     if not dut.unresponsive and dut.kept is None:
         try:
-            await ctx.settled()  # bounded by its own waits; not the case's time
+            await ctx.settled(defer_gap=True)  # bounded by its own waits
         except CaseFailed as exc:
             dut.unresponsive = f"before case {case.id}: {exc}"
     if dut.unresponsive:
