@@ -528,3 +528,39 @@ async def test_held_requests_are_said_in_every_message_and_the_cpe_s_requests_ar
         "status": 1,
         "transferComplete": {"startTime": "2026-12-03T10:00:00Z", "completeTime": UNKNOWN},
     }
+
+
+async def test_a_kept_session_waits_for_more_tasks_and_ends_once_let_go(acs: Running) -> None:
+    # knock check's sharing cases: the session stays open once its tasks are done, runs what
+    # is queued next when told to go on, and ends (204) once let go.
+    async with ScriptedCpe(acs.acs_url) as cpe:
+        await cpe.inform("0 BOOTSTRAP")
+        await cpe.empty()
+        first = await queue(acs, cpe.device_id, {"name": "reboot"})
+        acs.acs.keep_open(cpe.device_id)
+        await cpe.inform("6 CONNECTION REQUEST")
+        step = await cpe.empty()
+        assert step.envelope is not None and step.envelope.body == Reboot("")
+        waiting = asyncio.create_task(cpe.answer(step, RebootResponse()))
+        with acs.hub.subscribe(cpe.device_id) as announcements:
+            while not isinstance(item := await announcements.next(), TaskFinished):
+                pass
+        assert item.task_id == (await acs.store.find_tasks(None))[0].id
+        assert not waiting.done() and acs.acs.in_session(cpe.device_id)
+        spv = {"name": "setParameterValues", "parameterValues": [[INTERVAL, 60]]}
+        second = await queue(acs, cpe.device_id, spv)
+        acs.acs.go_on(cpe.device_id)
+        step = await waiting
+        assert step.envelope is not None
+        assert step.envelope.body == SetParameterValues(
+            [ParameterValueStruct(INTERVAL, "60", "xsd:unsignedInt")]
+        )
+        waiting = asyncio.create_task(cpe.answer(step, SetParameterValuesResponse(0)))
+        await asyncio.sleep(0)
+        acs.acs.let_go(cpe.device_id)
+        assert (await waiting).status == 204
+    tasks = {t.public_id: t for t in await acs.store.find_tasks(None)}
+    assert tasks[first["_id"]].status == tasks[second["_id"]].status == "done"
+    assert tasks[first["_id"]].session_id == tasks[second["_id"]].session_id
+    [latest, *_] = await acs.store.list_sessions(cpe.device_id)
+    assert latest.outcome == "ok" and latest.id == tasks[second["_id"]].session_id

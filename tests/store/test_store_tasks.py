@@ -459,6 +459,25 @@ async def test_advance_session_ends_the_session_when_no_task_is_left(
     assert (session.outcome, session.ended) == ("ok", now + timedelta(seconds=2))
 
 
+async def test_a_session_kept_open_claims_a_task_queued_after_it_went_idle(
+    store: Store, record: Record, now: datetime
+) -> None:
+    # The ACS keeps a session open for more tasks (AcsService.keep_open): finding none, the
+    # store must not end it, so that a task queued afterwards is claimed in it.
+    session_id = await record()
+    first = await store.add_task(DEVICE, "getParameterValues", {}, now)
+    await store.advance_session(DEVICE, session_id, now)
+    done = TaskResult(first.id, TaskStatus.DONE, [])
+    assert await store.advance_session(DEVICE, session_id, now, done, end_when_idle=False) is None
+    [session] = await store.list_sessions(DEVICE)
+    assert session.ended is None
+    later = await store.add_task(DEVICE, "getParameterNames", {}, now)
+    claimed = await store.advance_session(DEVICE, session_id, now, end_when_idle=False)
+    assert claimed is not None and (claimed.id, claimed.session_id) == (later.id, session_id)
+    finished = await store.get_task(first.id)
+    assert finished is not None and finished.status == TaskStatus.DONE
+
+
 async def test_a_transfer_complete_lands_on_its_download_task_only(
     store: Store, record: Record, now: datetime
 ) -> None:

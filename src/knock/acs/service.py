@@ -175,6 +175,7 @@ class AcsService:
         self._breach_log = ReasonLog(log)
         self._holding_requests: set[str] = set()
         self._taps: list[Callable[[CpeRequestSeen], None]] = []
+        self._kept: dict[str, asyncio.Event] = {}  # devices whose sessions wait for more tasks
 
     def app(self) -> web.Application:
         # aiohttp refuses larger bodies with 413 before our handler reads them.
@@ -234,6 +235,25 @@ class AcsService:
         """The HoldRequests header of the ACS's next message to *live*'s CPE (None: none)."""
         live.held = live.device_id in self._holding_requests
         return True if live.held else None
+
+    def keep_open(self, device_id: str) -> None:
+        """Keep the device's sessions open once their tasks are done, waiting for more: the
+        checker runs several cases' tasks in one session a connection request opened. Each
+        wait lasts half the session timeout at most (then the session ends as usual); `go_on`
+        runs what was queued since, `let_go` ends the session."""
+        self._kept.setdefault(device_id, asyncio.Event())
+
+    def go_on(self, device_id: str) -> None:
+        """Run the tasks queued for the device's kept session, then wait again."""
+        kept = self._kept.get(device_id)
+        if kept is not None:
+            kept.set()
+
+    def let_go(self, device_id: str) -> None:
+        """Stop keeping the device's sessions open: a kept one ends once its tasks are done."""
+        kept = self._kept.pop(device_id, None)
+        if kept is not None:
+            kept.set()
 
     @property
     def live_sessions(self) -> int:
@@ -678,11 +698,19 @@ class AcsService:
         """Record the task that ended and send the next one's first RPC, or end the session.
         One store transaction per CPE POST keeps the session path short."""
         while True:
-            task = await self._store.advance_session(live.device_id, live.session_id, _now(), done)
+            kept = live.device_id in self._kept
+            task = await self._store.advance_session(
+                live.device_id, live.session_id, _now(), done, end_when_idle=not kept
+            )
             if done is not None:
                 log.info("device %s: task %d %s", live.device_id, done.task_id, done.status)
                 self._hub.announce(TaskFinished(done.task_id, live.device_id, done.status))
             live.task = live.plan = None
+            if task is None and kept:
+                # Claims what was queued meanwhile; ends the session once no longer kept.
+                await self._wait_kept(live)
+                done = None
+                continue
             if task is None:
                 live.core.finish()
                 self._forget(live, "ok")
@@ -699,6 +727,21 @@ class AcsService:
                 continue
             live.task, live.plan = task, plan
             return self._request(live, first)
+
+    async def _wait_kept(self, live: LiveSession) -> None:
+        """Wait, its tasks done, until the device's kept session is told to go on or let go
+        (`keep_open`); after half the session timeout it is let go, so that it ends before the
+        reaper would take it."""
+        kept = self._kept.get(live.device_id)
+        if kept is None:
+            return
+        try:
+            async with asyncio.timeout(self._timeout / 2):
+                await kept.wait()
+        except TimeoutError:
+            self.let_go(live.device_id)
+        kept.clear()  # set again by the next go_on, which comes after its tasks are queued
+        live.last_activity = self._clock()
 
     async def _resolved(self, live: LiveSession, spec: Mapping[str, Any]) -> Mapping[str, Any]:
         """The task with a stored file it names filled in (URL, type, size, credentials: the

@@ -40,6 +40,15 @@ class Case:
     family: Family
     run: CaseFn
     via: CrMethod | None = None  # the CR method that must open the case's sessions
+    # Its tasks need one session and nothing else of the device: the session may be one the
+    # case before it of the same method had opened (and the runner kept open), see `runner`.
+    shares_session: bool = False
+
+    @property
+    def profile(self) -> str:
+        """The profile the case belongs to: its family, and its method where it has one
+        (`rpc.xmpp`)."""
+        return self.family.value if self.via is None else f"{self.family}.{self.via}"
 
     @property
     def level(self) -> str:
@@ -51,16 +60,23 @@ _REGISTRY: dict[str, Case] = {}
 
 
 def case(
-    id: str, requirement: str, title: str, via: CrMethod | None = None
+    id: str,
+    requirement: str,
+    title: str,
+    via: CrMethod | None = None,
+    *,
+    shares_session: bool = False,
 ) -> Callable[[CaseFn], CaseFn]:
     """Register the decorated function as the case *id*; its family is the id's first part.
-    *via*: every session the case needs is opened by a connection request by that method."""
+    *via*: every session the case needs is opened by a connection request by that method.
+    *shares_session*: the case runs its tasks in one `run_tasks` and does nothing else with the
+    device, so it may run them in the session of the case before it (same *via*)."""
     family = Family(id.split(".", 1)[0])
 
     def register(run: CaseFn) -> CaseFn:
         if id in _REGISTRY and _REGISTRY[id].run is not run:
             raise ValueError(f"case {id} is registered twice: rename one of them")
-        _REGISTRY[id] = Case(id, requirement, title, family, run, via)
+        _REGISTRY[id] = Case(id, requirement, title, family, run, via, shares_session)
         return run
 
     return register

@@ -12,6 +12,7 @@ from typing import Final
 
 from knock.check.cases import case
 from knock.check.context import CheckContext
+from knock.check.memo import memo
 from knock.cwmp.values import InvalidValue, parse_datetime
 from knock.notify import Arrival
 
@@ -47,12 +48,21 @@ def forced(ctx: CheckContext) -> list[str]:
     return [root + leaf for leaf in (*FORCED, *extra)]
 
 
-async def fresh(ctx: CheckContext) -> Arrival:
+async def fresh(ctx: CheckContext, *, reuse: bool = True) -> Arrival:
     """The Inform of a session Knock asks for now (a GetParameterValues in it), after the
-    sessions before it succeeded."""
+    sessions before it succeeded; or, when *reuse*, that of the session an earlier case asked
+    for so, while the device opened none since: the Inform cases in a row judge one session."""
+    asked = memo(ctx).fresh
+    latest = ctx.dut.informs[-1] if ctx.dut.informs else None
+    if reuse and latest is not None and asked.get(ctx.device_id) == latest.session_id:
+        ctx.record_arrival(latest)
+        ctx.note(f"judging session {latest.session_id}, asked for by an earlier case")
+        return latest
     with ctx.watch() as sessions:
         await ctx.read(ctx.ms("ConnectionRequestURL"))
-        return await sessions.inform(None)
+        arrival = await sessions.inform(None)
+    asked[ctx.device_id] = arrival.session_id
+    return arrival
 
 
 def every(ctx: CheckContext, latest: Arrival) -> list[Arrival]:
@@ -133,7 +143,7 @@ async def retry_count(ctx: CheckContext) -> None:
     f"clock more than {CLOCK_SKEW:g} s off the ACS's warns",
 )
 async def current_time(ctx: CheckContext) -> None:
-    arrival = await fresh(ctx)
+    arrival = await fresh(ctx, reuse=False)  # compared with the clock now: a session of now
     text = arrival.current_time
     if text == UNKNOWN_TIME:
         ctx.note("the device says it does not know the time")

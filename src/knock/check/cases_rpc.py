@@ -30,8 +30,10 @@ INVALID_PARAMETER_NAME: Final = "9005"
 NO_SUCH_LEAF: Final = "KnockCheckNoSuchParameter"
 
 
-def rpc(name: str, requirement: str, title: str) -> Callable[[CaseFn], CaseFn]:
-    return per_method("rpc", name, requirement, title)
+def rpc(
+    name: str, requirement: str, title: str, *, shares_session: bool = False
+) -> Callable[[CaseFn], CaseFn]:
+    return per_method("rpc", name, requirement, title, shares_session=shares_session)
 
 
 async def answered(ctx: CheckContext, spec: Mapping[str, Any]) -> TaskRow:
@@ -74,6 +76,7 @@ def gpv(*names: str) -> dict[str, Any]:
     "get-rpc-methods",
     "TR-069 Annex A.3.1 (Table 5), A.3.1.1",
     "GetRPCMethods lists every method Annex A requires of a CPE",
+    shares_session=True,
 )
 async def get_rpc_methods(ctx: CheckContext) -> None:
     listed = {str(m) for m in (await answered(ctx, {"name": "getRPCMethods"})).result}
@@ -86,6 +89,7 @@ async def get_rpc_methods(ctx: CheckContext) -> None:
     "TR-069 Annex A.3.2.3",
     "GetParameterNames of the root object with NextLevel true lists its children only, "
     "ManagementServer. among them",
+    shares_session=True,
 )
 async def gpn_next_level(ctx: CheckContext) -> None:
     root = ctx.dut.root
@@ -99,6 +103,7 @@ async def gpn_next_level(ctx: CheckContext) -> None:
     "gpn-subtree",
     "TR-069 Annex A.3.2.3",
     "GetParameterNames of a partial path with NextLevel false lists every parameter below it",
+    shares_session=True,
 )
 async def gpn_subtree(ctx: CheckContext) -> None:
     prefix = ctx.ms("")
@@ -113,6 +118,7 @@ async def gpn_subtree(ctx: CheckContext) -> None:
     "gpn-leaf",
     "TR-069 Annex A.3.2.3",
     "GetParameterNames of a parameter's full name with NextLevel false lists that parameter alone",
+    shares_session=True,
 )
 async def gpn_leaf(ctx: CheckContext) -> None:
     name = ctx.ms("ConnectionRequestURL")
@@ -124,6 +130,7 @@ async def gpn_leaf(ctx: CheckContext) -> None:
     "gpn-invalid",
     "TR-069 Annex A.3.2.3, A.5.1 (fault 9005)",
     "GetParameterNames of a path the device lacks is answered with fault 9005",
+    shares_session=True,
 )
 async def gpn_invalid(ctx: CheckContext) -> None:
     path = ctx.ms("KnockCheckNoSuchObject.")
@@ -134,6 +141,7 @@ async def gpn_invalid(ctx: CheckContext) -> None:
     "gpv-leaf",
     "TR-069 Annex A.3.2.2",
     "GetParameterValues of a parameter gives its value and type",
+    shares_session=True,
 )
 async def gpv_leaf(ctx: CheckContext) -> None:
     name = ctx.ms("ConnectionRequestURL")
@@ -149,6 +157,7 @@ async def gpv_leaf(ctx: CheckContext) -> None:
     "gpv-partial",
     "TR-069 Annex A.3.2.2",
     "GetParameterValues of a partial path gives every parameter below it, leaves only",
+    shares_session=True,
 )
 async def gpv_partial(ctx: CheckContext) -> None:
     prefix = ctx.ms("")
@@ -163,6 +172,7 @@ async def gpv_partial(ctx: CheckContext) -> None:
     "gpv-invalid",
     "TR-069 Annex A.3.2.2, A.5.1 (fault 9005)",
     "GetParameterValues of a parameter the device lacks is answered with fault 9005",
+    shares_session=True,
 )
 async def gpv_invalid(ctx: CheckContext) -> None:
     name = ctx.ms(NO_SUCH_LEAF)

@@ -34,6 +34,7 @@ def notification_of(ctx: CheckContext, done: TaskRow, name: str) -> int | None:
     "TR-069 Annex A.3.2.4, A.3.2.5",
     "The Notification SetParameterAttributes sets (passive, then off) is what "
     "GetParameterAttributes reads",
+    shares_session=True,
 )
 async def attributes_read_back(ctx: CheckContext) -> None:
     name = ctx.ms("PeriodicInformInterval")
@@ -46,6 +47,34 @@ async def attributes_read_back(ctx: CheckContext) -> None:
     ok(ctx, off)
     level = notification_of(ctx, read_off, name)
     ctx.expect(level == 0, f"{name} reads Notification {level} after it was set to 0")
+
+
+@rpc(
+    "active-refused-9009",
+    "TR-069 Annex A.3.2.4, A.5.1 (fault 9009); TR-181 canDeny",
+    "Active notification on DeviceInfo.UpTime (which a CPE may deny) is refused with 9009, or "
+    "accepted and then turned off; no other fault",
+    shares_session=True,
+)
+async def active_refused(ctx: CheckContext) -> None:
+    name = f"{ctx.dut.root}DeviceInfo.UpTime"
+    done, off = await ctx.run_tasks([spa(name, 2), spa(name, 0)])
+    if done.status != TaskStatus.FAULTED:
+        ctx.note("the device took active notification on UpTime, which it may; turned off again")
+        ok(ctx, off)
+        return
+    fault_of(ctx, done, NOTIFICATION_REJECTED, f"of Notification 2 on {name}")
+
+
+@rpc(
+    "gpa-invalid",
+    "TR-069 Annex A.3.2.5, A.5.1 (fault 9005)",
+    "GetParameterAttributes of a parameter the device lacks is answered with fault 9005",
+    shares_session=True,
+)
+async def gpa_invalid(ctx: CheckContext) -> None:
+    name = ctx.ms(NO_SUCH_LEAF)
+    await faulted(ctx, gpa(name), INVALID_PARAMETER_NAME, f"of {name}")
 
 
 @rpc(
@@ -76,29 +105,3 @@ async def passive_notify(ctx: CheckContext) -> None:
         f"(events {', '.join(inform.events)})",
     )
     ok(ctx, off)
-
-
-@rpc(
-    "active-refused-9009",
-    "TR-069 Annex A.3.2.4, A.5.1 (fault 9009); TR-181 canDeny",
-    "Active notification on DeviceInfo.UpTime (which a CPE may deny) is refused with 9009, or "
-    "accepted and then turned off; no other fault",
-)
-async def active_refused(ctx: CheckContext) -> None:
-    name = f"{ctx.dut.root}DeviceInfo.UpTime"
-    done, off = await ctx.run_tasks([spa(name, 2), spa(name, 0)])
-    if done.status != TaskStatus.FAULTED:
-        ctx.note("the device took active notification on UpTime, which it may; turned off again")
-        ok(ctx, off)
-        return
-    fault_of(ctx, done, NOTIFICATION_REJECTED, f"of Notification 2 on {name}")
-
-
-@rpc(
-    "gpa-invalid",
-    "TR-069 Annex A.3.2.5, A.5.1 (fault 9005)",
-    "GetParameterAttributes of a parameter the device lacks is answered with fault 9005",
-)
-async def gpa_invalid(ctx: CheckContext) -> None:
-    name = ctx.ms(NO_SUCH_LEAF)
-    await faulted(ctx, gpa(name), INVALID_PARAMETER_NAME, f"of {name}")

@@ -64,6 +64,7 @@ def refused(ctx: CheckContext, done: TaskRow, name: str, code: str, what: str) -
     "TR-069 Annex A.3.2.1",
     "SetParameterValues of a writable parameter is answered with Status 0 or 1, and the "
     "parameter then reads the new value",
+    shares_session=True,
 )
 async def spv_status(ctx: CheckContext) -> None:
     name, value = provisioning_code(ctx), f"knock-check-{secrets.token_hex(4)}"
@@ -79,6 +80,7 @@ async def spv_status(ctx: CheckContext) -> None:
     "spv-parameter-key",
     "TR-069 Annex A.3.2.1, ManagementServer.ParameterKey",
     "A successful SetParameterValues sets ManagementServer.ParameterKey to its ParameterKey",
+    shares_session=True,
 )
 async def spv_parameter_key(ctx: CheckContext) -> None:
     new = key(ctx)
@@ -95,6 +97,7 @@ async def spv_parameter_key(ctx: CheckContext) -> None:
     "spv-invalid-value",
     "TR-069 Annex A.3.2.1, A.5.1 (fault 9007)",
     "SetParameterValues of a value outside the parameter's range is refused with 9007 for it",
+    shares_session=True,
 )
 async def spv_invalid_value(ctx: CheckContext) -> None:
     name = ctx.ms("PeriodicInformInterval")
@@ -107,6 +110,7 @@ async def spv_invalid_value(ctx: CheckContext) -> None:
     "TR-069 Annex A.3.2.1, A.5.1 (fault 9006)",
     "SetParameterValues of an unsignedInt parameter given a word typed xsd:string is refused "
     "with 9006 for it",
+    shares_session=True,
 )
 async def spv_wrong_type(ctx: CheckContext) -> None:
     # Not a boolean: an ACS may write xsd:boolean true as 1, which an unsignedInt takes.
@@ -119,6 +123,7 @@ async def spv_wrong_type(ctx: CheckContext) -> None:
     "spv-non-writable",
     "TR-069 Annex A.3.2.1, A.5.1 (fault 9008)",
     "SetParameterValues of a read-only parameter is refused with 9008 for it",
+    shares_session=True,
 )
 async def spv_non_writable(ctx: CheckContext) -> None:
     name = ctx.ms("ConnectionRequestURL")
@@ -131,6 +136,7 @@ async def spv_non_writable(ctx: CheckContext) -> None:
     "TR-069 Annex A.3.2.1",
     "A SetParameterValues with one bad value is refused whole: the good value beside it is "
     "not applied",
+    shares_session=True,
 )
 async def spv_all_or_nothing(ctx: CheckContext) -> None:
     good, bad = provisioning_code(ctx), ctx.ms("PeriodicInformInterval")
@@ -145,6 +151,23 @@ async def spv_all_or_nothing(ctx: CheckContext) -> None:
         f"{good} reads {now!r} after the refused SetParameterValues (it was {was!r}): the "
         "device applied part of it",
     )
+
+
+@rpc(
+    "object-invalid",
+    "TR-069 Annex A.3.2.6, A.3.2.7, A.5.1 (fault 9005)",
+    "AddObject of a table and DeleteObject of an instance the device lacks are each refused "
+    "with 9005",
+    shares_session=True,
+)
+async def object_invalid(ctx: CheckContext) -> None:
+    table = ctx.ms("KnockCheckNoSuchTable.")
+    add = {"name": "addObject", "objectName": table}
+    row = TABLES.get(ctx.dut.root, table) + "4294967295."
+    delete = {"name": "deleteObject", "objectName": row}
+    added, deleted = await ctx.run_tasks([add, delete])
+    fault_of(ctx, added, INVALID_PARAMETER_NAME, f"of {table}")
+    fault_of(ctx, deleted, INVALID_PARAMETER_NAME, f"of {row}")
 
 
 @rpc(
@@ -177,19 +200,3 @@ async def add_delete_object(ctx: CheckContext) -> None:
     ctx.expect(row not in rows, f"{row} is still listed after DeleteObject")
     got = values_of(read).get(name)
     ctx.expect(got == deleted_key, f"{name} reads {got!r} after DeleteObject with {deleted_key!r}")
-
-
-@rpc(
-    "object-invalid",
-    "TR-069 Annex A.3.2.6, A.3.2.7, A.5.1 (fault 9005)",
-    "AddObject of a table and DeleteObject of an instance the device lacks are each refused "
-    "with 9005",
-)
-async def object_invalid(ctx: CheckContext) -> None:
-    table = ctx.ms("KnockCheckNoSuchTable.")
-    add = {"name": "addObject", "objectName": table}
-    row = TABLES.get(ctx.dut.root, table) + "4294967295."
-    delete = {"name": "deleteObject", "objectName": row}
-    added, deleted = await ctx.run_tasks([add, delete])
-    fault_of(ctx, added, INVALID_PARAMETER_NAME, f"of {table}")
-    fault_of(ctx, deleted, INVALID_PARAMETER_NAME, f"of {row}")

@@ -89,6 +89,7 @@ class UdpRequests:
         )
         stun = self.ctx.acs.stun
         assert stun is not None  # udp_requests skipped the case otherwise
+        await self.ctx.before_request()
         copies = max(1, self.ctx.options.cr_attempts)
         self.ctx.evidence.add(
             Kind.SENT,

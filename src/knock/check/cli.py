@@ -287,6 +287,7 @@ def check(
             err.print(f"[bold red]error:[/] {escape(settings.listen_error(exc))}")
             raise typer.Exit(2) from None
     report_console.summary(out, run.results, run.device_id)
+    out.print(report_console.timing(run.results, run.wall, run.device_after))
     if junit is not None:
         junit.write_bytes(junit_xml(run.results, run.device_id, run.started))
         out.print(f"JUnit XML: {junit}")

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -33,6 +33,7 @@ from knock.store.rows import CrTarget, TaskRow
 from knock.vocab import CrMethod, Event, TaskStatus
 
 MS = "Device.ManagementServer."
+GPV, SPV = "GetParameterValues", "SetParameterValues"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,17 @@ class HttpExchange:
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)
 
 
+@dataclass(frozen=True, slots=True)
+class KeptSession:
+    """A session a connection request by *via* opened for a case that shares its session, kept
+    open by the ACS once its tasks were done, for the next such case of the same method."""
+
+    via: CrMethod
+    reached: CrResult  # the connection request that opened it
+    arrival: Arrival  # its Inform
+    opened_for: str  # the case whose request opened it
+
+
 @dataclass
 class DeviceUnderTest:
     """The ACS and the one device a run checks; each case gets a `CheckContext` on it."""
@@ -66,6 +78,7 @@ class DeviceUnderTest:
     last_accepted: float = 0.0  # time.monotonic() of the last CR the device answered 200/204
     # Why the device stopped responding, naming the case it stopped in; "" while it responds.
     unresponsive: str = ""
+    kept: KeptSession | None = None  # the session the ACS keeps open for the next case
     _http: aiohttp.ClientSession | None = field(default=None, repr=False)
     _listener: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -97,7 +110,22 @@ class DeviceUnderTest:
             )
         return self._http
 
+    def continues(self, via: CrMethod | None) -> KeptSession | None:
+        """The kept session a case by *via* that shares its session runs its tasks in: one
+        opened by a request by the same method, still the device's latest, not ended."""
+        kept = self.kept
+        if kept is None or kept.via is not via or not self.acs.acs.in_session(self.device_id):
+            return None
+        latest = self.informs[-1].session_id if self.informs else None
+        return kept if latest == kept.arrival.session_id else None
+
+    def let_go(self) -> None:
+        """End the kept session (once the ACS is done with it) and keep none from now on."""
+        self.kept = None
+        self.acs.acs.let_go(self.device_id)
+
     async def close(self) -> None:
+        self.let_go()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -106,20 +134,30 @@ class DeviceUnderTest:
             await self._http.close()
             self._http = None
 
-    def context(self, via: CrMethod | None = None) -> CheckContext:
-        return CheckContext(self, Evidence(), via)
+    def context(self, via: CrMethod | None = None, shares_session: str = "") -> CheckContext:
+        return CheckContext(self, Evidence(), via, shares_session)
 
 
 class CheckContext:
     def __init__(
-        self, dut: DeviceUnderTest, evidence: Evidence, via: CrMethod | None = None
+        self,
+        dut: DeviceUnderTest,
+        evidence: Evidence,
+        via: CrMethod | None = None,
+        shares_session: str = "",
     ) -> None:
         self.dut = dut
         self.evidence = evidence
         # The connection-request method every session of a per-method case must be opened by;
         # None: whichever the ACS picks, or none when the device is in a session already.
         self.via = via
+        # The id of a case whose tasks may run in a session kept open from the case before it
+        # and kept open for the next (`Case.shares_session`); "" for any other.
+        self.shares_session = shares_session
         self._recorded: set[int] = set()  # sessions already in the evidence
+        # The rate-limit wait `settled(defer_gap=True)` left to the case's first request.
+        self._gap_due = False
+        self._gap: asyncio.Task[None] | None = None
 
     @property
     def acs(self) -> Running:
@@ -211,8 +249,14 @@ class CheckContext:
         session, and the session must be one a connection request by that method opened."""
         wait = within if within is not None else self.options.inform_within
         store = self.acs.store
-        if self.via is not None or not self.acs.acs.in_session(self.device_id):
-            await self.ready()  # the connection request below must not meet the rate limit
+        kept = self.dut.continues(self.via) if self.shares_session else None
+        if kept is None:
+            self.dut.let_go()
+            await self.before_request()
+            if self.via is not None or not self.acs.acs.in_session(self.device_id):
+                await self.ready()  # the connection request below must not meet the rate limit
+            if self.shares_session and self.via is not None:
+                self.acs.acs.keep_open(self.device_id)
         rows = []
         for spec in specs:
             row = await store.add_task(
@@ -222,10 +266,17 @@ class CheckContext:
             rows.append(row)
         waiting = {row.id for row in rows}
         names = ", ".join(str(spec["name"]) for spec in specs)
-        sessions: list[int] = []
+        sessions: list[Arrival] = []
         with self.acs.hub.subscribe(self.device_id) as announcements:
             reach = None
-            if not self.acs.acs.in_session(self.device_id):
+            if kept is not None:
+                self.record_arrival(kept.arrival)
+                self.note(
+                    f"in session {kept.arrival.session_id}, opened by the {self.via} connection "
+                    f"request of {kept.opened_for} and kept open for the next cases"
+                )
+                self.acs.acs.go_on(self.device_id)
+            elif not self.acs.acs.in_session(self.device_id):
                 reach = asyncio.create_task(
                     self.acs.dispatcher.reach(self.device_id, wait, via=self.via)
                 )
@@ -234,14 +285,17 @@ class CheckContext:
                     while waiting:
                         item = await announcements.next()
                         if isinstance(item, Arrival):
-                            self._record_arrival(item)
-                            sessions.append(item.session_id)
+                            self.record_arrival(item)
+                            sessions.append(item)
                         if isinstance(item, TaskFinished):
                             waiting.discard(item.task_id)
             except TimeoutError:
+                ids = [str(a.session_id) for a in sessions]
+                if kept is not None:
+                    ids.insert(0, str(kept.arrival.session_id))
                 why = (
-                    f"the device never answered it in sessions {', '.join(map(str, sessions))}"
-                    if sessions
+                    f"the device never answered it in sessions {', '.join(ids)}"
+                    if ids
                     else "no session began"
                 )
                 self.silent(f"the device did not answer {names} within {wait:g} s: {why}")
@@ -256,8 +310,13 @@ class CheckContext:
                         # Left queued, the ACS would send it in every later session: a device
                         # that cannot take it would fail every case after this one.
                         self.note(f"task {row.id} cancelled: removed from the ACS's queue")
-        if self.via is not None:
-            self._opened_by_via(None if reach is None else await reach)
+        if self.via is not None and kept is not None:
+            self._opened_by_via(kept.reached)
+        elif self.via is not None:
+            reached = None if reach is None else await reach
+            self._opened_by_via(reached)
+            if self.shares_session and reached is not None and sessions:
+                self.dut.kept = KeptSession(self.via, reached, sessions[-1], self.shares_session)
         return [await self._finished(row.id) for row in rows]
 
     def _opened_by_via(self, reached: CrResult | None) -> None:
@@ -286,37 +345,37 @@ class CheckContext:
     async def read(self, *names: str) -> dict[str, str]:
         """The values of *names* as the device gives them now (GetParameterValues in a
         session); fails the case when the device faults."""
-        done = await self.run_task({"name": "getParameterValues", "parameterNames": list(names)})
-        if done.status == TaskStatus.FAULTED:
-            self.fail(
-                f"the device refused GetParameterValues of {', '.join(names)}: "
-                f"{done.fault_code} {done.fault_string}"
-            )
-        return {str(name): str(value) for name, value, _type in done.result}
+        done = await self.run_task(_gpv(names))
+        self._taken(done, GPV, names)
+        return _values(done)
 
     async def set_values(self, values: Mapping[str, str]) -> None:
         """SetParameterValues in one task; fails the case when the device faults."""
-        spec = {
-            "name": "setParameterValues",
-            "parameterValues": [[k, v] for k, v in values.items()],
-        }
-        done = await self.run_task(spec)
-        if done.status == TaskStatus.FAULTED:
-            self.fail(
-                f"the device refused SetParameterValues of {', '.join(values)}: "
-                f"{done.fault_code} {done.fault_string}"
-            )
+        self._taken(await self.run_task(_spv(values)), SPV, values)
 
     async def change(self, values: Mapping[str, str]) -> Callable[[CheckContext], Awaitable[None]]:
-        """`set_values` after reading what the device holds; returns what sets that back."""
-        before = await self.read(*values)
-        await self.set_values(values)
+        """`set_values` after reading what the device holds, both in one session (one
+        connection request, one rate-limit wait); returns what sets that back."""
+        got, done = await self.run_tasks([_gpv(values), _spv(values)])
+        if got.status == TaskStatus.FAULTED and done.status != TaskStatus.FAULTED:
+            self.note("the values were set after the read that failed: they cannot be set back")
+        self._taken(got, GPV, values)
+        self._taken(done, SPV, values)
+        before = _values(got)
 
         async def undo(ctx: CheckContext) -> None:
             ctx.note(f"setting back {', '.join(f'{k} = {v}' for k, v in before.items())}")
             await ctx.set_values(before)
 
         return undo
+
+    def _taken(self, done: TaskRow, rpc: str, names: Iterable[str]) -> None:
+        """Fail the case when the device faulted *done*, its *rpc* of *names*."""
+        if done.status == TaskStatus.FAULTED:
+            self.fail(
+                f"the device refused {rpc} of {', '.join(names)}: "
+                f"{done.fault_code} {done.fault_string}"
+            )
 
     async def responds(self) -> str:
         """ "" when the device still responds: its session ends (a dropped one once the ACS's
@@ -335,11 +394,30 @@ class CheckContext:
         self.note("the device still responds")
         return ""
 
-    async def settled(self) -> None:
+    async def settled(self, *, defer_gap: bool = False) -> None:
         """`ready`, waiting for the device's session to end as long as the ACS keeps a silent
-        one open (a device that dropped its connection ends it only so)."""
+        one open (a device that dropped its connection ends it only so). *defer_gap*: the wait
+        for the device's rate limit is left to the first request (`before_request`), so that a
+        case that sends nothing (skipped, or judging what was seen) does not wait for it."""
         await self.idle(self.acs.acs.session_timeout + self.options.inform_within)
-        await self.ready()
+        if not defer_gap:
+            await self.ready()
+            return
+        if self.dut.last_accepted > self.dut.last_session:
+            await self._session_of_accepted()
+            await self.idle()
+        self._gap_due = True
+
+    async def before_request(self) -> None:
+        """Wait for the rate-limit wait `settled(defer_gap=True)` left, once: every request to
+        the device (a connection request by any method) comes after it, the first one and any
+        sent alongside it."""
+        if not self._gap_due:
+            return
+        if self._gap is None:
+            self._gap = asyncio.ensure_future(self.ready())
+        await self._gap
+        self._gap_due = False
 
     async def ready(self) -> None:
         """Wait until the device is in no session and `options.rate_gap` seconds have passed
@@ -379,7 +457,7 @@ class CheckContext:
                     while self.acs.acs.in_session(self.device_id):
                         item = await announcements.next()
                         if isinstance(item, Arrival):
-                            self._record_arrival(item)
+                            self.record_arrival(item)
             except TimeoutError:
                 self.silent(f"the device's session did not end within {wait:g} s")
 
@@ -390,6 +468,7 @@ class CheckContext:
     ) -> HttpExchange:
         """One GET to *url* (the device's ConnectionRequestURL by default)."""
         url = url or await self.cr_url()
+        await self.before_request()
         scheme = authorization.split(" ", 1)[0] if authorization else "no"
         self.evidence.add(
             Kind.SENT,
@@ -494,7 +573,7 @@ class CheckContext:
             self.acs.acs.release(self.device_id)
             self.note("the ACS lets the session go on")
 
-    def _record_arrival(self, arrival: Arrival) -> None:
+    def record_arrival(self, arrival: Arrival) -> None:
         # A task and a watch may both hear one Inform.
         if arrival.session_id in self._recorded:
             return
@@ -521,7 +600,7 @@ class Watch:
     async def _next(self) -> Arrival | SessionEnded | None:
         item = await self._subscription.next()
         if isinstance(item, Arrival):
-            self._ctx._record_arrival(item)
+            self._ctx.record_arrival(item)
             self.arrivals.append(item)
             return item
         if isinstance(item, SessionEnded):
@@ -622,6 +701,18 @@ class Watch:
         except TimeoutError:
             self._ctx.silent(f"session {session} did not end within {wait:g} s")
         return self.endings[session]
+
+
+def _gpv(names: Iterable[str]) -> dict[str, Any]:
+    return {"name": "getParameterValues", "parameterNames": list(names)}
+
+
+def _spv(values: Mapping[str, str]) -> dict[str, Any]:
+    return {"name": "setParameterValues", "parameterValues": [[k, v] for k, v in values.items()]}
+
+
+def _values(done: TaskRow) -> dict[str, str]:
+    return {str(name): str(value) for name, value, _type in done.result}
 
 
 def _target(url: str) -> str:

@@ -27,6 +27,7 @@ class RunMemo:
     # ended, by (device id, method): the other cases of that profile judge the same record.
     sessions: dict[tuple[str, str], SessionEnded] = field(default_factory=dict)
     rpc_methods: dict[str, frozenset[str]] = field(default_factory=dict)  # by device id
+    fresh: dict[str, int] = field(default_factory=dict)  # by device id: see cases_inform.fresh
 
 
 log = logging.getLogger("knock.check")

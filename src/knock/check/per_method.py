@@ -23,8 +23,11 @@ async def offered(ctx: CheckContext, method: CrMethod) -> None:
         await require(ctx, "STUN" if method is CrMethod.UDP else "XMPP")
 
 
-def per_method(family: str, name: str, requirement: str, title: str) -> Callable[[CaseFn], CaseFn]:
-    """Register the decorated function as one case per method, `<family>.<method>.<name>`."""
+def per_method(
+    family: str, name: str, requirement: str, title: str, *, shares_session: bool = False
+) -> Callable[[CaseFn], CaseFn]:
+    """Register the decorated function as one case per method, `<family>.<method>.<name>`
+    (*shares_session*: see `case`)."""
 
     def register(run: CaseFn) -> CaseFn:
         for method in CrMethod:
@@ -33,7 +36,13 @@ def per_method(family: str, name: str, requirement: str, title: str) -> Callable
                 await offered(ctx, method)
                 await run(ctx)
 
-            case(f"{family}.{method}.{name}", requirement, title, via=method)(by_method)
+            case(
+                f"{family}.{method}.{name}",
+                requirement,
+                title,
+                via=method,
+                shares_session=shares_session,
+            )(by_method)
         return run
 
     return register

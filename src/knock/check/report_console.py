@@ -48,6 +48,22 @@ def summary(console: Console, results: Sequence[CaseResult], device_id: str) -> 
     console.print(", ".join(words for _verdict, words in tally(results)))
 
 
+def timing(results: Sequence[CaseResult], wall: float, device_after: float) -> str:
+    """How long the run took, and its slowest profile: where a quicker run would start."""
+    profiles: dict[str, list[float]] = {}
+    for result in results:
+        profiles.setdefault(result.case.profile, []).append(result.duration)
+    line = (
+        f"{wall:.0f} s in all: {device_after:.0f} s until the device was provisioned and "
+        f"quiet, {sum(r.duration for r in results):.0f} s of cases"
+    )
+    if profiles:
+        name, times = max(profiles.items(), key=lambda item: sum(item[1]))
+        cases = f"{len(times)} case{'s' if len(times) > 1 else ''}"
+        line += f"; slowest profile {name} ({cases}, {sum(times):.0f} s)"
+    return line
+
+
 def listing(console: Console, cases: Sequence[Case]) -> None:
     table = Table(title="knock check cases")
     table.add_column("id")

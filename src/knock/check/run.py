@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -21,6 +22,8 @@ class CheckRun:
     acs_url: str
     started: datetime
     results: list[CaseResult]
+    wall: float = 0.0  # seconds from the ACS's start to the run's end
+    device_after: float = 0.0  # of which until the device was provisioned and quiet
 
 
 def check_settings(settings: Settings, options: CheckOptions) -> Settings:
@@ -51,11 +54,13 @@ async def run_check(
     on_result: Callable[[CaseResult], None] | None = None,
 ) -> CheckRun:
     """Raises `NoDevice` when no device comes, `OSError` when a port is taken."""
+    began = time.monotonic()
     acs = await start(check_settings(settings, options))
     try:
         if on_started is not None:
             on_started(acs)
         dut = await wait_for_device(acs, options, device_id)
+        device_after = time.monotonic() - began
         try:
             if on_device is not None:
                 on_device(dut.device_id)
@@ -65,4 +70,5 @@ async def run_check(
             await dut.close()
     finally:
         await acs.close()
-    return CheckRun(dut.device_id, acs.acs_url, started, results)
+    wall = time.monotonic() - began
+    return CheckRun(dut.device_id, acs.acs_url, started, results, wall, device_after)

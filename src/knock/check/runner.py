@@ -2,7 +2,12 @@
 
 A case that fails because the device did not answer (or by a timeout or an error of its own) is
 followed by a check that the device still responds; once it does not, the cases after it are
-`not run` rather than failed, each saying since which case."""
+`not run` rather than failed, each saying since which case.
+
+Cases of one method that share a session (`Case.shares_session`) run their tasks one after the
+other in the session the first of them opened by a connection request, which the ACS keeps open
+between them: one request, and one rate-limit wait, for all of them. Any other case, and any
+verdict but pass, ends that session, so a case that went wrong shares it with no other."""
 
 from __future__ import annotations
 
@@ -30,11 +35,13 @@ log = logging.getLogger("knock.check")
 async def run_case(dut: DeviceUnderTest, case: Case) -> CaseResult:
     """Run *case* once the device is idle; a case that raises anything else than a verdict
     fails with the error, so one broken case does not stop the run."""
-    ctx = dut.context(case.via)
+    ctx = dut.context(case.via, case.id if case.shares_session else "")
     started = time.monotonic()
-    if not dut.unresponsive:
+    if not (case.shares_session and dut.continues(case.via)):
+        dut.let_go()  # the case needs a session of its own, or none
+    if not dut.unresponsive and dut.kept is None:
         try:
-            await ctx.settled()  # bounded by its own waits; not the case's time
+            await ctx.settled(defer_gap=True)  # bounded by its own waits
         except CaseFailed as exc:
             dut.unresponsive = f"before case {case.id}: {exc}"
     if dut.unresponsive:
@@ -60,6 +67,8 @@ async def run_case(dut: DeviceUnderTest, case: Case) -> CaseResult:
     except Exception as exc:  # a broken case is reported, not fatal
         log.exception("case %s raised", case.id)
         verdict, reason = Verdict.FAIL, f"the case raised {exc!r}"
+    if verdict is not Verdict.PASS:
+        dut.let_go()  # the cases after it do not share a session with what went wrong
     if verdict is Verdict.FAIL and not answered:
         why = await ctx.responds()
         if why:
@@ -88,6 +97,7 @@ async def run_cases(
         if on_result is not None:
             on_result(result)
         results.append(result)
+    dut.let_go()
     await restore(dut)
     return results
 

@@ -38,6 +38,7 @@ async def ask(
     """Send *content* in an IQ get from *sender* to *to*; its answer, or None when none came
     within `inform_within`. Both go to the evidence."""
     wait = ctx.options.inform_within
+    await ctx.before_request()
     ctx.evidence.add(
         Kind.SENT,
         f"{why}: IQ get from {sender} to {to}{over(device_peer(ctx, to))}",
@@ -81,6 +82,9 @@ async def device_jid(ctx: CheckContext) -> str:
     between. Skips the case for a device without XMPP, fails it for one that reports no JID."""
     await require(ctx, "XMPP")
     await once(ctx, "xmpp set-up", lambda: xmpp_setup(ctx))
+    # The rate-limit wait before the case's request comes first: the device's login is then
+    # checked right before the request.
+    await ctx.before_request()
     jid = (await ctx.target()).management.get("ConnReqJabberID", "")
     if not jid:
         ctx.fail(await not_online(ctx, "the device reports an empty ConnReqJabberID"))

@@ -227,12 +227,19 @@ class Store:
         await self._db.run(_finish_task, done, session_id, now)
 
     async def advance_session(
-        self, device_id: str, session_id: int, now: datetime, done: TaskResult | None = None
+        self,
+        device_id: str,
+        session_id: int,
+        now: datetime,
+        done: TaskResult | None = None,
+        *,
+        end_when_idle: bool = True,
     ) -> TaskRow | None:
         """One step of the ACS's turn, in one transaction: record the task that just ended (its
         outcome and the parameter changes it made), then claim the device's next queued task;
-        with none left, end the session as "ok". Returns the claimed task, or None."""
-        if done is None or not done.delete_under:
+        with none left, end the session as "ok" (unless not *end_when_idle*: a session the ACS
+        keeps open for more tasks). Returns the claimed task, or None."""
+        if (done is None or not done.delete_under) and end_when_idle:
             hot = (
                 done,
                 None if done is None else _finished(done, session_id, now),
@@ -241,7 +248,9 @@ class Store:
                 _ended(session_id, "ok", now),
             )
             return await self._on_driver(pg_hot.advance_session, sqlite_hot.advance_session, *hot)
-        return await self._db.run(self._advance_session, device_id, session_id, now, done)
+        return await self._db.run(
+            self._advance_session, device_id, session_id, now, done, end_when_idle
+        )
 
     def _advance_session(
         self,
@@ -250,6 +259,7 @@ class Store:
         session_id: int,
         now: datetime,
         done: TaskResult | None,
+        end_when_idle: bool,
     ) -> TaskRow | None:
         if done is not None:
             # The task's own row is written first so that SQLite takes the write lock at once.
@@ -259,7 +269,7 @@ class Store:
             if done.put:
                 conn.execute(self._parameter_upsert, _parameter_rows(device_id, done.put, now))
         task = _claim_task(conn, device_id, session_id, now)
-        if task is None:
+        if task is None and end_when_idle:
             _end_session(conn, session_id, "ok", now)
         return task
 
