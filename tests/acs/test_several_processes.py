@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from cr_endpoint import CrEndpoint
 from scripted_cpe import ScriptedCpe
+from test_sessions import next_session_end
 from test_udp_connection_requests import MS, DeviceSocket
 from test_xmpp_in_serve import log_in
 
@@ -352,16 +353,17 @@ async def test_a_session_the_device_left_for_another_process_ends_here_at_once(
     b = await start(base)
     try:
         async with ScriptedCpe(a.acs_url) as on_a, ScriptedCpe(b.acs_url) as on_b:
-            await on_a.inform("1 BOOT")  # and then silence: the device lost its connection
-            assert a.acs.in_session(on_a.device_id)
-            await on_b.inform("2 PERIODIC")
-            for _ in range(100):  # the reaper looks once a second
-                if not a.acs.in_session(on_a.device_id):
-                    break
-                await asyncio.sleep(0.05)
+            with a.hub.subscribe(on_a.device_id) as announcements:
+                await on_a.inform("1 BOOT")  # and then silence: the device lost its connection
+                assert a.acs.in_session(on_a.device_id)
+                await on_b.inform("2 PERIODIC")
+                # A's reaper ends it once it has heard of B's session (it looks once a second),
+                # long before the session timeout.
+                ended = await next_session_end(announcements)
             assert not a.acs.in_session(on_a.device_id)
             assert (await on_b.empty()).status == 204
         on_b_session, on_a_session = await a.store.list_sessions(on_a.device_id)
+        assert (ended.session_id, ended.outcome) == (on_a_session.id, "superseded")
         assert (on_a_session.outcome, on_b_session.outcome) == ("superseded", "ok")
         assert not a.hub.in_remote_session(on_a.device_id)  # B announced its session's end
     finally:
