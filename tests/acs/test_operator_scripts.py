@@ -62,12 +62,23 @@ async def bootstrapped(acs: Running, folder: Path, **options: Any) -> AsyncItera
     bootstrap session."""
     async with http_cpe(SERIAL, acs.acs_url, folder, **options) as device:
         device_id = device_key(device.model.device_id())
+        # Listening from before each look at the store: a session that ends while the store is
+        # read is still heard (waiting for the next session's end after the read would wait for
+        # a session that may never come).
+        settled = asyncio.Event()
+        device.on_settled(settled.set)
         async with asyncio.timeout(BOOTSTRAP_WAIT):  # bootstrapped: Knock set its CR credentials
             while True:
-                await settle(device)
+                settled.clear()
                 target = await acs.store.get_cr_target(device_id)
-                if target is not None and target.password and not device.state.events:
+                if (
+                    target is not None
+                    and target.password
+                    and not device.state.events
+                    and not device.in_session
+                ):
                     break
+                await settled.wait()
         yield device
 
 
