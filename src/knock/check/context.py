@@ -257,13 +257,7 @@ class CheckContext:
                 await self.ready()  # the connection request below must not meet the rate limit
             if self.shares_session and self.via is not None:
                 self.acs.acs.keep_open(self.device_id)
-        rows = []
-        for spec in specs:
-            row = await store.add_task(
-                self.device_id, str(spec["name"]), dict(spec), datetime.now(UTC)
-            )
-            self.evidence.add(Kind.SENT, f"task {row.id}: {spec['name']}", _show(spec))
-            rows.append(row)
+        rows = await self.queue(specs)
         waiting = {row.id for row in rows}
         names = ", ".join(str(spec["name"]) for spec in specs)
         sessions: list[Arrival] = []
@@ -317,6 +311,44 @@ class CheckContext:
             self._opened_by_via(reached)
             if self.shares_session and reached is not None and sessions:
                 self.dut.kept = KeptSession(self.via, reached, sessions[-1], self.shares_session)
+        return [await self._finished(row.id) for row in rows]
+
+    async def queue(self, specs: Sequence[Mapping[str, Any]]) -> list[TaskRow]:
+        """Queue *specs* with the ACS, in order, for the device's next session; asks for none."""
+        rows = []
+        for spec in specs:
+            row = await self.acs.store.add_task(
+                self.device_id, str(spec["name"]), dict(spec), datetime.now(UTC)
+            )
+            self.evidence.add(Kind.SENT, f"task {row.id}: {spec['name']}", _show(spec))
+            rows.append(row)
+        return rows
+
+    async def finished(self, rows: Sequence[TaskRow], within: float | None = None) -> list[TaskRow]:
+        """Wait until the tasks *rows* (`queue`) ran, in a session the device opened itself or
+        one it is in; fails as silent when they did not within *within* (`inform_within`), and
+        takes them off the queue."""
+        wait = within if within is not None else self.options.inform_within
+        store = self.acs.store
+        with self.acs.hub.subscribe(self.device_id) as announcements:
+            waiting = set()
+            for row in rows:
+                now = await store.get_task(row.id)
+                if now is not None and now.status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
+                    waiting.add(row.id)
+            try:
+                async with asyncio.timeout(wait):
+                    while waiting:
+                        item = await announcements.next()
+                        if isinstance(item, Arrival):
+                            self.record_arrival(item)
+                        if isinstance(item, TaskFinished):
+                            waiting.discard(item.task_id)
+            except TimeoutError:
+                for task_id in waiting:
+                    if await store.delete_task(task_id):
+                        self.note(f"task {task_id} cancelled: removed from the ACS's queue")
+                self.silent(f"the device did not run tasks {sorted(waiting)} within {wait:g} s")
         return [await self._finished(row.id) for row in rows]
 
     def _opened_by_via(self, reached: CrResult | None) -> None:
