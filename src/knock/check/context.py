@@ -248,7 +248,6 @@ class CheckContext:
         them all. With `via` set (a per-method case), the device is first let out of any
         session, and the session must be one a connection request by that method opened."""
         wait = within if within is not None else self.options.inform_within
-        store = self.acs.store
         kept = self.dut.continues(self.via) if self.shares_session else None
         if kept is None:
             self.dut.let_go()
@@ -276,13 +275,7 @@ class CheckContext:
                 )
             try:
                 async with asyncio.timeout(wait):
-                    while waiting:
-                        item = await announcements.next()
-                        if isinstance(item, Arrival):
-                            self.record_arrival(item)
-                            sessions.append(item)
-                        if isinstance(item, TaskFinished):
-                            waiting.discard(item.task_id)
+                    await self._until_finished(announcements, waiting, sessions)
             except TimeoutError:
                 ids = [str(a.session_id) for a in sessions]
                 if kept is not None:
@@ -299,11 +292,7 @@ class CheckContext:
                     reach.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await reach
-                for row in rows:
-                    if row.id in waiting and await store.delete_task(row.id):
-                        # Left queued, the ACS would send it in every later session: a device
-                        # that cannot take it would fail every case after this one.
-                        self.note(f"task {row.id} cancelled: removed from the ACS's queue")
+                await self._cancel(waiting)
         if self.via is not None and kept is not None:
             self._opened_by_via(kept.reached)
         elif self.via is not None:
@@ -338,18 +327,32 @@ class CheckContext:
                     waiting.add(row.id)
             try:
                 async with asyncio.timeout(wait):
-                    while waiting:
-                        item = await announcements.next()
-                        if isinstance(item, Arrival):
-                            self.record_arrival(item)
-                        if isinstance(item, TaskFinished):
-                            waiting.discard(item.task_id)
+                    await self._until_finished(announcements, waiting, [])
             except TimeoutError:
-                for task_id in waiting:
-                    if await store.delete_task(task_id):
-                        self.note(f"task {task_id} cancelled: removed from the ACS's queue")
+                await self._cancel(waiting)
                 self.silent(f"the device did not run tasks {sorted(waiting)} within {wait:g} s")
         return [await self._finished(row.id) for row in rows]
+
+    async def _until_finished(
+        self, announcements: Subscription, waiting: set[int], sessions: list[Arrival]
+    ) -> None:
+        """Take the device's announcements until every task of *waiting* finished (each is
+        removed from it), recording the Informs heard, in *sessions* too."""
+        while waiting:
+            item = await announcements.next()
+            if isinstance(item, Arrival):
+                self.record_arrival(item)
+                sessions.append(item)
+            if isinstance(item, TaskFinished):
+                waiting.discard(item.task_id)
+
+    async def _cancel(self, waiting: Iterable[int]) -> None:
+        """Take the tasks *waiting* off the ACS's queue where still there. Left queued, the ACS
+        would send them in every later session: a device that cannot take one would fail every
+        case after this one."""
+        for task_id in sorted(waiting):
+            if await self.acs.store.delete_task(task_id):
+                self.note(f"task {task_id} cancelled: removed from the ACS's queue")
 
     def _opened_by_via(self, reached: CrResult | None) -> None:
         """Fail unless the session that ran the tasks was opened by a connection request by
