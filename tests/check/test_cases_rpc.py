@@ -145,3 +145,16 @@ async def test_a_device_that_denies_active_notification_has_the_case_skipped(
         "the device refuses active notification on Device.DeviceInfo.UpTime with 9009"
     ), skipped.reason
     assert refused.verdict is Verdict.PASS, refused.reason
+
+
+async def test_the_case_minds_the_devices_throttle(tmp_path: Path) -> None:
+    # TR-181: the device waits DefaultActiveNotificationThrottle seconds after a session before
+    # one for an active notification alone; the case reads it and waits that much longer.
+    throttle = {"Device.ManagementServer.DefaultActiveNotificationThrottle": "2"}
+    async with check_lab(tmp_path, values=throttle, options=QUICK, policy=QUICK_POLICY) as lab:
+        result = await lab.run("rpc.http.active-notify")
+    assert result.verdict is Verdict.PASS, result.reason
+    notes = [e.summary for e in result.evidence if e.kind is Kind.NOTE]
+    assert any(n.startswith(f"watching {2 + QUICK.inform_within:g} s (") for n in notes), notes
+    (came,) = [n for n in notes if " came " in n]
+    assert float(came.split(" came ")[1].split()[0]) >= 2.0, came
