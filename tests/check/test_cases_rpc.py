@@ -6,13 +6,16 @@ The labs run side by side in one event loop."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import pytest_asyncio
-from check_lab import QUICK, assert_fails_exactly, run_lab, run_table
+from check_lab import QUICK, QUICK_POLICY, assert_fails_exactly, check_lab, run_lab, run_table
 from test_cases_udp import udp_ready
 
 from knock.check import CaseResult, Kind, Verdict, select
 from knock.cpe.defects import Defect
+from knock.cpe.quirks import Quirk
 from knock.vocab import CrMethod
 
 ALL = (CrMethod.HTTP, CrMethod.UDP, CrMethod.XMPP)
@@ -30,6 +33,7 @@ EXPECTED_FAILURES: dict[Defect | None, set[str]] = {
     Defect.SPV_NOT_ATOMIC: by_every_method("spv-all-or-nothing"),
     Defect.WRONG_TYPE_9007: by_every_method("spv-wrong-type"),
     Defect.NO_PASSIVE_NOTIFY: by_every_method("passive-notify"),
+    Defect.NO_ACTIVE_NOTIFY: by_every_method("active-notify"),
     Defect.COMMAND_KEY_DROPPED: by_every_method("reboot", "schedule-inform"),
     Defect.RETRY_COUNT_STUCK: {"inform.retry-count"},
 }
@@ -108,3 +112,49 @@ async def test_a_session_the_request_did_not_open_fails_the_case(
             f"the {method} connection request that should open the session was not delivered "
             "(no-session: "
         ), result.reason
+
+
+async def test_active_notification_comes_in_a_session_of_the_devices_own(
+    results: dict[Defect | None, dict[str, CaseResult]],
+) -> None:
+    for method in CrMethod:
+        evidence = results[None][f"rpc.{method}.active-notify"].evidence
+        informs = [e.summary for e in evidence if e.kind is Kind.INFORM]
+        # The request's session that set it, then the device's own with the change; the task
+        # turning it off runs there, so no third session.
+        assert len(informs) == 2 and informs[1].startswith("Inform [4 VALUE CHANGE] "), informs
+        came = [e.summary for e in evidence if " came " in e.summary]
+        assert len(came) == 1 and came[0].startswith("Device.DeviceInfo.UpTime = "), came
+    reason = results[Defect.NO_ACTIVE_NOTIFY]["rpc.xmpp.active-notify"].reason
+    assert reason.startswith(
+        "the device opened no session reporting a change of Device.DeviceInfo.UpTime within "
+        f"{QUICK.inform_within:g} s"
+    ), reason
+
+
+async def test_a_device_that_denies_active_notification_has_the_case_skipped(
+    tmp_path: Path,
+) -> None:
+    quirks = frozenset({Quirk.DENY_ACTIVE_NOTIFY})
+    async with check_lab(tmp_path, quirks=quirks, options=QUICK, policy=QUICK_POLICY) as lab:
+        skipped = await lab.run("rpc.http.active-notify")
+        refused = await lab.run("rpc.http.active-refused-9009")
+        assert lab.cpe.model.notification("Device.DeviceInfo.UpTime") == 0
+    assert skipped.verdict is Verdict.SKIPPED, skipped.reason
+    assert skipped.reason.startswith(
+        "the device refuses active notification on Device.DeviceInfo.UpTime with 9009"
+    ), skipped.reason
+    assert refused.verdict is Verdict.PASS, refused.reason
+
+
+async def test_the_case_minds_the_devices_throttle(tmp_path: Path) -> None:
+    # TR-181: the device waits DefaultActiveNotificationThrottle seconds after a session before
+    # one for an active notification alone; the case reads it and waits that much longer.
+    throttle = {"Device.ManagementServer.DefaultActiveNotificationThrottle": "2"}
+    async with check_lab(tmp_path, values=throttle, options=QUICK, policy=QUICK_POLICY) as lab:
+        result = await lab.run("rpc.http.active-notify")
+    assert result.verdict is Verdict.PASS, result.reason
+    notes = [e.summary for e in result.evidence if e.kind is Kind.NOTE]
+    assert any(n.startswith(f"watching {2 + QUICK.inform_within:g} s (") for n in notes), notes
+    (came,) = [n for n in notes if " came " in n]
+    assert float(came.split(" came ")[1].split()[0]) >= 2.0, came

@@ -4,6 +4,7 @@ attributes and value-change tracking, against the shipped TR-181 and TR-098 mode
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -406,7 +407,6 @@ def test_default_and_forced_active_notification(model: DataModel) -> None:
 @pytest.mark.parametrize(
     ("struct", "code"),
     [
-        (spa("Device.DeviceInfo.", 2), 9009),  # UpTime refuses active notification
         (spa(MS + "URL", 3), 9003),
         (spa(MS + "URL", 1, ["Everyone"]), 9003),
         (spa("Device.Nope", 1), 9005),
@@ -416,6 +416,16 @@ def test_attribute_faults_change_nothing(model: DataModel, struct: Any, code: in
     fault = fault_of(model.set_parameter_attributes, [spa(MS + "STUNEnable", 1), struct])
     assert fault.code == code
     assert model.get_parameter_attributes([MS + "STUNEnable"])[0].notification == 0
+
+
+def test_active_notification_of_a_transient_value_is_taken_or_denied(model: DataModel) -> None:
+    uptime = "Device.DeviceInfo.UpTime"
+    both = [spa(MS + "STUNEnable", 1), spa("Device.DeviceInfo.", 2)]
+    fault = fault_of(partial(model.set_parameter_attributes, deny_active=True), both)
+    assert fault.code == 9009 and uptime in str(fault)
+    assert model.get_parameter_attributes([MS + "STUNEnable", uptime])[0].notification == 0
+    model.set_parameter_attributes(both)  # canDeny: a CPE may take it too
+    assert [a.notification for a in model.get_parameter_attributes([uptime])] == [2]
 
 
 def test_device_changes_are_tracked_by_notification(model: DataModel) -> None:

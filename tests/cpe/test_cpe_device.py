@@ -12,7 +12,8 @@ from aiohttp import web
 from cpe_support import T0, FakeAcs, FakeClock, MakeCpe, RunCpe
 
 from knock.auth import DigestServer
-from knock.cpe.device import CpeError, retry_wait_range
+from knock.cpe.defects import Defect
+from knock.cpe.device import CpeError, SimulatedCpe, retry_wait_range
 from knock.cpe.transfer import Received
 from knock.cwmp import (
     CWMP_1_2,
@@ -406,6 +407,76 @@ async def test_a_value_changed_during_a_session_makes_one_more_session(
     second = await acs.next_session()  # its acknowledged Inform does not swallow the change
     assert codes(second.inform) == ["4 VALUE CHANGE"]
     assert params(second.inform)[address] == "198.51.100.7:40001"
+
+
+UPTIME, THROTTLE = "Device.DeviceInfo.UpTime", MS + "DefaultActiveNotificationThrottle"
+
+
+async def active_uptime(cpe: SimulatedCpe, acs: FakeAcs, run_cpe: RunCpe, throttle: str) -> None:
+    """Run *cpe*; in its boot session (at T0) the ACS sets the throttle and turns active
+    notification on UpTime on."""
+    acs.scripts.append(
+        [
+            SetParameterValues([ParameterValueStruct(THROTTLE, throttle)], "t"),
+            SetParameterAttributes([notify(UPTIME, 2)]),
+        ]
+    )
+    run_cpe(cpe)
+    await acs.next_session()
+
+
+async def tick_until(clock: FakeClock, moment: float) -> None:
+    """Let the device wake at each of its timers up to *moment*."""
+    while (due := await clock.next_timer()) < moment:
+        clock.advance_to(due)
+    clock.advance_to(moment)
+
+
+async def test_active_uptime_opens_a_session_once_the_throttle_passed(
+    make_cpe: MakeCpe, run_cpe: RunCpe, acs: FakeAcs, clock: FakeClock
+) -> None:
+    cpe = make_cpe("SN11")
+    await active_uptime(cpe, acs, run_cpe, "5")
+    assert await clock.next_timer() == T0 + 1  # UpTime's next second
+    await tick_until(clock, T0 + 4)
+    assert acs.sessions.empty()  # changed at T0 + 1, but throttled
+    await tick_until(clock, T0 + 5)
+    session = await acs.next_session()
+    assert codes(session.inform) == ["4 VALUE CHANGE"]
+    assert params(session.inform)[UPTIME] == "5"
+    # Turned off, it changes each second without a session.
+    acs.scripts.append([SetParameterAttributes([notify(UPTIME, 0)])])
+    await tick_until(clock, T0 + 10)
+    assert (await acs.next_session()).responses == [SetParameterAttributesResponse()]
+    assert await clock.next_timer() == T0 + 300  # the periodic Inform, nothing before
+
+
+async def test_without_a_throttle_active_uptime_informs_each_second(
+    make_cpe: MakeCpe, run_cpe: RunCpe, acs: FakeAcs, clock: FakeClock
+) -> None:
+    cpe = make_cpe("SN12")
+    await active_uptime(cpe, acs, run_cpe, "0")
+    for second in (1, 2):
+        await tick_until(clock, T0 + second)
+        session = await acs.next_session()
+        assert codes(session.inform) == ["4 VALUE CHANGE"]
+        assert params(session.inform)[UPTIME] == str(second)
+
+
+async def test_no_active_notify_leaves_the_change_for_the_next_session(
+    make_cpe: MakeCpe, run_cpe: RunCpe, acs: FakeAcs, clock: FakeClock
+) -> None:
+    cpe = make_cpe("SN13", defects=frozenset({Defect.NO_ACTIVE_NOTIFY}))
+    await active_uptime(cpe, acs, run_cpe, "0")
+    await tick_until(clock, T0 + 5)
+    assert acs.sessions.empty()
+    cpe.request_session()
+    session = await acs.next_session()
+    assert codes(session.inform) == ["6 CONNECTION REQUEST", "4 VALUE CHANGE"]
+    assert params(session.inform)[UPTIME] == "5"
+    # Forced active notification is not the ACS's to set: it still opens a session.
+    cpe.set_value(MS + "UDPConnectionRequestAddress", "198.51.100.7:40000")
+    assert codes((await acs.next_session()).inform) == ["4 VALUE CHANGE"]
 
 
 CONFIG = b"# vendor configuration\n" * 50

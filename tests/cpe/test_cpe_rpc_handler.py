@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from knock.cpe.datamodel import DataModel, load_model
+from knock.cpe.quirks import Quirk
 from knock.cpe.rpc_handler import (
     CancelQueuedTransfer,
     FactoryResetAfterSession,
@@ -181,12 +182,6 @@ def test_object_requests(model: DataModel) -> None:
         (GetParameterValues(["Device.Nope"]), ("Client", 9005)),
         (GetParameterNames(MS + "URL", True), ("Client", 9003)),
         (SetParameterValues([ParameterValueStruct(MS + "NATDetected", "1")]), ("Client", 9003)),
-        (
-            SetParameterAttributes(
-                [SetParameterAttributesStruct("Device.DeviceInfo.UpTime", True, 2, False)]
-            ),
-            ("Server", 9009),
-        ),
         (GetParameterAttributes(["Device.Nope."]), ("Client", 9005)),
         (AddObject("Device.Hosts.Host."), ("Server", 9001)),
         (AddObject("Device.Nope."), ("Client", 9005)),
@@ -212,6 +207,18 @@ def test_faults(model: DataModel, rpc: Rpc, expected: tuple[str, int]) -> None:
     before = model.to_json()
     assert fault(handle(rpc, model, NOW, [QUEUED])) == expected
     assert model.to_json() == before
+
+
+def test_active_notification_on_uptime_is_denied_by_the_quirk_alone(model: DataModel) -> None:
+    uptime = SetParameterAttributesStruct("Device.DeviceInfo.UpTime", True, 2, False)
+    before = model.to_json()
+    deny = frozenset({Quirk.DENY_ACTIVE_NOTIFY})
+    denied = handle(SetParameterAttributes([uptime]), model, NOW, quirks=deny)
+    assert fault(denied) == ("Server", 9009)
+    assert model.to_json() == before
+    taken = handle(SetParameterAttributes([uptime]), model, NOW)
+    assert taken == Handled(SetParameterAttributesResponse())
+    assert model.notification("Device.DeviceInfo.UpTime") == 2
 
 
 def test_spv_fault_travels_with_a_fault_per_parameter(model: DataModel) -> None:

@@ -174,6 +174,15 @@ def check(
     download_type: Annotated[
         str, typer.Option(help="FileType of the Download cases (TR-069 Annex A.3.2.8).")
     ] = "2 Web Content",
+    notify_parameter: Annotated[
+        str,
+        typer.Option(
+            help="The parameter rpc.*.active-notify sets active notification on: one that "
+            "changes on its own within seconds, relative to the data model's root or a full "
+            "name (UpTime changes each second; a device may refuse it with 9009, then the "
+            "case is skipped).",
+        ),
+    ] = "DeviceInfo.UpTime",
     case_timeout: Annotated[float, typer.Option(help="Seconds a case may run.")] = 120.0,
     device_within: Annotated[
         float, typer.Option(help="Seconds to wait for the device's first Inform.")
@@ -216,6 +225,7 @@ def check(
         retry_wait=retry_wait,
         download_file=str(download_file or ""),
         download_type=download_type,
+        notify_parameter=notify_parameter,
     )
     from knock.check.device import NoDevice
     from knock.check.report_html import html_report

@@ -248,7 +248,6 @@ class CheckContext:
         them all. With `via` set (a per-method case), the device is first let out of any
         session, and the session must be one a connection request by that method opened."""
         wait = within if within is not None else self.options.inform_within
-        store = self.acs.store
         kept = self.dut.continues(self.via) if self.shares_session else None
         if kept is None:
             self.dut.let_go()
@@ -257,13 +256,7 @@ class CheckContext:
                 await self.ready()  # the connection request below must not meet the rate limit
             if self.shares_session and self.via is not None:
                 self.acs.acs.keep_open(self.device_id)
-        rows = []
-        for spec in specs:
-            row = await store.add_task(
-                self.device_id, str(spec["name"]), dict(spec), datetime.now(UTC)
-            )
-            self.evidence.add(Kind.SENT, f"task {row.id}: {spec['name']}", _show(spec))
-            rows.append(row)
+        rows = await self.queue(specs)
         waiting = {row.id for row in rows}
         names = ", ".join(str(spec["name"]) for spec in specs)
         sessions: list[Arrival] = []
@@ -282,13 +275,7 @@ class CheckContext:
                 )
             try:
                 async with asyncio.timeout(wait):
-                    while waiting:
-                        item = await announcements.next()
-                        if isinstance(item, Arrival):
-                            self.record_arrival(item)
-                            sessions.append(item)
-                        if isinstance(item, TaskFinished):
-                            waiting.discard(item.task_id)
+                    await self._until_finished(announcements, waiting, sessions)
             except TimeoutError:
                 ids = [str(a.session_id) for a in sessions]
                 if kept is not None:
@@ -305,11 +292,7 @@ class CheckContext:
                     reach.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await reach
-                for row in rows:
-                    if row.id in waiting and await store.delete_task(row.id):
-                        # Left queued, the ACS would send it in every later session: a device
-                        # that cannot take it would fail every case after this one.
-                        self.note(f"task {row.id} cancelled: removed from the ACS's queue")
+                await self._cancel(waiting)
         if self.via is not None and kept is not None:
             self._opened_by_via(kept.reached)
         elif self.via is not None:
@@ -318,6 +301,58 @@ class CheckContext:
             if self.shares_session and reached is not None and sessions:
                 self.dut.kept = KeptSession(self.via, reached, sessions[-1], self.shares_session)
         return [await self._finished(row.id) for row in rows]
+
+    async def queue(self, specs: Sequence[Mapping[str, Any]]) -> list[TaskRow]:
+        """Queue *specs* with the ACS, in order, for the device's next session; asks for none."""
+        rows = []
+        for spec in specs:
+            row = await self.acs.store.add_task(
+                self.device_id, str(spec["name"]), dict(spec), datetime.now(UTC)
+            )
+            self.evidence.add(Kind.SENT, f"task {row.id}: {spec['name']}", _show(spec))
+            rows.append(row)
+        return rows
+
+    async def finished(self, rows: Sequence[TaskRow], within: float | None = None) -> list[TaskRow]:
+        """Wait until the tasks *rows* (`queue`) ran, in a session the device opened itself or
+        one it is in; fails as silent when they did not within *within* (`inform_within`), and
+        takes them off the queue."""
+        wait = within if within is not None else self.options.inform_within
+        store = self.acs.store
+        with self.acs.hub.subscribe(self.device_id) as announcements:
+            waiting = set()
+            for row in rows:
+                now = await store.get_task(row.id)
+                if now is not None and now.status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
+                    waiting.add(row.id)
+            try:
+                async with asyncio.timeout(wait):
+                    await self._until_finished(announcements, waiting, [])
+            except TimeoutError:
+                await self._cancel(waiting)
+                self.silent(f"the device did not run tasks {sorted(waiting)} within {wait:g} s")
+        return [await self._finished(row.id) for row in rows]
+
+    async def _until_finished(
+        self, announcements: Subscription, waiting: set[int], sessions: list[Arrival]
+    ) -> None:
+        """Take the device's announcements until every task of *waiting* finished (each is
+        removed from it), recording the Informs heard, in *sessions* too."""
+        while waiting:
+            item = await announcements.next()
+            if isinstance(item, Arrival):
+                self.record_arrival(item)
+                sessions.append(item)
+            if isinstance(item, TaskFinished):
+                waiting.discard(item.task_id)
+
+    async def _cancel(self, waiting: Iterable[int]) -> None:
+        """Take the tasks *waiting* off the ACS's queue where still there. Left queued, the ACS
+        would send them in every later session: a device that cannot take one would fail every
+        case after this one."""
+        for task_id in sorted(waiting):
+            if await self.acs.store.delete_task(task_id):
+                self.note(f"task {task_id} cancelled: removed from the ACS's queue")
 
     def _opened_by_via(self, reached: CrResult | None) -> None:
         """Fail unless the session that ran the tasks was opened by a connection request by

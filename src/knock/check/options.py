@@ -32,3 +32,6 @@ class CheckOptions:
     retry_wait: int = 0  # CWMPRetryMinimumWaitInterval session.retry-backoff sets; 0: the device's
     download_file: str = ""  # what the Download cases fetch; "": RANDOM_SIZE random bytes
     download_type: str = "2 Web Content"  # its FileType: no firmware, no configuration
+    # What rpc.*.active-notify sets active notification on: a parameter that changes on its own,
+    # relative to the data model's root (or a full name).
+    notify_parameter: str = "DeviceInfo.UpTime"

@@ -87,7 +87,7 @@ class ActiveNotify(StrEnum):
     """How a parameter treats active notification (TR-106 ``activeNotify``)."""
 
     NORMAL = "normal"
-    CAN_DENY = "canDeny"  # transient values (UpTime): the CPE refuses active notification
+    CAN_DENY = "canDeny"  # transient values (UpTime): the CPE may refuse active notification
     FORCE_ENABLED = "forceEnabled"  # always active, whatever the ACS sets
     FORCE_DEFAULT_ENABLED = "forceDefaultEnabled"  # active until the ACS says otherwise
 
@@ -473,8 +473,11 @@ class DataModel:
             self._changed.pop(struct.name, None)
         self._set_parameter_key(parameter_key)
 
-    def set_parameter_attributes(self, structs: Sequence[SetParameterAttributesStruct]) -> None:
-        """Apply every attribute change or, on the first invalid one, none."""
+    def set_parameter_attributes(
+        self, structs: Sequence[SetParameterAttributesStruct], *, deny_active: bool = False
+    ) -> None:
+        """Apply every attribute change or, on the first invalid one, none. *deny_active*:
+        refuse active notification where the data model lets the CPE deny it (canDeny)."""
         plan = [(struct, self._parameters(struct.name)) for struct in structs]
         for struct, names in plan:
             if struct.notification_change:
@@ -486,7 +489,8 @@ class DataModel:
                 denied = [
                     name
                     for name in names
-                    if struct.notification == 2
+                    if deny_active
+                    and struct.notification == 2
                     and self.definition(name).active_notify is ActiveNotify.CAN_DENY
                 ]
                 if denied:

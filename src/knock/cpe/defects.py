@@ -38,6 +38,7 @@ class Defect(StrEnum):
     INVALID_NAME_9002 = "invalid-name-9002"
     SPV_NOT_ATOMIC = "spv-not-atomic"
     NO_PASSIVE_NOTIFY = "no-passive-notify"
+    NO_ACTIVE_NOTIFY = "no-active-notify"
     COMMAND_KEY_DROPPED = "command-key-dropped"
     RETRY_COUNT_STUCK = "retry-count-stuck"
     PERIODIC_INTERVAL_IGNORED = "periodic-interval-ignored"
@@ -94,6 +95,10 @@ BREAKS: Final = {
     ),
     Defect.NO_PASSIVE_NOTIFY: (
         "Annex A.3.2.4, §3.7.1.5: a change of a passively notified parameter is never informed"
+    ),
+    Defect.NO_ACTIVE_NOTIFY: (
+        "Annex A.3.2.4, §3.7.1.5: a change of a parameter the ACS set active notification on "
+        "opens no session (4 VALUE CHANGE) but waits for the next one"
     ),
     Defect.COMMAND_KEY_DROPPED: (
         "Annex A.3.2.9, A.4.1.2: M Reboot and M ScheduleInform carry an empty CommandKey"

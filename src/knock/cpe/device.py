@@ -27,7 +27,14 @@ from typing import Final, Protocol
 import aiohttp
 
 from knock.cpe.acs_client import AcsClient, AcsRefused
-from knock.cpe.datamodel import DataModel, ModelFault, ModelSchema, load_model, template_of
+from knock.cpe.datamodel import (
+    ActiveNotify,
+    DataModel,
+    ModelFault,
+    ModelSchema,
+    load_model,
+    template_of,
+)
 from knock.cpe.defects import NONE, SILENCED, Defect, Defects
 from knock.cpe.quirks import Quirks, shaped
 from knock.cpe.rpc_handler import (
@@ -230,6 +237,7 @@ class SimulatedCpe:
         self._failure_log = failures or SessionFailures()
         self._failures = 0  # consecutive failed sessions: the Inform's RetryCount
         self._retry_at = 0.0
+        self._last_done = -math.inf  # when the last session that succeeded ended
         self._boot_time = 0.0
         self._boot_interval = 0  # PeriodicInformInterval at boot (periodic-interval-ignored)
         self._schedule: tuple[str, ...] = ()  # the periodic settings the cadence follows
@@ -287,9 +295,20 @@ class SimulatedCpe:
                 f"device {self.serial}: cannot set {name} to {value!r} ({exc}); name a parameter"
                 f" of model {self.model.schema.name} and give a value of its type"
             ) from None
-        if level == 2 and name not in self._silenced:
+        if level == 2 and self._notifies_actively(name):
             self._add_event(Event.VALUE_CHANGE)
         self.state.save()
+
+    def _notifies_actively(self, name: str) -> bool:
+        """Whether a change of *name*, actively notified, opens a session of its own (unless a
+        defect makes it wait for the next session)."""
+        if name in self._silenced:
+            return False
+        set_by_acs = self.model.definition(name).active_notify in (
+            ActiveNotify.NORMAL,
+            ActiveNotify.CAN_DENY,
+        )
+        return not (set_by_acs and Defect.NO_ACTIVE_NOTIFY in self.defects)
 
     def on_settled(self, callback: Callable[[], None]) -> None:
         """Call *callback* at power-on and after every session: when what the ACS set takes
@@ -305,7 +324,7 @@ class SimulatedCpe:
             self._collect_due_events(now)
             for transfer in [t for t in self.state.transfers if t.due <= now]:
                 await self._perform(transfer)
-            if self.state.events not in ([], self._held_events) and now >= self._retry_at:
+            if self.state.events not in ([], self._held_events) and now >= self._due(now):
                 await self._session()
                 continue
             await self._sleep_until(self._next_deadline(now))
@@ -331,7 +350,17 @@ class SimulatedCpe:
             self.state.add_event(Event.BOOTSTRAP)
         self.state.add_event(Event.BOOT)
 
+    def _due(self, now: float) -> float:
+        """When the pending events may open a session: after a failed session's retry wait;
+        one for active notifications alone also waits DefaultActiveNotificationThrottle
+        seconds since the last session that succeeded ended (TR-181)."""
+        if any(event.event_code != Event.VALUE_CHANGE for event in self.state.events):
+            return self._retry_at
+        throttle = self._setting("DefaultActiveNotificationThrottle", 0)
+        return max(self._retry_at, self._last_done + throttle)
+
     def _collect_due_events(self, now: float) -> None:
+        self._tick_uptime(now)
         schedule = self._periodic_schedule()
         if schedule != self._schedule:
             # A new schedule counts from when it was set: its moments before then were not
@@ -352,8 +381,12 @@ class SimulatedCpe:
         periodic = self._next_periodic(self._periodic_checked)
         if periodic is not None:
             deadlines.append(periodic)
-        if self.state.events and self._retry_at > now:
-            deadlines.append(self._retry_at)
+        if self.state.events and self._due(now) > now:
+            deadlines.append(self._due(now))
+        uptime = self.model.schema.device_info("UpTime")
+        if self.model.has(uptime) and self.model.notification(uptime) == 2:
+            # UpTime changes each second: an active notification of it is due at the next.
+            deadlines.append(self._boot_time + math.floor(now - self._boot_time) + 1)
         return min(deadlines, default=None)
 
     async def _sleep_until(self, deadline: float | None) -> None:
@@ -451,6 +484,7 @@ class SimulatedCpe:
             self.counts.done += 1
             self._failures = 0
             self._retry_at = 0.0
+            self._last_done = self._clock.time()
         finally:
             self._in_session = False
         self.state.save()  # what the ACS changed in the data model
@@ -514,9 +548,17 @@ class SimulatedCpe:
         return inform, changes
 
     def _refresh_uptime(self) -> None:
+        """UpTime as of now, for what the device sends: an Inform carries its change."""
         name = self.model.schema.device_info("UpTime")
         if self.model.has(name):
             self.model.set_value(name, str(int(self._clock.time() - self._boot_time)))
+
+    def _tick_uptime(self, now: float) -> None:
+        """UpTime as of *now* between sessions, notified as the ACS set it: actively, a
+        session of its own (TR-069 §3.7.1.5, 4 VALUE CHANGE)."""
+        name = self.model.schema.device_info("UpTime")
+        if self.model.has(name) and self.model.notification(name) == 2:
+            self.set_value(name, str(int(now - self._boot_time)))
 
     async def _converse(self, after_session: list[Effect]) -> None:
         async with self._client_factory(self._endpoint()) as client:

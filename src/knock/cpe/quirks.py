@@ -27,6 +27,7 @@ class Quirk(StrEnum):
     XMPP_SERVER_AUTO = "xmpp-server-auto"
     DROP_ON_UNKNOWN_PARAMETER = "drop-on-unknown-parameter"
     NO_UPLOAD_NO_RESET = "no-upload-no-reset"
+    DENY_ACTIVE_NOTIFY = "deny-active-notify"
 
     @property
     def reading(self) -> str:
@@ -52,6 +53,10 @@ READINGS: Final = {
     Quirk.XMPP_SERVER_AUTO: (
         "TR-181: AddObject of an XMPP.Connection makes its Server.1 too; the Server table is "
         "read-only (AddObject faults 9005)"
+    ),
+    Quirk.DENY_ACTIVE_NOTIFY: (
+        "TR-069 A.3.2.4, TR-181 canDeny: active notification on a transient value "
+        "(DeviceInfo.UpTime, ParameterKey) is refused with fault 9009"
     ),
     Quirk.DROP_ON_UNKNOWN_PARAMETER: (
         "TR-069 A.3.2.1/A.3.2.2: a Get/SetParameterValues naming a parameter the device lacks "

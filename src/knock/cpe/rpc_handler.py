@@ -200,7 +200,7 @@ def handle(
             )
         )
     try:
-        return handler(rpc, model, now, queue)
+        return handler(rpc, model, now, queue, quirks)
     except ModelFault as exc:
         if (
             Defect.INVALID_NAME_9002 in defects
@@ -281,8 +281,11 @@ def _get_parameter_names(rpc: GetParameterNames, model: DataModel, *_: Any) -> H
     return Handled(GetParameterNamesResponse(names))
 
 
-def _set_parameter_attributes(rpc: SetParameterAttributes, model: DataModel, *_: Any) -> Handled:
-    model.set_parameter_attributes(rpc.parameter_list)
+def _set_parameter_attributes(
+    rpc: SetParameterAttributes, model: DataModel, _now: float, _queue: Any, quirks: Quirks
+) -> Handled:
+    deny = Quirk.DENY_ACTIVE_NOTIFY in quirks
+    model.set_parameter_attributes(rpc.parameter_list, deny_active=deny)
     return Handled(SetParameterAttributesResponse())
 
 
@@ -349,14 +352,18 @@ def _schedule_download(rpc: ScheduleDownload, model: DataModel, now: float, *_: 
 
 
 def _get_queued_transfers(
-    rpc: GetQueuedTransfers, model: DataModel, now: float, queue: Sequence[QueuedTransfer]
+    rpc: GetQueuedTransfers, model: DataModel, now: float, queue: Sequence[QueuedTransfer], *_: Any
 ) -> Handled:
     structs = [QueuedTransferStruct(t.command_key, TRANSFER_NOT_STARTED) for t in queue]
     return Handled(GetQueuedTransfersResponse(structs))
 
 
 def _get_all_queued_transfers(
-    rpc: GetAllQueuedTransfers, model: DataModel, now: float, queue: Sequence[QueuedTransfer]
+    rpc: GetAllQueuedTransfers,
+    model: DataModel,
+    now: float,
+    queue: Sequence[QueuedTransfer],
+    *_: Any,
 ) -> Handled:
     structs = [
         AllQueuedTransferStruct(
@@ -373,7 +380,7 @@ def _get_all_queued_transfers(
 
 
 def _cancel_transfer(
-    rpc: CancelTransfer, model: DataModel, now: float, queue: Sequence[QueuedTransfer]
+    rpc: CancelTransfer, model: DataModel, now: float, queue: Sequence[QueuedTransfer], *_: Any
 ) -> Handled:
     if not any(t.command_key == rpc.command_key for t in queue):
         raise _invalid(f"no queued transfer has CommandKey {rpc.command_key!r}")
