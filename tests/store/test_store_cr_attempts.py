@@ -9,7 +9,7 @@ import pytest
 from knock.store import Store
 from knock.store.errors import UnknownDeviceError
 from knock.store.rows import CrAttemptRow, CrTarget, ParamValue, XmppAccountRow
-from knock.vocab import CrMethod, CrOutcome
+from knock.vocab import CrMethod, CrOutcome, Lack
 
 from .helpers import DEVICE, Record
 
@@ -67,6 +67,49 @@ async def test_cr_target_has_credentials_and_management_leaves(
     assert await store.get_cr_target("NOPE") is None
     with pytest.raises(UnknownDeviceError):
         await store.set_cr_credentials("NOPE", "a", "b")
+
+
+async def test_cr_target_carries_what_the_device_lacks(store: Store, record: Record) -> None:
+    await record()
+    target = await store.get_cr_target(DEVICE)
+    assert target is not None and target.lacks == frozenset()
+    await store.add_device_lacks(DEVICE, [Lack.PARTIAL_PATH_VALUES, Lack.PARTIAL_PATH_NAMES])
+    target = await store.get_cr_target(DEVICE)
+    assert target is not None and target.lacks == {"partial-path-values", "partial-path-names"}
+
+
+async def test_provisioned_parameters_and_credentials_are_stored_together(
+    store: Store, record: Record, now: datetime
+) -> None:
+    url = "Device.ManagementServer.ConnectionRequestURL"
+    user = "Device.ManagementServer.ConnectionRequestUsername"
+    await record(params=[ParamValue(url, "http://h:1/p", "xsd:string")])
+    found = [
+        ParamValue(url, None, None, writable=False),  # merged: the stored value stays
+        ParamValue(user, "knock", "xsd:string", writable=True),
+        ParamValue(user, "knock-2", "xsd:string", writable=True),  # the last of a path wins
+    ]
+    await store.record_provisioned(DEVICE, found, "knock-2", "s3cret", now)
+    target = await store.get_cr_target(DEVICE)
+    assert target == CrTarget(
+        DEVICE,
+        "knock-2",
+        "s3cret",
+        {"ConnectionRequestURL": "http://h:1/p", "ConnectionRequestUsername": "knock-2"},
+    )
+    stored = await store.get_parameters([DEVICE], [url, user])
+    assert [(p.path, p.value, p.type, p.writable) for p in stored[DEVICE]] == [
+        (url, "http://h:1/p", "xsd:string", False),
+        (user, "knock-2", "xsd:string", True),
+    ]
+    await store.record_provisioned(DEVICE, [], "knock-3", "pw-3", now)
+    target = await store.get_cr_target(DEVICE)
+    assert target is not None and (target.username, target.password) == ("knock-3", "pw-3")
+    # An unknown device: nothing stored, whether parameters were given or not.
+    for given in ([ParamValue(user, "x", "xsd:string")], []):
+        with pytest.raises(UnknownDeviceError, match="NOPE"):
+            await store.record_provisioned("NOPE", given, "a", "b", now)
+    assert await store.get_cr_target("NOPE") is None
 
 
 async def test_bootstrap_forgets_the_credentials(store: Store, record: Record) -> None:

@@ -504,7 +504,7 @@ class AcsService:
             self._cr_fixed,
             self._stun_offer,
             self._xmpp_offer,
-            lacks=await self._store.device_lacks(live.device_id),
+            lacks=frozenset() if target is None else target.lacks,
         )
 
     async def _remember_lacks(self, live: LiveSession, outcome: str | None) -> None:
@@ -535,8 +535,13 @@ class AcsService:
         live.provisioning = None
         device_id = live.device_id
         # What the device accepted is what it holds now: recorded at once, not at a re-read.
-        known = {p.path: p for p in step.seen} | {p.path: p for p in step.accepted}
-        await self._store.put_parameters(device_id, list(known.values()), _now())
+        known = list(({p.path: p for p in step.seen} | {p.path: p for p in step.accepted}).values())
+        if step.cr is None:
+            await self._store.put_parameters(device_id, known, _now())
+        else:
+            await self._store.record_provisioned(
+                device_id, known, step.cr.username, step.cr.password, _now()
+            )
         if step.xmpp_setup is not None:
             await self._store.record_xmpp_setup(
                 device_id, step.xmpp_setup, step.xmpp_detail or None, _now()
@@ -556,7 +561,6 @@ class AcsService:
                 getattr(event.rpc, "fault_code", type(event.rpc).__name__),
             )
             return None
-        await self._store.set_cr_credentials(device_id, step.cr.username, step.cr.password)
         if step.stun is not None:
             await self._store.set_stun_credentials(
                 device_id, step.stun.username, step.stun.password

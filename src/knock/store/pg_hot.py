@@ -29,6 +29,7 @@ SQL = hot_statements(_DIALECT)
 # PostgreSQL's alone: one statement where SQLite runs several (statements.py says why).
 _INFORM = compile_statement(statements.INFORM, _DIALECT)
 _CLAIM_OR_END = compile_statement(statements.CLAIM_OR_END, _DIALECT)
+_PROVISIONED = compile_statement(statements.PROVISIONED, _DIALECT)
 
 
 async def record_inform(
@@ -64,6 +65,21 @@ async def record_inform(
                 )
                 await write(conn, SQL.retry_task, retried)
     return int(session_id)
+
+
+async def record_provisioned(
+    conn: asyncpg.Connection, parameter_rows: list[dict[str, Any]], given: Mapping[str, Any]
+) -> int:
+    """Store.record_provisioned, one statement (`statements.PROVISIONED`); the devices it
+    updated (0 or 1)."""
+    arrays = {
+        "param_paths": [row["path"] for row in parameter_rows],
+        "param_values": [row["value"] for row in parameter_rows],
+        "param_types": [row["type"] for row in parameter_rows],
+        "param_writable": [row["writable"] for row in parameter_rows],
+    }
+    status = await conn.execute(_PROVISIONED.text, *_PROVISIONED.args({**given, **arrays}))
+    return int(status.rsplit(" ", 1)[1])
 
 
 async def advance_session(

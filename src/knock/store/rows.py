@@ -122,6 +122,7 @@ class CrTarget:
     management: dict[str, str] = field(default_factory=dict)
     stun_username: str | None = None
     stun_binding: tuple[str, int] | None = None  # the public address STUN saw last
+    lacks: frozenset[str] = frozenset()  # as Store.device_lacks
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,15 @@ def record_inform(
     return int(session_id)
 
 
+def record_provisioned(
+    conn: DBAPIConnection, parameter_rows: list[dict[str, Any]], given: Mapping[str, Any]
+) -> int:
+    """Store.record_provisioned's transaction; the devices it updated (0 or 1)."""
+    if parameter_rows:
+        write_many(conn, SQL.parameter_upsert, parameter_rows)
+    return write(conn, SQL.set_cr_credentials, given)
+
+
 def advance_session(
     conn: DBAPIConnection,
     done: TaskResult | None,

@@ -27,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.expression import BindParameter, ColumnElement
 
 from knock.store.schema import (
     devices,
@@ -56,8 +56,9 @@ DEVICE_LACKS = select(devices.c.lacks).where(devices.c.id == bindparam("device_i
 MANAGEMENT_SERVERS = ("Device.ManagementServer.", "InternetGatewayDevice.ManagementServer.")
 
 # Takes device_id. What a connection request needs, in one statement (one round trip): the
-# device's credentials and STUN binding, repeated on a row for each parameter under its
-# ManagementServer object (one row with path None if it has none, no row if no such device).
+# device's credentials, STUN binding and lacks (what provisioning must not ask, read with them
+# at a session's start), repeated on a row for each parameter under its ManagementServer object
+# (one row with path None if it has none, no row if no such device).
 CR_TARGET = (
     select(
         devices.c.cr_username,
@@ -65,6 +66,7 @@ CR_TARGET = (
         devices.c.stun_username,
         stun_bindings.c.host,
         stun_bindings.c.port,
+        devices.c.lacks,
         parameters.c.path,
         parameters.c.value,
     )
@@ -288,25 +290,10 @@ def _merging_parameters(
     )
 
 
-# PostgreSQL only: all an Inform writes, as one statement without BEGIN and COMMIT, one round
-# trip where a transaction of its statements took five. It upserts the device (its columns by
-# name, as device_upsert takes them) and the Inform's parameters, given as arrays
-# (param_paths, param_values, param_types, param_writable; param_at); with `bootstrap` true it
-# drops the device's other parameters and replaces those it reports instead of merging them
-# (as DROP_PARAMETERS before the upsert would: the rows the two touch are apart, which one
-# statement needs). It ends the device's open sessions (SUPERSEDE_SESSIONS: on one snapshot it
-# cannot see the new one) and opens its new session (opening_at, opening_events,
-# opening_version). Sub-statements share one snapshot, and foreign keys are checked when the
-# statement ends, so a new device's parameters and session stand. Returns the new session's
-# id, how many sessions it superseded, and whether the device had a task running when the
-# statement began: if either, the caller settles the device's tasks running in ended sessions
-# (RUNNING_OF_DEVICE, `TaskRetry`) in a transaction of its own, whose fresh snapshot also sees
-# a claim that committed meanwhile. A crash in between leaves them running in an ended
-# session; the device's next Inform sees them and settles them then, as SQLite's path looks
-# at every Inform.
-def _inform_cte() -> Select[Any]:
-    bootstrap = bindparam("bootstrap", type_=Boolean)
-    device = device_upsert("postgresql").values({n: bindparam(n) for n in DEVICE_UPSERT_COLUMNS})
+def _parameters_of_arrays() -> tuple[BindParameter[Any], postgresql.Insert]:
+    """PostgreSQL: an INSERT of the parameters given as arrays (param_paths, param_values,
+    param_types, param_writable; param_at) for device `id`, one row per path; and the paths'
+    array."""
     paths = bindparam("param_paths", type_=ARRAY(parameters.c.path.type))
     reported = (
         func.unnest(
@@ -329,6 +316,29 @@ def _inform_cte() -> Select[Any]:
             bindparam("param_at", type_=parameters.c.timestamp.type),
         ),
     )
+    return paths, stored
+
+
+# PostgreSQL only: all an Inform writes, as one statement without BEGIN and COMMIT, one round
+# trip where a transaction of its statements took five. It upserts the device (its columns by
+# name, as device_upsert takes them) and the Inform's parameters, given as arrays
+# (param_paths, param_values, param_types, param_writable; param_at); with `bootstrap` true it
+# drops the device's other parameters and replaces those it reports instead of merging them
+# (as DROP_PARAMETERS before the upsert would: the rows the two touch are apart, which one
+# statement needs). It ends the device's open sessions (SUPERSEDE_SESSIONS: on one snapshot it
+# cannot see the new one) and opens its new session (opening_at, opening_events,
+# opening_version). Sub-statements share one snapshot, and foreign keys are checked when the
+# statement ends, so a new device's parameters and session stand. Returns the new session's
+# id, how many sessions it superseded, and whether the device had a task running when the
+# statement began: if either, the caller settles the device's tasks running in ended sessions
+# (RUNNING_OF_DEVICE, `TaskRetry`) in a transaction of its own, whose fresh snapshot also sees
+# a claim that committed meanwhile. A crash in between leaves them running in an ended
+# session; the device's next Inform sees them and settles them then, as SQLite's path looks
+# at every Inform.
+def _inform_cte() -> Select[Any]:
+    bootstrap = bindparam("bootstrap", type_=Boolean)
+    device = device_upsert("postgresql").values({n: bindparam(n) for n in DEVICE_UPSERT_COLUMNS})
+    paths, stored = _parameters_of_arrays()
     dropped = delete(parameters).where(
         parameters.c.device_id == bindparam("id"),
         bootstrap,
@@ -420,3 +430,14 @@ def first_wins_insert(dialect_name: str, table: Table) -> Insert:
 
 
 INFORM = _inform_cte()
+
+# PostgreSQL only: what a device's provisioning found, as one statement without BEGIN and COMMIT
+# where put_parameters and SET_CR_CREDENTIALS took a round trip each: the parameters (arrays,
+# as INFORM takes them, one row per path) merged as Store.put_parameters merges them, and the
+# device's connection-request credentials (new_cr_username, new_cr_password) set. Takes id.
+PROVISIONED = (
+    update(devices)
+    .where(devices.c.id == bindparam("id"))
+    .values(cr_username=bindparam("new_cr_username"), cr_password=bindparam("new_cr_password"))
+    .add_cte(_merging_parameters(_parameters_of_arrays()[1]).cte("provisioned"))
+)

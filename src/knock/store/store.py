@@ -457,6 +457,31 @@ class Store:
         if not updated:
             raise UnknownDeviceError(device_id, "store connection-request credentials")
 
+    async def record_provisioned(
+        self,
+        device_id: str,
+        params: Sequence[ParamValue],
+        username: str,
+        password: str,
+        now: datetime,
+    ) -> None:
+        """What provisioning found, at once: `put_parameters` and `set_cr_credentials`; one
+        statement on PostgreSQL, one transaction on SQLite."""
+        rows = _parameter_rows(device_id, params, now)
+        given = {
+            "id": device_id,
+            "device_id": device_id,
+            "new_cr_username": username,
+            "new_cr_password": password,
+            "param_at": now,
+        }
+        with _known_device(device_id, "store what provisioning found"):
+            updated = await self._on_driver(
+                pg_hot.record_provisioned, sqlite_hot.record_provisioned, rows, given
+            )
+        if not updated:
+            raise UnknownDeviceError(device_id, "store connection-request credentials")
+
     async def set_stun_credentials(self, device_id: str, username: str, password: str) -> None:
         """Remember the STUN credentials the ACS set on the device (TR-111)."""
         updated = await self._db.run_statement(
@@ -573,13 +598,15 @@ class Store:
         return None if row is None else XmppAccountRow(**row._mapping)
 
     async def get_cr_target(self, device_id: str) -> CrTarget | None:
-        """The credentials and ManagementServer parameters a connection request needs."""
+        """The credentials and ManagementServer parameters a connection request needs, and what
+        the device lacks (one read for a session's provisioning)."""
         rows = await self._on_driver(
             pg_hot.fetch, sqlite_hot.fetch, self._hot.cr_target, {"device_id": device_id}
         )
         if not rows:
             return None
-        cr_username, cr_password, stun_username, host, port = rows[0][:5]
+        first = self._hot.cr_target.row(rows[0])
+        host = first["host"]
         management = {}
         for *_, path, value in rows:
             if path is None:  # the device has no ManagementServer parameter
@@ -587,8 +614,16 @@ class Store:
             leaf = path.split(".ManagementServer.", 1)[1]
             if "." not in leaf and value is not None:  # leaves only, not ManageableDevice.{i}.
                 management[leaf] = value
-        binding = None if host is None else (host, int(port))
-        return CrTarget(device_id, cr_username, cr_password, management, stun_username, binding)
+        binding = None if host is None else (host, int(first["port"]))
+        return CrTarget(
+            device_id,
+            first["cr_username"],
+            first["cr_password"],
+            management,
+            first["stun_username"],
+            binding,
+            frozenset(first["lacks"] or ()),
+        )
 
     async def _on_driver(
         self,
