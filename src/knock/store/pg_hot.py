@@ -43,10 +43,7 @@ async def record_inform(
     informing = {
         **rec.device_row(),
         "bootstrap": rec.bootstrap,
-        "param_paths": [row["path"] for row in parameter_rows],
-        "param_values": [row["value"] for row in parameter_rows],
-        "param_types": [row["type"] for row in parameter_rows],
-        "param_writable": [row["writable"] for row in parameter_rows],
+        **_parameter_arrays(parameter_rows),
         "param_at": rec.now,
         "informing_device": rec.device_id,
         "superseded_at": rec.now,
@@ -72,14 +69,19 @@ async def record_provisioned(
 ) -> int:
     """Store.record_provisioned, one statement (`statements.PROVISIONED`); the devices it
     updated (0 or 1)."""
-    arrays = {
+    arrays = _parameter_arrays(parameter_rows)
+    status = await conn.execute(_PROVISIONED.text, *_PROVISIONED.args({**given, **arrays}))
+    return int(status.rsplit(" ", 1)[1])
+
+
+def _parameter_arrays(parameter_rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Parameter rows as the column arrays `statements.INFORM` and `PROVISIONED` unnest."""
+    return {
         "param_paths": [row["path"] for row in parameter_rows],
         "param_values": [row["value"] for row in parameter_rows],
         "param_types": [row["type"] for row in parameter_rows],
         "param_writable": [row["writable"] for row in parameter_rows],
     }
-    status = await conn.execute(_PROVISIONED.text, *_PROVISIONED.args({**given, **arrays}))
-    return int(status.rsplit(" ", 1)[1])
 
 
 async def advance_session(
