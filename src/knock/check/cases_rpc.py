@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from knock.check.cases import CaseFn
-from knock.check.context import CheckContext
+from knock.check.context import CheckContext, gpv
 from knock.check.per_method import per_method
 from knock.store.rows import TaskRow
 from knock.vocab import TaskStatus
@@ -66,10 +66,6 @@ def fault_of(ctx: CheckContext, done: TaskRow, code: str, why: str) -> None:
 
 def gpn(path: str, next_level: bool) -> dict[str, Any]:
     return {"name": "getParameterNames", "objectName": path, "nextLevel": next_level}
-
-
-def gpv(*names: str) -> dict[str, Any]:
-    return {"name": "getParameterValues", "parameterNames": list(names)}
 
 
 @rpc(

@@ -15,11 +15,10 @@ from knock.check.cases_rpc import (
     NO_SUCH_LEAF,
     fault_of,
     faulted,
-    gpv,
     ok,
     rpc,
 )
-from knock.check.context import CheckContext
+from knock.check.context import CheckContext, gpv
 from knock.check.verdict import CaseFailed
 from knock.notify import Arrival
 from knock.store.rows import TaskRow

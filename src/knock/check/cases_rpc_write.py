@@ -7,8 +7,8 @@ from __future__ import annotations
 import secrets
 from typing import Any, Final
 
-from knock.check.cases_rpc import INVALID_PARAMETER_NAME, fault_of, gpn, gpv, ok, rpc
-from knock.check.context import CheckContext
+from knock.check.cases_rpc import INVALID_PARAMETER_NAME, fault_of, gpn, ok, rpc
+from knock.check.context import CheckContext, gpv
 from knock.store.rows import TaskRow
 from knock.vocab import TaskStatus
 

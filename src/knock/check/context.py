@@ -380,7 +380,7 @@ class CheckContext:
     async def read(self, *names: str) -> dict[str, str]:
         """The values of *names* as the device gives them now (GetParameterValues in a
         session); fails the case when the device faults."""
-        done = await self.run_task(_gpv(names))
+        done = await self.run_task(gpv(*names))
         self._taken(done, GPV, names)
         return _values(done)
 
@@ -391,7 +391,7 @@ class CheckContext:
     async def change(self, values: Mapping[str, str]) -> Callable[[CheckContext], Awaitable[None]]:
         """`set_values` after reading what the device holds, both in one session (one
         connection request, one rate-limit wait); returns what sets that back."""
-        got, done = await self.run_tasks([_gpv(values), _spv(values)])
+        got, done = await self.run_tasks([gpv(*values), _spv(values)])
         if got.status == TaskStatus.FAULTED and done.status != TaskStatus.FAULTED:
             self.note("the values were set after the read that failed: they cannot be set back")
         self._taken(got, GPV, values)
@@ -738,7 +738,8 @@ class Watch:
         return self.endings[session]
 
 
-def _gpv(names: Iterable[str]) -> dict[str, Any]:
+def gpv(*names: str) -> dict[str, Any]:
+    """The task reading *names* (full paths, or partial ones ending in a dot)."""
     return {"name": "getParameterValues", "parameterNames": list(names)}
 
 
